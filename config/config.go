@@ -1,0 +1,263 @@
+package config
+
+import (
+	"time"
+)
+
+// Defaults applied by Load to fields the YAML leaves unset.
+const (
+	DefaultListen              = ":8080"
+	DefaultAdminListen         = ":9090"
+	DefaultShutdownGrace       = 30 * time.Second
+	DefaultDialTimeout         = 5 * time.Second
+	DefaultResponseTimeout     = 30 * time.Second
+	DefaultMaxBodyBytes        = 10 << 20 // 10 MiB
+	DefaultMaxIdleConns        = 256
+	DefaultClockSkew           = 30 * time.Second
+	DefaultIssuerTimeout       = 5 * time.Second
+	DefaultJWKSRefreshCooldown = 30 * time.Second
+	DefaultCacheMaxEntries     = 100_000
+	DefaultCacheMaxTTL         = 5 * time.Minute
+	DefaultNegativeTTL         = 10 * time.Second
+	DefaultRetryAfter          = 5 * time.Second
+	DefaultIdentityPrefix      = "X-Auth-"
+	DefaultRealm               = "tokengate"
+	AuthClientSecretBasic      = "client_secret_basic"
+	AuthClientSecretPost       = "client_secret_post"
+)
+
+// DefaultAlgorithms is the JWT signature algorithm allow-list used when an
+// issuer sets none: asymmetric algorithms only. HMAC ("HS*") and "none" are
+// never accepted with keys from a JWKS.
+var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Config is the whole tokengate configuration file.
+type Config struct {
+	// Listen is the public address webhook senders reach. Default ":8080".
+	Listen string `yaml:"listen"`
+	// AdminListen serves /healthz, /readyz and /metrics. Default ":9090".
+	// It must differ from Listen.
+	AdminListen string `yaml:"admin_listen"`
+	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
+	// Default 30s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// Realm is the realm named in WWW-Authenticate. Default "tokengate".
+	Realm string `yaml:"realm"`
+	// RetryAfter is the Retry-After sent with 503 when an identity provider
+	// cannot be reached. Default 5s.
+	RetryAfter Duration `yaml:"retry_after"`
+
+	Upstream      Upstream       `yaml:"upstream"`
+	Issuers       []Issuer       `yaml:"issuers"`
+	Cache         Cache          `yaml:"cache"`
+	Routes        []Route        `yaml:"routes"`
+	Headers       Headers        `yaml:"headers"`
+	TokenEndpoint *TokenEndpoint `yaml:"token_endpoint"`
+
+	lines map[string]int // YAML path → line, for messages
+}
+
+// Upstream is the receiver tokengate forwards authorized requests to. In YAML
+// it is either a URL string or a mapping with the fields below.
+type Upstream struct {
+	// URL of the receiver, http or https. Required.
+	URL string `yaml:"url"`
+	// DialTimeout bounds connecting to the receiver. Default 5s.
+	DialTimeout Duration `yaml:"dial_timeout"`
+	// ResponseTimeout bounds waiting for the receiver's response headers
+	// after the request was sent; past it the sender gets 504. Default 30s.
+	ResponseTimeout Duration `yaml:"response_timeout"`
+	// MaxBodySize is the largest request body forwarded, in bytes ("10MiB"
+	// style suffixes accepted); larger bodies get 413. Default 10 MiB.
+	MaxBodySize ByteSize `yaml:"max_body_size"`
+	// MaxIdleConns is the idle connection pool kept to the receiver.
+	// Default 256.
+	MaxIdleConns int `yaml:"max_idle_conns"`
+}
+
+// Issuer is one identity provider whose tokens tokengate accepts: either a
+// JWT issuer (keys from OIDC discovery or jwks_url) or, with Introspection
+// set, an RFC 7662 introspection endpoint for opaque tokens.
+type Issuer struct {
+	// Name is how routes refer to this issuer. Required, unique.
+	Name string `yaml:"name"`
+	// Issuer is the exact "iss" value of the tokens. For a JWT issuer
+	// without JWKSURL, OIDC discovery runs against it. For an introspection
+	// issuer it is optional; when set, the response's "iss" must equal it.
+	Issuer string `yaml:"issuer"`
+	// JWKSURL skips discovery and fetches keys from this URL.
+	JWKSURL string `yaml:"jwks_url"`
+	// Audiences accepted in "aud"; a token must name at least one.
+	// Required for JWT issuers unless InsecureSkipAudienceCheck is set.
+	Audiences []string `yaml:"audiences"`
+	// InsecureSkipAudienceCheck accepts tokens for any audience. It MUST NOT
+	// be used when the issuer also issues tokens for other services.
+	InsecureSkipAudienceCheck bool `yaml:"insecure_skip_audience_check"`
+	// Algorithms allowed for signatures. Default: DefaultAlgorithms.
+	Algorithms []string `yaml:"algorithms"`
+	// ClockSkew tolerated on exp, nbf and iat. Default 30s.
+	ClockSkew *Duration `yaml:"clock_skew"`
+	// RequiredType, when set, must equal the JWT header "typ"
+	// (compared case-insensitively, "application/" prefix optional),
+	// e.g. "at+jwt" for RFC 9068 access tokens.
+	RequiredType string `yaml:"required_type"`
+	// Timeout bounds discovery and JWKS requests. Default 5s.
+	Timeout Duration `yaml:"timeout"`
+	// JWKSRefreshCooldown is the least time between two JWKS fetches
+	// caused by an unknown "kid". Default 30s.
+	JWKSRefreshCooldown Duration `yaml:"jwks_refresh_cooldown"`
+	// Introspection makes this an RFC 7662 issuer for opaque tokens.
+	Introspection *Introspection `yaml:"introspection"`
+}
+
+// IsIntrospection reports whether the issuer verifies by RFC 7662.
+func (i *Issuer) IsIntrospection() bool { return i.Introspection != nil }
+
+// Introspection configures an RFC 7662 token introspection endpoint.
+type Introspection struct {
+	// URL of the introspection endpoint. Required.
+	URL string `yaml:"url"`
+	// ClientID tokengate authenticates with. Required.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret tokengate authenticates with; prefer ${ENV} or
+	// ClientSecretFile.
+	ClientSecret string `yaml:"client_secret"`
+	// ClientSecretFile is read at load into ClientSecret (trailing newline
+	// trimmed).
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// AuthMethod is "client_secret_basic" (default) or "client_secret_post".
+	AuthMethod string `yaml:"auth_method"`
+	// Timeout bounds one introspection call. Default 5s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Cache configures the verification cache shared by all issuers.
+type Cache struct {
+	// MaxEntries is the number of verified tokens kept. Default 100000.
+	MaxEntries int `yaml:"max_entries"`
+	// MaxTTL caps how long a verification is reused; an entry never
+	// outlives its token's exp either. Default 5m.
+	MaxTTL Duration `yaml:"max_ttl"`
+	// NegativeTTL is how long a token an introspection endpoint called
+	// inactive is remembered as such. Default 10s; "0s" disables it.
+	NegativeTTL *Duration `yaml:"negative_ttl"`
+	// NegativeMaxEntries bounds that separate, smaller cache.
+	// Default MaxEntries/10.
+	NegativeMaxEntries int `yaml:"negative_max_entries"`
+}
+
+// Route is one path (or prefix) tokengate forwards, and what it requires.
+// Routes are matched in order; the first match wins.
+type Route struct {
+	// Name appears in logs and metrics. Default: the path or prefix.
+	Name string `yaml:"name"`
+	// Path matches exactly one cleaned path. One of Path and PathPrefix.
+	Path string `yaml:"path"`
+	// PathPrefix matches the path and everything below it, on segment
+	// boundaries ("/hooks" matches "/hooks/a", not "/hooksx").
+	PathPrefix string `yaml:"path_prefix"`
+	// Methods allowed; empty means any.
+	Methods []string `yaml:"methods"`
+	// Host, when set, must equal the request's host (port ignored).
+	Host string `yaml:"host"`
+	// Public routes need no token. Identity headers are still stripped.
+	Public bool `yaml:"public"`
+	// Require is the policy a verified token must meet.
+	Require Require `yaml:"require"`
+	// KeepAuthorization overrides Headers.KeepAuthorization for this route.
+	KeepAuthorization *bool `yaml:"keep_authorization"`
+}
+
+// Require is a route's token policy.
+type Require struct {
+	// Issuers whose tokens are accepted; empty means any configured issuer.
+	Issuers []string `yaml:"issuers"`
+	// Scopes that must all be granted.
+	Scopes []string `yaml:"scopes"`
+	// AnyScopes of which at least one must be granted.
+	AnyScopes []string `yaml:"any_scopes"`
+	// Claims that must equal the given value (for an array claim: contain it).
+	Claims map[string]string `yaml:"claims"`
+}
+
+// Headers configures what tokengate tells the receiver about the caller.
+type Headers struct {
+	// IdentityPrefix is the header namespace tokengate owns: every header
+	// with this prefix sent by a client is removed. Default "X-Auth-".
+	IdentityPrefix string `yaml:"identity_prefix"`
+	// Identity lists the identity headers set: subject, client_id, scope,
+	// issuer. Default all four, named Prefix+"Subject", "Client-Id",
+	// "Scope", "Issuer".
+	Identity []string `yaml:"identity"`
+	// Claims maps a claim name to a header suffix, e.g. {tenant: Tenant}
+	// sets X-Auth-Tenant.
+	Claims map[string]string `yaml:"claims"`
+	// KeepAuthorization forwards the Authorization header. Default false.
+	KeepAuthorization bool `yaml:"keep_authorization"`
+}
+
+// Identity header names understood in Headers.Identity.
+const (
+	IdentitySubject  = "subject"
+	IdentityClientID = "client_id"
+	IdentityScope    = "scope"
+	IdentityIssuer   = "issuer"
+)
+
+// TokenEndpoint makes tokengate the senders' Token URL (client_credentials).
+type TokenEndpoint struct {
+	// Name is how routes refer to tokens issued here. Default "local".
+	Name string `yaml:"name"`
+	// Issuer is the "iss" of issued tokens, normally the public base URL.
+	Issuer string `yaml:"issuer"`
+	// Path of the token endpoint. Default "/oauth2/token".
+	Path string `yaml:"path"`
+	// Audience put in "aud". Default: Issuer.
+	Audience string `yaml:"audience"`
+	// Algorithm "ES256" (default) or "RS256"; used for a generated key.
+	Algorithm string `yaml:"algorithm"`
+	// SigningKeyFiles are PEM private keys; the first signs, all are
+	// published. Empty: a key is generated at start (tokens die with the
+	// process; replicas disagree).
+	SigningKeyFiles []string `yaml:"signing_key_files"`
+	// TokenTTL is the lifetime of issued tokens. Default 1h.
+	TokenTTL Duration `yaml:"token_ttl"`
+	// Clients allowed to obtain tokens.
+	Clients []Client `yaml:"clients"`
+	// RateLimit bounds token requests.
+	RateLimit RateLimit `yaml:"rate_limit"`
+	// MaxConcurrentHashChecks caps simultaneous bcrypt comparisons.
+	// Default 2.
+	MaxConcurrentHashChecks int `yaml:"max_concurrent_hash_checks"`
+}
+
+// Client is one sender allowed to use the token endpoint.
+type Client struct {
+	// ClientID the sender presents. Required, unique.
+	ClientID string `yaml:"client_id"`
+	// ClientSecretHash is the bcrypt hash of the secret.
+	ClientSecretHash string `yaml:"client_secret_hash"`
+	// ClientSecretHashFile is read at load into ClientSecretHash.
+	ClientSecretHashFile string `yaml:"client_secret_hash_file"`
+	// ClientSecret is refused by validation: plain secrets never live in
+	// the config. It exists so the error can say so.
+	ClientSecret string `yaml:"client_secret"`
+	// Scopes the client may be granted.
+	Scopes []string `yaml:"scopes"`
+	// DefaultScopes granted when the request names none. Default: Scopes.
+	DefaultScopes []string `yaml:"default_scopes"`
+	// TokenTTL overrides TokenEndpoint.TokenTTL for this client.
+	TokenTTL Duration `yaml:"token_ttl"`
+}
+
+// RateLimit configures token-bucket limits on the token endpoint.
+type RateLimit struct {
+	// PerClient requests per second per client id. Default 5.
+	PerClient float64 `yaml:"per_client"`
+	// PerClientBurst default 10.
+	PerClientBurst int `yaml:"per_client_burst"`
+	// PerIP requests per second per client address. Default 10.
+	PerIP float64 `yaml:"per_ip"`
+	// PerIPBurst default 20.
+	PerIPBurst int `yaml:"per_ip_burst"`
+}

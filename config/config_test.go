@@ -1,0 +1,213 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const validYAML = `
+listen: ":8080"
+upstream: "http://127.0.0.1:9000"
+issuers:
+  - name: idp
+    issuer: https://idp.example.com/
+    audiences: [https://hooks.example.com]
+  - name: partner
+    introspection:
+      url: https://partner.example.com/introspect
+      client_id: tokengate
+      client_secret: ${SECRET}
+routes:
+  - path_prefix: /hooks/aftership
+    methods: [post]
+    require: { issuers: [idp], scopes: [webhooks:write] }
+  - path: /health
+    public: true
+`
+
+func env(kv ...string) Options {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return Options{LookupEnv: func(k string) (string, bool) { v, ok := m[k]; return v, ok }}
+}
+
+func TestParseValidAppliesDefaultsAndEnv(t *testing.T) {
+	cfg, err := Parse([]byte(validYAML), t.TempDir(), env("SECRET", "s3cr3t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Upstream.URL != "http://127.0.0.1:9000" {
+		t.Errorf("upstream url = %q", cfg.Upstream.URL)
+	}
+	if got := cfg.Issuers[1].Introspection.ClientSecret; got != "s3cr3t" {
+		t.Errorf("client_secret = %q, want expanded env", got)
+	}
+	if got := cfg.Issuers[1].Introspection.AuthMethod; got != AuthClientSecretBasic {
+		t.Errorf("auth_method default = %q", got)
+	}
+	if got := cfg.Issuers[0].ClockSkew.D(); got != DefaultClockSkew {
+		t.Errorf("clock skew default = %v", got)
+	}
+	if got := cfg.Issuers[0].Algorithms; len(got) != len(DefaultAlgorithms) {
+		t.Errorf("algorithms default = %v", got)
+	}
+	if cfg.Routes[0].Methods[0] != "POST" {
+		t.Errorf("methods not upper-cased: %v", cfg.Routes[0].Methods)
+	}
+	if cfg.Cache.MaxTTL.D() != DefaultCacheMaxTTL || cfg.Cache.NegativeTTL.D() != DefaultNegativeTTL {
+		t.Errorf("cache defaults: %+v", cfg.Cache)
+	}
+	if cfg.Upstream.MaxBodySize != DefaultMaxBodyBytes {
+		t.Errorf("max body default = %d", cfg.Upstream.MaxBodySize)
+	}
+}
+
+type errCase struct {
+	name string
+	yaml string
+	want []string // each must appear in the error
+}
+
+func (c errCase) run(t *testing.T) {
+	t.Helper()
+	_, err := Parse([]byte(c.yaml), t.TempDir(), env("SECRET", "x"))
+	if err == nil {
+		t.Fatalf("no error, want %q", c.want)
+	}
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %T is not *config.Error: %v", err, err)
+	}
+	for _, w := range c.want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not contain %q:\n%v", w, err)
+		}
+	}
+}
+
+func TestValidationErrorsNameTheirPath(t *testing.T) {
+	base := "upstream: http://127.0.0.1:9000\n"
+	idp := "issuers:\n  - name: idp\n    issuer: https://idp.example.com/\n    audiences: [a]\n"
+	route := "routes:\n  - path: /hooks\n"
+	cases := []errCase{
+		{"unknown top key", base + idp + route + "listn: ':1'\n", []string{"listn: unknown field \"listn\"", "did you mean \"listen\"", "(line 8)"}},
+		{"unknown nested key", base + "issuers:\n  - name: idp\n    issuer: https://i/\n    audiences: [a]\n    audience: b\n" + route, []string{"issuers[0].audience: unknown field", "(line 6)"}},
+		{"unknown issuer in route", base + idp + "routes:\n  - path: /a\n  - path: /b\n  - path: /c\n    require: { issuers: [idp2] }\n", []string{`routes[2].require.issuers: unknown issuer "idp2"`}},
+		{"missing upstream", idp + route, []string{"upstream.url: required"}},
+		{"bad upstream", "upstream: ftp://x\n" + idp + route, []string{"upstream.url: must be an absolute http or https URL"}},
+		{"no routes", base + idp, []string{"routes: at least one route"}},
+		{"path and prefix", base + idp + "routes:\n  - path: /a\n    path_prefix: /b\n", []string{"routes[0]: set only one of path and path_prefix"}},
+		{"unclean path", base + idp + "routes:\n  - path_prefix: /hooks/../admin\n", []string{"routes[0].path_prefix: must be a clean path"}},
+		{"relative path", base + idp + "routes:\n  - path: hooks\n", []string{"routes[0].path: must start with /"}},
+		{"public with require", base + idp + "routes:\n  - path: /a\n    public: true\n    require: { scopes: [x] }\n", []string{"routes[0].require: a public route needs no token"}},
+		{"no audience", base + "issuers:\n  - name: idp\n    issuer: https://i/\n" + route, []string{"issuers[0].audiences: required"}},
+		{"hs256 allowed", base + "issuers:\n  - name: idp\n    issuer: https://i/\n    audiences: [a]\n    algorithms: [RS256, HS256, none]\n" + route, []string{"issuers[0].algorithms: HS256 is a shared-secret algorithm", `issuers[0].algorithms: "none" is never accepted`}},
+		{"duplicate issuer", base + idp + "  - name: idp\n    issuer: https://j/\n    audiences: [a]\n" + route, []string{`issuers[1].name: duplicate issuer name "idp"`}},
+		{"jwt issuer without iss", base + "issuers:\n  - name: idp\n    jwks_url: https://i/jwks\n    audiences: [a]\n" + route, []string{"issuers[0].issuer: required for a JWT issuer"}},
+		{"introspection incomplete", base + "issuers:\n  - name: p\n    introspection: { url: 'not a url', auth_method: digest }\n" + route, []string{"issuers[0].introspection.url: must be an absolute https URL", "issuers[0].introspection.client_id: required", "issuers[0].introspection.client_secret: required", "issuers[0].introspection.auth_method: must be"}},
+		{"two introspection issuers", base + "issuers:\n  - name: p\n    introspection: { url: 'https://p/i', client_id: a, client_secret: b }\n  - name: q\n    introspection: { url: 'https://q/i', client_id: a, client_secret: b }\n" + route, []string{"issuers[1]: only one introspection issuer"}},
+		{"bad duration", base + idp + route + "shutdown_grace: 30\n", []string{"shutdown_grace: invalid duration \"30\""}},
+		{"bad int", base + idp + route + "cache: { max_entries: lots }\n", []string{"cache.max_entries: expected an integer"}},
+		{"bad bool", base + idp + "routes:\n  - path: /a\n    public: maybe\n", []string{"routes[0].public: expected true or false"}},
+		{"unset env", base + idp + route + "listen: ${NOPE}\n", []string{"listen: environment variable NOPE is not set"}},
+		{"same admin port", base + idp + route + "listen: ':9090'\n", []string{"admin_listen: must differ from listen"}},
+		{"bad size", idp + route + "upstream: { url: 'http://x', max_body_size: 10 parsecs }\n", []string{"upstream.max_body_size: invalid size"}},
+		{"list where mapping", base + idp + "routes: { path: /a }\n", []string{"routes: expected a list"}},
+		{"plain client secret", base + idp + route + "token_endpoint:\n  issuer: https://h/\n  clients:\n    - client_id: aftership\n      client_secret: hunter2\n      scopes: [a]\n", []string{"token_endpoint.clients[0].client_secret: plain-text secrets are refused", "token_endpoint.clients[0].client_secret_hash: required"}},
+		{"not bcrypt", base + idp + route + "token_endpoint:\n  issuer: https://h/\n  clients:\n    - client_id: a\n      client_secret_hash: abc\n      scopes: [s]\n      default_scopes: [t]\n", []string{"client_secret_hash: not a bcrypt hash", `token_endpoint.clients[0].default_scopes: "t" is not in scopes`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, c.run)
+	}
+}
+
+func TestEveryErrorReportedAtOnce(t *testing.T) {
+	y := `
+upstream: ftp://nope
+issuers:
+  - name: idp
+    issuer: not-a-url
+    bogus: 1
+routes:
+  - path: /a
+    require: { issuers: [idp2] }
+`
+	_, err := Parse([]byte(y), t.TempDir(), env())
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("want *Error, got %v", err)
+	}
+	if len(ce.Errs) < 5 {
+		t.Fatalf("want at least 5 problems, got %d:\n%v", len(ce.Errs), err)
+	}
+	for _, w := range []string{"issuers[0].bogus", "upstream.url", "issuers[0].issuer", "issuers[0].audiences", `routes[0].require.issuers: unknown issuer "idp2"`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+}
+
+func TestSecretFileIndirection(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "secret"), []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := `
+upstream: http://u
+issuers:
+  - name: p
+    introspection: { url: https://p/i, client_id: a, client_secret_file: secret }
+routes: [{ path: /a }]
+`
+	cfg, err := Parse([]byte(y), dir, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Issuers[0].Introspection.ClientSecret; got != "from-file" {
+		t.Fatalf("secret = %q", got)
+	}
+	_, err = Parse([]byte(strings.Replace(y, "client_secret_file: secret", "client_secret_file: missing", 1)), dir, env())
+	if err == nil || !strings.Contains(err.Error(), "issuers[0].introspection.client_secret_file") {
+		t.Fatalf("missing file error = %v", err)
+	}
+}
+
+func TestEnvExpansionCannotInjectYAML(t *testing.T) {
+	y := "upstream: ${UP}\nissuers: [{name: idp, issuer: 'https://i/', audiences: [a]}]\nroutes: [{ path: /a }]\n"
+	cfg, err := Parse([]byte(y), t.TempDir(), env("UP", "http://u\nroutes: []"))
+	if err == nil {
+		t.Fatalf("a newline in an env value became config: %+v", cfg.Upstream)
+	}
+	cfg, err = Parse([]byte(y), t.TempDir(), env("UP", "http://u:1"))
+	if err != nil || cfg.Upstream.URL != "http://u:1" || len(cfg.Routes) != 1 {
+		t.Fatalf("cfg=%+v err=%v", cfg, err)
+	}
+}
+
+func TestDurationsAndSizes(t *testing.T) {
+	y := `
+upstream: { url: http://u, max_body_size: 2MiB, response_timeout: 1m30s, dial_timeout: "${DT:-2s}" }
+issuers: [{name: idp, issuer: 'https://i/', audiences: [a], clock_skew: 0s}]
+cache: { negative_ttl: 0s }
+routes: [{ path: /a }]
+`
+	cfg, err := Parse([]byte(y), t.TempDir(), env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Upstream.MaxBodySize != 2<<20 || cfg.Upstream.ResponseTimeout.D() != 90*time.Second || cfg.Upstream.DialTimeout.D() != 2*time.Second {
+		t.Errorf("upstream = %+v", cfg.Upstream)
+	}
+	if cfg.Issuers[0].ClockSkew.D() != 0 {
+		t.Errorf("explicit zero skew replaced by default: %v", cfg.Issuers[0].ClockSkew.D())
+	}
+	if cfg.Cache.NegativeTTL.D() != 0 {
+		t.Errorf("explicit zero negative ttl replaced by default")
+	}
+}

@@ -1,0 +1,180 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxFileSize bounds the configuration file and every *_file it names.
+const MaxFileSize = 1 << 20
+
+// Options changes where Load looks things up; the zero value uses the
+// process environment and the file system.
+type Options struct {
+	// LookupEnv resolves ${VAR}; default os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// Load reads, decodes, resolves and validates the configuration at path.
+// The error, if any, lists every problem found, each with its YAML path.
+func Load(path string, opts Options) (*Config, error) {
+	data, err := readSmallFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, filepath.Dir(path), opts)
+}
+
+// Parse is Load for bytes already read; relative *_file paths are resolved
+// against dir.
+func Parse(data []byte, dir string, opts Options) (*Config, error) {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if root.Kind == 0 {
+		return nil, errors.New("config: the file is empty")
+	}
+	d := &decoder{lookup: opts.LookupEnv, lines: map[string]int{}}
+	cfg := &Config{}
+	d.decode("", &root, reflectValue(cfg))
+	errs := d.errs
+	cfg.lines = d.lines
+	errs = append(errs, cfg.resolveFiles(dir)...)
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, &Error{Errs: flatten(errs)}
+	}
+	return cfg, nil
+}
+
+// Error is every problem Load found. Its message has one problem per line.
+type Error struct {
+	Errs []error
+}
+
+// Error lists every problem, one per line.
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "config: %d problem(s):", len(e.Errs))
+	for _, err := range e.Errs {
+		b.WriteString("\n  ")
+		b.WriteString(err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap gives errors.Is and errors.As every problem.
+func (e *Error) Unwrap() []error { return e.Errs }
+
+func flatten(errs []error) []error {
+	var out []error
+	for _, err := range errs {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			out = append(out, flatten(j.Unwrap())...)
+			continue
+		}
+		out = append(out, err)
+	}
+	return out
+}
+
+// resolveFiles reads every *_file field into the field it stands for.
+func (c *Config) resolveFiles(dir string) []error {
+	var errs []error
+	read := func(path, file string, dst *string, trim bool) {
+		if file == "" {
+			return
+		}
+		if *dst != "" {
+			errs = append(errs, c.fieldErr(path, "set only one of %s and %s_file", lastKey(path), lastKey(path)))
+			return
+		}
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(dir, file)
+		}
+		b, err := readSmallFile(file)
+		if err != nil {
+			errs = append(errs, c.fieldErr(path+"_file", "%v", err))
+			return
+		}
+		s := string(b)
+		if trim {
+			s = strings.TrimRight(s, "\r\n")
+		}
+		if s == "" {
+			errs = append(errs, c.fieldErr(path+"_file", "file %s is empty", file))
+			return
+		}
+		*dst = s
+	}
+	for i := range c.Issuers {
+		if in := c.Issuers[i].Introspection; in != nil {
+			read(fmt.Sprintf("issuers[%d].introspection.client_secret", i), in.ClientSecretFile, &in.ClientSecret, true)
+		}
+	}
+	if te := c.TokenEndpoint; te != nil {
+		for i := range te.Clients {
+			cl := &te.Clients[i]
+			read(fmt.Sprintf("token_endpoint.clients[%d].client_secret_hash", i), cl.ClientSecretHashFile, &cl.ClientSecretHash, true)
+		}
+		for i, f := range te.SigningKeyFiles {
+			if f != "" && !filepath.IsAbs(f) {
+				te.SigningKeyFiles[i] = filepath.Join(dir, f)
+			}
+		}
+	}
+	return errs
+}
+
+func lastKey(path string) string {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[i+1:]
+	}
+	return path
+}
+
+func readSmallFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, MaxFileSize)
+	}
+	return b, nil
+}
+
+func reflectValue(c *Config) reflect.Value { return reflect.ValueOf(c).Elem() }
+
+// fieldErr makes a FieldError for path, with the line the YAML gave it.
+func (c *Config) fieldErr(path, format string, args ...any) error {
+	line := c.lines[path]
+	for p := path; line == 0 && p != ""; {
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+		line = c.lines[p]
+	}
+	return &FieldError{Path: path, Line: line, Msg: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,433 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Token endpoint defaults.
+const (
+	DefaultTokenEndpointName = "local"
+	DefaultTokenPath         = "/oauth2/token"
+	DefaultTokenAlgorithm    = "ES256"
+	DefaultTokenTTL          = time.Hour
+	DefaultPerClientRate     = 5
+	DefaultPerClientBurst    = 10
+	DefaultPerIPRate         = 10
+	DefaultPerIPBurst        = 20
+	DefaultMaxHashChecks     = 2
+)
+
+var (
+	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	tokenRE  = regexp.MustCompile(`^[!#$%&'*+\-.^_` + "`" + `|~0-9A-Za-z]+$`) // RFC 9110 token
+	scopeRE  = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)            // RFC 6749 §3.3 scope-token
+	symmetric = map[string]bool{"HS256": true, "HS384": true, "HS512": true}
+)
+
+// applyDefaults fills every unset field with its documented default.
+func (c *Config) applyDefaults() {
+	setStr(&c.Listen, DefaultListen)
+	setStr(&c.AdminListen, DefaultAdminListen)
+	setStr(&c.Realm, DefaultRealm)
+	setDur(&c.ShutdownGrace, DefaultShutdownGrace)
+	setDur(&c.RetryAfter, DefaultRetryAfter)
+	u := &c.Upstream
+	setDur(&u.DialTimeout, DefaultDialTimeout)
+	setDur(&u.ResponseTimeout, DefaultResponseTimeout)
+	if u.MaxBodySize == 0 {
+		u.MaxBodySize = DefaultMaxBodyBytes
+	}
+	if u.MaxIdleConns == 0 {
+		u.MaxIdleConns = DefaultMaxIdleConns
+	}
+	for i := range c.Issuers {
+		is := &c.Issuers[i]
+		if len(is.Algorithms) == 0 {
+			is.Algorithms = slices.Clone(DefaultAlgorithms)
+		}
+		if is.ClockSkew == nil {
+			d := Duration(DefaultClockSkew)
+			is.ClockSkew = &d
+		}
+		setDur(&is.Timeout, DefaultIssuerTimeout)
+		setDur(&is.JWKSRefreshCooldown, DefaultJWKSRefreshCooldown)
+		if in := is.Introspection; in != nil {
+			setStr(&in.AuthMethod, AuthClientSecretBasic)
+			setDur(&in.Timeout, DefaultIssuerTimeout)
+		}
+	}
+	if c.Cache.MaxEntries == 0 {
+		c.Cache.MaxEntries = DefaultCacheMaxEntries
+	}
+	setDur(&c.Cache.MaxTTL, DefaultCacheMaxTTL)
+	if c.Cache.NegativeTTL == nil {
+		d := Duration(DefaultNegativeTTL)
+		c.Cache.NegativeTTL = &d
+	}
+	if c.Cache.NegativeMaxEntries == 0 {
+		c.Cache.NegativeMaxEntries = max(c.Cache.MaxEntries/10, 1)
+	}
+	setStr(&c.Headers.IdentityPrefix, DefaultIdentityPrefix)
+	if c.Headers.Identity == nil {
+		c.Headers.Identity = []string{IdentitySubject, IdentityClientID, IdentityScope, IdentityIssuer}
+	}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		for j, m := range r.Methods {
+			r.Methods[j] = strings.ToUpper(m)
+		}
+		if r.Name == "" {
+			r.Name = r.Path + r.PathPrefix
+		}
+	}
+	if te := c.TokenEndpoint; te != nil {
+		setStr(&te.Name, DefaultTokenEndpointName)
+		setStr(&te.Path, DefaultTokenPath)
+		setStr(&te.Algorithm, DefaultTokenAlgorithm)
+		setStr(&te.Audience, te.Issuer)
+		setDur(&te.TokenTTL, DefaultTokenTTL)
+		rl := &te.RateLimit
+		if rl.PerClient == 0 {
+			rl.PerClient = DefaultPerClientRate
+		}
+		if rl.PerClientBurst == 0 {
+			rl.PerClientBurst = DefaultPerClientBurst
+		}
+		if rl.PerIP == 0 {
+			rl.PerIP = DefaultPerIPRate
+		}
+		if rl.PerIPBurst == 0 {
+			rl.PerIPBurst = DefaultPerIPBurst
+		}
+		if te.MaxConcurrentHashChecks == 0 {
+			te.MaxConcurrentHashChecks = DefaultMaxHashChecks
+		}
+		for i := range te.Clients {
+			cl := &te.Clients[i]
+			if cl.DefaultScopes == nil {
+				cl.DefaultScopes = slices.Clone(cl.Scopes)
+			}
+		}
+	}
+}
+
+func setStr(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setDur(p *Duration, v time.Duration) {
+	if *p == 0 {
+		*p = Duration(v)
+	}
+}
+
+// IssuerNames returns every name a route may require: the configured
+// issuers and, when enabled, the embedded token endpoint.
+func (c *Config) IssuerNames() []string {
+	var names []string
+	for _, is := range c.Issuers {
+		names = append(names, is.Name)
+	}
+	if c.TokenEndpoint != nil {
+		names = append(names, c.TokenEndpoint.Name)
+	}
+	return names
+}
+
+// Validate checks a defaulted configuration and returns every problem at
+// once (errors.Join of *FieldError). It reads no files and opens no
+// connections.
+func (c *Config) Validate() error {
+	v := &validator{c: c}
+	v.top()
+	v.upstream()
+	v.issuers()
+	v.cache()
+	v.headers()
+	v.tokenEndpoint()
+	v.routes()
+	return errors.Join(v.errs...)
+}
+
+type validator struct {
+	c    *Config
+	errs []error
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, v.c.fieldErr(path, format, args...))
+}
+
+func (v *validator) top() {
+	if _, _, err := net.SplitHostPort(v.c.Listen); err != nil {
+		v.add("listen", "invalid address %q: %v", v.c.Listen, err)
+	}
+	if _, _, err := net.SplitHostPort(v.c.AdminListen); err != nil {
+		v.add("admin_listen", "invalid address %q: %v", v.c.AdminListen, err)
+	}
+	if v.c.AdminListen == v.c.Listen {
+		v.add("admin_listen", "must differ from listen: health and metrics never share the public port")
+	}
+	if strings.ContainsAny(v.c.Realm, "\"\\") {
+		v.add("realm", "must not contain quotes or backslashes")
+	}
+}
+
+func (v *validator) upstream() {
+	u := v.c.Upstream
+	if u.URL == "" {
+		v.add("upstream.url", "required: the receiver's URL, e.g. http://127.0.0.1:9000")
+	} else if pu, err := url.Parse(u.URL); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+		v.add("upstream.url", "must be an absolute http or https URL, got %q", u.URL)
+	} else if pu.RawQuery != "" || pu.Fragment != "" {
+		v.add("upstream.url", "must not carry a query or fragment")
+	}
+	if u.MaxIdleConns < 0 {
+		v.add("upstream.max_idle_conns", "must not be negative")
+	}
+}
+
+func (v *validator) issuers() {
+	seen := map[string]bool{}
+	introspectors := 0
+	for i, is := range v.c.Issuers {
+		p := fmt.Sprintf("issuers[%d]", i)
+		switch {
+		case is.Name == "":
+			v.add(p+".name", "required")
+		case !nameRE.MatchString(is.Name):
+			v.add(p+".name", "%q: use letters, digits, '.', '_' and '-'", is.Name)
+		case seen[is.Name]:
+			v.add(p+".name", "duplicate issuer name %q", is.Name)
+		}
+		seen[is.Name] = true
+		if is.Issuer != "" {
+			v.checkURL(p+".issuer", is.Issuer)
+		}
+		if is.IsIntrospection() {
+			introspectors++
+			if introspectors == 2 {
+				v.add(p, "only one introspection issuer may be configured: an opaque token names no issuer, so tokengate would send every sender's token to every introspection endpoint")
+			}
+			v.introspection(p+".introspection", is)
+			continue
+		}
+		if is.Issuer == "" {
+			v.add(p+".issuer", "required for a JWT issuer: the exact \"iss\" of its tokens")
+		}
+		if is.JWKSURL != "" {
+			v.checkURL(p+".jwks_url", is.JWKSURL)
+		}
+		if len(is.Audiences) == 0 && !is.InsecureSkipAudienceCheck {
+			v.add(p+".audiences", "required: list the audiences tokens must name (or set insecure_skip_audience_check: true to accept any)")
+		}
+		if len(is.Audiences) > 0 && is.InsecureSkipAudienceCheck {
+			v.add(p+".insecure_skip_audience_check", "cannot be combined with audiences")
+		}
+		for _, alg := range is.Algorithms {
+			switch {
+			case alg == "none" || strings.EqualFold(alg, "none"):
+				v.add(p+".algorithms", "\"none\" is never accepted")
+			case symmetric[alg]:
+				v.add(p+".algorithms", "%s is a shared-secret algorithm and cannot be verified with JWKS public keys", alg)
+			case !slices.Contains(DefaultAlgorithms, alg):
+				v.add(p+".algorithms", "unknown algorithm %q (allowed: %s)", alg, strings.Join(DefaultAlgorithms, ", "))
+			}
+		}
+	}
+}
+
+func (v *validator) introspection(p string, is Issuer) {
+	in := is.Introspection
+	if in.URL == "" {
+		v.add(p+".url", "required")
+	} else {
+		v.checkURL(p+".url", in.URL)
+	}
+	if in.ClientID == "" {
+		v.add(p+".client_id", "required")
+	}
+	if in.ClientSecret == "" {
+		v.add(p+".client_secret", "required (use ${ENV} or client_secret_file)")
+	}
+	if in.AuthMethod != AuthClientSecretBasic && in.AuthMethod != AuthClientSecretPost {
+		v.add(p+".auth_method", "must be %s or %s, got %q", AuthClientSecretBasic, AuthClientSecretPost, in.AuthMethod)
+	}
+	if is.JWKSURL != "" {
+		v.add(strings.TrimSuffix(p, ".introspection")+".jwks_url", "not used by an introspection issuer")
+	}
+}
+
+func (v *validator) checkURL(p, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		v.add(p, "must be an absolute https URL, got %q", raw)
+	}
+}
+
+func (v *validator) cache() {
+	c := v.c.Cache
+	if c.MaxEntries < 0 {
+		v.add("cache.max_entries", "must not be negative")
+	}
+	if c.NegativeMaxEntries < 0 {
+		v.add("cache.negative_max_entries", "must not be negative")
+	}
+}
+
+func (v *validator) headers() {
+	h := v.c.Headers
+	if !tokenRE.MatchString(h.IdentityPrefix) {
+		v.add("headers.identity_prefix", "%q is not a valid header name prefix", h.IdentityPrefix)
+	}
+	for _, id := range h.Identity {
+		switch id {
+		case IdentitySubject, IdentityClientID, IdentityScope, IdentityIssuer:
+		default:
+			v.add("headers.identity", "unknown identity header %q (use subject, client_id, scope, issuer)", id)
+		}
+	}
+	for claim, suffix := range h.Claims {
+		if claim == "" || !tokenRE.MatchString(suffix) {
+			v.add("headers.claims."+claim, "header suffix %q is not a valid header name", suffix)
+		}
+	}
+}
+
+func (v *validator) routes() {
+	if len(v.c.Routes) == 0 {
+		v.add("routes", "at least one route is required: tokengate denies every path no route names")
+	}
+	names := v.c.IssuerNames()
+	for i, r := range v.c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		switch {
+		case r.Path != "" && r.PathPrefix != "":
+			v.add(p, "set only one of path and path_prefix")
+		case r.Path == "" && r.PathPrefix == "":
+			v.add(p, "one of path or path_prefix is required")
+		}
+		for key, val := range map[string]string{"path": r.Path, "path_prefix": r.PathPrefix} {
+			if val == "" {
+				continue
+			}
+			if !strings.HasPrefix(val, "/") {
+				v.add(p+"."+key, "must start with /, got %q", val)
+			} else if c := path.Clean(val); c != val && c+"/" != val {
+				v.add(p+"."+key, "must be a clean path (%q, not %q)", c, val)
+			}
+		}
+		for _, m := range r.Methods {
+			if !tokenRE.MatchString(m) {
+				v.add(p+".methods", "invalid method %q", m)
+			}
+		}
+		if r.Host != "" && strings.ContainsAny(r.Host, "/ ") {
+			v.add(p+".host", "invalid host %q", r.Host)
+		}
+		req := r.Require
+		if r.Public {
+			if len(req.Issuers)+len(req.Scopes)+len(req.AnyScopes)+len(req.Claims) > 0 {
+				v.add(p+".require", "a public route needs no token, so it cannot require anything")
+			}
+			continue
+		}
+		if len(names) == 0 {
+			v.add(p, "needs a token but no issuer or token_endpoint is configured")
+		}
+		for _, name := range req.Issuers {
+			if !slices.Contains(names, name) {
+				v.add(p+".require.issuers", "unknown issuer %q", name)
+			}
+		}
+		for _, s := range append(slices.Clone(req.Scopes), req.AnyScopes...) {
+			if !scopeRE.MatchString(s) {
+				v.add(p+".require.scopes", "invalid scope %q", s)
+			}
+		}
+		for k := range req.Claims {
+			if k == "" {
+				v.add(p+".require.claims", "empty claim name")
+			}
+		}
+	}
+}
+
+func (v *validator) tokenEndpoint() {
+	te := v.c.TokenEndpoint
+	if te == nil {
+		return
+	}
+	const p = "token_endpoint"
+	if !nameRE.MatchString(te.Name) {
+		v.add(p+".name", "%q: use letters, digits, '.', '_' and '-'", te.Name)
+	}
+	for _, is := range v.c.Issuers {
+		if is.Name == te.Name {
+			v.add(p+".name", "%q is also the name of a configured issuer", te.Name)
+		}
+	}
+	if te.Issuer == "" {
+		v.add(p+".issuer", "required: the public base URL senders reach, e.g. https://hooks.example.com")
+	} else {
+		v.checkURL(p+".issuer", te.Issuer)
+	}
+	if !strings.HasPrefix(te.Path, "/") {
+		v.add(p+".path", "must start with /")
+	}
+	if te.Algorithm != "ES256" && te.Algorithm != "RS256" {
+		v.add(p+".algorithm", "must be ES256 or RS256, got %q", te.Algorithm)
+	}
+	if te.MaxConcurrentHashChecks < 0 {
+		v.add(p+".max_concurrent_hash_checks", "must not be negative")
+	}
+	if len(te.Clients) == 0 {
+		v.add(p+".clients", "at least one client is required (create one with: tokengate new-client NAME)")
+	}
+	ids := map[string]bool{}
+	for i, cl := range te.Clients {
+		cp := fmt.Sprintf("%s.clients[%d]", p, i)
+		switch {
+		case cl.ClientID == "":
+			v.add(cp+".client_id", "required")
+		case strings.ContainsAny(cl.ClientID, ":\x00") || strings.TrimSpace(cl.ClientID) != cl.ClientID:
+			v.add(cp+".client_id", "must not contain ':' or surrounding spaces")
+		case ids[cl.ClientID]:
+			v.add(cp+".client_id", "duplicate client %q", cl.ClientID)
+		}
+		ids[cl.ClientID] = true
+		if cl.ClientSecret != "" {
+			v.add(cp+".client_secret", "plain-text secrets are refused; store its bcrypt hash in client_secret_hash (tokengate hash-secret)")
+		}
+		if cl.ClientSecretHash == "" {
+			v.add(cp+".client_secret_hash", "required (tokengate hash-secret prints one)")
+		} else if _, err := bcrypt.Cost([]byte(cl.ClientSecretHash)); err != nil {
+			v.add(cp+".client_secret_hash", "not a bcrypt hash: %v", err)
+		}
+		if len(cl.Scopes) == 0 {
+			v.add(cp+".scopes", "at least one scope is required")
+		}
+		for _, s := range cl.Scopes {
+			if !scopeRE.MatchString(s) {
+				v.add(cp+".scopes", "invalid scope %q", s)
+			}
+		}
+		for _, s := range cl.DefaultScopes {
+			if !slices.Contains(cl.Scopes, s) {
+				v.add(cp+".default_scopes", "%q is not in scopes", s)
+			}
+		}
+	}
+}
