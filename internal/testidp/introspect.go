@@ -1,0 +1,115 @@
+package testidp
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Introspector is an RFC 7662 endpoint on loopback. It authenticates its
+// caller (Basic or form), answers from a table of tokens, and counts calls.
+type Introspector struct {
+	Server       *httptest.Server
+	ClientID     string
+	ClientSecret string
+
+	mu     sync.Mutex
+	tokens map[string]map[string]any
+	calls  atomic.Int64
+	status atomic.Int32 // non-zero: answer with this status
+	delay  atomic.Int64
+	seen   atomic.Value // last form, for assertions
+}
+
+// NewIntrospector starts an endpoint that accepts client "tokengate" with
+// secret "s3cr:et/+" (characters that need RFC 6749 form-encoding).
+func NewIntrospector() *Introspector {
+	in := &Introspector{ClientID: "tokengate", ClientSecret: "s3cr:et/+", tokens: map[string]map[string]any{}}
+	in.Server = httptest.NewServer(http.HandlerFunc(in.serve))
+	return in
+}
+
+// Close stops the server.
+func (in *Introspector) Close() { in.Server.Close() }
+
+// URL of the endpoint.
+func (in *Introspector) URL() string { return in.Server.URL + "/introspect" }
+
+// Add makes token active with the given claims ("active" is added).
+func (in *Introspector) Add(token string, claims map[string]any) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.tokens[token] = claims
+}
+
+// ActiveClaims returns typical claims for an active token.
+func ActiveClaims(scope string, ttl time.Duration) map[string]any {
+	return map[string]any{
+		"scope": scope, "client_id": "partner", "sub": "partner",
+		"exp": time.Now().Add(ttl).Unix(), "iss": "https://partner.example",
+		"aud": "https://hooks.example.com",
+	}
+}
+
+// Calls counts introspection requests.
+func (in *Introspector) Calls() int64 { return in.calls.Load() }
+
+// SetStatus makes every answer this status (0: normal answers).
+func (in *Introspector) SetStatus(code int) { in.status.Store(int32(code)) }
+
+// SetDelay slows every answer.
+func (in *Introspector) SetDelay(d time.Duration) { in.delay.Store(int64(d)) }
+
+// LastForm is the last request's form (including client credentials when
+// sent in the body).
+func (in *Introspector) LastForm() url.Values {
+	v, _ := in.seen.Load().(url.Values)
+	return v
+}
+
+func (in *Introspector) serve(w http.ResponseWriter, r *http.Request) {
+	in.calls.Add(1)
+	if d := time.Duration(in.delay.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if code := in.status.Load(); code != 0 {
+		http.Error(w, "failing", int(code))
+		return
+	}
+	if r.Method != http.MethodPost || r.ParseForm() != nil {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	in.seen.Store(r.PostForm)
+	id, secret, ok := r.BasicAuth()
+	if ok {
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+	} else {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if id != in.ClientID || secret != in.ClientSecret {
+		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+		return
+	}
+	in.mu.Lock()
+	claims, ok := in.tokens[r.PostForm.Get("token")]
+	in.mu.Unlock()
+	out := map[string]any{"active": false}
+	if ok {
+		out = map[string]any{"active": true}
+		for k, v := range claims {
+			out[k] = v
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}

@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/tokengate/tokengate/verifier"
+)
+
+// Errors the handler raises; status() maps each, and the verifier's, to
+// one HTTP answer. This is the only place a status is chosen for an error.
+var (
+	errNoRoute           = errors.New("no route")
+	errNoCredentials     = errors.New("no bearer token")
+	errMalformed         = errors.New("malformed request")
+	errTokenInQuery      = errors.New("access_token in the query string")
+	errEncodedSlash      = errors.New("encoded slash or backslash in path")
+	errWrongIssuer       = errors.New("token from an issuer this route does not accept")
+	errInsufficientScope = errors.New("insufficient scope")
+	errTooLarge          = errors.New("request body too large")
+	errUpstreamTimeout   = errors.New("upstream timeout")
+	errUpstream          = errors.New("upstream unreachable")
+	errClientGone        = errors.New("client went away")
+)
+
+// Decisions recorded in access logs and metrics.
+const (
+	DecisionAllow       = "allow"
+	DecisionPublic      = "public"
+	DecisionNoRoute     = "no_route"
+	DecisionNoToken     = "no_token"
+	DecisionBadRequest  = "bad_request"
+	DecisionInvalid     = "invalid_token"
+	DecisionForbidden   = "insufficient_scope"
+	DecisionUnavailable = "unavailable"
+	DecisionError       = "error"
+)
+
+// answer is how one error is told to the sender.
+type answer struct {
+	status   int
+	code     string // RFC 6750 / RFC 6749 error code, "" for none
+	desc     string
+	decision string
+	bearer   bool // send a WWW-Authenticate: Bearer challenge
+}
+
+// classify maps an error to its answer.
+func classify(err error) answer {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, errNoRoute):
+		return answer{http.StatusNotFound, "not_found", "no route for this method and path", DecisionNoRoute, false}
+	case errors.Is(err, errNoCredentials):
+		return answer{http.StatusUnauthorized, "", "a bearer token is required", DecisionNoToken, true}
+	case errors.Is(err, errMalformed), errors.Is(err, errTokenInQuery), errors.Is(err, errEncodedSlash):
+		return answer{http.StatusBadRequest, "invalid_request", describe(err), DecisionBadRequest, true}
+	case errors.Is(err, errWrongIssuer):
+		return answer{http.StatusUnauthorized, "invalid_token", "token not accepted on this route", DecisionInvalid, true}
+	case errors.Is(err, errInsufficientScope):
+		return answer{http.StatusForbidden, "insufficient_scope", "the token does not grant what this route requires", DecisionForbidden, true}
+	case errors.Is(err, verifier.ErrUnavailable):
+		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "the token cannot be checked right now; retry later", DecisionUnavailable, false}
+	case errors.Is(err, verifier.ErrInvalidToken):
+		desc := verifier.Reason(err)
+		if desc == "" {
+			desc = "invalid token"
+		}
+		return answer{http.StatusUnauthorized, "invalid_token", desc, DecisionInvalid, true}
+	case errors.Is(err, errTooLarge), errors.As(err, &mbe):
+		return answer{http.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than allowed", DecisionError, false}
+	case errors.Is(err, errUpstreamTimeout):
+		return answer{http.StatusGatewayTimeout, "upstream_timeout", "the receiver did not answer in time", DecisionError, false}
+	case errors.Is(err, errClientGone):
+		return answer{499, "", "", DecisionError, false}
+	default:
+		return answer{http.StatusBadGateway, "upstream_unavailable", "the receiver cannot be reached", DecisionError, false}
+	}
+}
+
+// describe is the text after the sentinel, e.g. "more than one
+// Authorization header"; sentinels themselves describe fixed cases.
+func describe(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, ": "); i >= 0 && errors.Is(err, errMalformed) {
+		return s[i+2:]
+	}
+	return s
+}
+
+// upstreamError turns a transport error into one of ours.
+func upstreamError(err error) error {
+	var ne net.Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return errTooLarge
+	case errors.Is(err, context.Canceled):
+		return errClientGone
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return errUpstreamTimeout
+	default:
+		return errUpstream
+	}
+}
+
+// writeAnswer renders an answer: RFC 6750 challenge and a JSON body that
+// never echoes the token.
+func (h *Handler) writeAnswer(w http.ResponseWriter, a answer, r *route) {
+	if a.status == 499 {
+		return
+	}
+	hd := w.Header()
+	if a.bearer {
+		var b strings.Builder
+		b.WriteString(`Bearer realm="`)
+		b.WriteString(h.realm)
+		b.WriteByte('"')
+		if a.code != "" {
+			b.WriteString(`, error="`)
+			b.WriteString(a.code)
+			b.WriteString(`", error_description="`)
+			b.WriteString(quotable(a.desc))
+			b.WriteByte('"')
+		}
+		if a.status == http.StatusForbidden && r != nil && r.scopeHint != "" {
+			b.WriteString(`, scope="`)
+			b.WriteString(quotable(r.scopeHint))
+			b.WriteByte('"')
+		}
+		hd.Set("WWW-Authenticate", b.String())
+	}
+	if a.status == http.StatusServiceUnavailable {
+		hd.Set("Retry-After", h.retryAfter)
+	}
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(a.status)
+	code := a.code
+	if code == "" {
+		code = "unauthorized"
+	}
+	body, _ := json.Marshal(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+	}{code, a.desc})
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// quotable keeps only the characters RFC 6750 §3 allows inside
+// error_description and scope: %x20-21 / %x23-5B / %x5D-7E.
+func quotable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == 0x20 || r == 0x21 || (r >= 0x23 && r <= 0x5B) || (r >= 0x5D && r <= 0x7E) {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+func retryAfterValue(seconds float64) string {
+	return strconv.Itoa(max(int(seconds+0.5), 1))
+}

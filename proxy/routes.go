@@ -1,0 +1,143 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/verifier"
+)
+
+// route is a compiled config.Route: everything the hot path needs, decided
+// once at load.
+type route struct {
+	name      string
+	exact     string // match this cleaned path exactly, or
+	prefix    string // this path and everything below it ("/" = all)
+	methods   []string
+	host      string
+	public    bool
+	issuers   []string // nil: any
+	scopes    []string
+	anyScopes []string
+	claims    map[string]string
+	keepAuth  bool
+	scopeHint string // the scope parameter of a 403 challenge
+}
+
+func compileRoutes(cfg *config.Config) []*route {
+	out := make([]*route, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		keep := cfg.Headers.KeepAuthorization
+		if r.KeepAuthorization != nil {
+			keep = *r.KeepAuthorization
+		}
+		cr := &route{
+			name: r.Name, exact: r.Path, methods: r.Methods, host: strings.ToLower(r.Host),
+			public: r.Public, issuers: r.Require.Issuers, scopes: r.Require.Scopes,
+			anyScopes: r.Require.AnyScopes, claims: r.Require.Claims, keepAuth: keep,
+		}
+		if r.PathPrefix != "" {
+			cr.prefix = r.PathPrefix
+			if cr.prefix != "/" {
+				cr.prefix = strings.TrimSuffix(cr.prefix, "/")
+			}
+		}
+		hint := slices.Clone(r.Require.Scopes)
+		if len(hint) == 0 {
+			hint = r.Require.AnyScopes
+		}
+		cr.scopeHint = strings.Join(hint, " ")
+		out = append(out, cr)
+	}
+	return out
+}
+
+// match returns the first route for method, host and the cleaned path.
+func match(routes []*route, method, host, cleaned string) *route {
+	for _, r := range routes {
+		if r.host != "" && !strings.EqualFold(r.host, hostOnly(host)) {
+			continue
+		}
+		if r.exact != "" && cleaned != r.exact {
+			continue
+		}
+		if r.prefix != "" && r.prefix != "/" && cleaned != r.prefix && !strings.HasPrefix(cleaned, r.prefix+"/") {
+			continue
+		}
+		if len(r.methods) > 0 && !slices.Contains(r.methods, method) {
+			continue
+		}
+		return r
+	}
+	return nil
+}
+
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}
+
+// cleanPath resolves "." and ".." and repeated slashes in an already
+// percent-decoded path, keeping a trailing slash. The result is both what
+// routes match and what is forwarded.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if c != "/" && strings.HasSuffix(p, "/") {
+		c += "/"
+	}
+	return c
+}
+
+// allow applies the route's policy to a verified principal. The result of
+// a verification is cached; this decision never is.
+func (r *route) allow(p *verifier.Principal) error {
+	if r.issuers != nil && !slices.Contains(r.issuers, p.Source) {
+		return errWrongIssuer
+	}
+	for _, s := range r.scopes {
+		if !p.HasScope(s) {
+			return fmt.Errorf("%w: scope %q not granted", errInsufficientScope, s)
+		}
+	}
+	if len(r.anyScopes) > 0 && !slices.ContainsFunc(r.anyScopes, p.HasScope) {
+		return fmt.Errorf("%w: none of the scopes %q granted", errInsufficientScope, r.anyScopes)
+	}
+	for k, want := range r.claims {
+		if !claimEquals(p.Claims[k], want) {
+			return fmt.Errorf("%w: claim %q does not match", errInsufficientScope, k)
+		}
+	}
+	return nil
+}
+
+// claimEquals compares a claim with a configured string: strings and
+// numbers by their text, booleans as "true"/"false", lists by membership.
+func claimEquals(v any, want string) bool {
+	switch x := v.(type) {
+	case string:
+		return x == want
+	case json.Number:
+		return x.String() == want
+	case float64:
+		return fmt.Sprint(x) == want
+	case bool:
+		return (x && want == "true") || (!x && want == "false")
+	case []any:
+		for _, e := range x {
+			if claimEquals(e, want) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,170 @@
+package verifier
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// CacheOptions configures a Cache.
+type CacheOptions struct {
+	// MaxEntries bounds the verified-token cache. Required (> 0).
+	MaxEntries int
+	// MaxTTL caps how long a verification is reused. An entry never
+	// outlives its token's expiry either. Required (> 0).
+	MaxTTL time.Duration
+	// NegativeTTL is how long an identity provider's rejection (an
+	// inactive introspection answer) is remembered; 0 disables it. Local
+	// rejections (bad signature, bad format) are never cached: they are
+	// cheap to repeat, and caching them would let a flood of random tokens
+	// evict valid entries.
+	NegativeTTL time.Duration
+	// NegativeMaxEntries bounds the separate rejection cache.
+	NegativeMaxEntries int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// CacheStats are cumulative counters, safe to read at any time.
+type CacheStats struct {
+	Hits, Misses, NegativeHits, Evictions, Verifications uint64
+}
+
+// Cache puts a verification cache in front of another Verifier. Entries are
+// keyed by the SHA-256 of the token (the token itself is never stored) and
+// concurrent misses of one token are merged into one verification.
+type Cache struct {
+	next    Verifier
+	pos     *lru.Cache[[32]byte, entry]
+	neg     *lru.Cache[[32]byte, time.Time]
+	sf      singleflight.Group
+	maxTTL  time.Duration
+	negTTL  time.Duration
+	now     func() time.Time
+	hits    atomic.Uint64
+	misses  atomic.Uint64
+	negHits atomic.Uint64
+	evicted atomic.Uint64
+	calls   atomic.Uint64
+}
+
+type entry struct {
+	p       *Principal
+	expires time.Time
+}
+
+var _ Verifier = (*Cache)(nil)
+
+// NewCache wraps next. It starts no goroutine.
+func NewCache(next Verifier, o CacheOptions) (*Cache, error) {
+	if o.MaxEntries <= 0 || o.MaxTTL <= 0 {
+		return nil, errors.New("verifier: cache needs MaxEntries and MaxTTL above zero")
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c := &Cache{next: next, maxTTL: o.MaxTTL, negTTL: o.NegativeTTL, now: o.Now}
+	var err error
+	c.pos, err = lru.NewWithEvict(o.MaxEntries, func([32]byte, entry) { c.evicted.Add(1) })
+	if err != nil {
+		return nil, err
+	}
+	if o.NegativeTTL > 0 {
+		if c.neg, err = lru.New[[32]byte, time.Time](max(o.NegativeMaxEntries, 1)); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Key returns the cache key of a token: its SHA-256.
+func Key(token string) [32]byte {
+	// The conversion shares the string's bytes (Sum256 neither keeps nor
+	// changes them), so a cache hit does not copy the token.
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+}
+
+// Verify answers from the cache or verifies once for all concurrent callers.
+func (c *Cache) Verify(ctx context.Context, token string) (*Principal, error) {
+	key := Key(token)
+	now := c.now()
+	if e, ok := c.pos.Get(key); ok {
+		if now.Before(e.expires) {
+			c.hits.Add(1)
+			return e.p, nil
+		}
+		c.pos.Remove(key)
+	}
+	if c.neg != nil {
+		if until, ok := c.neg.Get(key); ok {
+			if now.Before(until) {
+				c.negHits.Add(1)
+				return nil, &InvalidError{Reason: "token is not active"}
+			}
+			c.neg.Remove(key)
+		}
+	}
+	c.misses.Add(1)
+	ch := c.sf.DoChan(string(key[:]), func() (any, error) {
+		c.calls.Add(1)
+		// Detached from the first caller's cancellation: other callers wait
+		// on this result. The verifiers' own timeouts bound it.
+		p, err := c.next.Verify(context.WithoutCancel(ctx), token)
+		c.store(key, p, err)
+		return p, err
+	})
+	select {
+	case <-ctx.Done():
+		return nil, unavailable("cache", ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Principal), nil
+	}
+}
+
+// store records a result before the merged callers are released, so that a
+// burst cannot cause a second verification.
+func (c *Cache) store(key [32]byte, p *Principal, err error) {
+	now := c.now()
+	if err == nil {
+		exp := now.Add(c.maxTTL)
+		if !p.Expiry.IsZero() && p.Expiry.Before(exp) {
+			exp = p.Expiry
+		}
+		if exp.After(now) {
+			c.pos.Add(key, entry{p: p, expires: exp})
+		}
+		return
+	}
+	var ie *InvalidError
+	if c.neg != nil && errors.As(err, &ie) && ie.remote {
+		c.neg.Add(key, now.Add(c.negTTL))
+	}
+}
+
+// Len is the number of cached verifications.
+func (c *Cache) Len() int { return c.pos.Len() }
+
+// Stats returns the counters so far.
+func (c *Cache) Stats() CacheStats {
+	return CacheStats{
+		Hits: c.hits.Load(), Misses: c.misses.Load(), NegativeHits: c.negHits.Load(),
+		Evictions: c.evicted.Load(), Verifications: c.calls.Load(),
+	}
+}
+
+// Purge drops every entry.
+func (c *Cache) Purge() {
+	c.pos.Purge()
+	if c.neg != nil {
+		c.neg.Purge()
+	}
+}

@@ -1,0 +1,18 @@
+// Package verifier checks bearer tokens.
+//
+// A Verifier returns a *Principal, or an error that matches ErrInvalidToken
+// (the token is not acceptable: 401) or ErrUnavailable (an identity provider
+// could not be asked: 503). JWT verifies JWT access tokens of one issuer
+// through go-oidc with a RemoteKeySet that refetches only for unknown key
+// ids, at most once per cooldown; Introspection asks an RFC 7662 endpoint;
+// Set picks the issuer for a token; Cache remembers verifications by the
+// SHA-256 of the token and merges concurrent misses.
+//
+//	jwt, _ := verifier.NewJWT(verifier.JWTOptions{
+//		Name: "idp", Issuer: "https://idp.example.com/",
+//		Audiences: []string{"https://hooks.example.com"},
+//		Algorithms: []string{"RS256", "ES256"}, ClockSkew: 30 * time.Second,
+//	})
+//	v, _ := verifier.NewCache(jwt, verifier.CacheOptions{MaxEntries: 100000, MaxTTL: 5 * time.Minute})
+//	p, err := v.Verify(ctx, token)
+package verifier

@@ -1,0 +1,160 @@
+package verifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// MaxIntrospectionResponse bounds an introspection answer.
+const MaxIntrospectionResponse = 1 << 20
+
+// IntrospectionOptions configures an RFC 7662 issuer.
+type IntrospectionOptions struct {
+	// Name is the configured issuer name, reported as Principal.Source.
+	Name string
+	// URL of the introspection endpoint.
+	URL string
+	// ClientID and ClientSecret authenticate tokengate to the endpoint.
+	ClientID, ClientSecret string
+	// PostAuth sends the credentials in the form body
+	// (client_secret_post) instead of HTTP Basic (client_secret_basic).
+	PostAuth bool
+	// Issuer, when set, must equal the answer's "iss" if it has one.
+	Issuer string
+	// Audiences, when set, must intersect the answer's "aud".
+	Audiences []string
+	// Client makes the calls; its Timeout bounds one call.
+	Client *http.Client
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// OnCall, if set, is called after every call with its error.
+	OnCall func(err error)
+}
+
+// Introspection verifies opaque tokens by asking an RFC 7662 endpoint.
+type Introspection struct {
+	o    IntrospectionOptions
+	auth string // precomputed Basic header
+}
+
+var _ Verifier = (*Introspection)(nil)
+
+// NewIntrospection returns an introspection verifier.
+func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
+	if o.URL == "" || o.ClientID == "" {
+		return nil, errors.New("verifier: introspection needs a URL and a client id")
+	}
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 5 * time.Second}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	in := &Introspection{o: o}
+	if !o.PostAuth {
+		// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
+		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
+		req.SetBasicAuth(url.QueryEscape(o.ClientID), url.QueryEscape(o.ClientSecret))
+		in.auth = req.Header.Get("Authorization")
+	}
+	return in, nil
+}
+
+// Name is the configured issuer name.
+func (in *Introspection) Name() string { return in.o.Name }
+
+// introspectionResponse is RFC 7662 §2.2; times and audience are decoded
+// loosely into claims, like a JWT's.
+type introspectionResponse struct {
+	Active *bool `json:"active"`
+}
+
+// Verify asks the endpoint about token.
+func (in *Introspection) Verify(ctx context.Context, token string) (*Principal, error) {
+	if len(token) > MaxTokenSize {
+		return nil, invalid("token too large", nil)
+	}
+	p, err := in.call(ctx, token)
+	if in.o.OnCall != nil {
+		in.o.OnCall(err)
+	}
+	return p, err
+}
+
+func (in *Introspection) call(ctx context.Context, token string) (*Principal, error) {
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	if in.o.PostAuth {
+		form.Set("client_id", in.o.ClientID)
+		form.Set("client_secret", in.o.ClientSecret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.o.URL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, unavailable(in.o.Name, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if in.auth != "" {
+		req.Header.Set("Authorization", in.auth)
+	}
+	resp, err := in.o.Client.Do(req)
+	if err != nil {
+		return nil, unavailable(in.o.Name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxIntrospectionResponse+1))
+	if err != nil {
+		return nil, unavailable(in.o.Name, fmt.Errorf("reading introspection answer: %w", err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		// 5xx is an outage; 4xx means tokengate's own credentials or request
+		// were refused, which says nothing about the token: retry later.
+		return nil, unavailable(in.o.Name, fmt.Errorf("introspection answered %s", resp.Status))
+	}
+	if len(body) > MaxIntrospectionResponse {
+		return nil, unavailable(in.o.Name, errors.New("introspection answer too large"))
+	}
+	var head introspectionResponse
+	if err := json.Unmarshal(body, &head); err != nil || head.Active == nil {
+		return nil, unavailable(in.o.Name, errors.New("introspection answer is not an RFC 7662 JSON object"))
+	}
+	if !*head.Active {
+		return nil, &InvalidError{Reason: "token is not active", remote: true}
+	}
+	c, err := parseClaims(body)
+	if err != nil {
+		return nil, invalid("introspection answer has malformed claims", err)
+	}
+	now := in.o.Now()
+	if !c.expiry.IsZero() && !now.Before(c.expiry) {
+		return nil, invalid("token expired", nil)
+	}
+	if !c.notBefore.IsZero() && c.notBefore.After(now) {
+		return nil, invalid("token not yet valid", nil)
+	}
+	if in.o.Issuer != "" && c.issuer != "" && c.issuer != in.o.Issuer {
+		return nil, invalid("issuer not accepted", nil)
+	}
+	if len(in.o.Audiences) > 0 && !intersects(c.audience, in.o.Audiences) {
+		return nil, invalid("audience not accepted", nil)
+	}
+	delete(c.all, "active")
+	return c.principal(in.o.Name), nil
+}
+
+func intersects(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,295 @@
+package verifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
+)
+
+// MaxJWKSSize bounds a JWKS document.
+const MaxJWKSSize = 1 << 20
+
+// defaultMaxKeyAge is how long keys are used before a background refresh,
+// so a key the issuer withdrew stops being trusted.
+const defaultMaxKeyAge = 15 * time.Minute
+
+// errUnknownKey: no key with the token's kid, even after a refetch.
+var errUnknownKey = errors.New("no key with this kid")
+
+// RemoteKeySet is an oidc.KeySet backed by a JWKS URL. Unlike
+// oidc.RemoteKeySet it refetches only for a kid it does not know (never for
+// a bad signature with a known kid), at most once per cooldown, and it tells
+// the JWT verifier when a fetch failed so that "identity provider down"
+// becomes 503, not 401.
+type RemoteKeySet struct {
+	url      string
+	client   *http.Client
+	cooldown time.Duration
+	maxAge   time.Duration
+	now      func() time.Time
+	onFetch  func(err error)
+
+	sf singleflight.Group
+
+	mu        sync.RWMutex
+	byKID     map[string][]jose.JSONWebKey
+	all       []jose.JSONWebKey
+	fetched   time.Time // last successful fetch
+	attempted time.Time // last attempt
+	lastErr   error     // last attempt's error, nil after success
+}
+
+var _ oidc.KeySet = (*RemoteKeySet)(nil)
+
+// KeySetOptions configures a RemoteKeySet.
+type KeySetOptions struct {
+	// Client makes the requests; it should have a timeout. Default: a
+	// client with a 5s timeout.
+	Client *http.Client
+	// Cooldown is the least time between two fetches caused by unknown
+	// kids. A failed fetch may be retried after min(Cooldown, 5s).
+	Cooldown time.Duration
+	// MaxAge triggers a background refresh of keys older than this.
+	// Default 15m.
+	MaxAge time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// OnFetch, if set, is called after every fetch with its result.
+	OnFetch func(err error)
+}
+
+// NewRemoteKeySet returns a key set for url. It fetches nothing until asked.
+func NewRemoteKeySet(url string, o KeySetOptions) *RemoteKeySet {
+	if o.Client == nil {
+		o.Client = &http.Client{Timeout: 5 * time.Second}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = defaultMaxKeyAge
+	}
+	return &RemoteKeySet{url: url, client: o.Client, cooldown: o.Cooldown, maxAge: o.MaxAge, now: o.Now, onFetch: o.OnFetch}
+}
+
+type ctxKey int
+
+const (
+	parsedKey  ctxKey = iota // *jose.JSONWebSignature already parsed
+	outcomeKey               // *outcome filled by VerifySignature
+)
+
+// outcome carries what go-oidc's Verify would flatten into a string.
+type outcome struct {
+	unavailable error // a needed JWKS fetch failed
+	invalid     error // the signature did not verify, or the kid is unknown
+}
+
+// VerifySignature verifies jwt with the key named by its kid.
+func (k *RemoteKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	jws, _ := ctx.Value(parsedKey).(*jose.JSONWebSignature)
+	if jws == nil {
+		var err error
+		if jws, err = jose.ParseSigned(jwt, allJOSEAlgs); err != nil {
+			return nil, err
+		}
+	}
+	out, _ := ctx.Value(outcomeKey).(*outcome)
+	if out == nil {
+		out = &outcome{}
+	}
+	if len(jws.Signatures) != 1 {
+		out.invalid = errors.New("want exactly one signature")
+		return nil, out.invalid
+	}
+	hdr := jws.Signatures[0].Header
+	keys, err := k.keysFor(ctx, hdr.KeyID)
+	if err != nil {
+		if errors.Is(err, errUnknownKey) {
+			out.invalid = err
+		} else {
+			out.unavailable = err
+		}
+		return nil, err
+	}
+	for i := range keys {
+		if keys[i].Algorithm != "" && keys[i].Algorithm != hdr.Algorithm {
+			continue
+		}
+		if payload, err := jws.Verify(&keys[i]); err == nil {
+			return payload, nil
+		}
+	}
+	out.invalid = errors.New("signature does not verify")
+	return nil, out.invalid
+}
+
+// keysFor returns the keys that may have signed a token with kid, fetching
+// the JWKS when the kid is unknown and the cooldown allows it.
+func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
+	k.mu.RLock()
+	keys, lastErr, fetched, attempted := k.lookup(kid), k.lastErr, k.fetched, k.attempted
+	k.mu.RUnlock()
+	now := k.now()
+	if len(keys) > 0 {
+		if !fetched.IsZero() && now.Sub(fetched) > k.maxAge && now.Sub(attempted) > k.cooldown {
+			k.sf.DoChan("refresh", k.maybeFetch(ctx))
+		}
+		return keys, nil
+	}
+	if wait := k.wait(lastErr); !attempted.IsZero() && now.Sub(attempted) < wait {
+		if lastErr != nil {
+			return nil, fmt.Errorf("fetching keys: %w (retrying after %v)", lastErr, wait)
+		}
+		return nil, errUnknownKey
+	}
+	ch := k.sf.DoChan("refresh", k.maybeFetch(ctx))
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("fetching keys: %w", ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, fmt.Errorf("fetching keys: %w", r.Err)
+		}
+	}
+	k.mu.RLock()
+	keys = k.lookup(kid)
+	k.mu.RUnlock()
+	if len(keys) == 0 {
+		return nil, errUnknownKey
+	}
+	return keys, nil
+}
+
+// wait is the least time between two fetch attempts: the cooldown, or less
+// after a failure so that recovery is quick.
+func (k *RemoteKeySet) wait(lastErr error) time.Duration {
+	if lastErr != nil {
+		return min(k.cooldown, 5*time.Second)
+	}
+	return k.cooldown
+}
+
+// maybeFetch returns a singleflight function that fetches unless another
+// fetch finished within the cooldown (a caller that checked before that
+// fetch completed must not cause a second one).
+func (k *RemoteKeySet) maybeFetch(ctx context.Context) func() (any, error) {
+	return func() (any, error) {
+		k.mu.RLock()
+		attempted, lastErr := k.attempted, k.lastErr
+		k.mu.RUnlock()
+		if !attempted.IsZero() && k.now().Sub(attempted) < k.wait(lastErr) {
+			return nil, lastErr
+		}
+		return nil, k.fetch(context.WithoutCancel(ctx))
+	}
+}
+
+func (k *RemoteKeySet) lookup(kid string) []jose.JSONWebKey {
+	if kid == "" {
+		return k.all
+	}
+	return k.byKID[kid]
+}
+
+// Refresh fetches the JWKS now, ignoring the cooldown.
+func (k *RemoteKeySet) Refresh(ctx context.Context) error {
+	ch := k.sf.DoChan("refresh", func() (any, error) { return nil, k.fetch(context.WithoutCancel(ctx)) })
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case r := <-ch:
+		return r.Err
+	}
+}
+
+// Ready reports whether keys were fetched at least once.
+func (k *RemoteKeySet) Ready() bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return !k.fetched.IsZero()
+}
+
+func (k *RemoteKeySet) fetch(ctx context.Context) error {
+	keys, err := k.get(ctx)
+	k.mu.Lock()
+	k.attempted = k.now()
+	k.lastErr = err
+	if err == nil {
+		k.fetched = k.attempted
+		k.all = keys
+		k.byKID = make(map[string][]jose.JSONWebKey, len(keys))
+		for _, key := range keys {
+			k.byKID[key.KeyID] = append(k.byKID[key.KeyID], key)
+		}
+	}
+	k.mu.Unlock()
+	if k.onFetch != nil {
+		k.onFetch(err)
+	}
+	return err
+}
+
+func (k *RemoteKeySet) get(ctx context.Context) ([]jose.JSONWebKey, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json, application/jwk-set+json")
+	resp, err := k.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxJWKSSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading JWKS: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("JWKS %s answered %s", k.url, resp.Status)
+	}
+	if len(body) > MaxJWKSSize {
+		return nil, fmt.Errorf("JWKS %s is larger than %d bytes", k.url, MaxJWKSSize)
+	}
+	return ParseJWKS(body)
+}
+
+// ParseJWKS decodes a JWK Set, keeping only public signature keys it can
+// use and skipping (per RFC 7517 §5) keys of types it does not understand.
+func ParseJWKS(body []byte) ([]jose.JSONWebKey, error) {
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, fmt.Errorf("decoding JWKS: %w", err)
+	}
+	var keys []jose.JSONWebKey
+	for _, r := range raw.Keys {
+		var key jose.JSONWebKey
+		if err := key.UnmarshalJSON(r); err != nil {
+			continue
+		}
+		if !key.Valid() || !key.IsPublic() || key.Use == "enc" {
+			continue // never a shared secret ("oct") or an encryption key
+		}
+		keys = append(keys, key)
+	}
+	if len(raw.Keys) > 0 && len(keys) == 0 {
+		return nil, errors.New("JWKS holds no usable public signing key")
+	}
+	return keys, nil
+}
+
+var allJOSEAlgs = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
+}

@@ -1,0 +1,317 @@
+package verifier
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tokengate/tokengate/internal/testidp"
+)
+
+const aud = "https://hooks.example.com"
+
+func newJWT(t *testing.T, idp *testidp.IdP, mod func(*JWTOptions)) *JWT {
+	t.Helper()
+	o := JWTOptions{
+		Name: "idp", Issuer: idp.Issuer(), Audiences: []string{aud},
+		Algorithms: []string{"RS256", "ES256"}, ClockSkew: 30 * time.Second,
+		RefreshCooldown: time.Minute, Client: &http.Client{Timeout: 2 * time.Second},
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	j, err := NewJWT(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func with(c map[string]any, kv ...any) map[string]any {
+	out := map[string]any{}
+	for k, v := range c {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(out, kv[i].(string))
+			continue
+		}
+		out[kv[i].(string)] = kv[i+1]
+	}
+	return out
+}
+
+type jwtCase struct {
+	name   string
+	token  func(idp *testidp.IdP) string
+	mod    func(*JWTOptions)
+	reason string // "" means the token must be accepted
+}
+
+func (c jwtCase) run(t *testing.T) {
+	idp := testidp.New()
+	defer idp.Close()
+	j := newJWT(t, idp, c.mod)
+	p, err := j.Verify(context.Background(), c.token(idp))
+	if c.reason == "" {
+		if err != nil {
+			t.Fatalf("rejected a valid token: %v", err)
+		}
+		if p.Source != "idp" || p.Issuer != idp.Issuer() || p.Subject != "aftership" {
+			t.Fatalf("principal = %+v", p)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("accepted a token that must fail with %q", c.reason)
+	}
+	if !errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrInvalidToken only", err)
+	}
+	if got := Reason(err); got != c.reason {
+		t.Fatalf("reason = %q (%v), want %q", got, err, c.reason)
+	}
+}
+
+func TestJWTVerification(t *testing.T) {
+	now := time.Now()
+	pubPEM := func(idp *testidp.IdP) []byte {
+		der, _ := x509.MarshalPKIXPublicKey(idp.Signer().Private.Public())
+		return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	}
+	cases := []jwtCase{
+		{"valid RS256", func(i *testidp.IdP) string { return i.Mint(i.Claims(aud, "webhooks:write")) }, nil, ""},
+		{"valid ES256", func(i *testidp.IdP) string { return testidp.Sign(i.Keys()[1], i.Claims(aud), nil) }, nil, ""},
+		{"audience in a list", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "aud", []string{"other", aud})) }, nil, ""},
+		{"expired inside skew", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "exp", now.Add(-20*time.Second).Unix())) }, nil, ""},
+		{"fractional exp", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "exp", float64(now.Add(time.Hour).Unix())+0.5)) }, nil, ""},
+		{"expired past skew", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "exp", now.Add(-31*time.Second).Unix())) }, nil, "token expired"},
+		{"no exp", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "exp", nil)) }, nil, "token has no expiry"},
+		{"exp as string", func(i *testidp.IdP) string {
+			return i.Mint(with(i.Claims(aud), "exp", "9999999999"))
+		}, nil, "malformed claims"},
+		{"nbf in the future", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "nbf", now.Add(time.Minute).Unix())) }, nil, "token not yet valid"},
+		{"iat in the future", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "iat", now.Add(time.Minute).Unix())) }, nil, "token issued in the future"},
+		{"wrong issuer", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "iss", "https://evil.example")) }, nil, "issuer not accepted"},
+		{"wrong audience", func(i *testidp.IdP) string { return i.Mint(i.Claims("https://other.example")) }, nil, "audience not accepted"},
+		{"no audience", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "aud", nil)) }, nil, "audience not accepted"},
+		{"audience check skipped on request", func(i *testidp.IdP) string { return i.Mint(i.Claims("https://other.example")) }, func(o *JWTOptions) { o.Audiences, o.SkipAudienceCheck = nil, true }, ""},
+		{"alg none", func(i *testidp.IdP) string {
+			return testidp.Unsigned(map[string]any{"alg": "none", "typ": "JWT"}, i.Claims(aud), "")
+		}, nil, "malformed token or algorithm not allowed"},
+		{"HS256 signed with the RSA public key", func(i *testidp.IdP) string {
+			return testidp.SignHMAC(jose.HS256, pubPEM(i), i.Signer().ID, i.Claims(aud))
+		}, nil, "malformed token or algorithm not allowed"},
+		{"algorithm outside the allow-list", func(i *testidp.IdP) string { return testidp.Sign(i.Keys()[1], i.Claims(aud), nil) }, func(o *JWTOptions) { o.Algorithms = []string{"RS256"} }, "malformed token or algorithm not allowed"},
+		{"unknown kid", func(i *testidp.IdP) string { return testidp.Sign(testidp.NewKey(jose.RS256), i.Claims(aud), nil) }, nil, "unknown signing key"},
+		{"bad signature with a known kid", func(i *testidp.IdP) string {
+			forged := testidp.NewKey(jose.RS256)
+			forged.ID = i.Signer().ID
+			return testidp.Sign(forged, i.Claims(aud), nil)
+		}, nil, "signature verification failed"},
+		{"tampered payload", func(i *testidp.IdP) string {
+			tok := i.Mint(i.Claims(aud, "read"))
+			parts := strings.Split(tok, ".")
+			c := i.Claims(aud, "admin")
+			b, _ := json.Marshal(c)
+			parts[1] = b64(b)
+			return strings.Join(parts, ".")
+		}, nil, "signature verification failed"},
+		{"embedded jwk header is ignored", func(i *testidp.IdP) string {
+			attacker := testidp.NewKey(jose.RS256)
+			attacker.ID = "attacker"
+			pub := attacker.Public()
+			return testidp.Sign(attacker, i.Claims(aud), map[string]any{"jwk": pub})
+		}, nil, "unknown signing key"},
+		{"garbage", func(*testidp.IdP) string { return "not-a-jwt" }, nil, "malformed token or algorithm not allowed"},
+		{"empty", func(*testidp.IdP) string { return "" }, nil, "malformed token or algorithm not allowed"},
+		{"only dots", func(*testidp.IdP) string { return "..." }, nil, "malformed token or algorithm not allowed"},
+		{"too large", func(*testidp.IdP) string { return strings.Repeat("a", 64<<10) }, nil, "token too large"},
+		{"typ required and present", func(i *testidp.IdP) string {
+			return testidp.Sign(i.Signer(), i.Claims(aud), map[string]any{"typ": "at+jwt"})
+		}, func(o *JWTOptions) { o.RequiredType = "at+jwt" }, ""},
+		{"typ required and wrong", func(i *testidp.IdP) string { return i.Mint(i.Claims(aud)) }, func(o *JWTOptions) { o.RequiredType = "at+jwt" }, "token type not accepted"},
+		{"unknown crit header", func(i *testidp.IdP) string {
+			return testidp.Sign(i.Signer(), i.Claims(aud), map[string]any{"crit": []string{"exp-ext"}, "exp-ext": 1})
+		}, nil, "signature verification failed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, c.run)
+	}
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func TestJWTScopesAndClientID(t *testing.T) {
+	idp := testidp.New()
+	defer idp.Close()
+	j := newJWT(t, idp, nil)
+	cases := []struct {
+		name       string
+		claims     map[string]any
+		wantScopes []string
+		wantClient string
+	}{
+		{"scope string", with(idp.Claims(aud), "scope", "a b  c"), []string{"a", "b", "c"}, "aftership"},
+		{"scp list", with(idp.Claims(aud), "scope", nil, "scp", []string{"apps.webhook:execute", "*:webhooks/**"}), []string{"apps.webhook:execute", "*:webhooks/**"}, "aftership"},
+		{"scp string", with(idp.Claims(aud), "scope", nil, "scp", "x y"), []string{"x", "y"}, "aftership"},
+		{"azp", with(idp.Claims(aud), "client_id", nil, "azp", "deployteq"), nil, "deployteq"},
+		{"cid", with(idp.Claims(aud), "client_id", nil, "cid", "akamai"), nil, "akamai"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := j.Verify(context.Background(), idp.Mint(c.claims))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.wantScopes != nil && strings.Join(p.Scopes, "|") != strings.Join(c.wantScopes, "|") {
+				t.Errorf("scopes = %q, want %q", p.Scopes, c.wantScopes)
+			}
+			if p.ClientID != c.wantClient {
+				t.Errorf("client id = %q, want %q", p.ClientID, c.wantClient)
+			}
+		})
+	}
+}
+
+func TestIdPDownReturns503NotUnauthorized(t *testing.T) {
+	idp := testidp.New()
+	defer idp.Close()
+	idp.SetDown(true)
+	j := newJWT(t, idp, func(o *JWTOptions) { o.JWKSURL = idp.JWKSURL(); o.RefreshCooldown = 0 })
+	tok := idp.Mint(idp.Claims(aud))
+	_, err := j.Verify(context.Background(), tok)
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("JWKS down: err = %v, want ErrUnavailable", err)
+	}
+	if j.Ready() {
+		t.Fatal("ready without keys")
+	}
+	idp.SetDown(false)
+	if _, err := j.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+	if !j.Ready() {
+		t.Fatal("not ready after keys were fetched")
+	}
+}
+
+func TestDiscoveryDownThenRecovers(t *testing.T) {
+	idp := testidp.New()
+	defer idp.Close()
+	idp.SetDown(true)
+	clock := time.Now()
+	j := newJWT(t, idp, func(o *JWTOptions) { o.Now = func() time.Time { return clock } })
+	tok := idp.Mint(idp.Claims(aud))
+	if err := j.Start(context.Background()); err == nil {
+		t.Fatal("Start succeeded with discovery down")
+	}
+	if _, err := j.Verify(context.Background(), tok); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+	idp.SetDown(false)
+	clock = clock.Add(discoveryRetry + time.Second)
+	if _, err := j.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("after recovery: %v", err)
+	}
+}
+
+func TestKeyRotationAcceptedWithoutRestart(t *testing.T) {
+	idp := testidp.New()
+	defer idp.Close()
+	clock := time.Now()
+	j := newJWT(t, idp, func(o *JWTOptions) { o.Now = func() time.Time { return clock }; o.RefreshCooldown = 10 * time.Second })
+	if err := j.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Verify(context.Background(), idp.Mint(idp.Claims(aud))); err != nil {
+		t.Fatal(err)
+	}
+	before := idp.JWKSFetches()
+	idp.Rotate(jose.ES256, true)
+	clock = clock.Add(11 * time.Second)
+	if _, err := j.Verify(context.Background(), idp.Mint(idp.Claims(aud))); err != nil {
+		t.Fatalf("token from the rotated key: %v", err)
+	}
+	if got := idp.JWKSFetches() - before; got != 1 {
+		t.Fatalf("rotation caused %d JWKS fetches, want 1", got)
+	}
+}
+
+func TestUnknownKidFloodFetchesOncePerCooldown(t *testing.T) {
+	idp := testidp.New()
+	defer idp.Close()
+	clock := time.Now()
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	j := newJWT(t, idp, func(o *JWTOptions) { o.Now = now; o.RefreshCooldown = 30 * time.Second })
+	if err := j.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := idp.JWKSFetches()
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() {
+			tok := testidp.Sign(testidp.NewKeyFast(), idp.Claims(aud), nil)
+			if _, err := j.Verify(context.Background(), tok); !errors.Is(err, ErrInvalidToken) {
+				t.Errorf("bogus kid: err = %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	// A known kid with a bad signature never refetches.
+	forged := testidp.NewKeyFast()
+	forged.ID = idp.Signer().ID
+	for range 50 {
+		_, _ = j.Verify(context.Background(), testidp.Sign(forged, idp.Claims(aud), nil))
+	}
+	if got := idp.JWKSFetches() - before; got != 0 {
+		t.Fatalf("flood inside the cooldown caused %d JWKS fetches, want 0", got)
+	}
+	mu.Lock()
+	clock = clock.Add(31 * time.Second)
+	mu.Unlock()
+	for range 20 {
+		_, _ = j.Verify(context.Background(), testidp.Sign(testidp.NewKeyFast(), idp.Claims(aud), nil))
+	}
+	if got := idp.JWKSFetches() - before; got != 1 {
+		t.Fatalf("after the cooldown: %d JWKS fetches, want 1", got)
+	}
+}
+
+func TestSetPicksIssuerByIssAndUsesOnlyItsKeys(t *testing.T) {
+	a, b := testidp.New(), testidp.New()
+	defer a.Close()
+	defer b.Close()
+	ja := newJWT(t, a, func(o *JWTOptions) { o.Name = "a" })
+	jb := newJWT(t, b, func(o *JWTOptions) { o.Name = "b" })
+	set := NewSet(map[string]Verifier{a.Issuer(): ja, b.Issuer(): jb}, nil)
+	for _, idp := range []*testidp.IdP{a, b} {
+		p, err := set.Verify(context.Background(), idp.Mint(idp.Claims(aud)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Issuer != idp.Issuer() {
+			t.Fatalf("issuer = %q", p.Issuer)
+		}
+	}
+	// iss says a, signed with b's key (whose kid a does not know).
+	cross := testidp.Sign(b.Signer(), a.Claims(aud), nil)
+	if _, err := set.Verify(context.Background(), cross); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("token claiming a, signed by b: err = %v", err)
+	}
+	if _, err := set.Verify(context.Background(), testidp.Sign(a.Signer(), with(a.Claims(aud), "iss", "https://unknown"), nil)); Reason(err) != "issuer not accepted" {
+		t.Fatalf("unknown iss: %v", err)
+	}
+}

@@ -1,0 +1,76 @@
+package verifier
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+)
+
+// Set dispatches a token to the one issuer that may verify it: a JWT goes
+// to the JWT issuer named by its (unverified) "iss" and is checked with that
+// issuer's keys only; anything else goes to the introspection issuer, if
+// one is configured.
+type Set struct {
+	byIssuer   map[string]Verifier
+	single     Verifier // the only JWT issuer, when there is exactly one
+	introspect Verifier
+}
+
+var _ Verifier = (*Set)(nil)
+
+// NewSet builds a dispatcher. jwt maps each "iss" value to its verifier;
+// introspect may be nil.
+func NewSet(jwt map[string]Verifier, introspect Verifier) *Set {
+	s := &Set{byIssuer: jwt, introspect: introspect}
+	if len(jwt) == 1 && introspect == nil {
+		for _, v := range jwt {
+			s.single = v
+		}
+	}
+	return s
+}
+
+// Verify picks the issuer for token and verifies it there.
+func (s *Set) Verify(ctx context.Context, token string) (*Principal, error) {
+	if len(token) > MaxTokenSize {
+		return nil, invalid("token too large", nil)
+	}
+	if s.single != nil {
+		return s.single.Verify(ctx, token) // it checks "iss" itself
+	}
+	if iss, ok := unverifiedIssuer(token); ok {
+		if v, ok := s.byIssuer[iss]; ok {
+			return v.Verify(ctx, token)
+		}
+	}
+	if s.introspect != nil {
+		return s.introspect.Verify(ctx, token)
+	}
+	return nil, invalid("issuer not accepted", nil)
+}
+
+// unverifiedIssuer reads "iss" from a compact JWS without verifying it; it
+// only chooses which keys will verify the token.
+func unverifiedIssuer(token string) (string, bool) {
+	first := strings.IndexByte(token, '.')
+	if first < 0 {
+		return "", false
+	}
+	rest := token[first+1:]
+	second := strings.IndexByte(rest, '.')
+	if second < 0 || strings.IndexByte(rest[second+1:], '.') >= 0 {
+		return "", false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(rest[:second])
+	if err != nil {
+		return "", false
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(payload, &c) != nil || c.Iss == "" {
+		return "", false
+	}
+	return c.Iss, true
+}
