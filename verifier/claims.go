@@ -14,10 +14,10 @@ import (
 // a time that is not a JSON number, or an "aud" that is neither a string
 // nor a list of strings, is an error.
 type claims struct {
-	issuer, subject, clientID       string
-	audience, scopes                []string
-	expiry, notBefore, issuedAt     time.Time
-	all                             map[string]any
+	issuer, subject, clientID   string
+	audience, scopes            []string
+	expiry, notBefore, issuedAt time.Time
+	all                         map[string]any
 }
 
 // maxNumericDate is 9999-12-31T23:59:59Z.

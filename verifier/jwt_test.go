@@ -94,9 +94,15 @@ func TestJWTVerification(t *testing.T) {
 		{"valid RS256", func(i *testidp.IdP) string { return i.Mint(i.Claims(aud, "webhooks:write")) }, nil, ""},
 		{"valid ES256", func(i *testidp.IdP) string { return testidp.Sign(i.Keys()[1], i.Claims(aud), nil) }, nil, ""},
 		{"audience in a list", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "aud", []string{"other", aud})) }, nil, ""},
-		{"expired inside skew", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "exp", now.Add(-20*time.Second).Unix())) }, nil, ""},
-		{"fractional exp", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "exp", float64(now.Add(time.Hour).Unix())+0.5)) }, nil, ""},
-		{"expired past skew", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "exp", now.Add(-31*time.Second).Unix())) }, nil, "token expired"},
+		{"expired inside skew", func(i *testidp.IdP) string {
+			return i.Mint(with(i.Claims(aud), "exp", now.Add(-20*time.Second).Unix()))
+		}, nil, ""},
+		{"fractional exp", func(i *testidp.IdP) string {
+			return i.Mint(with(i.Claims(aud), "exp", float64(now.Add(time.Hour).Unix())+0.5))
+		}, nil, ""},
+		{"expired past skew", func(i *testidp.IdP) string {
+			return i.Mint(with(i.Claims(aud), "exp", now.Add(-31*time.Second).Unix()))
+		}, nil, "token expired"},
 		{"no exp", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "exp", nil)) }, nil, "token has no expiry"},
 		{"exp as string", func(i *testidp.IdP) string {
 			return i.Mint(with(i.Claims(aud), "exp", "9999999999"))
