@@ -32,9 +32,29 @@ func Load(path string, opts Options) (*Config, error) {
 	return Parse(data, filepath.Dir(path), opts)
 }
 
+// LoadForCheck is Load for reporting: when the file could be decoded it
+// returns the (defaulted) configuration together with the validation error,
+// so that a checker can still probe the issuers that are well formed. A
+// configuration returned with an error must never be served.
+func LoadForCheck(path string, opts Options) (*Config, error) {
+	data, err := readSmallFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parse(data, filepath.Dir(path), opts)
+}
+
 // Parse is Load for bytes already read; relative *_file paths are resolved
 // against dir.
 func Parse(data []byte, dir string, opts Options) (*Config, error) {
+	cfg, err := parse(data, dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func parse(data []byte, dir string, opts Options) (*Config, error) {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
 	}
@@ -56,7 +76,7 @@ func Parse(data []byte, dir string, opts Options) (*Config, error) {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return nil, &Error{Errs: flatten(errs)}
+		return cfg, &Error{Errs: flatten(errs)}
 	}
 	return cfg, nil
 }

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/verifier"
+)
+
+// probeTimeout bounds each issuer probe of `tokengate check`.
+const probeTimeout = 10 * time.Second
+
+func cmdCheck(args []string, stdout, stderr io.Writer) error {
+	f, _, err := parseFlags("check", args, stderr)
+	if err != nil {
+		return err
+	}
+	return check(context.Background(), f.config, stdout)
+}
+
+// check validates the configuration and probes every well-formed issuer
+// (discovery, JWKS, introspection credentials), then prints a summary and
+// every problem found.
+func check(ctx context.Context, path string, out io.Writer) error {
+	cfg, cerr := config.LoadForCheck(path, config.Options{})
+	if cfg == nil {
+		return cerr
+	}
+	var problems []string
+	badPaths := map[string]bool{}
+	var ce *config.Error
+	if errors.As(cerr, &ce) {
+		for _, e := range ce.Errs {
+			problems = append(problems, e.Error())
+			var fe *config.FieldError
+			if errors.As(e, &fe) {
+				badPaths[fe.Path] = true
+			}
+		}
+	}
+	fmt.Fprintf(out, "config   %s\n", path)
+	fmt.Fprintf(out, "listen   %s (admin %s) → upstream %s\n", cfg.Listen, cfg.AdminListen, cfg.Upstream.URL)
+	fmt.Fprintln(out, "issuers")
+	for i, is := range cfg.Issuers {
+		prefix := fmt.Sprintf("issuers[%d]", i)
+		status := probeIssuer(ctx, is, prefix, badPaths)
+		kind := "jwt"
+		where := is.Issuer
+		if is.JWKSURL != "" {
+			where += " (jwks " + is.JWKSURL + ")"
+		}
+		if is.IsIntrospection() {
+			kind, where = "introspection", is.Introspection.URL
+		}
+		fmt.Fprintf(out, "  %-12s %-13s %s: %s\n", is.Name, kind, where, status.summary)
+		if status.problem != "" {
+			problems = append(problems, status.problem)
+		}
+	}
+	if te := cfg.TokenEndpoint; te != nil {
+		fmt.Fprintf(out, "  %-12s %-13s %s%s: %d client(s)\n", te.Name, "token_endpoint", strings.TrimSuffix(te.Issuer, "/"), te.Path, len(te.Clients))
+	}
+	fmt.Fprintln(out, "routes")
+	for _, r := range cfg.Routes {
+		p := r.Path
+		if r.PathPrefix != "" {
+			p = strings.TrimSuffix(r.PathPrefix, "/") + "/**"
+		}
+		methods := "ANY"
+		if len(r.Methods) > 0 {
+			methods = strings.Join(r.Methods, ",")
+		}
+		req := "public"
+		if !r.Public {
+			req = describeRequire(r.Require)
+		}
+		fmt.Fprintf(out, "  %-30s %-10s %s\n", p, methods, req)
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(out, "\n%d problem(s):\n", len(problems))
+		for _, p := range problems {
+			fmt.Fprintf(out, "  %s\n", p)
+		}
+		return fmt.Errorf("%s: %d problem(s)", path, len(problems))
+	}
+	fmt.Fprintln(out, "\nOK")
+	return nil
+}
+
+func describeRequire(r config.Require) string {
+	var parts []string
+	if len(r.Issuers) > 0 {
+		parts = append(parts, "issuers="+strings.Join(r.Issuers, ","))
+	} else {
+		parts = append(parts, "issuers=any")
+	}
+	if len(r.Scopes) > 0 {
+		parts = append(parts, "scopes="+strings.Join(r.Scopes, "+"))
+	}
+	if len(r.AnyScopes) > 0 {
+		parts = append(parts, "any_scopes="+strings.Join(r.AnyScopes, "|"))
+	}
+	for k, v := range r.Claims {
+		parts = append(parts, fmt.Sprintf("%s=%s", k, v))
+	}
+	return strings.Join(parts, " ")
+}
+
+type probeResult struct{ summary, problem string }
+
+func probeIssuer(ctx context.Context, is config.Issuer, prefix string, bad map[string]bool) probeResult {
+	for p := range bad {
+		if p == prefix || strings.HasPrefix(p, prefix+".") {
+			return probeResult{summary: "not probed (fix the config first)"}
+		}
+	}
+	v, err := newIssuer(is, zap.NewNop())
+	if err != nil {
+		return probeResult{"invalid", fmt.Sprintf("%s: %v", prefix, err)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	switch v := v.(type) {
+	case *verifier.JWT:
+		if err := v.Start(ctx); err != nil {
+			field := ".issuer"
+			if is.JWKSURL != "" {
+				field = ".jwks_url"
+			}
+			return probeResult{"UNREACHABLE", fmt.Sprintf("%s%s: %v", prefix, field, err)}
+		}
+		return probeResult{summary: "keys fetched"}
+	case *verifier.Introspection:
+		// A random token must come back inactive: that proves the URL and
+		// tokengate's credentials without presenting anyone's real token.
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		_, err := v.Verify(ctx, "tokengate-check-"+hex.EncodeToString(b[:]))
+		if errors.Is(err, verifier.ErrUnavailable) {
+			return probeResult{"UNREACHABLE", fmt.Sprintf("%s.introspection.url: %v", prefix, err)}
+		}
+		return probeResult{summary: "endpoint answered, credentials accepted"}
+	}
+	return probeResult{summary: "ok"}
+}

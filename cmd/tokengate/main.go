@@ -1,0 +1,112 @@
+// Command tokengate is an OAuth 2.0 bearer-token gate for webhook
+// receivers: it verifies each request's token and forwards only authorized
+// requests to the receiver.
+//
+//	tokengate serve --config tokengate.yaml
+//	tokengate check --config tokengate.yaml
+//	tokengate version
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `tokengate: OAuth 2.0 bearer-token gate for webhook receivers
+
+Usage:
+  tokengate serve   --config FILE   run the gate (config also from $TOKENGATE_CONFIG)
+  tokengate check   --config FILE   validate the config and probe every issuer
+  tokengate version                 print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// errUsage marks a command-line mistake (exit status 2).
+var errUsage = errors.New("usage")
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:], stderr)
+	case "check":
+		err = cmdCheck(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "tokengate %s\n", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = extraCommand(args, stdin, stdout, stderr)
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "tokengate:", err)
+		return 1
+	}
+}
+
+// commonFlags are shared by serve and check.
+type commonFlags struct {
+	config    string
+	logFormat string
+	logLevel  string
+}
+
+func parseFlags(name string, args []string, stderr io.Writer) (*commonFlags, *flag.FlagSet, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &commonFlags{}
+	fs.StringVar(&c.config, "config", os.Getenv("TOKENGATE_CONFIG"), "configuration file (default $TOKENGATE_CONFIG)")
+	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if c.config == "" {
+		return nil, nil, fmt.Errorf("%w: %s needs --config FILE (or TOKENGATE_CONFIG)", errUsage, name)
+	}
+	return c, fs, nil
+}
+
+// newLogger builds the process logger: JSON by default, never global.
+func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --log-level: %v", errUsage, err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.TimeKey = "ts"
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	switch format {
+	case "json":
+		enc = zapcore.NewJSONEncoder(encCfg)
+	case "console":
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	default:
+		return nil, fmt.Errorf("%w: --log-format must be json or console", errUsage)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+}
