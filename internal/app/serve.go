@@ -1,36 +1,18 @@
-package main
+package app
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
 )
-
-func cmdServe(args []string, stderr io.Writer) error {
-	f, _, err := parseFlags("serve", args, stderr)
-	if err != nil {
-		return err
-	}
-	log, err := newLogger(f.logFormat, f.logLevel, stderr)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, f.config, log)
-}
 
 // swappable is the public handler; a reload replaces what it points to
 // without disturbing requests in flight.
@@ -40,9 +22,9 @@ func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Lo
 
 func (s *swappable) set(h http.Handler) { s.h.Store(&h) }
 
-// serve runs until ctx ends, then drains in-flight requests for the
+// Serve runs until ctx ends, then drains in-flight requests for the
 // configured grace period.
-func serve(ctx context.Context, path string, log *zap.Logger) error {
+func Serve(ctx context.Context, path string, log *zap.Logger, version string) error {
 	cfg, err := config.Load(path, config.Options{})
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -19,18 +19,10 @@ import (
 // probeTimeout bounds each issuer probe of `tokengate check`.
 const probeTimeout = 10 * time.Second
 
-func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	f, _, err := parseFlags("check", args, stderr)
-	if err != nil {
-		return err
-	}
-	return check(context.Background(), f.config, stdout)
-}
-
-// check validates the configuration and probes every well-formed issuer
+// Check validates the configuration and probes every well-formed issuer
 // (discovery, JWKS, introspection credentials), then prints a summary and
 // every problem found.
-func check(ctx context.Context, path string, out io.Writer) error {
+func Check(ctx context.Context, path string, out io.Writer) error {
 	cfg, cerr := config.LoadForCheck(path, config.Options{})
 	if cfg == nil {
 		return cerr
