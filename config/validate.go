@@ -378,6 +378,9 @@ func (v *validator) tokenEndpoint() {
 		if is.Name == te.Name {
 			v.add(p+".name", "%q is also the name of a configured issuer", te.Name)
 		}
+		if is.Issuer != "" && is.Issuer == te.Issuer && !is.IsIntrospection() {
+			v.add(p+".issuer", "%q is also the issuer of %s: tokens would be ambiguous", te.Issuer, is.Name)
+		}
 	}
 	if te.Issuer == "" {
 		v.add(p+".issuer", "required: the public base URL senders reach, e.g. https://hooks.example.com")

@@ -96,6 +96,12 @@ type outcome struct {
 
 // VerifySignature verifies jwt with the key named by its kid.
 func (k *RemoteKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	return verifySignature(ctx, jwt, k.keysFor)
+}
+
+// verifySignature verifies a compact JWS with the keys lookup returns for
+// its kid, recording in the context's outcome why it failed.
+func verifySignature(ctx context.Context, jwt string, lookup func(context.Context, string) ([]jose.JSONWebKey, error)) ([]byte, error) {
 	jws, _ := ctx.Value(parsedKey).(*jose.JSONWebSignature)
 	if jws == nil {
 		var err error
@@ -112,7 +118,7 @@ func (k *RemoteKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte,
 		return nil, out.invalid
 	}
 	hdr := jws.Signatures[0].Header
-	keys, err := k.keysFor(ctx, hdr.KeyID)
+	keys, err := lookup(ctx, hdr.KeyID)
 	if err != nil {
 		if errors.Is(err, errUnknownKey) {
 			out.invalid = err
@@ -131,6 +137,40 @@ func (k *RemoteKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte,
 	}
 	out.invalid = errors.New("signature does not verify")
 	return nil, out.invalid
+}
+
+// StaticKeySet is an oidc.KeySet over keys held in memory: the embedded
+// token endpoint's own public keys, verified in-process.
+type StaticKeySet struct {
+	byKID map[string][]jose.JSONWebKey
+	all   []jose.JSONWebKey
+}
+
+var _ oidc.KeySet = (*StaticKeySet)(nil)
+
+// NewStaticKeySet keeps the public parts of keys.
+func NewStaticKeySet(keys []jose.JSONWebKey) *StaticKeySet {
+	s := &StaticKeySet{byKID: map[string][]jose.JSONWebKey{}}
+	for _, k := range keys {
+		k = k.Public()
+		s.all = append(s.all, k)
+		s.byKID[k.KeyID] = append(s.byKID[k.KeyID], k)
+	}
+	return s
+}
+
+// VerifySignature verifies jwt with the key named by its kid.
+func (s *StaticKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	return verifySignature(ctx, jwt, func(_ context.Context, kid string) ([]jose.JSONWebKey, error) {
+		keys := s.all
+		if kid != "" {
+			keys = s.byKID[kid]
+		}
+		if len(keys) == 0 {
+			return nil, errUnknownKey
+		}
+		return keys, nil
+	})
 }
 
 // keysFor returns the keys that may have signed a token with kid, fetching

@@ -1,11 +1,96 @@
 package main
 
 import (
+	"bufio"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // extraCommand runs the commands beyond serve, check and version.
 func extraCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	switch args[0] {
+	case "new-client":
+		return cmdNewClient(args[1:], stdout, stderr)
+	case "hash-secret":
+		return cmdHashSecret(args[1:], stdin, stdout, stderr)
+	}
 	return fmt.Errorf("%w: unknown command %q (see tokengate help)", errUsage, args[0])
+}
+
+// cmdNewClient makes a client for the embedded token endpoint: a random
+// 32-byte secret, printed once, and the YAML holding only its bcrypt hash.
+func cmdNewClient(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("new-client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scopes := fs.String("scopes", "webhooks:write", "comma- or space-separated scopes the client may be granted")
+	cost := fs.Int("cost", bcrypt.DefaultCost, "bcrypt cost")
+	// Allow the name before or after the flags.
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	if name == "" || strings.ContainsAny(name, ": \t\n") {
+		return fmt.Errorf("%w: tokengate new-client NAME [--scopes a,b] (NAME without spaces or ':')", errUsage)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return err
+	}
+	// base64url has no '+' or '%', so senders that skip the RFC 6749
+	// §2.3.1 form-encoding of Basic credentials still work.
+	secret := base64.RawURLEncoding.EncodeToString(raw[:])
+	hash, err := bcrypt.GenerateFromPassword([]byte(secret), *cost)
+	if err != nil {
+		return err
+	}
+	list := strings.FieldsFunc(*scopes, func(r rune) bool { return r == ',' || r == ' ' })
+	quoted := make([]string, len(list))
+	for i, s := range list {
+		quoted[i] = fmt.Sprintf("%q", s)
+	}
+	fmt.Fprintf(stdout, "client_id:     %s\nclient_secret: %s\n\n", name, secret)
+	fmt.Fprintln(stdout, "The secret is shown only this once: give it to the sender now.")
+	fmt.Fprintln(stdout, "Add this client under token_endpoint.clients in your tokengate config:")
+	fmt.Fprintf(stdout, "\n  - client_id: %s\n    client_secret_hash: %q\n    scopes: [%s]\n", name, hash, strings.Join(quoted, ", "))
+	return nil
+}
+
+// cmdHashSecret prints the bcrypt hash of a secret read from stdin.
+func cmdHashSecret(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hash-secret", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cost := fs.Int("cost", bcrypt.DefaultCost, "bcrypt cost")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	secret := strings.TrimRight(line, "\r\n")
+	switch {
+	case secret == "":
+		return fmt.Errorf("%w: give the secret on stdin, e.g. printf %%s \"$SECRET\" | tokengate hash-secret", errUsage)
+	case len(secret) > 72:
+		return errors.New("bcrypt uses at most 72 bytes of a secret; use a shorter one")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(secret), *cost)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, string(hash))
+	return nil
 }

@@ -27,6 +27,10 @@ Usage:
   tokengate serve   --config FILE   run the gate (config also from $TOKENGATE_CONFIG)
   tokengate check   --config FILE   validate the config and probe every issuer
   tokengate version                 print the version
+  tokengate new-client NAME [--scopes a,b]
+                                    make a token-endpoint client: prints its secret once
+                                    and the YAML with its bcrypt hash
+  tokengate hash-secret             print the bcrypt hash of a secret read from stdin
 `
 
 func main() {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/issuer"
 	"github.com/tokengate/tokengate/proxy"
 	"github.com/tokengate/tokengate/verifier"
 )
@@ -21,6 +22,7 @@ type stack struct {
 	cache   *verifier.Cache
 	jwts    []*verifier.JWT
 	intro   *verifier.Introspection
+	tokens  *issuer.Server
 }
 
 // buildVerifiers builds one verifier per configured issuer, without network
@@ -78,6 +80,23 @@ func build(cfg *config.Config, log *zap.Logger) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	var tokens *issuer.Server
+	if te := cfg.TokenEndpoint; te != nil {
+		if tokens, err = buildIssuer(te, log.Named("token_endpoint")); err != nil {
+			return nil, err
+		}
+		// The proxy trusts the embedded issuer in-process: same verifier
+		// and cache as any issuer, keys from memory, no HTTP round trip.
+		local, err := verifier.NewJWT(verifier.JWTOptions{
+			Name: te.Name, Issuer: te.Issuer, KeySet: verifier.NewStaticKeySet(tokens.PublicKeys()),
+			Audiences: []string{te.Audience}, Algorithms: tokens.Algorithms(),
+			ClockSkew: config.DefaultClockSkew, RequiredType: issuer.TokenType,
+		})
+		if err != nil {
+			return nil, err
+		}
+		byIss[te.Issuer] = local
+	}
 	var introV verifier.Verifier
 	if intro != nil {
 		introV = intro
@@ -94,7 +113,63 @@ func build(cfg *config.Config, log *zap.Logger) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stack{cfg: cfg, handler: h, cache: cache, jwts: jwts, intro: intro}, nil
+	var handler http.Handler = h
+	if tokens != nil {
+		handler = withTokenEndpoint(tokens, h)
+	}
+	return &stack{cfg: cfg, handler: handler, cache: cache, jwts: jwts, intro: intro, tokens: tokens}, nil
+}
+
+// withTokenEndpoint serves the token endpoint's own paths and sends every
+// other request to the proxy.
+func withTokenEndpoint(tokens *issuer.Server, proxy http.Handler) http.Handler {
+	paths := map[string]bool{}
+	for _, p := range tokens.Paths() {
+		paths[p] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if paths[r.URL.Path] {
+			tokens.ServeHTTP(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	})
+}
+
+// buildIssuer loads (or generates) the signing keys and starts the token
+// endpoint.
+func buildIssuer(te *config.TokenEndpoint, log *zap.Logger) (*issuer.Server, error) {
+	var keys []*issuer.Key
+	for i, f := range te.SigningKeyFiles {
+		k, err := issuer.LoadKeyFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("token_endpoint.signing_key_files[%d]: %w", i, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		k, err := issuer.GenerateKey(te.Algorithm)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+		log.Warn("NO SIGNING KEY CONFIGURED: generated a throw-away key. Tokens die with this process and replicas will not accept each other's tokens; set token_endpoint.signing_key_files for production.",
+			zap.String("kid", k.ID), zap.String("alg", string(k.Alg)))
+	}
+	clients := make([]issuer.Client, 0, len(te.Clients))
+	for _, c := range te.Clients {
+		clients = append(clients, issuer.Client{
+			ID: c.ClientID, SecretHash: []byte(c.ClientSecretHash), Scopes: c.Scopes,
+			DefaultScopes: c.DefaultScopes, TTL: c.TokenTTL.D(),
+		})
+	}
+	return issuer.New(issuer.Options{
+		Issuer: te.Issuer, Path: te.Path, Audience: te.Audience, Keys: keys,
+		TokenTTL: te.TokenTTL.D(), Clients: clients,
+		PerClientRate: te.RateLimit.PerClient, PerClientBurst: te.RateLimit.PerClientBurst,
+		PerIPRate: te.RateLimit.PerIP, PerIPBurst: te.RateLimit.PerIPBurst,
+		MaxConcurrentHashChecks: te.MaxConcurrentHashChecks, Logger: log,
+	})
 }
 
 // warmUp runs discovery and fetches every JWT issuer's keys once, in the

@@ -1,0 +1,68 @@
+package issuer
+
+import (
+	"context"
+	"math"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/time/rate"
+)
+
+// maxTrackedKeys bounds how many clients and addresses keep a limiter; the
+// least recently seen are forgotten first.
+const maxTrackedKeys = 10_000
+
+// keyedLimiter is a token bucket per key (client id or IP address).
+type keyedLimiter struct {
+	limit rate.Limit
+	burst int
+	m     *lru.Cache[string, *rate.Limiter]
+}
+
+func newKeyedLimiter(perSecond float64, burst int) *keyedLimiter {
+	m, _ := lru.New[string, *rate.Limiter](maxTrackedKeys)
+	return &keyedLimiter{limit: rate.Limit(perSecond), burst: burst, m: m}
+}
+
+// allow takes one token for key; when none is left it says how long until
+// one will be.
+func (k *keyedLimiter) allow(key string, now time.Time) (bool, time.Duration) {
+	l, ok := k.m.Get(key)
+	if !ok {
+		l = rate.NewLimiter(k.limit, k.burst)
+		// A concurrent request may have added one meanwhile; keep the first.
+		if prev, found, _ := k.m.PeekOrAdd(key, l); found {
+			l = prev
+		}
+	}
+	r := l.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Second
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// retryAfterSeconds rounds a wait up to whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) int {
+	return max(int(math.Ceil(d.Seconds())), 1)
+}
+
+// semaphore caps concurrent bcrypt comparisons so that a flood of bad logins
+// cannot occupy every core.
+type semaphore chan struct{}
+
+func (s semaphore) acquire(ctx context.Context) error {
+	select {
+	case s <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s semaphore) release() { <-s }

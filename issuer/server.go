@@ -1,0 +1,433 @@
+package issuer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// GrantClientCredentials is the only grant served.
+const GrantClientCredentials = "client_credentials"
+
+// TokenType is the RFC 9068 JWT header "typ" of issued tokens.
+const TokenType = "at+jwt"
+
+// maxSecretLen is bcrypt's limit; longer secrets are refused outright.
+const maxSecretLen = 72
+
+// Client is one sender allowed to obtain tokens.
+type Client struct {
+	ID string
+	// SecretHash is a bcrypt hash of the client secret.
+	SecretHash []byte
+	// Scopes the client may be granted; DefaultScopes when it asks none.
+	Scopes, DefaultScopes []string
+	// TTL overrides Options.TokenTTL when non-zero.
+	TTL time.Duration
+}
+
+// Options configures the token endpoint.
+type Options struct {
+	// Issuer is the "iss" of issued tokens and the base of the metadata.
+	Issuer string
+	// Path of the token endpoint, e.g. "/oauth2/token".
+	Path string
+	// Audience is put in "aud".
+	Audience string
+	// Keys: the first signs, all are published.
+	Keys []*Key
+	// TokenTTL is the lifetime of issued tokens.
+	TokenTTL time.Duration
+	// Clients allowed to obtain tokens.
+	Clients []Client
+	// Rate limits: requests per second and burst, per client id and per
+	// client address.
+	PerClientRate, PerIPRate   float64
+	PerClientBurst, PerIPBurst int
+	// MaxConcurrentHashChecks caps simultaneous bcrypt comparisons.
+	MaxConcurrentHashChecks int
+	// ClientIP resolves the caller's address; default: RemoteAddr's host.
+	ClientIP func(*http.Request) string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives failed logins (client id and address, never the
+	// secret) and issued tokens (client id, never the token).
+	Logger *zap.Logger
+	// OnIssued and OnLoginFailed, if set, count outcomes for metrics.
+	OnIssued      func()
+	OnLoginFailed func()
+}
+
+// Server is the embedded client_credentials token endpoint.
+type Server struct {
+	o        Options
+	clients  map[string]*Client
+	dummy    []byte // hash compared for unknown clients, so timing says nothing
+	perIP    *keyedLimiter
+	perCl    *keyedLimiter
+	hashSem  semaphore
+	metaAS   []byte
+	metaOIDC []byte
+	jwks     []byte
+	paths    map[string]http.HandlerFunc
+}
+
+// New validates the options and prepares the endpoint.
+func New(o Options) (*Server, error) {
+	if len(o.Keys) == 0 {
+		return nil, errors.New("issuer: at least one signing key is required")
+	}
+	u, err := url.Parse(o.Issuer)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("issuer: invalid issuer URL %q", o.Issuer)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.ClientIP == nil {
+		o.ClientIP = remoteHost
+	}
+	if o.MaxConcurrentHashChecks <= 0 {
+		o.MaxConcurrentHashChecks = 2
+	}
+	s := &Server{
+		o: o, clients: map[string]*Client{},
+		perIP:   newKeyedLimiter(o.PerIPRate, o.PerIPBurst),
+		perCl:   newKeyedLimiter(o.PerClientRate, o.PerClientBurst),
+		hashSem: make(semaphore, o.MaxConcurrentHashChecks),
+	}
+	cost := bcrypt.DefaultCost
+	for i := range o.Clients {
+		c := &o.Clients[i]
+		if c.Scopes == nil || c.ID == "" {
+			return nil, fmt.Errorf("issuer: client %d needs an id and scopes", i)
+		}
+		if cc, err := bcrypt.Cost(c.SecretHash); err != nil {
+			return nil, fmt.Errorf("issuer: client %s: %w", c.ID, err)
+		} else if i == 0 {
+			cost = cc
+		}
+		s.clients[c.ID] = c
+	}
+	if s.dummy, err = bcrypt.GenerateFromPassword([]byte("tokengate-no-such-client"), cost); err != nil {
+		return nil, err
+	}
+	if err := s.prepareMetadata(u); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func remoteHost(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
+}
+
+func (s *Server) prepareMetadata(u *url.URL) error {
+	origin := u.Scheme + "://" + u.Host
+	basePath := strings.TrimSuffix(u.Path, "/")
+	jwksPath := basePath + "/.well-known/jwks.json"
+	algs := s.Algorithms()
+	meta := map[string]any{
+		"issuer":                                s.o.Issuer,
+		"token_endpoint":                        origin + s.o.Path,
+		"jwks_uri":                              origin + jwksPath,
+		"grant_types_supported":                 []string{GrantClientCredentials},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"response_types_supported":              []string{},
+		"scopes_supported":                      s.allScopes(),
+	}
+	var err error
+	if s.metaAS, err = json.Marshal(meta); err != nil {
+		return err
+	}
+	meta["id_token_signing_alg_values_supported"] = algs
+	meta["subject_types_supported"] = []string{"public"}
+	if s.metaOIDC, err = json.Marshal(meta); err != nil {
+		return err
+	}
+	var set jose.JSONWebKeySet
+	set.Keys = s.PublicKeys()
+	if s.jwks, err = json.Marshal(set); err != nil {
+		return err
+	}
+	s.paths = map[string]http.HandlerFunc{
+		s.o.Path: s.token,
+		basePath + "/.well-known/openid-configuration":       s.static(s.metaOIDC),
+		"/.well-known/oauth-authorization-server" + basePath: s.static(s.metaAS),
+		basePath + "/.well-known/oauth-authorization-server": s.static(s.metaAS),
+		jwksPath: s.static(s.jwks),
+	}
+	return nil
+}
+
+func (s *Server) allScopes() []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, c := range s.o.Clients {
+		for _, sc := range c.Scopes {
+			if !seen[sc] {
+				seen[sc] = true
+				out = append(out, sc)
+			}
+		}
+	}
+	return out
+}
+
+// Paths lists every path this server answers, for the listener's mux.
+func (s *Server) Paths() []string {
+	out := make([]string, 0, len(s.paths))
+	for p := range s.paths {
+		out = append(out, p)
+	}
+	return out
+}
+
+// PublicKeys are the published verification keys.
+func (s *Server) PublicKeys() []jose.JSONWebKey {
+	out := make([]jose.JSONWebKey, 0, len(s.o.Keys))
+	for _, k := range s.o.Keys {
+		out = append(out, k.Public())
+	}
+	return out
+}
+
+// Algorithms lists the algorithms of the published keys.
+func (s *Server) Algorithms() []string {
+	var out []string
+	for _, k := range s.o.Keys {
+		a := string(k.Alg)
+		if !containsString(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeHTTP answers the token endpoint, the metadata and the JWKS.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, ok := s.paths[r.URL.Path]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	h(w, r)
+}
+
+func (s *Server) static(body []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		_, _ = w.Write(body)
+	}
+}
+
+// tokenResponse is RFC 6749 §5.1.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	ip := s.o.ClientIP(r)
+	now := s.o.Now()
+	if ok, wait := s.perIP.allow(ip, now); !ok {
+		s.tooMany(w, wait)
+		return
+	}
+	tr, err := parseTokenRequest(w, r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if tr.grantType != GrantClientCredentials {
+		s.fail(w, &oauthError{status: http.StatusBadRequest, code: "unsupported_grant_type", desc: "only client_credentials is supported"})
+		return
+	}
+	client, err := s.authenticate(r.Context(), tr, ip, now)
+	if err != nil {
+		if errors.Is(err, errRateLimited) {
+			var rl *rateLimitError
+			errors.As(err, &rl)
+			s.tooMany(w, rl.wait)
+			return
+		}
+		s.fail(w, err)
+		return
+	}
+	scopes, err := grantedScopes(tr.scope, tr.scopeGiven, client.Scopes, client.DefaultScopes)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	ttl := s.o.TokenTTL
+	if client.TTL > 0 {
+		ttl = client.TTL
+	}
+	tok, err := s.mint(client.ID, scopes, now, ttl)
+	if err != nil {
+		s.o.Logger.Error("signing a token failed", zap.Error(err))
+		s.fail(w, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "the token could not be signed"})
+		return
+	}
+	if s.o.OnIssued != nil {
+		s.o.OnIssued()
+	}
+	s.o.Logger.Info("token issued", zap.String("client_id", client.ID), zap.String("ip", ip), zap.Strings("scope", scopes), zap.Duration("ttl", ttl))
+	noStore(w.Header())
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scopes, " ")})
+}
+
+var errRateLimited = errors.New("rate limited")
+
+type rateLimitError struct{ wait time.Duration }
+
+func (e *rateLimitError) Error() string { return errRateLimited.Error() }
+func (e *rateLimitError) Is(t error) bool {
+	return t == errRateLimited
+}
+
+// authenticate checks the client's secret with bcrypt, at most
+// MaxConcurrentHashChecks at a time, spending the same work on unknown
+// clients as on known ones.
+func (s *Server) authenticate(ctx context.Context, tr *tokenRequest, ip string, now time.Time) (*Client, error) {
+	invalidClient := &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication failed", basic: tr.viaBasic}
+	if tr.clientID == "" {
+		return nil, invalidClient
+	}
+	client, known := s.clients[tr.clientID]
+	if known {
+		if ok, wait := s.perCl.allow(tr.clientID, now); !ok {
+			return nil, &rateLimitError{wait}
+		}
+	}
+	hash := s.dummy
+	if known {
+		hash = client.SecretHash
+	}
+	if tr.clientSecret == "" || len(tr.clientSecret) > maxSecretLen {
+		s.loginFailed(tr.clientID, ip, "missing or overlong secret")
+		return nil, invalidClient
+	}
+	if err := s.hashSem.acquire(ctx); err != nil {
+		return nil, &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: "retry later"}
+	}
+	err := bcrypt.CompareHashAndPassword(hash, []byte(tr.clientSecret))
+	if err != nil && known && tr.rawSecret != "" && len(tr.rawSecret) <= maxSecretLen {
+		err = bcrypt.CompareHashAndPassword(hash, []byte(tr.rawSecret))
+	}
+	s.hashSem.release()
+	if err != nil || !known {
+		reason := "wrong secret"
+		if !known {
+			reason = "unknown client"
+		}
+		s.loginFailed(tr.clientID, ip, reason)
+		return nil, invalidClient
+	}
+	return client, nil
+}
+
+func (s *Server) loginFailed(clientID, ip, reason string) {
+	if s.o.OnLoginFailed != nil {
+		s.o.OnLoginFailed()
+	}
+	if len(clientID) > 64 {
+		clientID = clientID[:64] + "…"
+	}
+	s.o.Logger.Warn("client authentication failed", zap.String("client_id", clientID), zap.String("ip", ip), zap.String("reason", reason))
+}
+
+func (s *Server) mint(clientID string, scopes []string, now time.Time, ttl time.Duration) (string, error) {
+	k := s.o.Keys[0]
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Alg, Key: k.Signer},
+		(&jose.SignerOptions{}).WithType(TokenType).WithHeader("kid", k.ID))
+	if err != nil {
+		return "", err
+	}
+	var jti [16]byte
+	if _, err := rand.Read(jti[:]); err != nil {
+		return "", err
+	}
+	claims := map[string]any{
+		"iss": s.o.Issuer, "sub": clientID, "client_id": clientID, "aud": s.o.Audience,
+		"iat": now.Unix(), "exp": now.Add(ttl).Unix(), "jti": hex.EncodeToString(jti[:]),
+	}
+	if len(scopes) > 0 {
+		claims["scope"] = strings.Join(scopes, " ")
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	obj, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return obj.CompactSerialize()
+}
+
+func (s *Server) tooMany(w http.ResponseWriter, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+	s.fail(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "too many token requests; retry later"})
+}
+
+// fail writes an RFC 6749 §5.2 error.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	var oe *oauthError
+	if !errors.As(err, &oe) {
+		oe = badRequest("invalid request")
+	}
+	h := w.Header()
+	noStore(h)
+	if oe.basic && oe.status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Basic realm="tokengate", charset="UTF-8"`)
+	}
+	if oe.status == http.StatusMethodNotAllowed {
+		h.Set("Allow", http.MethodPost)
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(oe.status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": oe.code, "error_description": oe.desc})
+}
+
+func noStore(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}

@@ -1,0 +1,357 @@
+package issuer
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/crypto/bcrypt"
+)
+
+const (
+	testSecret = "s3cret+/%:x" // needs RFC 6749 §2.3.1 form-encoding in Basic
+	testAud    = "https://hooks.example.com"
+)
+
+type fixture struct {
+	srv  *Server
+	http *httptest.Server
+}
+
+func newFixture(t *testing.T, mod func(*Options)) *fixture {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(testSecret), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := GenerateKey("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{}
+	f.http = httptest.NewUnstartedServer(nil)
+	o := Options{
+		Issuer: "http://" + f.http.Listener.Addr().String(), Path: "/oauth2/token", Audience: testAud,
+		Keys: []*Key{key}, TokenTTL: time.Hour,
+		Clients: []Client{
+			{ID: "aftership", SecretHash: hash, Scopes: []string{"webhooks:write", "apps.webhook:execute", "*:webhooks/**"}, DefaultScopes: []string{"webhooks:write"}},
+		},
+		PerClientRate: 100, PerClientBurst: 100, PerIPRate: 100, PerIPBurst: 100,
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	if f.srv, err = New(o); err != nil {
+		t.Fatal(err)
+	}
+	f.http.Config.Handler = f.srv
+	f.http.Start()
+	t.Cleanup(f.http.Close)
+	return f
+}
+
+func basic(id, secret string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret)))
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   map[string]any
+}
+
+func (f *fixture) post(t *testing.T, contentType string, body io.Reader, headers ...string) reply {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, f.http.URL+"/oauth2/token", body)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Add(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return reply{resp.StatusCode, resp.Header, m}
+}
+
+func form(kv ...string) io.Reader {
+	v := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		v.Add(kv[i], kv[i+1])
+	}
+	return strings.NewReader(v.Encode())
+}
+
+const formCT = "application/x-www-form-urlencoded"
+
+func TestTokenRequestShapes(t *testing.T) {
+	f := newFixture(t, nil)
+	multipartBody := func(kv ...string) (string, io.Reader) {
+		var b bytes.Buffer
+		w := multipart.NewWriter(&b)
+		for i := 0; i+1 < len(kv); i += 2 {
+			_ = w.WriteField(kv[i], kv[i+1])
+		}
+		_ = w.Close()
+		return w.FormDataContentType(), &b
+	}
+	cases := []struct {
+		name      string
+		send      func() reply
+		wantScope string
+	}{
+		{"AfterShip: form body credentials", func() reply {
+			return f.post(t, formCT, form("grant_type", "client_credentials", "client_id", "aftership", "client_secret", testSecret))
+		}, "webhooks:write"},
+		{"Deployteq: Basic + form with scope", func() reply {
+			return f.post(t, formCT, form("grant_type", "client_credentials", "scope", "apps.webhook:execute"), "Authorization", basic("aftership", testSecret))
+		}, "apps.webhook:execute"},
+		{"MyParcel: JSON body, scope *", func() reply {
+			b, _ := json.Marshal(map[string]string{"grant_type": "client_credentials", "client_id": "aftership", "client_secret": testSecret, "scope": "*"})
+			return f.post(t, "application/json", bytes.NewReader(b))
+		}, "webhooks:write apps.webhook:execute *:webhooks/**"},
+		{"Akamai: Basic + multipart", func() reply {
+			ct, body := multipartBody("grant_type", "client_credentials", "scope", "*:webhooks/**")
+			return f.post(t, ct, body, "Authorization", basic("aftership", testSecret))
+		}, "*:webhooks/**"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := c.send()
+			if r.status != 200 {
+				t.Fatalf("status %d: %v", r.status, r.body)
+			}
+			if r.body["token_type"] != "Bearer" || r.body["scope"] != c.wantScope {
+				t.Fatalf("body = %v", r.body)
+			}
+			if exp, ok := r.body["expires_in"].(float64); !ok || exp != 3600 {
+				t.Fatalf("expires_in = %#v, want the integer 3600", r.body["expires_in"])
+			}
+			if r.header.Get("Cache-Control") != "no-store" || r.header.Get("Pragma") != "no-cache" {
+				t.Fatalf("headers = %v", r.header)
+			}
+			tok, _ := r.body["access_token"].(string)
+			if strings.Count(tok, ".") != 2 {
+				t.Fatalf("access_token is not a JWT: %q", tok)
+			}
+		})
+	}
+}
+
+func TestTokenRequestErrors(t *testing.T) {
+	f := newFixture(t, nil)
+	cases := []struct {
+		name   string
+		send   func() reply
+		status int
+		code   string
+		basic  bool
+	}{
+		{"wrong secret (body)", func() reply {
+			return f.post(t, formCT, form("grant_type", "client_credentials", "client_id", "aftership", "client_secret", "nope"))
+		}, 401, "invalid_client", false},
+		{"wrong secret (Basic)", func() reply {
+			return f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", "nope"))
+		}, 401, "invalid_client", true},
+		{"unknown client", func() reply {
+			return f.post(t, formCT, form("grant_type", "client_credentials", "client_id", "mallory", "client_secret", testSecret))
+		}, 401, "invalid_client", false},
+		{"no credentials", func() reply { return f.post(t, formCT, form("grant_type", "client_credentials")) }, 401, "invalid_client", false},
+		{"wrong grant type", func() reply {
+			return f.post(t, formCT, form("grant_type", "password", "client_id", "aftership", "client_secret", testSecret))
+		}, 400, "unsupported_grant_type", false},
+		{"authorization_code refused", func() reply {
+			return f.post(t, formCT, form("grant_type", "authorization_code", "code", "x"), "Authorization", basic("aftership", testSecret))
+		}, 400, "unsupported_grant_type", false},
+		{"missing grant type", func() reply {
+			return f.post(t, formCT, form("client_id", "aftership", "client_secret", testSecret))
+		}, 400, "invalid_request", false},
+		{"scope escalation", func() reply {
+			return f.post(t, formCT, form("grant_type", "client_credentials", "scope", "webhooks:write admin"), "Authorization", basic("aftership", testSecret))
+		}, 400, "invalid_scope", false},
+		{"scope is not a pattern", func() reply {
+			return f.post(t, formCT, form("grant_type", "client_credentials", "scope", "x:webhooks/y"), "Authorization", basic("aftership", testSecret))
+		}, 400, "invalid_scope", false},
+		{"both credential places", func() reply {
+			return f.post(t, formCT, form("grant_type", "client_credentials", "client_id", "aftership", "client_secret", testSecret), "Authorization", basic("aftership", testSecret))
+		}, 400, "invalid_request", false},
+		{"duplicate parameter", func() reply {
+			return f.post(t, formCT, strings.NewReader("grant_type=client_credentials&grant_type=client_credentials&client_id=aftership&client_secret=x"))
+		}, 400, "invalid_request", false},
+		{"secret in the URL", func() reply {
+			req, _ := http.NewRequest(http.MethodPost, f.http.URL+"/oauth2/token?client_secret=x", form("grant_type", "client_credentials"))
+			req.Header.Set("Content-Type", formCT)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&m)
+			return reply{resp.StatusCode, resp.Header, m}
+		}, 400, "invalid_request", false},
+		{"JSON with a non-string", func() reply {
+			return f.post(t, "application/json", strings.NewReader(`{"grant_type":"client_credentials","client_id":1}`))
+		}, 400, "invalid_request", false},
+		{"unsupported content type", func() reply {
+			return f.post(t, "text/plain", strings.NewReader("grant_type=client_credentials"))
+		}, 400, "invalid_request", false},
+		{"GET", func() reply {
+			resp, err := http.Get(f.http.URL + "/oauth2/token")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			return reply{status: resp.StatusCode, header: resp.Header, body: map[string]any{"error": "invalid_request"}}
+		}, 405, "invalid_request", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := c.send()
+			if r.status != c.status || r.body["error"] != c.code {
+				t.Fatalf("got %d %v, want %d %s", r.status, r.body, c.status, c.code)
+			}
+			if got := r.header.Get("WWW-Authenticate"); (got != "") != c.basic || (c.basic && !strings.HasPrefix(got, "Basic")) {
+				t.Fatalf("WWW-Authenticate = %q (basic expected: %v)", got, c.basic)
+			}
+			if _, has := r.body["access_token"]; has {
+				t.Fatal("an error answer carries a token")
+			}
+		})
+	}
+}
+
+func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.PerClientRate, o.PerClientBurst = 0.1, 2 })
+	var last reply
+	for range 3 {
+		last = f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", testSecret))
+	}
+	if last.status != 429 || last.body["error"] != "slow_down" || last.header.Get("Retry-After") == "" {
+		t.Fatalf("third request: %d %v %v", last.status, last.body, last.header)
+	}
+	g := newFixture(t, func(o *Options) { o.PerIPRate, o.PerIPBurst = 0.1, 1 })
+	g.post(t, formCT, form("grant_type", "client_credentials", "client_id", "x", "client_secret", "y"))
+	if r := g.post(t, formCT, form("grant_type", "client_credentials", "client_id", "x", "client_secret", "y")); r.status != 429 {
+		t.Fatalf("per-IP limit: %d", r.status)
+	}
+}
+
+func TestConcurrentHashChecksAreCapped(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.MaxConcurrentHashChecks = 1 })
+	// Hold the only slot; a login must wait for it, not run beside it.
+	if err := f.srv.hashSem.acquire(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan reply, 1)
+	go func() {
+		done <- f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", testSecret))
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("login ran while the hash slot was taken: %d", r.status)
+	case <-time.After(200 * time.Millisecond):
+	}
+	f.srv.hashSem.release()
+	if r := <-done; r.status != 200 {
+		t.Fatalf("after release: %d %v", r.status, r.body)
+	}
+}
+
+func TestIssuedTokenVerifiesWithPlainGoOIDC(t *testing.T) {
+	f := newFixture(t, nil)
+	r := f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", testSecret))
+	tok := r.body["access_token"].(string)
+	// A second replica (or any OIDC library) finds the keys by discovery.
+	provider, err := oidc.NewProvider(t.Context(), f.srv.o.Issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := provider.Verifier(&oidc.Config{ClientID: testAud, SupportedSigningAlgs: []string{"ES256"}}).Verify(t.Context(), tok)
+	if err != nil {
+		t.Fatalf("go-oidc rejects our token: %v", err)
+	}
+	var c struct {
+		ClientID string `json:"client_id"`
+		Scope    string `json:"scope"`
+		JTI      string `json:"jti"`
+	}
+	if err := idt.Claims(&c); err != nil || idt.Subject != "aftership" || c.ClientID != "aftership" || c.Scope != "webhooks:write" || c.JTI == "" {
+		t.Fatalf("claims: sub=%q %+v %v", idt.Subject, c, err)
+	}
+	// RFC 8414 metadata.
+	resp, err := http.Get(f.http.URL + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var meta map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&meta)
+	if meta["token_endpoint"] != f.http.URL+"/oauth2/token" || meta["issuer"] != f.srv.o.Issuer {
+		t.Fatalf("metadata = %v", meta)
+	}
+}
+
+func TestRotationPublishesEveryKeyAndSignsWithTheFirst(t *testing.T) {
+	old, _ := GenerateKey("RS256")
+	f := newFixture(t, func(o *Options) { o.Keys = append(o.Keys, old) })
+	resp, err := http.Get(f.http.URL + "/.well-known/jwks.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&set)
+	if len(set.Keys) != 2 {
+		t.Fatalf("published %d keys, want 2", len(set.Keys))
+	}
+	for _, k := range set.Keys {
+		if _, private := k["d"]; private {
+			t.Fatal("JWKS publishes a private key")
+		}
+	}
+	r := f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", testSecret))
+	hdr, _ := base64.RawURLEncoding.DecodeString(strings.Split(r.body["access_token"].(string), ".")[0])
+	var h map[string]any
+	_ = json.Unmarshal(hdr, &h)
+	if h["kid"] != f.srv.o.Keys[0].ID || h["typ"] != TokenType || h["alg"] != "ES256" {
+		t.Fatalf("header = %v", h)
+	}
+}
+
+func TestKeyPEMRoundTrip(t *testing.T) {
+	for _, alg := range []string{"ES256", "RS256"} {
+		k, err := GenerateKey(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pemBytes, err := EncodeKeyPEM(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseKeyPEM(pemBytes)
+		if err != nil || back.ID != k.ID || string(back.Alg) != alg {
+			t.Fatalf("%s: %v %+v", alg, err, back)
+		}
+	}
+	if _, err := ParseKeyPEM([]byte("not a key")); err == nil {
+		t.Fatal("garbage parsed as a key")
+	}
+}
+
