@@ -354,4 +354,3 @@ func TestKeyPEMRoundTrip(t *testing.T) {
 		t.Fatal("garbage parsed as a key")
 	}
 }
-

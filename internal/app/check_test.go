@@ -84,4 +84,3 @@ routes:
 		t.Fatalf("introspection not probed:\n%s", out.String())
 	}
 }
-
