@@ -330,3 +330,15 @@ func TestUpstreamFailures(t *testing.T) {
 		}
 	})
 }
+
+func TestJWTOfAnUnknownIssuerIsNeverShownToIntrospection(t *testing.T) {
+	e := newEnv(t, "")
+	tok := e.idp.Mint(with(e.idp.Claims(audience, "webhooks:write"), "iss", "https://unrelated.example"))
+	resp := e.do(http.MethodPost, "/hooks/partner/x", "{}", bearer(tok)...)
+	if resp.StatusCode != 401 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if e.intro.Calls() != 0 {
+		t.Fatalf("a foreign JWT was sent to the introspection endpoint (%d calls)", e.intro.Calls())
+	}
+}

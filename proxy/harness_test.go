@@ -127,7 +127,7 @@ headers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.cache, err = verifier.NewCache(verifier.NewSet(map[string]verifier.Verifier{e.idp.Issuer(): jwt}, in),
+	e.cache, err = verifier.NewCache(verifier.NewSet(map[string]verifier.Verifier{e.idp.Issuer(): jwt}, in, "https://partner.example"),
 		verifier.CacheOptions{MaxEntries: 1000, MaxTTL: time.Minute, NegativeTTL: 10 * time.Second, NegativeMaxEntries: 100})
 	if err != nil {
 		t.Fatal(err)

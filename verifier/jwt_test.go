@@ -302,7 +302,7 @@ func TestSetPicksIssuerByIssAndUsesOnlyItsKeys(t *testing.T) {
 	defer b.Close()
 	ja := newJWT(t, a, func(o *JWTOptions) { o.Name = "a" })
 	jb := newJWT(t, b, func(o *JWTOptions) { o.Name = "b" })
-	set := NewSet(map[string]Verifier{a.Issuer(): ja, b.Issuer(): jb}, nil)
+	set := NewSet(map[string]Verifier{a.Issuer(): ja, b.Issuer(): jb}, nil, "")
 	for _, idp := range []*testidp.IdP{a, b} {
 		p, err := set.Verify(context.Background(), idp.Mint(idp.Claims(aud)))
 		if err != nil {

@@ -98,10 +98,16 @@ func build(cfg *config.Config, log *zap.Logger) (*stack, error) {
 		byIss[te.Issuer] = local
 	}
 	var introV verifier.Verifier
+	introIss := ""
 	if intro != nil {
 		introV = intro
+		for _, is := range cfg.Issuers {
+			if is.IsIntrospection() {
+				introIss = is.Issuer
+			}
+		}
 	}
-	set := verifier.NewSet(byIss, introV)
+	set := verifier.NewSet(byIss, introV, introIss)
 	cache, err := verifier.NewCache(set, verifier.CacheOptions{
 		MaxEntries: cfg.Cache.MaxEntries, MaxTTL: cfg.Cache.MaxTTL.D(),
 		NegativeTTL: cfg.Cache.NegativeTTL.D(), NegativeMaxEntries: cfg.Cache.NegativeMaxEntries,
