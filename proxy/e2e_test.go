@@ -12,7 +12,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tokengate/tokengate/internal/testidp"
+	"github.com/tokengate/tokengate/verifier/verifiertest"
 )
 
 func with(c map[string]any, kv ...any) map[string]any {
@@ -96,13 +96,13 @@ func TestEndToEndDenials(t *testing.T) {
 		}, status: 401, challenge: invalid},
 		{name: "wrong aud", header: func(e *env) []string { return bearer(e.idp.Mint(e.idp.Claims("https://other", "webhooks:write"))) }, status: 401, challenge: `error_description="audience not accepted"`},
 		{name: "alg none", header: func(e *env) []string {
-			return bearer(testidp.Unsigned(map[string]any{"alg": "none"}, e.idp.Claims(audience, "webhooks:write"), ""))
+			return bearer(verifiertest.Unsigned(map[string]any{"alg": "none"}, e.idp.Claims(audience, "webhooks:write"), ""))
 		}, status: 401, challenge: invalid},
 		{name: "HS256 signed with the RSA public key", header: func(e *env) []string {
-			return bearer(testidp.SignHMAC(jose.HS256, pubPEM(e), e.idp.Signer().ID, e.idp.Claims(audience, "webhooks:write")))
+			return bearer(verifiertest.SignHMAC(jose.HS256, pubPEM(e), e.idp.Signer().ID, e.idp.Claims(audience, "webhooks:write")))
 		}, status: 401, challenge: invalid},
 		{name: "unknown kid", header: func(e *env) []string {
-			return bearer(testidp.Sign(testidp.NewKeyFast(), e.idp.Claims(audience, "webhooks:write"), nil))
+			return bearer(verifiertest.Sign(verifiertest.NewKeyFast(), e.idp.Claims(audience, "webhooks:write"), nil))
 		}, status: 401, challenge: invalid},
 		{name: "bad signature", header: func(e *env) []string {
 			tok := e.token("webhooks:write")
@@ -219,7 +219,7 @@ func TestAnyOfScopesFromEverySeed(t *testing.T) {
 
 func TestIntrospectionThroughTheGate(t *testing.T) {
 	e := newEnv(t, "")
-	e.intro.Add("opaque-1", testidp.ActiveClaims("webhooks:write", time.Hour))
+	e.intro.Add("opaque-1", verifiertest.ActiveClaims("webhooks:write", time.Hour))
 	for range 3 {
 		if resp := e.do(http.MethodPost, "/hooks/partner/x", "{}", bearer("opaque-1")...); resp.StatusCode != 200 {
 			t.Fatalf("status %d %s", resp.StatusCode, bodyOf(resp))
@@ -253,7 +253,7 @@ func TestIdentityProviderDownIs503WithRetryAfter(t *testing.T) {
 
 func TestBurstOfOneNewTokenMakesOneIntrospectionCall(t *testing.T) {
 	e := newEnv(t, "")
-	e.intro.Add("burst", testidp.ActiveClaims("webhooks:write", time.Hour))
+	e.intro.Add("burst", verifiertest.ActiveClaims("webhooks:write", time.Hour))
 	e.intro.SetDelay(100 * time.Millisecond)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/config"
-	"github.com/tokengate/tokengate/internal/testidp"
+	"github.com/tokengate/tokengate/verifier/verifiertest"
 	"github.com/tokengate/tokengate/verifier"
 )
 
@@ -62,8 +62,8 @@ func (u *upstream) requests() []seen {
 // and the handler under test behind a real HTTP server.
 type env struct {
 	t     *testing.T
-	idp   *testidp.IdP
-	intro *testidp.Introspector
+	idp   *verifiertest.IdP
+	intro *verifiertest.Introspector
 	up    *upstream
 	cfg   *config.Config
 	cache *verifier.Cache
@@ -92,7 +92,7 @@ routes:
 // being parsed after, so use distinct keys).
 func newEnv(t *testing.T, extra string) *env {
 	t.Helper()
-	e := &env{t: t, idp: testidp.New(), intro: testidp.NewIntrospector(), up: newUpstream()}
+	e := &env{t: t, idp: verifiertest.New(), intro: verifiertest.NewIntrospector(), up: newUpstream()}
 	t.Cleanup(func() { e.idp.Close(); e.intro.Close(); e.up.Close() })
 	y := fmt.Sprintf(`
 upstream: { url: %q, response_timeout: 1s, max_body_size: 1KiB }

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokengate/tokengate/internal/testidp"
+	"github.com/tokengate/tokengate/verifier/verifiertest"
 )
 
-func newIntrospection(t *testing.T, in *testidp.Introspector, mod func(*IntrospectionOptions)) *Introspection {
+func newIntrospection(t *testing.T, in *verifiertest.Introspector, mod func(*IntrospectionOptions)) *Introspection {
 	t.Helper()
 	o := IntrospectionOptions{
 		Name: "partner", URL: in.URL(), ClientID: in.ClientID, ClientSecret: in.ClientSecret,
@@ -31,24 +31,24 @@ func newIntrospection(t *testing.T, in *testidp.Introspector, mod func(*Introspe
 func TestIntrospection(t *testing.T) {
 	cases := []struct {
 		name    string
-		setup   func(in *testidp.Introspector)
+		setup   func(in *verifiertest.Introspector)
 		mod     func(*IntrospectionOptions)
 		wantErr error
 		reason  string
 	}{
-		{name: "active, basic auth", setup: func(in *testidp.Introspector) { in.Add("tok", testidp.ActiveClaims("webhooks:write", time.Hour)) }},
-		{name: "active, post auth", setup: func(in *testidp.Introspector) { in.Add("tok", testidp.ActiveClaims("webhooks:write", time.Hour)) }, mod: func(o *IntrospectionOptions) { o.PostAuth = true }},
+		{name: "active, basic auth", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("webhooks:write", time.Hour)) }},
+		{name: "active, post auth", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("webhooks:write", time.Hour)) }, mod: func(o *IntrospectionOptions) { o.PostAuth = true }},
 		{name: "inactive", wantErr: ErrInvalidToken, reason: "token is not active"},
-		{name: "active but exp passed", setup: func(in *testidp.Introspector) { in.Add("tok", testidp.ActiveClaims("x", -time.Minute)) }, wantErr: ErrInvalidToken, reason: "token expired"},
-		{name: "wrong issuer", setup: func(in *testidp.Introspector) { in.Add("tok", testidp.ActiveClaims("x", time.Hour)) }, mod: func(o *IntrospectionOptions) { o.Issuer = "https://other" }, wantErr: ErrInvalidToken, reason: "issuer not accepted"},
-		{name: "wrong audience", setup: func(in *testidp.Introspector) { in.Add("tok", testidp.ActiveClaims("x", time.Hour)) }, mod: func(o *IntrospectionOptions) { o.Audiences = []string{"https://else"} }, wantErr: ErrInvalidToken, reason: "audience not accepted"},
-		{name: "endpoint 500", setup: func(in *testidp.Introspector) { in.SetStatus(500) }, wantErr: ErrUnavailable},
+		{name: "active but exp passed", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("x", -time.Minute)) }, wantErr: ErrInvalidToken, reason: "token expired"},
+		{name: "wrong issuer", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("x", time.Hour)) }, mod: func(o *IntrospectionOptions) { o.Issuer = "https://other" }, wantErr: ErrInvalidToken, reason: "issuer not accepted"},
+		{name: "wrong audience", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("x", time.Hour)) }, mod: func(o *IntrospectionOptions) { o.Audiences = []string{"https://else"} }, wantErr: ErrInvalidToken, reason: "audience not accepted"},
+		{name: "endpoint 500", setup: func(in *verifiertest.Introspector) { in.SetStatus(500) }, wantErr: ErrUnavailable},
 		{name: "tokengate's credentials refused", mod: func(o *IntrospectionOptions) { o.ClientSecret = "wrong" }, wantErr: ErrUnavailable},
-		{name: "endpoint timeout", setup: func(in *testidp.Introspector) { in.SetDelay(2 * time.Second) }, wantErr: ErrUnavailable},
+		{name: "endpoint timeout", setup: func(in *verifiertest.Introspector) { in.SetDelay(2 * time.Second) }, wantErr: ErrUnavailable},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			in := testidp.NewIntrospector()
+			in := verifiertest.NewIntrospector()
 			defer in.Close()
 			if c.setup != nil {
 				c.setup(in)
@@ -102,9 +102,9 @@ func newCache(t *testing.T, next Verifier, clk *clock) *Cache {
 }
 
 func TestCachedTokenMakesNoSecondCall(t *testing.T) {
-	in := testidp.NewIntrospector()
+	in := verifiertest.NewIntrospector()
 	defer in.Close()
-	in.Add("tok", testidp.ActiveClaims("x", time.Hour))
+	in.Add("tok", verifiertest.ActiveClaims("x", time.Hour))
 	clk := &clock{t: time.Now()}
 	c := newCache(t, newIntrospection(t, in, nil), clk)
 	for range 5 {
@@ -123,9 +123,9 @@ func TestCachedTokenMakesNoSecondCall(t *testing.T) {
 }
 
 func TestCacheEntryNeverOutlivesTokenExpiry(t *testing.T) {
-	in := testidp.NewIntrospector()
+	in := verifiertest.NewIntrospector()
 	defer in.Close()
-	in.Add("tok", testidp.ActiveClaims("x", 30*time.Second))
+	in.Add("tok", verifiertest.ActiveClaims("x", 30*time.Second))
 	clk := &clock{t: time.Now()}
 	c := newCache(t, newIntrospection(t, in, func(o *IntrospectionOptions) { o.Now = clk.Now }), clk)
 	if _, err := c.Verify(context.Background(), "tok"); err != nil {
@@ -142,7 +142,7 @@ func TestCacheEntryNeverOutlivesTokenExpiry(t *testing.T) {
 }
 
 func TestNegativeCacheOnlyForRemoteRejections(t *testing.T) {
-	in := testidp.NewIntrospector()
+	in := verifiertest.NewIntrospector()
 	defer in.Close()
 	clk := &clock{t: time.Now()}
 	c := newCache(t, newIntrospection(t, in, nil), clk)
@@ -174,9 +174,9 @@ func TestNegativeCacheOnlyForRemoteRejections(t *testing.T) {
 }
 
 func TestUnavailableIsNeverCached(t *testing.T) {
-	in := testidp.NewIntrospector()
+	in := verifiertest.NewIntrospector()
 	defer in.Close()
-	in.Add("tok", testidp.ActiveClaims("x", time.Hour))
+	in.Add("tok", verifiertest.ActiveClaims("x", time.Hour))
 	in.SetStatus(503)
 	c := newCache(t, newIntrospection(t, in, nil), &clock{t: time.Now()})
 	if _, err := c.Verify(context.Background(), "tok"); !errors.Is(err, ErrUnavailable) {
@@ -189,9 +189,9 @@ func TestUnavailableIsNeverCached(t *testing.T) {
 }
 
 func TestConcurrentMissesCoalesce(t *testing.T) {
-	in := testidp.NewIntrospector()
+	in := verifiertest.NewIntrospector()
 	defer in.Close()
-	in.Add("tok", testidp.ActiveClaims("x", time.Hour))
+	in.Add("tok", verifiertest.ActiveClaims("x", time.Hour))
 	in.SetDelay(50 * time.Millisecond)
 	c := newCache(t, newIntrospection(t, in, nil), &clock{t: time.Now()})
 	var wg sync.WaitGroup

@@ -15,12 +15,12 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tokengate/tokengate/internal/testidp"
+	"github.com/tokengate/tokengate/verifier/verifiertest"
 )
 
 const aud = "https://hooks.example.com"
 
-func newJWT(t *testing.T, idp *testidp.IdP, mod func(*JWTOptions)) *JWT {
+func newJWT(t *testing.T, idp *verifiertest.IdP, mod func(*JWTOptions)) *JWT {
 	t.Helper()
 	o := JWTOptions{
 		Name: "idp", Issuer: idp.Issuer(), Audiences: []string{aud},
@@ -54,13 +54,13 @@ func with(c map[string]any, kv ...any) map[string]any {
 
 type jwtCase struct {
 	name   string
-	token  func(idp *testidp.IdP) string
+	token  func(idp *verifiertest.IdP) string
 	mod    func(*JWTOptions)
 	reason string // "" means the token must be accepted
 }
 
 func (c jwtCase) run(t *testing.T) {
-	idp := testidp.New()
+	idp := verifiertest.New()
 	defer idp.Close()
 	j := newJWT(t, idp, c.mod)
 	p, err := j.Verify(context.Background(), c.token(idp))
@@ -86,47 +86,47 @@ func (c jwtCase) run(t *testing.T) {
 
 func TestJWTVerification(t *testing.T) {
 	now := time.Now()
-	pubPEM := func(idp *testidp.IdP) []byte {
+	pubPEM := func(idp *verifiertest.IdP) []byte {
 		der, _ := x509.MarshalPKIXPublicKey(idp.Signer().Private.Public())
 		return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	}
 	cases := []jwtCase{
-		{"valid RS256", func(i *testidp.IdP) string { return i.Mint(i.Claims(aud, "webhooks:write")) }, nil, ""},
-		{"valid ES256", func(i *testidp.IdP) string { return testidp.Sign(i.Keys()[1], i.Claims(aud), nil) }, nil, ""},
-		{"audience in a list", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "aud", []string{"other", aud})) }, nil, ""},
-		{"expired inside skew", func(i *testidp.IdP) string {
+		{"valid RS256", func(i *verifiertest.IdP) string { return i.Mint(i.Claims(aud, "webhooks:write")) }, nil, ""},
+		{"valid ES256", func(i *verifiertest.IdP) string { return verifiertest.Sign(i.Keys()[1], i.Claims(aud), nil) }, nil, ""},
+		{"audience in a list", func(i *verifiertest.IdP) string { return i.Mint(with(i.Claims(aud), "aud", []string{"other", aud})) }, nil, ""},
+		{"expired inside skew", func(i *verifiertest.IdP) string {
 			return i.Mint(with(i.Claims(aud), "exp", now.Add(-20*time.Second).Unix()))
 		}, nil, ""},
-		{"fractional exp", func(i *testidp.IdP) string {
+		{"fractional exp", func(i *verifiertest.IdP) string {
 			return i.Mint(with(i.Claims(aud), "exp", float64(now.Add(time.Hour).Unix())+0.5))
 		}, nil, ""},
-		{"expired past skew", func(i *testidp.IdP) string {
+		{"expired past skew", func(i *verifiertest.IdP) string {
 			return i.Mint(with(i.Claims(aud), "exp", now.Add(-31*time.Second).Unix()))
 		}, nil, "token expired"},
-		{"no exp", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "exp", nil)) }, nil, "token has no expiry"},
-		{"exp as string", func(i *testidp.IdP) string {
+		{"no exp", func(i *verifiertest.IdP) string { return i.Mint(with(i.Claims(aud), "exp", nil)) }, nil, "token has no expiry"},
+		{"exp as string", func(i *verifiertest.IdP) string {
 			return i.Mint(with(i.Claims(aud), "exp", "9999999999"))
 		}, nil, "malformed claims"},
-		{"nbf in the future", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "nbf", now.Add(time.Minute).Unix())) }, nil, "token not yet valid"},
-		{"iat in the future", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "iat", now.Add(time.Minute).Unix())) }, nil, "token issued in the future"},
-		{"wrong issuer", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "iss", "https://evil.example")) }, nil, "issuer not accepted"},
-		{"wrong audience", func(i *testidp.IdP) string { return i.Mint(i.Claims("https://other.example")) }, nil, "audience not accepted"},
-		{"no audience", func(i *testidp.IdP) string { return i.Mint(with(i.Claims(aud), "aud", nil)) }, nil, "audience not accepted"},
-		{"audience check skipped on request", func(i *testidp.IdP) string { return i.Mint(i.Claims("https://other.example")) }, func(o *JWTOptions) { o.Audiences, o.SkipAudienceCheck = nil, true }, ""},
-		{"alg none", func(i *testidp.IdP) string {
-			return testidp.Unsigned(map[string]any{"alg": "none", "typ": "JWT"}, i.Claims(aud), "")
+		{"nbf in the future", func(i *verifiertest.IdP) string { return i.Mint(with(i.Claims(aud), "nbf", now.Add(time.Minute).Unix())) }, nil, "token not yet valid"},
+		{"iat in the future", func(i *verifiertest.IdP) string { return i.Mint(with(i.Claims(aud), "iat", now.Add(time.Minute).Unix())) }, nil, "token issued in the future"},
+		{"wrong issuer", func(i *verifiertest.IdP) string { return i.Mint(with(i.Claims(aud), "iss", "https://evil.example")) }, nil, "issuer not accepted"},
+		{"wrong audience", func(i *verifiertest.IdP) string { return i.Mint(i.Claims("https://other.example")) }, nil, "audience not accepted"},
+		{"no audience", func(i *verifiertest.IdP) string { return i.Mint(with(i.Claims(aud), "aud", nil)) }, nil, "audience not accepted"},
+		{"audience check skipped on request", func(i *verifiertest.IdP) string { return i.Mint(i.Claims("https://other.example")) }, func(o *JWTOptions) { o.Audiences, o.SkipAudienceCheck = nil, true }, ""},
+		{"alg none", func(i *verifiertest.IdP) string {
+			return verifiertest.Unsigned(map[string]any{"alg": "none", "typ": "JWT"}, i.Claims(aud), "")
 		}, nil, "malformed token or algorithm not allowed"},
-		{"HS256 signed with the RSA public key", func(i *testidp.IdP) string {
-			return testidp.SignHMAC(jose.HS256, pubPEM(i), i.Signer().ID, i.Claims(aud))
+		{"HS256 signed with the RSA public key", func(i *verifiertest.IdP) string {
+			return verifiertest.SignHMAC(jose.HS256, pubPEM(i), i.Signer().ID, i.Claims(aud))
 		}, nil, "malformed token or algorithm not allowed"},
-		{"algorithm outside the allow-list", func(i *testidp.IdP) string { return testidp.Sign(i.Keys()[1], i.Claims(aud), nil) }, func(o *JWTOptions) { o.Algorithms = []string{"RS256"} }, "malformed token or algorithm not allowed"},
-		{"unknown kid", func(i *testidp.IdP) string { return testidp.Sign(testidp.NewKey(jose.RS256), i.Claims(aud), nil) }, nil, "unknown signing key"},
-		{"bad signature with a known kid", func(i *testidp.IdP) string {
-			forged := testidp.NewKey(jose.RS256)
+		{"algorithm outside the allow-list", func(i *verifiertest.IdP) string { return verifiertest.Sign(i.Keys()[1], i.Claims(aud), nil) }, func(o *JWTOptions) { o.Algorithms = []string{"RS256"} }, "malformed token or algorithm not allowed"},
+		{"unknown kid", func(i *verifiertest.IdP) string { return verifiertest.Sign(verifiertest.NewKey(jose.RS256), i.Claims(aud), nil) }, nil, "unknown signing key"},
+		{"bad signature with a known kid", func(i *verifiertest.IdP) string {
+			forged := verifiertest.NewKey(jose.RS256)
 			forged.ID = i.Signer().ID
-			return testidp.Sign(forged, i.Claims(aud), nil)
+			return verifiertest.Sign(forged, i.Claims(aud), nil)
 		}, nil, "signature verification failed"},
-		{"tampered payload", func(i *testidp.IdP) string {
+		{"tampered payload", func(i *verifiertest.IdP) string {
 			tok := i.Mint(i.Claims(aud, "read"))
 			parts := strings.Split(tok, ".")
 			c := i.Claims(aud, "admin")
@@ -134,22 +134,22 @@ func TestJWTVerification(t *testing.T) {
 			parts[1] = b64(b)
 			return strings.Join(parts, ".")
 		}, nil, "signature verification failed"},
-		{"embedded jwk header is ignored", func(i *testidp.IdP) string {
-			attacker := testidp.NewKey(jose.RS256)
+		{"embedded jwk header is ignored", func(i *verifiertest.IdP) string {
+			attacker := verifiertest.NewKey(jose.RS256)
 			attacker.ID = "attacker"
 			pub := attacker.Public()
-			return testidp.Sign(attacker, i.Claims(aud), map[string]any{"jwk": pub})
+			return verifiertest.Sign(attacker, i.Claims(aud), map[string]any{"jwk": pub})
 		}, nil, "unknown signing key"},
-		{"garbage", func(*testidp.IdP) string { return "not-a-jwt" }, nil, "malformed token or algorithm not allowed"},
-		{"empty", func(*testidp.IdP) string { return "" }, nil, "malformed token or algorithm not allowed"},
-		{"only dots", func(*testidp.IdP) string { return "..." }, nil, "malformed token or algorithm not allowed"},
-		{"too large", func(*testidp.IdP) string { return strings.Repeat("a", 64<<10) }, nil, "token too large"},
-		{"typ required and present", func(i *testidp.IdP) string {
-			return testidp.Sign(i.Signer(), i.Claims(aud), map[string]any{"typ": "at+jwt"})
+		{"garbage", func(*verifiertest.IdP) string { return "not-a-jwt" }, nil, "malformed token or algorithm not allowed"},
+		{"empty", func(*verifiertest.IdP) string { return "" }, nil, "malformed token or algorithm not allowed"},
+		{"only dots", func(*verifiertest.IdP) string { return "..." }, nil, "malformed token or algorithm not allowed"},
+		{"too large", func(*verifiertest.IdP) string { return strings.Repeat("a", 64<<10) }, nil, "token too large"},
+		{"typ required and present", func(i *verifiertest.IdP) string {
+			return verifiertest.Sign(i.Signer(), i.Claims(aud), map[string]any{"typ": "at+jwt"})
 		}, func(o *JWTOptions) { o.RequiredType = "at+jwt" }, ""},
-		{"typ required and wrong", func(i *testidp.IdP) string { return i.Mint(i.Claims(aud)) }, func(o *JWTOptions) { o.RequiredType = "at+jwt" }, "token type not accepted"},
-		{"unknown crit header", func(i *testidp.IdP) string {
-			return testidp.Sign(i.Signer(), i.Claims(aud), map[string]any{"crit": []string{"exp-ext"}, "exp-ext": 1})
+		{"typ required and wrong", func(i *verifiertest.IdP) string { return i.Mint(i.Claims(aud)) }, func(o *JWTOptions) { o.RequiredType = "at+jwt" }, "token type not accepted"},
+		{"unknown crit header", func(i *verifiertest.IdP) string {
+			return verifiertest.Sign(i.Signer(), i.Claims(aud), map[string]any{"crit": []string{"exp-ext"}, "exp-ext": 1})
 		}, nil, "signature verification failed"},
 	}
 	for _, c := range cases {
@@ -160,7 +160,7 @@ func TestJWTVerification(t *testing.T) {
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func TestJWTScopesAndClientID(t *testing.T) {
-	idp := testidp.New()
+	idp := verifiertest.New()
 	defer idp.Close()
 	j := newJWT(t, idp, nil)
 	cases := []struct {
@@ -192,7 +192,7 @@ func TestJWTScopesAndClientID(t *testing.T) {
 }
 
 func TestIdPDownReturns503NotUnauthorized(t *testing.T) {
-	idp := testidp.New()
+	idp := verifiertest.New()
 	defer idp.Close()
 	idp.SetDown(true)
 	j := newJWT(t, idp, func(o *JWTOptions) { o.JWKSURL = idp.JWKSURL(); o.RefreshCooldown = 0 })
@@ -214,7 +214,7 @@ func TestIdPDownReturns503NotUnauthorized(t *testing.T) {
 }
 
 func TestDiscoveryDownThenRecovers(t *testing.T) {
-	idp := testidp.New()
+	idp := verifiertest.New()
 	defer idp.Close()
 	idp.SetDown(true)
 	clock := time.Now()
@@ -234,7 +234,7 @@ func TestDiscoveryDownThenRecovers(t *testing.T) {
 }
 
 func TestKeyRotationAcceptedWithoutRestart(t *testing.T) {
-	idp := testidp.New()
+	idp := verifiertest.New()
 	defer idp.Close()
 	clock := time.Now()
 	j := newJWT(t, idp, func(o *JWTOptions) { o.Now = func() time.Time { return clock }; o.RefreshCooldown = 10 * time.Second })
@@ -256,7 +256,7 @@ func TestKeyRotationAcceptedWithoutRestart(t *testing.T) {
 }
 
 func TestUnknownKidFloodFetchesOncePerCooldown(t *testing.T) {
-	idp := testidp.New()
+	idp := verifiertest.New()
 	defer idp.Close()
 	clock := time.Now()
 	var mu sync.Mutex
@@ -269,7 +269,7 @@ func TestUnknownKidFloodFetchesOncePerCooldown(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 200 {
 		wg.Go(func() {
-			tok := testidp.Sign(testidp.NewKeyFast(), idp.Claims(aud), nil)
+			tok := verifiertest.Sign(verifiertest.NewKeyFast(), idp.Claims(aud), nil)
 			if _, err := j.Verify(context.Background(), tok); !errors.Is(err, ErrInvalidToken) {
 				t.Errorf("bogus kid: err = %v", err)
 			}
@@ -277,10 +277,10 @@ func TestUnknownKidFloodFetchesOncePerCooldown(t *testing.T) {
 	}
 	wg.Wait()
 	// A known kid with a bad signature never refetches.
-	forged := testidp.NewKeyFast()
+	forged := verifiertest.NewKeyFast()
 	forged.ID = idp.Signer().ID
 	for range 50 {
-		_, _ = j.Verify(context.Background(), testidp.Sign(forged, idp.Claims(aud), nil))
+		_, _ = j.Verify(context.Background(), verifiertest.Sign(forged, idp.Claims(aud), nil))
 	}
 	if got := idp.JWKSFetches() - before; got != 0 {
 		t.Fatalf("flood inside the cooldown caused %d JWKS fetches, want 0", got)
@@ -289,7 +289,7 @@ func TestUnknownKidFloodFetchesOncePerCooldown(t *testing.T) {
 	clock = clock.Add(31 * time.Second)
 	mu.Unlock()
 	for range 20 {
-		_, _ = j.Verify(context.Background(), testidp.Sign(testidp.NewKeyFast(), idp.Claims(aud), nil))
+		_, _ = j.Verify(context.Background(), verifiertest.Sign(verifiertest.NewKeyFast(), idp.Claims(aud), nil))
 	}
 	if got := idp.JWKSFetches() - before; got != 1 {
 		t.Fatalf("after the cooldown: %d JWKS fetches, want 1", got)
@@ -297,13 +297,13 @@ func TestUnknownKidFloodFetchesOncePerCooldown(t *testing.T) {
 }
 
 func TestSetPicksIssuerByIssAndUsesOnlyItsKeys(t *testing.T) {
-	a, b := testidp.New(), testidp.New()
+	a, b := verifiertest.New(), verifiertest.New()
 	defer a.Close()
 	defer b.Close()
 	ja := newJWT(t, a, func(o *JWTOptions) { o.Name = "a" })
 	jb := newJWT(t, b, func(o *JWTOptions) { o.Name = "b" })
 	set := NewSet(map[string]Verifier{a.Issuer(): ja, b.Issuer(): jb}, nil, "")
-	for _, idp := range []*testidp.IdP{a, b} {
+	for _, idp := range []*verifiertest.IdP{a, b} {
 		p, err := set.Verify(context.Background(), idp.Mint(idp.Claims(aud)))
 		if err != nil {
 			t.Fatal(err)
@@ -313,11 +313,11 @@ func TestSetPicksIssuerByIssAndUsesOnlyItsKeys(t *testing.T) {
 		}
 	}
 	// iss says a, signed with b's key (whose kid a does not know).
-	cross := testidp.Sign(b.Signer(), a.Claims(aud), nil)
+	cross := verifiertest.Sign(b.Signer(), a.Claims(aud), nil)
 	if _, err := set.Verify(context.Background(), cross); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("token claiming a, signed by b: err = %v", err)
 	}
-	if _, err := set.Verify(context.Background(), testidp.Sign(a.Signer(), with(a.Claims(aud), "iss", "https://unknown"), nil)); Reason(err) != "issuer not accepted" {
+	if _, err := set.Verify(context.Background(), verifiertest.Sign(a.Signer(), with(a.Claims(aud), "iss", "https://unknown"), nil)); Reason(err) != "issuer not accepted" {
 		t.Fatalf("unknown iss: %v", err)
 	}
 }

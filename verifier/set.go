@@ -12,17 +12,21 @@ import (
 // issuer's keys only; anything else goes to the introspection issuer, if
 // one is configured.
 type Set struct {
-	byIssuer   map[string]Verifier
-	single     Verifier // the only JWT issuer, when there is exactly one
-	introspect Verifier
+	byIssuer    map[string]Verifier
+	single      Verifier // the only JWT issuer, when there is exactly one
+	introspect  Verifier
+	introIssuer string // when set, the only "iss" a JWT may carry to be introspected
 }
 
 var _ Verifier = (*Set)(nil)
 
 // NewSet builds a dispatcher. jwt maps each "iss" value to its verifier;
-// introspect may be nil.
-func NewSet(jwt map[string]Verifier, introspect Verifier) *Set {
-	s := &Set{byIssuer: jwt, introspect: introspect}
+// introspect may be nil. A JWT whose "iss" names no JWT issuer is sent to
+// introspection only when introIssuer is empty or equals that "iss": tokens
+// of unrelated issuers are refused locally rather than shown to a third
+// party's introspection endpoint.
+func NewSet(jwt map[string]Verifier, introspect Verifier, introIssuer string) *Set {
+	s := &Set{byIssuer: jwt, introspect: introspect, introIssuer: introIssuer}
 	if len(jwt) == 1 && introspect == nil {
 		for _, v := range jwt {
 			s.single = v
@@ -42,6 +46,9 @@ func (s *Set) Verify(ctx context.Context, token string) (*Principal, error) {
 	if iss, ok := unverifiedIssuer(token); ok {
 		if v, ok := s.byIssuer[iss]; ok {
 			return v.Verify(ctx, token)
+		}
+		if s.introIssuer != "" && iss != s.introIssuer {
+			return nil, invalid("issuer not accepted", nil)
 		}
 	}
 	if s.introspect != nil {

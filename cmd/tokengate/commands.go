@@ -5,8 +5,6 @@ import (
 	"io"
 	"os/signal"
 	"syscall"
-
-	"github.com/tokengate/tokengate/internal/app"
 )
 
 func cmdServe(args []string, stderr io.Writer) error {
@@ -21,7 +19,7 @@ func cmdServe(args []string, stderr io.Writer) error {
 	defer func() { _ = log.Sync() }()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return app.Serve(ctx, f.config, log, version)
+	return serve(ctx, f.config, log)
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) error {
@@ -29,5 +27,5 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return app.Check(context.Background(), f.config, stdout)
+	return check(context.Background(), f.config, stdout)
 }

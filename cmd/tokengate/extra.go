@@ -18,6 +18,8 @@ func extraCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 	switch args[0] {
 	case "new-client":
 		return cmdNewClient(args[1:], stdout, stderr)
+	case "quickstart":
+		return cmdQuickstart(args[1:], stdout, stderr)
 	case "hash-secret":
 		return cmdHashSecret(args[1:], stdin, stdout, stderr)
 	}

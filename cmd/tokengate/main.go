@@ -26,6 +26,8 @@ const usage = `tokengate: OAuth 2.0 bearer-token gate for webhook receivers
 Usage:
   tokengate serve   --config FILE   run the gate (config also from $TOKENGATE_CONFIG)
   tokengate check   --config FILE   validate the config and probe every issuer
+  tokengate quickstart              demo: a receiver on 127.0.0.1:9000 that prints webhooks,
+                                    and tokengate in front of it (examples/quickstart.yaml)
   tokengate version                 print the version
   tokengate new-client NAME [--scopes a,b]
                                     make a token-endpoint client: prints its secret once

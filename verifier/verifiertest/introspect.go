@@ -1,4 +1,4 @@
-package testidp
+package verifiertest
 
 import (
 	"encoding/json"

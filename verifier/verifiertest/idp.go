@@ -1,8 +1,8 @@
-// Package testidp runs real identity providers on loopback for tests and
+// Package verifiertest runs real identity providers on loopback for tests and
 // benchmarks: an OIDC issuer with discovery and a JWKS of real RSA and EC
 // keys, and an RFC 7662 introspection endpoint. Nothing here is mocked:
 // tokens are signed with go-jose and served over HTTP.
-package testidp
+package verifiertest
 
 import (
 	"crypto"

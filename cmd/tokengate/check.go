@@ -1,4 +1,4 @@
-package app
+package main
 
 import (
 	"context"
@@ -19,10 +19,10 @@ import (
 // probeTimeout bounds each issuer probe of `tokengate check`.
 const probeTimeout = 10 * time.Second
 
-// Check validates the configuration and probes every well-formed issuer
+// check validates the configuration and probes every well-formed issuer
 // (discovery, JWKS, introspection credentials), then prints a summary and
 // every problem found.
-func Check(ctx context.Context, path string, out io.Writer) error {
+func check(ctx context.Context, path string, out io.Writer) error {
 	cfg, cerr := config.LoadForCheck(path, config.Options{})
 	if cfg == nil {
 		return cerr

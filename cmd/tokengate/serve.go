@@ -1,4 +1,4 @@
-package app
+package main
 
 import (
 	"context"
@@ -22,9 +22,9 @@ func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Lo
 
 func (s *swappable) set(h http.Handler) { s.h.Store(&h) }
 
-// Serve runs until ctx ends, then drains in-flight requests for the
+// serve runs until ctx ends, then drains in-flight requests for the
 // configured grace period.
-func Serve(ctx context.Context, path string, log *zap.Logger, version string) error {
+func serve(ctx context.Context, path string, log *zap.Logger) error {
 	cfg, err := config.Load(path, config.Options{})
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package app
+package main
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tokengate/tokengate/internal/testidp"
+	"github.com/tokengate/tokengate/verifier/verifiertest"
 )
 
 func writeConfig(t *testing.T, y string) string {
@@ -26,7 +26,7 @@ func writeConfig(t *testing.T, y string) string {
 func TestCheckReportsWrongIssuerURLAndBadRouteInOneRun(t *testing.T) {
 	nowhere := httptest.NewServer(http.NotFoundHandler()) // no discovery here
 	defer nowhere.Close()
-	good := testidp.New()
+	good := verifiertest.New()
 	defer good.Close()
 	path := writeConfig(t, fmt.Sprintf(`
 upstream: http://127.0.0.1:9000
@@ -44,7 +44,7 @@ routes:
     require: { issuers: [idp2] }
 `, nowhere.URL, good.Issuer()))
 	var out bytes.Buffer
-	err := Check(context.Background(), path, &out)
+	err := check(context.Background(), path, &out)
 	if err == nil {
 		t.Fatalf("check passed:\n%s", out.String())
 	}
@@ -61,9 +61,9 @@ routes:
 }
 
 func TestCheckPassesAGoodConfig(t *testing.T) {
-	idp := testidp.New()
+	idp := verifiertest.New()
 	defer idp.Close()
-	in := testidp.NewIntrospector()
+	in := verifiertest.NewIntrospector()
 	defer in.Close()
 	path := writeConfig(t, fmt.Sprintf(`
 upstream: http://127.0.0.1:9000
@@ -77,7 +77,7 @@ routes:
   - path_prefix: /hooks
 `, idp.Issuer(), in.URL(), in.ClientID, in.ClientSecret))
 	var out bytes.Buffer
-	if err := Check(context.Background(), path, &out); err != nil {
+	if err := check(context.Background(), path, &out); err != nil {
 		t.Fatalf("check failed: %v\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "credentials accepted") || in.Calls() != 1 {

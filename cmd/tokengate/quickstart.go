@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// cmdQuickstart runs a whole webhook receiver on one machine with no
+// identity provider: a demo "legacy" receiver that prints every webhook it
+// gets, and tokengate in front of it serving the Token URL too
+// (examples/quickstart.yaml).
+func cmdQuickstart(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("config", "examples/quickstart.yaml", "tokengate configuration")
+	recvAddr := fs.String("receiver", "127.0.0.1:9000", "address of the demo receiver (the config's upstream)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return quickstart(ctx, *cfg, *recvAddr, stdout, stderr)
+}
+
+func quickstart(ctx context.Context, cfg, recvAddr string, stdout, stderr io.Writer) error {
+	ln, err := net.Listen("tcp", recvAddr)
+	if err != nil {
+		return fmt.Errorf("demo receiver: %w", err)
+	}
+	recv := &http.Server{Handler: printWebhook(stdout), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = recv.Serve(ln) }()
+	defer recv.Close()
+	fmt.Fprintf(stdout, "demo receiver listening on %s (reachable only through tokengate)\n", recvAddr)
+	log, err := newLogger("console", "info", stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	return serve(ctx, cfg, log)
+}
+
+// printWebhook is the "legacy receiver": it checks nothing and prints what
+// tokengate forwarded, identity headers included.
+func printWebhook(out io.Writer) http.HandlerFunc {
+	var mu sync.Mutex
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		mu.Lock()
+		defer mu.Unlock()
+		var names []string
+		for k := range r.Header {
+			if strings.HasPrefix(k, "X-Auth-") || strings.HasPrefix(k, "X-Forwarded-") {
+				names = append(names, k)
+			}
+		}
+		sort.Strings(names)
+		fmt.Fprintf(out, "\n>>> webhook received: %s %s\n", r.Method, r.URL.RequestURI())
+		for _, k := range names {
+			fmt.Fprintf(out, "    %s: %s\n", k, r.Header.Get(k))
+		}
+		fmt.Fprintf(out, "    body: %s\n", body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, "{\"received\":true}\n")
+	}
+}
