@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/config"
-	"github.com/tokengate/tokengate/verifier/verifiertest"
 	"github.com/tokengate/tokengate/verifier"
+	"github.com/tokengate/tokengate/verifier/verifiertest"
 )
 
 const audience = "https://hooks.example.com"

@@ -36,8 +36,12 @@ func TestIntrospection(t *testing.T) {
 		wantErr error
 		reason  string
 	}{
-		{name: "active, basic auth", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("webhooks:write", time.Hour)) }},
-		{name: "active, post auth", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("webhooks:write", time.Hour)) }, mod: func(o *IntrospectionOptions) { o.PostAuth = true }},
+		{name: "active, basic auth", setup: func(in *verifiertest.Introspector) {
+			in.Add("tok", verifiertest.ActiveClaims("webhooks:write", time.Hour))
+		}},
+		{name: "active, post auth", setup: func(in *verifiertest.Introspector) {
+			in.Add("tok", verifiertest.ActiveClaims("webhooks:write", time.Hour))
+		}, mod: func(o *IntrospectionOptions) { o.PostAuth = true }},
 		{name: "inactive", wantErr: ErrInvalidToken, reason: "token is not active"},
 		{name: "active but exp passed", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("x", -time.Minute)) }, wantErr: ErrInvalidToken, reason: "token expired"},
 		{name: "wrong issuer", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("x", time.Hour)) }, mod: func(o *IntrospectionOptions) { o.Issuer = "https://other" }, wantErr: ErrInvalidToken, reason: "issuer not accepted"},

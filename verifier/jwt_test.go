@@ -107,8 +107,12 @@ func TestJWTVerification(t *testing.T) {
 		{"exp as string", func(i *verifiertest.IdP) string {
 			return i.Mint(with(i.Claims(aud), "exp", "9999999999"))
 		}, nil, "malformed claims"},
-		{"nbf in the future", func(i *verifiertest.IdP) string { return i.Mint(with(i.Claims(aud), "nbf", now.Add(time.Minute).Unix())) }, nil, "token not yet valid"},
-		{"iat in the future", func(i *verifiertest.IdP) string { return i.Mint(with(i.Claims(aud), "iat", now.Add(time.Minute).Unix())) }, nil, "token issued in the future"},
+		{"nbf in the future", func(i *verifiertest.IdP) string {
+			return i.Mint(with(i.Claims(aud), "nbf", now.Add(time.Minute).Unix()))
+		}, nil, "token not yet valid"},
+		{"iat in the future", func(i *verifiertest.IdP) string {
+			return i.Mint(with(i.Claims(aud), "iat", now.Add(time.Minute).Unix()))
+		}, nil, "token issued in the future"},
 		{"wrong issuer", func(i *verifiertest.IdP) string { return i.Mint(with(i.Claims(aud), "iss", "https://evil.example")) }, nil, "issuer not accepted"},
 		{"wrong audience", func(i *verifiertest.IdP) string { return i.Mint(i.Claims("https://other.example")) }, nil, "audience not accepted"},
 		{"no audience", func(i *verifiertest.IdP) string { return i.Mint(with(i.Claims(aud), "aud", nil)) }, nil, "audience not accepted"},
@@ -120,7 +124,9 @@ func TestJWTVerification(t *testing.T) {
 			return verifiertest.SignHMAC(jose.HS256, pubPEM(i), i.Signer().ID, i.Claims(aud))
 		}, nil, "malformed token or algorithm not allowed"},
 		{"algorithm outside the allow-list", func(i *verifiertest.IdP) string { return verifiertest.Sign(i.Keys()[1], i.Claims(aud), nil) }, func(o *JWTOptions) { o.Algorithms = []string{"RS256"} }, "malformed token or algorithm not allowed"},
-		{"unknown kid", func(i *verifiertest.IdP) string { return verifiertest.Sign(verifiertest.NewKey(jose.RS256), i.Claims(aud), nil) }, nil, "unknown signing key"},
+		{"unknown kid", func(i *verifiertest.IdP) string {
+			return verifiertest.Sign(verifiertest.NewKey(jose.RS256), i.Claims(aud), nil)
+		}, nil, "unknown signing key"},
 		{"bad signature with a known kid", func(i *verifiertest.IdP) string {
 			forged := verifiertest.NewKey(jose.RS256)
 			forged.ID = i.Signer().ID
