@@ -177,7 +177,7 @@ func (v *validator) top() {
 	if _, _, err := net.SplitHostPort(v.c.AdminListen); err != nil {
 		v.add("admin_listen", "invalid address %q: %v", v.c.AdminListen, err)
 	}
-	if v.c.AdminListen == v.c.Listen {
+	if v.c.AdminListen == v.c.Listen && !strings.HasSuffix(v.c.Listen, ":0") {
 		v.add("admin_listen", "must differ from listen: health and metrics never share the public port")
 	}
 	if strings.ContainsAny(v.c.Realm, "\"\\") {

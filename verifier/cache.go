@@ -29,6 +29,11 @@ type CacheOptions struct {
 	NegativeMaxEntries int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// OnHit, OnMiss and OnEvict, if set, are called for metrics. OnHit gets
+	// the time the cached answer took.
+	OnHit   func(time.Duration)
+	OnMiss  func()
+	OnEvict func()
 }
 
 // CacheStats are cumulative counters, safe to read at any time.
@@ -47,6 +52,8 @@ type Cache struct {
 	maxTTL  time.Duration
 	negTTL  time.Duration
 	now     func() time.Time
+	onHit   func(time.Duration)
+	onMiss  func()
 	hits    atomic.Uint64
 	misses  atomic.Uint64
 	negHits atomic.Uint64
@@ -69,9 +76,14 @@ func NewCache(next Verifier, o CacheOptions) (*Cache, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Cache{next: next, maxTTL: o.MaxTTL, negTTL: o.NegativeTTL, now: o.Now}
+	c := &Cache{next: next, maxTTL: o.MaxTTL, negTTL: o.NegativeTTL, now: o.Now, onHit: o.OnHit, onMiss: o.OnMiss}
 	var err error
-	c.pos, err = lru.NewWithEvict(o.MaxEntries, func([32]byte, entry) { c.evicted.Add(1) })
+	c.pos, err = lru.NewWithEvict(o.MaxEntries, func([32]byte, entry) {
+		c.evicted.Add(1)
+		if o.OnEvict != nil {
+			o.OnEvict()
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +109,9 @@ func (c *Cache) Verify(ctx context.Context, token string) (*Principal, error) {
 	if e, ok := c.pos.Get(key); ok {
 		if now.Before(e.expires) {
 			c.hits.Add(1)
+			if c.onHit != nil {
+				c.onHit(c.now().Sub(now))
+			}
 			return e.p, nil
 		}
 		c.pos.Remove(key)
@@ -111,6 +126,9 @@ func (c *Cache) Verify(ctx context.Context, token string) (*Principal, error) {
 		}
 	}
 	c.misses.Add(1)
+	if c.onMiss != nil {
+		c.onMiss()
+	}
 	ch := c.sf.DoChan(string(key[:]), func() (any, error) {
 		c.calls.Add(1)
 		// Detached from the first caller's cancellation: other callers wait

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"reflect"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
@@ -15,115 +20,247 @@ import (
 	"github.com/tokengate/tokengate/verifier"
 )
 
-// stack is everything built from one configuration.
+// stack is everything built from one configuration. A reload builds a new
+// stack and swaps it in; requests in flight finish on the old one.
 type stack struct {
-	cfg     *config.Config
-	handler http.Handler
-	cache   *verifier.Cache
-	jwts    []*verifier.JWT
-	intro   *verifier.Introspection
-	tokens  *issuer.Server
+	cfg       *config.Config
+	handler   http.Handler
+	cache     *verifier.Cache
+	jwts      []*verifier.JWT
+	tokens    *issuer.Server
+	keys      []*issuer.Key
+	transport *http.Transport
+	verifyKey string // identity of the verification setup; equal → reuse
+	stopWarm  context.CancelFunc
 }
 
-// buildVerifiers builds one verifier per configured issuer, without network
-// calls.
-func buildVerifiers(cfg *config.Config, log *zap.Logger) (map[string]verifier.Verifier, []*verifier.JWT, *verifier.Introspection, error) {
-	byIss := map[string]verifier.Verifier{}
-	var jwts []*verifier.JWT
-	var intro *verifier.Introspection
-	var errs []error
-	for i, is := range cfg.Issuers {
-		v, err := newIssuer(is, log)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("issuers[%d]: %w", i, err))
-			continue
-		}
-		switch v := v.(type) {
-		case *verifier.Introspection:
-			intro = v
-		case *verifier.JWT:
-			jwts = append(jwts, v)
-			byIss[is.Issuer] = v
-		}
-	}
-	return byIss, jwts, intro, errors.Join(errs...)
+// builder builds stacks; it outlives reloads.
+type builder struct {
+	log     *zap.Logger
+	metrics *metrics // nil: no metrics
+	// generated is the throw-away signing key made when the token endpoint
+	// has no key files; kept across reloads so tokens stay valid.
+	generated *issuer.Key
 }
 
 // newIssuer builds the verifier of one issuer: introspection or JWT.
-func newIssuer(is config.Issuer, log *zap.Logger) (verifier.Verifier, error) {
+func (b *builder) newIssuer(is config.Issuer) (verifier.Verifier, error) {
+	name := is.Name
 	if in := is.Introspection; in != nil {
-		return verifier.NewIntrospection(verifier.IntrospectionOptions{
+		o := verifier.IntrospectionOptions{
 			Name: is.Name, URL: in.URL, ClientID: in.ClientID, ClientSecret: in.ClientSecret,
 			PostAuth: in.AuthMethod == config.AuthClientSecretPost, Issuer: is.Issuer,
 			Audiences: is.Audiences, Client: &http.Client{Timeout: in.Timeout.D()},
-		})
+		}
+		if b.metrics != nil {
+			o.OnCall = func(err error) { b.metrics.introspected(name, err) }
+		}
+		return verifier.NewIntrospection(o)
 	}
-	name := is.Name
 	return verifier.NewJWT(verifier.JWTOptions{
 		Name: is.Name, Issuer: is.Issuer, JWKSURL: is.JWKSURL, Audiences: is.Audiences,
 		SkipAudienceCheck: is.InsecureSkipAudienceCheck, Algorithms: is.Algorithms,
 		ClockSkew: is.ClockSkew.D(), RequiredType: is.RequiredType,
 		Client: &http.Client{Timeout: is.Timeout.D()}, RefreshCooldown: is.JWKSRefreshCooldown.D(),
 		OnJWKSFetch: func(err error) {
+			if b.metrics != nil {
+				b.metrics.jwksFetched(name, err)
+			}
 			if err != nil {
-				log.Warn("JWKS fetch failed", zap.String("issuer", name), zap.Error(err))
+				b.log.Warn("JWKS fetch failed", zap.String("issuer", name), zap.Error(err))
 			} else {
-				log.Info("JWKS fetched", zap.String("issuer", name))
+				b.log.Info("JWKS fetched", zap.String("issuer", name))
 			}
 		},
 	})
 }
 
-// build wires a validated configuration into a handler.
-func build(cfg *config.Config, log *zap.Logger) (*stack, error) {
-	byIss, jwts, intro, err := buildVerifiers(cfg, log)
+func (b *builder) timed(path string, v verifier.Verifier) verifier.Verifier {
+	if b.metrics == nil {
+		return v
+	}
+	return b.metrics.timed(path, v)
+}
+
+// build wires a validated configuration. When prev verifies exactly as the
+// new configuration would, its verifiers, keys and cache are kept, so a
+// reload that only changes routes or clients loses no cached token.
+func (b *builder) build(cfg *config.Config, prev *stack) (*stack, error) {
+	vk, err := verificationKey(cfg)
 	if err != nil {
 		return nil, err
 	}
-	var tokens *issuer.Server
+	st := &stack{cfg: cfg, verifyKey: vk}
+	if prev != nil && prev.verifyKey == vk {
+		st.cache, st.jwts, st.keys = prev.cache, prev.jwts, prev.keys
+	} else if err := b.buildVerifiers(cfg, st); err != nil {
+		return nil, err
+	}
 	if te := cfg.TokenEndpoint; te != nil {
-		if tokens, err = buildIssuer(te, log.Named("token_endpoint")); err != nil {
+		if st.tokens, err = b.buildIssuer(te, st.keys); err != nil {
 			return nil, err
 		}
+	}
+	if prev != nil && reflect.DeepEqual(prev.cfg.Upstream, cfg.Upstream) {
+		st.transport = prev.transport
+	} else {
+		st.transport = proxy.NewTransport(cfg.Upstream)
+	}
+	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport}
+	if b.metrics != nil {
+		opts.Observer = b.metrics
+	}
+	h, err := proxy.New(cfg, st.cache, opts)
+	if err != nil {
+		return nil, err
+	}
+	st.handler = h
+	if st.tokens != nil {
+		st.handler = withTokenEndpoint(st.tokens, h)
+	}
+	return st, nil
+}
+
+// buildVerifiers makes every issuer's verifier, the dispatching set and the
+// cache in front of it, without network calls.
+func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
+	byIss := map[string]verifier.Verifier{}
+	var intro verifier.Verifier
+	introIss := ""
+	var errs []error
+	for i, is := range cfg.Issuers {
+		v, err := b.newIssuer(is)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("issuers[%d]: %w", i, err))
+			continue
+		}
+		switch v := v.(type) {
+		case *verifier.Introspection:
+			intro, introIss = b.timed(pathIntrospection, v), is.Issuer
+		case *verifier.JWT:
+			st.jwts = append(st.jwts, v)
+			byIss[is.Issuer] = b.timed(pathJWT, v)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if te := cfg.TokenEndpoint; te != nil {
+		keys, err := b.signingKeys(te)
+		if err != nil {
+			return err
+		}
+		st.keys = keys
 		// The proxy trusts the embedded issuer in-process: same verifier
 		// and cache as any issuer, keys from memory, no HTTP round trip.
+		var pub []string
+		jwks := verifier.NewStaticKeySet(publicKeys(keys))
+		for _, k := range keys {
+			pub = append(pub, string(k.Alg))
+		}
 		local, err := verifier.NewJWT(verifier.JWTOptions{
-			Name: te.Name, Issuer: te.Issuer, KeySet: verifier.NewStaticKeySet(tokens.PublicKeys()),
-			Audiences: []string{te.Audience}, Algorithms: tokens.Algorithms(),
-			ClockSkew: config.DefaultClockSkew, RequiredType: issuer.TokenType,
+			Name: te.Name, Issuer: te.Issuer, KeySet: jwks, Audiences: []string{te.Audience},
+			Algorithms: pub, ClockSkew: config.DefaultClockSkew, RequiredType: issuer.TokenType,
 		})
+		if err != nil {
+			return err
+		}
+		byIss[te.Issuer] = b.timed(pathEmbedded, local)
+	}
+	co := verifier.CacheOptions{
+		MaxEntries: cfg.Cache.MaxEntries, MaxTTL: cfg.Cache.MaxTTL.D(),
+		NegativeTTL: cfg.Cache.NegativeTTL.D(), NegativeMaxEntries: cfg.Cache.NegativeMaxEntries,
+	}
+	if b.metrics != nil {
+		co = b.metrics.cacheOptions(co)
+	}
+	var err error
+	st.cache, err = verifier.NewCache(verifier.NewSet(byIss, intro, introIss), co)
+	return err
+}
+
+// signingKeys loads the token endpoint's keys, or makes (once per process)
+// a throw-away key when none are configured.
+func (b *builder) signingKeys(te *config.TokenEndpoint) ([]*issuer.Key, error) {
+	var keys []*issuer.Key
+	for i, f := range te.SigningKeyFiles {
+		k, err := issuer.LoadKeyFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("token_endpoint.signing_key_files[%d]: %w", i, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) > 0 {
+		return keys, nil
+	}
+	if b.generated == nil || string(b.generated.Alg) != te.Algorithm {
+		k, err := issuer.GenerateKey(te.Algorithm)
 		if err != nil {
 			return nil, err
 		}
-		byIss[te.Issuer] = local
+		b.generated = k
+		b.log.Warn("NO SIGNING KEY CONFIGURED: generated a throw-away key. Tokens die with this process and replicas will not accept each other's tokens; set token_endpoint.signing_key_files for production.",
+			zap.String("kid", k.ID), zap.String("alg", string(k.Alg)))
 	}
-	var introV verifier.Verifier
-	introIss := ""
-	if intro != nil {
-		introV = intro
-		for _, is := range cfg.Issuers {
-			if is.IsIntrospection() {
-				introIss = is.Issuer
+	return []*issuer.Key{b.generated}, nil
+}
+
+func publicKeys(keys []*issuer.Key) []jose.JSONWebKey {
+	out := make([]jose.JSONWebKey, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k.Public())
+	}
+	return out
+}
+
+// buildIssuer starts the token endpoint with the given keys.
+func (b *builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key) (*issuer.Server, error) {
+	clients := make([]issuer.Client, 0, len(te.Clients))
+	for _, c := range te.Clients {
+		clients = append(clients, issuer.Client{
+			ID: c.ClientID, SecretHash: []byte(c.ClientSecretHash), Scopes: c.Scopes,
+			DefaultScopes: c.DefaultScopes, TTL: c.TokenTTL.D(),
+		})
+	}
+	o := issuer.Options{
+		Issuer: te.Issuer, Path: te.Path, Audience: te.Audience, Keys: keys,
+		TokenTTL: te.TokenTTL.D(), Clients: clients,
+		PerClientRate: te.RateLimit.PerClient, PerClientBurst: te.RateLimit.PerClientBurst,
+		PerIPRate: te.RateLimit.PerIP, PerIPBurst: te.RateLimit.PerIPBurst,
+		MaxConcurrentHashChecks: te.MaxConcurrentHashChecks, Logger: b.log.Named("token_endpoint"),
+	}
+	if b.metrics != nil {
+		o.OnIssued, o.OnLoginFailed = b.metrics.tokensIssued.Inc, b.metrics.loginFailures.Inc
+	}
+	return issuer.New(o)
+}
+
+// verificationKey identifies everything that decides how a token verifies:
+// issuers, cache settings, and the token endpoint's identity and keys
+// (including the key files' contents). Routes and clients are not in it.
+func verificationKey(cfg *config.Config) (string, error) {
+	v := struct {
+		Issuers []config.Issuer
+		Cache   config.Cache
+		TE      any
+	}{Issuers: cfg.Issuers, Cache: cfg.Cache}
+	if te := cfg.TokenEndpoint; te != nil {
+		var sums []string
+		for _, f := range te.SigningKeyFiles {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return "", fmt.Errorf("token_endpoint.signing_key_files: %w", err)
 			}
+			s := sha256.Sum256(b)
+			sums = append(sums, fmt.Sprintf("%x", s))
 		}
+		v.TE = []any{te.Name, te.Issuer, te.Audience, te.Algorithm, sums}
 	}
-	set := verifier.NewSet(byIss, introV, introIss)
-	cache, err := verifier.NewCache(set, verifier.CacheOptions{
-		MaxEntries: cfg.Cache.MaxEntries, MaxTTL: cfg.Cache.MaxTTL.D(),
-		NegativeTTL: cfg.Cache.NegativeTTL.D(), NegativeMaxEntries: cfg.Cache.NegativeMaxEntries,
-	})
+	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	h, err := proxy.New(cfg, cache, proxy.Options{Logger: log.Named("access")})
-	if err != nil {
-		return nil, err
-	}
-	var handler http.Handler = h
-	if tokens != nil {
-		handler = withTokenEndpoint(tokens, h)
-	}
-	return &stack{cfg: cfg, handler: handler, cache: cache, jwts: jwts, intro: intro, tokens: tokens}, nil
+	return fmt.Sprintf("%x", sha256.Sum256(b)), nil
 }
 
 // withTokenEndpoint serves the token endpoint's own paths and sends every
@@ -142,57 +279,46 @@ func withTokenEndpoint(tokens *issuer.Server, proxy http.Handler) http.Handler {
 	})
 }
 
-// buildIssuer loads (or generates) the signing keys and starts the token
-// endpoint.
-func buildIssuer(te *config.TokenEndpoint, log *zap.Logger) (*issuer.Server, error) {
-	var keys []*issuer.Key
-	for i, f := range te.SigningKeyFiles {
-		k, err := issuer.LoadKeyFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("token_endpoint.signing_key_files[%d]: %w", i, err)
-		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		k, err := issuer.GenerateKey(te.Algorithm)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-		log.Warn("NO SIGNING KEY CONFIGURED: generated a throw-away key. Tokens die with this process and replicas will not accept each other's tokens; set token_endpoint.signing_key_files for production.",
-			zap.String("kid", k.ID), zap.String("alg", string(k.Alg)))
-	}
-	clients := make([]issuer.Client, 0, len(te.Clients))
-	for _, c := range te.Clients {
-		clients = append(clients, issuer.Client{
-			ID: c.ClientID, SecretHash: []byte(c.ClientSecretHash), Scopes: c.Scopes,
-			DefaultScopes: c.DefaultScopes, TTL: c.TokenTTL.D(),
-		})
-	}
-	return issuer.New(issuer.Options{
-		Issuer: te.Issuer, Path: te.Path, Audience: te.Audience, Keys: keys,
-		TokenTTL: te.TokenTTL.D(), Clients: clients,
-		PerClientRate: te.RateLimit.PerClient, PerClientBurst: te.RateLimit.PerClientBurst,
-		PerIPRate: te.RateLimit.PerIP, PerIPBurst: te.RateLimit.PerIPBurst,
-		MaxConcurrentHashChecks: te.MaxConcurrentHashChecks, Logger: log,
-	})
-}
-
-// warmUp runs discovery and fetches every JWT issuer's keys once, in the
-// background; failures are logged and retried on demand.
+// warmUp runs discovery and fetches every JWT issuer's keys, in the
+// background, retrying with backoff until each succeeds or the stack is
+// replaced or stopped: readiness must not wait for a webhook to arrive.
 func (s *stack) warmUp(ctx context.Context, log *zap.Logger) {
+	ctx, s.stopWarm = context.WithCancel(ctx)
 	for _, j := range s.jwts {
+		if j.Ready() {
+			continue
+		}
 		go func() {
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if err := j.Start(ctx); err != nil {
-				log.Warn("issuer not ready yet; requests for it get 503 until it is", zap.String("issuer", j.Name()), zap.Error(err))
+			wait := 250 * time.Millisecond
+			for attempt := 1; ; attempt++ {
+				actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := j.Start(actx)
+				cancel()
+				if err == nil || ctx.Err() != nil {
+					return
+				}
+				if attempt == 1 || attempt%10 == 0 {
+					log.Warn("issuer not ready yet; requests for it get 503 until it is", zap.String("issuer", j.Name()), zap.Int("attempt", attempt), zap.Error(err))
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+				wait = min(wait*2, 30*time.Second)
 			}
 		}()
 	}
 }
 
-// ready reports whether every JWT issuer's keys were fetched once.
+// stop ends the stack's background work.
+func (s *stack) stop() {
+	if s.stopWarm != nil {
+		s.stopWarm()
+	}
+}
+
+// ready reports why the stack cannot serve every route yet, or nil.
 func (s *stack) ready() error {
 	for _, j := range s.jwts {
 		if !j.Ready() {

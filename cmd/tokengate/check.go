@@ -115,7 +115,7 @@ func probeIssuer(ctx context.Context, is config.Issuer, prefix string, bad map[s
 			return probeResult{summary: "not probed (fix the config first)"}
 		}
 	}
-	v, err := newIssuer(is, zap.NewNop())
+	v, err := (&builder{log: zap.NewNop()}).newIssuer(is)
 	if err != nil {
 		return probeResult{"invalid", fmt.Sprintf("%s: %v", prefix, err)}
 	}

@@ -28,7 +28,7 @@ func TestQuickstartConfigWorksAsTheREADMESays(t *testing.T) {
 	}))
 	defer recv.Close()
 	cfg.Upstream.URL = recv.URL
-	st, err := build(cfg, zap.NewNop())
+	st, err := (&builder{log: zap.NewNop()}).build(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

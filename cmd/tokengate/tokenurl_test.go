@@ -77,7 +77,7 @@ routes:
 	}
 	var mu sync.Mutex
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(lockedWriter{&mu, g.logs}), zapcore.DebugLevel)
-	st, err := build(cfg, zap.New(core))
+	st, err := (&builder{log: zap.New(core)}).build(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
