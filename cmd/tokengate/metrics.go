@@ -142,4 +142,3 @@ func result(err error, ok, bad string) string {
 	}
 	return bad
 }
-
