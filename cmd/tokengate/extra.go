@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -18,6 +20,8 @@ func extraCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 	switch args[0] {
 	case "new-client":
 		return cmdNewClient(args[1:], stdout, stderr)
+	case "probe":
+		return cmdProbe(args[1:], stdout, stderr)
 	case "quickstart":
 		return cmdQuickstart(args[1:], stdout, stderr)
 	case "hash-secret":
@@ -94,5 +98,29 @@ func cmdHashSecret(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintln(stdout, string(hash))
+	return nil
+}
+
+// cmdProbe GETs a URL (default the admin /readyz) and exits 0 on 200: a
+// healthcheck for distroless images, which have no curl.
+func cmdProbe(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:9090/readyz", "URL that must answer 200")
+	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	client := &http.Client{Timeout: *timeout}
+	resp, err := client.Get(*url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s %s", *url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	fmt.Fprint(stdout, string(body))
 	return nil
 }

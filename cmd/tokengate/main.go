@@ -28,6 +28,8 @@ Usage:
   tokengate check   --config FILE   validate the config and probe every issuer
   tokengate quickstart              demo: a receiver on 127.0.0.1:9000 that prints webhooks,
                                     and tokengate in front of it (examples/quickstart.yaml)
+  tokengate probe [--url URL]       exit 0 if URL (default the admin /readyz) answers 200,
+                                    for container healthchecks
   tokengate version                 print the version
   tokengate new-client NAME [--scopes a,b]
                                     make a token-endpoint client: prints its secret once

@@ -1,0 +1,185 @@
+// Package charts holds the Helm chart's tests: they render the chart with
+// the real helm binary and check the manifests a cluster would receive.
+package charts
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokengate/tokengate/config"
+)
+
+// helm finds the helm binary. CI installs it and sets
+// TOKENGATE_REQUIRE_HELM=1, so there the chart can never go unchecked.
+func helm(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("HELM"); p != "" {
+		return p
+	}
+	p, err := exec.LookPath("helm")
+	if err != nil {
+		if os.Getenv("TOKENGATE_REQUIRE_HELM") != "" {
+			t.Fatal("helm is required (TOKENGATE_REQUIRE_HELM is set) but not on PATH")
+		}
+		t.Skip("helm not installed; .ci/run installs it")
+	}
+	return p
+}
+
+type manifest = map[string]any
+
+func render(t *testing.T, args ...string) map[string]manifest {
+	t.Helper()
+	cmd := exec.Command(helm(t), append([]string{"template", "gate", "./tokengate"}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helm template: %v\n%s", err, errb.String())
+	}
+	docs := map[string]manifest{}
+	dec := yaml.NewDecoder(&out)
+	for {
+		var m manifest
+		err := dec.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m == nil {
+			continue
+		}
+		docs[m["kind"].(string)] = m
+	}
+	return docs
+}
+
+// get walks a path of map keys and list indexes.
+func get(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(manifest)
+			v = m[k]
+		case int:
+			l, _ := v.([]any)
+			if k >= len(l) {
+				return nil
+			}
+			v = l[k]
+		}
+	}
+	return v
+}
+
+func container(t *testing.T, dep manifest, name string) map[string]any {
+	t.Helper()
+	for _, c := range get(dep, "spec", "template", "spec", "containers").([]any) {
+		if c.(map[string]any)["name"] == name {
+			return c.(map[string]any)
+		}
+	}
+	t.Fatalf("no container %q", name)
+	return nil
+}
+
+func TestChartRendersASidecarDeployment(t *testing.T) {
+	for _, values := range [][]string{nil, {"-f", "tokengate/ci-values.yaml"}} {
+		t.Run(strings.Join(values, " "), func(t *testing.T) {
+			docs := render(t, values...)
+			dep := docs["Deployment"]
+			if dep == nil {
+				t.Fatal("no Deployment")
+			}
+			if n := len(get(dep, "spec", "template", "spec", "containers").([]any)); n != 2 {
+				t.Fatalf("%d containers, want receiver + tokengate", n)
+			}
+			tg := container(t, dep, "tokengate")
+			if get(tg, "livenessProbe", "httpGet", "path") != "/healthz" || get(tg, "livenessProbe", "httpGet", "port") != "admin" {
+				t.Errorf("liveness probe = %v", tg["livenessProbe"])
+			}
+			if get(tg, "readinessProbe", "httpGet", "path") != "/readyz" || get(tg, "readinessProbe", "httpGet", "port") != "admin" {
+				t.Errorf("readiness probe = %v", tg["readinessProbe"])
+			}
+			sc := tg["securityContext"]
+			if get(sc, "runAsNonRoot") != true || get(sc, "readOnlyRootFilesystem") != true || get(sc, "allowPrivilegeEscalation") != false || get(sc, "capabilities", "drop", 0) != "ALL" {
+				t.Errorf("securityContext = %v", sc)
+			}
+			if get(tg, "resources", "limits", "memory") == nil {
+				t.Errorf("no memory limit: %v", tg["resources"])
+			}
+			if get(dep, "spec", "template", "metadata", "annotations", "checksum/config") == nil {
+				t.Error("no checksum/config annotation")
+			}
+			// The Service targets tokengate's port, never the receiver's.
+			svc := docs["Service"]
+			target := get(svc, "spec", "ports", 0, "targetPort")
+			if target != "http" || get(tg, "ports", 0, "name") != "http" {
+				t.Errorf("service targets %v; tokengate ports %v", target, tg["ports"])
+			}
+			recv := container(t, dep, "receiver")
+			if get(recv, "ports", 0, "name") == target {
+				t.Error("the Service targets the receiver")
+			}
+			validateConfig(t, docs["ConfigMap"], get(recv, "ports", 0, "containerPort"))
+			if len(values) > 0 {
+				if docs["ServiceMonitor"] == nil || docs["PodDisruptionBudget"] == nil {
+					t.Error("ci values enable a ServiceMonitor and a PodDisruptionBudget")
+				}
+				if docs["Secret"] != nil {
+					t.Error("an existingSecret was given: the chart must not create one")
+				}
+				if get(dep, "spec", "template", "spec", "volumes", 1, "secret", "secretName") != "webhook-secrets" {
+					t.Errorf("volumes = %v", get(dep, "spec", "template", "spec", "volumes"))
+				}
+			}
+		})
+	}
+}
+
+// validateConfig runs the ConfigMap's config through tokengate's own
+// validation, with the Secret's files stood in by real ones.
+func validateConfig(t *testing.T, cm manifest, receiverPort any) {
+	t.Helper()
+	raw, _ := get(cm, "data", "config.yaml").(string)
+	if raw == "" {
+		t.Fatal("ConfigMap has no config.yaml")
+	}
+	dir := t.TempDir()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("x"), bcrypt.MinCost)
+	if err := os.WriteFile(filepath.Join(dir, "aftership.hash"), hash, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(raw, "/secrets/", dir+"/")), dir, config.Options{})
+	if err != nil {
+		t.Fatalf("the chart's config fails tokengate's validation: %v\n%s", err, raw)
+	}
+	if want := "http://127.0.0.1:"; !strings.HasPrefix(cfg.Upstream.URL, want) || !strings.HasSuffix(cfg.Upstream.URL, ":"+toString(receiverPort)) {
+		t.Errorf("upstream = %q, want the receiver in the pod (port %v)", cfg.Upstream.URL, receiverPort)
+	}
+}
+
+func toString(v any) string {
+	b, _ := yaml.Marshal(v)
+	return strings.TrimSpace(string(b))
+}
+
+func TestConfigChangeChangesTheChecksum(t *testing.T) {
+	a := render(t)
+	b := render(t, "--set", "tokengate.config.shutdown_grace=20s")
+	ca := get(a["Deployment"], "spec", "template", "metadata", "annotations", "checksum/config")
+	cb := get(b["Deployment"], "spec", "template", "metadata", "annotations", "checksum/config")
+	if ca == nil || ca == cb {
+		t.Fatalf("checksum did not change with the config: %v %v", ca, cb)
+	}
+}

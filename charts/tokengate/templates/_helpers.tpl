@@ -1,0 +1,37 @@
+{{- define "tokengate.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "tokengate.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tokengate.labels" -}}
+app.kubernetes.io/name: {{ include "tokengate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "tokengate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tokengate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "tokengate.secretName" -}}
+{{- default (printf "%s-secrets" (include "tokengate.fullname" .)) .Values.secret.existingSecret -}}
+{{- end -}}
+
+{{/* The tokengate config: the user's, with the pod-local wiring forced. */}}
+{{- define "tokengate.config" -}}
+{{- $cfg := deepCopy .Values.tokengate.config -}}
+{{- $_ := set $cfg "listen" (printf ":%d" (int .Values.tokengate.port)) -}}
+{{- $_ := set $cfg "admin_listen" (printf ":%d" (int .Values.tokengate.adminPort)) -}}
+{{- $_ := set $cfg "upstream" (printf "http://127.0.0.1:%d" (int .Values.receiver.port)) -}}
+{{- toYaml $cfg -}}
+{{- end -}}

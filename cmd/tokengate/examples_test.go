@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/tokengate/tokengate/config"
+)
+
+// TestComposeExampleIsValid checks examples/compose: its tokengate config
+// passes validation with the environment compose gives it, the receiver is
+// not published, and tokengate has a healthcheck on the admin port.
+func TestComposeExampleIsValid(t *testing.T) {
+	env := map[string]string{
+		"PUBLIC_URL":            "http://localhost:8080",
+		"AFTERSHIP_SECRET_HASH": "$2a$04$eSqaEAiMVOidFUUkz5EnHeodyG2rDjXGJE9QuTd7q1SFJLaz6XEQO",
+	}
+	cfg, err := config.Load("../../examples/compose/tokengate.yaml", config.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Upstream.URL != "http://receiver:9000" || cfg.TokenEndpoint.Clients[0].ClientSecretHash != env["AFTERSHIP_SECRET_HASH"] {
+		t.Fatalf("config = %+v", cfg)
+	}
+	raw, err := os.ReadFile("../../examples/compose/docker-compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Ports       []string       `yaml:"ports"`
+			ReadOnly    bool           `yaml:"read_only"`
+			Volumes     []string       `yaml:"volumes"`
+			Healthcheck map[string]any `yaml:"healthcheck"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(raw, &compose); err != nil {
+		t.Fatal(err)
+	}
+	recv, tg := compose.Services["receiver"], compose.Services["tokengate"]
+	if len(recv.Ports) != 0 {
+		t.Errorf("the receiver is published: %v", recv.Ports)
+	}
+	if len(tg.Ports) == 0 || tg.Healthcheck == nil || !tg.ReadOnly {
+		t.Errorf("tokengate service = %+v", tg)
+	}
+	if len(tg.Volumes) == 0 || tg.Volumes[0] != "./tokengate.yaml:/etc/tokengate/config.yaml:ro" {
+		t.Errorf("config not mounted read-only: %v", tg.Volumes)
+	}
+}
