@@ -43,13 +43,19 @@ func (s *Set) Verify(ctx context.Context, token string) (*Principal, error) {
 	if s.single != nil {
 		return s.single.Verify(ctx, token) // it checks "iss" itself
 	}
-	if iss, ok := unverifiedIssuer(token); ok {
-		if v, ok := s.byIssuer[iss]; ok {
+	jws, iss, ok := unverifiedIssuer(token)
+	if ok {
+		if v, found := s.byIssuer[iss]; found {
 			return v.Verify(ctx, token)
 		}
-		if s.introIssuer != "" && iss != s.introIssuer {
-			return nil, invalid("issuer not accepted", nil)
+	}
+	if jws && s.introIssuer != "" && (!ok || iss != s.introIssuer) {
+		// A JWT of no configured issuer is refused here rather than shown
+		// to a third party's introspection endpoint.
+		if !ok {
+			return nil, invalid("malformed claims", nil)
 		}
+		return nil, invalid("issuer not accepted", nil)
 	}
 	if s.introspect != nil {
 		return s.introspect.Verify(ctx, token)
@@ -58,26 +64,31 @@ func (s *Set) Verify(ctx context.Context, token string) (*Principal, error) {
 }
 
 // unverifiedIssuer reads "iss" from a compact JWS without verifying it; it
-// only chooses which keys will verify the token.
-func unverifiedIssuer(token string) (string, bool) {
+// only chooses which keys will verify the token. jws says whether the token
+// looks like a JWS at all (three parts, a JSON object header).
+func unverifiedIssuer(token string) (jws bool, iss string, ok bool) {
 	first := strings.IndexByte(token, '.')
 	if first < 0 {
-		return "", false
+		return false, "", false
 	}
 	rest := token[first+1:]
 	second := strings.IndexByte(rest, '.')
 	if second < 0 || strings.IndexByte(rest[second+1:], '.') >= 0 {
-		return "", false
+		return false, "", false
+	}
+	var hdr map[string]any
+	if h, err := base64.RawURLEncoding.DecodeString(token[:first]); err != nil || json.Unmarshal(h, &hdr) != nil {
+		return false, "", false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(rest[:second])
 	if err != nil {
-		return "", false
+		return true, "", false
 	}
 	var c struct {
 		Iss string `json:"iss"`
 	}
 	if json.Unmarshal(payload, &c) != nil || c.Iss == "" {
-		return "", false
+		return true, "", false
 	}
-	return c.Iss, true
+	return true, c.Iss, true
 }
