@@ -275,6 +275,7 @@ func (s *server) shutdown() error {
 	defer cancel()
 	err := s.pubSrv.Shutdown(ctx)
 	_ = s.adminSrv.Close()
+	s.cur.Load().transport.CloseIdleConnections()
 	if err != nil {
 		_ = s.pubSrv.Close()
 		if errors.Is(err, context.DeadlineExceeded) {

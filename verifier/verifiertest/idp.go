@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -58,6 +59,8 @@ func NewKey(alg jose.SignatureAlgorithm) *Key {
 // IdP is an OIDC issuer on loopback.
 type IdP struct {
 	Server *httptest.Server
+	mux    *http.ServeMux
+	url    string
 
 	mu        sync.Mutex
 	signer    *Key
@@ -76,18 +79,45 @@ func New() *IdP {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", i.discovery)
 	mux.HandleFunc("/jwks", i.jwks)
+	i.mux = mux
 	i.Server = httptest.NewServer(mux)
+	i.url = i.Server.URL
 	return i
+}
+
+// Stop really stops the server: connections are refused until Restart.
+func (i *IdP) Stop() { i.Server.Close() }
+
+// Restart serves again on the same address.
+func (i *IdP) Restart() error {
+	addr := strings.TrimPrefix(i.url, "http://")
+	var ln net.Listener
+	var err error
+	for range 50 { // the port is free again at once on Linux; retry briefly elsewhere
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	srv := httptest.NewUnstartedServer(i.mux)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	i.Server = srv
+	return nil
 }
 
 // Close stops the server.
 func (i *IdP) Close() { i.Server.Close() }
 
 // Issuer is the issuer URL (also the "iss" of minted tokens).
-func (i *IdP) Issuer() string { return i.Server.URL }
+func (i *IdP) Issuer() string { return i.url }
 
 // JWKSURL is the key set's URL.
-func (i *IdP) JWKSURL() string { return i.Server.URL + "/jwks" }
+func (i *IdP) JWKSURL() string { return i.url + "/jwks" }
 
 // SetDown makes discovery and JWKS answer 503 (true) or work again.
 func (i *IdP) SetDown(down bool) { i.down.Store(down) }
