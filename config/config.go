@@ -16,6 +16,7 @@ const (
 	DefaultClockSkew           = 30 * time.Second
 	DefaultIssuerTimeout       = 5 * time.Second
 	DefaultJWKSRefreshCooldown = 30 * time.Second
+	DefaultJWKSRefreshInterval = 5 * time.Minute
 	DefaultCacheMaxEntries     = 100_000
 	DefaultCacheMaxTTL         = 5 * time.Minute
 	DefaultNegativeTTL         = 10 * time.Second
@@ -106,6 +107,10 @@ type Issuer struct {
 	// JWKSRefreshCooldown is the least time between two JWKS fetches
 	// caused by an unknown "kid". Default 30s.
 	JWKSRefreshCooldown Duration `yaml:"jwks_refresh_cooldown"`
+	// JWKSRefreshInterval is the age after which keys are refetched in the
+	// background, so that keys an issuer pre-publishes for rotation (and
+	// withdrawals) are seen before they are needed. Default 5m.
+	JWKSRefreshInterval Duration `yaml:"jwks_refresh_interval"`
 	// Introspection makes this an RFC 7662 issuer for opaque tokens.
 	Introspection *Introspection `yaml:"introspection"`
 }

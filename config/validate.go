@@ -61,6 +61,7 @@ func (c *Config) applyDefaults() {
 		}
 		setDur(&is.Timeout, DefaultIssuerTimeout)
 		setDur(&is.JWKSRefreshCooldown, DefaultJWKSRefreshCooldown)
+		setDur(&is.JWKSRefreshInterval, DefaultJWKSRefreshInterval)
 		if in := is.Introspection; in != nil {
 			setStr(&in.AuthMethod, AuthClientSecretBasic)
 			setDur(&in.Timeout, DefaultIssuerTimeout)

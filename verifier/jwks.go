@@ -181,8 +181,8 @@ func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]jose.JSONWebK
 	k.mu.RUnlock()
 	now := k.now()
 	if len(keys) > 0 {
-		if !fetched.IsZero() && now.Sub(fetched) > k.maxAge && now.Sub(attempted) > k.cooldown {
-			k.sf.DoChan("refresh", k.maybeFetch(ctx))
+		if !fetched.IsZero() && now.Sub(fetched) > k.maxAge && now.Sub(attempted) > min(k.maxAge, 5*time.Second) {
+			k.sf.DoChan("refresh", k.refreshStale(ctx))
 		}
 		return keys, nil
 	}
@@ -229,6 +229,21 @@ func (k *RemoteKeySet) maybeFetch(ctx context.Context) func() (any, error) {
 		k.mu.RUnlock()
 		if !attempted.IsZero() && k.now().Sub(attempted) < k.wait(lastErr) {
 			return nil, lastErr
+		}
+		return nil, k.fetch(context.WithoutCancel(ctx))
+	}
+}
+
+// refreshStale returns a singleflight function that refetches keys older
+// than the refresh interval (at most once per interval, whatever the kids).
+func (k *RemoteKeySet) refreshStale(ctx context.Context) func() (any, error) {
+	return func() (any, error) {
+		k.mu.RLock()
+		fetched, attempted := k.fetched, k.attempted
+		k.mu.RUnlock()
+		now := k.now()
+		if now.Sub(fetched) <= k.maxAge || now.Sub(attempted) <= min(k.maxAge, 5*time.Second) {
+			return nil, nil
 		}
 		return nil, k.fetch(context.WithoutCancel(ctx))
 	}

@@ -48,6 +48,9 @@ type JWTOptions struct {
 	// RefreshCooldown is the least time between two JWKS fetches caused by
 	// unknown kids.
 	RefreshCooldown time.Duration
+	// RefreshInterval refetches keys older than this in the background
+	// (triggered by traffic). Default 15m.
+	RefreshInterval time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// OnJWKSFetch, if set, is called after every JWKS fetch.
@@ -112,7 +115,7 @@ func (j *JWT) Name() string { return j.o.Name }
 func (j *JWT) Issuer() string { return j.o.Issuer }
 
 func (j *JWT) remote(url string) *RemoteKeySet {
-	return NewRemoteKeySet(url, KeySetOptions{Client: j.o.Client, Cooldown: j.o.RefreshCooldown, Now: j.o.Now, OnFetch: j.o.OnJWKSFetch})
+	return NewRemoteKeySet(url, KeySetOptions{Client: j.o.Client, Cooldown: j.o.RefreshCooldown, MaxAge: j.o.RefreshInterval, Now: j.o.Now, OnFetch: j.o.OnJWKSFetch})
 }
 
 func (j *JWT) setKeys(ks oidc.KeySet) {

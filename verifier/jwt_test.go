@@ -327,3 +327,41 @@ func TestSetPicksIssuerByIssAndUsesOnlyItsKeys(t *testing.T) {
 		t.Fatalf("unknown iss: %v", err)
 	}
 }
+
+func TestPrePublishedKeyIsPickedUpByBackgroundRefresh(t *testing.T) {
+	idp := verifiertest.New()
+	defer idp.Close()
+	clk := &clock{t: time.Now()}
+	j := newJWT(t, idp, func(o *JWTOptions) {
+		o.Now = clk.Now
+		o.RefreshCooldown = time.Hour // an unknown kid could not cause a fetch
+		o.RefreshInterval = time.Minute
+	})
+	if err := j.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	old := idp.Signer()
+	next := idp.Rotate(jose.ES256, false) // published now …
+	idp.UseSigner(old)                    // … but not signing yet
+	before := idp.JWKSFetches()
+	clk.Add(2 * time.Minute)
+	if _, err := j.Verify(context.Background(), idp.Mint(idp.Claims(aud))); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for idp.JWKSFetches() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("keys older than the refresh interval were not refetched")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	idp.UseSigner(next)
+	var err error
+	for time.Now().Before(deadline) { // the fetch may still be landing
+		if _, err = j.Verify(context.Background(), idp.Mint(idp.Claims(aud))); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("the pre-published key is not trusted after the refresh: %v", err)
+}

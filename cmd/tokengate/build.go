@@ -62,6 +62,7 @@ func (b *builder) newIssuer(is config.Issuer) (verifier.Verifier, error) {
 		SkipAudienceCheck: is.InsecureSkipAudienceCheck, Algorithms: is.Algorithms,
 		ClockSkew: is.ClockSkew.D(), RequiredType: is.RequiredType,
 		Client: &http.Client{Timeout: is.Timeout.D()}, RefreshCooldown: is.JWKSRefreshCooldown.D(),
+		RefreshInterval: is.JWKSRefreshInterval.D(),
 		OnJWKSFetch: func(err error) {
 			if b.metrics != nil {
 				b.metrics.jwksFetched(name, err)
