@@ -274,3 +274,24 @@ func Unsigned(header, claims map[string]any, sig string) string {
 
 // NewKeyFast makes a fresh ES256 key (cheap to generate, for floods).
 func NewKeyFast() *Key { return NewKey(jose.ES256) }
+
+// Publish adds k to the JWKS without signing with it (pre-publication for
+// rotation).
+func (i *IdP) Publish(k *Key) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.published = append(i.published, k)
+}
+
+// Retire withdraws k from the JWKS.
+func (i *IdP) Retire(k *Key) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	out := i.published[:0]
+	for _, p := range i.published {
+		if p != k {
+			out = append(out, p)
+		}
+	}
+	i.published = out
+}

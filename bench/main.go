@@ -1,0 +1,61 @@
+// Command bench measures tokengate against a bare httputil.ReverseProxy in
+// the same run, on loopback, with real identity providers.
+//
+//	go run ./bench                 # every scenario, writes bench/results/LATEST.md
+//	go run ./bench -smoke          # a second per scenario (CI: proves it runs)
+//	go run ./bench soak -d 10m     # bounded soak: decisions, 5xx, RSS, goroutines
+//
+// Run it from the repository root: it builds ./cmd/tokengate.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "bare-proxy":
+			fs := flag.NewFlagSet("bare-proxy", flag.ExitOnError)
+			listen := fs.String("listen", "127.0.0.1:0", "")
+			upstream := fs.String("upstream", "", "")
+			_ = fs.Parse(args[1:])
+			return runBareProxy(ctx, *listen, *upstream)
+		case "soak":
+			fs := flag.NewFlagSet("soak", flag.ExitOnError)
+			d := fs.Duration("d", 10*time.Minute, "soak duration")
+			conns := fs.Int("c", 8, "connections")
+			rotate := fs.Duration("rotate", time.Minute, "identity provider key rotation period")
+			_ = fs.Parse(args[1:])
+			return soak(ctx, *d, *conns, *rotate)
+		}
+	}
+	fs := flag.NewFlagSet("bench", flag.ExitOnError)
+	smoke := fs.Bool("smoke", false, "one second per scenario and small token sets: proves the harness runs, measures nothing")
+	d := fs.Duration("d", 8*time.Second, "duration of each timed scenario")
+	conns := fs.Int("c", 32, "connections of the closed-loop generator")
+	delay := fs.Duration("introspection-delay", 2*time.Millisecond, "latency of the test introspection endpoint")
+	out := fs.String("o", "bench/results/LATEST.md", "where to write the table (empty: nowhere)")
+	only := fs.String("only", "", "run only the scenarios whose name contains this")
+	_ = fs.Parse(args)
+	o := options{duration: *d, conns: *conns, delay: *delay, smoke: *smoke, only: *only, coldTokens: 100_000, coldOpaque: 10_000}
+	if *smoke {
+		o.duration, o.coldTokens, o.coldOpaque = time.Second, 2_000, 500
+	}
+	return benchmark(ctx, o, *out)
+}

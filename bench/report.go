@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func verdict(ok bool, what, got string) string {
+	mark := "MET"
+	if !ok {
+		mark = "MISSED"
+	}
+	return fmt.Sprintf("%s — %s: %s", mark, what, got)
+}
+
+var callsRE = regexp.MustCompile(`(jwks|introspection) (\d+)`)
+
+func calls(r row, kind string) int {
+	for _, m := range callsRE.FindAllStringSubmatch(r.idpCalls, -1) {
+		if m[1] == kind {
+			n, _ := strconv.Atoi(m[2])
+			return n
+		}
+	}
+	return -1
+}
+
+// targets checks a row against the issue's targets.
+func targets(r row, bare row) []string {
+	var out []string
+	switch r.name {
+	case "jwt-hot", "introspect-hot":
+		out = append(out,
+			verdict(r.ratio >= 0.9, r.name+" ≥ 90% of bare req/s", fmt.Sprintf("%.2f×", r.ratio)),
+			verdict(r.p99-bare.p99 <= time.Millisecond, r.name+" p99 ≤ bare p99 + 1 ms", fmt.Sprintf("%v vs %v", r.p99.Round(time.Microsecond), bare.p99.Round(time.Microsecond))))
+	case "introspect-cold":
+		var distinct int
+		fmt.Sscanf(r.note[strings.LastIndex(r.note, ";")+1:], " %d distinct", &distinct)
+		n := calls(r, "introspection")
+		out = append(out, verdict(n <= distinct, "introspect-cold: at most one call per distinct token", fmt.Sprintf("%d calls for %d tokens", n, distinct)))
+	case "burst":
+		n := calls(r, "introspection")
+		out = append(out, verdict(n == 1, "burst: exactly one introspection call", strconv.Itoa(n)))
+	case "invalid-flood":
+		j, in := calls(r, "jwks"), calls(r, "introspection")
+		out = append(out,
+			verdict(j <= 2, "invalid-flood: at most one JWKS fetch per 30 s cooldown (plus the start-up fetch)", strconv.Itoa(j)),
+			verdict(in <= 200, "invalid-flood: at most one introspection call per distinct bad opaque token (100 garbage + 100 unknown opaque) per negative TTL", strconv.Itoa(in)),
+			verdict(strings.Contains(r.note, "wrong decisions 0"), "invalid-flood: no wrong decision", r.note))
+	case "jwt-cold-es256":
+		var entries float64
+		var rss float64
+		fmt.Sscanf(r.note[strings.Index(r.note, "cache "):], "cache %f entries, RSS %f MB", &entries, &rss)
+		out = append(out, verdict(rss < 64, fmt.Sprintf("%.0f cached tokens in under 64 MB RSS", entries), fmt.Sprintf("%.1f MB", rss)))
+	}
+	return out
+}
+
+func render(o options, rows []row, checks []string) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	model := cpuModel()
+	fmt.Fprintf(&b, "# tokengate benchmark\n\n")
+	fmt.Fprintf(&b, "%s on %s (%d cores, %s), %s. Closed loop, %d connections, %v per scenario (cold scenarios run until their tokens are used, at most 4×), introspection endpoint delay %v. Every process on loopback; tokengate and the bare proxy run as separate processes, measured from /proc.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), model, runtime.Version(), o.conns, o.duration, o.delay)
+	fmt.Fprintf(&b, "| scenario | requests | req/s | vs bare | p50 | p99 | CPU s / 10k req | peak RSS MB | identity-provider calls | notes |\n")
+	fmt.Fprintf(&b, "|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+	for _, r := range rows {
+		ratio := "-"
+		if r.ratio > 0 {
+			ratio = fmt.Sprintf("%.2f×", r.ratio)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %v | %v | %.2f | %.1f | %s | %s |\n", r.name, r.requests, r.rps, ratio,
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.cpuPer10k, r.peakRSSMB, r.idpCalls, strings.ReplaceAll(r.note, "|", "/"))
+	}
+	fmt.Fprintf(&b, "\n## Targets\n\n")
+	for _, c := range checks {
+		fmt.Fprintf(&b, "- %s\n", c)
+	}
+	fmt.Fprintf(&b, "\nReproduce: `go run ./bench` from the repository root (this file is bench/results/LATEST.md).\n")
+	return b.String()
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return runtime.GOARCH
+}

@@ -1,0 +1,481 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokengate/tokengate/verifier/verifiertest"
+)
+
+type options struct {
+	duration   time.Duration
+	conns      int
+	delay      time.Duration
+	smoke      bool
+	only       string
+	coldTokens int
+	coldOpaque int
+}
+
+const (
+	benchAud     = "https://hooks.example.com"
+	benchSecret  = "bench-secret-not-for-production"
+	partnerIss   = "https://partner.example"
+	jwksCooldown = 30 * time.Second
+	negativeTTL  = 10 * time.Second
+)
+
+// env is what every scenario shares: the sink, the identity providers, the
+// tokengate binary.
+type env struct {
+	o      options
+	dir    string
+	bin    string
+	sink   *httptest.Server
+	idp    *verifiertest.IdP
+	intro  *verifiertest.Introspector
+	esKey  *verifiertest.Key
+	secret string // bcrypt hash of benchSecret
+}
+
+// row is one line of the results table.
+type row struct {
+	name      string
+	requests  int
+	rps       float64
+	p50, p99  time.Duration
+	ratio     float64
+	cpuPer10k float64
+	peakRSSMB float64
+	idpCalls  string
+	note      string
+}
+
+func benchmark(ctx context.Context, o options, out string) error {
+	e, err := newEnv(o)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	fmt.Fprintf(os.Stderr, "bench: %d connections, %v per scenario, introspection delay %v\n", o.conns, o.duration, o.delay)
+	var rows []row
+	var bare row
+	var check []string
+	want := func(name string) bool { return o.only == "" || strings.Contains(name, o.only) || name == "bare" }
+	add := func(r row, err error) error {
+		if err != nil {
+			return err
+		}
+		if bare.rps > 0 && r.rps > 0 && r.name != "bare" {
+			r.ratio = r.rps / bare.rps
+		}
+		rows = append(rows, r)
+		fmt.Fprintf(os.Stderr, "  %-22s %8.0f req/s  p50 %-9v p99 %-9v %s %s\n", r.name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.idpCalls, r.note)
+		return ctx.Err()
+	}
+	if err := add(e.runBare()); err != nil {
+		return err
+	}
+	bare = rows[0]
+	bare.ratio = 1
+	rows[0].ratio = 1
+	scenarios := []struct {
+		name string
+		run  func() (row, error)
+	}{
+		{"jwt-hot", e.jwtHot},
+		{"introspect-hot", e.introspectHot},
+		{"jwt-cold-rs256", func() (row, error) { return e.jwtCold("jwt-cold-rs256", e.idp.Signer()) }},
+		{"jwt-cold-es256", func() (row, error) { return e.jwtCold("jwt-cold-es256", e.esKey) }},
+		{"introspect-cold", e.introspectCold},
+		{"burst", e.burst},
+		{"invalid-flood", e.invalidFlood},
+		{"token-endpoint", e.tokenEndpoint},
+		{"big-body", e.bigBody},
+	}
+	for _, s := range scenarios {
+		if !want(s.name) {
+			continue
+		}
+		r, err := s.run()
+		if err := add(r, err); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		check = append(check, targets(rows[len(rows)-1], bare)...)
+	}
+	if err := add(e.runBare()); err != nil {
+		return err
+	}
+	rows[len(rows)-1].name = "bare (again, at the end)"
+	rows[len(rows)-1].ratio = rows[len(rows)-1].rps / bare.rps
+	ready, idleRSS, err := e.idle()
+	if err != nil {
+		return err
+	}
+	check = append(check,
+		verdict(idleRSS < 30, "idle RSS under 30 MB (embedded issuer)", fmt.Sprintf("%.1f MB", idleRSS)),
+		verdict(ready < 200*time.Millisecond, "start to ready under 200 ms (embedded issuer)", ready.Round(time.Millisecond).String()))
+	table := render(o, rows, check)
+	fmt.Println(table)
+	if out != "" && !o.smoke {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(out, []byte(table), 0o644)
+	}
+	if o.smoke {
+		fmt.Fprintln(os.Stderr, "bench: smoke mode: table not written (its figures mean nothing)")
+	}
+	return nil
+}
+
+func newEnv(o options) (*env, error) {
+	dir, err := os.MkdirTemp("", "tokengate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{o: o, dir: dir, idp: verifiertest.New(), intro: verifiertest.NewIntrospector()}
+	e.esKey = e.idp.Keys()[1]
+	e.intro.SetDelay(o.delay)
+	e.sink = httptest.NewServer(sink())
+	if e.bin, err = buildTokengate(dir); err != nil {
+		e.close()
+		return nil, err
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(benchSecret), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, err
+	}
+	e.secret = string(h)
+	return e, nil
+}
+
+func (e *env) close() {
+	e.sink.Close()
+	e.idp.Close()
+	e.intro.Close()
+	os.RemoveAll(e.dir)
+}
+
+// config writes a tokengate config with fresh ports. embeddedOnly leaves out
+// the external identity providers (start-to-ready with the embedded issuer).
+func (e *env) config(embeddedOnly bool) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %s\nadmin_listen: %s\n", freePort(), freePort())
+	fmt.Fprintf(&b, "upstream: { url: %q, max_body_size: 100MiB, response_timeout: 60s }\n", e.sink.URL)
+	if !embeddedOnly {
+		fmt.Fprintf(&b, `issuers:
+  - name: idp
+    issuer: %q
+    audiences: [%q]
+    jwks_refresh_cooldown: %s
+  - name: partner
+    issuer: %q
+    introspection: { url: %q, client_id: %q, client_secret: %q, timeout: 5s }
+cache: { max_entries: 200000, negative_ttl: %s }
+`, e.idp.Issuer(), benchAud, jwksCooldown, partnerIss, e.intro.URL(), e.intro.ClientID, e.intro.ClientSecret, negativeTTL)
+	}
+	fmt.Fprintf(&b, `token_endpoint:
+  issuer: %q
+  audience: %q
+  rate_limit: { per_client: 1000000, per_client_burst: 1000000, per_ip: 1000000, per_ip_burst: 1000000 }
+  clients:
+    - client_id: bench
+      client_secret_hash: %q
+      scopes: ["webhooks:write"]
+routes:
+  - path_prefix: /hooks/scoped
+    require: { scopes: ["webhooks:write"] }
+  - path_prefix: /hooks
+`, "http://bench.local", benchAud, e.secret)
+	p := filepath.Join(e.dir, fmt.Sprintf("config-%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// measure runs load against a fresh tokengate and fills a row.
+func (e *env) measure(name string, embeddedOnly bool, conns int, d time.Duration, next func(i int64) (request, bool)) (row, *stats, *proc, error) {
+	p, err := startTokengate(e.bin, e.config(embeddedOnly))
+	if err != nil {
+		return row{}, nil, nil, err
+	}
+	jwks0, intro0 := e.idp.JWKSFetches(), e.intro.Calls()
+	cpu0 := p.cpuSeconds()
+	st := load("http://"+p.addr, conns, d, next)
+	r := e.fill(name, st, p, cpu0)
+	r.idpCalls = fmt.Sprintf("jwks %d, introspection %d", e.idp.JWKSFetches()-jwks0, e.intro.Calls()-intro0)
+	return r, st, p, nil
+}
+
+func (e *env) fill(name string, st *stats, p *proc, cpu0 float64) row {
+	r := row{name: name, requests: st.count(), rps: st.rps(), p50: st.percentile(0.5, nil), p99: st.percentile(0.99, nil)}
+	if n := st.count(); n > 0 {
+		r.cpuPer10k = (p.cpuSeconds() - cpu0) / float64(n) * 10000
+	}
+	r.peakRSSMB = float64(p.memKB("VmHWM")) / 1024
+	if s := st.statuses(); len(s) > 1 || s[200] == 0 {
+		r.note = fmt.Sprintf("statuses %v", s)
+	}
+	return r
+}
+
+func (e *env) runBare() (row, error) {
+	p, err := startBare(e.sink.URL)
+	if err != nil {
+		return row{}, err
+	}
+	defer p.stop()
+	cpu0 := p.cpuSeconds()
+	tok := e.idp.Mint(e.idp.Claims(benchAud, "webhooks:write"))
+	st := load("http://"+p.addr, e.o.conns, e.o.duration, func(int64) (request, bool) {
+		return request{path: "/hooks/aftership", token: tok}, true
+	})
+	r := e.fill("bare", st, p, cpu0)
+	r.idpCalls = "-"
+	return r, nil
+}
+
+func (e *env) jwtHot() (row, error) {
+	tok := e.idp.Mint(e.idp.Claims(benchAud, "webhooks:write"))
+	r, _, p, err := e.measure("jwt-hot", false, e.o.conns, e.o.duration, func(int64) (request, bool) {
+		return request{path: "/hooks/aftership", token: tok}, true
+	})
+	if p != nil {
+		p.stop()
+	}
+	return r, err
+}
+
+func (e *env) introspectHot() (row, error) {
+	e.intro.Add("opaque-hot", verifiertest.ActiveClaims("webhooks:write", time.Hour))
+	r, _, p, err := e.measure("introspect-hot", false, e.o.conns, e.o.duration, func(int64) (request, bool) {
+		return request{path: "/hooks/partner", token: "opaque-hot"}, true
+	})
+	if p != nil {
+		p.stop()
+	}
+	return r, err
+}
+
+// mintMany signs n distinct tokens with k, on every core.
+func (e *env) mintMany(k *verifiertest.Key, n int) []string {
+	out := make([]string, n)
+	var wg sync.WaitGroup
+	workers := runtime.NumCPU()
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				c := e.idp.Claims(benchAud, "webhooks:write")
+				c["jti"] = fmt.Sprintf("cold-%d", i)
+				out[i] = verifiertest.Sign(k, c, nil)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// jwtCold: every request carries a token never seen before, so every one
+// verifies a signature. Runs until the tokens are used up (at most 4× the
+// scenario duration), so the cache ends up holding all of them.
+func (e *env) jwtCold(name string, k *verifiertest.Key) (row, error) {
+	fmt.Fprintf(os.Stderr, "  (minting %d %s tokens)\n", e.o.coldTokens, k.Alg)
+	toks := e.mintMany(k, e.o.coldTokens)
+	r, st, p, err := e.measure(name, false, e.o.conns, 4*e.o.duration, func(i int64) (request, bool) {
+		if i >= int64(len(toks)) {
+			return request{}, false
+		}
+		return request{path: "/hooks/aftership", token: toks[i]}, true
+	})
+	if err != nil {
+		return r, err
+	}
+	defer p.stop()
+	entries := p.metric("tokengate_cache_entries")
+	rss := float64(p.memKB("VmRSS")) / 1024
+	r.note = strings.TrimSpace(fmt.Sprintf("%s; %d tokens verified; cache %0.f entries, RSS %.1f MB", r.note, st.count(), entries, rss))
+	return r, nil
+}
+
+func (e *env) introspectCold() (row, error) {
+	n := e.o.coldOpaque
+	var seq []string
+	for i := range n {
+		tok := fmt.Sprintf("opaque-cold-%d", i)
+		e.intro.Add(tok, verifiertest.ActiveClaims("webhooks:write", time.Hour))
+		for range 10 {
+			seq = append(seq, tok)
+		}
+	}
+	rand.Shuffle(len(seq), func(i, j int) { seq[i], seq[j] = seq[j], seq[i] })
+	r, st, p, err := e.measure("introspect-cold", false, e.o.conns, 4*e.o.duration, func(i int64) (request, bool) {
+		if i >= int64(len(seq)) {
+			return request{}, false
+		}
+		return request{path: "/hooks/partner", token: seq[i]}, true
+	})
+	if err != nil {
+		return r, err
+	}
+	p.stop()
+	used := map[string]bool{}
+	for i := 0; i < st.count() && i < len(seq); i++ {
+		used[seq[i]] = true
+	}
+	r.note = strings.TrimSpace(fmt.Sprintf("%s; %d distinct tokens sent", r.note, len(used)))
+	return r, nil
+}
+
+// burst: 500 concurrent requests with one token tokengate has not seen.
+func (e *env) burst() (row, error) {
+	p, err := startTokengate(e.bin, e.config(false))
+	if err != nil {
+		return row{}, err
+	}
+	defer p.stop()
+	e.intro.Add("opaque-burst", verifiertest.ActiveClaims("webhooks:write", time.Hour))
+	calls0 := e.intro.Calls()
+	cpu0 := p.cpuSeconds()
+	c := client(500)
+	defer c.Transport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+	gate := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	st := &stats{}
+	start := time.Now()
+	for range 500 {
+		wg.Go(func() {
+			<-gate
+			r, _ := send(c, "http://"+p.addr, request{path: "/hooks/partner", token: "opaque-burst"})
+			mu.Lock()
+			st.results = append(st.results, r)
+			mu.Unlock()
+		})
+	}
+	close(gate)
+	wg.Wait()
+	st.elapsed = time.Since(start)
+	r := e.fill("burst", st, p, cpu0)
+	r.idpCalls = fmt.Sprintf("introspection %d", e.intro.Calls()-calls0)
+	return r, nil
+}
+
+// Request classes of invalid-flood.
+const (
+	classValid = iota
+	classGarbage
+	classBadSig
+	classUnknownKid
+	classUnknownOpaque
+)
+
+func (e *env) invalidFlood() (row, error) {
+	valid := e.idp.Mint(e.idp.Claims(benchAud, "webhooks:write"))
+	forged := *e.idp.Signer()
+	forged.Private = verifiertest.NewKey(jose.RS256).Private // same kid, wrong key
+	badSig := verifiertest.Sign(&forged, e.idp.Claims(benchAud, "webhooks:write"), nil)
+	var unknownKid, garbage, opaque []string
+	for i := range 100 {
+		c := e.idp.Claims(benchAud, "webhooks:write")
+		c["jti"] = fmt.Sprint(i)
+		unknownKid = append(unknownKid, verifiertest.Sign(verifiertest.NewKeyFast(), c, nil))
+		garbage = append(garbage, fmt.Sprintf("garbage.%d.%x", i, rand.Uint64()))
+		opaque = append(opaque, fmt.Sprintf("opaque-unknown-%d", i))
+	}
+	r, st, p, err := e.measure("invalid-flood", false, e.o.conns, e.o.duration, func(i int64) (request, bool) {
+		switch i % 8 {
+		case 1:
+			return request{path: "/hooks/x", token: garbage[i/8%100], class: classGarbage}, true
+		case 3:
+			return request{path: "/hooks/x", token: badSig, class: classBadSig}, true
+		case 5:
+			return request{path: "/hooks/x", token: unknownKid[i/8%100], class: classUnknownKid}, true
+		case 7:
+			return request{path: "/hooks/x", token: opaque[i/8%100], class: classUnknownOpaque}, true
+		default:
+			return request{path: "/hooks/x", token: valid, class: classValid}, true
+		}
+	})
+	if err != nil {
+		return r, err
+	}
+	p.stop()
+	isValid := func(x result) bool { return x.class == classValid }
+	wrong := 0
+	for _, x := range st.results {
+		if (x.class == classValid) != (x.status == 200) {
+			wrong++
+		}
+	}
+	r.note = fmt.Sprintf("valid only: p50 %v p99 %v; wrong decisions %d; statuses %v",
+		st.percentile(0.5, isValid).Round(time.Microsecond), st.percentile(0.99, isValid).Round(time.Microsecond), wrong, st.statuses())
+	return r, nil
+}
+
+func (e *env) tokenEndpoint() (row, error) {
+	r, _, p, err := e.measure("token-endpoint", true, 4, e.o.duration, func(int64) (request, bool) {
+		return request{path: "/oauth2/token", body: func() io.Reader { return strings.NewReader("grant_type=client_credentials") },
+			contentType: "application/x-www-form-urlencoded", basic: [2]string{"bench", benchSecret}}, true
+	})
+	if err != nil {
+		return r, err
+	}
+	defer p.stop()
+	r.note = strings.TrimSpace(fmt.Sprintf("%s; tokens/s = req/s (bcrypt cost %d, 2 hash checks at once); start→ready %v, idle RSS before load measured separately",
+		r.note, bcrypt.DefaultCost, p.ready.Round(time.Millisecond)))
+	r.idpCalls = "-"
+	return r, nil
+}
+
+// idle starts tokengate on the embedded issuer only and reports start to
+// ready and RSS at rest.
+func (e *env) idle() (time.Duration, float64, error) {
+	p, err := startTokengate(e.bin, e.config(true))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer p.stop()
+	time.Sleep(500 * time.Millisecond)
+	return p.ready, float64(p.memKB("VmRSS")) / 1024, nil
+}
+
+// bigBody streams 50 MB bodies; tokengate's memory must not follow.
+func (e *env) bigBody() (row, error) {
+	size := int64(50 << 20)
+	if e.o.smoke {
+		size = 5 << 20
+	}
+	tok := e.idp.Mint(e.idp.Claims(benchAud, "webhooks:write"))
+	r, st, p, err := e.measure("big-body", false, 4, e.o.duration, func(int64) (request, bool) {
+		return request{path: "/hooks/aftership", token: tok, body: func() io.Reader { return io.LimitReader(zeros{}, size) },
+			contentType: "application/octet-stream"}, true
+	})
+	if err != nil {
+		return r, err
+	}
+	p.stop()
+	mb := float64(st.count()) * float64(size) / (1 << 20)
+	r.note = strings.TrimSpace(fmt.Sprintf("%s; %d bodies of %d MB, %.0f MB/s", r.note, st.count(), size>>20, mb/st.elapsed.Seconds()))
+	return r, nil
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
