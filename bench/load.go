@@ -163,12 +163,16 @@ func newBareProxy(upstream string) http.Handler {
 	}
 	u := config.Upstream{URL: upstream, DialTimeout: config.Duration(config.DefaultDialTimeout),
 		ResponseTimeout: config.Duration(config.DefaultResponseTimeout), MaxIdleConns: config.DefaultMaxIdleConns}
+	t, err := proxy.NewTransport(u)
+	if err != nil {
+		panic(err)
+	}
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
 		},
-		Transport: proxy.NewTransport(u),
+		Transport: t,
 	}
 }
 

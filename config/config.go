@@ -48,6 +48,14 @@ type Config struct {
 	// cannot be reached. Default 5s.
 	RetryAfter Duration `yaml:"retry_after"`
 
+	// TLS, when set, makes the public listener serve HTTPS.
+	TLS *TLS `yaml:"tls"`
+	// TrustedProxies are the CIDRs (or addresses) of proxies in front of
+	// tokengate. Only from these peers are X-Forwarded-For/-Proto/-Host
+	// kept and extended; from anyone else they are replaced. The client
+	// address in logs and rate limits is resolved through them.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
 	Upstream      Upstream       `yaml:"upstream"`
 	Issuers       []Issuer       `yaml:"issuers"`
 	Cache         Cache          `yaml:"cache"`
@@ -74,7 +82,43 @@ type Upstream struct {
 	// MaxIdleConns is the idle connection pool kept to the receiver.
 	// Default 256.
 	MaxIdleConns int `yaml:"max_idle_conns"`
+	// CAFile verifies an https receiver's certificate instead of the system
+	// roots (a private or self-signed CA).
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate for mTLS to the receiver.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name the receiver's certificate must carry.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipTLSVerify accepts ANY certificate from the receiver. It
+	// MUST NOT be used beyond a laptop: it makes TLS to the receiver
+	// worthless. tokengate logs a warning at every start.
+	InsecureSkipTLSVerify bool `yaml:"insecure_skip_tls_verify"`
 }
+
+// TLS configures HTTPS on the public listener. Certificates are re-read
+// when the files change; a broken new pair keeps the old one serving.
+type TLS struct {
+	// CertFile is the PEM certificate chain; KeyFile its private key.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile enables client-certificate verification (mTLS) against
+	// these CAs.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientAuth is "require" (default when ClientCAFile is set: a client
+	// without a valid certificate is refused at the handshake) or
+	// "request" (a certificate is verified if sent; routes may require it).
+	ClientAuth string `yaml:"client_auth"`
+	// ServerName, when set, is the host name the certificate must cover;
+	// tokengate check reports a mismatch.
+	ServerName string `yaml:"server_name"`
+}
+
+// Client authentication modes of TLS.ClientAuth.
+const (
+	ClientAuthRequest = "request"
+	ClientAuthRequire = "require"
+)
 
 // Issuer is one identity provider whose tokens tokengate accepts: either a
 // JWT issuer (keys from OIDC discovery or jwks_url) or, with Introspection
@@ -183,6 +227,18 @@ type Require struct {
 	AnyScopes []string `yaml:"any_scopes"`
 	// Claims that must equal the given value (for an array claim: contain it).
 	Claims map[string]string `yaml:"claims"`
+	// ClientCert, when set, requires a verified TLS client certificate
+	// (tls.client_ca_file) in addition to the token.
+	ClientCert *ClientCert `yaml:"client_cert"`
+}
+
+// ClientCert restricts which verified client certificates a route accepts.
+// Empty lists accept any certificate verified against tls.client_ca_file.
+type ClientCert struct {
+	// Issuers: the issuing CA's subject, as Go prints it ("CN=Partner CA,O=Partner").
+	Issuers []string `yaml:"issuers"`
+	// Subjects: the certificate's subject, same form ("CN=aftership").
+	Subjects []string `yaml:"subjects"`
 }
 
 // Headers configures what tokengate tells the receiver about the caller.

@@ -146,6 +146,19 @@ func (c *Config) resolveFiles(dir string) []error {
 			read(fmt.Sprintf("issuers[%d].introspection.client_secret", i), in.ClientSecretFile, &in.ClientSecret, true)
 		}
 	}
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	for _, p := range []*string{&c.Upstream.CAFile, &c.Upstream.CertFile, &c.Upstream.KeyFile} {
+		abs(p)
+	}
+	if t := c.TLS; t != nil {
+		for _, p := range []*string{&t.CertFile, &t.KeyFile, &t.ClientCAFile} {
+			abs(p)
+		}
+	}
 	if te := c.TokenEndpoint; te != nil {
 		for i := range te.Clients {
 			cl := &te.Clients[i]

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path"
 	"regexp"
@@ -49,6 +50,9 @@ func (c *Config) applyDefaults() {
 	}
 	if u.MaxIdleConns == 0 {
 		u.MaxIdleConns = DefaultMaxIdleConns
+	}
+	if t := c.TLS; t != nil && t.ClientCAFile != "" && t.ClientAuth == "" {
+		t.ClientAuth = ClientAuthRequire
 	}
 	for i := range c.Issuers {
 		is := &c.Issuers[i]
@@ -154,6 +158,7 @@ func (c *Config) Validate() error {
 	v := &validator{c: c}
 	v.top()
 	v.upstream()
+	v.tls()
 	v.issuers()
 	v.cache()
 	v.headers()
@@ -197,6 +202,40 @@ func (v *validator) upstream() {
 	}
 	if u.MaxIdleConns < 0 {
 		v.add("upstream.max_idle_conns", "must not be negative")
+	}
+	if (u.CertFile == "") != (u.KeyFile == "") {
+		v.add("upstream.cert_file", "cert_file and key_file go together")
+	}
+	if !strings.HasPrefix(u.URL, "https://") && (u.CAFile != "" || u.CertFile != "" || u.ServerName != "" || u.InsecureSkipTLSVerify) {
+		v.add("upstream.url", "ca_file, cert_file, server_name and insecure_skip_tls_verify need an https:// upstream")
+	}
+	if u.InsecureSkipTLSVerify && u.CAFile != "" {
+		v.add("upstream.insecure_skip_tls_verify", "cannot be combined with ca_file")
+	}
+}
+
+func (v *validator) tls() {
+	for i, p := range v.c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is neither a CIDR nor an IP address", p)
+			}
+		}
+	}
+	t := v.c.TLS
+	if t == nil {
+		return
+	}
+	if t.CertFile == "" || t.KeyFile == "" {
+		v.add("tls", "cert_file and key_file are both required")
+	}
+	switch t.ClientAuth {
+	case "", ClientAuthRequest, ClientAuthRequire:
+	default:
+		v.add("tls.client_auth", "must be request or require, got %q", t.ClientAuth)
+	}
+	if t.ClientAuth != "" && t.ClientCAFile == "" {
+		v.add("tls.client_ca_file", "required when client_auth is set")
 	}
 }
 
@@ -340,7 +379,7 @@ func (v *validator) routes() {
 		}
 		req := r.Require
 		if r.Public {
-			if len(req.Issuers)+len(req.Scopes)+len(req.AnyScopes)+len(req.Claims) > 0 {
+			if len(req.Issuers)+len(req.Scopes)+len(req.AnyScopes)+len(req.Claims) > 0 || req.ClientCert != nil {
 				v.add(p+".require", "a public route needs no token, so it cannot require anything")
 			}
 			continue
@@ -362,6 +401,9 @@ func (v *validator) routes() {
 			if k == "" {
 				v.add(p+".require.claims", "empty claim name")
 			}
+		}
+		if req.ClientCert != nil && (v.c.TLS == nil || v.c.TLS.ClientCAFile == "") {
+			v.add(p+".require.client_cert", "needs tls.client_ca_file: client certificates are verified against it")
 		}
 	}
 }

@@ -15,17 +15,18 @@ import (
 // Errors the handler raises; status() maps each, and the verifier's, to
 // one HTTP answer. This is the only place a status is chosen for an error.
 var (
-	errNoRoute           = errors.New("no route")
-	errNoCredentials     = errors.New("no bearer token")
-	errMalformed         = errors.New("malformed request")
-	errTokenInQuery      = errors.New("access_token in the query string")
-	errEncodedSlash      = errors.New("encoded slash or backslash in path")
-	errWrongIssuer       = errors.New("token from an issuer this route does not accept")
-	errInsufficientScope = errors.New("insufficient scope")
-	errTooLarge          = errors.New("request body too large")
-	errUpstreamTimeout   = errors.New("upstream timeout")
-	errUpstream          = errors.New("upstream unreachable")
-	errClientGone        = errors.New("client went away")
+	errNoRoute            = errors.New("no route")
+	errNoCredentials      = errors.New("no bearer token")
+	errMalformed          = errors.New("malformed request")
+	errTokenInQuery       = errors.New("access_token in the query string")
+	errEncodedSlash       = errors.New("encoded slash or backslash in path")
+	errWrongIssuer        = errors.New("token from an issuer this route does not accept")
+	errInsufficientScope  = errors.New("insufficient scope")
+	errTooLarge           = errors.New("request body too large")
+	errUpstreamTimeout    = errors.New("upstream timeout")
+	errUpstream           = errors.New("upstream unreachable")
+	errClientGone         = errors.New("client went away")
+	errClientCertRequired = errors.New("a verified client certificate is required")
 )
 
 // Decisions recorded in access logs and metrics.
@@ -62,6 +63,8 @@ func classify(err error) answer {
 		return answer{http.StatusBadRequest, "invalid_request", describe(err), DecisionBadRequest, true}
 	case errors.Is(err, errWrongIssuer):
 		return answer{http.StatusUnauthorized, "invalid_token", "token not accepted on this route", DecisionInvalid, true}
+	case errors.Is(err, errClientCertRequired):
+		return answer{http.StatusForbidden, "client_certificate_required", "this route requires a TLS client certificate it accepts", DecisionForbidden, false}
 	case errors.Is(err, errInsufficientScope):
 		return answer{http.StatusForbidden, "insufficient_scope", "the token does not grant what this route requires", DecisionForbidden, true}
 	case errors.Is(err, verifier.ErrUnavailable):

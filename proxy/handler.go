@@ -40,6 +40,8 @@ type Options struct {
 	Transport http.RoundTripper
 	// Now is the clock used for latencies; default time.Now.
 	Now func() time.Time
+	// Forwarding says whose X-Forwarded-* to believe; default: nobody's.
+	Forwarding *Forwarding
 }
 
 // Handler is tokengate's public http.Handler: route, bearer token, verify,
@@ -56,6 +58,7 @@ type Handler struct {
 	log        *zap.Logger
 	obs        Observer
 	now        func() time.Time
+	fwd        *Forwarding
 }
 
 // New builds the handler for a validated configuration.
@@ -71,7 +74,18 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		o.Now = time.Now
 	}
 	if o.Transport == nil {
-		o.Transport = NewTransport(cfg.Upstream)
+		t, err := NewTransport(cfg.Upstream)
+		if err != nil {
+			return nil, err
+		}
+		o.Transport = t
+	}
+	if o.Forwarding == nil {
+		f, err := NewForwarding(cfg.TrustedProxies)
+		if err != nil {
+			return nil, err
+		}
+		o.Forwarding = f
 	}
 	h := &Handler{
 		routes:     compileRoutes(cfg),
@@ -84,6 +98,7 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		log:        o.Logger,
 		obs:        o.Observer,
 		now:        o.Now,
+		fwd:        o.Forwarding,
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:      h.rewrite,
@@ -132,7 +147,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			zap.Int("status", status),
 			zap.String("decision", decision),
 			zap.Duration("latency", elapsed),
-			zap.String("remote", r.RemoteAddr),
+			zap.String("client", h.fwd.ClientIP(r)),
 		}
 		if p := st.principal; p != nil {
 			fields = append(fields, zap.String("sub", p.Subject), zap.String("client_id", p.ClientID), zap.String("issuer", p.Source))
@@ -171,6 +186,9 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 	}
 	if rt.public {
 		return "", h.forward(w, r, st, DecisionPublic)
+	}
+	if err := rt.allowClientCert(r.TLS); err != nil {
+		return deny(err, rt)
 	}
 	token, err := bearerToken(r.Header)
 	if err != nil {
@@ -214,7 +232,8 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.RawPath = ""
 	pr.SetURL(h.target)
 	h.headers.apply(pr.Out.Header, st.principal, st.route.keepAuth)
-	pr.SetXForwarded()
+	h.headers.clientCert(pr.Out.Header, pr.In.TLS)
+	h.fwd.apply(pr)
 }
 
 func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {

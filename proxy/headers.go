@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"strings"
@@ -77,6 +78,13 @@ func (p *headerPolicy) apply(hd http.Header, pr *verifier.Principal, keepAuth bo
 		case bool, fmt.Stringer, float64:
 			set(hd, name, fmt.Sprint(v))
 		}
+	}
+}
+
+// clientCert passes the verified client certificate's subject, if any.
+func (p *headerPolicy) clientCert(hd http.Header, cs *tls.ConnectionState) {
+	if cs != nil && len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 0 {
+		set(hd, p.prefix+"Client-Cert-Subject", cs.VerifiedChains[0][0].Subject.String())
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -27,6 +28,7 @@ type route struct {
 	claims    map[string]string
 	keepAuth  bool
 	scopeHint string // the scope parameter of a 403 challenge
+	cert      *config.ClientCert
 }
 
 func compileRoutes(cfg *config.Config) []*route {
@@ -40,6 +42,7 @@ func compileRoutes(cfg *config.Config) []*route {
 			name: r.Name, exact: r.Path, methods: r.Methods, host: strings.ToLower(r.Host),
 			public: r.Public, issuers: r.Require.Issuers, scopes: r.Require.Scopes,
 			anyScopes: r.Require.AnyScopes, claims: r.Require.Claims, keepAuth: keep,
+			cert: r.Require.ClientCert,
 		}
 		if r.PathPrefix != "" {
 			cr.prefix = r.PathPrefix
@@ -115,6 +118,34 @@ func (r *route) allow(p *verifier.Principal) error {
 	for k, want := range r.claims {
 		if !claimEquals(p.Claims[k], want) {
 			return fmt.Errorf("%w: claim %q does not match", errInsufficientScope, k)
+		}
+	}
+	return nil
+}
+
+// allowClientCert applies the route's client-certificate requirement: a
+// certificate verified against tls.client_ca_file, optionally from given
+// issuers and with given subjects.
+func (r *route) allowClientCert(cs *tls.ConnectionState) error {
+	if r.cert == nil {
+		return nil
+	}
+	if cs == nil || len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return errClientCertRequired
+	}
+	leaf := cs.VerifiedChains[0][0]
+	if len(r.cert.Subjects) > 0 && !slices.Contains(r.cert.Subjects, leaf.Subject.String()) {
+		return fmt.Errorf("%w: subject not accepted", errClientCertRequired)
+	}
+	if len(r.cert.Issuers) > 0 {
+		ok := false
+		for _, chain := range cs.VerifiedChains {
+			for _, c := range chain[1:] {
+				ok = ok || slices.Contains(r.cert.Issuers, c.Subject.String())
+			}
+		}
+		if !ok {
+			return fmt.Errorf("%w: issuer not accepted", errClientCertRequired)
 		}
 	}
 	return nil

@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -13,7 +17,10 @@ import (
 // settings with the configured timeouts and an idle pool sized for bursts
 // of webhooks (Go's default of 2 idle connections per host makes a busy
 // proxy open a new connection for most requests).
-func NewTransport(u config.Upstream) *http.Transport {
+//
+// For https receivers it verifies against CAFile (else the system roots),
+// presents CertFile/KeyFile for mTLS, and checks ServerName when set.
+func NewTransport(u config.Upstream) (*http.Transport, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.Proxy = nil // the receiver is reached directly, never via HTTP_PROXY
 	t.DialContext = (&net.Dialer{Timeout: u.DialTimeout.D(), KeepAlive: 30 * time.Second}).DialContext
@@ -21,7 +28,28 @@ func NewTransport(u config.Upstream) *http.Transport {
 	t.MaxIdleConns = u.MaxIdleConns
 	t.MaxIdleConnsPerHost = u.MaxIdleConns
 	t.IdleConnTimeout = 90 * time.Second
-	return t
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.ServerName}
+	if u.CAFile != "" {
+		pem, err := os.ReadFile(u.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("upstream.ca_file: no PEM certificate in %s", u.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if u.CertFile != "" {
+		pair, err := tls.LoadX509KeyPair(u.CertFile, u.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("upstream.cert_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{pair}
+	}
+	tc.InsecureSkipVerify = u.InsecureSkipTLSVerify
+	t.TLSClientConfig = tc
+	return t, nil
 }
 
 // bufferPool reuses ReverseProxy's 32 KiB copy buffers.

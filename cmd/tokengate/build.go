@@ -97,17 +97,26 @@ func (b *builder) build(cfg *config.Config, prev *stack) (*stack, error) {
 	} else if err := b.buildVerifiers(cfg, st); err != nil {
 		return nil, err
 	}
+	fwd, err := proxy.NewForwarding(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	if te := cfg.TokenEndpoint; te != nil {
-		if st.tokens, err = b.buildIssuer(te, st.keys); err != nil {
+		if st.tokens, err = b.buildIssuer(te, st.keys, fwd.ClientIP); err != nil {
 			return nil, err
 		}
 	}
 	if prev != nil && reflect.DeepEqual(prev.cfg.Upstream, cfg.Upstream) {
 		st.transport = prev.transport
 	} else {
-		st.transport = proxy.NewTransport(cfg.Upstream)
+		if st.transport, err = proxy.NewTransport(cfg.Upstream); err != nil {
+			return nil, err
+		}
+		if cfg.Upstream.InsecureSkipTLSVerify {
+			b.log.Warn("upstream.insecure_skip_tls_verify is ON: the receiver's certificate is NOT verified; anyone on the path can impersonate it")
+		}
 	}
-	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport}
+	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd}
 	if b.metrics != nil {
 		opts.Observer = b.metrics
 	}
@@ -215,7 +224,7 @@ func publicKeys(keys []*issuer.Key) []jose.JSONWebKey {
 }
 
 // buildIssuer starts the token endpoint with the given keys.
-func (b *builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key) (*issuer.Server, error) {
+func (b *builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clientIP func(*http.Request) string) (*issuer.Server, error) {
 	clients := make([]issuer.Client, 0, len(te.Clients))
 	for _, c := range te.Clients {
 		clients = append(clients, issuer.Client{
@@ -229,6 +238,7 @@ func (b *builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key) (*is
 		PerClientRate: te.RateLimit.PerClient, PerClientBurst: te.RateLimit.PerClientBurst,
 		PerIPRate: te.RateLimit.PerIP, PerIPBurst: te.RateLimit.PerIPBurst,
 		MaxConcurrentHashChecks: te.MaxConcurrentHashChecks, Logger: b.log.Named("token_endpoint"),
+		ClientIP: clientIP,
 	}
 	if b.metrics != nil {
 		o.OnIssued, o.OnLoginFailed = b.metrics.tokensIssued.Inc, b.metrics.loginFailures.Inc

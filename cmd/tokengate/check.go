@@ -41,6 +41,11 @@ func check(ctx context.Context, path string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "config   %s\n", path)
 	fmt.Fprintf(out, "listen   %s (admin %s) → upstream %s\n", cfg.Listen, cfg.AdminListen, cfg.Upstream.URL)
+	tlsLines, tlsProblems := checkTLS(ctx, cfg, time.Now())
+	for _, l := range tlsLines {
+		fmt.Fprintln(out, l)
+	}
+	problems = append(problems, tlsProblems...)
 	fmt.Fprintln(out, "issuers")
 	for i, is := range cfg.Issuers {
 		prefix := fmt.Sprintf("issuers[%d]", i)

@@ -24,6 +24,17 @@ func TestComposeExampleIsValid(t *testing.T) {
 	if cfg.Upstream.URL != "http://receiver:9000" || cfg.TokenEndpoint.Clients[0].ClientSecretHash != env["AFTERSHIP_SECRET_HASH"] {
 		t.Fatalf("config = %+v", cfg)
 	}
+	tlsCfg, err := config.Load("../../examples/compose/tokengate-tls.yaml", config.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tlsCfg.TLS == nil || tlsCfg.TLS.CertFile != "/run/secrets/tls.crt" || tlsCfg.TLS.ServerName != "localhost" {
+		t.Fatalf("tls config = %+v", tlsCfg.TLS)
+	}
+	https, err := config.Load("../../examples/quickstart-https.yaml", config.Options{})
+	if err != nil || https.TLS == nil {
+		t.Fatalf("quickstart-https: %v", err)
+	}
 	raw, err := os.ReadFile("../../examples/compose/docker-compose.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,7 @@ type server struct {
 
 	pubSrv, adminSrv *http.Server
 	pubLn, adminLn   net.Listener
+	certs            *certReloader
 	stopWatch        func()
 	errc             chan error
 }
@@ -97,7 +99,6 @@ func start(ctx context.Context, path string, log *zap.Logger) (*server, error) {
 	s.cur.Store(st)
 	s.pub.set(st.handler)
 	s.m.lastReload.SetToCurrentTime()
-	st.warmUp(ctx, log)
 
 	if s.pubLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -106,6 +107,7 @@ func start(ctx context.Context, path string, log *zap.Logger) (*server, error) {
 		s.pubLn.Close()
 		return nil, fmt.Errorf("admin_listen %s: %w", cfg.AdminListen, err)
 	}
+	st.warmUp(ctx, log)
 	s.pubSrv = &http.Server{
 		Handler:           &s.pub,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -114,14 +116,32 @@ func start(ctx context.Context, path string, log *zap.Logger) (*server, error) {
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 	s.adminSrv = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: zap.NewStdLog(log.Named("admin"))}
-	go func() { s.serveErr(s.pubSrv.Serve(s.pubLn)) }()
+	if t := cfg.TLS; t != nil {
+		if s.certs, err = newCertReloader(t.CertFile, t.KeyFile, log.Named("tls")); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		if s.pubSrv.TLSConfig, err = serverTLS(t, s.certs); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		s.certs.watch(ctx)
+		go func() { s.serveErr(s.pubSrv.ServeTLS(s.pubLn, "", "")) }()
+	} else {
+		go func() { s.serveErr(s.pubSrv.Serve(s.pubLn)) }()
+	}
 	go func() { s.serveErr(s.adminSrv.Serve(s.adminLn)) }()
 	if err := s.watch(ctx); err != nil {
 		log.Warn("config file watching is off; reload with SIGHUP", zap.Error(err))
 	}
 	log.Info("tokengate listening", zap.String("addr", s.pubLn.Addr().String()), zap.String("admin", s.adminLn.Addr().String()),
-		zap.String("upstream", cfg.Upstream.URL), zap.String("version", version))
+		zap.Bool("tls", cfg.TLS != nil), zap.String("upstream", cfg.Upstream.URL), zap.String("version", version))
 	return s, nil
+}
+
+func (s *server) closeListeners() {
+	s.pubLn.Close()
+	s.adminLn.Close()
 }
 
 func (s *server) serveErr(err error) {
@@ -190,8 +210,8 @@ func (s *server) reload(ctx context.Context, why string) error {
 }
 
 func (s *server) swap(ctx context.Context, old, st *stack) {
-	if st.cfg.Listen != old.cfg.Listen || st.cfg.AdminListen != old.cfg.AdminListen {
-		s.log.Warn("listen and admin_listen changes take effect only after a restart")
+	if st.cfg.Listen != old.cfg.Listen || st.cfg.AdminListen != old.cfg.AdminListen || !reflect.DeepEqual(st.cfg.TLS, old.cfg.TLS) {
+		s.log.Warn("listen, admin_listen and tls changes take effect only after a restart (certificate files themselves are reloaded when they change)")
 	}
 	old.stop()
 	st.warmUp(ctx, s.log)

@@ -1,0 +1,390 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/verifier/verifiertest"
+)
+
+// pki is a test CA issuing real certificates.
+type pki struct {
+	dir    string
+	ca     *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+	caFile string
+	serial int64
+}
+
+func newPKI(t *testing.T, name string) *pki {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(der)
+	p := &pki{dir: t.TempDir(), ca: ca, caKey: key, serial: 100}
+	p.caFile = p.write(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return p
+}
+
+func (p *pki) write(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	path := filepath.Join(p.dir, name)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// issue makes a leaf certificate; server certificates cover localhost and
+// 127.0.0.1. It returns PEM certificate and key and the serial.
+func (p *pki) issue(t *testing.T, cn string, server bool, notAfter time.Time) ([]byte, []byte, int64) {
+	t.Helper()
+	p.serial++
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+	} else {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kd, _ := x509.MarshalPKCS8PrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), p.serial
+}
+
+func (p *pki) pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(p.ca)
+	return pool
+}
+
+// tlsGate starts tokengate on HTTPS with the given extra tls settings.
+type tlsGate struct {
+	s         *server
+	url       string
+	pki       *pki // issues the server certificate
+	clientPKI *pki // the client CA, when client certificates are verified
+	certFile  string
+	keyFile   string
+	idp       *verifiertest.IdP
+}
+
+// startTLSGate serves HTTPS; clientAuth "" leaves client certificates off,
+// "request" or "require" verifies them against a client CA of its own.
+func startTLSGate(t *testing.T, clientAuth, routes string) *tlsGate {
+	t.Helper()
+	g := &tlsGate{pki: newPKI(t, "Test Root CA"), idp: verifiertest.New()}
+	tlsExtra := ""
+	if clientAuth != "" {
+		g.clientPKI = newPKI(t, "Client CA")
+		tlsExtra = fmt.Sprintf("  client_ca_file: %s\n  client_auth: %s\n", g.clientPKI.caFile, clientAuth)
+	}
+	t.Cleanup(g.idp.Close)
+	certPEM, keyPEM, _ := g.pki.issue(t, "localhost", true, time.Now().Add(24*time.Hour))
+	g.certFile, g.keyFile = g.pki.write(t, "tls.crt", certPEM), g.pki.write(t, "tls.key", keyPEM)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "subject="+r.Header.Get("X-Auth-Client-Cert-Subject"))
+	}))
+	t.Cleanup(recv.Close)
+	y := gateYAML(g.idp, recv.URL, routes) + fmt.Sprintf("tls:\n  cert_file: %s\n  key_file: %s\n%s", g.certFile, g.keyFile, tlsExtra)
+	path := filepath.Join(t.TempDir(), "tokengate.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := start(ctx, path, zap.NewNop())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = s.shutdown() })
+	g.s = s
+	g.url = "https://" + s.pubLn.Addr().String()
+	return g
+}
+
+const publicRoute = "  - { path: /status, public: true }\n"
+
+func (g *tlsGate) client(h2 bool, cert *tls.Certificate, keepAlive bool) *http.Client {
+	tc := &tls.Config{RootCAs: g.pki.pool()}
+	if cert != nil {
+		// Always present it, even when the server's CA list does not name
+		// its issuer: the server must do the refusing.
+		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
+	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: h2, DisableKeepAlives: !keepAlive}
+	if !h2 {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+func TestHTTPSServesHTTP1AndHTTP2(t *testing.T) {
+	g := startTLSGate(t, "", publicRoute)
+	for _, h2 := range []bool{false, true} {
+		c := g.client(h2, nil, false)
+		resp, err := c.Get(g.url + "/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		wantMajor := 1
+		if h2 {
+			wantMajor = 2
+		}
+		if resp.StatusCode != 200 || resp.ProtoMajor != wantMajor {
+			t.Fatalf("h2=%v: %d %s", h2, resp.StatusCode, resp.Proto)
+		}
+		if resp.TLS.Version != tls.VersionTLS13 {
+			t.Errorf("negotiated %s, want TLS 1.3", tls.VersionName(resp.TLS.Version))
+		}
+		t.Logf("negotiated %s, ALPN %q, %s", tls.VersionName(resp.TLS.Version), resp.TLS.NegotiatedProtocol, resp.Proto)
+	}
+	// TLS 1.1 is refused.
+	_, err := tls.Dial("tcp", strings.TrimPrefix(g.url, "https://"), &tls.Config{RootCAs: g.pki.pool(), MaxVersion: tls.VersionTLS11})
+	if err == nil {
+		t.Fatal("a TLS 1.1 handshake succeeded")
+	}
+}
+
+func serialOf(resp *http.Response) int64 { return resp.TLS.PeerCertificates[0].SerialNumber.Int64() }
+
+func TestCertificateRotationOnDiskWithoutDroppingConnections(t *testing.T) {
+	g := startTLSGate(t, "", publicRoute)
+	old := g.client(false, nil, true)
+	var reused bool
+	get := func(c *http.Client) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, g.url+"/status", nil)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	first := serialOf(get(old))
+	certPEM, keyPEM, newSerial := g.pki.issue(t, "localhost", true, time.Now().Add(48*time.Hour))
+	// cert-manager style: the key, then the certificate, replaced in place.
+	changed := time.Now()
+	g.pki.write(t, "tls.key", keyPEM)
+	g.pki.write(t, "tls.crt", certPEM)
+	var took time.Duration
+	eventually(t, "new connections get the new certificate", func() bool {
+		if serialOf(get(g.client(false, nil, false))) == newSerial {
+			took = time.Since(changed)
+			return true
+		}
+		return false
+	})
+	t.Logf("certificate change picked up by new connections after %v", took)
+	resp := get(old)
+	if !reused || serialOf(resp) != first || resp.StatusCode != 200 {
+		t.Fatalf("the established connection was disturbed: reused=%v serial=%d status=%d", reused, serialOf(resp), resp.StatusCode)
+	}
+}
+
+func TestBrokenNewCertificateKeepsTheOldOne(t *testing.T) {
+	g := startTLSGate(t, "", publicRoute)
+	resp, err := g.client(false, nil, false).Get(g.url + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	before := serialOf(resp)
+	g.pki.write(t, "tls.crt", []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
+	if changed, err := g.s.certs.reload(); changed || err == nil {
+		t.Fatalf("a broken certificate was taken: changed=%v err=%v", changed, err)
+	}
+	// An expired pair is refused too.
+	certPEM, keyPEM, _ := g.pki.issue(t, "localhost", true, time.Now().Add(-time.Minute))
+	g.pki.write(t, "tls.key", keyPEM)
+	g.pki.write(t, "tls.crt", certPEM)
+	if changed, err := g.s.certs.reload(); changed || err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("an expired certificate was taken: changed=%v err=%v", changed, err)
+	}
+	resp, err = g.client(false, nil, false).Get(g.url + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if serialOf(resp) != before {
+		t.Fatal("the serving certificate changed")
+	}
+}
+
+func TestClientCertificates(t *testing.T) {
+	routes := publicRoute + "  - { path: /partner, require: { client_cert: { subjects: [\"CN=aftership\"] } } }\n" +
+		"  - { path: /other, require: { client_cert: { subjects: [\"CN=somebody-else\"] } } }\n"
+	for _, mode := range []string{"require", "request"} {
+		t.Run(mode, func(t *testing.T) {
+			g := startTLSGate(t, mode, routes)
+			certPEM, keyPEM, _ := g.clientPKI.issue(t, "aftership", false, time.Now().Add(time.Hour))
+			pair, err := tls.X509KeyPair(certPEM, keyPEM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok := g.idp.Mint(g.idp.Claims(testAud, "webhooks:write"))
+			post := func(c *http.Client, path string) (int, string, error) {
+				req, _ := http.NewRequest(http.MethodPost, g.url+path, strings.NewReader("{}"))
+				req.Header.Set("Authorization", "Bearer "+tok)
+				resp, err := c.Do(req)
+				if err != nil {
+					return 0, "", err
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, string(b), nil
+			}
+			code, body, err := post(g.client(false, &pair, false), "/partner")
+			if err != nil || code != 200 || body != "subject=CN=aftership" {
+				t.Fatalf("with the right certificate: %d %q %v", code, body, err)
+			}
+			if code, _, err := post(g.client(false, &pair, false), "/other"); err != nil || code != 403 {
+				t.Fatalf("certificate with another subject: %d %v, want 403", code, err)
+			}
+			code, _, err = post(g.client(false, nil, false), "/partner")
+			switch mode {
+			case "require":
+				if err == nil {
+					t.Fatalf("no client certificate, require: the handshake succeeded (%d)", code)
+				}
+			case "request":
+				if err != nil || code != 403 {
+					t.Fatalf("no client certificate, request: %d %v, want 403", code, err)
+				}
+			}
+			// A certificate from another CA is refused at the handshake in both modes.
+			other := newPKI(t, "Other CA")
+			oc, ok, _ := other.issue(t, "aftership", false, time.Now().Add(time.Hour))
+			opair, _ := tls.X509KeyPair(oc, ok)
+			if _, _, err := post(g.client(false, &opair, false), "/partner"); err == nil {
+				t.Fatal("a certificate from an unknown CA was accepted")
+			}
+		})
+	}
+}
+
+func TestUpstreamWithASelfSignedCAWorksOnlyWithCAFile(t *testing.T) {
+	up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "tls upstream") }))
+	defer up.Close()
+	caFile := filepath.Join(t.TempDir(), "upstream-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	idp := verifiertest.New()
+	defer idp.Close()
+	for _, c := range []struct {
+		name, upstream string
+		want           int
+	}{
+		{"system roots only", fmt.Sprintf("upstream: %s\n", up.URL), 502},
+		{"with ca_file", fmt.Sprintf("upstream: { url: %s, ca_file: %s }\n", up.URL, caFile), 200},
+		{"with ca_file and a wrong server_name", fmt.Sprintf("upstream: { url: %s, ca_file: %s, server_name: wrong.example }\n", up.URL, caFile), 502},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			y := strings.Replace(gateYAML(idp, "http://placeholder", publicRoute), "upstream: http://placeholder\n", c.upstream, 1)
+			path := filepath.Join(t.TempDir(), "tokengate.yaml")
+			if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s, err := start(ctx, path, zap.NewNop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.shutdown()
+			resp, err := http.Get("http://" + s.pubLn.Addr().String() + "/status")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, c.want)
+			}
+		})
+	}
+}
+
+func TestCheckReportsCertificateProblems(t *testing.T) {
+	p := newPKI(t, "CA")
+	soon, soonKey, _ := p.issue(t, "localhost", true, time.Now().Add(3*24*time.Hour))
+	_, otherKey, _ := p.issue(t, "localhost", true, time.Now().Add(90*24*time.Hour))
+	cases := []struct {
+		name     string
+		cert     []byte
+		key      []byte
+		server   string
+		problems []string
+	}{
+		{"unreadable", nil, soonKey, "", []string{"tls.cert_file: open"}},
+		{"key does not match", soon, otherKey, "", []string{"tls.cert_file: certificate and key do not load as a pair"}},
+		{"expiring within 14 days, wrong name", soon, soonKey, "hooks.example.com", []string{"tls.cert_file: certificate expires in", `does not cover server_name "hooks.example.com"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cf, kf := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+			if c.cert != nil {
+				_ = os.WriteFile(cf, c.cert, 0o600)
+			}
+			_ = os.WriteFile(kf, c.key, 0o600)
+			y := fmt.Sprintf("upstream: http://127.0.0.1:9\nroutes: [{path: /a, public: true}]\ntls: { cert_file: %q, key_file: %q, server_name: %q }\n", cf, kf, c.server)
+			path := filepath.Join(dir, "tokengate.yaml")
+			_ = os.WriteFile(path, []byte(y), 0o600)
+			var out strings.Builder
+			if err := check(context.Background(), path, &out); err == nil {
+				t.Fatalf("check passed:\n%s", out.String())
+			}
+			for _, w := range c.problems {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
