@@ -115,7 +115,7 @@ headers:
 	jwt, err := verifier.NewJWT(verifier.JWTOptions{
 		Name: "idp", Issuer: e.idp.Issuer(), Audiences: []string{audience},
 		Algorithms: cfg.Issuers[0].Algorithms, ClockSkew: 30 * time.Second,
-		RefreshCooldown: time.Second, Client: &http.Client{Timeout: time.Second},
+		RefreshCooldown: time.Second, Client: &http.Client{Timeout: time.Second}, KeepClaims: true,
 	})
 	if err != nil {
 		t.Fatal(err)

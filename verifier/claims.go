@@ -23,7 +23,104 @@ type claims struct {
 // maxNumericDate is 9999-12-31T23:59:59Z.
 const maxNumericDate = 253402300799
 
-func parseClaims(payload []byte) (*claims, error) {
+// registered is the fixed part of a claim set, decoded into a struct (much
+// cheaper than a map). Polymorphic claims stay raw and are checked by hand.
+type registered struct {
+	Iss      string          `json:"iss"`
+	Sub      string          `json:"sub"`
+	ClientID string          `json:"client_id"`
+	Azp      string          `json:"azp"`
+	Cid      string          `json:"cid"`
+	Aud      json.RawMessage `json:"aud"`
+	Scope    json.RawMessage `json:"scope"`
+	Scp      json.RawMessage `json:"scp"`
+	Exp      json.RawMessage `json:"exp"`
+	Nbf      json.RawMessage `json:"nbf"`
+	Iat      json.RawMessage `json:"iat"`
+}
+
+// parseClaims decodes a claim set strictly. The full map of claims (for
+// claim policies and claim headers) is decoded only when all is true.
+func parseClaims(payload []byte, all bool) (*claims, error) {
+	if !all {
+		return parseRegistered(payload)
+	}
+	return parseAll(payload)
+}
+
+func parseRegistered(payload []byte) (*claims, error) {
+	var r registered
+	if err := json.Unmarshal(payload, &r); err != nil {
+		return nil, fmt.Errorf("claims: %w", err)
+	}
+	c := &claims{issuer: r.Iss, subject: r.Sub, clientID: r.ClientID}
+	if c.clientID == "" {
+		c.clientID = r.Azp
+	}
+	if c.clientID == "" {
+		c.clientID = r.Cid
+	}
+	var err error
+	if c.audience, err = rawStringOrList("aud", r.Aud); err != nil {
+		return nil, err
+	}
+	for _, t := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  *time.Time
+	}{{"exp", r.Exp, &c.expiry}, {"nbf", r.Nbf, &c.notBefore}, {"iat", r.Iat, &c.issuedAt}} {
+		if *t.dst, err = rawNumericDate(t.name, t.raw); err != nil {
+			return nil, err
+		}
+	}
+	raw, name := r.Scope, "scope"
+	if isNullRaw(raw) {
+		raw, name = r.Scp, "scp"
+	}
+	if !isNullRaw(raw) && raw[0] == '"' {
+		var s string
+		_ = json.Unmarshal(raw, &s)
+		c.scopes = strings.Fields(s)
+	} else if c.scopes, err = rawStringOrList(name, raw); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func isNullRaw(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
+
+func rawStringOrList(name string, raw json.RawMessage) ([]string, error) {
+	if isNullRaw(raw) {
+		return nil, nil
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("claim %q: %w", name, err)
+		}
+		return []string{s}, nil
+	case '[':
+		var l []string
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return nil, fmt.Errorf("claim %q holds a non-string", name)
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("claim %q is neither a string nor a list", name)
+}
+
+func rawNumericDate(name string, raw json.RawMessage) (time.Time, error) {
+	if isNullRaw(raw) {
+		return time.Time{}, nil
+	}
+	if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+		return time.Time{}, fmt.Errorf("claim %q is not a number", name)
+	}
+	return numericDate(map[string]any{name: json.Number(raw)}, name)
+}
+
+func parseAll(payload []byte) (*claims, error) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	var m map[string]any

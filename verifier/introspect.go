@@ -127,7 +127,7 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 	if !*head.Active {
 		return nil, &InvalidError{Reason: "token is not active", remote: true}
 	}
-	c, err := parseClaims(body)
+	c, err := parseClaims(body, true)
 	if err != nil {
 		return nil, invalid("introspection answer has malformed claims", err)
 	}

@@ -105,7 +105,7 @@ func verifySignature(ctx context.Context, jwt string, lookup func(context.Contex
 	jws, _ := ctx.Value(parsedKey).(*jose.JSONWebSignature)
 	if jws == nil {
 		var err error
-		if jws, err = jose.ParseSigned(jwt, allJOSEAlgs); err != nil {
+		if jws, err = jose.ParseSignedCompact(jwt, allJOSEAlgs); err != nil {
 			return nil, err
 		}
 	}

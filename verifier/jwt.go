@@ -51,6 +51,10 @@ type JWTOptions struct {
 	// RefreshInterval refetches keys older than this in the background
 	// (triggered by traffic). Default 15m.
 	RefreshInterval time.Duration
+	// KeepClaims fills Principal.Claims with every claim (needed for claim
+	// policies and claim headers). Without it only the registered and
+	// scope claims are decoded, which is cheaper.
+	KeepClaims bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// OnJWKSFetch, if set, is called after every JWKS fetch.
@@ -188,7 +192,7 @@ func (j *JWT) Verify(ctx context.Context, token string) (*Principal, error) {
 	if len(token) > MaxTokenSize {
 		return nil, invalid("token too large", nil)
 	}
-	jws, err := jose.ParseSigned(token, j.algs)
+	jws, err := jose.ParseSignedCompact(token, j.algs)
 	if err != nil {
 		return nil, invalid("malformed token or algorithm not allowed", err)
 	}
@@ -201,7 +205,7 @@ func (j *JWT) Verify(ctx context.Context, token string) (*Principal, error) {
 			return nil, invalid("token type not accepted", fmt.Errorf("typ %q", typ))
 		}
 	}
-	c, err := parseClaims(jws.UnsafePayloadWithoutVerification())
+	c, err := parseClaims(jws.UnsafePayloadWithoutVerification(), j.o.KeepClaims)
 	if err != nil {
 		return nil, invalid("malformed claims", err)
 	}

@@ -31,7 +31,8 @@ type Principal struct {
 	Audience, Scopes []string
 	// Expiry is "exp"; the zero time if the token had none.
 	Expiry time.Time
-	// Claims holds every claim, for claim policies and headers.
+	// Claims holds every claim, for claim policies and headers. JWT
+	// verifiers fill it only when asked to (JWTOptions.KeepClaims).
 	Claims map[string]any
 }
 

@@ -38,6 +38,9 @@ type stack struct {
 type builder struct {
 	log     *zap.Logger
 	metrics *metrics // nil: no metrics
+	// keepClaims: some route or header uses claims beyond the registered
+	// ones, so JWT verifiers keep them all (set per build).
+	keepClaims bool
 	// generated is the throw-away signing key made when the token endpoint
 	// has no key files; kept across reloads so tokens stay valid.
 	generated *issuer.Key
@@ -62,6 +65,7 @@ func (b *builder) newIssuer(is config.Issuer) (verifier.Verifier, error) {
 		SkipAudienceCheck: is.InsecureSkipAudienceCheck, Algorithms: is.Algorithms,
 		ClockSkew: is.ClockSkew.D(), RequiredType: is.RequiredType,
 		Client: &http.Client{Timeout: is.Timeout.D()}, RefreshCooldown: is.JWKSRefreshCooldown.D(),
+		KeepClaims:      b.keepClaims,
 		RefreshInterval: is.JWKSRefreshInterval.D(),
 		OnJWKSFetch: func(err error) {
 			if b.metrics != nil {
@@ -90,6 +94,10 @@ func (b *builder) build(cfg *config.Config, prev *stack) (*stack, error) {
 	vk, err := verificationKey(cfg)
 	if err != nil {
 		return nil, err
+	}
+	b.keepClaims = usesClaims(cfg)
+	if b.keepClaims {
+		vk += "+claims"
 	}
 	st := &stack{cfg: cfg, verifyKey: vk}
 	if prev != nil && prev.verifyKey == vk {
@@ -171,6 +179,7 @@ func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
 		local, err := verifier.NewJWT(verifier.JWTOptions{
 			Name: te.Name, Issuer: te.Issuer, KeySet: jwks, Audiences: []string{te.Audience},
 			Algorithms: pub, ClockSkew: config.DefaultClockSkew, RequiredType: issuer.TokenType,
+			KeepClaims: b.keepClaims,
 		})
 		if err != nil {
 			return err
@@ -244,6 +253,20 @@ func (b *builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clie
 		o.OnIssued, o.OnLoginFailed = b.metrics.tokensIssued.Inc, b.metrics.loginFailures.Inc
 	}
 	return issuer.New(o)
+}
+
+// usesClaims reports whether a route policy or a header needs claims
+// beyond the registered and scope claims.
+func usesClaims(cfg *config.Config) bool {
+	if len(cfg.Headers.Claims) > 0 {
+		return true
+	}
+	for _, r := range cfg.Routes {
+		if len(r.Require.Claims) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // verificationKey identifies everything that decides how a token verifies:
