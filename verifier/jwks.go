@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -25,11 +27,11 @@ const defaultMaxKeyAge = 15 * time.Minute
 // errUnknownKey: no key with the token's kid, even after a refetch.
 var errUnknownKey = errors.New("no key with this kid")
 
-// RemoteKeySet is an oidc.KeySet backed by a JWKS URL. Unlike
-// oidc.RemoteKeySet it refetches only for a kid it does not know (never for
-// a bad signature with a known kid), at most once per cooldown, and it tells
-// the JWT verifier when a fetch failed so that "identity provider down"
-// becomes 503, not 401.
+// RemoteKeySet is the key set of a JWKS URL. Unlike go-oidc's RemoteKeySet
+// it fetches only for a kid it does not know (never for a bad signature with
+// a known kid), at most once per cooldown, and it tells the JWT verifier
+// when a fetch failed so that "identity provider down" becomes 503, not 401.
+// go-oidc still verifies every signature, through goOIDCKeySet.
 type RemoteKeySet struct {
 	url      string
 	client   *http.Client
@@ -43,12 +45,14 @@ type RemoteKeySet struct {
 	mu        sync.RWMutex
 	byKID     map[string][]jose.JSONWebKey
 	all       []jose.JSONWebKey
+	doc       []byte // the usable keys as JWKS JSON
+	gen       atomic.Uint64
 	fetched   time.Time // last successful fetch
 	attempted time.Time // last attempt
 	lastErr   error     // last attempt's error, nil after success
 }
 
-var _ oidc.KeySet = (*RemoteKeySet)(nil)
+var _ keySource = (*RemoteKeySet)(nil)
 
 // KeySetOptions configures a RemoteKeySet.
 type KeySetOptions struct {
@@ -81,72 +85,24 @@ func NewRemoteKeySet(url string, o KeySetOptions) *RemoteKeySet {
 	return &RemoteKeySet{url: url, client: o.Client, cooldown: o.Cooldown, maxAge: o.MaxAge, now: o.Now, onFetch: o.OnFetch}
 }
 
-type ctxKey int
-
-const (
-	parsedKey  ctxKey = iota // *jose.JSONWebSignature already parsed
-	outcomeKey               // *outcome filled by VerifySignature
-)
-
-// outcome carries what go-oidc's Verify would flatten into a string.
-type outcome struct {
-	unavailable error // a needed JWKS fetch failed
-	invalid     error // the signature did not verify, or the kid is unknown
+// keySource is what the JWT verifier needs from a key set: the keys for a
+// kid (fetching under the set's policy), and the current set as JWKS JSON
+// for go-oidc, which verifies the signature itself.
+type keySource interface {
+	keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey, error)
+	jwks() []byte
+	// generation changes whenever the keys do, so that go-oidc's copy of
+	// them is replaced and a withdrawn key is never trusted again.
+	generation() uint64
 }
 
-// VerifySignature verifies jwt with the key named by its kid.
-func (k *RemoteKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	return verifySignature(ctx, jwt, k.keysFor)
-}
-
-// verifySignature verifies a compact JWS with the keys lookup returns for
-// its kid, recording in the context's outcome why it failed.
-func verifySignature(ctx context.Context, jwt string, lookup func(context.Context, string) ([]jose.JSONWebKey, error)) ([]byte, error) {
-	jws, _ := ctx.Value(parsedKey).(*jose.JSONWebSignature)
-	if jws == nil {
-		var err error
-		if jws, err = jose.ParseSignedCompact(jwt, allJOSEAlgs); err != nil {
-			return nil, err
-		}
-	}
-	out, _ := ctx.Value(outcomeKey).(*outcome)
-	if out == nil {
-		out = &outcome{}
-	}
-	if len(jws.Signatures) != 1 {
-		out.invalid = errors.New("want exactly one signature")
-		return nil, out.invalid
-	}
-	hdr := jws.Signatures[0].Header
-	keys, err := lookup(ctx, hdr.KeyID)
-	if err != nil {
-		if errors.Is(err, errUnknownKey) {
-			out.invalid = err
-		} else {
-			out.unavailable = err
-		}
-		return nil, err
-	}
-	for i := range keys {
-		if keys[i].Algorithm != "" && keys[i].Algorithm != hdr.Algorithm {
-			continue
-		}
-		if payload, err := jws.Verify(&keys[i]); err == nil {
-			return payload, nil
-		}
-	}
-	out.invalid = errors.New("signature does not verify")
-	return nil, out.invalid
-}
-
-// StaticKeySet is an oidc.KeySet over keys held in memory: the embedded
-// token endpoint's own public keys, verified in-process.
+// StaticKeySet holds keys in memory: the embedded token endpoint's own
+// public keys, verified in-process.
 type StaticKeySet struct {
 	byKID map[string][]jose.JSONWebKey
 	all   []jose.JSONWebKey
+	doc   []byte
 }
-
-var _ oidc.KeySet = (*StaticKeySet)(nil)
 
 // NewStaticKeySet keeps the public parts of keys.
 func NewStaticKeySet(keys []jose.JSONWebKey) *StaticKeySet {
@@ -156,21 +112,52 @@ func NewStaticKeySet(keys []jose.JSONWebKey) *StaticKeySet {
 		s.all = append(s.all, k)
 		s.byKID[k.KeyID] = append(s.byKID[k.KeyID], k)
 	}
+	s.doc = marshalJWKS(s.all)
 	return s
 }
 
-// VerifySignature verifies jwt with the key named by its kid.
-func (s *StaticKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	return verifySignature(ctx, jwt, func(_ context.Context, kid string) ([]jose.JSONWebKey, error) {
-		keys := s.all
-		if kid != "" {
-			keys = s.byKID[kid]
-		}
-		if len(keys) == 0 {
-			return nil, errUnknownKey
-		}
-		return keys, nil
-	})
+func (s *StaticKeySet) keysFor(_ context.Context, kid string) ([]jose.JSONWebKey, error) {
+	keys := s.all
+	if kid != "" {
+		keys = s.byKID[kid]
+	}
+	if len(keys) == 0 {
+		return nil, errUnknownKey
+	}
+	return keys, nil
+}
+
+func (s *StaticKeySet) jwks() []byte { return s.doc }
+
+func (s *StaticKeySet) generation() uint64 { return 0 }
+
+func marshalJWKS(keys []jose.JSONWebKey) []byte {
+	b, err := json.Marshal(jose.JSONWebKeySet{Keys: keys})
+	if err != nil {
+		return []byte(`{"keys":[]}`)
+	}
+	return b
+}
+
+// localJWKS serves a keySource's JWKS to go-oidc's RemoteKeySet without any
+// network: go-oidc then verifies with the token it already parsed, while
+// when (and whether) the identity provider is asked stays our decision.
+type localJWKS struct{ src keySource }
+
+func (l localJWKS) RoundTrip(r *http.Request) (*http.Response, error) {
+	body := l.src.jwks()
+	return &http.Response{
+		StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		ContentLength: int64(len(body)), Request: r,
+	}, nil
+}
+
+// goOIDCKeySet is go-oidc's own key set over a keySource.
+func goOIDCKeySet(name string, src keySource) oidc.KeySet {
+	ctx := oidc.ClientContext(context.Background(), &http.Client{Transport: localJWKS{src}})
+	return oidc.NewRemoteKeySet(ctx, "http://tokengate.invalid/jwks/"+name)
 }
 
 // keysFor returns the keys that may have signed a token with kid, fetching
@@ -256,6 +243,17 @@ func (k *RemoteKeySet) lookup(kid string) []jose.JSONWebKey {
 	return k.byKID[kid]
 }
 
+func (k *RemoteKeySet) jwks() []byte {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if k.doc == nil {
+		return []byte(`{"keys":[]}`)
+	}
+	return k.doc
+}
+
+func (k *RemoteKeySet) generation() uint64 { return k.gen.Load() }
+
 // Refresh fetches the JWKS now, ignoring the cooldown.
 func (k *RemoteKeySet) Refresh(ctx context.Context) error {
 	ch := k.sf.DoChan("refresh", func() (any, error) { return nil, k.fetch(context.WithoutCancel(ctx)) })
@@ -281,7 +279,12 @@ func (k *RemoteKeySet) fetch(ctx context.Context) error {
 	k.lastErr = err
 	if err == nil {
 		k.fetched = k.attempted
+		doc := marshalJWKS(keys)
+		if !bytes.Equal(doc, k.doc) {
+			k.gen.Add(1)
+		}
 		k.all = keys
+		k.doc = doc
 		k.byKID = make(map[string][]jose.JSONWebKey, len(keys))
 		for _, key := range keys {
 			k.byKID[key.KeyID] = append(k.byKID[key.KeyID], key)

@@ -2,9 +2,12 @@ package verifier
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,7 +34,7 @@ type JWTOptions struct {
 	JWKSURL string
 	// KeySet, when set, is used instead of any remote key set (the
 	// embedded token endpoint verifies its own tokens in-process).
-	KeySet oidc.KeySet
+	KeySet *StaticKeySet
 	// Audiences accepted; a token must name at least one of them in "aud".
 	Audiences []string
 	// SkipAudienceCheck accepts any "aud". It MUST NOT be set when the
@@ -67,8 +70,9 @@ type JWT struct {
 	algs []jose.SignatureAlgorithm
 
 	mu           sync.Mutex
-	keys         oidc.KeySet
+	keys         keySource
 	verifier     *oidc.IDTokenVerifier
+	gen          uint64 // keys.generation() the verifier was built for
 	discoveredAt time.Time
 	discoverErr  error
 }
@@ -122,9 +126,10 @@ func (j *JWT) remote(url string) *RemoteKeySet {
 	return NewRemoteKeySet(url, KeySetOptions{Client: j.o.Client, Cooldown: j.o.RefreshCooldown, MaxAge: j.o.RefreshInterval, Now: j.o.Now, OnFetch: j.o.OnJWKSFetch})
 }
 
-func (j *JWT) setKeys(ks oidc.KeySet) {
+func (j *JWT) setKeys(ks keySource) {
 	j.keys = ks
-	j.verifier = oidc.NewVerifier(j.o.Issuer, ks, &oidc.Config{
+	j.gen = ks.generation()
+	j.verifier = oidc.NewVerifier(j.o.Issuer, goOIDCKeySet(j.o.Name, ks), &oidc.Config{
 		SkipClientIDCheck:    true, // aud is checked below against several audiences
 		SkipExpiryCheck:      true, // exp, nbf and iat are checked below, with our skew
 		SupportedSigningAlgs: j.o.Algorithms,
@@ -160,10 +165,13 @@ func (j *JWT) Ready() bool {
 
 // keySet returns the key set, running OIDC discovery first if needed.
 // Failed discovery is retried at most every discoveryRetry unless force.
-func (j *JWT) keySet(ctx context.Context, force bool) (oidc.KeySet, *oidc.IDTokenVerifier, error) {
+func (j *JWT) keySet(ctx context.Context, force bool) (keySource, *oidc.IDTokenVerifier, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.keys != nil {
+		if g := j.keys.generation(); g != j.gen {
+			j.setKeys(j.keys) // the keys changed: go-oidc gets the new set only
+		}
 		return j.keys, j.verifier, nil
 	}
 	if !force && j.discoverErr != nil && j.o.Now().Sub(j.discoveredAt) < discoveryRetry {
@@ -188,52 +196,80 @@ func (j *JWT) keySet(ctx context.Context, force bool) (oidc.KeySet, *oidc.IDToke
 }
 
 // Verify checks signature, issuer, audience, type and times of token.
+//
+// The header and claims are decoded here only to choose and check: the
+// algorithm must be allowed, the issuer must be this one, and the signing
+// key must be known (fetched under the key set's rate limit). go-oidc then
+// parses the token and verifies its signature with those keys.
 func (j *JWT) Verify(ctx context.Context, token string) (*Principal, error) {
 	if len(token) > MaxTokenSize {
 		return nil, invalid("token too large", nil)
 	}
-	jws, err := jose.ParseSignedCompact(token, j.algs)
-	if err != nil {
+	hdr, payload, err := splitJWS(token)
+	if err != nil || !slices.Contains(j.algs, jose.SignatureAlgorithm(hdr.Alg)) {
 		return nil, invalid("malformed token or algorithm not allowed", err)
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, invalid("token must carry exactly one signature", nil)
+	if j.o.RequiredType != "" && !typeMatches(hdr.Typ, j.o.RequiredType) {
+		return nil, invalid("token type not accepted", fmt.Errorf("typ %q", hdr.Typ))
 	}
-	if j.o.RequiredType != "" {
-		typ, _ := jws.Signatures[0].Protected.ExtraHeaders[jose.HeaderType].(string)
-		if !typeMatches(typ, j.o.RequiredType) {
-			return nil, invalid("token type not accepted", fmt.Errorf("typ %q", typ))
-		}
-	}
-	c, err := parseClaims(jws.UnsafePayloadWithoutVerification(), j.o.KeepClaims)
+	c, err := parseClaims(payload, j.o.KeepClaims)
 	if err != nil {
 		return nil, invalid("malformed claims", err)
 	}
 	if c.issuer != j.o.Issuer {
 		return nil, invalid("issuer not accepted", nil)
 	}
-	_, v, err := j.keySet(ctx, false)
+	keys, v, err := j.keySet(ctx, false)
 	if err != nil {
 		return nil, unavailable(j.o.Name, err)
 	}
-	out := &outcome{}
-	vctx := context.WithValue(context.WithValue(ctx, parsedKey, jws), outcomeKey, out)
-	if _, err := v.Verify(vctx, token); err != nil {
-		switch {
-		case out.unavailable != nil:
-			return nil, unavailable(j.o.Name, out.unavailable)
-		case errors.Is(out.invalid, errUnknownKey):
-			return nil, invalid("unknown signing key", out.invalid)
-		case out.invalid != nil:
-			return nil, invalid("signature verification failed", out.invalid)
-		default:
-			return nil, invalid("token rejected", err)
+	if _, err := keys.keysFor(ctx, hdr.Kid); err != nil {
+		if errors.Is(err, errUnknownKey) {
+			return nil, invalid("unknown signing key", err)
 		}
+		return nil, unavailable(j.o.Name, err)
+	}
+	if _, err := v.Verify(ctx, token); err != nil {
+		return nil, invalid("signature verification failed", err)
 	}
 	if err := j.checkClaims(c); err != nil {
 		return nil, err
 	}
 	return c.principal(j.o.Name), nil
+}
+
+// jwsHeader is the part of a JOSE header used to choose and check.
+type jwsHeader struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+	Typ string `json:"typ"`
+}
+
+// splitJWS decodes the header and payload of a compact JWS without
+// verifying anything (go-jose parses and verifies it again, fully).
+func splitJWS(token string) (jwsHeader, []byte, error) {
+	var h jwsHeader
+	first := strings.IndexByte(token, '.')
+	if first < 0 {
+		return h, nil, errors.New("not a compact JWS")
+	}
+	rest := token[first+1:]
+	second := strings.IndexByte(rest, '.')
+	if second < 0 || strings.IndexByte(rest[second+1:], '.') >= 0 {
+		return h, nil, errors.New("not a compact JWS")
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(token[:first])
+	if err != nil {
+		return h, nil, fmt.Errorf("header: %w", err)
+	}
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return h, nil, fmt.Errorf("header: %w", err)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(rest[:second])
+	if err != nil {
+		return h, nil, fmt.Errorf("payload: %w", err)
+	}
+	return h, payload, nil
 }
 
 func (j *JWT) checkClaims(c *claims) error {

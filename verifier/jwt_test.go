@@ -365,3 +365,33 @@ func TestPrePublishedKeyIsPickedUpByBackgroundRefresh(t *testing.T) {
 	}
 	t.Fatalf("the pre-published key is not trusted after the refresh: %v", err)
 }
+
+func TestWithdrawnKeyIsNeverTrustedAgain(t *testing.T) {
+	idp := verifiertest.New()
+	defer idp.Close()
+	clk := &clock{t: time.Now()}
+	j := newJWT(t, idp, func(o *JWTOptions) { o.Now = clk.Now; o.RefreshCooldown = time.Second })
+	old := idp.Signer()
+	noKid := func(k *verifiertest.Key) string {
+		anon := *k
+		anon.ID = "" // a token without kid is tried against every trusted key
+		return verifiertest.Sign(&anon, idp.Claims(aud), nil)
+	}
+	for _, tok := range []string{idp.Mint(idp.Claims(aud)), noKid(old)} {
+		if _, err := j.Verify(context.Background(), tok); err != nil {
+			t.Fatalf("before the withdrawal: %v", err)
+		}
+	}
+	idp.Rotate(jose.ES256, true) // the old key leaves the JWKS …
+	if err := j.Start(context.Background()); err != nil { // … and a refresh sees it
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{"with kid": verifiertest.Sign(old, idp.Claims(aud), nil), "without kid": noKid(old)} {
+		if _, err := j.Verify(context.Background(), tok); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("%s: a token signed by the withdrawn key: %v", name, err)
+		}
+	}
+	if _, err := j.Verify(context.Background(), idp.Mint(idp.Claims(aud))); err != nil {
+		t.Fatalf("new key: %v", err)
+	}
+}
