@@ -382,7 +382,7 @@ func TestWithdrawnKeyIsNeverTrustedAgain(t *testing.T) {
 			t.Fatalf("before the withdrawal: %v", err)
 		}
 	}
-	idp.Rotate(jose.ES256, true) // the old key leaves the JWKS …
+	idp.Rotate(jose.ES256, true)                          // the old key leaves the JWKS …
 	if err := j.Start(context.Background()); err != nil { // … and a refresh sees it
 		t.Fatal(err)
 	}
