@@ -30,13 +30,9 @@ func NewTransport(u config.Upstream) (*http.Transport, error) {
 	t.IdleConnTimeout = 90 * time.Second
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.ServerName}
 	if u.CAFile != "" {
-		pem, err := os.ReadFile(u.CAFile)
+		pool, err := LoadCertPool(u.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("upstream.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("upstream.ca_file: no PEM certificate in %s", u.CAFile)
 		}
 		tc.RootCAs = pool
 	}
@@ -50,6 +46,19 @@ func NewTransport(u config.Upstream) (*http.Transport, error) {
 	tc.InsecureSkipVerify = u.InsecureSkipTLSVerify
 	t.TLSClientConfig = tc
 	return t, nil
+}
+
+// LoadCertPool reads PEM CA certificates from a file.
+func LoadCertPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no PEM certificate in %s", path)
+	}
+	return pool, nil
 }
 
 // bufferPool reuses ReverseProxy's 32 KiB copy buffers.

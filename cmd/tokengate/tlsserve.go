@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/proxy"
 )
 
 // certPollInterval is the fallback when file events are missed (some
@@ -163,13 +163,9 @@ func serverTLS(t *config.TLS, certs *certReloader) (*tls.Config, error) {
 		NextProtos:     []string{"h2", "http/1.1"},
 	}
 	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(t.ClientCAFile)
+		pool, err := proxy.LoadCertPool(t.ClientCAFile)
 		if err != nil {
 			return nil, fmt.Errorf("tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("tls.client_ca_file: no PEM certificate found")
 		}
 		tc.ClientCAs = pool
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
