@@ -52,7 +52,11 @@ func run(ctx context.Context, args []string) error {
 	delay := fs.Duration("introspection-delay", 2*time.Millisecond, "latency of the test introspection endpoint")
 	out := fs.String("o", "bench/results/LATEST.md", "where to write the table (empty: nowhere)")
 	only := fs.String("only", "", "run only the scenarios whose name contains this")
+	memlimit := fs.String("tokengate-gomemlimit", "", "GOMEMLIMIT for the tokengate process only (e.g. 48MiB)")
 	_ = fs.Parse(args)
+	if *memlimit != "" {
+		tokengateEnv = append(tokengateEnv, "GOMEMLIMIT="+*memlimit)
+	}
 	o := options{duration: *d, conns: *conns, delay: *delay, smoke: *smoke, only: *only, coldTokens: 100_000, coldOpaque: 10_000}
 	if *smoke {
 		o.duration, o.coldTokens, o.coldOpaque = time.Second, 2_000, 500

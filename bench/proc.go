@@ -27,6 +27,10 @@ type proc struct {
 	logs    *strings.Builder
 }
 
+// tokengateEnv is added to tokengate's environment only (e.g. GOMEMLIMIT),
+// never to the load generator's.
+var tokengateEnv []string
+
 // buildTokengate compiles the tokengate binary with the Dockerfile's flags.
 func buildTokengate(dir string) (string, error) {
 	bin := filepath.Join(dir, "tokengate")
@@ -55,6 +59,7 @@ func startTokengate(bin, config string) (*proc, error) {
 		return nil, err
 	}
 	p.cmd = exec.Command(bin, "serve", "--config", config, "--log-level", "warn")
+	p.cmd.Env = append(os.Environ(), tokengateEnv...)
 	stderr, _ := p.cmd.StderrPipe()
 	p.started = time.Now()
 	if err := p.cmd.Start(); err != nil {

@@ -168,13 +168,6 @@ func claimsFromMap(m map[string]any) (*claims, error) {
 	return c, nil
 }
 
-func (c *claims) principal(source string) *Principal {
-	return &Principal{
-		Source: source, Issuer: c.issuer, Subject: c.subject, ClientID: c.clientID,
-		Audience: c.audience, Scopes: c.scopes, Expiry: c.expiry, Claims: c.all,
-	}
-}
-
 func optString(m map[string]any, k string) (string, error) {
 	v, ok := m[k]
 	if !ok || v == nil {

@@ -40,8 +40,9 @@ type IntrospectionOptions struct {
 
 // Introspection verifies opaque tokens by asking an RFC 7662 endpoint.
 type Introspection struct {
-	o    IntrospectionOptions
-	auth string // precomputed Basic header
+	o      IntrospectionOptions
+	auth   string // precomputed Basic header
+	intern *interner
 }
 
 var _ Verifier = (*Introspection)(nil)
@@ -57,7 +58,7 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	in := &Introspection{o: o}
+	in := &Introspection{o: o, intern: newInterner()}
 	if !o.PostAuth {
 		// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
 		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
@@ -145,7 +146,7 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 		return nil, invalid("audience not accepted", nil)
 	}
 	delete(c.all, "active")
-	return c.principal(in.o.Name), nil
+	return in.intern.principal(c, in.o.Name), nil
 }
 
 func intersects(a, b []string) bool {

@@ -73,6 +73,7 @@ type JWT struct {
 	keys         keySource
 	verifier     *oidc.IDTokenVerifier
 	gen          uint64 // keys.generation() the verifier was built for
+	intern       *interner
 	discoveredAt time.Time
 	discoverErr  error
 }
@@ -97,7 +98,7 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 5 * time.Second}
 	}
-	j := &JWT{o: o}
+	j := &JWT{o: o, intern: newInterner()}
 	for _, a := range o.Algorithms {
 		alg := jose.SignatureAlgorithm(a)
 		switch alg {
@@ -235,7 +236,7 @@ func (j *JWT) Verify(ctx context.Context, token string) (*Principal, error) {
 	if err := j.checkClaims(c); err != nil {
 		return nil, err
 	}
-	return c.principal(j.o.Name), nil
+	return j.intern.principal(c, j.o.Name), nil
 }
 
 // jwsHeader is the part of a JOSE header used to choose and check.
