@@ -124,6 +124,22 @@ func benchmark(ctx context.Context, o options, out string) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(os.Stderr, "  (micro-benchmarks: verification against the raw crypto floor, cache hit against SHA-256)")
+	m, err := runMicro(o.smoke)
+	if err != nil {
+		return err
+	}
+	check = append(check, microTargets(m)...)
+	for _, r := range rows {
+		if r.name == "jwt-hot" {
+			for _, b := range rows {
+				if b.name == "big-body" {
+					check = append(check, verdict(b.peakRSSMB <= r.peakRSSMB+10, "big-body: peak RSS does not follow the body size (within 10 MB of jwt-hot)",
+						fmt.Sprintf("%.1f MB with 50 MB bodies vs %.1f MB", b.peakRSSMB, r.peakRSSMB)))
+				}
+			}
+		}
+	}
 	check = append(check,
 		verdict(idleRSS < 30, "idle RSS under 30 MB (embedded issuer)", fmt.Sprintf("%.1f MB", idleRSS)),
 		verdict(ready < 200*time.Millisecond, "start to ready under 200 ms (embedded issuer)", ready.Round(time.Millisecond).String()))

@@ -300,6 +300,12 @@ type Client struct {
 	ClientSecretHash string `yaml:"client_secret_hash"`
 	// ClientSecretHashFile is read at load into ClientSecretHash.
 	ClientSecretHashFile string `yaml:"client_secret_hash_file"`
+	// ClientSecretFile holds the plain secret in a file of its own (a
+	// mounted Kubernetes Secret, say); it is read at load and only its
+	// bcrypt hash is kept in memory. The secret never sits in the config.
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// SecretFromFile is the content of ClientSecretFile, for hashing.
+	SecretFromFile string `yaml:"-"`
 	// ClientSecret is refused by validation: plain secrets never live in
 	// the config. It exists so the error can say so.
 	ClientSecret string `yaml:"client_secret"`

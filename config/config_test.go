@@ -211,3 +211,28 @@ routes: [{ path: /a }]
 		t.Errorf("explicit zero negative ttl replaced by default")
 	}
 }
+
+func TestClientSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "aftership.secret"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := `
+upstream: http://u
+token_endpoint:
+  issuer: https://h
+  clients: [{ client_id: aftership, client_secret_file: aftership.secret, scopes: [s] }]
+routes: [{ path: /a }]
+`
+	cfg, err := Parse([]byte(y), dir, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.TokenEndpoint.Clients[0].SecretFromFile; got != "s3cret" {
+		t.Fatalf("secret from file = %q", got)
+	}
+	both := strings.Replace(y, "client_secret_file: aftership.secret", "client_secret_file: aftership.secret, client_secret_hash: '$2a$04$eSqaEAiMVOidFUUkz5EnHeodyG2rDjXGJE9QuTd7q1SFJLaz6XEQO'", 1)
+	if _, err := Parse([]byte(both), dir, env()); err == nil || !strings.Contains(err.Error(), "client_secret_file: set only one") {
+		t.Fatalf("hash and secret file together: %v", err)
+	}
+}

@@ -163,6 +163,11 @@ func (c *Config) resolveFiles(dir string) []error {
 		for i := range te.Clients {
 			cl := &te.Clients[i]
 			read(fmt.Sprintf("token_endpoint.clients[%d].client_secret_hash", i), cl.ClientSecretHashFile, &cl.ClientSecretHash, true)
+			if cl.ClientSecretFile != "" && cl.ClientSecretHash != "" {
+				errs = append(errs, c.fieldErr(fmt.Sprintf("token_endpoint.clients[%d].client_secret_file", i), "set only one of client_secret_hash and client_secret_file"))
+			} else {
+				read(fmt.Sprintf("token_endpoint.clients[%d].client_secret", i), cl.ClientSecretFile, &cl.SecretFromFile, true)
+			}
 		}
 		for i, f := range te.SigningKeyFiles {
 			if f != "" && !filepath.IsAbs(f) {

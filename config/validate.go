@@ -457,9 +457,11 @@ func (v *validator) tokenEndpoint() {
 		if cl.ClientSecret != "" {
 			v.add(cp+".client_secret", "plain-text secrets are refused; store its bcrypt hash in client_secret_hash (tokengate hash-secret)")
 		}
-		if cl.ClientSecretHash == "" {
-			v.add(cp+".client_secret_hash", "required (tokengate hash-secret prints one)")
-		} else if _, err := bcrypt.Cost([]byte(cl.ClientSecretHash)); err != nil {
+		if cl.ClientSecretHash == "" && cl.SecretFromFile == "" {
+			v.add(cp+".client_secret_hash", "required, or client_secret_file (tokengate hash-secret prints a hash)")
+		} else if len(cl.SecretFromFile) > 72 {
+			v.add(cp+".client_secret_file", "the secret is longer than bcrypt's 72 bytes")
+		} else if _, err := bcrypt.Cost([]byte(cl.ClientSecretHash)); cl.ClientSecretHash != "" && err != nil {
 			v.add(cp+".client_secret_hash", "not a bcrypt hash: %v", err)
 		}
 		if len(cl.Scopes) == 0 {

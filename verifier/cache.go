@@ -152,6 +152,7 @@ func (c *Cache) Verify(ctx context.Context, token string) (*Principal, error) {
 // burst cannot cause a second verification.
 func (c *Cache) store(key [32]byte, p *Principal, err error) {
 	now := c.now()
+	c.dropExpired(now)
 	if err == nil {
 		exp := now.Add(c.maxTTL)
 		if !p.Expiry.IsZero() && p.Expiry.Before(exp) {
@@ -165,6 +166,34 @@ func (c *Cache) store(key [32]byte, p *Principal, err error) {
 	var ie *InvalidError
 	if c.neg != nil && errors.As(err, &ie) && ie.remote {
 		c.neg.Add(key, now.Add(c.negTTL))
+	}
+}
+
+// expiredPerStore bounds the clean-up done by one store.
+const expiredPerStore = 2
+
+// dropExpired removes a few expired entries from the least recently used
+// end. Entries expire individually and the LRU only evicts at capacity, so
+// without this a steady stream of short-lived tokens would keep up to
+// MaxEntries dead entries in memory. Each new entry pays for removing up to
+// two dead ones: memory follows the live tokens, at O(1) per miss.
+func (c *Cache) dropExpired(now time.Time) {
+	for range expiredPerStore {
+		k, e, ok := c.pos.GetOldest()
+		if !ok || now.Before(e.expires) {
+			break
+		}
+		c.pos.Remove(k)
+	}
+	if c.neg == nil {
+		return
+	}
+	for range expiredPerStore {
+		k, until, ok := c.neg.GetOldest()
+		if !ok || now.Before(until) {
+			break
+		}
+		c.neg.Remove(k)
 	}
 }
 

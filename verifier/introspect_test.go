@@ -3,6 +3,7 @@ package verifier
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -222,5 +223,27 @@ func TestCacheKeyIsNotTheToken(t *testing.T) {
 	k := Key("secret-token")
 	if string(k[:]) == "secret-token" || k == Key("secret-token2") {
 		t.Fatal("cache key must be a hash of the token")
+	}
+}
+
+func TestExpiredEntriesDoNotAccumulate(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	var n atomic.Int64
+	c, err := NewCache(Func(func(context.Context, string) (*Principal, error) {
+		n.Add(1)
+		return &Principal{Expiry: clk.Now().Add(time.Minute)}, nil
+	}), CacheOptions{MaxEntries: 100000, MaxTTL: time.Hour, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stream of short-lived tokens: one new token a second for an hour.
+	for i := range 3600 {
+		if _, err := c.Verify(context.Background(), fmt.Sprintf("token-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Second)
+	}
+	if got := c.Len(); got > 70 {
+		t.Fatalf("%d entries kept for ~60 live tokens: expired entries pile up until capacity", got)
 	}
 }

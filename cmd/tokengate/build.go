@@ -13,6 +13,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/issuer"
@@ -236,8 +237,15 @@ func publicKeys(keys []*issuer.Key) []jose.JSONWebKey {
 func (b *builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clientIP func(*http.Request) string) (*issuer.Server, error) {
 	clients := make([]issuer.Client, 0, len(te.Clients))
 	for _, c := range te.Clients {
+		hash := []byte(c.ClientSecretHash)
+		if c.SecretFromFile != "" {
+			var err error
+			if hash, err = bcrypt.GenerateFromPassword([]byte(c.SecretFromFile), bcrypt.DefaultCost); err != nil {
+				return nil, fmt.Errorf("client %s: %w", c.ClientID, err)
+			}
+		}
 		clients = append(clients, issuer.Client{
-			ID: c.ClientID, SecretHash: []byte(c.ClientSecretHash), Scopes: c.Scopes,
+			ID: c.ClientID, SecretHash: hash, Scopes: c.Scopes,
 			DefaultScopes: c.DefaultScopes, TTL: c.TokenTTL.D(),
 		})
 	}

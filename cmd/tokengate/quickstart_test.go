@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -68,5 +70,33 @@ func TestQuickstartConfigWorksAsTheREADMESays(t *testing.T) {
 	}
 	if len(got) != 1 || got[0] != `aftership {"tracking_number":"1Z999AA10123456784"}` {
 		t.Fatalf("receiver got %q", got)
+	}
+}
+
+func TestClientSecretFromAFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "secret"), []byte("from-a-mounted-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := "upstream: http://127.0.0.1:9\ntoken_endpoint:\n  issuer: https://h\n  clients: [{ client_id: c, client_secret_file: secret, scopes: [s] }]\nroutes: [{ path: /a }]\n"
+	cfg, err := config.Parse([]byte(y), dir, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := (&builder{log: zap.NewNop()}).build(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(st.handler)
+	defer front.Close()
+	for secret, want := range map[string]int{"from-a-mounted-secret": 200, "wrong": 401} {
+		resp, err := http.PostForm(front.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"c"}, "client_secret": {secret}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("secret %q: %d, want %d", secret, resp.StatusCode, want)
+		}
 	}
 }

@@ -272,3 +272,29 @@ func grep(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestReloadDoesNotDisturbARequestInFlight(t *testing.T) {
+	r := startRunning(t, false, "")
+	arrived, release := make(chan struct{}), make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		close(arrived)
+		<-release
+		_, _ = io.WriteString(w, "late answer")
+	}))
+	defer slow.Close()
+	r.write(gateYAML(r.idp, slow.URL, hooksRoute))
+	if err := r.s.reload(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() { done <- r.post("/hooks/a", r.token("webhooks:write")) }()
+	<-arrived
+	r.write(gateYAML(r.idp, r.recv.URL, hooksRoute+"  - { path_prefix: /new }\n"))
+	if err := r.s.reload(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if code := <-done; code != 200 {
+		t.Fatalf("the request in flight during the reload got %d", code)
+	}
+}
