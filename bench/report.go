@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -18,18 +17,6 @@ func verdict(ok bool, what, got string) string {
 	return fmt.Sprintf("%s — %s: %s", mark, what, got)
 }
 
-var callsRE = regexp.MustCompile(`(jwks|introspection) (\d+)`)
-
-func calls(r row, kind string) int {
-	for _, m := range callsRE.FindAllStringSubmatch(r.idpCalls, -1) {
-		if m[1] == kind {
-			n, _ := strconv.Atoi(m[2])
-			return n
-		}
-	}
-	return -1
-}
-
 // targets checks a row against the issue's targets.
 func targets(r row, bare row) []string {
 	var out []string
@@ -39,24 +26,17 @@ func targets(r row, bare row) []string {
 			verdict(r.ratio >= 0.9, r.name+" ≥ 90% of bare req/s", fmt.Sprintf("%.2f×", r.ratio)),
 			verdict(r.p99-bare.p99 <= time.Millisecond, r.name+" p99 ≤ bare p99 + 1 ms", fmt.Sprintf("%v vs %v", r.p99.Round(time.Microsecond), bare.p99.Round(time.Microsecond))))
 	case "introspect-cold":
-		var distinct int
-		fmt.Sscanf(r.note[strings.LastIndex(r.note, ";")+1:], " %d distinct", &distinct)
-		n := calls(r, "introspection")
-		out = append(out, verdict(n <= distinct, "introspect-cold: at most one call per distinct token", fmt.Sprintf("%d calls for %d tokens", n, distinct)))
+		out = append(out, verdict(r.introspections <= r.distinct, "introspect-cold: at most one call per distinct token",
+			fmt.Sprintf("%d calls for %d tokens", r.introspections, r.distinct)))
 	case "burst":
-		n := calls(r, "introspection")
-		out = append(out, verdict(n == 1, "burst: exactly one introspection call", strconv.Itoa(n)))
+		out = append(out, verdict(r.introspections == 1, "burst: exactly one introspection call", strconv.Itoa(r.introspections)))
 	case "invalid-flood":
-		j, in := calls(r, "jwks"), calls(r, "introspection")
 		out = append(out,
-			verdict(j <= 2, "invalid-flood: at most one JWKS fetch per 30 s cooldown (plus the start-up fetch)", strconv.Itoa(j)),
-			verdict(in <= 200, "invalid-flood: at most one introspection call per distinct bad opaque token (100 garbage + 100 unknown opaque) per negative TTL", strconv.Itoa(in)),
-			verdict(strings.Contains(r.note, "wrong decisions 0"), "invalid-flood: no wrong decision", r.note))
+			verdict(r.jwks <= 2, "invalid-flood: at most one JWKS fetch per 30 s cooldown (plus the start-up fetch)", strconv.Itoa(r.jwks)),
+			verdict(r.introspections <= 200, "invalid-flood: at most one introspection call per distinct bad opaque token (100 garbage + 100 unknown opaque) per negative TTL", strconv.Itoa(r.introspections)),
+			verdict(r.wrong == 0, "invalid-flood: no wrong decision", strconv.Itoa(r.wrong)))
 	case "jwt-cold-es256":
-		var entries float64
-		var rss float64
-		fmt.Sscanf(r.note[strings.Index(r.note, "cache "):], "cache %f entries, RSS %f MB", &entries, &rss)
-		out = append(out, verdict(rss < 64, fmt.Sprintf("%.0f cached tokens in under 64 MB RSS", entries), fmt.Sprintf("%.1f MB", rss)))
+		out = append(out, verdict(r.restRSSMB < 64, fmt.Sprintf("%.0f cached tokens in under 64 MB RSS", r.entries), fmt.Sprintf("%.1f MB", r.restRSSMB)))
 	}
 	return out
 }
@@ -76,7 +56,7 @@ func render(o options, rows []row, checks []string) string {
 			ratio = fmt.Sprintf("%.2f×", r.ratio)
 		}
 		fmt.Fprintf(&b, "| %s | %d | %.0f | %s | %v | %v | %.2f | %.1f | %s | %s |\n", r.name, r.requests, r.rps, ratio,
-			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.cpuPer10k, r.peakRSSMB, r.idpCalls, strings.ReplaceAll(r.note, "|", "/"))
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.cpuPer10k, r.peakRSSMB, r.idpCalls(), strings.ReplaceAll(r.note, "|", "/"))
 	}
 	fmt.Fprintf(&b, "\n## Targets\n\n")
 	for _, c := range checks {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -216,20 +217,11 @@ func (s *Server) Algorithms() []string {
 	var out []string
 	for _, k := range s.o.Keys {
 		a := string(k.Alg)
-		if !containsString(out, a) {
+		if !slices.Contains(out, a) {
 			out = append(out, a)
 		}
 	}
 	return out
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // ServeHTTP answers the token endpoint, the metadata and the JWKS.

@@ -207,11 +207,3 @@ func (c *Cache) Stats() CacheStats {
 		Evictions: c.evicted.Load(), Verifications: c.calls.Load(),
 	}
 }
-
-// Purge drops every entry.
-func (c *Cache) Purge() {
-	c.pos.Purge()
-	if c.neg != nil {
-		c.neg.Purge()
-	}
-}

@@ -346,8 +346,3 @@ func ParseJWKS(body []byte) ([]jose.JSONWebKey, error) {
 	}
 	return keys, nil
 }
-
-var allJOSEAlgs = []jose.SignatureAlgorithm{
-	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
-	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
-}

@@ -268,10 +268,13 @@ func splitJWS(token string) (jwsHeader, []byte, error) {
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(rest[:second])
 	if err != nil {
-		return h, nil, fmt.Errorf("payload: %w", err)
+		return h, nil, fmt.Errorf("%w: %v", errPayload, err)
 	}
 	return h, payload, nil
 }
+
+// errPayload: the header decoded (it is a JWS) but the payload did not.
+var errPayload = errors.New("payload is not base64url")
 
 func (j *JWT) checkClaims(c *claims) error {
 	now, skew := j.o.Now(), j.o.ClockSkew

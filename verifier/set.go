@@ -2,9 +2,8 @@ package verifier
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"strings"
+	"errors"
 )
 
 // Set dispatches a token to the one issuer that may verify it: a JWT goes
@@ -67,22 +66,9 @@ func (s *Set) Verify(ctx context.Context, token string) (*Principal, error) {
 // only chooses which keys will verify the token. jws says whether the token
 // looks like a JWS at all (three parts, a JSON object header).
 func unverifiedIssuer(token string) (jws bool, iss string, ok bool) {
-	first := strings.IndexByte(token, '.')
-	if first < 0 {
-		return false, "", false
-	}
-	rest := token[first+1:]
-	second := strings.IndexByte(rest, '.')
-	if second < 0 || strings.IndexByte(rest[second+1:], '.') >= 0 {
-		return false, "", false
-	}
-	var hdr map[string]any
-	if h, err := base64.RawURLEncoding.DecodeString(token[:first]); err != nil || json.Unmarshal(h, &hdr) != nil {
-		return false, "", false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(rest[:second])
+	_, payload, err := splitJWS(token)
 	if err != nil {
-		return true, "", false
+		return errors.Is(err, errPayload), "", false
 	}
 	var c struct {
 		Iss string `json:"iss"`

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/verifier/verifiertest"
 )
@@ -24,19 +19,9 @@ func TestJWKSServerStoppedAtStartRecoversWithoutRestart(t *testing.T) {
 	defer func() { idp.Close() }()
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer recv.Close()
-	path := filepath.Join(t.TempDir(), "tokengate.yaml")
-	if err := os.WriteFile(path, []byte(gateYAML(idp, recv.URL, hooksRoute)+"retry_after: 3s\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	tok := idp.Mint(idp.Claims(testAud, "webhooks:write"))
 	idp.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := start(ctx, path, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.shutdown()
+	s := startYAML(t, gateYAML(idp, recv.URL, hooksRoute)+"retry_after: 3s\n")
 	pub, admin := "http://"+s.pubLn.Addr().String(), "http://"+s.adminLn.Addr().String()
 	resp, err := http.Get(admin + "/readyz")
 	if err != nil {
@@ -86,8 +71,7 @@ func introspectionGate(t *testing.T) (*verifiertest.Introspector, func(token str
 	t.Cleanup(in.Close)
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	t.Cleanup(recv.Close)
-	path := filepath.Join(t.TempDir(), "tokengate.yaml")
-	y := fmt.Sprintf(`
+	s := startYAML(t, fmt.Sprintf(`
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 upstream: %s
@@ -97,17 +81,7 @@ issuers:
 cache: { negative_ttl: 0s }
 routes:
   - { path_prefix: /hooks }
-`, recv.URL, in.URL(), in.ClientID, in.ClientSecret)
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := start(ctx, path, zap.NewNop())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = s.shutdown() })
+`, recv.URL, in.URL(), in.ClientID, in.ClientSecret))
 	pub := "http://" + s.pubLn.Addr().String()
 	return in, func(token string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, pub+"/hooks/x", strings.NewReader("{}"))

@@ -106,7 +106,11 @@ func (m *metrics) ObserveRequest(route, decision string, status int, elapsed tim
 func (m *metrics) ObserveUpstream(elapsed time.Duration) { m.upstream.Observe(elapsed.Seconds()) }
 
 func (m *metrics) jwksFetched(issuer string, err error) {
-	m.jwksFetches.WithLabelValues(issuer, result(err, "success", "failure")).Inc()
+	r := "success"
+	if err != nil {
+		r = "failure"
+	}
+	m.jwksFetches.WithLabelValues(issuer, r).Inc()
 }
 
 func (m *metrics) introspected(issuer string, err error) {
@@ -134,11 +138,4 @@ func (m *metrics) cacheOptions(o verifier.CacheOptions) verifier.CacheOptions {
 	o.OnMiss = m.cacheMisses.Inc
 	o.OnEvict = m.cacheEvictions.Inc
 	return o
-}
-
-func result(err error, ok, bad string) string {
-	if err == nil {
-		return ok
-	}
-	return bad
 }

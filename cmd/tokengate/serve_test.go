@@ -47,6 +47,29 @@ routes:
 
 const hooksRoute = "  - { name: hooks, path_prefix: /hooks, require: { scopes: [\"webhooks:write\"] } }\n"
 
+// startAt starts tokengate on the config at path; it stops with the test.
+func startAt(t *testing.T, path string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := start(ctx, path, zap.NewNop())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = s.shutdown() })
+	return s
+}
+
+// startYAML writes y to a fresh config file and starts tokengate on it.
+func startYAML(t *testing.T, y string) *server {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokengate.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startAt(t, path)
+}
+
 func startRunning(t *testing.T, idpDown bool, configPath string) *running {
 	t.Helper()
 	r := &running{t: t, idp: verifiertest.New()}
@@ -61,13 +84,7 @@ func startRunning(t *testing.T, idpDown bool, configPath string) *running {
 		r.path = filepath.Join(t.TempDir(), "tokengate.yaml")
 		r.write(gateYAML(r.idp, r.recv.URL, hooksRoute))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := start(ctx, r.path, zap.NewNop())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = s.shutdown() })
+	s := startAt(t, r.path)
 	r.s = s
 	r.pub = "http://" + s.pubLn.Addr().String()
 	r.admin = "http://" + s.adminLn.Addr().String()
@@ -206,13 +223,7 @@ func TestKubernetesConfigMapSymlinkSwapReloads(t *testing.T) {
 	if err := os.Symlink("..data/config.yaml", filepath.Join(dir, "config.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s, err := start(ctx, filepath.Join(dir, "config.yaml"), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.shutdown()
+	s := startAt(t, filepath.Join(dir, "config.yaml"))
 	pub := "http://" + s.pubLn.Addr().String()
 	status := func(path string) int {
 		resp, err := http.Post(pub+path, "application/json", strings.NewReader("{}"))

@@ -22,8 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/tokengate/tokengate/verifier/verifiertest"
 )
 
@@ -127,20 +125,8 @@ func startTLSGate(t *testing.T, clientAuth, routes string) *tlsGate {
 		_, _ = io.WriteString(w, "subject="+r.Header.Get("X-Auth-Client-Cert-Subject"))
 	}))
 	t.Cleanup(recv.Close)
-	y := gateYAML(g.idp, recv.URL, routes) + fmt.Sprintf("tls:\n  cert_file: %s\n  key_file: %s\n%s", g.certFile, g.keyFile, tlsExtra)
-	path := filepath.Join(t.TempDir(), "tokengate.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := start(ctx, path, zap.NewNop())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = s.shutdown() })
-	g.s = s
-	g.url = "https://" + s.pubLn.Addr().String()
+	g.s = startYAML(t, gateYAML(g.idp, recv.URL, routes)+fmt.Sprintf("tls:\n  cert_file: %s\n  key_file: %s\n%s", g.certFile, g.keyFile, tlsExtra))
+	g.url = "https://" + g.s.pubLn.Addr().String()
 	return g
 }
 
@@ -327,17 +313,7 @@ func TestUpstreamWithASelfSignedCAWorksOnlyWithCAFile(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			y := strings.Replace(gateYAML(idp, "http://placeholder", publicRoute), "upstream: http://placeholder\n", c.upstream, 1)
-			path := filepath.Join(t.TempDir(), "tokengate.yaml")
-			if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			s, err := start(ctx, path, zap.NewNop())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.shutdown()
+			s := startYAML(t, y)
 			resp, err := http.Get("http://" + s.pubLn.Addr().String() + "/status")
 			if err != nil {
 				t.Fatal(err)
