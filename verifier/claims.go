@@ -119,12 +119,11 @@ func numericDate(name string, raw json.RawMessage) (time.Time, error) {
 	if isNull(raw) {
 		return time.Time{}, nil
 	}
-	if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
-		return time.Time{}, fmt.Errorf("claim %q is not a number", name)
-	}
+	// raw is valid JSON (the struct decode accepted it): only a number
+	// parses; a quoted "123" does not.
 	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
-		return time.Time{}, fmt.Errorf("claim %q is out of range", name)
+	if err != nil || f < 0 || f > maxNumericDate {
+		return time.Time{}, fmt.Errorf("claim %q is not a number in range", name)
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
