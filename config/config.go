@@ -6,25 +6,30 @@ import (
 
 // Defaults applied by Load to fields the YAML leaves unset.
 const (
-	DefaultListen              = ":8080"
-	DefaultAdminListen         = ":9090"
-	DefaultShutdownGrace       = 30 * time.Second
-	DefaultDialTimeout         = 5 * time.Second
-	DefaultResponseTimeout     = 30 * time.Second
-	DefaultMaxBodyBytes        = 10 << 20 // 10 MiB
-	DefaultMaxIdleConns        = 256
-	DefaultClockSkew           = 30 * time.Second
-	DefaultIssuerTimeout       = 5 * time.Second
-	DefaultJWKSRefreshCooldown = 30 * time.Second
-	DefaultJWKSRefreshInterval = 5 * time.Minute
-	DefaultCacheMaxEntries     = 100_000
-	DefaultCacheMaxTTL         = 5 * time.Minute
-	DefaultNegativeTTL         = 10 * time.Second
-	DefaultRetryAfter          = 5 * time.Second
-	DefaultIdentityPrefix      = "X-Auth-"
-	DefaultRealm               = "tokengate"
-	AuthClientSecretBasic      = "client_secret_basic"
-	AuthClientSecretPost       = "client_secret_post"
+	DefaultListen                   = ":8080"
+	DefaultAdminListen              = "127.0.0.1:9090"
+	DefaultShutdownGrace            = 30 * time.Second
+	DefaultDialTimeout              = 5 * time.Second
+	DefaultResponseTimeout          = 30 * time.Second
+	DefaultMaxBodyBytes             = 10 << 20 // 10 MiB
+	DefaultMaxIdleConns             = 256
+	DefaultClockSkew                = 30 * time.Second
+	DefaultIssuerTimeout            = 5 * time.Second
+	DefaultJWKSRefreshCooldown      = 30 * time.Second
+	DefaultJWKSRefreshInterval      = time.Minute
+	DefaultBodyReadTimeout          = 60 * time.Second
+	DefaultIdleTimeout              = 120 * time.Second
+	DefaultIntrospectionConcurrency = 16
+	DefaultIntrospectionRate        = 50
+	DefaultIntrospectionBurst       = 100
+	DefaultCacheMaxEntries          = 100_000
+	DefaultCacheMaxTTL              = 5 * time.Minute
+	DefaultNegativeTTL              = 10 * time.Second
+	DefaultRetryAfter               = 5 * time.Second
+	DefaultIdentityPrefix           = "X-Auth-"
+	DefaultRealm                    = "tokengate"
+	AuthClientSecretBasic           = "client_secret_basic"
+	AuthClientSecretPost            = "client_secret_post"
 )
 
 // DefaultAlgorithms is the JWT signature algorithm allow-list used when an
@@ -36,7 +41,9 @@ var DefaultAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "P
 type Config struct {
 	// Listen is the public address webhook senders reach. Default ":8080".
 	Listen string `yaml:"listen"`
-	// AdminListen serves /healthz, /readyz and /metrics. Default ":9090".
+	// AdminListen serves /healthz, /readyz and /metrics. Default
+	// "127.0.0.1:9090" (loopback: metrics and readiness are not for the
+	// senders); the Helm chart binds the pod IP for the kubelet's probes.
 	// It must differ from Listen.
 	AdminListen string `yaml:"admin_listen"`
 	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
@@ -47,6 +54,12 @@ type Config struct {
 	// RetryAfter is the Retry-After sent with 503 when an identity provider
 	// cannot be reached. Default 5s.
 	RetryAfter Duration `yaml:"retry_after"`
+
+	// BodyReadTimeout bounds reading a forwarded request's body: a sender
+	// that trickles its body is cut off after it. Default 60s.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
 
 	// TLS, when set, makes the public listener serve HTTPS.
 	TLS *TLS `yaml:"tls"`
@@ -132,8 +145,9 @@ type Issuer struct {
 	Issuer string `yaml:"issuer"`
 	// JWKSURL skips discovery and fetches keys from this URL.
 	JWKSURL string `yaml:"jwks_url"`
-	// Audiences accepted in "aud"; a token must name at least one.
-	// Required for JWT issuers unless InsecureSkipAudienceCheck is set.
+	// Audiences accepted in "aud"; a token (or an introspection answer)
+	// must name at least one. Required unless InsecureSkipAudienceCheck
+	// is set, for JWT and introspection issuers alike.
 	Audiences []string `yaml:"audiences"`
 	// InsecureSkipAudienceCheck accepts tokens for any audience. It MUST NOT
 	// be used when the issuer also issues tokens for other services.
@@ -148,12 +162,15 @@ type Issuer struct {
 	RequiredType string `yaml:"required_type"`
 	// Timeout bounds discovery and JWKS requests. Default 5s.
 	Timeout Duration `yaml:"timeout"`
-	// JWKSRefreshCooldown is the least time between two JWKS fetches
-	// caused by an unknown "kid". Default 30s.
+	// JWKSRefreshCooldown is the refill period of the token bucket
+	// (burst 3) that limits JWKS fetches caused by an unknown "kid": a new
+	// key is found at once, a kid flood costs at most 3 fetches and then
+	// one per cooldown. Default 30s.
 	JWKSRefreshCooldown Duration `yaml:"jwks_refresh_cooldown"`
 	// JWKSRefreshInterval is the age after which keys are refetched in the
-	// background, so that keys an issuer pre-publishes for rotation (and
-	// withdrawals) are seen before they are needed. Default 5m.
+	// background, so that keys an issuer pre-publishes for rotation are
+	// seen before they are needed and a withdrawn key (with every cached
+	// token it verified) stops being accepted within it. Default 1m.
 	JWKSRefreshInterval Duration `yaml:"jwks_refresh_interval"`
 	// Introspection makes this an RFC 7662 issuer for opaque tokens.
 	Introspection *Introspection `yaml:"introspection"`
@@ -178,6 +195,14 @@ type Introspection struct {
 	AuthMethod string `yaml:"auth_method"`
 	// Timeout bounds one introspection call. Default 5s.
 	Timeout Duration `yaml:"timeout"`
+	// MaxConcurrent caps introspection calls in flight; a cache miss past
+	// it is answered 503 with Retry-After instead of reaching the
+	// identity provider. Default 16.
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// RatePerSecond and Burst are a token bucket on introspection calls
+	// (cache misses only). Default 50/s, burst 100.
+	RatePerSecond float64 `yaml:"rate_per_second"`
+	Burst         int     `yaml:"burst"`
 }
 
 // Cache configures the verification cache shared by all issuers.
@@ -215,6 +240,11 @@ type Route struct {
 	Require Require `yaml:"require"`
 	// KeepAuthorization overrides Headers.KeepAuthorization for this route.
 	KeepAuthorization *bool `yaml:"keep_authorization"`
+	// WebSocket lets WebSocket upgrades through this route (after the
+	// token is verified like any request's); the tunnel is closed when the
+	// token expires. Every other route refuses any Upgrade, and h2c is
+	// refused everywhere.
+	WebSocket bool `yaml:"websocket"`
 }
 
 // Require is a route's token policy.
@@ -255,6 +285,11 @@ type Headers struct {
 	Claims map[string]string `yaml:"claims"`
 	// KeepAuthorization forwards the Authorization header. Default false.
 	KeepAuthorization bool `yaml:"keep_authorization"`
+	// Strip names more client headers never to forward (compared
+	// case-insensitively, "_" counting as "-"), in addition to the
+	// built-in list of method-override, URL-rewrite and client-address
+	// headers.
+	Strip []string `yaml:"strip"`
 }
 
 // Identity header names understood in Headers.Identity.

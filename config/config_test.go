@@ -17,6 +17,7 @@ issuers:
     issuer: https://idp.example.com/
     audiences: [https://hooks.example.com]
   - name: partner
+    audiences: [https://hooks.example.com]
     introspection:
       url: https://partner.example.com/introspect
       client_id: tokengate
@@ -111,12 +112,15 @@ func TestValidationErrorsNameTheirPath(t *testing.T) {
 		{"duplicate issuer", base + idp + "  - name: idp\n    issuer: https://j/\n    audiences: [a]\n" + route, []string{`issuers[1].name: duplicate issuer name "idp"`}},
 		{"jwt issuer without iss", base + "issuers:\n  - name: idp\n    jwks_url: https://i/jwks\n    audiences: [a]\n" + route, []string{"issuers[0].issuer: required for a JWT issuer"}},
 		{"introspection incomplete", base + "issuers:\n  - name: p\n    introspection: { url: 'not a url', auth_method: digest }\n" + route, []string{"issuers[0].introspection.url: must be an absolute https URL", "issuers[0].introspection.client_id: required", "issuers[0].introspection.client_secret: required", "issuers[0].introspection.auth_method: must be"}},
+		{"introspection without audiences", base + "issuers:\n  - name: p\n    introspection: { url: 'https://p/i', client_id: a, client_secret: b }\n" + route, []string{"issuers[0].audiences: required"}},
+		{"header to strip is no header name", base + idp + route + "headers: { strip: ['bad header'] }\n", []string{"headers.strip[0]: \"bad header\" is not a valid header name"}},
+		{"client scope with a space", base + idp + route + "token_endpoint: { issuer: 'https://h', clients: [{ client_id: a, client_secret_hash: '$2a$04$abcdefghijklmnopqrstuu5p6Qw2zQ7kG0bFvNf1b3fWy8a0J6Jxa', scopes: ['a b'] }] }\n", []string{"token_endpoint.clients[0].scopes: invalid scope \"a b\""}},
 		{"two introspection issuers", base + "issuers:\n  - name: p\n    introspection: { url: 'https://p/i', client_id: a, client_secret: b }\n  - name: q\n    introspection: { url: 'https://q/i', client_id: a, client_secret: b }\n" + route, []string{"issuers[1]: only one introspection issuer"}},
 		{"bad duration", base + idp + route + "shutdown_grace: 30\n", []string{"shutdown_grace: invalid duration \"30\""}},
 		{"bad int", base + idp + route + "cache: { max_entries: lots }\n", []string{"cache.max_entries: expected an integer"}},
 		{"bad bool", base + idp + "routes:\n  - path: /a\n    public: maybe\n", []string{"routes[0].public: expected true or false"}},
 		{"unset env", base + idp + route + "listen: ${NOPE}\n", []string{"listen: environment variable NOPE is not set"}},
-		{"same admin port", base + idp + route + "listen: ':9090'\n", []string{"admin_listen: must differ from listen"}},
+		{"same admin port", base + idp + route + "listen: '127.0.0.1:9090'\n", []string{"admin_listen: must differ from listen"}},
 		{"bad size", idp + route + "upstream: { url: 'http://x', max_body_size: 10 parsecs }\n", []string{"upstream.max_body_size: invalid size"}},
 		{"list where mapping", base + idp + "routes: { path: /a }\n", []string{"routes: expected a list"}},
 		{"plain client secret", base + idp + route + "token_endpoint:\n  issuer: https://h/\n  clients:\n    - client_id: aftership\n      client_secret: hunter2\n      scopes: [a]\n", []string{"token_endpoint.clients[0].client_secret: plain-text secrets are refused", "token_endpoint.clients[0].client_secret_hash: required"}},
@@ -162,6 +166,7 @@ func TestSecretFileIndirection(t *testing.T) {
 upstream: http://u
 issuers:
   - name: p
+    audiences: [hooks]
     introspection: { url: https://p/i, client_id: a, client_secret_file: secret }
 routes: [{ path: /a }]
 `

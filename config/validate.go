@@ -10,22 +10,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 
 	"golang.org/x/crypto/bcrypt"
-)
-
-// Token endpoint defaults.
-const (
-	DefaultTokenEndpointName = "local"
-	DefaultTokenPath         = "/oauth2/token"
-	DefaultTokenAlgorithm    = "ES256"
-	DefaultTokenTTL          = time.Hour
-	DefaultPerClientRate     = 5
-	DefaultPerClientBurst    = 10
-	DefaultPerIPRate         = 10
-	DefaultPerIPBurst        = 20
-	DefaultMaxHashChecks     = 2
 )
 
 var (
@@ -34,109 +20,6 @@ var (
 	scopeRE   = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)              // RFC 6749 §3.3 scope-token
 	symmetric = map[string]bool{"HS256": true, "HS384": true, "HS512": true}
 )
-
-// applyDefaults fills every unset field with its documented default.
-func (c *Config) applyDefaults() {
-	setStr(&c.Listen, DefaultListen)
-	setStr(&c.AdminListen, DefaultAdminListen)
-	setStr(&c.Realm, DefaultRealm)
-	setDur(&c.ShutdownGrace, DefaultShutdownGrace)
-	setDur(&c.RetryAfter, DefaultRetryAfter)
-	u := &c.Upstream
-	setDur(&u.DialTimeout, DefaultDialTimeout)
-	setDur(&u.ResponseTimeout, DefaultResponseTimeout)
-	if u.MaxBodySize == 0 {
-		u.MaxBodySize = DefaultMaxBodyBytes
-	}
-	if u.MaxIdleConns == 0 {
-		u.MaxIdleConns = DefaultMaxIdleConns
-	}
-	if t := c.TLS; t != nil && t.ClientCAFile != "" && t.ClientAuth == "" {
-		t.ClientAuth = ClientAuthRequire
-	}
-	for i := range c.Issuers {
-		is := &c.Issuers[i]
-		if len(is.Algorithms) == 0 {
-			is.Algorithms = slices.Clone(DefaultAlgorithms)
-		}
-		if is.ClockSkew == nil {
-			d := Duration(DefaultClockSkew)
-			is.ClockSkew = &d
-		}
-		setDur(&is.Timeout, DefaultIssuerTimeout)
-		setDur(&is.JWKSRefreshCooldown, DefaultJWKSRefreshCooldown)
-		setDur(&is.JWKSRefreshInterval, DefaultJWKSRefreshInterval)
-		if in := is.Introspection; in != nil {
-			setStr(&in.AuthMethod, AuthClientSecretBasic)
-			setDur(&in.Timeout, DefaultIssuerTimeout)
-		}
-	}
-	if c.Cache.MaxEntries == 0 {
-		c.Cache.MaxEntries = DefaultCacheMaxEntries
-	}
-	setDur(&c.Cache.MaxTTL, DefaultCacheMaxTTL)
-	if c.Cache.NegativeTTL == nil {
-		d := Duration(DefaultNegativeTTL)
-		c.Cache.NegativeTTL = &d
-	}
-	if c.Cache.NegativeMaxEntries == 0 {
-		c.Cache.NegativeMaxEntries = max(c.Cache.MaxEntries/10, 1)
-	}
-	setStr(&c.Headers.IdentityPrefix, DefaultIdentityPrefix)
-	if c.Headers.Identity == nil {
-		c.Headers.Identity = []string{IdentitySubject, IdentityClientID, IdentityScope, IdentityIssuer}
-	}
-	for i := range c.Routes {
-		r := &c.Routes[i]
-		for j, m := range r.Methods {
-			r.Methods[j] = strings.ToUpper(m)
-		}
-		if r.Name == "" {
-			r.Name = r.Path + r.PathPrefix
-		}
-	}
-	if te := c.TokenEndpoint; te != nil {
-		setStr(&te.Name, DefaultTokenEndpointName)
-		setStr(&te.Path, DefaultTokenPath)
-		setStr(&te.Algorithm, DefaultTokenAlgorithm)
-		setStr(&te.Audience, te.Issuer)
-		setDur(&te.TokenTTL, DefaultTokenTTL)
-		rl := &te.RateLimit
-		if rl.PerClient == 0 {
-			rl.PerClient = DefaultPerClientRate
-		}
-		if rl.PerClientBurst == 0 {
-			rl.PerClientBurst = DefaultPerClientBurst
-		}
-		if rl.PerIP == 0 {
-			rl.PerIP = DefaultPerIPRate
-		}
-		if rl.PerIPBurst == 0 {
-			rl.PerIPBurst = DefaultPerIPBurst
-		}
-		if te.MaxConcurrentHashChecks == 0 {
-			te.MaxConcurrentHashChecks = DefaultMaxHashChecks
-		}
-		for i := range te.Clients {
-			cl := &te.Clients[i]
-			if cl.DefaultScopes == nil {
-				cl.DefaultScopes = slices.Clone(cl.Scopes)
-			}
-		}
-	}
-}
-
-func setStr(p *string, v string) {
-	if *p == "" {
-		*p = v
-	}
-}
-
-func setDur(p *Duration, v time.Duration) {
-	if *p == 0 {
-		*p = Duration(v)
-	}
-}
 
 // IssuerNames returns every name a route may require: the configured
 // issuers and, when enabled, the embedded token endpoint.
@@ -262,6 +145,7 @@ func (v *validator) issuers() {
 				v.add(p, "only one introspection issuer may be configured: an opaque token names no issuer, so tokengate would send every sender's token to every introspection endpoint")
 			}
 			v.introspection(p+".introspection", is)
+			v.audiences(p, is)
 			continue
 		}
 		if is.Issuer == "" {
@@ -270,12 +154,7 @@ func (v *validator) issuers() {
 		if is.JWKSURL != "" {
 			v.checkURL(p+".jwks_url", is.JWKSURL)
 		}
-		if len(is.Audiences) == 0 && !is.InsecureSkipAudienceCheck {
-			v.add(p+".audiences", "required: list the audiences tokens must name (or set insecure_skip_audience_check: true to accept any)")
-		}
-		if len(is.Audiences) > 0 && is.InsecureSkipAudienceCheck {
-			v.add(p+".insecure_skip_audience_check", "cannot be combined with audiences")
-		}
+		v.audiences(p, is)
 		for _, alg := range is.Algorithms {
 			switch {
 			case alg == "none" || strings.EqualFold(alg, "none"):
@@ -286,6 +165,18 @@ func (v *validator) issuers() {
 				v.add(p+".algorithms", "unknown algorithm %q (allowed: %s)", alg, strings.Join(DefaultAlgorithms, ", "))
 			}
 		}
+	}
+}
+
+// audiences: every issuer names the audiences its tokens must carry, or
+// opts out explicitly; an issuer that also serves other services' tokens
+// would otherwise have them accepted here.
+func (v *validator) audiences(p string, is Issuer) {
+	if len(is.Audiences) == 0 && !is.InsecureSkipAudienceCheck {
+		v.add(p+".audiences", "required: list the audiences tokens must name (or set insecure_skip_audience_check: true to accept any)")
+	}
+	if len(is.Audiences) > 0 && is.InsecureSkipAudienceCheck {
+		v.add(p+".insecure_skip_audience_check", "cannot be combined with audiences")
 	}
 }
 
@@ -307,6 +198,9 @@ func (v *validator) introspection(p string, is Issuer) {
 	}
 	if is.JWKSURL != "" {
 		v.add(strings.TrimSuffix(p, ".introspection")+".jwks_url", "not used by an introspection issuer")
+	}
+	if in.MaxConcurrent < 0 || in.RatePerSecond < 0 || in.Burst < 0 {
+		v.add(p, "max_concurrent, rate_per_second and burst must not be negative")
 	}
 }
 
@@ -337,6 +231,11 @@ func (v *validator) headers() {
 		case IdentitySubject, IdentityClientID, IdentityScope, IdentityIssuer:
 		default:
 			v.add("headers.identity", "unknown identity header %q (use subject, client_id, scope, issuer)", id)
+		}
+	}
+	for i, name := range h.Strip {
+		if !tokenRE.MatchString(name) {
+			v.add(fmt.Sprintf("headers.strip[%d]", i), "%q is not a valid header name", name)
 		}
 	}
 	for claim, suffix := range h.Claims {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -20,12 +21,15 @@ var (
 	errMalformed          = errors.New("malformed request")
 	errTokenInQuery       = errors.New("access_token in the query string")
 	errEncodedSlash       = errors.New("encoded slash or backslash in path")
+	errPathParameter      = errors.New("path parameters (;) are not accepted")
+	errUpgrade            = errors.New("protocol upgrades are not accepted on this route")
 	errWrongIssuer        = errors.New("token from an issuer this route does not accept")
 	errInsufficientScope  = errors.New("insufficient scope")
 	errTooLarge           = errors.New("request body too large")
 	errUpstreamTimeout    = errors.New("upstream timeout")
 	errUpstream           = errors.New("upstream unreachable")
 	errClientGone         = errors.New("client went away")
+	errBodyTimeout        = errors.New("request body not received in time")
 	errClientCertRequired = errors.New("a verified client certificate is required")
 )
 
@@ -59,8 +63,10 @@ func classify(err error) answer {
 		return answer{http.StatusNotFound, "not_found", "no route for this method and path", DecisionNoRoute, false}
 	case errors.Is(err, errNoCredentials):
 		return answer{http.StatusUnauthorized, "", "a bearer token is required", DecisionNoToken, true}
-	case errors.Is(err, errMalformed), errors.Is(err, errTokenInQuery), errors.Is(err, errEncodedSlash):
+	case errors.Is(err, errMalformed), errors.Is(err, errTokenInQuery), errors.Is(err, errEncodedSlash), errors.Is(err, errPathParameter):
 		return answer{http.StatusBadRequest, "invalid_request", describe(err), DecisionBadRequest, true}
+	case errors.Is(err, errUpgrade):
+		return answer{http.StatusBadRequest, "invalid_request", errUpgrade.Error(), DecisionBadRequest, false}
 	case errors.Is(err, errWrongIssuer):
 		return answer{http.StatusUnauthorized, "invalid_token", "token not accepted on this route", DecisionInvalid, true}
 	case errors.Is(err, errClientCertRequired):
@@ -79,6 +85,8 @@ func classify(err error) answer {
 		return answer{http.StatusRequestEntityTooLarge, "request_too_large", "the request body is larger than allowed", DecisionError, false}
 	case errors.Is(err, errUpstreamTimeout):
 		return answer{http.StatusGatewayTimeout, "upstream_timeout", "the receiver did not answer in time", DecisionError, false}
+	case errors.Is(err, errBodyTimeout):
+		return answer{http.StatusRequestTimeout, "request_timeout", "the request body was not received in time", DecisionError, false}
 	case errors.Is(err, errClientGone):
 		return answer{499, "", "", DecisionError, false}
 	default:
@@ -109,6 +117,20 @@ func upstreamError(err error) error {
 		return errUpstreamTimeout
 	default:
 		return errUpstream
+	}
+}
+
+// bodyError turns a failure to read the sender's body into one of ours.
+func bodyError(err error) error {
+	var ne net.Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return errTooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return errBodyTimeout
+	default:
+		return errClientGone
 	}
 }
 

@@ -79,11 +79,15 @@ func (f *Forwarding) ClientIP(r *http.Request) string {
 	return peer.String()
 }
 
+// trustedPeer reports whether the request's peer is a trusted proxy.
+func (f *Forwarding) trustedPeer(r *http.Request) bool {
+	peer, ok := peerAddr(r.RemoteAddr)
+	return ok && f != nil && f.isTrusted(peer)
+}
+
 // apply sets X-Forwarded-For/-Proto/-Host on the outbound request:
 // extended from a trusted peer, replaced for anyone else.
-func (f *Forwarding) apply(pr *httputil.ProxyRequest) {
-	peer, ok := peerAddr(pr.In.RemoteAddr)
-	trusted := ok && f != nil && f.isTrusted(peer)
+func (f *Forwarding) apply(pr *httputil.ProxyRequest, trusted bool) {
 	if trusted {
 		if v := pr.In.Header["X-Forwarded-For"]; len(v) > 0 {
 			pr.Out.Header["X-Forwarded-For"] = append([]string(nil), v...)

@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -54,6 +56,7 @@ type Handler struct {
 	realm      string
 	retryAfter string
 	maxBody    int64
+	bodyRead   time.Duration
 	headers    headerPolicy
 	log        *zap.Logger
 	obs        Observer
@@ -94,6 +97,7 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		realm:      quotable(cfg.Realm),
 		retryAfter: retryAfterValue(cfg.RetryAfter.D().Seconds()),
 		maxBody:    int64(cfg.Upstream.MaxBodySize),
+		bodyRead:   cfg.BodyReadTimeout.D(),
 		headers:    newHeaderPolicy(cfg.Headers),
 		log:        o.Logger,
 		obs:        o.Observer,
@@ -101,11 +105,12 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		fwd:        o.Forwarding,
 	}
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:      h.rewrite,
-		Transport:    o.Transport,
-		BufferPool:   newBufferPool(),
-		ErrorHandler: h.upstreamFailed,
-		ErrorLog:     zap.NewStdLog(o.Logger.Named("reverseproxy")),
+		Rewrite:        h.rewrite,
+		ModifyResponse: h.modifyResponse,
+		Transport:      o.Transport,
+		BufferPool:     newBufferPool(),
+		ErrorHandler:   h.upstreamFailed,
+		ErrorLog:       zap.NewStdLog(o.Logger.Named("reverseproxy")),
 	}
 	return h, nil
 }
@@ -117,6 +122,24 @@ type state struct {
 	path      string
 	err       error
 	upstream  time.Time
+	upgraded  bool // the receiver answered 101 and the tunnel ran
+	bodyErr   atomic.Pointer[error]
+}
+
+// body records why reading the sender's body failed (read by the
+// transport's goroutine), so the answer names the sender's fault, not the
+// receiver's.
+type body struct {
+	io.ReadCloser
+	st *state
+}
+
+func (b body) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.st.bodyErr.CompareAndSwap(nil, &err)
+	}
+	return n, err
 }
 
 type stateKey struct{}
@@ -129,6 +152,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	token, decision := h.serve(rec, r, st)
 	elapsed := h.now().Sub(start)
 	status := rec.status
+	if st.upgraded {
+		status = http.StatusSwitchingProtocols // written on the hijacked connection, not through rec
+	}
 	if st.err != nil && errors.Is(st.err, errClientGone) {
 		status = 499
 	}
@@ -168,12 +194,22 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 	deny := func(err error, rt *route) (string, string) {
 		st.err = err
 		a := classify(err)
+		bodyPending := r.ContentLength != 0
+		if bodyPending && r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close")
+		}
 		h.writeAnswer(w, a, rt)
+		if bodyPending {
+			// Never wait for a body that will not be forwarded: without
+			// this the server drains up to 256 KiB of it, at the
+			// sender's pace, before it lets the connection go.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0))
+		}
 		return "", a.decision
 	}
-	if strings.ContainsAny(r.URL.Path, "\\\x00") || containsFold(r.URL.RawPath, "%2f") || containsFold(r.URL.RawPath, "%5c") {
+	if err := checkPath(r.URL); err != nil {
 		st.path = "(rejected)"
-		return deny(errEncodedSlash, nil)
+		return deny(err, nil)
 	}
 	st.path = cleanPath(r.URL.Path)
 	rt := match(h.routes, r.Method, r.Host, st.path)
@@ -181,8 +217,11 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 		return deny(errNoRoute, nil)
 	}
 	st.route = rt
-	if r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
+	if r.URL.RawQuery != "" && tokenInQuery(r.URL.RawQuery) {
 		return deny(errTokenInQuery, rt)
+	}
+	if err := rt.allowUpgrade(upgradeOf(r.Header)); err != nil {
+		return deny(err, rt)
 	}
 	if rt.public {
 		return "", h.forward(w, r, st, DecisionPublic)
@@ -210,18 +249,52 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 func (h *Handler) forward(w *recorder, r *http.Request, st *state, decision string) string {
 	if r.ContentLength > h.maxBody {
 		st.err = errTooLarge
+		w.Header().Set("Connection", "close")
 		h.writeAnswer(w, classify(errTooLarge), st.route)
 		return decision
 	}
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
+		r.Body = body{http.MaxBytesReader(w, r.Body, h.maxBody), st}
+		if h.bodyRead > 0 {
+			// A sender trickling its body is cut off; the deadline is
+			// reset by the server for the next request on the connection.
+			_ = http.NewResponseController(w).SetReadDeadline(h.now().Add(h.bodyRead))
+		}
+	}
+	if upgradeOf(r.Header) != "" {
+		// The tunnel must not outlive the token that opened it:
+		// ReverseProxy closes the upgraded connection when the request's
+		// context ends.
+		until := h.now().Add(maxTunnel)
+		if p := st.principal; p != nil && !p.Expiry.IsZero() && p.Expiry.Before(until) {
+			until = p.Expiry
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, until)
+		defer cancel()
 	}
 	st.upstream = h.now()
-	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	h.rp.ServeHTTP(w, r.WithContext(ctx))
 	if h.obs != nil && st.err == nil {
 		h.obs.ObserveUpstream(h.now().Sub(st.upstream))
 	}
 	return decision
+}
+
+// maxTunnel bounds an upgraded connection whose token has no expiry (and
+// any upgrade on a public route).
+const maxTunnel = time.Hour
+
+// modifyResponse notes a successful upgrade: ReverseProxy writes the 101
+// on the hijacked connection, past the recorder.
+func (h *Handler) modifyResponse(resp *http.Response) error {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		if st, ok := resp.Request.Context().Value(stateKey{}).(*state); ok {
+			st.upgraded = true
+		}
+	}
+	return nil
 }
 
 // rewrite builds the outbound request: the cleaned path, hygienic headers,
@@ -230,16 +303,22 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*state)
 	pr.Out.URL.Path = st.path
 	pr.Out.URL.RawPath = ""
+	pr.Out.URL.Opaque = ""
 	pr.SetURL(h.target)
-	h.headers.apply(pr.Out.Header, st.principal, st.route.keepAuth)
+	trusted := h.fwd.trustedPeer(pr.In)
+	h.headers.apply(pr.Out.Header, st.principal, st.route.keepAuth, trusted)
 	h.headers.clientCert(pr.Out.Header, pr.In.TLS)
-	h.fwd.apply(pr)
+	h.fwd.apply(pr, trusted)
 }
 
 func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
 	st, _ := r.Context().Value(stateKey{}).(*state)
 	e := upstreamError(err)
 	if st != nil {
+		if be := st.bodyErr.Load(); be != nil {
+			e = bodyError(*be)
+			w.Header().Set("Connection", "close")
+		}
 		st.err = e
 	}
 	if !errors.Is(e, errClientGone) {

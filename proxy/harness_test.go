@@ -38,11 +38,15 @@ type upstream struct {
 func newUpstream() *upstream {
 	u := &upstream{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
+		body, err := io.ReadAll(r.Body)
 		u.mu.Lock()
 		u.reqs = append(u.reqs, seen{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), string(body)})
 		h := u.handle
 		u.mu.Unlock()
+		if err != nil {
+			http.Error(w, "incomplete body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
 		if h != nil {
 			h(w, r)
 			return
@@ -92,6 +96,12 @@ routes:
 // being parsed after, so use distinct keys).
 func newEnv(t *testing.T, extra string) *env {
 	t.Helper()
+	return newEnvOpts(t, extra, Options{})
+}
+
+// newEnvOpts is newEnv with handler options (an observer, a logger).
+func newEnvOpts(t *testing.T, extra string, o Options) *env {
+	t.Helper()
 	e := &env{t: t, idp: verifiertest.New(), intro: verifiertest.NewIntrospector(), up: newUpstream()}
 	t.Cleanup(func() { e.idp.Close(); e.intro.Close(); e.up.Close() })
 	y := fmt.Sprintf(`
@@ -103,10 +113,13 @@ issuers:
     audiences: [%q]
     jwks_refresh_cooldown: 1s
   - name: partner
+    issuer: https://partner.example
+    audiences: [%q]
     introspection: { url: %q, client_id: %q, client_secret: %q, timeout: 300ms }
 headers:
   claims: { tenant: Tenant }
-`, e.up.URL, e.idp.Issuer(), audience, e.intro.URL(), e.intro.ClientID, e.intro.ClientSecret) + baseRoutes + extra
+  strip: [x_custom_stripped]
+`, e.up.URL, e.idp.Issuer(), audience, audience, e.intro.URL(), e.intro.ClientID, e.intro.ClientSecret) + baseRoutes + extra
 	cfg, err := config.Parse([]byte(y), t.TempDir(), config.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -122,6 +135,7 @@ headers:
 	}
 	in, err := verifier.NewIntrospection(verifier.IntrospectionOptions{
 		Name: "partner", URL: e.intro.URL(), ClientID: e.intro.ClientID, ClientSecret: e.intro.ClientSecret,
+		Issuer: "https://partner.example", Audiences: []string{audience},
 		Client: &http.Client{Timeout: 300 * time.Millisecond},
 	})
 	if err != nil {
@@ -132,7 +146,7 @@ headers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(cfg, e.cache, Options{})
+	h, err := New(cfg, e.cache, o)
 	if err != nil {
 		t.Fatal(err)
 	}

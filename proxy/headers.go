@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -12,9 +13,31 @@ import (
 	"github.com/tokengate/tokengate/verifier"
 )
 
-// methodOverrideHeaders are honoured by some legacy frameworks as "the real
-// method"; routes match the request's method, so these never pass.
-var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+// alwaysStripped are headers legacy frameworks read as the real method, the
+// real URL or an authenticated user. Routes match the request's own method
+// and cleaned path, and only tokengate says who the caller is, so a client
+// never gets to send these.
+var alwaysStripped = []string{
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Original-Method",
+	"X-Original-Url", "X-Rewrite-Url", "Remote-User", "X-Remote-User",
+}
+
+// proxyStripped are client-address and forwarding headers that only a proxy
+// in front of tokengate may set: kept from trusted_proxies, removed from
+// anyone else (like X-Forwarded-For).
+var proxyStripped = []string{
+	"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ip",
+	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Forwarded-Server",
+}
+
+// normalHeader is a header name as CGI-style stacks see it: "_" for "-",
+// case folded to the canonical form.
+func normalHeader(k string) string {
+	if strings.IndexByte(k, '_') >= 0 {
+		k = strings.ReplaceAll(k, "_", "-")
+	}
+	return http.CanonicalHeaderKey(k)
+}
 
 // headerPolicy strips what a client must not say about itself and adds
 // what tokengate verified.
@@ -25,10 +48,19 @@ type headerPolicy struct {
 	scope    string
 	issuer   string
 	claims   map[string]string // claim → header
+	// strip maps a normalized header name to true (always removed) or
+	// false (removed unless the peer is a trusted proxy).
+	strip map[string]bool
 }
 
 func newHeaderPolicy(h config.Headers) headerPolicy {
-	p := headerPolicy{prefix: http.CanonicalHeaderKey(h.IdentityPrefix), claims: map[string]string{}}
+	p := headerPolicy{prefix: http.CanonicalHeaderKey(h.IdentityPrefix), claims: map[string]string{}, strip: map[string]bool{}}
+	for _, k := range proxyStripped {
+		p.strip[k] = false
+	}
+	for _, k := range append(slices.Clone(alwaysStripped), h.Strip...) {
+		p.strip[normalHeader(k)] = true
+	}
 	for _, id := range h.Identity {
 		switch id {
 		case config.IdentitySubject:
@@ -50,14 +82,21 @@ func newHeaderPolicy(h config.Headers) headerPolicy {
 // apply rewrites outbound headers. Hop-by-hop headers, including any a
 // client named in Connection, were already removed by ReverseProxy before
 // Rewrite runs, so nothing a client sends can remove what is set here.
-func (p *headerPolicy) apply(hd http.Header, pr *verifier.Principal, keepAuth bool) {
+func (p *headerPolicy) apply(hd http.Header, pr *verifier.Principal, keepAuth, trustedPeer bool) {
 	for k := range hd {
 		if p.owned(k) {
 			delete(hd, k)
+			continue
 		}
-	}
-	for _, k := range methodOverrideHeaders {
-		hd.Del(k)
+		always, listed := p.strip[k]
+		if !listed && strings.IndexByte(k, '_') >= 0 {
+			// No proxy sets the underscore spelling: always a client's.
+			_, listed = p.strip[normalHeader(k)]
+			always = true
+		}
+		if listed && (always || !trustedPeer) {
+			delete(hd, k)
+		}
 	}
 	if !keepAuth {
 		hd.Del("Authorization")
@@ -68,7 +107,7 @@ func (p *headerPolicy) apply(hd http.Header, pr *verifier.Principal, keepAuth bo
 	set(hd, p.subject, pr.Subject)
 	set(hd, p.clientID, pr.ClientID)
 	if p.scope != "" && len(pr.Scopes) > 0 {
-		set(hd, p.scope, strings.Join(pr.Scopes, " "))
+		set(hd, p.scope, scopeHeader(pr.Scopes))
 	}
 	set(hd, p.issuer, pr.Issuer)
 	for claim, name := range p.claims {
@@ -79,6 +118,39 @@ func (p *headerPolicy) apply(hd http.Header, pr *verifier.Principal, keepAuth bo
 			set(hd, name, fmt.Sprint(v))
 		}
 	}
+}
+
+// scopeHeader joins the granted scopes that are valid RFC 6749 §3.3
+// scope-tokens: a scope holding a space (or any character outside
+// %x21 / %x23-5B / %x5D-7E) would read as two scopes, so it is left out.
+func scopeHeader(scopes []string) string {
+	valid := true
+	for _, s := range scopes {
+		valid = valid && isScopeToken(s)
+	}
+	if valid {
+		return strings.Join(scopes, " ")
+	}
+	out := make([]string, 0, len(scopes))
+	for _, s := range scopes {
+		if isScopeToken(s) {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func isScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5C || c > 0x7E {
+			return false
+		}
+	}
+	return true
 }
 
 // clientCert passes the verified client certificate's subject, if any.

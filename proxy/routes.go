@@ -27,6 +27,7 @@ type route struct {
 	anyScopes []string
 	claims    map[string]string
 	keepAuth  bool
+	websocket bool
 	scopeHint string // the scope parameter of a 403 challenge
 	cert      *config.ClientCert
 }
@@ -42,7 +43,7 @@ func compileRoutes(cfg *config.Config) []*route {
 			name: r.Name, exact: r.Path, methods: r.Methods, host: strings.ToLower(r.Host),
 			public: r.Public, issuers: r.Require.Issuers, scopes: r.Require.Scopes,
 			anyScopes: r.Require.AnyScopes, claims: r.Require.Claims, keepAuth: keep,
-			cert: r.Require.ClientCert,
+			cert: r.Require.ClientCert, websocket: r.WebSocket,
 		}
 		if r.PathPrefix != "" {
 			cr.prefix = r.PathPrefix

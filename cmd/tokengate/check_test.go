@@ -72,6 +72,7 @@ issuers:
     issuer: %s
     audiences: [https://hooks.example.com]
   - name: partner
+    audiences: [https://hooks.example.com]
     introspection: { url: %s, client_id: %s, client_secret: %q }
 routes:
   - path_prefix: /hooks

@@ -77,6 +77,8 @@ admin_listen: 127.0.0.1:0
 upstream: %s
 issuers:
   - name: partner
+    issuer: https://partner.example
+    audiences: [https://hooks.example.com]
     introspection: { url: %s, client_id: %s, client_secret: %q, timeout: 200ms }
 cache: { negative_ttl: 0s }
 routes:

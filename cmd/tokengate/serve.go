@@ -111,7 +111,7 @@ func start(ctx context.Context, path string, log *zap.Logger) (*server, error) {
 	s.pubSrv = &http.Server{
 		Handler:           &s.pub,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		IdleTimeout:       cfg.IdleTimeout.D(),
 		MaxHeaderBytes:    256 << 10,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}

@@ -1,0 +1,90 @@
+package proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// checkPath refuses paths that some receiver stack would read differently
+// from the cleaned path tokengate matches: decoded slashes or backslashes,
+// NUL, and path parameters. Tomcat and Spring treat "..;" as ".." and drop
+// ";jsessionid=…", so "/hooks/a/..;/admin" would reach /admin there.
+// r.URL.Path is already percent-decoded: "%3b" is caught as ";".
+func checkPath(u *url.URL) error {
+	if strings.ContainsAny(u.Path, "\\\x00") || containsFold(u.RawPath, "%2f") || containsFold(u.RawPath, "%5c") {
+		return errEncodedSlash
+	}
+	if strings.IndexByte(u.Path, ';') >= 0 || strings.IndexByte(u.Opaque, ';') >= 0 {
+		return errPathParameter
+	}
+	return nil
+}
+
+// tokenInQuery reports whether any query parameter names access_token as
+// a lenient framework would read it: percent-decoded, in any case, with
+// ".", "-", " " or "[" standing for "_" (PHP turns "access.token" into
+// "access_token") and anything from "[" on ignored ("access_token[]").
+func tokenInQuery(rawQuery string) bool {
+	const want = "access_token"
+	for rawQuery != "" {
+		var kv string
+		kv, rawQuery, _ = strings.Cut(rawQuery, "&")
+		key, _, _ := strings.Cut(kv, "=")
+		if len(key) < len("access") {
+			continue
+		}
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k
+		}
+		if i := strings.IndexByte(key, '['); i > 0 && strings.IndexByte(key[i:], ']') > 0 {
+			key = key[:i]
+		}
+		if len(key) != len(want) {
+			continue
+		}
+		match := true
+		for i := 0; i < len(key) && match; i++ {
+			c := key[i] | 0x20 // ASCII lower case
+			switch key[i] {
+			case '.', '-', ' ', '[', '_':
+				c = '_'
+			}
+			match = c == want[i]
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
+
+// upgradeOf returns the protocol a request asks to switch to ("" for
+// none). An HTTP2-Settings header alone also counts: it only serves h2c.
+func upgradeOf(h http.Header) string {
+	if v := h.Get("Upgrade"); v != "" {
+		return v
+	}
+	if _, ok := h["Http2-Settings"]; ok {
+		return "h2c"
+	}
+	if httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade") {
+		return "unknown"
+	}
+	return ""
+}
+
+// allowUpgrade permits a WebSocket upgrade on a route that opted in, and
+// nothing else: an h2c upgrade would turn the connection into a tunnel
+// whose later requests tokengate never sees.
+func (r *route) allowUpgrade(proto string) error {
+	if proto == "" {
+		return nil
+	}
+	if r.websocket && strings.EqualFold(proto, "websocket") {
+		return nil
+	}
+	return errUpgrade
+}
