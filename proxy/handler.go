@@ -20,9 +20,11 @@ import (
 	"github.com/tokengate/tokengate/verifier"
 )
 
-// Verifier is what the handler needs from token verification.
+// Verifier is what the handler needs from token verification: verify a
+// token with one of the route's issuers (nil: any configured issuer).
+// *verifier.Cache implements it.
 type Verifier interface {
-	Verify(ctx context.Context, token string) (*verifier.Principal, error)
+	VerifyFor(ctx context.Context, token string, issuers []string) (*verifier.Principal, error)
 }
 
 // Observer receives one call per request, for metrics. Labels are bounded:
@@ -233,7 +235,7 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 	if err != nil {
 		return deny(err, rt)
 	}
-	p, err := h.verifier.Verify(r.Context(), token)
+	p, err := h.verifier.VerifyFor(r.Context(), token, rt.issuers)
 	if err != nil {
 		_, d := deny(err, rt)
 		return token, d

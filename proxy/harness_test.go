@@ -141,7 +141,7 @@ headers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.cache, err = verifier.NewCache(verifier.NewSet(map[string]verifier.Verifier{e.idp.Issuer(): jwt}, in, "https://partner.example"),
+	e.cache, err = verifier.NewCache(verifier.NewSet([]verifier.Issuer{{Name: "idp", Iss: e.idp.Issuer(), Verifier: jwt}}, &verifier.Issuer{Name: "partner", Iss: "https://partner.example", Verifier: in}),
 		verifier.CacheOptions{MaxEntries: 1000, MaxTTL: time.Minute, NegativeTTL: 10 * time.Second, NegativeMaxEntries: 100})
 	if err != nil {
 		t.Fatal(err)

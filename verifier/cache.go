@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -104,10 +105,23 @@ func Key(token string) [32]byte {
 
 // Verify answers from the cache or verifies once for all concurrent callers.
 func (c *Cache) Verify(ctx context.Context, token string) (*Principal, error) {
+	return c.VerifyFor(ctx, token, nil)
+}
+
+// scopedVerifier can limit a verification to some issuers (Set).
+type scopedVerifier interface {
+	VerifyFor(ctx context.Context, token string, issuers []string) (*Principal, error)
+}
+
+// VerifyFor is Verify for a route that accepts only issuers (nil: any). The
+// cache is shared by all routes: a hit is returned whatever its issuer (the
+// route's policy then checks Principal.Source); a miss is verified only by
+// the route's issuers.
+func (c *Cache) VerifyFor(ctx context.Context, token string, issuers []string) (*Principal, error) {
 	key := Key(token)
 	now := c.now()
 	if e, ok := c.pos.Get(key); ok {
-		if now.Before(e.expires) {
+		if now.Before(e.expires) && !e.p.KeyWithdrawn() {
 			c.hits.Add(1)
 			if c.onHit != nil {
 				c.onHit(c.now().Sub(now))
@@ -129,11 +143,21 @@ func (c *Cache) Verify(ctx context.Context, token string) (*Principal, error) {
 	if c.onMiss != nil {
 		c.onMiss()
 	}
-	ch := c.sf.DoChan(string(key[:]), func() (any, error) {
+	sfKey := string(key[:])
+	if issuers != nil {
+		sfKey += strings.Join(issuers, "\x00") // a merged call answers only callers of the same route scope
+	}
+	ch := c.sf.DoChan(sfKey, func() (any, error) {
 		c.calls.Add(1)
 		// Detached from the first caller's cancellation: other callers wait
 		// on this result. The verifiers' own timeouts bound it.
-		p, err := c.next.Verify(context.WithoutCancel(ctx), token)
+		var p *Principal
+		var err error
+		if sv, ok := c.next.(scopedVerifier); ok {
+			p, err = sv.VerifyFor(context.WithoutCancel(ctx), token, issuers)
+		} else {
+			p, err = c.next.Verify(context.WithoutCancel(ctx), token)
+		}
 		c.store(key, p, err)
 		return p, err
 	})

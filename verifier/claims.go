@@ -1,98 +1,159 @@
 package verifier
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // claims are the registered and scope claims of a token, decoded strictly:
-// a time that is not a JSON number, or an "aud" that is neither a string
-// nor a list of strings, is an error.
+// names match exactly, registered names appear once, a time that is not a
+// JSON number or an "aud" that is neither a string nor a list of strings
+// is an error.
 type claims struct {
 	issuer, subject, clientID   string
 	audience, scopes            []string
 	expiry, notBefore, issuedAt time.Time
 	all                         map[string]any
+	// From introspection answers: RFC 7662 "active" and "token_type", and
+	// "token_use" (Amazon Cognito's name for it). nil/"" when absent.
+	active              *bool
+	tokenType, tokenUse string
 }
 
 // maxNumericDate is 9999-12-31T23:59:59Z.
 const maxNumericDate = 253402300799
 
-// registered is the fixed part of a claim set, decoded into a struct (much
-// cheaper than a map). Polymorphic claims stay raw and are checked by hand.
-type registered struct {
-	Iss      string          `json:"iss"`
-	Sub      string          `json:"sub"`
-	ClientID string          `json:"client_id"`
-	Azp      string          `json:"azp"`
-	Cid      string          `json:"cid"`
-	Aud      json.RawMessage `json:"aud"`
-	Scope    json.RawMessage `json:"scope"`
-	Scp      json.RawMessage `json:"scp"`
-	Exp      json.RawMessage `json:"exp"`
-	Nbf      json.RawMessage `json:"nbf"`
-	Iat      json.RawMessage `json:"iat"`
+// registeredNames are the claims read here; each may appear once. The
+// last three only mean something in an introspection answer.
+var registeredNames = []string{
+	"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "azp", "cid", "scope", "scp",
+	"active", "token_type", "token_use",
 }
 
-// parseClaims decodes a claim set strictly. The full map of claims (for
-// claim policies and claim headers) is decoded as well only when all is
-// true: the typed decode alone is much cheaper.
+// parseClaims decodes a claim set strictly: names match exactly (RFC 7519
+// §4: "EXP" is not "exp"), a registered claim given twice is refused, a
+// time must be a JSON number. The full map of claims (for claim policies
+// and claim headers) is decoded as well only when all is true.
 func parseClaims(payload []byte, all bool) (*claims, error) {
-	var r registered
-	if err := json.Unmarshal(payload, &r); err != nil {
+	c := &claims{}
+	var seen uint32
+	var clientID, azp, cid, scope, scp, aud, exp, nbf, iat []byte
+	err := members(payload, func(name, raw []byte) error {
+		i := slices.Index(registeredNames, string(name))
+		if i < 0 {
+			return nil
+		}
+		if seen&(1<<i) != 0 {
+			return fmt.Errorf("claim %q appears more than once", name)
+		}
+		seen |= 1 << i
+		var err error
+		switch string(name) {
+		case "iss":
+			c.issuer, err = claimString("iss", raw)
+		case "sub":
+			c.subject, err = claimString("sub", raw)
+		case "client_id":
+			clientID = raw
+		case "azp":
+			azp = raw
+		case "cid":
+			cid = raw
+		case "aud":
+			aud = raw
+		case "scope":
+			scope = raw
+		case "scp":
+			scp = raw
+		case "exp":
+			exp = raw
+		case "nbf":
+			nbf = raw
+		case "iat":
+			iat = raw
+		case "active":
+			if string(raw) != "true" && string(raw) != "false" {
+				return errors.New(`"active" is not a boolean`)
+			}
+			active := string(raw) == "true"
+			c.active = &active
+		case "token_type":
+			c.tokenType, err = claimString("token_type", raw)
+		case "token_use":
+			c.tokenUse, err = claimString("token_use", raw)
+		}
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("claims: %w", err)
 	}
-	c := &claims{issuer: r.Iss, subject: r.Sub, clientID: r.ClientID}
-	if c.clientID == "" {
-		c.clientID = r.Azp
+	for _, raw := range [][]byte{clientID, azp, cid} {
+		if c.clientID == "" && !isNull(raw) {
+			if c.clientID, err = claimString("client_id", raw); err != nil {
+				return nil, err
+			}
+		}
 	}
-	if c.clientID == "" {
-		c.clientID = r.Cid
-	}
-	var err error
-	if c.audience, err = stringOrList("aud", r.Aud); err != nil {
+	if c.audience, err = stringOrList("aud", aud); err != nil {
 		return nil, err
 	}
 	for _, t := range []struct {
 		name string
-		raw  json.RawMessage
+		raw  []byte
 		dst  *time.Time
-	}{{"exp", r.Exp, &c.expiry}, {"nbf", r.Nbf, &c.notBefore}, {"iat", r.Iat, &c.issuedAt}} {
+	}{{"exp", exp, &c.expiry}, {"nbf", nbf, &c.notBefore}, {"iat", iat, &c.issuedAt}} {
 		if *t.dst, err = numericDate(t.name, t.raw); err != nil {
 			return nil, err
 		}
 	}
 	// "scope" (space-separated string, or a list), else "scp".
-	raw, name := r.Scope, "scope"
+	raw, name := scope, "scope"
 	if isNull(raw) {
-		raw, name = r.Scp, "scp"
+		raw, name = scp, "scp"
 	}
 	if !isNull(raw) && raw[0] == '"' {
-		var s string
-		_ = json.Unmarshal(raw, &s) // valid: the struct decode accepted it
+		s, err := claimString(name, raw)
+		if err != nil {
+			return nil, err
+		}
 		c.scopes = strings.Fields(s)
 	} else if c.scopes, err = stringOrList(name, raw); err != nil {
 		return nil, err
 	}
 	if all {
-		dec := json.NewDecoder(bytes.NewReader(payload))
-		dec.UseNumber()
-		if err := dec.Decode(&c.all); err != nil {
+		if c.all, err = claimMap(payload); err != nil {
 			return nil, fmt.Errorf("claims: %w", err)
 		}
 	}
 	return c, nil
 }
 
-func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
+// claimString reads a claim that must be a string (or null).
+func claimString(name string, raw []byte) (string, error) {
+	if isNull(raw) {
+		return "", nil
+	}
+	if raw[0] != '"' {
+		return "", fmt.Errorf("claim %q is not a string", name)
+	}
+	if !hasEscape(raw) {
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
+
+func isNull(raw []byte) bool { return len(raw) == 0 || string(raw) == "null" }
 
 // stringOrList reads a claim that is a string or a list of strings.
-func stringOrList(name string, raw json.RawMessage) ([]string, error) {
+func stringOrList(name string, raw []byte) ([]string, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
@@ -115,7 +176,7 @@ func stringOrList(name string, raw json.RawMessage) ([]string, error) {
 
 // numericDate reads an RFC 7519 NumericDate: a JSON number of seconds,
 // possibly fractional. A string is refused.
-func numericDate(name string, raw json.RawMessage) (time.Time, error) {
+func numericDate(name string, raw []byte) (time.Time, error) {
 	if isNull(raw) {
 		return time.Time{}, nil
 	}

@@ -2,7 +2,6 @@ package verifier
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // MaxIntrospectionResponse bounds an introspection answer.
@@ -26,10 +27,22 @@ type IntrospectionOptions struct {
 	// PostAuth sends the credentials in the form body
 	// (client_secret_post) instead of HTTP Basic (client_secret_basic).
 	PostAuth bool
-	// Issuer, when set, must equal the answer's "iss" if it has one.
+	// Issuer, when set, must equal the answer's "iss" (an answer without
+	// one is refused).
 	Issuer string
-	// Audiences, when set, must intersect the answer's "aud".
+	// Audiences must intersect the answer's "aud", unless
+	// SkipAudienceCheck is set.
 	Audiences []string
+	// SkipAudienceCheck accepts any "aud". It MUST NOT be set when the
+	// issuer also issues tokens for other services.
+	SkipAudienceCheck bool
+	// MaxConcurrent caps calls in flight (default 16); RatePerSecond and
+	// Burst are a token bucket on calls (default 50/s, burst 100). A call
+	// past either bound is not made: the caller gets ErrUnavailable (503,
+	// retry later), so a flood of random tokens cannot flood the endpoint.
+	MaxConcurrent int
+	RatePerSecond float64
+	Burst         int
 	// Client makes the calls; its Timeout bounds one call.
 	Client *http.Client
 	// Now is the clock; default time.Now.
@@ -43,7 +56,12 @@ type Introspection struct {
 	o      IntrospectionOptions
 	auth   string // precomputed Basic header
 	intern *interner
+	slots  chan struct{}
+	rate   *rate.Limiter
 }
+
+// errIntrospectionBusy: the call was not made because of the bounds.
+var errIntrospectionBusy = errors.New("introspection calls at their limit")
 
 var _ Verifier = (*Introspection)(nil)
 
@@ -52,13 +70,25 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 	if o.URL == "" || o.ClientID == "" {
 		return nil, errors.New("verifier: introspection needs a URL and a client id")
 	}
+	if len(o.Audiences) == 0 && !o.SkipAudienceCheck {
+		return nil, fmt.Errorf("verifier: introspection issuer %s: no audiences configured (set SkipAudienceCheck to accept any)", o.Name)
+	}
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = 16
+	}
+	if o.RatePerSecond <= 0 {
+		o.RatePerSecond = 50
+	}
+	if o.Burst <= 0 {
+		o.Burst = 100
+	}
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 5 * time.Second}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	in := &Introspection{o: o, intern: newInterner()}
+	in := &Introspection{o: o, intern: newInterner(), slots: make(chan struct{}, o.MaxConcurrent), rate: rate.NewLimiter(rate.Limit(o.RatePerSecond), o.Burst)}
 	if !o.PostAuth {
 		// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
 		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
@@ -71,16 +101,19 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 // Name is the configured issuer name.
 func (in *Introspection) Name() string { return in.o.Name }
 
-// introspectionResponse is RFC 7662 §2.2; times and audience are decoded
-// loosely into claims, like a JWT's.
-type introspectionResponse struct {
-	Active *bool `json:"active"`
-}
-
 // Verify asks the endpoint about token.
 func (in *Introspection) Verify(ctx context.Context, token string) (*Principal, error) {
 	if len(token) > MaxTokenSize {
 		return nil, invalid("token too large", nil)
+	}
+	select {
+	case in.slots <- struct{}{}:
+	default:
+		return nil, unavailable(in.o.Name, fmt.Errorf("%w: %d in flight", errIntrospectionBusy, cap(in.slots)))
+	}
+	defer func() { <-in.slots }()
+	if !in.rate.Allow() {
+		return nil, unavailable(in.o.Name, fmt.Errorf("%w: %g per second", errIntrospectionBusy, in.o.RatePerSecond))
 	}
 	p, err := in.call(ctx, token)
 	if in.o.OnCall != nil {
@@ -121,16 +154,21 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 	if len(body) > MaxIntrospectionResponse {
 		return nil, unavailable(in.o.Name, errors.New("introspection answer too large"))
 	}
-	var head introspectionResponse
-	if err := json.Unmarshal(body, &head); err != nil || head.Active == nil {
-		return nil, unavailable(in.o.Name, errors.New("introspection answer is not an RFC 7662 JSON object"))
-	}
-	if !*head.Active {
-		return nil, &InvalidError{Reason: "token is not active", remote: true}
-	}
 	c, err := parseClaims(body, true)
 	if err != nil {
+		if errors.Is(err, errNotObject) {
+			return nil, unavailable(in.o.Name, errors.New("introspection answer is not an RFC 7662 JSON object"))
+		}
 		return nil, invalid("introspection answer has malformed claims", err)
+	}
+	if c.active == nil {
+		return nil, unavailable(in.o.Name, errors.New(`introspection answer has no "active" member`))
+	}
+	if !*c.active {
+		return nil, &InvalidError{Reason: "token is not active", remote: true}
+	}
+	if notAccessToken(c.tokenType) || notAccessToken(c.tokenUse) {
+		return nil, invalid("not an access token", fmt.Errorf("token_type %q, token_use %q", c.tokenType, c.tokenUse))
 	}
 	now := in.o.Now()
 	if !c.expiry.IsZero() && !now.Before(c.expiry) {
@@ -139,14 +177,22 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 	if !c.notBefore.IsZero() && c.notBefore.After(now) {
 		return nil, invalid("token not yet valid", nil)
 	}
-	if in.o.Issuer != "" && c.issuer != "" && c.issuer != in.o.Issuer {
+	if in.o.Issuer != "" && c.issuer != in.o.Issuer {
 		return nil, invalid("issuer not accepted", nil)
 	}
-	if len(in.o.Audiences) > 0 && !intersects(c.audience, in.o.Audiences) {
+	if !in.o.SkipAudienceCheck && !intersects(c.audience, in.o.Audiences) {
 		return nil, invalid("audience not accepted", nil)
 	}
 	delete(c.all, "active")
 	return in.intern.principal(c, in.o.Name), nil
+}
+
+// notAccessToken reports whether an introspection answer's token_type
+// (RFC 7662) or token_use (Cognito) says the token is a refresh or ID
+// token: those must never open a route meant for access tokens.
+func notAccessToken(kind string) bool {
+	k := strings.ToLower(kind)
+	return strings.Contains(k, "refresh") || strings.Contains(k, "id_token") || strings.Contains(k, "id-token") || k == "id"
 }
 
 func intersects(a, b []string) bool {

@@ -17,6 +17,7 @@ func newIntrospection(t *testing.T, in *verifiertest.Introspector, mod func(*Int
 	t.Helper()
 	o := IntrospectionOptions{
 		Name: "partner", URL: in.URL(), ClientID: in.ClientID, ClientSecret: in.ClientSecret,
+		Issuer: "https://partner.example", Audiences: []string{"https://hooks.example.com"},
 		Client: &http.Client{Timeout: 500 * time.Millisecond},
 	}
 	if mod != nil {
@@ -47,6 +48,33 @@ func TestIntrospection(t *testing.T) {
 		{name: "active but exp passed", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("x", -time.Minute)) }, wantErr: ErrInvalidToken, reason: "token expired"},
 		{name: "wrong issuer", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("x", time.Hour)) }, mod: func(o *IntrospectionOptions) { o.Issuer = "https://other" }, wantErr: ErrInvalidToken, reason: "issuer not accepted"},
 		{name: "wrong audience", setup: func(in *verifiertest.Introspector) { in.Add("tok", verifiertest.ActiveClaims("x", time.Hour)) }, mod: func(o *IntrospectionOptions) { o.Audiences = []string{"https://else"} }, wantErr: ErrInvalidToken, reason: "audience not accepted"},
+		{name: "answer without iss when issuer is set", setup: func(in *verifiertest.Introspector) {
+			in.Add("tok", with(verifiertest.ActiveClaims("x", time.Hour), "iss", nil))
+		}, wantErr: ErrInvalidToken, reason: "issuer not accepted"},
+		{name: "refresh token", setup: func(in *verifiertest.Introspector) {
+			in.Add("tok", with(verifiertest.ActiveClaims("x", time.Hour), "token_type", "refresh_token"))
+		}, wantErr: ErrInvalidToken, reason: "not an access token"},
+		{name: "ID token by URN", setup: func(in *verifiertest.Introspector) {
+			in.Add("tok", with(verifiertest.ActiveClaims("x", time.Hour), "token_type", "urn:ietf:params:oauth:token-type:id_token"))
+		}, wantErr: ErrInvalidToken, reason: "not an access token"},
+		{name: "Cognito refresh token_use", setup: func(in *verifiertest.Introspector) {
+			in.Add("tok", with(verifiertest.ActiveClaims("x", time.Hour), "token_use", "refresh"))
+		}, wantErr: ErrInvalidToken, reason: "not an access token"},
+		{name: "access token type is fine", setup: func(in *verifiertest.Introspector) {
+			in.Add("tok", with(verifiertest.ActiveClaims("webhooks:write", time.Hour), "token_type", "access_token", "token_use", "access"))
+		}},
+		{name: "Active instead of active", setup: func(in *verifiertest.Introspector) {
+			in.AddRaw("tok", fmt.Sprintf(`{"Active":true,"iss":"https://partner.example","aud":"https://hooks.example.com","exp":%d}`, time.Now().Add(time.Hour).Unix()))
+		}, wantErr: ErrUnavailable},
+		{name: "active given twice", setup: func(in *verifiertest.Introspector) {
+			in.AddRaw("tok", fmt.Sprintf(`{"active":false,"active":true,"iss":"https://partner.example","aud":"https://hooks.example.com","exp":%d}`, time.Now().Add(time.Hour).Unix()))
+		}, wantErr: ErrInvalidToken, reason: "introspection answer has malformed claims"},
+		{name: "time.Now().Add(time.Hour).Unix() instead of exp is no expiry, Scope is no scope", setup: func(in *verifiertest.Introspector) {
+			in.AddRaw("tok", fmt.Sprintf(`{"active":true,"iss":"https://partner.example","aud":"https://hooks.example.com","time.Now().Add(time.Hour).Unix()":%d,"Scope":"webhooks:write","client_id":"partner"}`, time.Now().Add(time.Hour).Unix()))
+		}, wantErr: nil, reason: "no-scope"},
+		{name: "ISS instead of iss", setup: func(in *verifiertest.Introspector) {
+			in.AddRaw("tok", fmt.Sprintf(`{"active":true,"ISS":"https://partner.example","aud":"https://hooks.example.com","exp":%d}`, time.Now().Add(time.Hour).Unix()))
+		}, wantErr: ErrInvalidToken, reason: "issuer not accepted"},
 		{name: "endpoint 500", setup: func(in *verifiertest.Introspector) { in.SetStatus(500) }, wantErr: ErrUnavailable},
 		{name: "tokengate's credentials refused", mod: func(o *IntrospectionOptions) { o.ClientSecret = "wrong" }, wantErr: ErrUnavailable},
 		{name: "endpoint timeout", setup: func(in *verifiertest.Introspector) { in.SetDelay(2 * time.Second) }, wantErr: ErrUnavailable},
@@ -60,6 +88,12 @@ func TestIntrospection(t *testing.T) {
 			}
 			v := newIntrospection(t, in, c.mod)
 			p, err := v.Verify(context.Background(), "tok")
+			if c.wantErr == nil && c.reason == "no-scope" {
+				if err != nil || p.HasScope("webhooks:write") || !p.Expiry.IsZero() {
+					t.Fatalf("differently cased names were read: %+v, %v", p, err)
+				}
+				return
+			}
 			if c.wantErr == nil {
 				if err != nil {
 					t.Fatal(err)

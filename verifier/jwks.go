@@ -1,8 +1,9 @@
 package verifier
 
 import (
-	"bytes"
 	"context"
+	"crypto"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,44 +13,106 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
-	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 )
 
 // MaxJWKSSize bounds a JWKS document.
 const MaxJWKSSize = 1 << 20
 
-// defaultMaxKeyAge is how long keys are used before a background refresh,
-// so a key the issuer withdrew stops being trusted.
-const defaultMaxKeyAge = 15 * time.Minute
+// defaultMaxKeyAge is how long keys are used before they are refetched.
+const defaultMaxKeyAge = time.Minute
 
-// errUnknownKey: no key with the token's kid, even after a refetch.
-var errUnknownKey = errors.New("no key with this kid")
+// refetchBurst is how many unknown-kid refetches may happen back to back
+// (then one per cooldown): a key published a moment ago is found on its
+// first token even right after another fetch, while a kid flood costs at
+// most refetchBurst fetches at once.
+const refetchBurst = 3
+
+// minRSABits is the smallest RSA modulus accepted (RFC 7518 §3.3).
+const minRSABits = 2048
+
+var (
+	// errUnknownKey: no key with the token's kid, even after a refetch.
+	errUnknownKey = errors.New("no key with this kid")
+	// errRefetchLimited: the kid is unknown and no refetch is allowed
+	// right now; the key may be new, so this is 503, not 401.
+	errRefetchLimited = errors.New("unknown kid; JWKS refetch rate-limited")
+)
+
+// key is one verification key and whether it is still published. A
+// principal verified with it keeps the flag, so a cached verification dies
+// with the key.
+type key struct {
+	jwk  jose.JSONWebKey
+	gone *atomic.Bool // nil for keys that never leave (the embedded issuer's)
+}
+
+// keySource is what the JWT verifier needs from a key set: the keys that
+// may have signed a token with kid, fetched under the set's policy.
+type keySource interface {
+	keysFor(ctx context.Context, kid string) ([]key, error)
+}
+
+// StaticKeySet holds keys in memory: the embedded token endpoint's own
+// public keys, verified in-process.
+type StaticKeySet struct {
+	byKID map[string][]key
+	all   []key
+}
+
+// NewStaticKeySet keeps the public parts of keys.
+func NewStaticKeySet(keys []jose.JSONWebKey) *StaticKeySet {
+	s := &StaticKeySet{byKID: map[string][]key{}}
+	for _, k := range keys {
+		kk := key{jwk: k.Public()}
+		s.all = append(s.all, kk)
+		s.byKID[k.KeyID] = append(s.byKID[k.KeyID], kk)
+	}
+	return s
+}
+
+func (s *StaticKeySet) keysFor(_ context.Context, kid string) ([]key, error) {
+	keys := s.all
+	if kid != "" {
+		keys = s.byKID[kid]
+	}
+	if len(keys) == 0 {
+		return nil, errUnknownKey
+	}
+	return keys, nil
+}
 
 // RemoteKeySet is the key set of a JWKS URL. Unlike go-oidc's RemoteKeySet
-// it fetches only for a kid it does not know (never for a bad signature with
-// a known kid), at most once per cooldown, and it tells the JWT verifier
-// when a fetch failed so that "identity provider down" becomes 503, not 401.
-// go-oidc still verifies every signature, through goOIDCKeySet.
+// it refetches only for a kid it does not know (never for a bad signature
+// with a known kid), under a token bucket (refetchBurst, then one per
+// cooldown); it revalidates the whole set every MaxAge with If-None-Match,
+// marks withdrawn keys gone, and tells the JWT verifier when a fetch failed
+// so that "identity provider down" becomes 503, not 401.
 type RemoteKeySet struct {
-	url      string
-	client   *http.Client
-	cooldown time.Duration
-	maxAge   time.Duration
-	now      func() time.Time
-	onFetch  func(err error)
-
-	sf singleflight.Group
+	url     string
+	client  *http.Client
+	maxAge  time.Duration
+	now     func() time.Time
+	onFetch func(err error)
+	onWarn  func(msg string)
+	refetch *rate.Limiter
 
 	mu        sync.RWMutex
-	byKID     map[string][]jose.JSONWebKey
-	all       []jose.JSONWebKey
-	doc       []byte // the usable keys as JWKS JSON
-	gen       atomic.Uint64
-	fetched   time.Time // last successful fetch
+	byKID     map[string][]key
+	all       []key
+	etag      string
+	fetched   time.Time // last successful fetch (or 304)
 	attempted time.Time // last attempt
 	lastErr   error     // last attempt's error, nil after success
+	inflight  *fetchCall
+}
+
+// fetchCall is a fetch in progress; callers that arrive meanwhile wait for
+// it instead of starting (or paying for) another.
+type fetchCall struct {
+	done chan struct{}
+	err  error
 }
 
 var _ keySource = (*RemoteKeySet)(nil)
@@ -59,16 +122,18 @@ type KeySetOptions struct {
 	// Client makes the requests; it should have a timeout. Default: a
 	// client with a 5s timeout.
 	Client *http.Client
-	// Cooldown is the least time between two fetches caused by unknown
-	// kids. A failed fetch may be retried after min(Cooldown, 5s).
+	// Cooldown is the refill period of the unknown-kid refetch bucket.
+	// A failed fetch may be retried after min(Cooldown, 5s).
 	Cooldown time.Duration
-	// MaxAge triggers a background refresh of keys older than this.
-	// Default 15m.
+	// MaxAge is how old keys may get before they are refetched (in the
+	// background, by Run or by the next token). Default 1m.
 	MaxAge time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// OnFetch, if set, is called after every fetch with its result.
 	OnFetch func(err error)
+	// OnWarn, if set, is told about keys the set ignores (weak RSA keys).
+	OnWarn func(msg string)
 }
 
 // NewRemoteKeySet returns a key set for url. It fetches nothing until asked.
@@ -82,111 +147,39 @@ func NewRemoteKeySet(url string, o KeySetOptions) *RemoteKeySet {
 	if o.MaxAge == 0 {
 		o.MaxAge = defaultMaxKeyAge
 	}
-	return &RemoteKeySet{url: url, client: o.Client, cooldown: o.Cooldown, maxAge: o.MaxAge, now: o.Now, onFetch: o.OnFetch}
-}
-
-// keySource is what the JWT verifier needs from a key set: the keys for a
-// kid (fetching under the set's policy), and the current set as JWKS JSON
-// for go-oidc, which verifies the signature itself.
-type keySource interface {
-	keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey, error)
-	jwks() []byte
-	// generation changes whenever the keys do, so that go-oidc's copy of
-	// them is replaced and a withdrawn key is never trusted again.
-	generation() uint64
-}
-
-// StaticKeySet holds keys in memory: the embedded token endpoint's own
-// public keys, verified in-process.
-type StaticKeySet struct {
-	byKID map[string][]jose.JSONWebKey
-	all   []jose.JSONWebKey
-	doc   []byte
-}
-
-// NewStaticKeySet keeps the public parts of keys.
-func NewStaticKeySet(keys []jose.JSONWebKey) *StaticKeySet {
-	s := &StaticKeySet{byKID: map[string][]jose.JSONWebKey{}}
-	for _, k := range keys {
-		k = k.Public()
-		s.all = append(s.all, k)
-		s.byKID[k.KeyID] = append(s.byKID[k.KeyID], k)
+	every := rate.Inf
+	if o.Cooldown > 0 {
+		every = rate.Every(o.Cooldown)
 	}
-	s.doc = marshalJWKS(s.all)
-	return s
-}
-
-func (s *StaticKeySet) keysFor(_ context.Context, kid string) ([]jose.JSONWebKey, error) {
-	keys := s.all
-	if kid != "" {
-		keys = s.byKID[kid]
+	return &RemoteKeySet{
+		url: url, client: o.Client, maxAge: o.MaxAge, now: o.Now, onFetch: o.OnFetch, onWarn: o.OnWarn,
+		refetch: rate.NewLimiter(every, refetchBurst),
 	}
-	if len(keys) == 0 {
-		return nil, errUnknownKey
-	}
-	return keys, nil
 }
 
-func (s *StaticKeySet) jwks() []byte { return s.doc }
-
-func (s *StaticKeySet) generation() uint64 { return 0 }
-
-func marshalJWKS(keys []jose.JSONWebKey) []byte {
-	b, err := json.Marshal(jose.JSONWebKeySet{Keys: keys})
-	if err != nil {
-		return []byte(`{"keys":[]}`)
-	}
-	return b
-}
-
-// localJWKS serves a keySource's JWKS to go-oidc's RemoteKeySet without any
-// network: go-oidc then verifies with the token it already parsed, while
-// when (and whether) the identity provider is asked stays our decision.
-type localJWKS struct{ src keySource }
-
-func (l localJWKS) RoundTrip(r *http.Request) (*http.Response, error) {
-	body := l.src.jwks()
-	return &http.Response{
-		StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        http.Header{"Content-Type": {"application/json"}},
-		Body:          io.NopCloser(bytes.NewReader(body)),
-		ContentLength: int64(len(body)), Request: r,
-	}, nil
-}
-
-// goOIDCKeySet is go-oidc's own key set over a keySource.
-func goOIDCKeySet(name string, src keySource) oidc.KeySet {
-	ctx := oidc.ClientContext(context.Background(), &http.Client{Transport: localJWKS{src}})
-	return oidc.NewRemoteKeySet(ctx, "http://tokengate.invalid/jwks/"+name)
-}
-
-// keysFor returns the keys that may have signed a token with kid, fetching
-// the JWKS when the kid is unknown and the cooldown allows it.
-func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
+// keysFor returns the keys that may have signed a token with kid. An
+// unknown kid refetches the JWKS when the bucket allows it (or joins a
+// fetch in progress); when it does not, the kid may still be a new key,
+// so the answer is errRefetchLimited (503), not errUnknownKey (401).
+func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]key, error) {
 	k.mu.RLock()
 	keys, lastErr, fetched, attempted := k.lookup(kid), k.lastErr, k.fetched, k.attempted
 	k.mu.RUnlock()
 	now := k.now()
 	if len(keys) > 0 {
-		if !fetched.IsZero() && now.Sub(fetched) > k.maxAge && now.Sub(attempted) > min(k.maxAge, 5*time.Second) {
-			k.sf.DoChan("refresh", k.refreshStale(ctx))
+		if now.Sub(fetched) > k.maxAge && now.Sub(attempted) > min(k.maxAge, 5*time.Second) {
+			go func() { _ = k.fetchShared(context.WithoutCancel(ctx), false) }()
 		}
 		return keys, nil
 	}
-	if wait := k.wait(lastErr); !attempted.IsZero() && now.Sub(attempted) < wait {
-		if lastErr != nil {
-			return nil, fmt.Errorf("fetching keys: %w (retrying after %v)", lastErr, wait)
-		}
-		return nil, errUnknownKey
+	if lastErr != nil && now.Sub(attempted) < min(every(k.refetch.Limit()), 5*time.Second) {
+		return nil, fmt.Errorf("fetching keys: %w", lastErr)
 	}
-	ch := k.sf.DoChan("refresh", k.maybeFetch(ctx))
-	select {
-	case <-ctx.Done():
-		return nil, fmt.Errorf("fetching keys: %w", ctx.Err())
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, fmt.Errorf("fetching keys: %w", r.Err)
+	if err := k.fetchShared(ctx, !fetched.IsZero()); err != nil {
+		if errors.Is(err, errRefetchLimited) {
+			return nil, err
 		}
+		return nil, fmt.Errorf("fetching keys: %w", err)
 	}
 	k.mu.RLock()
 	keys = k.lookup(kid)
@@ -197,71 +190,69 @@ func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]jose.JSONWebK
 	return keys, nil
 }
 
-// wait is the least time between two fetch attempts: the cooldown, or less
-// after a failure so that recovery is quick.
-func (k *RemoteKeySet) wait(lastErr error) time.Duration {
-	if lastErr != nil {
-		return min(k.cooldown, 5*time.Second)
+// every is the period of a rate.Limit, for the retry-after-failure rule.
+func every(l rate.Limit) time.Duration {
+	if l == rate.Inf || l <= 0 {
+		return 0
 	}
-	return k.cooldown
+	return time.Duration(float64(time.Second) / float64(l))
 }
 
-// maybeFetch returns a singleflight function that fetches unless another
-// fetch finished within the cooldown (a caller that checked before that
-// fetch completed must not cause a second one).
-func (k *RemoteKeySet) maybeFetch(ctx context.Context) func() (any, error) {
-	return func() (any, error) {
-		k.mu.RLock()
-		attempted, lastErr := k.attempted, k.lastErr
-		k.mu.RUnlock()
-		if !attempted.IsZero() && k.now().Sub(attempted) < k.wait(lastErr) {
-			return nil, lastErr
+// fetchShared waits for a fetch in progress or starts one. A fetch caused
+// by an unknown kid (charged) takes a token from the refetch bucket;
+// scheduled refreshes, Start and SIGHUP do not.
+func (k *RemoteKeySet) fetchShared(ctx context.Context, charged bool) error {
+	k.mu.Lock()
+	call := k.inflight
+	if call == nil {
+		if charged && !k.refetch.AllowN(k.now(), 1) {
+			k.mu.Unlock()
+			return errRefetchLimited
 		}
-		return nil, k.fetch(context.WithoutCancel(ctx))
+		call = &fetchCall{done: make(chan struct{})}
+		k.inflight = call
+		go func() {
+			call.err = k.fetch(context.WithoutCancel(ctx))
+			k.mu.Lock()
+			k.inflight = nil
+			k.mu.Unlock()
+			close(call.done)
+		}()
+	}
+	k.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-call.done:
+		return call.err
 	}
 }
 
-// refreshStale returns a singleflight function that refetches keys older
-// than the refresh interval (at most once per interval, whatever the kids).
-func (k *RemoteKeySet) refreshStale(ctx context.Context) func() (any, error) {
-	return func() (any, error) {
-		k.mu.RLock()
-		fetched, attempted := k.fetched, k.attempted
-		k.mu.RUnlock()
-		now := k.now()
-		if now.Sub(fetched) <= k.maxAge || now.Sub(attempted) <= min(k.maxAge, 5*time.Second) {
-			return nil, nil
-		}
-		return nil, k.fetch(context.WithoutCancel(ctx))
-	}
-}
-
-func (k *RemoteKeySet) lookup(kid string) []jose.JSONWebKey {
+func (k *RemoteKeySet) lookup(kid string) []key {
 	if kid == "" {
 		return k.all
 	}
 	return k.byKID[kid]
 }
 
-func (k *RemoteKeySet) jwks() []byte {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	if k.doc == nil {
-		return []byte(`{"keys":[]}`)
-	}
-	return k.doc
+// Refresh fetches the JWKS now, outside the refetch bucket (start-up,
+// SIGHUP, the periodic refresh).
+func (k *RemoteKeySet) Refresh(ctx context.Context) error {
+	return k.fetchShared(ctx, false)
 }
 
-func (k *RemoteKeySet) generation() uint64 { return k.gen.Load() }
-
-// Refresh fetches the JWKS now, ignoring the cooldown.
-func (k *RemoteKeySet) Refresh(ctx context.Context) error {
-	ch := k.sf.DoChan("refresh", func() (any, error) { return nil, k.fetch(context.WithoutCancel(ctx)) })
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case r := <-ch:
-		return r.Err
+// Run refreshes the keys every MaxAge until ctx ends, so that a withdrawn
+// key stops being trusted even while every token is served from the cache.
+func (k *RemoteKeySet) Run(ctx context.Context) {
+	t := time.NewTicker(k.maxAge)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = k.Refresh(ctx)
+		}
 	}
 }
 
@@ -273,76 +264,130 @@ func (k *RemoteKeySet) Ready() bool {
 }
 
 func (k *RemoteKeySet) fetch(ctx context.Context) error {
-	keys, err := k.get(ctx)
+	k.mu.RLock()
+	etag := k.etag
+	k.mu.RUnlock()
+	jwks, newTag, err := k.get(ctx, etag)
+	var warnings []string
+	var parsed []jose.JSONWebKey
+	if err == nil && jwks != nil {
+		parsed, warnings, err = parseJWKS(jwks)
+	}
 	k.mu.Lock()
 	k.attempted = k.now()
 	k.lastErr = err
 	if err == nil {
 		k.fetched = k.attempted
-		doc := marshalJWKS(keys)
-		if !bytes.Equal(doc, k.doc) {
-			k.gen.Add(1)
-		}
-		k.all = keys
-		k.doc = doc
-		k.byKID = make(map[string][]jose.JSONWebKey, len(keys))
-		for _, key := range keys {
-			k.byKID[key.KeyID] = append(k.byKID[key.KeyID], key)
+		if jwks != nil { // nil: 304 Not Modified, the keys stand
+			k.etag = newTag
+			k.replace(parsed)
 		}
 	}
 	k.mu.Unlock()
+	for _, w := range warnings {
+		if k.onWarn != nil {
+			k.onWarn(w)
+		}
+	}
 	if k.onFetch != nil {
 		k.onFetch(err)
 	}
 	return err
 }
 
-func (k *RemoteKeySet) get(ctx context.Context) ([]jose.JSONWebKey, error) {
+// replace installs a new key list. A key still published keeps its record
+// (and its cached verifications); a withdrawn one is marked gone, which
+// ends every cached verification it made. k.mu is held.
+func (k *RemoteKeySet) replace(keys []jose.JSONWebKey) {
+	old := map[string]key{}
+	for _, kk := range k.all {
+		old[thumbprint(kk.jwk)] = kk
+	}
+	all := make([]key, 0, len(keys))
+	byKID := make(map[string][]key, len(keys))
+	for _, j := range keys {
+		tp := thumbprint(j)
+		kk, ok := old[tp]
+		if !ok || kk.jwk.KeyID != j.KeyID || kk.jwk.Algorithm != j.Algorithm {
+			kk = key{jwk: j, gone: new(atomic.Bool)}
+		} else {
+			delete(old, tp)
+		}
+		all = append(all, kk)
+		byKID[j.KeyID] = append(byKID[j.KeyID], kk)
+	}
+	for _, kk := range old {
+		kk.gone.Store(true)
+	}
+	k.all, k.byKID = all, byKID
+}
+
+func thumbprint(j jose.JSONWebKey) string {
+	tp, err := j.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return j.KeyID
+	}
+	return string(tp)
+}
+
+// get fetches the JWKS; a nil document with no error means 304 Not Modified.
+func (k *RemoteKeySet) get(ctx context.Context, etag string) ([]byte, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	req.Header.Set("Accept", "application/json, application/jwk-set+json")
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
 	resp, err := k.client.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxJWKSSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading JWKS: %w", err)
+		return nil, "", fmt.Errorf("reading JWKS: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("JWKS %s answered %s", k.url, resp.Status)
+	switch {
+	case resp.StatusCode == http.StatusNotModified && etag != "":
+		return nil, etag, nil
+	case resp.StatusCode != http.StatusOK:
+		return nil, "", fmt.Errorf("JWKS %s answered %s", k.url, resp.Status)
+	case len(body) > MaxJWKSSize:
+		return nil, "", fmt.Errorf("JWKS %s is larger than %d bytes", k.url, MaxJWKSSize)
 	}
-	if len(body) > MaxJWKSSize {
-		return nil, fmt.Errorf("JWKS %s is larger than %d bytes", k.url, MaxJWKSSize)
-	}
-	return ParseJWKS(body)
+	return body, resp.Header.Get("ETag"), nil
 }
 
-// ParseJWKS decodes a JWK Set, keeping only public signature keys it can
+// parseJWKS decodes a JWK Set, keeping only public signature keys it can
 // use and skipping (per RFC 7517 §5) keys of types it does not understand.
-func ParseJWKS(body []byte) ([]jose.JSONWebKey, error) {
+// RSA keys under 2048 bits are skipped too, with a warning.
+func parseJWKS(body []byte) ([]jose.JSONWebKey, []string, error) {
 	var raw struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return nil, fmt.Errorf("decoding JWKS: %w", err)
+		return nil, nil, fmt.Errorf("decoding JWKS: %w", err)
 	}
 	var keys []jose.JSONWebKey
+	var warnings []string
 	for _, r := range raw.Keys {
-		var key jose.JSONWebKey
-		if err := key.UnmarshalJSON(r); err != nil {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(r); err != nil {
 			continue
 		}
-		if !key.Valid() || !key.IsPublic() || key.Use == "enc" {
+		if !k.Valid() || !k.IsPublic() || k.Use == "enc" {
 			continue // never a shared secret ("oct") or an encryption key
 		}
-		keys = append(keys, key)
+		if rk, ok := k.Key.(*rsa.PublicKey); ok && rk.N.BitLen() < minRSABits {
+			warnings = append(warnings, fmt.Sprintf("JWKS key %q ignored: RSA key of %d bits (at least %d required)", k.KeyID, rk.N.BitLen(), minRSABits))
+			continue
+		}
+		keys = append(keys, k)
 	}
 	if len(raw.Keys) > 0 && len(keys) == 0 {
-		return nil, errors.New("JWKS holds no usable public signing key")
+		return nil, warnings, errors.New("JWKS holds no usable public signing key")
 	}
-	return keys, nil
+	return keys, warnings, nil
 }

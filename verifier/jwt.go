@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -48,11 +49,11 @@ type JWTOptions struct {
 	RequiredType string
 	// Client fetches discovery and JWKS documents; it must have a timeout.
 	Client *http.Client
-	// RefreshCooldown is the least time between two JWKS fetches caused by
-	// unknown kids.
+	// RefreshCooldown is the refill period of the unknown-kid refetch
+	// bucket (burst 3).
 	RefreshCooldown time.Duration
-	// RefreshInterval refetches keys older than this in the background
-	// (triggered by traffic). Default 15m.
+	// RefreshInterval is how often keys are revalidated (by Run, or by the
+	// next token once they are older). Default 1m.
 	RefreshInterval time.Duration
 	// KeepClaims fills Principal.Claims with every claim (needed for claim
 	// policies and claim headers). Without it only the registered and
@@ -62,17 +63,19 @@ type JWTOptions struct {
 	Now func() time.Time
 	// OnJWKSFetch, if set, is called after every JWKS fetch.
 	OnJWKSFetch func(err error)
+	// OnJWKSWarning, if set, is told about JWKS keys that are ignored.
+	OnJWKSWarning func(msg string)
 }
 
-// JWT verifies JWT access tokens of one issuer with go-oidc.
+// JWT verifies JWT access tokens of one issuer: signatures with go-jose and
+// the keys of the issuer's JWKS (found by go-oidc's discovery or given),
+// then the registered claims.
 type JWT struct {
 	o    JWTOptions
 	algs []jose.SignatureAlgorithm
 
 	mu           sync.Mutex
 	keys         keySource
-	verifier     *oidc.IDTokenVerifier
-	gen          uint64 // keys.generation() the verifier was built for
 	intern       *interner
 	discoveredAt time.Time
 	discoverErr  error
@@ -110,9 +113,9 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 	}
 	switch {
 	case o.KeySet != nil:
-		j.setKeys(o.KeySet)
+		j.keys = o.KeySet
 	case o.JWKSURL != "":
-		j.setKeys(j.remote(o.JWKSURL))
+		j.keys = j.remote(o.JWKSURL)
 	}
 	return j, nil
 }
@@ -124,24 +127,16 @@ func (j *JWT) Name() string { return j.o.Name }
 func (j *JWT) Issuer() string { return j.o.Issuer }
 
 func (j *JWT) remote(url string) *RemoteKeySet {
-	return NewRemoteKeySet(url, KeySetOptions{Client: j.o.Client, Cooldown: j.o.RefreshCooldown, MaxAge: j.o.RefreshInterval, Now: j.o.Now, OnFetch: j.o.OnJWKSFetch})
-}
-
-func (j *JWT) setKeys(ks keySource) {
-	j.keys = ks
-	j.gen = ks.generation()
-	j.verifier = oidc.NewVerifier(j.o.Issuer, goOIDCKeySet(j.o.Name, ks), &oidc.Config{
-		SkipClientIDCheck:    true, // aud is checked below against several audiences
-		SkipExpiryCheck:      true, // exp, nbf and iat are checked below, with our skew
-		SupportedSigningAlgs: j.o.Algorithms,
-		Now:                  j.o.Now,
+	return NewRemoteKeySet(url, KeySetOptions{
+		Client: j.o.Client, Cooldown: j.o.RefreshCooldown, MaxAge: j.o.RefreshInterval, Now: j.o.Now,
+		OnFetch: j.o.OnJWKSFetch, OnWarn: j.o.OnJWKSWarning,
 	})
 }
 
 // Start runs discovery (if needed) and fetches the keys once, so that
 // readiness can be reported and configuration errors surface early.
 func (j *JWT) Start(ctx context.Context) error {
-	ks, _, err := j.keySet(ctx, true)
+	ks, err := j.keySet(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -151,6 +146,30 @@ func (j *JWT) Start(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Refresh refetches the issuer's JWKS now (SIGHUP); keys held in memory
+// have nothing to refetch.
+func (j *JWT) Refresh(ctx context.Context) error {
+	j.mu.Lock()
+	ks := j.keys
+	j.mu.Unlock()
+	if r, ok := ks.(*RemoteKeySet); ok {
+		return r.Refresh(ctx)
+	}
+	return nil
+}
+
+// Run revalidates the issuer's keys every RefreshInterval until ctx ends
+// (after Start succeeded), so a withdrawn key stops verifying tokens, cached
+// ones included, within that interval.
+func (j *JWT) Run(ctx context.Context) {
+	j.mu.Lock()
+	ks := j.keys
+	j.mu.Unlock()
+	if r, ok := ks.(*RemoteKeySet); ok {
+		r.Run(ctx)
+	}
 }
 
 // Ready reports whether the issuer's keys are available.
@@ -166,115 +185,178 @@ func (j *JWT) Ready() bool {
 
 // keySet returns the key set, running OIDC discovery first if needed.
 // Failed discovery is retried at most every discoveryRetry unless force.
-func (j *JWT) keySet(ctx context.Context, force bool) (keySource, *oidc.IDTokenVerifier, error) {
+func (j *JWT) keySet(ctx context.Context, force bool) (keySource, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.keys != nil {
-		if g := j.keys.generation(); g != j.gen {
-			j.setKeys(j.keys) // the keys changed: go-oidc gets the new set only
-		}
-		return j.keys, j.verifier, nil
+		return j.keys, nil
 	}
 	if !force && j.discoverErr != nil && j.o.Now().Sub(j.discoveredAt) < discoveryRetry {
-		return nil, nil, j.discoverErr
+		return nil, j.discoverErr
 	}
 	p, err := oidc.NewProvider(oidc.ClientContext(ctx, j.o.Client), j.o.Issuer)
 	j.discoveredAt = j.o.Now()
 	if err != nil {
 		j.discoverErr = fmt.Errorf("issuer %s: OIDC discovery: %w", j.o.Name, err)
-		return nil, nil, j.discoverErr
+		return nil, j.discoverErr
 	}
 	var meta struct {
 		JWKSURL string `json:"jwks_uri"`
 	}
 	if err := p.Claims(&meta); err != nil || meta.JWKSURL == "" {
 		j.discoverErr = fmt.Errorf("issuer %s: discovery document has no jwks_uri", j.o.Name)
-		return nil, nil, j.discoverErr
+		return nil, j.discoverErr
 	}
 	j.discoverErr = nil
-	j.setKeys(j.remote(meta.JWKSURL))
-	return j.keys, j.verifier, nil
+	j.keys = j.remote(meta.JWKSURL)
+	return j.keys, nil
 }
 
 // Verify checks signature, issuer, audience, type and times of token.
-//
-// The header and claims are decoded here only to choose and check: the
-// algorithm must be allowed, the issuer must be this one, and the signing
-// key must be known (fetched under the key set's rate limit). go-oidc then
-// parses the token and verifies its signature with those keys.
 func (j *JWT) Verify(ctx context.Context, token string) (*Principal, error) {
 	if len(token) > MaxTokenSize {
 		return nil, invalid("token too large", nil)
 	}
-	hdr, payload, err := splitJWS(token)
-	if err != nil || !slices.Contains(j.algs, jose.SignatureAlgorithm(hdr.Alg)) {
-		return nil, invalid("malformed token or algorithm not allowed", err)
+	t, err := parseJWT(token)
+	if errors.Is(err, errNotJWS) {
+		return nil, invalid(reasonAlg, err)
 	}
-	if j.o.RequiredType != "" && !typeMatches(hdr.Typ, j.o.RequiredType) {
-		return nil, invalid("token type not accepted", fmt.Errorf("typ %q", hdr.Typ))
-	}
-	c, err := parseClaims(payload, j.o.KeepClaims)
 	if err != nil {
-		return nil, invalid("malformed claims", err)
+		return nil, err
 	}
-	if c.issuer != j.o.Issuer {
+	return j.verifyParsed(ctx, t)
+}
+
+// verifyParsed checks a token decoded once by parseJWT: the algorithm must
+// be allowed, the header type and the issuer must be this issuer's, a key
+// of the issuer with the token's kid (and, when the JWK names one, the
+// token's alg) must verify the signature, and the claims must hold.
+func (j *JWT) verifyParsed(ctx context.Context, t *parsedJWT) (*Principal, error) {
+	if !slices.Contains(j.algs, t.alg) {
+		return nil, invalid(reasonAlg, nil)
+	}
+	if j.o.RequiredType != "" && !typeMatches(t.typ, j.o.RequiredType) {
+		return nil, invalid("token type not accepted", fmt.Errorf("typ %q", t.typ))
+	}
+	if t.claims.issuer != j.o.Issuer {
 		return nil, invalid("issuer not accepted", nil)
 	}
-	keys, v, err := j.keySet(ctx, false)
+	ks, err := j.keySet(ctx, false)
 	if err != nil {
 		return nil, unavailable(j.o.Name, err)
 	}
-	if _, err := keys.keysFor(ctx, hdr.Kid); err != nil {
+	keys, err := ks.keysFor(ctx, t.kid)
+	if err != nil {
 		if errors.Is(err, errUnknownKey) {
 			return nil, invalid("unknown signing key", err)
 		}
 		return nil, unavailable(j.o.Name, err)
 	}
-	if _, err := v.Verify(ctx, token); err != nil {
-		return nil, invalid("signature verification failed", err)
+	var used *key
+	for i := range keys {
+		k := &keys[i]
+		if k.jwk.Algorithm != "" && k.jwk.Algorithm != string(t.alg) {
+			continue // RFC 7517 §4.4: a key is used only with its own alg
+		}
+		if _, err := t.jws.Verify(k.jwk.Key); err == nil {
+			used = k
+			break
+		}
 	}
-	if err := j.checkClaims(c); err != nil {
+	if used == nil {
+		return nil, invalid("signature verification failed", nil)
+	}
+	if err := j.checkClaims(t.claims); err != nil {
 		return nil, err
 	}
-	return j.intern.principal(c, j.o.Name), nil
+	if j.o.KeepClaims {
+		if t.claims.all, err = claimMap(t.jws.UnsafePayloadWithoutVerification()); err != nil {
+			return nil, invalid("malformed claims", err)
+		}
+	}
+	p := j.intern.principal(t.claims, j.o.Name)
+	p.keyGone = used.gone
+	return p, nil
 }
 
-// jwsHeader is the part of a JOSE header used to choose and check.
-type jwsHeader struct {
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-	Typ string `json:"typ"`
+// reasonAlg is the rejection of a token whose algorithm is not allowed (or
+// that is not a compact JWS at all).
+const reasonAlg = "malformed token or algorithm not allowed"
+
+// asymmetricAlgs are every algorithm a JWT may be parsed with; issuers
+// narrow the list. "none" and HS* are not in it: go-jose refuses to parse
+// them, so a public key can never serve as an HMAC secret.
+var asymmetricAlgs = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
 }
 
-// splitJWS decodes the header and payload of a compact JWS without
-// verifying anything (go-jose parses and verifies it again, fully).
-func splitJWS(token string) (jwsHeader, []byte, error) {
-	var h jwsHeader
-	first := strings.IndexByte(token, '.')
-	if first < 0 {
-		return h, nil, errors.New("not a compact JWS")
-	}
-	rest := token[first+1:]
-	second := strings.IndexByte(rest, '.')
-	if second < 0 || strings.IndexByte(rest[second+1:], '.') >= 0 {
-		return h, nil, errors.New("not a compact JWS")
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(token[:first])
+// parsedJWT is a compact JWS decoded once (go-jose parses header, payload
+// and signature) with the strictly decoded registered claims of its
+// payload; the Set and the JWT verifier share it.
+type parsedJWT struct {
+	raw      string
+	jws      *jose.JSONWebSignature
+	alg      jose.SignatureAlgorithm
+	kid, typ string
+	claims   *claims
+}
+
+// errNotJWS: the token is not shaped like a compact JWS at all, so it may
+// be an opaque token for introspection.
+var errNotJWS = errors.New("not a compact JWS")
+
+// parseJWT decodes token without verifying it. Failures are rejections
+// (InvalidError), except errNotJWS for tokens that are not JWS-shaped.
+func parseJWT(token string) (*parsedJWT, error) {
+	jws, err := jose.ParseSigned(token, asymmetricAlgs)
 	if err != nil {
-		return h, nil, fmt.Errorf("header: %w", err)
+		if !jwsShaped(token) {
+			return nil, errNotJWS
+		}
+		return nil, invalid(reasonAlg, err)
 	}
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return h, nil, fmt.Errorf("header: %w", err)
+	if len(jws.Signatures) != 1 {
+		return nil, invalid(reasonAlg, errors.New("not exactly one signature"))
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(rest[:second])
-	if err != nil {
-		return h, nil, fmt.Errorf("%w: %v", errPayload, err)
+	h := jws.Signatures[0].Protected
+	if _, ok := h.ExtraHeaders["crit"]; ok {
+		// RFC 7515 §4.1.11: tokengate understands no extension, so any
+		// crit, even an empty list, is refused.
+		return nil, invalid("unsupported critical header", nil)
 	}
-	return h, payload, nil
+	if _, ok := h.ExtraHeaders["b64"]; ok {
+		return nil, invalid("unsupported critical header", errors.New("b64"))
+	}
+	t := &parsedJWT{raw: token, jws: jws, alg: jose.SignatureAlgorithm(h.Algorithm), kid: h.KeyID}
+	t.typ, _ = h.ExtraHeaders[jose.HeaderType].(string)
+	if t.claims, err = parseClaims(jws.UnsafePayloadWithoutVerification(), false); err != nil {
+		return nil, invalid("malformed claims", err)
+	}
+	return t, nil
 }
 
-// errPayload: the header decoded (it is a JWS) but the payload did not.
-var errPayload = errors.New("payload is not base64url")
+// jwsShaped reports whether token has three dot-separated parts and a
+// header that decodes to a JSON object: a JWT, even a broken one, is never
+// shown to an introspection endpoint.
+func jwsShaped(token string) bool {
+	head, rest, ok := strings.Cut(token, ".")
+	if !ok || strings.Count(rest, ".") != 1 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	return err == nil && len(b) > 0 && b[0] == '{' && json.Valid(b)
+}
+
+// claimMap decodes every claim, numbers kept exact, for claim policies
+// and claim headers.
+func claimMap(payload []byte) (map[string]any, error) {
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	err := dec.Decode(&m)
+	return m, err
+}
 
 func (j *JWT) checkClaims(c *claims) error {
 	now, skew := j.o.Now(), j.o.ClockSkew

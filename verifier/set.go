@@ -2,79 +2,123 @@ package verifier
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"slices"
+	"time"
 )
+
+// Issuer is one configured issuer as a Set sees it.
+type Issuer struct {
+	// Name is the configured name routes refer to (Principal.Source).
+	Name string
+	// Iss is the exact "iss" of its tokens; for the introspection issuer
+	// it may be empty (then no JWT is ever introspected).
+	Iss string
+	// Verifier checks the token. A *JWT (or Timed of one) is handed the
+	// token as the Set already decoded it.
+	Verifier Verifier
+}
 
 // Set dispatches a token to the one issuer that may verify it: a JWT goes
 // to the JWT issuer named by its (unverified) "iss" and is checked with that
-// issuer's keys only; anything else goes to the introspection issuer, if
-// one is configured.
+// issuer's keys only; an opaque token goes to the introspection issuer, if
+// one is configured. A JWT whose "iss" names no configured issuer never
+// leaves the process. VerifyFor further limits the issuers to a route's.
 type Set struct {
-	byIssuer    map[string]Verifier
-	single      Verifier // the only JWT issuer, when there is exactly one
-	introspect  Verifier
-	introIssuer string // when set, the only "iss" a JWT may carry to be introspected
+	byIss      map[string]Issuer
+	introspect *Issuer
 }
 
 var _ Verifier = (*Set)(nil)
 
-// NewSet builds a dispatcher. jwt maps each "iss" value to its verifier;
-// introspect may be nil. A JWT whose "iss" names no JWT issuer is sent to
-// introspection only when introIssuer is empty or equals that "iss": tokens
-// of unrelated issuers are refused locally rather than shown to a third
-// party's introspection endpoint.
-func NewSet(jwt map[string]Verifier, introspect Verifier, introIssuer string) *Set {
-	s := &Set{byIssuer: jwt, introspect: introspect, introIssuer: introIssuer}
-	if len(jwt) == 1 && introspect == nil {
-		for _, v := range jwt {
-			s.single = v
-		}
+// NewSet builds a dispatcher over JWT issuers and an optional
+// introspection issuer.
+func NewSet(jwt []Issuer, introspect *Issuer) *Set {
+	s := &Set{byIss: make(map[string]Issuer, len(jwt)), introspect: introspect}
+	for _, is := range jwt {
+		s.byIss[is.Iss] = is
 	}
 	return s
 }
 
-// Verify picks the issuer for token and verifies it there.
+// Verify picks the issuer for token among all configured ones.
 func (s *Set) Verify(ctx context.Context, token string) (*Principal, error) {
+	return s.VerifyFor(ctx, token, nil)
+}
+
+// errNotForRoute: the token's issuer is configured, but not accepted by the
+// route; it is not shown to that issuer at all.
+var errNotForRoute = errors.New("issuer not accepted on this route")
+
+// VerifyFor verifies token with an issuer named in issuers (nil: any). A
+// token of an issuer the route does not accept is refused without asking
+// anyone: an opaque token on a JWT-only route costs no introspection call.
+func (s *Set) VerifyFor(ctx context.Context, token string, issuers []string) (*Principal, error) {
 	if len(token) > MaxTokenSize {
 		return nil, invalid("token too large", nil)
 	}
-	if s.single != nil {
-		return s.single.Verify(ctx, token) // it checks "iss" itself
-	}
-	jws, iss, ok := unverifiedIssuer(token)
-	if ok {
-		if v, found := s.byIssuer[iss]; found {
-			return v.Verify(ctx, token)
+	allowed := func(name string) bool { return issuers == nil || slices.Contains(issuers, name) }
+	t, err := parseJWT(token)
+	switch {
+	case errors.Is(err, errNotJWS):
+		if s.introspect == nil {
+			return nil, invalid("issuer not accepted", errors.New("opaque token and no introspection issuer"))
 		}
-	}
-	if jws && s.introIssuer != "" && (!ok || iss != s.introIssuer) {
-		// A JWT of no configured issuer is refused here rather than shown
-		// to a third party's introspection endpoint.
-		if !ok {
-			return nil, invalid("malformed claims", nil)
+		if !allowed(s.introspect.Name) {
+			return nil, invalid("token not accepted on this route", errNotForRoute)
 		}
-		return nil, invalid("issuer not accepted", nil)
+		return s.introspect.Verifier.Verify(ctx, token)
+	case err != nil:
+		return nil, err
 	}
-	if s.introspect != nil {
-		return s.introspect.Verify(ctx, token)
+	if is, ok := s.byIss[t.claims.issuer]; ok {
+		if !allowed(is.Name) {
+			return nil, invalid("token not accepted on this route", errNotForRoute)
+		}
+		if pv, ok := is.Verifier.(parsedVerifier); ok {
+			return pv.verifyParsed(ctx, t)
+		}
+		return is.Verifier.Verify(ctx, token)
+	}
+	if in := s.introspect; in != nil && in.Iss != "" && t.claims.issuer == in.Iss {
+		if !allowed(in.Name) {
+			return nil, invalid("token not accepted on this route", errNotForRoute)
+		}
+		return in.Verifier.Verify(ctx, token)
 	}
 	return nil, invalid("issuer not accepted", nil)
 }
 
-// unverifiedIssuer reads "iss" from a compact JWS without verifying it; it
-// only chooses which keys will verify the token. jws says whether the token
-// looks like a JWS at all (three parts, a JSON object header).
-func unverifiedIssuer(token string) (jws bool, iss string, ok bool) {
-	_, payload, err := splitJWS(token)
-	if err != nil {
-		return errors.Is(err, errPayload), "", false
+// parsedVerifier verifies a token the Set already decoded (JWT, Timed).
+type parsedVerifier interface {
+	verifyParsed(ctx context.Context, t *parsedJWT) (*Principal, error)
+}
+
+// Timed wraps v so that each verification reports its duration and error
+// to observe (metrics), keeping v's ability to take a decoded token.
+func Timed(v Verifier, observe func(time.Duration, error)) Verifier {
+	return &timed{v: v, observe: observe}
+}
+
+type timed struct {
+	v       Verifier
+	observe func(time.Duration, error)
+}
+
+func (t *timed) Verify(ctx context.Context, token string) (*Principal, error) {
+	start := time.Now()
+	p, err := t.v.Verify(ctx, token)
+	t.observe(time.Since(start), err)
+	return p, err
+}
+
+func (t *timed) verifyParsed(ctx context.Context, pt *parsedJWT) (*Principal, error) {
+	pv, ok := t.v.(parsedVerifier)
+	if !ok {
+		return t.Verify(ctx, pt.raw)
 	}
-	var c struct {
-		Iss string `json:"iss"`
-	}
-	if json.Unmarshal(payload, &c) != nil || c.Iss == "" {
-		return true, "", false
-	}
-	return true, c.Iss, true
+	start := time.Now()
+	p, err := pv.verifyParsed(ctx, pt)
+	t.observe(time.Since(start), err)
+	return p, err
 }

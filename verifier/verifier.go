@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,7 +35,15 @@ type Principal struct {
 	// Claims holds every claim, for claim policies and headers. JWT
 	// verifiers fill it only when asked to (JWTOptions.KeepClaims).
 	Claims map[string]any
+
+	// keyGone is set once the key that verified the token left the
+	// issuer's JWKS; the cache then drops the verification.
+	keyGone *atomic.Bool
 }
+
+// KeyWithdrawn reports whether the key that verified this principal's
+// token has since been removed from its issuer's JWKS.
+func (p *Principal) KeyWithdrawn() bool { return p.keyGone != nil && p.keyGone.Load() }
 
 // HasScope reports whether s was granted.
 func (p *Principal) HasScope(s string) bool { return slices.Contains(p.Scopes, s) }

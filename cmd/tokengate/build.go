@@ -54,7 +54,9 @@ func (b *builder) newIssuer(is config.Issuer) (verifier.Verifier, error) {
 		o := verifier.IntrospectionOptions{
 			Name: is.Name, URL: in.URL, ClientID: in.ClientID, ClientSecret: in.ClientSecret,
 			PostAuth: in.AuthMethod == config.AuthClientSecretPost, Issuer: is.Issuer,
-			Audiences: is.Audiences, Client: &http.Client{Timeout: in.Timeout.D()},
+			Audiences: is.Audiences, SkipAudienceCheck: is.InsecureSkipAudienceCheck,
+			Client:        &http.Client{Timeout: in.Timeout.D()},
+			MaxConcurrent: in.MaxConcurrent, RatePerSecond: in.RatePerSecond, Burst: in.Burst,
 		}
 		if b.metrics != nil {
 			o.OnCall = func(err error) { b.metrics.introspected(name, err) }
@@ -75,9 +77,10 @@ func (b *builder) newIssuer(is config.Issuer) (verifier.Verifier, error) {
 			if err != nil {
 				b.log.Warn("JWKS fetch failed", zap.String("issuer", name), zap.Error(err))
 			} else {
-				b.log.Info("JWKS fetched", zap.String("issuer", name))
+				b.log.Debug("JWKS fetched", zap.String("issuer", name))
 			}
 		},
+		OnJWKSWarning: func(msg string) { b.log.Warn(msg, zap.String("issuer", name)) },
 	})
 }
 
@@ -129,7 +132,11 @@ func (b *builder) build(cfg *config.Config, prev *stack) (*stack, error) {
 	if b.metrics != nil {
 		opts.Observer = b.metrics
 	}
-	h, err := proxy.New(cfg, st.cache, opts)
+	var v proxy.Verifier = st.cache
+	if st.tokens != nil {
+		v = currentClients(v, cfg.TokenEndpoint)
+	}
+	h, err := proxy.New(cfg, v, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -143,9 +150,8 @@ func (b *builder) build(cfg *config.Config, prev *stack) (*stack, error) {
 // buildVerifiers makes every issuer's verifier, the dispatching set and the
 // cache in front of it, without network calls.
 func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
-	byIss := map[string]verifier.Verifier{}
-	var intro verifier.Verifier
-	introIss := ""
+	var jwts []verifier.Issuer
+	var intro *verifier.Issuer
 	var errs []error
 	for i, is := range cfg.Issuers {
 		v, err := b.newIssuer(is)
@@ -155,10 +161,10 @@ func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
 		}
 		switch v := v.(type) {
 		case *verifier.Introspection:
-			intro, introIss = b.timed(pathIntrospection, v), is.Issuer
+			intro = &verifier.Issuer{Name: is.Name, Iss: is.Issuer, Verifier: b.timed(pathIntrospection, v)}
 		case *verifier.JWT:
 			st.jwts = append(st.jwts, v)
-			byIss[is.Issuer] = b.timed(pathJWT, v)
+			jwts = append(jwts, verifier.Issuer{Name: is.Name, Iss: is.Issuer, Verifier: b.timed(pathJWT, v)})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -185,7 +191,7 @@ func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
 		if err != nil {
 			return err
 		}
-		byIss[te.Issuer] = b.timed(pathEmbedded, local)
+		jwts = append(jwts, verifier.Issuer{Name: te.Name, Iss: te.Issuer, Verifier: b.timed(pathEmbedded, local)})
 	}
 	co := verifier.CacheOptions{
 		MaxEntries: cfg.Cache.MaxEntries, MaxTTL: cfg.Cache.MaxTTL.D(),
@@ -195,7 +201,7 @@ func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
 		co = b.metrics.cacheOptions(co)
 	}
 	var err error
-	st.cache, err = verifier.NewCache(verifier.NewSet(byIss, intro, introIss), co)
+	st.cache, err = verifier.NewCache(verifier.NewSet(jwts, intro), co)
 	return err
 }
 
@@ -327,16 +333,16 @@ func withTokenEndpoint(tokens *issuer.Server, proxy http.Handler) http.Handler {
 func (s *stack) warmUp(ctx context.Context, log *zap.Logger) {
 	ctx, s.stopWarm = context.WithCancel(ctx)
 	for _, j := range s.jwts {
-		if j.Ready() {
-			continue
-		}
 		go func() {
 			wait := 250 * time.Millisecond
-			for attempt := 1; ; attempt++ {
+			for attempt := 1; !j.Ready(); attempt++ {
 				actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				err := j.Start(actx)
 				cancel()
-				if err == nil || ctx.Err() != nil {
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil {
 					return
 				}
 				if attempt == 1 || attempt%10 == 0 {
@@ -349,8 +355,48 @@ func (s *stack) warmUp(ctx context.Context, log *zap.Logger) {
 				}
 				wait = min(wait*2, 30*time.Second)
 			}
+			j.Run(ctx) // revalidate the keys every jwks_refresh_interval
 		}()
 	}
+}
+
+// refreshKeys refetches every JWT issuer's JWKS now (SIGHUP).
+func (s *stack) refreshKeys(ctx context.Context, log *zap.Logger) {
+	for _, j := range s.jwts {
+		go func() {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := j.Refresh(rctx); err != nil {
+				log.Warn("JWKS refetch on SIGHUP failed; the keys held stay in use", zap.String("issuer", j.Name()), zap.Error(err))
+			}
+		}()
+	}
+}
+
+// currentClients refuses tokens of the embedded Token URL whose client is
+// no longer configured: a reload that removes a client ends its tokens at
+// once, cached verifications included. Each stack holds its own client
+// list, so the check follows the configuration being served.
+func currentClients(next proxy.Verifier, te *config.TokenEndpoint) proxy.Verifier {
+	ids := make(map[string]bool, len(te.Clients))
+	for _, c := range te.Clients {
+		ids[c.ClientID] = true
+	}
+	return clientCheck{next: next, source: te.Name, ids: ids}
+}
+
+type clientCheck struct {
+	next   proxy.Verifier
+	source string
+	ids    map[string]bool
+}
+
+func (c clientCheck) VerifyFor(ctx context.Context, token string, issuers []string) (*verifier.Principal, error) {
+	p, err := c.next.VerifyFor(ctx, token, issuers)
+	if err == nil && p.Source == c.source && !c.ids[p.ClientID] {
+		return nil, &verifier.InvalidError{Reason: "client no longer registered"}
+	}
+	return p, err
 }
 
 // stop ends the stack's background work.

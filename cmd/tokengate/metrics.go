@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"time"
@@ -124,12 +123,7 @@ func (m *metrics) introspected(issuer string, err error) {
 // timed wraps an issuer's verifier to record how long verification took.
 func (m *metrics) timed(path string, v verifier.Verifier) verifier.Verifier {
 	h := m.verifyDuration.WithLabelValues(path)
-	return verifier.Func(func(ctx context.Context, token string) (*verifier.Principal, error) {
-		start := time.Now()
-		p, err := v.Verify(ctx, token)
-		h.Observe(time.Since(start).Seconds())
-		return p, err
-	})
+	return verifier.Timed(v, func(d time.Duration, _ error) { h.Observe(d.Seconds()) })
 }
 
 func (m *metrics) cacheOptions(o verifier.CacheOptions) verifier.CacheOptions {

@@ -190,6 +190,9 @@ func (s *server) reload(ctx context.Context, why string) error {
 			var st *stack
 			if st, err = s.b.build(cfg, old); err == nil {
 				s.swap(ctx, old, st)
+				if why == "SIGHUP" {
+					st.refreshKeys(ctx, s.log)
+				}
 				s.lastSum = sha256.Sum256(data)
 				s.m.reloads.WithLabelValues("success").Inc()
 				s.m.lastReload.SetToCurrentTime()

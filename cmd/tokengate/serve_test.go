@@ -258,7 +258,7 @@ func TestMetricsCountAllowedAndDeniedUnderTheirLabels(t *testing.T) {
 		`tokengate_requests_total{code="403",decision="insufficient_scope",route="hooks"} 1`,
 		`tokengate_cache_misses_total 3`,
 		`tokengate_jwks_fetches_total{issuer="idp",result="success"}`,
-		`tokengate_verification_duration_seconds_count{path="jwt"} 3`,
+		`tokengate_verification_duration_seconds_count{path="jwt"} 2`, // "garbage" is no JWT: refused before any issuer
 		`tokengate_upstream_duration_seconds_count 1`,
 		`tokengate_cache_entries 2`,
 		`tokengate_build_info{version="dev"} 1`,

@@ -10,7 +10,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -62,13 +64,14 @@ type IdP struct {
 	mux    *http.ServeMux
 	url    string
 
-	mu        sync.Mutex
-	signer    *Key
-	published []*Key
-	down      atomic.Bool
-	delay     atomic.Int64
-	jwksHits  atomic.Int64
-	discHits  atomic.Int64
+	mu          sync.Mutex
+	signer      *Key
+	published   []*Key
+	down        atomic.Bool
+	delay       atomic.Int64
+	jwksHits    atomic.Int64
+	notModified atomic.Int64
+	discHits    atomic.Int64
 }
 
 // New starts an issuer with one RS256 and one ES256 key published; the
@@ -127,6 +130,9 @@ func (i *IdP) SetDelay(d time.Duration) { i.delay.Store(int64(d)) }
 
 // JWKSFetches counts JWKS requests served (including failed ones).
 func (i *IdP) JWKSFetches() int64 { return i.jwksHits.Load() }
+
+// JWKSNotModified counts JWKS requests answered 304 (If-None-Match).
+func (i *IdP) JWKSNotModified() int64 { return i.notModified.Load() }
 
 // Keys returns the published keys; the signer is among them.
 func (i *IdP) Keys() []*Key {
@@ -194,8 +200,17 @@ func (i *IdP) jwks(w http.ResponseWriter, r *http.Request) {
 	for _, k := range i.Keys() {
 		set.Keys = append(set.Keys, k.Public())
 	}
+	body, _ := json.Marshal(set)
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+	w.Header().Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		i.notModified.Add(1)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(set)
+	_, _ = w.Write(body)
 }
 
 // Claims returns standard claims for a token valid for an hour.
@@ -220,15 +235,21 @@ func (i *IdP) Mint(claims map[string]any) string {
 
 // Sign signs claims with k, adding extra protected headers.
 func Sign(k *Key, claims map[string]any, extra map[string]any) string {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		panic(err)
+	}
+	return SignRaw(k, payload, extra)
+}
+
+// SignRaw signs a payload exactly as given (duplicate or escaped claim
+// names that no map can hold), adding extra protected headers.
+func SignRaw(k *Key, payload []byte, extra map[string]any) string {
 	opts := (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.ID)
 	for h, v := range extra {
 		opts = opts.WithHeader(jose.HeaderKey(h), v)
 	}
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: k.Alg, Key: k.Private}, opts)
-	if err != nil {
-		panic(err)
-	}
-	payload, err := json.Marshal(claims)
 	if err != nil {
 		panic(err)
 	}

@@ -2,6 +2,7 @@ package verifiertest
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,6 +20,7 @@ type Introspector struct {
 
 	mu     sync.Mutex
 	tokens map[string]map[string]any
+	raw    map[string]string
 	calls  atomic.Int64
 	status atomic.Int32 // non-zero: answer with this status
 	delay  atomic.Int64
@@ -28,7 +30,7 @@ type Introspector struct {
 // NewIntrospector starts an endpoint that accepts client "tokengate" with
 // secret "s3cr:et/+" (characters that need RFC 6749 form-encoding).
 func NewIntrospector() *Introspector {
-	in := &Introspector{ClientID: "tokengate", ClientSecret: "s3cr:et/+", tokens: map[string]map[string]any{}}
+	in := &Introspector{ClientID: "tokengate", ClientSecret: "s3cr:et/+", tokens: map[string]map[string]any{}, raw: map[string]string{}}
 	in.Server = httptest.NewServer(http.HandlerFunc(in.serve))
 	return in
 }
@@ -44,6 +46,13 @@ func (in *Introspector) Add(token string, claims map[string]any) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.tokens[token] = claims
+}
+
+// AddRaw makes the endpoint answer body, exactly as given, for token.
+func (in *Introspector) AddRaw(token, body string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.raw[token] = body
 }
 
 // ActiveClaims returns typical claims for an active token.
@@ -102,7 +111,13 @@ func (in *Introspector) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	in.mu.Lock()
 	claims, ok := in.tokens[r.PostForm.Get("token")]
+	raw, isRaw := in.raw[r.PostForm.Get("token")]
 	in.mu.Unlock()
+	if isRaw {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, raw)
+		return
+	}
 	out := map[string]any{"active": false}
 	if ok {
 		out = map[string]any{"active": true}
