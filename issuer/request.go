@@ -161,23 +161,7 @@ func readParams(w http.ResponseWriter, r *http.Request) (map[string][]string, er
 		}
 		return v, nil
 	case "application/json":
-		var m map[string]any
-		dec := json.NewDecoder(r.Body)
-		if err := dec.Decode(&m); err != nil {
-			return nil, tooLarge(err)
-		}
-		if dec.More() {
-			return nil, badRequest("trailing data after the JSON object")
-		}
-		out := make(map[string][]string, len(m))
-		for k, v := range m {
-			s, ok := v.(string)
-			if !ok {
-				return nil, badRequest(fmt.Sprintf("parameter %s must be a string", k))
-			}
-			out[k] = []string{s}
-		}
-		return out, nil
+		return jsonParams(r.Body, tooLarge)
 	case "multipart/form-data":
 		if mparams["boundary"] == "" {
 			return nil, badRequest("multipart body without boundary")
@@ -193,6 +177,42 @@ func readParams(w http.ResponseWriter, r *http.Request) (map[string][]string, er
 	default:
 		return nil, badRequest("Content-Type must be application/x-www-form-urlencoded, application/json or multipart/form-data")
 	}
+}
+
+// jsonParams reads a JSON object of string parameters (MyParcel's shape),
+// keeping every occurrence of a name so that a duplicate is refused like a
+// repeated form parameter (encoding/json would keep the last one).
+func jsonParams(body io.Reader, tooLarge func(error) error) (map[string][]string, error) {
+	dec := json.NewDecoder(body)
+	if t, err := dec.Token(); err != nil {
+		return nil, tooLarge(err)
+	} else if t != json.Delim('{') {
+		return nil, badRequest("the JSON body must be an object")
+	}
+	out := map[string][]string{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, tooLarge(err)
+		}
+		k, _ := t.(string)
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, tooLarge(err)
+		}
+		s, ok := v.(string)
+		if !ok {
+			return nil, badRequest(fmt.Sprintf("parameter %s must be a string", k))
+		}
+		out[k] = append(out[k], s)
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, tooLarge(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badRequest("trailing data after the JSON object")
+	}
+	return out, nil
 }
 
 // grantedScopes resolves the requested scope against a client's allowance:

@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -84,6 +85,7 @@ type Server struct {
 	metaOIDC []byte
 	jwks     []byte
 	paths    map[string]http.HandlerFunc
+	compare  func(hash, secret []byte) error // bcrypt; counted in tests
 }
 
 // New validates the options and prepares the endpoint.
@@ -112,6 +114,7 @@ func New(o Options) (*Server, error) {
 		perIP:   newKeyedLimiter(o.PerIPRate, o.PerIPBurst),
 		perCl:   newKeyedLimiter(o.PerClientRate, o.PerClientBurst),
 		hashSem: make(semaphore, o.MaxConcurrentHashChecks),
+		compare: bcrypt.CompareHashAndPassword,
 	}
 	cost := bcrypt.DefaultCost
 	for i := range o.Clients {
@@ -316,54 +319,70 @@ func (e *rateLimitError) Is(t error) bool {
 }
 
 // authenticate checks the client's secret with bcrypt, at most
-// MaxConcurrentHashChecks at a time, spending the same work on unknown
-// clients as on known ones.
+// MaxConcurrentHashChecks at a time. Every client id, known or not, costs
+// the same work on every path: the same comparisons (against a dummy hash
+// for unknown ids; twice when a Basic password changed under
+// form-decoding). The per-client bucket counts failures only, for known
+// and unknown ids alike: the right secret is never refused because someone
+// is guessing, and a 429 says nothing about whether the id exists.
 func (s *Server) authenticate(ctx context.Context, tr *tokenRequest, ip string, now time.Time) (*Client, error) {
 	invalidClient := &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication failed", basic: tr.viaBasic}
 	if tr.clientID == "" {
 		return nil, invalidClient
 	}
 	client, known := s.clients[tr.clientID]
-	if known {
-		if ok, wait := s.perCl.allow(tr.clientID, now); !ok {
-			return nil, &rateLimitError{wait}
-		}
-	}
 	hash := s.dummy
 	if known {
 		hash = client.SecretHash
 	}
-	if tr.clientSecret == "" || len(tr.clientSecret) > maxSecretLen {
-		s.loginFailed(tr.clientID, ip, "missing or overlong secret")
-		return nil, invalidClient
-	}
-	if err := s.hashSem.acquire(ctx); err != nil {
-		return nil, &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: "retry later"}
-	}
-	err := bcrypt.CompareHashAndPassword(hash, []byte(tr.clientSecret))
-	if err != nil && known && tr.rawSecret != "" && len(tr.rawSecret) <= maxSecretLen {
-		err = bcrypt.CompareHashAndPassword(hash, []byte(tr.rawSecret))
-	}
-	s.hashSem.release()
-	if err != nil || !known {
-		reason := "wrong secret"
-		if !known {
-			reason = "unknown client"
+	var secrets [][]byte
+	for _, sec := range []string{tr.clientSecret, tr.rawSecret} {
+		if sec != "" && len(sec) <= maxSecretLen {
+			secrets = append(secrets, []byte(sec))
 		}
-		s.loginFailed(tr.clientID, ip, reason)
-		return nil, invalidClient
 	}
-	return client, nil
+	ok := false
+	if len(secrets) > 0 {
+		if err := s.hashSem.acquire(ctx); err != nil {
+			return nil, &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: "retry later"}
+		}
+		for _, sec := range secrets { // no early exit: the same work either way
+			if s.compare(hash, sec) == nil {
+				ok = true
+			}
+		}
+		s.hashSem.release()
+	}
+	if ok && known {
+		return client, nil
+	}
+	reason := "wrong secret"
+	switch {
+	case len(secrets) == 0:
+		reason = "missing or overlong secret"
+	case !known:
+		reason = "unknown client"
+	}
+	s.loginFailed(tr.clientID, known, ip, reason)
+	if allowed, wait := s.perCl.allow(tr.clientID, now); !allowed {
+		return nil, &rateLimitError{wait}
+	}
+	return nil, invalidClient
 }
 
-func (s *Server) loginFailed(clientID, ip, reason string) {
+// loginFailed logs a failed authentication: the client id when it names a
+// configured client, otherwise only a hash of it (an attacker's guesses,
+// or a secret pasted into the id field, never reach the logs).
+func (s *Server) loginFailed(clientID string, known bool, ip, reason string) {
 	if s.o.OnLoginFailed != nil {
 		s.o.OnLoginFailed()
 	}
-	if len(clientID) > 64 {
-		clientID = clientID[:64] + "…"
+	id := zap.String("client_id", clientID)
+	if !known {
+		sum := sha256.Sum256([]byte(clientID))
+		id = zap.String("unknown_client_id_sha256", hex.EncodeToString(sum[:4]))
 	}
-	s.o.Logger.Warn("client authentication failed", zap.String("client_id", clientID), zap.String("ip", ip), zap.String("reason", reason))
+	s.o.Logger.Warn("client authentication failed", id, zap.String("ip", ip), zap.String("reason", reason))
 }
 
 func (s *Server) mint(clientID string, scopes []string, now time.Time, ttl time.Duration) (string, error) {

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,19 +237,115 @@ func TestTokenRequestErrors(t *testing.T) {
 	}
 }
 
-func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.PerClientRate, o.PerClientBurst = 0.1, 2 })
+func TestPerClientBucketCountsFailuresOnlyAndNeverBlocksTheRightSecret(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.PerClientRate, o.PerClientBurst = 0.1, 2; o.PerIPRate, o.PerIPBurst = 1000, 1000 })
 	var last reply
-	for range 3 {
-		last = f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", testSecret))
+	for _, id := range []string{"aftership", "no-such-client"} {
+		for range 3 {
+			last = f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic(id, "wrong-guess"))
+		}
+		if last.status != 429 || last.body["error"] != "slow_down" || last.header.Get("Retry-After") == "" {
+			t.Fatalf("%s, third wrong secret: %d %v %v", id, last.status, last.body, last.header)
+		}
 	}
-	if last.status != 429 || last.body["error"] != "slow_down" || last.header.Get("Retry-After") == "" {
-		t.Fatalf("third request: %d %v %v", last.status, last.body, last.header)
+	// The sender whose id is being guessed keeps getting tokens.
+	for range 3 {
+		if r := f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", testSecret)); r.status != 200 {
+			t.Fatalf("the right secret during guessing: %d %v", r.status, r.body)
+		}
 	}
 	g := newFixture(t, func(o *Options) { o.PerIPRate, o.PerIPBurst = 0.1, 1 })
 	g.post(t, formCT, form("grant_type", "client_credentials", "client_id", "x", "client_secret", "y"))
 	if r := g.post(t, formCT, form("grant_type", "client_credentials", "client_id", "x", "client_secret", "y")); r.status != 429 {
 		t.Fatalf("per-IP limit: %d", r.status)
+	}
+}
+
+// credentialShapes are every way a secret reaches the endpoint.
+var credentialShapes = []struct {
+	name   string
+	secret string
+	send   func(f *fixture, t *testing.T, id, secret string) reply
+}{
+	{"form body", "guess", func(f *fixture, t *testing.T, id, s string) reply {
+		return f.post(t, formCT, form("grant_type", "client_credentials", "client_id", id, "client_secret", s))
+	}},
+	{"Basic, plain", "guess", func(f *fixture, t *testing.T, id, s string) reply {
+		return f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic(id, s))
+	}},
+	{"Basic with + and %XX, not form-encoded", "a+b%41c", func(f *fixture, t *testing.T, id, s string) reply {
+		return f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(id+":"+s)))
+	}},
+	{"JSON body", "guess", func(f *fixture, t *testing.T, id, s string) reply {
+		return f.post(t, "application/json", strings.NewReader(`{"grant_type":"client_credentials","client_id":"`+id+`","client_secret":"`+s+`"}`))
+	}},
+}
+
+func TestUnknownClientCostsTheSameComparisonsOnEveryPath(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.PerClientBurst, o.PerIPBurst = 1000, 1000
+		o.PerClientRate, o.PerIPRate = 1000, 1000
+	})
+	var n atomic.Int64
+	f.srv.compare = func(h, s []byte) error { n.Add(1); return bcrypt.CompareHashAndPassword(h, s) }
+	for _, c := range credentialShapes {
+		count := map[string]int64{}
+		for _, id := range []string{"aftership", "no-such-client"} {
+			n.Store(0)
+			r := c.send(f, t, id, c.secret)
+			if r.status != 401 || r.body["error"] != "invalid_client" {
+				t.Fatalf("%s, %s: %d %v", c.name, id, r.status, r.body)
+			}
+			count[id] = n.Load()
+		}
+		if count["aftership"] != count["no-such-client"] || count["aftership"] == 0 {
+			t.Errorf("%s: known id %d comparisons, unknown id %d", c.name, count["aftership"], count["no-such-client"])
+		}
+	}
+}
+
+// maxTimingRatio is the most a known and an unknown client id may differ in
+// median answer time (bcrypt at the default cost dominates both).
+const maxTimingRatio = 1.25
+
+func TestUnknownClientTimingMatchesKnown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("times bcrypt at the default cost")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(testSecret), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(o *Options) {
+		o.Clients[0].SecretHash = hash
+		o.PerClientBurst, o.PerIPBurst = 1000, 1000
+		o.PerClientRate, o.PerIPRate = 1000, 1000
+	})
+	for _, c := range credentialShapes {
+		median := func(id string) time.Duration {
+			var d []time.Duration
+			for range 7 {
+				start := time.Now()
+				c.send(f, t, id, c.secret)
+				d = append(d, time.Since(start))
+			}
+			slices.Sort(d)
+			return d[len(d)/2]
+		}
+		known, unknown := median("aftership"), median("no-such-client")
+		ratio := float64(max(known, unknown)) / float64(min(known, unknown))
+		t.Logf("%s: known %v, unknown %v, ratio %.3f", c.name, known, unknown, ratio)
+		if ratio > maxTimingRatio {
+			t.Errorf("%s: known/unknown timing ratio %.2f > %.2f", c.name, ratio, maxTimingRatio)
+		}
+	}
+}
+
+func TestJSONBodyWithADuplicateKeyIsRefused(t *testing.T) {
+	f := newFixture(t, nil)
+	r := f.post(t, "application/json", strings.NewReader(`{"grant_type":"client_credentials","client_id":"aftership","client_secret":"x","client_secret":"`+testSecret+`"}`))
+	if r.status != 400 || !strings.Contains(r.body["error_description"].(string), "more than once") {
+		t.Fatalf("%d %v", r.status, r.body)
 	}
 }
 

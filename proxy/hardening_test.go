@@ -6,10 +6,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tokengate/tokengate/verifier"
+	"github.com/tokengate/tokengate/verifier/verifiertest"
 )
 
 // rawRequest writes a raw HTTP/1.1 request to the gate and returns the
@@ -283,5 +289,102 @@ func TestSpoofableHeadersInAnySpellingAreRemoved(t *testing.T) {
 				t.Error("X-Real-IP from a trusted proxy was dropped")
 			}
 		})
+	}
+}
+
+func TestOpaqueTokenOnAJWTOnlyRouteCostsNoIntrospection(t *testing.T) {
+	e := newEnv(t, "")
+	e.intro.Add("opaque-partner-token", verifiertest.ActiveClaims("webhooks:write", time.Hour))
+	resp := e.do(http.MethodPost, "/hooks/aftership", "{}", "Authorization", "Bearer opaque-partner-token")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "token not accepted on this route") {
+		t.Fatalf("status %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	if n := e.intro.Calls(); n != 0 {
+		t.Fatalf("an opaque token on a JWT-only route made %d introspection call(s)", n)
+	}
+	if resp := e.do(http.MethodPost, "/hooks/partner", "{}", "Authorization", "Bearer opaque-partner-token"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the same token on its own route: %d", resp.StatusCode)
+	}
+}
+
+func TestIntrospectedRefreshTokenIsRefused(t *testing.T) {
+	e := newEnv(t, "")
+	claims := verifiertest.ActiveClaims("webhooks:write", time.Hour)
+	claims["token_type"] = "refresh_token"
+	e.intro.Add("a-refresh-token", claims)
+	resp := e.do(http.MethodPost, "/hooks/partner", "{}", "Authorization", "Bearer a-refresh-token")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "not an access token") || len(e.up.requests()) != 0 {
+		t.Fatalf("status %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+}
+
+func TestIntrospectionFloodGets503WhileCachedTokensPass(t *testing.T) {
+	e := newEnv(t, "")
+	in, err := verifier.NewIntrospection(verifier.IntrospectionOptions{
+		Name: "partner", URL: e.intro.URL(), ClientID: e.intro.ClientID, ClientSecret: e.intro.ClientSecret,
+		Issuer: "https://partner.example", Audiences: []string{audience}, MaxConcurrent: 4, RatePerSecond: 2, Burst: 5,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := verifier.NewCache(verifier.NewSet(nil, &verifier.Issuer{Name: "partner", Iss: "https://partner.example", Verifier: in}),
+		verifier.CacheOptions{MaxEntries: 1000, MaxTTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(e.cfg, cache, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(h)
+	defer front.Close()
+	e.intro.Add("good", verifiertest.ActiveClaims("webhooks:write", time.Hour))
+	post := func(tok string) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, front.URL+"/hooks/partner", strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := front.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if r := post("good"); r.StatusCode != 200 {
+		t.Fatalf("good token: %d", r.StatusCode)
+	}
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Go(func() {
+			r := post(fmt.Sprintf("random-opaque-%d", i))
+			mu.Lock()
+			codes[r.StatusCode]++
+			mu.Unlock()
+			if r.StatusCode == http.StatusServiceUnavailable && r.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			if g := post("good"); g.StatusCode != 200 {
+				t.Errorf("a cached valid token got %d during the flood", g.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if calls := e.intro.Calls(); calls > 1+5+4 {
+		t.Fatalf("200 random tokens made %d introspection calls; the bound is burst 5 (+ refill)", calls)
+	}
+	if codes[http.StatusServiceUnavailable] < 180 {
+		t.Fatalf("answers %v: want most of the flood refused with 503", codes)
+	}
+}
+
+func TestTokenOfAKeyPublishedAMomentAgoPassesOnItsFirstAttempt(t *testing.T) {
+	e := newEnv(t, "")
+	if r := e.do(http.MethodPost, "/hooks/aftership", "{}", "Authorization", "Bearer "+e.token("webhooks:write")); r.StatusCode != 200 {
+		t.Fatalf("warm-up: %d", r.StatusCode)
+	}
+	e.idp.Rotate(jose.RS256, false)
+	if r := e.do(http.MethodPost, "/hooks/aftership", "{}", "Authorization", "Bearer "+e.token("webhooks:write")); r.StatusCode != 200 {
+		t.Fatalf("first token of the new key: %d %s", r.StatusCode, bodyOf(r))
 	}
 }

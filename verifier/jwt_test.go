@@ -314,9 +314,18 @@ func TestUnknownKidFloodCostsAtMostTheBurstThenOnePerCooldown(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	tok := verifiertest.Sign(verifiertest.NewKeyFast(), idp.Claims(aud), nil)
-	if _, err := j.Verify(context.Background(), tok); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("unknown kid with the refetch bucket empty: err = %v, want ErrUnavailable (503)", err)
+	// The concurrent flood may have merged into fewer fetches than the
+	// burst; a few more unknown kids empty the bucket, then 503.
+	drained := false
+	for range refetchBurst + 1 {
+		tok := verifiertest.Sign(verifiertest.NewKeyFast(), idp.Claims(aud), nil)
+		if _, err := j.Verify(context.Background(), tok); errors.Is(err, ErrUnavailable) {
+			drained = true
+			break
+		}
+	}
+	if !drained {
+		t.Fatal("unknown kids past the refetch burst were never answered ErrUnavailable (503)")
 	}
 	// A known kid with a bad signature never refetches.
 	forged := verifiertest.NewKeyFast()

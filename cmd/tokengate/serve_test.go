@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/verifier/verifiertest"
@@ -307,5 +308,25 @@ func TestReloadDoesNotDisturbARequestInFlight(t *testing.T) {
 	close(release)
 	if code := <-done; code != 200 {
 		t.Fatalf("the request in flight during the reload got %d", code)
+	}
+}
+
+func TestSIGHUPRefetchesEveryJWKS(t *testing.T) {
+	r := startRunning(t, false, "")
+	eventually(t, "the first JWKS fetch", func() bool { return r.idp.JWKSFetches() >= 1 })
+	before := r.idp.JWKSFetches()
+	if err := r.s.reload(context.Background(), "SIGHUP"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a JWKS refetch after SIGHUP", func() bool { return r.idp.JWKSFetches() > before })
+	// A key published just now verifies without waiting for an unknown kid.
+	r.idp.Rotate(jose.ES256, true)
+	before = r.idp.JWKSFetches()
+	if err := r.s.reload(context.Background(), "SIGHUP"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the second refetch", func() bool { return r.idp.JWKSFetches() > before })
+	if got := r.post("/hooks/a", r.token("webhooks:write")); got != 200 {
+		t.Fatalf("token of the key published before SIGHUP: %d", got)
 	}
 }

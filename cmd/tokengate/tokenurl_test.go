@@ -270,9 +270,71 @@ func TestFailedLoginsLogNoSecretAndNoToken(t *testing.T) {
 			t.Fatalf("logs contain a secret or token %q:\n%s", secret, logs)
 		}
 	}
-	for _, want := range []string{`"client_id":"aftership"`, `"client_id":"mallory"`, `client authentication failed`, `"token_id":`} {
+	if strings.Contains(logs, `"mallory"`) {
+		t.Errorf("an unknown client id was logged as sent (only its hash may be):\n%s", logs)
+	}
+	for _, want := range []string{`"client_id":"aftership"`, `"unknown_client_id_sha256":`, `client authentication failed`, `"token_id":`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}
+	}
+}
+
+func TestTokensOfAClientRemovedOnReloadStopAtOnce(t *testing.T) {
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	defer recv.Close()
+	hash, _ := bcrypt.GenerateFromPassword([]byte(seedSecret), bcrypt.MinCost)
+	yaml := func(clients ...string) *config.Config {
+		var cl strings.Builder
+		for _, c := range clients {
+			fmt.Fprintf(&cl, "    - { client_id: %s, client_secret_hash: %q, scopes: [webhooks:write] }\n", c, hash)
+		}
+		cfg, err := config.Parse([]byte(fmt.Sprintf(`
+upstream: %s
+token_endpoint:
+  issuer: https://hooks.example.com
+  clients:
+%sroutes:
+  - { path_prefix: /hooks, require: { scopes: [webhooks:write] } }
+`, recv.URL, cl.String())), t.TempDir(), config.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	b := &builder{log: zap.NewNop()}
+	before, err := b.build(yaml("aftership", "deployteq"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(st *stack, path, auth, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		st.handler.ServeHTTP(w, req)
+		return w
+	}
+	w := call(before, "/oauth2/token", "", url.Values{"grant_type": {"client_credentials"}, "client_id": {"deployteq"}, "client_secret": {seedSecret}}.Encode())
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &tr); err != nil || tr.AccessToken == "" {
+		t.Fatalf("token: %d %s", w.Code, w.Body)
+	}
+	if w := call(before, "/hooks/x", "Bearer "+tr.AccessToken, "{}"); w.Code != 200 {
+		t.Fatalf("before the reload: %d %s", w.Code, w.Body)
+	}
+	after, err := b.build(yaml("aftership"), before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.cache != before.cache {
+		t.Fatal("a reload that only removes a client should keep the cache (the check must hold even on a cache hit)")
+	}
+	if w := call(after, "/hooks/x", "Bearer "+tr.AccessToken, "{}"); w.Code != 401 || !strings.Contains(w.Body.String(), "client no longer registered") {
+		t.Fatalf("after the client was removed: %d %s", w.Code, w.Body)
 	}
 }
