@@ -4,6 +4,7 @@
 //	go run ./bench                 # every scenario, writes bench/results/LATEST.md
 //	go run ./bench -smoke          # a second per scenario (CI: proves it runs)
 //	go run ./bench soak -d 10m     # bounded soak: decisions, 5xx, RSS, goroutines
+//	go run ./bench slow -n 3000    # slow-body connections: RSS bound, denials closed at once
 //
 // Run it from the repository root: it builds ./cmd/tokengate.
 package main
@@ -43,6 +44,13 @@ func run(ctx context.Context, args []string) error {
 			rotate := fs.Duration("rotate", time.Minute, "identity provider key rotation period")
 			_ = fs.Parse(args[1:])
 			return soak(ctx, *d, *conns, *rotate)
+		case "slow":
+			fs := flag.NewFlagSet("slow", flag.ExitOnError)
+			n := fs.Int("n", 3000, "connections")
+			hold := fs.Duration("hold", 10*time.Second, "how long the connections are held open")
+			allowed := fs.Float64("allowed", 0.5, "fraction of connections that carry a valid token")
+			_ = fs.Parse(args[1:])
+			return slowConns(ctx, *n, *hold, *allowed)
 		}
 	}
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)

@@ -32,7 +32,7 @@ func targets(r row, bare row) []string {
 		out = append(out, verdict(r.introspections == 1, "burst: exactly one introspection call", strconv.Itoa(r.introspections)))
 	case "invalid-flood":
 		out = append(out,
-			verdict(r.jwks <= 2, "invalid-flood: at most one JWKS fetch per 30 s cooldown (plus the start-up fetch)", strconv.Itoa(r.jwks)),
+			verdict(r.jwks <= 4, "invalid-flood: unknown-kid refetches within the bucket: burst 3, then one per 30 s cooldown (plus the start-up fetch; runs are shorter than 30 s)", strconv.Itoa(r.jwks)),
 			verdict(r.introspections <= 200, "invalid-flood: at most one introspection call per distinct bad opaque token (100 garbage + 100 unknown opaque) per negative TTL", strconv.Itoa(r.introspections)),
 			verdict(r.wrong == 0, "invalid-flood: no wrong decision", strconv.Itoa(r.wrong)))
 	case "jwt-cold-es256":

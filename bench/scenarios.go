@@ -218,9 +218,12 @@ func (e *env) config(embeddedOnly bool) string {
     jwks_refresh_cooldown: %s
   - name: partner
     issuer: %q
-    introspection: { url: %q, client_id: %q, client_secret: %q, timeout: 5s }
+    audiences: [%q]
+    # Raised bounds: the cold-opaque scenario measures introspection
+    # throughput, not the flood limit (default 16 in flight, 50/s).
+    introspection: { url: %q, client_id: %q, client_secret: %q, timeout: 5s, max_concurrent: 256, rate_per_second: 1000000, burst: 1000000 }
 cache: { max_entries: 200000, negative_ttl: %s }
-`, e.idp.Issuer(), benchAud, jwksCooldown, partnerIss, e.intro.URL(), e.intro.ClientID, e.intro.ClientSecret, negativeTTL)
+`, e.idp.Issuer(), benchAud, jwksCooldown, partnerIss, benchAud, e.intro.URL(), e.intro.ClientID, e.intro.ClientSecret, negativeTTL)
 	}
 	fmt.Fprintf(&b, `token_endpoint:
   issuer: %q

@@ -132,6 +132,10 @@ func TestChartRendersASidecarDeployment(t *testing.T) {
 				t.Error("the Service targets the receiver")
 			}
 			validateConfig(t, docs["ConfigMap"], get(recv, "ports", 0, "containerPort"))
+			if get(tg, "env", 0, "name") != "POD_IP" || get(tg, "env", 0, "valueFrom", "fieldRef", "fieldPath") != "status.podIP" {
+				t.Errorf("tokengate env = %v, want POD_IP from status.podIP", tg["env"])
+			}
+			checkNetworkPolicy(t, docs["NetworkPolicy"], len(values) > 0)
 			if len(values) > 0 {
 				if docs["ServiceMonitor"] == nil || docs["PodDisruptionBudget"] == nil {
 					t.Error("ci values enable a ServiceMonitor and a PodDisruptionBudget")
@@ -144,6 +148,34 @@ func TestChartRendersASidecarDeployment(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkNetworkPolicy: the public port is open, the admin port only to the
+// sources networkPolicy.adminFrom names (none by default).
+func checkNetworkPolicy(t *testing.T, np manifest, withAdminFrom bool) {
+	t.Helper()
+	if np == nil {
+		t.Fatal("no NetworkPolicy")
+	}
+	rules, _ := get(np, "spec", "ingress").([]any)
+	adminRules := 0
+	for i := range rules {
+		for j := range get(np, "spec", "ingress", i, "ports").([]any) {
+			switch toString(get(np, "spec", "ingress", i, "ports", j, "port")) {
+			case "9090":
+				adminRules++
+				if get(np, "spec", "ingress", i, "from") == nil {
+					t.Error("the admin port is open to every source")
+				}
+			case "8080":
+			default:
+				t.Errorf("unexpected port in %v", rules[i])
+			}
+		}
+	}
+	if withAdminFrom != (adminRules == 1) {
+		t.Errorf("admin port rules = %d (adminFrom set: %v): %v", adminRules, withAdminFrom, rules)
 	}
 }
 
@@ -160,9 +192,18 @@ func validateConfig(t *testing.T, cm manifest, receiverPort any) {
 	if err := os.WriteFile(filepath.Join(dir, "aftership.hash"), hash, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse([]byte(strings.ReplaceAll(raw, "/secrets/", dir+"/")), dir, config.Options{})
+	env := func(k string) (string, bool) {
+		if k == "POD_IP" {
+			return "192.0.2.10", true // TEST-NET-1: only parsed, never dialled
+		}
+		return os.LookupEnv(k)
+	}
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(raw, "/secrets/", dir+"/")), dir, config.Options{LookupEnv: env})
 	if err != nil {
 		t.Fatalf("the chart's config fails tokengate's validation: %v\n%s", err, raw)
+	}
+	if cfg.AdminListen != "192.0.2.10:9090" {
+		t.Errorf("admin_listen = %q, want the pod IP (${POD_IP}) so only probes and allowed scrapers reach it", cfg.AdminListen)
 	}
 	if want := "http://127.0.0.1:"; !strings.HasPrefix(cfg.Upstream.URL, want) || !strings.HasSuffix(cfg.Upstream.URL, ":"+toString(receiverPort)) {
 		t.Errorf("upstream = %q, want the receiver in the pod (port %v)", cfg.Upstream.URL, receiverPort)

@@ -31,7 +31,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "tokengate.config" -}}
 {{- $cfg := deepCopy .Values.tokengate.config -}}
 {{- $_ := set $cfg "listen" (printf ":%d" (int .Values.tokengate.port)) -}}
-{{- $_ := set $cfg "admin_listen" (printf ":%d" (int .Values.tokengate.adminPort)) -}}
+{{- /* The kubelet probes the pod IP; nothing else should reach the admin port (NetworkPolicy). */ -}}
+{{- $_ := set $cfg "admin_listen" (printf "${POD_IP}:%d" (int .Values.tokengate.adminPort)) -}}
 {{- $_ := set $cfg "upstream" (printf "http://127.0.0.1:%d" (int .Values.receiver.port)) -}}
 {{- toYaml $cfg -}}
 {{- end -}}
