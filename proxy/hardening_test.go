@@ -388,3 +388,18 @@ func TestTokenOfAKeyPublishedAMomentAgoPassesOnItsFirstAttempt(t *testing.T) {
 		t.Fatalf("first token of the new key: %d %s", r.StatusCode, bodyOf(r))
 	}
 }
+
+func TestScopeHeaderCarriesOnlyValidScopeTokens(t *testing.T) {
+	e := newEnv(t, "")
+	c := e.idp.Claims(audience)
+	delete(c, "scope")
+	c["scp"] = []string{"webhooks:write", "admin webhooks:delete", "x\"y"}
+	resp := e.do(http.MethodPost, "/hooks/aftership", "{}", "Authorization", "Bearer "+e.idp.Mint(c))
+	got := e.up.requests()
+	if resp.StatusCode != 200 || len(got) != 1 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if s := got[0].Header.Get("X-Auth-Scope"); s != "webhooks:write" {
+		t.Fatalf("X-Auth-Scope = %q: a scope holding a space would read as two scopes", s)
+	}
+}
