@@ -309,7 +309,7 @@ var errNotJWS = errors.New("not a compact JWS")
 // parseJWT decodes token without verifying it. Failures are rejections
 // (InvalidError), except errNotJWS for tokens that are not JWS-shaped.
 func parseJWT(token string) (*parsedJWT, error) {
-	jws, err := jose.ParseSigned(token, asymmetricAlgs)
+	jws, err := jose.ParseSignedCompact(token, asymmetricAlgs)
 	if err != nil {
 		if !jwsShaped(token) {
 			return nil, errNotJWS
