@@ -1,10 +1,23 @@
 package main
 
+// This file holds every command's implementation; main.go dispatches.
+
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"net/http"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func cmdServe(args []string, stderr io.Writer) error {
@@ -28,4 +41,99 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return check(context.Background(), f.config, stdout)
+}
+
+// cmdNewClient makes a client for the embedded token endpoint: a random
+// 32-byte secret, printed once, and the YAML holding only its bcrypt hash.
+func cmdNewClient(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("new-client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scopes := fs.String("scopes", "webhooks:write", "comma- or space-separated scopes the client may be granted")
+	cost := fs.Int("cost", bcrypt.DefaultCost, "bcrypt cost")
+	// Allow the name before or after the flags.
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	if name == "" || strings.ContainsAny(name, ": \t\n") {
+		return fmt.Errorf("%w: tokengate new-client NAME [--scopes a,b] (NAME without spaces or ':')", errUsage)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return err
+	}
+	// base64url has no '+' or '%', so senders that skip the RFC 6749
+	// §2.3.1 form-encoding of Basic credentials still work.
+	secret := base64.RawURLEncoding.EncodeToString(raw[:])
+	hash, err := bcrypt.GenerateFromPassword([]byte(secret), *cost)
+	if err != nil {
+		return err
+	}
+	list := strings.FieldsFunc(*scopes, func(r rune) bool { return r == ',' || r == ' ' })
+	quoted := make([]string, len(list))
+	for i, s := range list {
+		quoted[i] = fmt.Sprintf("%q", s)
+	}
+	fmt.Fprintf(stdout, "client_id:     %s\nclient_secret: %s\n\n", name, secret)
+	fmt.Fprintln(stdout, "The secret is shown only this once: give it to the sender now.")
+	fmt.Fprintln(stdout, "Add this client under token_endpoint.clients in your tokengate config:")
+	fmt.Fprintf(stdout, "\n  - client_id: %s\n    client_secret_hash: %q\n    scopes: [%s]\n", name, hash, strings.Join(quoted, ", "))
+	return nil
+}
+
+// cmdHashSecret prints the bcrypt hash of a secret read from stdin.
+func cmdHashSecret(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("hash-secret", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cost := fs.Int("cost", bcrypt.DefaultCost, "bcrypt cost")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	secret := strings.TrimRight(line, "\r\n")
+	switch {
+	case secret == "":
+		return fmt.Errorf("%w: give the secret on stdin, e.g. printf %%s \"$SECRET\" | tokengate hash-secret", errUsage)
+	case len(secret) > 72:
+		return errors.New("bcrypt uses at most 72 bytes of a secret; use a shorter one")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(secret), *cost)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, string(hash))
+	return nil
+}
+
+// cmdProbe GETs a URL (default the admin /readyz) and exits 0 on 200: a
+// healthcheck for distroless images, which have no curl.
+func cmdProbe(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:9090/readyz", "URL that must answer 200")
+	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	client := &http.Client{Timeout: *timeout}
+	resp, err := client.Get(*url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s %s", *url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	fmt.Fprint(stdout, string(body))
+	return nil
 }

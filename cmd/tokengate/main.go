@@ -1,10 +1,20 @@
 // Command tokengate is an OAuth 2.0 bearer-token gate for webhook
 // receivers: it verifies each request's token and forwards only authorized
-// requests to the receiver.
+// requests to the receiver; it can also be the senders' Token URL.
 //
-//	tokengate serve --config tokengate.yaml
-//	tokengate check --config tokengate.yaml
-//	tokengate version
+// Commands (dispatched in this file, implemented in commands.go):
+//
+//	tokengate serve --config FILE        run the gate (lifecycle.go: listeners, reload, drain)
+//	tokengate check --config FILE        validate the config and probe every issuer (check.go)
+//	tokengate quickstart [--config FILE] demo receiver + gate, no identity provider (quickstart.go)
+//	tokengate probe [--url URL]          healthcheck for distroless containers
+//	tokengate new-client NAME [--scopes] a Token URL client: secret once, YAML with its bcrypt hash
+//	tokengate hash-secret                bcrypt hash of a secret read from stdin
+//	tokengate version                    the version stamped at build time
+//
+// compose.go builds everything one configuration needs (verifiers, cache,
+// Token URL, handler) into a stack that a reload replaces; watch.go is the
+// one fsnotify helper behind config and certificate reloads.
 package main
 
 import (
@@ -59,8 +69,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "tokengate %s\n", version)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
+	case "new-client":
+		err = cmdNewClient(args[1:], stdout, stderr)
+	case "probe":
+		err = cmdProbe(args[1:], stdout, stderr)
+	case "quickstart":
+		err = cmdQuickstart(args[1:], stdout, stderr)
+	case "hash-secret":
+		err = cmdHashSecret(args[1:], stdin, stdout, stderr)
 	default:
-		err = extraCommand(args, stdin, stdout, stderr)
+		err = fmt.Errorf("%w: unknown command %q (see tokengate help)", errUsage, args[0])
 	}
 	switch {
 	case err == nil:

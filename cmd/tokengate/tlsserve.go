@@ -105,41 +105,14 @@ func (c *certReloader) reload() (bool, error) {
 // watch re-reads the pair on file events in their directories and every
 // certPollInterval, until ctx ends.
 func (c *certReloader) watch(ctx context.Context) {
-	w, err := fsnotify.NewWatcher()
-	var events chan fsnotify.Event
-	if err == nil {
-		dirs := map[string]bool{filepath.Dir(c.certFile): true, filepath.Dir(c.keyFile): true}
-		for d := range dirs {
-			if err := w.Add(d); err != nil {
-				c.log.Warn("certificate directory not watched; polling only", zap.String("dir", d), zap.Error(err))
-			}
-		}
-		events = w.Events
+	dirs := []string{filepath.Dir(c.certFile)}
+	if d := filepath.Dir(c.keyFile); d != dirs[0] {
+		dirs = append(dirs, d)
 	}
-	go func() {
-		if w != nil {
-			defer w.Close()
-		}
-		poll := time.NewTicker(certPollInterval)
-		defer poll.Stop()
-		var debounce <-chan time.Time
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case _, ok := <-events:
-				if !ok {
-					events = nil
-					continue
-				}
-				debounce = time.After(reloadDebounce)
-			case <-debounce:
-				c.reloadAndLog()
-			case <-poll.C:
-				c.reloadAndLog()
-			}
-		}
-	}()
+	all := func(fsnotify.Event) bool { return true }
+	if err := watchFiles(ctx, dirs, all, certPollInterval, c.reloadAndLog); err != nil {
+		c.log.Warn("certificate directory not watched; polling only", zap.Strings("dirs", dirs), zap.Error(err))
+	}
 }
 
 func (c *certReloader) reloadAndLog() {

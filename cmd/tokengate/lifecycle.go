@@ -24,10 +24,6 @@ import (
 	"github.com/tokengate/tokengate/config"
 )
 
-// reloadDebounce merges the burst of file events one config change makes
-// (an editor's write and rename, a ConfigMap's symlink swap).
-const reloadDebounce = 150 * time.Millisecond
-
 // swappable is the public handler; a reload replaces what it points to
 // without disturbing requests in flight.
 type swappable struct{ h atomic.Pointer[http.Handler] }
@@ -173,34 +169,55 @@ func (s *server) adminHandler() http.Handler {
 	return mux
 }
 
+// errUnchanged: a file event that did not change the configuration.
+var errUnchanged = errors.New("configuration unchanged")
+
 // reload re-reads the configuration. A new configuration is fully
 // validated and built before it replaces the old one; an invalid one
-// leaves the old one serving and every problem is logged.
+// leaves the old one serving and every problem is logged. SIGHUP reloads
+// even an unchanged file, and refetches every JWKS.
 func (s *server) reload(ctx context.Context, why string) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	old := s.cur.Load()
+	st, sum, err := s.buildFromFile(old, why == "SIGHUP")
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	if err != nil {
+		s.reloadFailed(why, err)
+		return err
+	}
+	s.swap(ctx, old, st)
+	if why == "SIGHUP" {
+		st.refreshKeys(ctx, s.log)
+	}
+	s.lastSum = sum
+	s.m.reloads.WithLabelValues("success").Inc()
+	s.m.lastReload.SetToCurrentTime()
+	s.log.Info("configuration reloaded", zap.String("trigger", why), zap.Bool("cache_kept", st.cache == old.cache))
+	return nil
+}
+
+// buildFromFile reads, validates and builds the configuration file.
+func (s *server) buildFromFile(old *stack, force bool) (*stack, [32]byte, error) {
 	data, err := os.ReadFile(s.path)
-	if err == nil && sha256.Sum256(data) == s.lastSum && why != "SIGHUP" {
-		return nil // an event that did not change the content
+	if err != nil {
+		return nil, [32]byte{}, err
 	}
-	if err == nil {
-		var cfg *config.Config
-		if cfg, err = config.Parse(data, filepath.Dir(s.path), config.Options{}); err == nil {
-			old := s.cur.Load()
-			var st *stack
-			if st, err = s.b.build(cfg, old); err == nil {
-				s.swap(ctx, old, st)
-				if why == "SIGHUP" {
-					st.refreshKeys(ctx, s.log)
-				}
-				s.lastSum = sha256.Sum256(data)
-				s.m.reloads.WithLabelValues("success").Inc()
-				s.m.lastReload.SetToCurrentTime()
-				s.log.Info("configuration reloaded", zap.String("trigger", why), zap.Bool("cache_kept", st.cache == old.cache))
-				return nil
-			}
-		}
+	sum := sha256.Sum256(data)
+	if sum == s.lastSum && !force {
+		return nil, sum, errUnchanged
 	}
+	cfg, err := config.Parse(data, filepath.Dir(s.path), config.Options{})
+	if err != nil {
+		return nil, sum, err
+	}
+	st, err := s.b.build(cfg, old)
+	return st, sum, err
+}
+
+func (s *server) reloadFailed(why string, err error) {
 	s.m.reloads.WithLabelValues("failure").Inc()
 	var ce *config.Error
 	if errors.As(err, &ce) {
@@ -209,7 +226,6 @@ func (s *server) reload(ctx context.Context, why string) error {
 		}
 	}
 	s.log.Error("reload failed; still serving the previous configuration", zap.String("trigger", why), zap.Error(err))
-	return err
 }
 
 func (s *server) swap(ctx context.Context, old, st *stack) {
@@ -225,56 +241,25 @@ func (s *server) swap(ctx context.Context, old, st *stack) {
 	}
 }
 
-// watch reloads on SIGHUP and on changes to the config file. It watches the
-// file's directory, not the file: editors replace files by rename, and
-// Kubernetes updates a mounted ConfigMap by swapping the "..data" symlink.
+// watch reloads on SIGHUP and on changes to the config file (its
+// directory is watched: see watchFiles).
 func (s *server) watch(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	wctx, cancel := context.WithCancel(ctx)
 	s.stopWatch = func() { cancel(); signal.Stop(hup) }
-	w, err := fsnotify.NewWatcher()
-	var events chan fsnotify.Event
-	var errs chan error
-	if err == nil {
-		if err = w.Add(filepath.Dir(s.path)); err != nil {
-			w.Close()
-		} else {
-			events, errs = w.Events, w.Errors
-		}
-	}
 	go func() {
-		if events != nil {
-			defer w.Close()
-		}
-		var timer <-chan time.Time
 		for {
 			select {
 			case <-wctx.Done():
 				return
 			case <-hup:
 				_ = s.reload(wctx, "SIGHUP")
-			case ev, ok := <-events:
-				if !ok {
-					events = nil
-					continue
-				}
-				if relevant(ev, s.path) {
-					timer = time.After(reloadDebounce)
-				}
-			case e, ok := <-errs:
-				if !ok {
-					errs = nil
-					continue
-				}
-				s.log.Warn("config watcher", zap.Error(e))
-			case <-timer:
-				timer = nil
-				_ = s.reload(wctx, "file change")
 			}
 		}
 	}()
-	return err
+	isConfig := func(ev fsnotify.Event) bool { return relevant(ev, s.path) }
+	return watchFiles(wctx, []string{filepath.Dir(s.path)}, isConfig, 0, func() { _ = s.reload(wctx, "file change") })
 }
 
 // relevant reports whether an event in the config's directory may have
@@ -307,5 +292,68 @@ func (s *server) shutdown() error {
 		return err
 	}
 	s.log.Info("stopped cleanly")
+	return nil
+}
+
+// warmUp runs discovery and fetches every JWT issuer's keys, in the
+// background, retrying with backoff until each succeeds or the stack is
+// replaced or stopped: readiness must not wait for a webhook to arrive.
+func (s *stack) warmUp(ctx context.Context, log *zap.Logger) {
+	ctx, s.stopWarm = context.WithCancel(ctx)
+	for _, j := range s.jwts {
+		go func() {
+			wait := 250 * time.Millisecond
+			for attempt := 1; !j.Ready(); attempt++ {
+				actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := j.Start(actx)
+				cancel()
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				if attempt == 1 || attempt%10 == 0 {
+					log.Warn("issuer not ready yet; requests for it get 503 until it is", zap.String("issuer", j.Name()), zap.Int("attempt", attempt), zap.Error(err))
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+				wait = min(wait*2, 30*time.Second)
+			}
+			j.Run(ctx) // revalidate the keys every jwks_refresh_interval
+		}()
+	}
+}
+
+// refreshKeys refetches every JWT issuer's JWKS now (SIGHUP).
+func (s *stack) refreshKeys(ctx context.Context, log *zap.Logger) {
+	for _, j := range s.jwts {
+		go func() {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := j.Refresh(rctx); err != nil {
+				log.Warn("JWKS refetch on SIGHUP failed; the keys held stay in use", zap.String("issuer", j.Name()), zap.Error(err))
+			}
+		}()
+	}
+}
+
+// stop ends the stack's background work.
+func (s *stack) stop() {
+	if s.stopWarm != nil {
+		s.stopWarm()
+	}
+}
+
+// ready reports why the stack cannot serve every route yet, or nil.
+func (s *stack) ready() error {
+	for _, j := range s.jwts {
+		if !j.Ready() {
+			return fmt.Errorf("issuer %s: keys not fetched yet", j.Name())
+		}
+	}
 	return nil
 }
