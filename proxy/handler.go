@@ -146,7 +146,7 @@ func (b body) Read(p []byte) (int, error) {
 
 type stateKey struct{}
 
-// ServeHTTP implements the request path of DESIGN.md.
+// ServeHTTP runs the request path described in the package documentation.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	rec := &recorder{ResponseWriter: w}
