@@ -96,8 +96,8 @@ func NewCache(next Verifier, o CacheOptions) (*Cache, error) {
 	return c, nil
 }
 
-// Key returns the cache key of a token: its SHA-256.
-func Key(token string) [32]byte {
+// cacheKey returns the cache key of a token: its SHA-256.
+func cacheKey(token string) [32]byte {
 	// The conversion shares the string's bytes (Sum256 neither keeps nor
 	// changes them), so a cache hit does not copy the token.
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
@@ -118,7 +118,7 @@ type scopedVerifier interface {
 // route's policy then checks Principal.Source); a miss is verified only by
 // the route's issuers.
 func (c *Cache) VerifyFor(ctx context.Context, token string, issuers []string) (*Principal, error) {
-	key := Key(token)
+	key := cacheKey(token)
 	now := c.now()
 	if e, ok := c.pos.Get(key); ok {
 		if now.Before(e.expires) && !e.p.KeyWithdrawn() {

@@ -20,7 +20,7 @@ func TestJWKSServerStoppedAtStartRecoversWithoutRestart(t *testing.T) {
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer recv.Close()
 	tok := idp.Mint(idp.Claims(testAud, "webhooks:write"))
-	idp.Stop()
+	idp.Close()
 	s := startYAML(t, gateYAML(idp, recv.URL, hooksRoute)+"retry_after: 3s\n")
 	pub, admin := "http://"+s.pubLn.Addr().String(), "http://"+s.adminLn.Addr().String()
 	resp, err := http.Get(admin + "/readyz")

@@ -88,10 +88,8 @@ func New() *IdP {
 	return i
 }
 
-// Stop really stops the server: connections are refused until Restart.
-func (i *IdP) Stop() { i.Server.Close() }
-
-// Restart serves again on the same address.
+// Restart serves again on the same address after Close (connections are
+// refused in between).
 func (i *IdP) Restart() error {
 	addr := strings.TrimPrefix(i.url, "http://")
 	var ln net.Listener
@@ -113,7 +111,7 @@ func (i *IdP) Restart() error {
 	return nil
 }
 
-// Close stops the server.
+// Close stops the server; Restart brings it back on the same address.
 func (i *IdP) Close() { i.Server.Close() }
 
 // Issuer is the issuer URL (also the "iss" of minted tokens).
