@@ -1,9 +1,7 @@
 package issuer
 
 import (
-	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -307,82 +305,6 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	noStore(w.Header())
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scopes, " ")})
-}
-
-var errRateLimited = errors.New("rate limited")
-
-type rateLimitError struct{ wait time.Duration }
-
-func (e *rateLimitError) Error() string { return errRateLimited.Error() }
-func (e *rateLimitError) Is(t error) bool {
-	return t == errRateLimited
-}
-
-// authenticate checks the client's secret with bcrypt, at most
-// MaxConcurrentHashChecks at a time. Every client id, known or not, costs
-// the same work on every path: the same comparisons (against a dummy hash
-// for unknown ids; twice when a Basic password changed under
-// form-decoding). The per-client bucket counts failures only, for known
-// and unknown ids alike: the right secret is never refused because someone
-// is guessing, and a 429 says nothing about whether the id exists.
-func (s *Server) authenticate(ctx context.Context, tr *tokenRequest, ip string, now time.Time) (*Client, error) {
-	invalidClient := &oauthError{status: http.StatusUnauthorized, code: "invalid_client", desc: "client authentication failed", basic: tr.viaBasic}
-	if tr.clientID == "" {
-		return nil, invalidClient
-	}
-	client, known := s.clients[tr.clientID]
-	hash := s.dummy
-	if known {
-		hash = client.SecretHash
-	}
-	var secrets [][]byte
-	for _, sec := range []string{tr.clientSecret, tr.rawSecret} {
-		if sec != "" && len(sec) <= maxSecretLen {
-			secrets = append(secrets, []byte(sec))
-		}
-	}
-	ok := false
-	if len(secrets) > 0 {
-		if err := s.hashSem.acquire(ctx); err != nil {
-			return nil, &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: "retry later"}
-		}
-		for _, sec := range secrets { // no early exit: the same work either way
-			if s.compare(hash, sec) == nil {
-				ok = true
-			}
-		}
-		s.hashSem.release()
-	}
-	if ok && known {
-		return client, nil
-	}
-	reason := "wrong secret"
-	switch {
-	case len(secrets) == 0:
-		reason = "missing or overlong secret"
-	case !known:
-		reason = "unknown client"
-	}
-	s.loginFailed(tr.clientID, known, ip, reason)
-	if allowed, wait := s.perCl.allow(tr.clientID, now); !allowed {
-		return nil, &rateLimitError{wait}
-	}
-	return nil, invalidClient
-}
-
-// loginFailed logs a failed authentication: the client id when it names a
-// configured client, otherwise only a hash of it (an attacker's guesses,
-// or a secret pasted into the id field, never reach the logs).
-func (s *Server) loginFailed(clientID string, known bool, ip, reason string) {
-	if s.o.OnLoginFailed != nil {
-		s.o.OnLoginFailed()
-	}
-	id := zap.String("client_id", clientID)
-	if !known {
-		sum := sha256.Sum256([]byte(clientID))
-		id = zap.String("unknown_client_id_sha256", hex.EncodeToString(sum[:4]))
-	}
-	s.o.Logger.Warn("client authentication failed", id, zap.String("ip", ip), zap.String("reason", reason))
 }
 
 func (s *Server) mint(clientID string, scopes []string, now time.Time, ttl time.Duration) (string, error) {
