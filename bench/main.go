@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string) error {
 	out := fs.String("o", "bench/results/LATEST.md", "where to write the table (empty: nowhere)")
 	only := fs.String("only", "", "run only the scenarios whose name contains this")
 	memlimit := fs.String("tokengate-gomemlimit", "", "GOMEMLIMIT for the tokengate process only (e.g. 48MiB)")
+	fs.StringVar(&tokengateLogLevel, "tokengate-log-level", "info", "tokengate's --log-level (info: one access-log line per request, as users run it)")
 	_ = fs.Parse(args)
 	if *memlimit != "" {
 		tokengateEnv = append(tokengateEnv, "GOMEMLIMIT="+*memlimit)

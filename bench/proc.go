@@ -31,6 +31,10 @@ type proc struct {
 // never to the load generator's.
 var tokengateEnv []string
 
+// tokengateLogLevel is tokengate's --log-level: "info" by default, the
+// access log on as users run it.
+var tokengateLogLevel = "info"
+
 // buildTokengate compiles the tokengate binary with the Dockerfile's flags.
 func buildTokengate(dir string) (string, error) {
 	bin := filepath.Join(dir, "tokengate")
@@ -58,7 +62,7 @@ func startTokengate(bin, config string) (*proc, error) {
 	if p.addr, p.admin, err = listenAddrs(config); err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(bin, "serve", "--config", config, "--log-level", "warn")
+	p.cmd = exec.Command(bin, "serve", "--config", config, "--log-level", tokengateLogLevel)
 	p.cmd.Env = append(os.Environ(), tokengateEnv...)
 	stderr, _ := p.cmd.StderrPipe()
 	p.started = time.Now()

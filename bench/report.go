@@ -22,8 +22,12 @@ func targets(r row, bare row) []string {
 	var out []string
 	switch r.name {
 	case "jwt-hot", "introspect-hot":
+		min := 0.9
+		if r.name == "jwt-hot" {
+			min = 0.95 // with the access log on (tokengate at --log-level info)
+		}
 		out = append(out,
-			verdict(r.ratio >= 0.9, r.name+" ≥ 90% of bare req/s", fmt.Sprintf("%.2f×", r.ratio)),
+			verdict(r.ratio >= min, fmt.Sprintf("%s ≥ %.0f%% of bare req/s (access log at %s)", r.name, min*100, tokengateLogLevel), fmt.Sprintf("%.2f×", r.ratio)),
 			verdict(r.p99-bare.p99 <= time.Millisecond, r.name+" p99 ≤ bare p99 + 1 ms", fmt.Sprintf("%v vs %v", r.p99.Round(time.Microsecond), bare.p99.Round(time.Microsecond))))
 	case "introspect-cold":
 		out = append(out, verdict(r.introspections <= r.distinct, "introspect-cold: at most one call per distinct token",

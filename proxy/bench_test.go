@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/verifier"
@@ -39,7 +40,18 @@ const smallBody = `{"event":"tracking_update","tracking_number":"1Z999AA10123456
 
 // BenchmarkHandlerCachedToken is one webhook through the whole handler with
 // a token already in the cache (the jwt-hot path without the network).
-func BenchmarkHandlerCachedToken(b *testing.B) {
+func BenchmarkHandlerCachedToken(b *testing.B) { benchCachedToken(b, zap.NewNop()) }
+
+// BenchmarkHandlerCachedTokenAccessLog is the same with the access log on,
+// as users run it: one JSON line per request (to io.Discard, so the
+// encoding is measured, not the terminal).
+func BenchmarkHandlerCachedTokenAccessLog(b *testing.B) {
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey, enc.EncodeTime = "ts", zapcore.ISO8601TimeEncoder
+	benchCachedToken(b, zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(io.Discard), zapcore.InfoLevel)))
+}
+
+func benchCachedToken(b *testing.B, log *zap.Logger) {
 	cfg, err := config.Parse([]byte("upstream: http://127.0.0.1:1\nissuers: [{name: idp, issuer: 'https://idp/', audiences: [a]}]\nroutes: [{path_prefix: /hooks, methods: [POST], require: {scopes: ['webhooks:write']}}]\n"), b.TempDir(), config.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -47,7 +59,7 @@ func BenchmarkHandlerCachedToken(b *testing.B) {
 	cache, _ := verifier.NewCache(verifier.Func(func(context.Context, string) (*verifier.Principal, error) {
 		return &verifier.Principal{Source: "idp", Subject: "aftership", ClientID: "aftership", Scopes: []string{"webhooks:write"}, Expiry: time.Now().Add(time.Hour)}, nil
 	}), verifier.CacheOptions{MaxEntries: 10, MaxTTL: time.Hour})
-	h, err := New(cfg, cache, Options{Transport: instantUpstream{}, Logger: zap.NewNop()})
+	h, err := New(cfg, cache, Options{Transport: instantUpstream{}, Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -61,6 +61,9 @@ func (f *Forwarding) ClientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	if f == nil || !f.isTrusted(peer) {
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && !strings.HasPrefix(host, "::ffff:") {
+			return host // the peer as written: no allocation
+		}
 		return peer.String()
 	}
 	hops := r.Header.Values("X-Forwarded-For")

@@ -3,6 +3,7 @@ package verifier
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"sync/atomic"
@@ -178,6 +179,7 @@ func (c *Cache) store(key [32]byte, p *Principal, err error) {
 	now := c.now()
 	c.dropExpired(now)
 	if err == nil {
+		p.tokenID = hex.EncodeToString(key[:4])
 		exp := now.Add(c.maxTTL)
 		if !p.Expiry.IsZero() && p.Expiry.Before(exp) {
 			exp = p.Expiry

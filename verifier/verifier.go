@@ -39,7 +39,14 @@ type Principal struct {
 	// keyGone is set once the key that verified the token left the
 	// issuer's JWKS; the cache then drops the verification.
 	keyGone *atomic.Bool
+	// tokenID is the token's log fingerprint, set by the cache from the
+	// hash it computed anyway.
+	tokenID string
 }
+
+// TokenID is the first 8 hex characters of the token's SHA-256, for logs
+// (set by Cache; "" for a principal that did not come through one).
+func (p *Principal) TokenID() string { return p.tokenID }
 
 // KeyWithdrawn reports whether the key that verified this principal's
 // token has since been removed from its issuer's JWKS.

@@ -25,11 +25,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(f.logFormat, f.logLevel, stderr)
+	log, stopLog, err := newLogger(f.logFormat, f.logLevel, stderr, true)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = log.Sync() }()
+	defer stopLog() // flushes what is buffered
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return serve(ctx, f.config, log)

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -116,10 +117,12 @@ func parseFlags(name string, args []string, stderr io.Writer) (*commonFlags, *fl
 }
 
 // newLogger builds the process logger: JSON by default, never global.
-func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
+// newLogger builds the logger; buffered (serve) holds lines in memory up to
+// a second, unbuffered (quickstart, a person watching) writes each at once.
+func newLogger(format, level string, w io.Writer, buffered bool) (*zap.Logger, func(), error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --log-level: %v", errUsage, err)
+		return nil, nil, fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.TimeKey = "ts"
@@ -132,7 +135,43 @@ func newLogger(format, level string, w io.Writer) (*zap.Logger, error) {
 		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	default:
-		return nil, fmt.Errorf("%w: --log-format must be json or console", errUsage)
+		return nil, nil, fmt.Errorf("%w: --log-format must be json or console", errUsage)
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), nil
+	// The access log writes a line per request: buffered, a line costs an
+	// encode and a copy, not a write(2). Flushed every second, when the
+	// buffer fills, and by the returned stop (shutdown); errors and
+	// warnings are flushed at once.
+	if !buffered {
+		return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), lvl)), func() {}, nil
+	}
+	ws := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), Size: 256 << 10, FlushInterval: time.Second}
+	core := zapcore.NewCore(enc, ws, lvl)
+	log := zap.New(core, zap.WrapCore(func(c zapcore.Core) zapcore.Core { return flushOnWarn{c, ws} }))
+	return log, func() { _ = ws.Stop() }, nil
+}
+
+// flushOnWarn flushes the buffered log after every entry at warn level or
+// above, so problems are never held back in the buffer.
+type flushOnWarn struct {
+	zapcore.Core
+	ws *zapcore.BufferedWriteSyncer
+}
+
+func (f flushOnWarn) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if f.Enabled(e.Level) {
+		return ce.AddCore(e, f)
+	}
+	return ce
+}
+
+func (f flushOnWarn) With(fields []zapcore.Field) zapcore.Core {
+	return flushOnWarn{f.Core.With(fields), f.ws}
+}
+
+func (f flushOnWarn) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	err := f.Core.Write(e, fields)
+	if e.Level >= zapcore.WarnLevel {
+		_ = f.ws.Sync()
+	}
+	return err
 }

@@ -41,11 +41,10 @@ func quickstart(ctx context.Context, cfg, recvAddr string, stdout, stderr io.Wri
 	go func() { _ = recv.Serve(ln) }()
 	defer recv.Close()
 	fmt.Fprintf(stdout, "demo receiver listening on %s (reachable only through tokengate)\n", recvAddr)
-	log, err := newLogger("console", "info", stderr)
+	log, _, err := newLogger("console", "info", stderr, false)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = log.Sync() }()
 	return serve(ctx, cfg, log)
 }
 
