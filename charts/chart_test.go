@@ -3,9 +3,6 @@
 package charts
 
 import (
-	"bytes"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,29 +34,18 @@ func helm(t *testing.T) string {
 
 type manifest = map[string]any
 
+// render renders the chart (renderDocs) and decodes each document by kind.
 func render(t *testing.T, args ...string) map[string]manifest {
 	t.Helper()
-	cmd := exec.Command(helm(t), append([]string{"template", "gate", "./tokengate"}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helm template: %v\n%s", err, errb.String())
-	}
 	docs := map[string]manifest{}
-	dec := yaml.NewDecoder(&out)
-	for {
+	for _, d := range renderDocs(t, args...) {
 		var m manifest
-		err := dec.Decode(&m)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
+		if err := yaml.Unmarshal([]byte(d), &m); err != nil {
 			t.Fatal(err)
 		}
-		if m == nil {
-			continue
+		if m != nil {
+			docs[m["kind"].(string)] = m
 		}
-		docs[m["kind"].(string)] = m
 	}
 	return docs
 }
