@@ -2,11 +2,15 @@
 //
 // A Verifier returns a *Principal, or an error that matches ErrInvalidToken
 // (the token is not acceptable: 401) or ErrUnavailable (an identity provider
-// could not be asked: 503). JWT verifies JWT access tokens of one issuer
-// through go-oidc with a RemoteKeySet that refetches only for unknown key
-// ids, at most once per cooldown; Introspection asks an RFC 7662 endpoint;
-// Set picks the issuer for a token; Cache remembers verifications by the
-// SHA-256 of the token and merges concurrent misses.
+// could not be asked: 503). JWT verifies JWT access tokens of one issuer:
+// the compact JWS is decoded once (jws.go) and its signature checked with
+// crypto/rsa, crypto/ecdsa or crypto/ed25519 against the issuer's JWKS keys
+// (parsed by go-jose; found by go-oidc's discovery or given), which a
+// RemoteKeySet refetches for unknown key ids under a token bucket and
+// revalidates periodically; claims are read with exact names (jsonobj.go).
+// Introspection asks an RFC 7662 endpoint, within a concurrency and rate
+// bound; Set picks the issuer for a token among a route's; Cache remembers
+// verifications by the SHA-256 of the token and merges concurrent misses.
 //
 //	jwt, _ := verifier.NewJWT(verifier.JWTOptions{
 //		Name: "idp", Issuer: "https://idp.example.com/",

@@ -3,7 +3,6 @@ package verifier
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -258,7 +257,7 @@ func (j *JWT) verifyParsed(ctx context.Context, t *parsedJWT) (*Principal, error
 		if k.jwk.Algorithm != "" && k.jwk.Algorithm != string(t.alg) {
 			continue // RFC 7517 §4.4: a key is used only with its own alg
 		}
-		if _, err := t.jws.Verify(k.jwk.Key); err == nil {
+		if verifySignature(t.alg, k.jwk.Key, t.jws.signingInput, t.jws.sig) == nil {
 			used = k
 			break
 		}
@@ -270,7 +269,7 @@ func (j *JWT) verifyParsed(ctx context.Context, t *parsedJWT) (*Principal, error
 		return nil, err
 	}
 	if j.o.KeepClaims {
-		if t.claims.all, err = claimMap(t.jws.UnsafePayloadWithoutVerification()); err != nil {
+		if t.claims.all, err = claimMap(t.jws.payload); err != nil {
 			return nil, invalid("malformed claims", err)
 		}
 	}
@@ -283,23 +282,23 @@ func (j *JWT) verifyParsed(ctx context.Context, t *parsedJWT) (*Principal, error
 // that is not a compact JWS at all).
 const reasonAlg = "malformed token or algorithm not allowed"
 
-// asymmetricAlgs are every algorithm a JWT may be parsed with; issuers
-// narrow the list. "none" and HS* are not in it: go-jose refuses to parse
-// them, so a public key can never serve as an HMAC secret.
+// asymmetricAlgs are every algorithm a JWT may carry; issuers narrow the
+// list. "none" and HS* are not in it.
 var asymmetricAlgs = []jose.SignatureAlgorithm{
 	jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
 	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
 }
 
-// parsedJWT is a compact JWS decoded once (go-jose parses header, payload
-// and signature) with the strictly decoded registered claims of its
-// payload; the Set and the JWT verifier share it.
+// parsedJWT is a compact JWS decoded once (parseCompactJWS) with the
+// strictly decoded registered claims of its payload; the Set and the JWT
+// verifier share it.
 type parsedJWT struct {
-	raw      string
-	jws      *jose.JSONWebSignature
-	alg      jose.SignatureAlgorithm
-	kid, typ string
-	claims   *claims
+	raw    string
+	jws    *compactJWS
+	alg    jose.SignatureAlgorithm
+	kid    string
+	typ    string
+	claims *claims
 }
 
 // errNotJWS: the token is not shaped like a compact JWS at all, so it may
@@ -308,44 +307,21 @@ var errNotJWS = errors.New("not a compact JWS")
 
 // parseJWT decodes token without verifying it. Failures are rejections
 // (InvalidError), except errNotJWS for tokens that are not JWS-shaped.
+// "none" and HS* are refused here: a public key can never serve as an HMAC
+// secret.
 func parseJWT(token string) (*parsedJWT, error) {
-	jws, err := jose.ParseSignedCompact(token, asymmetricAlgs)
+	jws, err := parseCompactJWS(token)
 	if err != nil {
-		if !jwsShaped(token) {
-			return nil, errNotJWS
-		}
-		return nil, invalid(reasonAlg, err)
+		return nil, err
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, invalid(reasonAlg, errors.New("not exactly one signature"))
+	if !slices.Contains(asymmetricAlgs, jws.alg) {
+		return nil, invalid(reasonAlg, nil)
 	}
-	h := jws.Signatures[0].Protected
-	if _, ok := h.ExtraHeaders["crit"]; ok {
-		// RFC 7515 §4.1.11: tokengate understands no extension, so any
-		// crit, even an empty list, is refused.
-		return nil, invalid("unsupported critical header", nil)
-	}
-	if _, ok := h.ExtraHeaders["b64"]; ok {
-		return nil, invalid("unsupported critical header", errors.New("b64"))
-	}
-	t := &parsedJWT{raw: token, jws: jws, alg: jose.SignatureAlgorithm(h.Algorithm), kid: h.KeyID}
-	t.typ, _ = h.ExtraHeaders[jose.HeaderType].(string)
-	if t.claims, err = parseClaims(jws.UnsafePayloadWithoutVerification(), false); err != nil {
+	t := &parsedJWT{raw: token, jws: jws, alg: jws.alg, kid: jws.kid, typ: jws.typ}
+	if t.claims, err = parseClaims(jws.payload, false); err != nil {
 		return nil, invalid("malformed claims", err)
 	}
 	return t, nil
-}
-
-// jwsShaped reports whether token has three dot-separated parts and a
-// header that decodes to a JSON object: a JWT, even a broken one, is never
-// shown to an introspection endpoint.
-func jwsShaped(token string) bool {
-	head, rest, ok := strings.Cut(token, ".")
-	if !ok || strings.Count(rest, ".") != 1 {
-		return false
-	}
-	b, err := base64.RawURLEncoding.DecodeString(head)
-	return err == nil && len(b) > 0 && b[0] == '{' && json.Valid(b)
 }
 
 // claimMap decodes every claim, numbers kept exact, for claim policies

@@ -1,0 +1,168 @@
+package verifier
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"errors"
+	"math/big"
+	"strings"
+	"unsafe"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// compactJWS is a compact JWS (RFC 7515 §7.1) decoded once: the header
+// fields used to choose and check keys, the payload, and the signature
+// over the signing input exactly as sent.
+type compactJWS struct {
+	signingInput string // BASE64URL(header) "." BASE64URL(payload)
+	alg          jose.SignatureAlgorithm
+	kid, typ     string
+	payload, sig []byte
+}
+
+var (
+	errBadSignature = errors.New("signature does not verify")
+	errCritical     = errors.New("unsupported critical header")
+)
+
+// parseCompactJWS decodes token. errNotJWS means it is not shaped like a
+// JWS at all (three base64url parts, a JSON object header); any other
+// error is a JWS that is refused. The header is read with exact,
+// duplicate-free names like the claims; "crit" (even empty) and "b64" are
+// refused: tokengate implements no JWS extension.
+func parseCompactJWS(token string) (*compactJWS, error) {
+	head, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil, errNotJWS
+	}
+	body, sig, ok := strings.Cut(rest, ".")
+	if !ok || strings.IndexByte(sig, '.') >= 0 {
+		return nil, errNotJWS
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil || len(hb) == 0 || hb[0] != '{' {
+		return nil, errNotJWS
+	}
+	j := &compactJWS{signingInput: token[:len(head)+1+len(body)]}
+	var seen [3]bool
+	err = members(hb, func(name, raw []byte) error {
+		var dst *string
+		i := -1
+		switch string(name) {
+		case "alg":
+			i = 0
+		case "kid":
+			i, dst = 1, &j.kid
+		case "typ":
+			i, dst = 2, &j.typ
+		case "crit", "b64":
+			return errCritical
+		default:
+			return nil
+		}
+		if seen[i] {
+			return errors.New("header parameter given twice")
+		}
+		seen[i] = true
+		if i == 0 {
+			alg, err := claimString("alg", raw)
+			j.alg = jose.SignatureAlgorithm(alg)
+			return err
+		}
+		var err error
+		*dst, err = claimString(string(name), raw)
+		return err
+	})
+	switch {
+	case errors.Is(err, errNotObject):
+		return nil, errNotJWS
+	case errors.Is(err, errCritical):
+		return nil, invalid("unsupported critical header", nil)
+	case err != nil:
+		return nil, invalid(reasonAlg, err)
+	}
+	if j.payload, err = base64.RawURLEncoding.DecodeString(body); err != nil {
+		return nil, invalid(reasonAlg, err)
+	}
+	if j.sig, err = base64.RawURLEncoding.DecodeString(sig); err != nil {
+		return nil, invalid(reasonAlg, err)
+	}
+	return j, nil
+}
+
+// verifySignature checks sig over input with key for alg (RFC 7518 §3):
+// the key's type must fit the algorithm (an RSA key never verifies an ES
+// token, an EC key only with its own curve), and ECDSA signatures are the
+// fixed-size R||S of the curve.
+func verifySignature(alg jose.SignatureAlgorithm, key any, input string, sig []byte) error {
+	in := unsafe.Slice(unsafe.StringData(input), len(input)) // read only
+	switch alg {
+	case jose.EdDSA:
+		k, ok := key.(ed25519.PublicKey)
+		if !ok || !ed25519.Verify(k, in, sig) {
+			return errBadSignature
+		}
+		return nil
+	case jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512:
+		k, ok := key.(*rsa.PublicKey)
+		if !ok {
+			return errBadSignature
+		}
+		h, digest := hashOf(alg, in)
+		var err error
+		if alg == jose.PS256 || alg == jose.PS384 || alg == jose.PS512 {
+			err = rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto})
+		} else {
+			err = rsa.VerifyPKCS1v15(k, h, digest, sig)
+		}
+		if err != nil {
+			return errBadSignature
+		}
+		return nil
+	case jose.ES256, jose.ES384, jose.ES512:
+		k, ok := key.(*ecdsa.PublicKey)
+		want := elliptic.P256()
+		switch alg {
+		case jose.ES384:
+			want = elliptic.P384()
+		case jose.ES512:
+			want = elliptic.P521()
+		}
+		if !ok || k.Curve != want {
+			return errBadSignature
+		}
+		size := (want.Params().BitSize + 7) / 8
+		if len(sig) != 2*size {
+			return errBadSignature
+		}
+		_, digest := hashOf(alg, in)
+		r, s := new(big.Int).SetBytes(sig[:size]), new(big.Int).SetBytes(sig[size:])
+		if !ecdsa.Verify(k, digest, r, s) {
+			return errBadSignature
+		}
+		return nil
+	}
+	return errBadSignature
+}
+
+// hashOf is the algorithm's hash of in.
+func hashOf(alg jose.SignatureAlgorithm, in []byte) (crypto.Hash, []byte) {
+	switch alg {
+	case jose.RS384, jose.PS384, jose.ES384:
+		d := sha512.Sum384(in)
+		return crypto.SHA384, d[:]
+	case jose.RS512, jose.PS512, jose.ES512:
+		d := sha512.Sum512(in)
+		return crypto.SHA512, d[:]
+	default:
+		d := sha256.Sum256(in)
+		return crypto.SHA256, d[:]
+	}
+}
