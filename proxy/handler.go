@@ -124,7 +124,8 @@ type state struct {
 	path      string
 	err       error
 	upstream  time.Time
-	upgraded  bool // the receiver answered 101 and the tunnel ran
+	upgrade   string // the protocol the request asks to switch to, "" for none
+	upgraded  bool   // the receiver answered 101 and the tunnel ran
 	bodyErr   atomic.Pointer[error]
 	fields    [12]zap.Field // the access-log line's fields
 }
@@ -230,7 +231,8 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 	if r.URL.RawQuery != "" && tokenInQuery(r.URL.RawQuery) {
 		return deny(errTokenInQuery, rt)
 	}
-	if err := rt.allowUpgrade(upgradeOf(r.Header)); err != nil {
+	st.upgrade = upgradeOf(r.Header)
+	if err := rt.allowUpgrade(st.upgrade); err != nil {
 		return deny(err, rt)
 	}
 	if rt.public {
@@ -272,7 +274,7 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *state, decision stri
 			_ = http.NewResponseController(w).SetReadDeadline(h.now().Add(h.bodyRead))
 		}
 	}
-	if upgradeOf(r.Header) != "" {
+	if st.upgrade != "" {
 		// The tunnel must not outlive the token that opened it:
 		// ReverseProxy closes the upgraded connection when the request's
 		// context ends.
