@@ -104,34 +104,28 @@ func describe(err error) string {
 	return s
 }
 
-// upstreamError turns a transport error into one of ours.
-func upstreamError(err error) error {
-	var ne net.Error
+// upstreamError turns a failed round trip into one of ours. bodyErr, when
+// set, is why reading the sender's body failed: then the fault is the
+// sender's (413, 408, gone), whatever the transport made of it.
+func upstreamError(err, bodyErr error) error {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe):
+	case errors.As(bodyErr, &mbe), errors.As(err, &mbe):
 		return errTooLarge
-	case errors.Is(err, context.Canceled):
+	case bodyErr != nil && isTimeout(bodyErr):
+		return errBodyTimeout
+	case bodyErr != nil, errors.Is(err, context.Canceled):
 		return errClientGone
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case isTimeout(err):
 		return errUpstreamTimeout
 	default:
 		return errUpstream
 	}
 }
 
-// bodyError turns a failure to read the sender's body into one of ours.
-func bodyError(err error) error {
+func isTimeout(err error) bool {
 	var ne net.Error
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return errTooLarge
-	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return errBodyTimeout
-	default:
-		return errClientGone
-	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // writeAnswer renders an answer: RFC 6750 challenge and a JSON body that

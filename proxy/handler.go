@@ -325,12 +325,15 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 
 func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
 	st, _ := r.Context().Value(stateKey{}).(*state)
-	e := upstreamError(err)
+	var bodyErr error
 	if st != nil {
 		if be := st.bodyErr.Load(); be != nil {
-			e = bodyError(*be)
-			w.Header().Set("Connection", "close")
+			bodyErr = *be
+			w.Header().Set("Connection", "close") // the rest of the body is not read
 		}
+	}
+	e := upstreamError(err, bodyErr)
+	if st != nil {
 		st.err = e
 	}
 	if !errors.Is(e, errClientGone) {

@@ -135,11 +135,6 @@ func TestWebSocketTunnelClosesWhenItsTokenExpires(t *testing.T) {
 	}
 }
 
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
-}
-
 func TestPathParametersAreRefusedBeforeRouting(t *testing.T) {
 	e := newEnv(t, "")
 	tok := e.token("webhooks:write")
