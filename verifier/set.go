@@ -25,7 +25,7 @@ type Issuer struct {
 // one is configured. A JWT whose "iss" names no configured issuer never
 // leaves the process. VerifyFor further limits the issuers to a route's.
 type Set struct {
-	byIss      map[string]Issuer
+	byIss      map[string]*Issuer
 	introspect *Issuer
 }
 
@@ -34,9 +34,9 @@ var _ Verifier = (*Set)(nil)
 // NewSet builds a dispatcher over JWT issuers and an optional
 // introspection issuer.
 func NewSet(jwt []Issuer, introspect *Issuer) *Set {
-	s := &Set{byIss: make(map[string]Issuer, len(jwt)), introspect: introspect}
-	for _, is := range jwt {
-		s.byIss[is.Iss] = is
+	s := &Set{byIss: make(map[string]*Issuer, len(jwt)), introspect: introspect}
+	for i := range jwt {
+		s.byIss[jwt[i].Iss] = &jwt[i]
 	}
 	return s
 }
@@ -57,36 +57,29 @@ func (s *Set) VerifyFor(ctx context.Context, token string, issuers []string) (*P
 	if len(token) > MaxTokenSize {
 		return nil, invalid("token too large", nil)
 	}
-	allowed := func(name string) bool { return issuers == nil || slices.Contains(issuers, name) }
 	t, err := parseJWT(token)
+	var is *Issuer
 	switch {
 	case errors.Is(err, errNotJWS):
-		if s.introspect == nil {
-			return nil, invalid("issuer not accepted", errors.New("opaque token and no introspection issuer"))
-		}
-		if !allowed(s.introspect.Name) {
-			return nil, invalid("token not accepted on this route", errNotForRoute)
-		}
-		return s.introspect.Verifier.Verify(ctx, token)
+		is, t = s.introspect, nil // an opaque token
 	case err != nil:
 		return nil, err
-	}
-	if is, ok := s.byIss[t.claims.issuer]; ok {
-		if !allowed(is.Name) {
-			return nil, invalid("token not accepted on this route", errNotForRoute)
+	default:
+		is = s.byIss[t.claims.issuer]
+		if in := s.introspect; is == nil && in != nil && in.Iss != "" && t.claims.issuer == in.Iss {
+			is = in
 		}
-		if pv, ok := is.Verifier.(parsedVerifier); ok {
-			return pv.verifyParsed(ctx, t)
-		}
-		return is.Verifier.Verify(ctx, token)
 	}
-	if in := s.introspect; in != nil && in.Iss != "" && t.claims.issuer == in.Iss {
-		if !allowed(in.Name) {
-			return nil, invalid("token not accepted on this route", errNotForRoute)
-		}
-		return in.Verifier.Verify(ctx, token)
+	if is == nil {
+		return nil, invalid("issuer not accepted", nil)
 	}
-	return nil, invalid("issuer not accepted", nil)
+	if issuers != nil && !slices.Contains(issuers, is.Name) {
+		return nil, invalid("token not accepted on this route", errNotForRoute)
+	}
+	if pv, ok := is.Verifier.(parsedVerifier); ok && t != nil {
+		return pv.verifyParsed(ctx, t)
+	}
+	return is.Verifier.Verify(ctx, token)
 }
 
 // parsedVerifier verifies a token the Set already decoded (JWT, Timed).
