@@ -168,7 +168,7 @@ func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]key, error) {
 	now := k.now()
 	if len(keys) > 0 {
 		if now.Sub(fetched) > k.maxAge && now.Sub(attempted) > min(k.maxAge, 5*time.Second) {
-			go func() { _ = k.fetchShared(context.WithoutCancel(ctx), false) }()
+			_, _ = k.startFetch(ctx, false) // in the background; this token uses the keys held
 		}
 		return keys, nil
 	}
@@ -202,30 +202,39 @@ func every(l rate.Limit) time.Duration {
 // by an unknown kid (charged) takes a token from the refetch bucket;
 // scheduled refreshes, Start and SIGHUP do not.
 func (k *RemoteKeySet) fetchShared(ctx context.Context, charged bool) error {
-	k.mu.Lock()
-	call := k.inflight
-	if call == nil {
-		if charged && !k.refetch.AllowN(k.now(), 1) {
-			k.mu.Unlock()
-			return errRefetchLimited
-		}
-		call = &fetchCall{done: make(chan struct{})}
-		k.inflight = call
-		go func() {
-			call.err = k.fetch(context.WithoutCancel(ctx))
-			k.mu.Lock()
-			k.inflight = nil
-			k.mu.Unlock()
-			close(call.done)
-		}()
+	call, err := k.startFetch(ctx, charged)
+	if err != nil {
+		return err
 	}
-	k.mu.Unlock()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-call.done:
 		return call.err
 	}
+}
+
+// startFetch returns the fetch in progress, or starts one (taking a token
+// from the refetch bucket when charged). It never waits for the fetch.
+func (k *RemoteKeySet) startFetch(ctx context.Context, charged bool) (*fetchCall, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.inflight != nil {
+		return k.inflight, nil
+	}
+	if charged && !k.refetch.AllowN(k.now(), 1) {
+		return nil, errRefetchLimited
+	}
+	call := &fetchCall{done: make(chan struct{})}
+	k.inflight = call
+	go func() {
+		call.err = k.fetch(context.WithoutCancel(ctx))
+		k.mu.Lock()
+		k.inflight = nil
+		k.mu.Unlock()
+		close(call.done)
+	}()
+	return call, nil
 }
 
 func (k *RemoteKeySet) lookup(kid string) []key {

@@ -103,12 +103,10 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 	j := &JWT{o: o, intern: newInterner()}
 	for _, a := range o.Algorithms {
 		alg := jose.SignatureAlgorithm(a)
-		switch alg {
-		case jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512, jose.ES256, jose.ES384, jose.ES512, jose.EdDSA:
-			j.algs = append(j.algs, alg)
-		default:
+		if !slices.Contains(asymmetricAlgs, alg) {
 			return nil, fmt.Errorf("verifier: issuer %s: algorithm %q is not allowed with public keys", o.Name, a)
 		}
+		j.algs = append(j.algs, alg)
 	}
 	switch {
 	case o.KeySet != nil:
@@ -257,7 +255,7 @@ func (j *JWT) verifyParsed(ctx context.Context, t *parsedJWT) (*Principal, error
 		if k.jwk.Algorithm != "" && k.jwk.Algorithm != string(t.alg) {
 			continue // RFC 7517 §4.4: a key is used only with its own alg
 		}
-		if verifySignature(t.alg, k.jwk.Key, t.jws.signingInput, t.jws.sig) == nil {
+		if verifySignature(t.alg, k.jwk.Key, t.signingInput, t.sig) == nil {
 			used = k
 			break
 		}
@@ -269,7 +267,7 @@ func (j *JWT) verifyParsed(ctx context.Context, t *parsedJWT) (*Principal, error
 		return nil, err
 	}
 	if j.o.KeepClaims {
-		if t.claims.all, err = claimMap(t.jws.payload); err != nil {
+		if t.claims.all, err = claimMap(t.payload); err != nil {
 			return nil, invalid("malformed claims", err)
 		}
 	}
@@ -293,11 +291,8 @@ var asymmetricAlgs = []jose.SignatureAlgorithm{
 // strictly decoded registered claims of its payload; the Set and the JWT
 // verifier share it.
 type parsedJWT struct {
+	*compactJWS
 	raw    string
-	jws    *compactJWS
-	alg    jose.SignatureAlgorithm
-	kid    string
-	typ    string
 	claims *claims
 }
 
@@ -317,7 +312,7 @@ func parseJWT(token string) (*parsedJWT, error) {
 	if !slices.Contains(asymmetricAlgs, jws.alg) {
 		return nil, invalid(reasonAlg, nil)
 	}
-	t := &parsedJWT{raw: token, jws: jws, alg: jws.alg, kid: jws.kid, typ: jws.typ}
+	t := &parsedJWT{compactJWS: jws, raw: token}
 	if t.claims, err = parseClaims(jws.payload, false); err != nil {
 		return nil, invalid("malformed claims", err)
 	}
