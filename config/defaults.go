@@ -21,22 +21,18 @@ const (
 
 // applyDefaults fills every unset field with its documented default.
 func (c *Config) applyDefaults() {
-	setStr(&c.Listen, DefaultListen)
-	setStr(&c.AdminListen, DefaultAdminListen)
-	setStr(&c.Realm, DefaultRealm)
-	setDur(&c.ShutdownGrace, DefaultShutdownGrace)
-	setDur(&c.RetryAfter, DefaultRetryAfter)
-	setDur(&c.BodyReadTimeout, DefaultBodyReadTimeout)
-	setDur(&c.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.AdminListen, DefaultAdminListen)
+	setDefault(&c.Realm, DefaultRealm)
+	setDefault(&c.ShutdownGrace, Duration(DefaultShutdownGrace))
+	setDefault(&c.RetryAfter, Duration(DefaultRetryAfter))
+	setDefault(&c.BodyReadTimeout, Duration(DefaultBodyReadTimeout))
+	setDefault(&c.IdleTimeout, Duration(DefaultIdleTimeout))
 	u := &c.Upstream
-	setDur(&u.DialTimeout, DefaultDialTimeout)
-	setDur(&u.ResponseTimeout, DefaultResponseTimeout)
-	if u.MaxBodySize == 0 {
-		u.MaxBodySize = DefaultMaxBodyBytes
-	}
-	if u.MaxIdleConns == 0 {
-		u.MaxIdleConns = DefaultMaxIdleConns
-	}
+	setDefault(&u.DialTimeout, Duration(DefaultDialTimeout))
+	setDefault(&u.ResponseTimeout, Duration(DefaultResponseTimeout))
+	setDefault(&u.MaxBodySize, DefaultMaxBodyBytes)
+	setDefault(&u.MaxIdleConns, DefaultMaxIdleConns)
 	if t := c.TLS; t != nil && t.ClientCAFile != "" && t.ClientAuth == "" {
 		t.ClientAuth = ClientAuthRequire
 	}
@@ -49,35 +45,25 @@ func (c *Config) applyDefaults() {
 			d := Duration(DefaultClockSkew)
 			is.ClockSkew = &d
 		}
-		setDur(&is.Timeout, DefaultIssuerTimeout)
-		setDur(&is.JWKSRefreshCooldown, DefaultJWKSRefreshCooldown)
-		setDur(&is.JWKSRefreshInterval, DefaultJWKSRefreshInterval)
+		setDefault(&is.Timeout, Duration(DefaultIssuerTimeout))
+		setDefault(&is.JWKSRefreshCooldown, Duration(DefaultJWKSRefreshCooldown))
+		setDefault(&is.JWKSRefreshInterval, Duration(DefaultJWKSRefreshInterval))
 		if in := is.Introspection; in != nil {
-			setStr(&in.AuthMethod, AuthClientSecretBasic)
-			setDur(&in.Timeout, DefaultIssuerTimeout)
-			if in.MaxConcurrent == 0 {
-				in.MaxConcurrent = DefaultIntrospectionConcurrency
-			}
-			if in.RatePerSecond == 0 {
-				in.RatePerSecond = DefaultIntrospectionRate
-			}
-			if in.Burst == 0 {
-				in.Burst = DefaultIntrospectionBurst
-			}
+			setDefault(&in.AuthMethod, AuthClientSecretBasic)
+			setDefault(&in.Timeout, Duration(DefaultIssuerTimeout))
+			setDefault(&in.MaxConcurrent, DefaultIntrospectionConcurrency)
+			setDefault(&in.RatePerSecond, DefaultIntrospectionRate)
+			setDefault(&in.Burst, DefaultIntrospectionBurst)
 		}
 	}
-	if c.Cache.MaxEntries == 0 {
-		c.Cache.MaxEntries = DefaultCacheMaxEntries
-	}
-	setDur(&c.Cache.MaxTTL, DefaultCacheMaxTTL)
+	setDefault(&c.Cache.MaxEntries, DefaultCacheMaxEntries)
+	setDefault(&c.Cache.MaxTTL, Duration(DefaultCacheMaxTTL))
 	if c.Cache.NegativeTTL == nil {
 		d := Duration(DefaultNegativeTTL)
 		c.Cache.NegativeTTL = &d
 	}
-	if c.Cache.NegativeMaxEntries == 0 {
-		c.Cache.NegativeMaxEntries = max(c.Cache.MaxEntries/10, 1)
-	}
-	setStr(&c.Headers.IdentityPrefix, DefaultIdentityPrefix)
+	setDefault(&c.Cache.NegativeMaxEntries, max(c.Cache.MaxEntries/10, 1))
+	setDefault(&c.Headers.IdentityPrefix, DefaultIdentityPrefix)
 	if c.Headers.Identity == nil {
 		c.Headers.Identity = []string{IdentitySubject, IdentityClientID, IdentityScope, IdentityIssuer}
 	}
@@ -91,27 +77,17 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	if te := c.TokenEndpoint; te != nil {
-		setStr(&te.Name, DefaultTokenEndpointName)
-		setStr(&te.Path, DefaultTokenPath)
-		setStr(&te.Algorithm, DefaultTokenAlgorithm)
-		setStr(&te.Audience, te.Issuer)
-		setDur(&te.TokenTTL, DefaultTokenTTL)
+		setDefault(&te.Name, DefaultTokenEndpointName)
+		setDefault(&te.Path, DefaultTokenPath)
+		setDefault(&te.Algorithm, DefaultTokenAlgorithm)
+		setDefault(&te.Audience, te.Issuer)
+		setDefault(&te.TokenTTL, Duration(DefaultTokenTTL))
 		rl := &te.RateLimit
-		if rl.PerClient == 0 {
-			rl.PerClient = DefaultPerClientRate
-		}
-		if rl.PerClientBurst == 0 {
-			rl.PerClientBurst = DefaultPerClientBurst
-		}
-		if rl.PerIP == 0 {
-			rl.PerIP = DefaultPerIPRate
-		}
-		if rl.PerIPBurst == 0 {
-			rl.PerIPBurst = DefaultPerIPBurst
-		}
-		if te.MaxConcurrentHashChecks == 0 {
-			te.MaxConcurrentHashChecks = DefaultMaxHashChecks
-		}
+		setDefault(&rl.PerClient, DefaultPerClientRate)
+		setDefault(&rl.PerClientBurst, DefaultPerClientBurst)
+		setDefault(&rl.PerIP, DefaultPerIPRate)
+		setDefault(&rl.PerIPBurst, DefaultPerIPBurst)
+		setDefault(&te.MaxConcurrentHashChecks, DefaultMaxHashChecks)
 		for i := range te.Clients {
 			cl := &te.Clients[i]
 			if cl.DefaultScopes == nil {
@@ -121,14 +97,10 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-func setStr(p *string, v string) {
-	if *p == "" {
+// setDefault sets *p to v when it is the zero value (unset in the YAML).
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
 		*p = v
-	}
-}
-
-func setDur(p *Duration, v time.Duration) {
-	if *p == 0 {
-		*p = Duration(v)
 	}
 }
