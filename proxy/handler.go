@@ -127,6 +127,7 @@ type state struct {
 	upgrade   string // the protocol the request asks to switch to, "" for none
 	upgraded  bool   // the receiver answered 101 and the tunnel ran
 	bodyErr   atomic.Pointer[error]
+	body      body // the wrapped request body (kept here: no allocation)
 	fields    [12]zap.Field // the access-log line's fields
 }
 
@@ -138,7 +139,7 @@ type body struct {
 	st *state
 }
 
-func (b body) Read(p []byte) (int, error) {
+func (b *body) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF {
 		b.st.bodyErr.CompareAndSwap(nil, &err)
@@ -267,7 +268,8 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *state, decision stri
 	}
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = body{http.MaxBytesReader(w, r.Body, h.maxBody), st}
+		st.body = body{http.MaxBytesReader(w, r.Body, h.maxBody), st}
+		r.Body = &st.body
 		if h.bodyRead > 0 {
 			// A sender trickling its body is cut off; the deadline is
 			// reset by the server for the next request on the connection.
