@@ -127,7 +127,7 @@ type state struct {
 	upgrade   string // the protocol the request asks to switch to, "" for none
 	upgraded  bool   // the receiver answered 101 and the tunnel ran
 	bodyErr   atomic.Pointer[error]
-	body      body // the wrapped request body (kept here: no allocation)
+	body      body          // the wrapped request body (kept here: no allocation)
 	fields    [12]zap.Field // the access-log line's fields
 }
 
