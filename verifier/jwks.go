@@ -245,8 +245,20 @@ func (k *RemoteKeySet) lookup(kid string) []key {
 }
 
 // Refresh fetches the JWKS now, outside the refetch bucket (start-up,
-// SIGHUP, the periodic refresh).
+// SIGHUP, the periodic refresh). A fetch already in flight may have read
+// the set before the reason to refresh (a key change, then SIGHUP), so
+// Refresh waits for it and then fetches anew.
 func (k *RemoteKeySet) Refresh(ctx context.Context) error {
+	k.mu.Lock()
+	earlier := k.inflight
+	k.mu.Unlock()
+	if earlier != nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-earlier.done:
+		}
+	}
 	return k.fetchShared(ctx, false)
 }
 
