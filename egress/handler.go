@@ -1,0 +1,362 @@
+package egress
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Handler defaults.
+const (
+	DefaultRetryBodyLimit = 1 << 20 // 1 MiB
+	// maxDrain bounds reading a refused answer before the retry, so the
+	// connection can be reused.
+	maxDrain = 64 << 10
+)
+
+// Retry outcomes, the "outcome" reported to Observer.Retry.
+const (
+	RetryDone          = "retried"        // 401 → new token → sent again
+	RetryNotReplayable = "not_replayable" // 401, body too large to keep
+	RetryThrottled     = "throttled"      // 401, renewals too frequent
+	RetryNoToken       = "no_token"       // 401, no new token in time
+)
+
+// TokenSource is what a Handler needs from a Source.
+type TokenSource interface {
+	Token(ctx context.Context) (*Token, error)
+	Invalidate(t *Token) bool
+}
+
+// Observer receives the Handler's events for metrics. Labels are the
+// egress name and fixed sets; never a token or a path.
+type Observer interface {
+	EgressRequest(egress string, code int)
+	EgressRetry(egress, outcome string)
+}
+
+// HandlerOptions configure a Handler.
+type HandlerOptions struct {
+	// Name of the egress entry.
+	Name string
+	// Upstream is the base URL requests go to: its path is prefixed to
+	// the request's, its query merged.
+	Upstream *url.URL
+	// Tokens supplies the access tokens.
+	Tokens TokenSource
+	// Transport reaches the upstream. Default http.DefaultTransport.
+	Transport http.RoundTripper
+	// RetryBodyLimit: bodies up to this size are kept so a request the
+	// upstream refused with 401 can be sent again with a new token;
+	// larger ones stream and are not retried. Default 1 MiB; negative:
+	// never retry a request with a body.
+	RetryBodyLimit int64
+	// MaxBodySize refuses larger bodies with 413. 0: no limit.
+	MaxBodySize int64
+	// ForwardedHeaders adds X-Forwarded-For/-Host/-Proto. Default off:
+	// the vendor learns nothing about the app's network.
+	ForwardedHeaders bool
+	// Observer receives request and retry events (optional).
+	Observer Observer
+	// Logger receives one line per request (no query, no token).
+	Logger *zap.Logger
+}
+
+// Handler forwards an application's requests to the upstream with a
+// bearer token from its TokenSource. Whatever Authorization the app sent
+// is replaced; hop-by-hop headers are removed; Host is the upstream's.
+type Handler struct {
+	o  HandlerOptions
+	rp *httputil.ReverseProxy
+}
+
+// NewHandler builds a Handler.
+func NewHandler(o HandlerOptions) *Handler {
+	if o.Transport == nil {
+		o.Transport = http.DefaultTransport
+	}
+	if o.RetryBodyLimit == 0 {
+		o.RetryBodyLimit = DefaultRetryBodyLimit
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	h := &Handler{o: o}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:      h.rewrite,
+		Transport:    &retryTransport{h: h},
+		ErrorHandler: h.proxyError,
+		ErrorLog:     zap.NewStdLog(o.Logger),
+	}
+	return h
+}
+
+// reqState is what one request carries from ServeHTTP to the transport.
+type reqState struct {
+	tok     *Token
+	replay  []byte // the body, when it can be sent again
+	hasBody bool
+	retried string // retry outcome, for the log
+}
+
+type stateKey struct{}
+
+func stateOf(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w}
+	st := &reqState{}
+	h.serve(rec, r, st)
+	code := rec.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	if h.o.Observer != nil {
+		h.o.Observer.EgressRequest(h.o.Name, code)
+	}
+	fields := []zap.Field{zap.String("egress", h.o.Name), zap.String("method", r.Method),
+		zap.String("path", r.URL.Path), zap.Int("status", code), zap.Duration("duration", time.Since(start))}
+	if st.retried != "" {
+		fields = append(fields, zap.String("retry", st.retried))
+	}
+	h.o.Logger.Info("egress request", fields...)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *reqState) {
+	if msg := badRequest(r); msg != "" {
+		h.writeError(w, http.StatusBadRequest, "invalid_request", msg, 0)
+		return
+	}
+	if h.o.MaxBodySize > 0 && r.ContentLength > h.o.MaxBodySize {
+		h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body exceeds max_body_size", 0)
+		return
+	}
+	tok, err := h.o.Tokens.Token(r.Context())
+	if err != nil {
+		var ue *UnavailableError
+		retry := time.Second
+		if errors.As(err, &ue) {
+			retry = ue.RetryAfter
+		}
+		if r.Context().Err() != nil {
+			return // the app went away
+		}
+		h.writeError(w, http.StatusServiceUnavailable, "token_unavailable", err.Error(), retry)
+		return
+	}
+	st.tok = tok
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		st.hasBody = true
+		if h.o.MaxBodySize > 0 {
+			r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodySize)
+		}
+		if h.o.RetryBodyLimit > 0 && r.ContentLength <= h.o.RetryBodyLimit {
+			if err := keepBody(r, st, h.o.RetryBodyLimit); err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body exceeds max_body_size", 0)
+					return
+				}
+				h.writeError(w, http.StatusBadRequest, "invalid_request", "the request body could not be read", 0)
+				return
+			}
+		}
+	}
+	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+// keepBody reads up to limit bytes of the body. A body that fits is kept
+// for a retry; a longer one is put back together to stream.
+func keepBody(r *http.Request, st *reqState, limit int64) error {
+	buf, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return err
+	}
+	if int64(len(buf)) <= limit {
+		r.Body.Close()
+		st.replay = buf
+		r.Body = io.NopCloser(bytes.NewReader(buf))
+		r.ContentLength = int64(len(buf))
+		return nil
+	}
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+	return nil
+}
+
+// badRequest refuses what an egress never forwards: protocol upgrades
+// and paths that climb out of the upstream's base path.
+func badRequest(r *http.Request) string {
+	if r.Header.Get("Upgrade") != "" {
+		return "protocol upgrades are not forwarded by an egress"
+	}
+	if !strings.HasPrefix(r.URL.Path, "/") {
+		return "the request target must be an absolute path"
+	}
+	for seg := range strings.SplitSeq(r.URL.Path, "/") {
+		if seg == ".." || seg == "." {
+			return "the path must not contain . or .. segments"
+		}
+	}
+	if path.Clean(r.URL.Path) != strings.TrimSuffix(r.URL.Path, "/") && r.URL.Path != "/" {
+		return "the path must be clean (no empty segments)"
+	}
+	return ""
+}
+
+// rewrite points the request at the upstream and sets the token.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(h.o.Upstream)
+	if h.o.ForwardedHeaders {
+		pr.SetXForwarded()
+	}
+	st := stateOf(pr.In.Context())
+	pr.Out.Header.Set("Authorization", "Bearer "+st.tok.Value)
+	if st.replay != nil {
+		body := st.replay
+		pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+}
+
+// retryTransport sends the request and, when the upstream answers 401,
+// drops the token, gets a new one and sends the request once more if
+// its body was kept. It never retries twice.
+type retryTransport struct{ h *Handler }
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	next := t.h.o.Transport
+	resp, err := next.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	st := stateOf(req.Context())
+	outcome := t.retryable(req, st)
+	if outcome != RetryDone {
+		t.h.observeRetry(st, outcome)
+		return resp, nil
+	}
+	tok, terr := t.h.o.Tokens.Token(req.Context())
+	if terr != nil {
+		t.h.observeRetry(st, RetryNoToken)
+		return resp, nil
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+	resp.Body.Close()
+	out := req.Clone(req.Context())
+	out.Header.Set("Authorization", "Bearer "+tok.Value)
+	if st.hasBody {
+		out.Body, _ = out.GetBody()
+	}
+	t.h.observeRetry(st, RetryDone)
+	return next.RoundTrip(out)
+}
+
+// retryable decides whether a refused request is sent again.
+func (t *retryTransport) retryable(req *http.Request, st *reqState) string {
+	if st.hasBody && (st.replay == nil || req.GetBody == nil) {
+		return RetryNotReplayable
+	}
+	if !t.h.o.Tokens.Invalidate(st.tok) {
+		return RetryThrottled
+	}
+	return RetryDone
+}
+
+func (h *Handler) observeRetry(st *reqState, outcome string) {
+	st.retried = outcome
+	if h.o.Observer != nil {
+		h.o.Observer.EgressRetry(h.o.Name, outcome)
+	}
+}
+
+// proxyError answers when the upstream could not be reached.
+func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil && !errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		w.WriteHeader(499) // the app went away; nobody reads this
+		return
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body exceeds max_body_size", 0)
+	case isTimeout(err):
+		h.writeError(w, http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time", 0)
+	default:
+		h.o.Logger.Warn("egress upstream unreachable", zap.String("egress", h.o.Name), zap.String("upstream", h.o.Upstream.Host), zap.Error(err))
+		h.writeError(w, http.StatusBadGateway, "upstream_unreachable", "the upstream could not be reached", 0)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// errorBody is the JSON an egress answers with when it cannot forward.
+type errorBody struct {
+	Error  string `json:"error"`
+	Egress string `json:"egress"`
+	Cause  string `json:"cause"`
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, code int, kind, cause string, retry time.Duration) {
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", "no-store")
+	if retry > 0 {
+		hd.Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+	}
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: kind, Egress: h.o.Name, Cause: cause})
+}
+
+// recorder remembers the status written.
+type recorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Flush lets streamed answers through.
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,311 @@
+package egress
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tokengate/tokengate/egress/egresstest"
+)
+
+// events records Observer calls.
+type events struct {
+	mu      sync.Mutex
+	codes   []int
+	retries []string
+}
+
+func (e *events) EgressRequest(_ string, code int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.codes = append(e.codes, code)
+}
+
+func (e *events) EgressRetry(_, outcome string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.retries = append(e.retries, outcome)
+}
+
+func (e *events) retried() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.retries...)
+}
+
+func newTestHandler(t *testing.T, upstream string, s *Source, mod func(*HandlerOptions)) *Handler {
+	t.Helper()
+	u, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := HandlerOptions{Name: s.Name(), Upstream: u, Tokens: s}
+	if mod != nil {
+		mod(&o)
+	}
+	return NewHandler(o)
+}
+
+func post(t *testing.T, h http.Handler, path, body string) int {
+	t.Helper()
+	rr := httptest.NewRecorder()
+	h.ServeHTTP(rr, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+	return rr.Code
+}
+
+// TestRetryOn401: the upstream refuses a revoked token; the egress drops
+// it, fetches one new token and sends the same body once more.
+func TestRetryOn401(t *testing.T) {
+	e := egresstest.NewTokenEndpoint(testID, testSecret, time.Hour)
+	defer e.Close()
+	up := egresstest.NewUpstream(e)
+	defer up.Close()
+	s := newTestSource(e, nil)
+	defer s.Close()
+	ev := &events{}
+	h := newTestHandler(t, up.URL+"/api", s, func(o *HandlerOptions) { o.Observer = ev })
+	tok, err := s.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Revoke(tok.Value)
+	body := `{"event":"order.created","id":42}`
+	if code := post(t, h, "/hooks/run?x=1", body); code != http.StatusOK {
+		t.Fatalf("status %d, want 200 after one retry", code)
+	}
+	seen := up.Seen()
+	if len(seen) != 2 || seen[0].Err == nil || seen[1].Err != nil {
+		t.Fatalf("upstream saw %d requests (%+v), want a refused one then an accepted one", len(seen), seen)
+	}
+	for _, s := range seen {
+		if string(s.Body) != body || s.Path != "/api/hooks/run" || s.Query != "x=1" {
+			t.Errorf("request %s?%s body %q: want the same body and path both times", s.Path, s.Query, s.Body)
+		}
+	}
+	if e.Count() != 2 {
+		t.Errorf("token requests %d, want 2 (one refresh)", e.Count())
+	}
+	if got := ev.retried(); len(got) != 1 || got[0] != RetryDone {
+		t.Errorf("retry outcomes %v, want [retried]", got)
+	}
+}
+
+// TestRetryNeverLoops: an upstream that refuses every token gets each
+// request at most twice, and renewals are throttled.
+func TestRetryNeverLoops(t *testing.T) {
+	e := egresstest.NewTokenEndpoint(testID, testSecret, time.Hour)
+	defer e.Close()
+	var hits int
+	var mu sync.Mutex
+	refuser := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer refuser.Close()
+	s := newTestSource(e, nil)
+	defer s.Close()
+	ev := &events{}
+	h := newTestHandler(t, refuser.URL, s, func(o *HandlerOptions) { o.Observer = ev })
+	for range 3 {
+		if code := post(t, h, "/x", "{}"); code != http.StatusUnauthorized {
+			t.Fatalf("status %d, want the upstream's 401", code)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// First: sent, refused, renewed, sent again. Then renewals are
+	// throttled (one per 5s): each request is sent once.
+	if hits != 4 {
+		t.Errorf("upstream hits %d, want 4", hits)
+	}
+	if e.Count() != 2 {
+		t.Errorf("token requests %d, want 2", e.Count())
+	}
+	if got := ev.retried(); len(got) != 3 || got[0] != RetryDone || got[1] != RetryThrottled || got[2] != RetryThrottled {
+		t.Errorf("retry outcomes %v", got)
+	}
+}
+
+// TestLargeBodyNotRetried: a body beyond the retry limit streams through
+// and a 401 answer is passed back without a retry.
+func TestLargeBodyNotRetried(t *testing.T) {
+	e := egresstest.NewTokenEndpoint(testID, testSecret, time.Hour)
+	defer e.Close()
+	up := egresstest.NewUpstream(e)
+	defer up.Close()
+	s := newTestSource(e, nil)
+	defer s.Close()
+	ev := &events{}
+	h := newTestHandler(t, up.URL, s, func(o *HandlerOptions) { o.Observer = ev; o.RetryBodyLimit = 1024 })
+	tok, _ := s.Token(context.Background())
+	e.Revoke(tok.Value)
+	big := strings.Repeat("x", 4096)
+	// Chunked: the size is not known up front.
+	req := httptest.NewRequest(http.MethodPost, "/upload", io.MultiReader(strings.NewReader(big)))
+	req.ContentLength = -1
+	rr := httptest.NewRecorder()
+	h.ServeHTTP(rr, req)
+	if rr.Code != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401 passed through", rr.Code)
+	}
+	seen := up.Seen()
+	if len(seen) != 1 || len(seen[0].Body) != len(big) {
+		t.Fatalf("upstream saw %d requests; body %d bytes, want 1 request with all %d", len(seen), len(seen[0].Body), len(big))
+	}
+	if got := ev.retried(); len(got) != 1 || got[0] != RetryNotReplayable {
+		t.Errorf("retry outcomes %v, want [not_replayable]", got)
+	}
+	if e.Count() != 1 {
+		t.Errorf("token requests %d, want 1", e.Count())
+	}
+}
+
+// TestHeaders: the app's Authorization is replaced, hop-by-hop headers go,
+// Host is the upstream's, and X-Forwarded-* appear only when configured.
+func TestHeaders(t *testing.T) {
+	e := egresstest.NewTokenEndpoint(testID, testSecret, time.Hour)
+	defer e.Close()
+	up := egresstest.NewUpstream(e)
+	defer up.Close()
+	s := newTestSource(e, nil)
+	defer s.Close()
+	upURL, _ := url.Parse(up.URL)
+	for _, fwd := range []bool{false, true} {
+		h := newTestHandler(t, up.URL, s, func(o *HandlerOptions) { o.ForwardedHeaders = fwd })
+		req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:8081/v1/shipments", strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer app-supplied")
+		req.Header.Set("Connection", "X-Hop")
+		req.Header.Set("X-Hop", "1")
+		req.Header.Set("Proxy-Authorization", "Basic Zm9vOmJhcg==")
+		req.Header.Set("X-Forwarded-For", "10.9.9.9")
+		req.Header.Set("Content-Type", "application/vnd.api+json")
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		if rr.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", rr.Code, rr.Body)
+		}
+		seen := up.Seen()
+		got := seen[len(seen)-1]
+		if got.Err != nil || got.Token == "app-supplied" {
+			t.Errorf("token not replaced: %v", got.Err)
+		}
+		if got.Host != upURL.Host {
+			t.Errorf("Host %q, want %q", got.Host, upURL.Host)
+		}
+		for _, k := range []string{"X-Hop", "Proxy-Authorization"} {
+			if got.Header.Get(k) != "" {
+				t.Errorf("%s forwarded", k)
+			}
+		}
+		if got.Header.Get("Content-Type") != "application/vnd.api+json" {
+			t.Errorf("Content-Type lost")
+		}
+		xff := got.Header.Get("X-Forwarded-For")
+		switch {
+		case !fwd && (xff != "" || got.Header.Get("X-Forwarded-Host") != ""):
+			t.Errorf("X-Forwarded-* added without forwarded_headers: %v", got.Header)
+		case fwd && (xff != "192.0.2.1" || got.Header.Get("X-Forwarded-Host") != "127.0.0.1:8081"):
+			t.Errorf("forwarded_headers: X-Forwarded-For %q, Host %q (the app's 10.9.9.9 must not pass)", xff, got.Header.Get("X-Forwarded-Host"))
+		}
+	}
+}
+
+// TestNoTokenNoForward: without a token the app gets 503 with Retry-After
+// and a JSON body naming the egress and the cause; the upstream sees
+// nothing and the secret appears nowhere, logs included.
+func TestNoTokenNoForward(t *testing.T) {
+	e := egresstest.NewTokenEndpoint(testID, testSecret, time.Hour)
+	defer e.Close()
+	e.Script(func(int) egresstest.Answer {
+		return egresstest.Answer{Status: 401, Body: `{"error":"invalid_client","error_description":"secret ` + testSecret + ` is wrong"}`}
+	})
+	up := egresstest.NewUpstream(e)
+	defer up.Close()
+	core, logs := observer.New(zapcore.DebugLevel)
+	log := zap.New(core)
+	s := newTestSource(e, func(o *SourceOptions) { o.Logger = log; o.Name = "myparcel" })
+	defer s.Close()
+	h := newTestHandler(t, up.URL, s, func(o *HandlerOptions) { o.Logger = log })
+	rr := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/shipments", strings.NewReader("{}"))
+	h.ServeHTTP(rr, req)
+	if rr.Code != http.StatusServiceUnavailable || rr.Header().Get("Retry-After") == "" {
+		t.Fatalf("status %d Retry-After %q, want 503 with Retry-After", rr.Code, rr.Header().Get("Retry-After"))
+	}
+	var body errorBody
+	if err := json.Unmarshal(rr.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Error != "token_unavailable" || body.Egress != "myparcel" || !strings.Contains(body.Cause, "invalid_client") {
+		t.Errorf("body %+v", body)
+	}
+	if len(up.Seen()) != 0 {
+		t.Errorf("the upstream got %d requests without a token", len(up.Seen()))
+	}
+	var all bytes.Buffer
+	all.Write(rr.Body.Bytes())
+	for _, l := range logs.All() {
+		all.WriteString(l.Message)
+		for k, v := range l.ContextMap() {
+			all.WriteString(k)
+			all.WriteString(toString(v))
+		}
+	}
+	if strings.Contains(all.String(), testSecret) {
+		t.Fatalf("the client secret leaked into the answer or the logs: %s", all.String())
+	}
+	if !strings.Contains(all.String(), "[redacted]") {
+		t.Errorf("the endpoint's description was not logged (redacted): %s", all.String())
+	}
+}
+
+func toString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestBadPaths: requests that climb out of the upstream's base path or
+// ask for an upgrade are refused before a token is spent.
+func TestBadPaths(t *testing.T) {
+	e := egresstest.NewTokenEndpoint(testID, testSecret, time.Hour)
+	defer e.Close()
+	up := egresstest.NewUpstream(e)
+	defer up.Close()
+	s := newTestSource(e, nil)
+	defer s.Close()
+	h := newTestHandler(t, up.URL+"/customer-1/webhooks", s, nil)
+	for _, p := range []string{"/../customer-2/webhooks", "/a/./b", "/a//b", "/%2e%2e/x"} {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.URL.Path, _ = url.PathUnescape(p)
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		if rr.Code != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", p, rr.Code)
+		}
+	}
+	req := httptest.NewRequest(http.MethodGet, "/ws", nil)
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	rr := httptest.NewRecorder()
+	h.ServeHTTP(rr, req)
+	if rr.Code != http.StatusBadRequest {
+		t.Errorf("upgrade: status %d", rr.Code)
+	}
+	if len(up.Seen()) != 0 || e.Count() != 0 {
+		t.Errorf("refused requests reached the upstream (%d) or spent a token (%d)", len(up.Seen()), e.Count())
+	}
+}

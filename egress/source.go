@@ -1,0 +1,374 @@
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+)
+
+// Source defaults.
+const (
+	DefaultWaitTimeout = 10 * time.Second
+	DefaultMinBackoff  = 500 * time.Millisecond
+	DefaultMaxBackoff  = time.Minute
+	// refreshFraction: without RefreshBefore a token is renewed after 80 %
+	// of its lifetime (a 1h token after 48m, a 3s token after 2.4s).
+	refreshFraction = 0.8
+	// maxSafety is the most a token's usable window is cut short, so that
+	// a request never leaves with a token about to expire in transit.
+	maxSafety = 5 * time.Second
+	// forcedRefreshEvery bounds token drops caused by upstream 401s: an
+	// upstream that refuses every token must not turn each app request
+	// into a token request.
+	forcedRefreshEvery = 5 * time.Second
+	flightKey          = "token"
+)
+
+// errStopped is the cause given to callers after Close.
+var errStopped = errors.New("egress stopped")
+
+// SourceOptions configure a Source.
+type SourceOptions struct {
+	// Name of the egress entry, for logs, metrics and error bodies.
+	Name string
+	// Token describes the token requests.
+	Token TokenOptions
+	// RefreshBefore renews the token this long before it expires, but
+	// never before half its lifetime has passed. Zero: at 80 % of its
+	// lifetime.
+	RefreshBefore time.Duration
+	// WaitTimeout bounds how long a caller waits for a token when none is
+	// valid. Default 10s.
+	WaitTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between failed token
+	// requests (exponential, with jitter). Defaults 500ms and 1m. A 429's
+	// Retry-After is waited out even when longer.
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives token events; never the token or the secret.
+	Logger *zap.Logger
+	// OnTokenRequest is called after every token request with "success"
+	// or the failure's label (TokenError.Label).
+	OnTokenRequest func(result string)
+	// OnWait is called when a caller finds no valid token and has to
+	// wait for one (in steady state, with the background refresh, never).
+	OnWait func()
+}
+
+// Source obtains, caches and renews one egress entry's access token. It
+// is safe for concurrent use.
+type Source struct {
+	o      SourceOptions
+	log    *zap.Logger
+	group  singleflight.Group
+	forced *rate.Limiter
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	tok       *Token
+	lastErr   error
+	failures  int
+	notBefore time.Time     // no token request before this (backoff)
+	changed   chan struct{} // closed when tok or notBefore change
+}
+
+// NewSource makes a Source; Run starts its background refresh, Close
+// ends it.
+func NewSource(o SourceOptions) *Source {
+	if o.WaitTimeout <= 0 {
+		o.WaitTimeout = DefaultWaitTimeout
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(DefaultMaxBackoff, o.MinBackoff)
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Source{
+		o: o, log: o.Logger.With(zap.String("egress", o.Name)),
+		forced: rate.NewLimiter(rate.Every(forcedRefreshEvery), 1),
+		ctx:    ctx, cancel: cancel, changed: make(chan struct{}),
+	}
+}
+
+// Name is the egress entry's name.
+func (s *Source) Name() string { return s.o.Name }
+
+// UnavailableError is returned when no valid token could be had within
+// the wait bound. Its text names the egress and the cause, never a secret.
+type UnavailableError struct {
+	Egress string
+	// Cause is the last token request's failure (often a *TokenError), or
+	// why waiting ended.
+	Cause error
+	// RetryAfter is when a new token request may be made.
+	RetryAfter time.Duration
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("egress %s: no valid access token: %v", e.Egress, e.Cause)
+}
+
+// Unwrap returns the cause.
+func (e *UnavailableError) Unwrap() error { return e.Cause }
+
+// Token returns a token that is valid now and will be for the request's
+// flight. When there is none it joins (or starts) the one token request
+// in flight and waits for it, at most WaitTimeout.
+func (s *Source) Token(ctx context.Context) (*Token, error) {
+	if t := s.usable(time.Now()); t != nil {
+		return t, nil
+	}
+	if s.o.OnWait != nil {
+		s.o.OnWait()
+	}
+	timer := time.NewTimer(s.o.WaitTimeout)
+	defer timer.Stop()
+	for {
+		ch := s.group.DoChan(flightKey, s.flight)
+		select {
+		case r := <-ch:
+			if t := s.usable(time.Now()); t != nil {
+				return t, nil
+			}
+			if r.Err != nil {
+				var te *TokenError
+				if errors.As(r.Err, &te) && te.Permanent() || errors.Is(r.Err, errStopped) {
+					return nil, s.unavailable(r.Err)
+				}
+			}
+		case <-ctx.Done():
+			return nil, s.unavailable(ctx.Err())
+		case <-timer.C:
+			return nil, s.unavailable(fmt.Errorf("no token within %v", s.o.WaitTimeout))
+		}
+	}
+}
+
+// unavailable builds the error callers get, preferring the token
+// endpoint's own failure as the cause.
+func (s *Source) unavailable(why error) *UnavailableError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cause := why
+	if s.lastErr != nil && !errors.Is(why, errStopped) {
+		cause = s.lastErr
+	}
+	return &UnavailableError{Egress: s.o.Name, Cause: cause, RetryAfter: max(time.Until(s.notBefore), time.Second)}
+}
+
+// usable returns the current token if it is valid at now with a margin.
+func (s *Source) usable(now time.Time) *Token {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok != nil && now.Before(usableUntil(s.tok)) {
+		return s.tok
+	}
+	return nil
+}
+
+// usableUntil is the token's expiry less a safety margin of 5 % of its
+// lifetime, at most 5s.
+func usableUntil(t *Token) time.Time {
+	return t.Expiry.Add(-min(t.Lifetime()/20, maxSafety))
+}
+
+// refreshAt is when the background refresh renews t.
+func (s *Source) refreshAt(t *Token) time.Time {
+	life := t.Lifetime()
+	if s.o.RefreshBefore > 0 {
+		return t.Obtained.Add(max(life-s.o.RefreshBefore, life/2))
+	}
+	return t.Obtained.Add(time.Duration(float64(life) * refreshFraction))
+}
+
+// flight makes token requests until one succeeds, one fails permanently,
+// or the Source is closed. Only one flight runs at a time (singleflight):
+// every caller waiting for a token shares its result.
+func (s *Source) flight() (any, error) {
+	for {
+		s.mu.Lock()
+		wait := time.Until(s.notBefore)
+		s.mu.Unlock()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return nil, errStopped
+			}
+		}
+		if s.ctx.Err() != nil {
+			return nil, errStopped
+		}
+		tok, err := Fetch(s.ctx, s.o.Token)
+		if s.ctx.Err() != nil {
+			return nil, errStopped
+		}
+		s.record(tok, err)
+		if err == nil {
+			return tok, nil
+		}
+		var te *TokenError
+		if errors.As(err, &te) && te.Permanent() {
+			return nil, err
+		}
+	}
+}
+
+// record installs a new token, or notes a failure and sets the backoff.
+func (s *Source) record(tok *Token, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.signal()
+	if err == nil {
+		s.tok, s.lastErr, s.failures, s.notBefore = tok, nil, 0, time.Time{}
+		s.report(resultSuccess)
+		s.log.Info("access token obtained", zap.Duration("lifetime", tok.Lifetime().Round(time.Second)),
+			zap.Time("refresh_at", s.refreshAt(tok)), zap.String("scope", tok.Scope))
+		return
+	}
+	s.failures++
+	wait := backoff(s.o.MinBackoff, s.o.MaxBackoff, s.failures)
+	fields := []zap.Field{zap.Int("failures", s.failures)}
+	var te *TokenError
+	if errors.As(err, &te) {
+		wait = max(wait, te.RetryAfter)
+		s.report(te.Label())
+		fields = append(fields, zap.String("error", te.Code), zap.String("description", te.Description), zap.Int("status", te.Status))
+	} else {
+		s.report(errorOther)
+		fields = append(fields, zap.Error(err))
+	}
+	s.lastErr = err
+	s.notBefore = time.Now().Add(wait)
+	fields = append(fields, zap.Duration("retry_in", wait.Round(time.Millisecond)), zap.Bool("token_held", s.tok != nil && time.Now().Before(s.tok.Expiry)))
+	s.log.Warn("token request failed", fields...)
+}
+
+func (s *Source) report(result string) {
+	if s.o.OnTokenRequest != nil {
+		s.o.OnTokenRequest(result)
+	}
+}
+
+// signal wakes the refresher; callers hold s.mu.
+func (s *Source) signal() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// backoff is the wait after n consecutive failures: min·2^(n-1), capped,
+// with jitter in its upper half so replicas do not retry in step.
+func backoff(lo, hi time.Duration, n int) time.Duration {
+	d := hi
+	if n < 32 {
+		d = min(lo<<(n-1), hi)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Run renews the token in the background until ctx ends or Close is
+// called: it fetches one at once, then again at each token's refresh
+// time, and keeps retrying with backoff while none is valid, so that
+// readiness recovers without waiting for a request.
+func (s *Source) Run(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		next := s.notBefore
+		if s.tok != nil && time.Now().Before(usableUntil(s.tok)) {
+			next = later(s.refreshAt(s.tok), s.notBefore)
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		if wait := time.Until(next); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-s.ctx.Done():
+				t.Stop()
+				return
+			case <-changed:
+				t.Stop()
+				continue
+			case <-t.C:
+			}
+		}
+		ch := s.group.DoChan(flightKey, s.flight)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Invalidate drops t after the upstream refused it, so that the next
+// Token call fetches a new one. It reports whether the caller may retry:
+// true when t was dropped or was already replaced, false when forced
+// renewals are being made too often (an upstream that refuses every
+// token does not get a token request per call).
+func (s *Source) Invalidate(t *Token) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok != t {
+		return true // already dropped or replaced: the retry uses the next one
+	}
+	if !s.forced.Allow() {
+		return false
+	}
+	s.tok = nil
+	s.signal()
+	s.log.Info("upstream refused the access token; fetching a new one")
+	return true
+}
+
+// Ready reports why the Source holds no valid token, or nil.
+func (s *Source) Ready() error {
+	if s.usable(time.Now()) != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastErr != nil {
+		return fmt.Errorf("egress %s: no valid token: %w", s.o.Name, s.lastErr)
+	}
+	return fmt.Errorf("egress %s: no token yet", s.o.Name)
+}
+
+// SecondsLeft is the time until the current token expires, 0 without one.
+func (s *Source) SecondsLeft() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tok == nil {
+		return 0
+	}
+	return max(time.Until(s.tok.Expiry).Seconds(), 0)
+}
+
+// Close stops the background refresh and any token request in flight;
+// callers waiting for a token get an UnavailableError.
+func (s *Source) Close() { s.cancel() }
