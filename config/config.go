@@ -75,8 +75,12 @@ type Config struct {
 	Routes        []Route        `yaml:"routes"`
 	Headers       Headers        `yaml:"headers"`
 	TokenEndpoint *TokenEndpoint `yaml:"token_endpoint"`
+	// Egress entries are the calling side: outbound requests that get a
+	// bearer token added (see Egress).
+	Egress []Egress `yaml:"egress"`
 
-	lines map[string]int // YAML path → line, for messages
+	lines    map[string]int  // YAML path → line, for messages
+	envPaths map[string]bool // YAML paths whose value came from one ${VAR}
 }
 
 // Upstream is the receiver tokengate forwards authorized requests to. In YAML

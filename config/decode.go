@@ -38,6 +38,9 @@ type decoder struct {
 	lookup func(string) (string, bool) // environment for ${VAR}
 	errs   []error
 	lines  map[string]int // path → line, for later validation messages
+	// envPaths: scalars that were exactly one ${VAR} found in the
+	// environment (secrets must come from there, not the file).
+	envPaths map[string]bool
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
@@ -67,6 +70,9 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	}
 	d.lines[path] = n.Line
 	if n.Kind == yaml.ScalarNode {
+		if d.wholeEnvRef(n.Value) {
+			d.envPaths[path] = true
+		}
 		if err := d.expand(n); err != nil {
 			d.fail(path, n, "%v", err)
 			return
@@ -231,6 +237,18 @@ func (d *decoder) expand(n *yaml.Node) error {
 		n.Tag = ""
 	}
 	return nil
+}
+
+// wholeEnvRef reports whether s is exactly "${NAME}" (or with a
+// ":-default") and NAME is set and non-empty in the environment.
+func (d *decoder) wholeEnvRef(s string) bool {
+	inner, ok := strings.CutPrefix(s, "${")
+	if !ok || !strings.HasSuffix(inner, "}") || strings.Count(s, "${") != 1 {
+		return false
+	}
+	name, _, _ := strings.Cut(strings.TrimSuffix(inner, "}"), ":-")
+	val, found := d.lookup(name)
+	return validEnvName(name) && found && val != ""
 }
 
 func validEnvName(s string) bool {

@@ -76,6 +76,7 @@ func (c *Config) applyDefaults() {
 			r.Name = r.Path + r.PathPrefix
 		}
 	}
+	c.egressDefaults()
 	if te := c.TokenEndpoint; te != nil {
 		setDefault(&te.Name, DefaultTokenEndpointName)
 		setDefault(&te.Path, DefaultTokenPath)

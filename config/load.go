@@ -65,11 +65,11 @@ func parse(data []byte, dir string, opts Options) (*Config, error) {
 	if root.Kind == 0 {
 		return nil, errors.New("config: the file is empty")
 	}
-	d := &decoder{lookup: opts.LookupEnv, lines: map[string]int{}}
+	d := &decoder{lookup: opts.LookupEnv, lines: map[string]int{}, envPaths: map[string]bool{}}
 	cfg := &Config{}
 	d.decode("", &root, reflectValue(cfg))
 	errs := d.errs
-	cfg.lines = d.lines
+	cfg.lines, cfg.envPaths = d.lines, d.envPaths
 	errs = append(errs, cfg.resolveFiles(dir)...)
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -146,6 +146,10 @@ func (c *Config) resolveFiles(dir string) []error {
 			read(fmt.Sprintf("issuers[%d].introspection.client_secret", i), in.ClientSecretFile, &in.ClientSecret, true)
 		}
 	}
+	for i := range c.Egress {
+		t := &c.Egress[i].Token
+		read(fmt.Sprintf("egress[%d].token.client_secret", i), t.ClientSecretFile, &t.ClientSecret, true)
+	}
 	abs := func(p *string) {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
@@ -157,6 +161,17 @@ func (c *Config) resolveFiles(dir string) []error {
 	if t := c.TLS; t != nil {
 		for _, p := range []*string{&t.CertFile, &t.KeyFile, &t.ClientCAFile} {
 			abs(p)
+		}
+	}
+	for i := range c.Egress {
+		e := &c.Egress[i]
+		for _, p := range []*string{&e.Upstream.CAFile, &e.Upstream.CertFile, &e.Upstream.KeyFile, &e.Token.CAFile} {
+			abs(p)
+		}
+		if t := e.TLS; t != nil {
+			for _, p := range []*string{&t.CertFile, &t.KeyFile, &t.ClientCAFile} {
+				abs(p)
+			}
 		}
 	}
 	if te := c.TokenEndpoint; te != nil {

@@ -40,13 +40,16 @@ func (c *Config) IssuerNames() []string {
 func (c *Config) Validate() error {
 	v := &validator{c: c}
 	v.top()
-	v.upstream()
-	v.tls()
-	v.issuers()
-	v.cache()
-	v.headers()
-	v.tokenEndpoint()
-	v.routes()
+	if v.c.Receiving() {
+		v.upstream()
+		v.tls()
+		v.issuers()
+		v.cache()
+		v.headers()
+		v.tokenEndpoint()
+		v.routes()
+	}
+	v.egress()
 	return errors.Join(v.errs...)
 }
 
