@@ -103,7 +103,11 @@ func (b *builder) build(cfg *config.Config, prev *stack) (*stack, error) {
 		vk += "+claims"
 	}
 	st := &stack{cfg: cfg, verifyKey: vk}
-	if prev != nil && prev.verifyKey == vk {
+	if !cfg.Receiving() {
+		st.handler = notReceiving()
+		return st, nil
+	}
+	if prev != nil && prev.verifyKey == vk && prev.cache != nil {
 		st.cache, st.jwts, st.keys = prev.cache, prev.jwts, prev.keys
 	} else if err := b.buildVerifiers(cfg, st); err != nil {
 		return nil, err
@@ -117,7 +121,7 @@ func (b *builder) build(cfg *config.Config, prev *stack) (*stack, error) {
 			return nil, err
 		}
 	}
-	if prev != nil && reflect.DeepEqual(prev.cfg.Upstream, cfg.Upstream) {
+	if prev != nil && prev.transport != nil && reflect.DeepEqual(prev.cfg.Upstream, cfg.Upstream) {
 		st.transport = prev.transport
 	} else {
 		if st.transport, err = proxy.NewTransport(cfg.Upstream); err != nil {
@@ -350,4 +354,14 @@ func (c clientCheck) VerifyFor(ctx context.Context, token string, issuers []stri
 		return nil, &verifier.InvalidError{Reason: "client no longer registered"}
 	}
 	return p, err
+}
+
+// notReceiving answers on the public listener of a process whose
+// configuration has no receiving side any more (reloaded to egress only).
+func notReceiving() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"error":"not_found","error_description":"this tokengate has no receiving side configured"}` + "\n"))
+	})
 }

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/egress"
 )
 
 // swappable is the public handler; a reload replaces what it points to
@@ -49,6 +50,7 @@ type server struct {
 	pubSrv, adminSrv *http.Server
 	pubLn, adminLn   net.Listener
 	certs            *certReloader
+	eg               *egressSet
 	stopWatch        func()
 	errc             chan error
 }
@@ -82,11 +84,12 @@ func start(ctx context.Context, path string, log *zap.Logger) (*server, error) {
 	}
 	s := &server{path: path, log: log, errc: make(chan error, 2), lastSum: sha256.Sum256(data)}
 	s.m = newMetrics(version, func() float64 {
-		if st := s.cur.Load(); st != nil {
+		if st := s.cur.Load(); st != nil && st.cache != nil {
 			return float64(st.cache.Len())
 		}
 		return 0
-	})
+	}, func() []*egress.Source { return s.eg.sources() })
+	s.eg = newEgressSet(log, s.m)
 	s.b = &builder{log: log, metrics: s.m}
 	st, err := s.b.build(cfg, nil)
 	if err != nil {
@@ -96,12 +99,19 @@ func start(ctx context.Context, path string, log *zap.Logger) (*server, error) {
 	s.pub.set(st.handler)
 	s.m.lastReload.SetToCurrentTime()
 
-	if s.pubLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	if cfg.Receiving() {
+		if s.pubLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		}
 	}
 	if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
-		s.pubLn.Close()
+		s.closeListeners()
 		return nil, fmt.Errorf("admin_listen %s: %w", cfg.AdminListen, err)
+	}
+	plan, err := s.eg.prepare(cfg.Egress)
+	if err != nil {
+		s.closeListeners()
+		return nil, err
 	}
 	st.warmUp(ctx, log)
 	s.pubSrv = &http.Server{
@@ -112,32 +122,43 @@ func start(ctx context.Context, path string, log *zap.Logger) (*server, error) {
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
 	s.adminSrv = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: zap.NewStdLog(log.Named("admin"))}
-	if t := cfg.TLS; t != nil {
-		if s.certs, err = newCertReloader(t.CertFile, t.KeyFile, log.Named("tls")); err != nil {
-			s.closeListeners()
-			return nil, err
+	switch t := cfg.TLS; {
+	case s.pubLn == nil:
+	case t != nil:
+		if s.certs, err = newCertReloader(t.CertFile, t.KeyFile, log.Named("tls")); err == nil {
+			s.pubSrv.TLSConfig, err = serverTLS(t, s.certs)
 		}
-		if s.pubSrv.TLSConfig, err = serverTLS(t, s.certs); err != nil {
+		if err != nil {
+			plan.discard()
 			s.closeListeners()
 			return nil, err
 		}
 		s.certs.watch(ctx)
 		go func() { s.serveErr(s.pubSrv.ServeTLS(s.pubLn, "", "")) }()
-	} else {
+	default:
 		go func() { s.serveErr(s.pubSrv.Serve(s.pubLn)) }()
 	}
 	go func() { s.serveErr(s.adminSrv.Serve(s.adminLn)) }()
+	s.eg.commit(ctx, plan) // after the public listener: an egress may use this process's Token URL
 	if err := s.watch(ctx); err != nil {
 		log.Warn("config file watching is off; reload with SIGHUP", zap.Error(err))
 	}
-	log.Info("tokengate listening", zap.String("addr", s.pubLn.Addr().String()), zap.String("admin", s.adminLn.Addr().String()),
-		zap.Bool("tls", cfg.TLS != nil), zap.String("upstream", cfg.Upstream.URL), zap.String("version", version))
+	if s.pubLn != nil {
+		log.Info("tokengate listening", zap.String("addr", s.pubLn.Addr().String()), zap.String("admin", s.adminLn.Addr().String()),
+			zap.Bool("tls", cfg.TLS != nil), zap.String("upstream", cfg.Upstream.URL), zap.Int("egress", len(cfg.Egress)), zap.String("version", version))
+	} else {
+		log.Info("tokengate running the calling side only (no upstream or routes configured)", zap.String("admin", s.adminLn.Addr().String()),
+			zap.Int("egress", len(cfg.Egress)), zap.String("version", version))
+	}
 	return s, nil
 }
 
 func (s *server) closeListeners() {
-	s.pubLn.Close()
-	s.adminLn.Close()
+	for _, ln := range []net.Listener{s.pubLn, s.adminLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 }
 
 func (s *server) serveErr(err error) {
@@ -156,8 +177,8 @@ func (s *server) adminHandler() http.Handler {
 		var err error
 		if s.draining.Load() {
 			err = errors.New("shutting down")
-		} else {
-			err = s.cur.Load().ready()
+		} else if err = s.cur.Load().ready(); err == nil {
+			err = s.eg.ready()
 		}
 		if err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
@@ -184,11 +205,16 @@ func (s *server) reload(ctx context.Context, why string) error {
 	if errors.Is(err, errUnchanged) {
 		return nil
 	}
+	var plan *egressPlan
+	if err == nil {
+		plan, err = s.eg.prepare(st.cfg.Egress)
+	}
 	if err != nil {
 		s.reloadFailed(why, err)
 		return err
 	}
 	s.swap(ctx, old, st)
+	s.eg.commit(ctx, plan)
 	if why == "SIGHUP" {
 		st.refreshKeys(ctx, s.log)
 	}
@@ -229,14 +255,15 @@ func (s *server) reloadFailed(why string, err error) {
 }
 
 func (s *server) swap(ctx context.Context, old, st *stack) {
-	if st.cfg.Listen != old.cfg.Listen || st.cfg.AdminListen != old.cfg.AdminListen || !reflect.DeepEqual(st.cfg.TLS, old.cfg.TLS) {
-		s.log.Warn("listen, admin_listen and tls changes take effect only after a restart (certificate files themselves are reloaded when they change)")
+	if st.cfg.Listen != old.cfg.Listen || st.cfg.AdminListen != old.cfg.AdminListen || !reflect.DeepEqual(st.cfg.TLS, old.cfg.TLS) ||
+		st.cfg.Receiving() && s.pubLn == nil {
+		s.log.Warn("listen, admin_listen and tls changes, and adding a receiving side to an egress-only configuration, take effect only after a restart (certificate files themselves are reloaded when they change)")
 	}
 	old.stop()
 	st.warmUp(ctx, s.log)
 	s.cur.Store(st)
 	s.pub.set(st.handler)
-	if old.transport != st.transport {
+	if old.transport != st.transport && old.transport != nil {
 		old.transport.CloseIdleConnections() // in-flight requests keep theirs
 	}
 }
@@ -281,9 +308,17 @@ func (s *server) shutdown() error {
 	s.log.Info("shutting down: no new connections, draining requests in flight", zap.Duration("grace", grace))
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	err := s.pubSrv.Shutdown(ctx)
+	egressDone := make(chan struct{})
+	go func() { s.eg.shutdown(ctx); close(egressDone) }()
+	var err error
+	if s.pubSrv != nil {
+		err = s.pubSrv.Shutdown(ctx)
+	}
+	<-egressDone
 	_ = s.adminSrv.Close()
-	s.cur.Load().transport.CloseIdleConnections()
+	if t := s.cur.Load().transport; t != nil {
+		t.CloseIdleConnections()
+	}
 	if err != nil {
 		_ = s.pubSrv.Close()
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tokengate/tokengate/egress"
 	"github.com/tokengate/tokengate/proxy"
 	"github.com/tokengate/tokengate/verifier"
 )
@@ -39,14 +40,25 @@ type metrics struct {
 	upstream        prometheus.Histogram
 	reloads         *prometheus.CounterVec
 	lastReload      prometheus.Gauge
+
+	egressRequests      *prometheus.CounterVec
+	egressTokenRequests *prometheus.CounterVec
+	egressRetries       *prometheus.CounterVec
+	egressWaits         *prometheus.CounterVec
 }
 
-var _ proxy.Observer = (*metrics)(nil)
+var (
+	_ proxy.Observer  = (*metrics)(nil)
+	_ egress.Observer = (*metrics)(nil)
+)
 
 // latencyBuckets span 100µs (a cache hit) to 10s (a slow receiver).
 var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-func newMetrics(version string, cacheEntries func() float64) *metrics {
+// newMetrics registers every metric. cacheEntries reports the cache size;
+// egressSources lists the running egress token sources for the expiry
+// gauge.
+func newMetrics(version string, cacheEntries func() float64, egressSources func() []*egress.Source) *metrics {
 	reg := prometheus.NewRegistry()
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
 	m := &metrics{reg: reg}
@@ -78,7 +90,20 @@ func newMetrics(version string, cacheEntries func() float64) *metrics {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokengate_build_info", Help: "Always 1; the version label says which build runs.", ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
 	entries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tokengate_cache_entries", Help: "Verified tokens currently cached."}, cacheEntries)
+	m.egressRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokengate_egress_requests_total", Help: "Requests on egress listeners by egress and the HTTP status code returned to the app.",
+	}, []string{"egress", "code"})
+	m.egressTokenRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokengate_egress_token_requests_total", Help: "Token requests by egress and result: success, an RFC 6749 error code (invalid_client, invalid_scope, ...), rate_limited, server_error, timeout, unreachable, bad_response, unsupported_token_type, lifetime_too_short, other_error.",
+	}, []string{"egress", "result"})
+	m.egressRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokengate_egress_retries_total", Help: "Upstream 401 answers by egress and outcome: retried (new token, sent again), not_replayable (body too large), throttled, no_token.",
+	}, []string{"egress", "outcome"})
+	m.egressWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokengate_egress_token_waits_total", Help: "Egress requests that found no valid token and had to wait for one (0 in steady state).",
+	}, []string{"egress"})
 	for _, c := range []prometheus.Collector{
+		m.egressRequests, m.egressTokenRequests, m.egressRetries, m.egressWaits, expiryCollector{egressSources},
 		m.requests, m.requestDuration, m.verifyDuration, m.cacheHits, m.cacheMisses, m.cacheEvictions,
 		m.jwksFetches, m.introspections, m.tokensIssued, m.loginFailures, m.upstream, m.reloads, m.lastReload,
 		build, entries,
@@ -132,4 +157,32 @@ func (m *metrics) cacheOptions(o verifier.CacheOptions) verifier.CacheOptions {
 	o.OnMiss = m.cacheMisses.Inc
 	o.OnEvict = m.cacheEvictions.Inc
 	return o
+}
+
+// EgressRequest implements egress.Observer.
+func (m *metrics) EgressRequest(name string, code int) {
+	m.egressRequests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+}
+
+// EgressRetry implements egress.Observer.
+func (m *metrics) EgressRetry(name, outcome string) {
+	m.egressRetries.WithLabelValues(name, outcome).Inc()
+}
+
+var expiryDesc = prometheus.NewDesc("tokengate_egress_token_expiry_seconds",
+	"Seconds left on the egress's current access token (0: none).", []string{"egress"}, nil)
+
+// expiryCollector reports each running egress's seconds left at scrape
+// time; entries come and go with reloads.
+type expiryCollector struct{ sources func() []*egress.Source }
+
+func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- expiryDesc }
+
+func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.sources == nil {
+		return
+	}
+	for _, s := range c.sources() {
+		ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, s.SecondsLeft(), s.Name())
+	}
 }
