@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/egress"
 	"github.com/tokengate/tokengate/verifier"
 )
 
@@ -40,6 +42,11 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, "config   %s\n", path)
+	if !cfg.Receiving() {
+		fmt.Fprintf(out, "calling side only (admin %s)\n", cfg.AdminListen)
+		problems = append(problems, checkEgress(ctx, cfg, badPaths, out)...)
+		return report(path, problems, out)
+	}
 	fmt.Fprintf(out, "listen   %s (admin %s) → upstream %s\n", cfg.Listen, cfg.AdminListen, cfg.Upstream.URL)
 	tlsLines, tlsProblems := checkTLS(ctx, cfg, time.Now())
 	for _, l := range tlsLines {
@@ -82,6 +89,12 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "  %-30s %-10s %s\n", p, methods, req)
 	}
+	problems = append(problems, checkEgress(ctx, cfg, badPaths, out)...)
+	return report(path, problems, out)
+}
+
+// report prints the problems found, or OK.
+func report(path string, problems []string, out io.Writer) error {
 	if len(problems) > 0 {
 		fmt.Fprintf(out, "\n%d problem(s):\n", len(problems))
 		for _, p := range problems {
@@ -114,11 +127,73 @@ func describeRequire(r config.Require) string {
 
 type probeResult struct{ summary, problem string }
 
-func probeIssuer(ctx context.Context, is config.Issuer, prefix string, bad map[string]bool) probeResult {
+// checkEgress requests a token for every well-formed egress entry, all at
+// once, and returns every failure (bad credentials, scope refused,
+// unreachable Token URL). The token itself is never printed.
+func checkEgress(ctx context.Context, cfg *config.Config, bad map[string]bool, out io.Writer) []string {
+	if len(cfg.Egress) == 0 {
+		return nil
+	}
+	results := make([]probeResult, len(cfg.Egress))
+	var wg sync.WaitGroup
+	for i, e := range cfg.Egress {
+		wg.Go(func() { results[i] = probeEgress(ctx, e, fmt.Sprintf("egress[%d]", i), bad) })
+	}
+	wg.Wait()
+	fmt.Fprintln(out, "egress")
+	var problems []string
+	for i, e := range cfg.Egress {
+		fmt.Fprintf(out, "  %-12s %-9s %s → %s: %s\n", e.Name, e.Token.Auth, e.Listen, e.Upstream.URL, results[i].summary)
+		if results[i].problem != "" {
+			problems = append(problems, results[i].problem)
+		}
+	}
+	return problems
+}
+
+func probeEgress(ctx context.Context, e config.Egress, prefix string, bad map[string]bool) probeResult {
+	if notProbed(prefix, bad) {
+		return probeResult{summary: "not probed (fix the config first)"}
+	}
+	client, err := tokenClient(e.Token)
+	if err != nil {
+		return probeResult{"invalid", fmt.Sprintf("%s.token: %v", prefix, err)}
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	tok, err := egress.Fetch(ctx, egress.TokenOptions{
+		URL: e.Token.URL, ClientID: e.Token.ClientID, ClientSecret: e.Token.ClientSecret,
+		Auth: egress.AuthStyle(e.Token.Auth), Scopes: e.Token.Scopes, Params: e.Token.Params,
+		DefaultLifetime: e.Token.DefaultLifetime.D(), Client: client,
+	})
+	if err != nil {
+		var te *egress.TokenError
+		summary := "FAILED"
+		if errors.As(err, &te) {
+			summary = "FAILED (" + te.Code + ")"
+		}
+		return probeResult{summary, fmt.Sprintf("%s.token: %s: %v", prefix, e.Token.URL, err)}
+	}
+	s := fmt.Sprintf("token obtained, valid %v", tok.Lifetime().Round(time.Second))
+	if tok.Scope != "" {
+		s += ", scope " + tok.Scope
+	}
+	return probeResult{summary: s}
+}
+
+// notProbed: a configuration problem under prefix makes probing pointless.
+func notProbed(prefix string, bad map[string]bool) bool {
 	for p := range bad {
 		if p == prefix || strings.HasPrefix(p, prefix+".") {
-			return probeResult{summary: "not probed (fix the config first)"}
+			return true
 		}
+	}
+	return false
+}
+
+func probeIssuer(ctx context.Context, is config.Issuer, prefix string, bad map[string]bool) probeResult {
+	if notProbed(prefix, bad) {
+		return probeResult{summary: "not probed (fix the config first)"}
 	}
 	v, err := (&builder{log: zap.NewNop()}).newIssuer(is)
 	if err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -77,8 +79,8 @@ func TestEgressEveryAuthStyleEndToEnd(t *testing.T) {
 	styles := []struct{ auth, scope, granted string }{
 		{"basic", "apps.webhook:execute", "apps.webhook:execute"}, // Deployteq
 		{"form", "webhooks:write", "webhooks:write"},              // AfterShip's shape
-		{"json", "*", all},                                        // MyParcel.com: "*" asks for every scope
-		{"multipart", "*:webhooks/**", "*:webhooks/**"},           // Akamai
+		{"json", "*", all}, // MyParcel.com: "*" asks for every scope
+		{"multipart", "*:webhooks/**", "*:webhooks/**"}, // Akamai
 	}
 	var entries strings.Builder
 	for _, s := range styles {
@@ -285,5 +287,53 @@ func TestEgressReload(t *testing.T) {
 	}
 	if _, ok := s.eg.addrs()["b"]; ok {
 		t.Error("a removed entry is still listed")
+	}
+}
+
+// TestCheckEgress: check requests a token for every egress entry and
+// reports every failure at once: bad credentials, a refused scope, an
+// unreachable Token URL; a good entry shows its token's lifetime.
+func TestCheckEgress(t *testing.T) {
+	good := egresstest.NewTokenEndpoint("client", "s3cret", time.Hour)
+	defer good.Close()
+	scoped := egresstest.NewTokenEndpoint("client", "s3cret", time.Hour)
+	defer scoped.Close()
+	scoped.Script(func(int) egresstest.Answer {
+		return egresstest.Answer{Status: 400, Body: `{"error":"invalid_scope","error_description":"scope admin is not allowed"}`}
+	})
+	down := freeAddr(t)
+	t.Setenv("TG_GOOD", "s3cret")
+	t.Setenv("TG_BAD", "nope")
+	entry := func(name, url, env string) string {
+		return fmt.Sprintf(`
+  - name: %s
+    listen: 127.0.0.1:0
+    upstream: https://api.vendor.example
+    insecure_http: true
+    token: { url: %s, client_id: client, client_secret: "${%s}", scopes: [webhooks] }
+`, name, url, env)
+	}
+	path := writeConfig(t, "admin_listen: 127.0.0.1:0\negress:"+
+		entry("good", good.URL, "TG_GOOD")+entry("badsecret", good.URL, "TG_BAD")+
+		entry("badscope", scoped.URL, "TG_GOOD")+entry("down", "http://"+down+"/token", "TG_GOOD"))
+	var out bytes.Buffer
+	err := check(context.Background(), path, &out)
+	if err == nil {
+		t.Fatalf("check passed:\n%s", out.String())
+	}
+	for _, want := range []string{
+		"good         basic",
+		"token obtained, valid 1h0m0s, scope webhooks",
+		"egress[1].token: " + good.URL + ": token endpoint: invalid_client (HTTP 401)",
+		"egress[2].token: " + scoped.URL + ": token endpoint: invalid_scope (HTTP 400): scope admin is not allowed",
+		"egress[3].token: http://" + down + "/token: token endpoint: unreachable",
+		"3 problem(s)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "s3cret") || strings.Contains(out.String(), "tok_") {
+		t.Errorf("a secret or token was printed:\n%s", out.String())
 	}
 }
