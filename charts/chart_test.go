@@ -126,6 +126,9 @@ func TestChartRendersASidecarDeployment(t *testing.T) {
 				if docs["ServiceMonitor"] == nil || docs["PodDisruptionBudget"] == nil {
 					t.Error("ci values enable a ServiceMonitor and a PodDisruptionBudget")
 				}
+				if !strings.Contains(toString(get(docs["ConfigMap"], "data", "config.yaml")), "deployteq") {
+					t.Error("the ci values' egress entry is not in the rendered config")
+				}
 				if docs["Secret"] != nil {
 					t.Error("an existingSecret was given: the chart must not create one")
 				}
@@ -175,8 +178,10 @@ func validateConfig(t *testing.T, cm manifest, receiverPort any) {
 	}
 	dir := t.TempDir()
 	hash, _ := bcrypt.GenerateFromPassword([]byte("x"), bcrypt.MinCost)
-	if err := os.WriteFile(filepath.Join(dir, "aftership.hash"), hash, 0o600); err != nil {
-		t.Fatal(err)
+	for name, data := range map[string][]byte{"aftership.hash": hash, "deployteq-client-secret": []byte("x\n")} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	env := func(k string) (string, bool) {
 		if k == "POD_IP" {
@@ -190,6 +195,11 @@ func validateConfig(t *testing.T, cm manifest, receiverPort any) {
 	}
 	if cfg.AdminListen != "192.0.2.10:9090" {
 		t.Errorf("admin_listen = %q, want the pod IP (${POD_IP}) so only probes and allowed scrapers reach it", cfg.AdminListen)
+	}
+	for _, e := range cfg.Egress {
+		if !strings.HasPrefix(e.Listen, "127.0.0.1:") || e.Token.ClientSecret != "x" {
+			t.Errorf("egress %s: listen %q, secret from the mounted file: %v", e.Name, e.Listen, e.Token.ClientSecret == "x")
+		}
 	}
 	if want := "http://127.0.0.1:"; !strings.HasPrefix(cfg.Upstream.URL, want) || !strings.HasSuffix(cfg.Upstream.URL, ":"+toString(receiverPort)) {
 		t.Errorf("upstream = %q, want the receiver in the pod (port %v)", cfg.Upstream.URL, receiverPort)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -59,5 +61,53 @@ func TestComposeExampleIsValid(t *testing.T) {
 	}
 	if len(tg.Volumes) == 0 || tg.Volumes[0] != "./tokengate.yaml:/etc/tokengate/config.yaml:ro" {
 		t.Errorf("config not mounted read-only: %v", tg.Volumes)
+	}
+}
+
+// TestComposeEgressExample: the egress-only example validates with the
+// environment compose gives it, publishes nothing, and the app shares
+// tokengate's loopback.
+func TestComposeEgressExample(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"DEPLOYTEQ_CLIENT_ID": "a227118e", "DEPLOYTEQ_CLIENT_SECRET": "s", "MYPARCEL_CLIENT_ID": "b446",
+		"AKAMAI_CUSTOMER_ID": "01000000-0000-3000-9000-000000000000", "AKAMAI_CLIENT_ID": "sgnyvus6"}
+	raw, err := os.ReadFile("../../examples/compose/tokengate-egress.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"myparcel_client_secret", "akamai_client_secret"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(string(raw), "/run/secrets/", dir+"/")), dir,
+		config.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Receiving() || len(cfg.Egress) != 3 {
+		t.Fatalf("want the calling side only, three vendors: %+v", cfg.Egress)
+	}
+	want := map[string]string{"deployteq": "basic", "myparcel": "json", "akamai": "multipart"}
+	for _, e := range cfg.Egress {
+		if want[e.Name] != e.Token.Auth {
+			t.Errorf("%s: auth %s", e.Name, e.Token.Auth)
+		}
+	}
+	composed, err := os.ReadFile("../../examples/compose/docker-compose.egress.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Ports       []string `yaml:"ports"`
+			NetworkMode string   `yaml:"network_mode"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(composed, &compose); err != nil {
+		t.Fatal(err)
+	}
+	if len(compose.Services["tokengate"].Ports) != 0 || compose.Services["app"].NetworkMode != "service:tokengate" {
+		t.Errorf("compose services = %+v", compose.Services)
 	}
 }
