@@ -57,11 +57,17 @@ func freePort() string {
 
 // startTokengate runs the binary on config and waits for /readyz.
 func startTokengate(bin, config string) (*proc, error) {
-	p := &proc{logs: &strings.Builder{}}
-	var err error
-	if p.addr, p.admin, err = listenAddrs(config); err != nil {
+	pub, admin, err := listenAddrs(config)
+	if err != nil {
 		return nil, err
 	}
+	return startTokengateAt(bin, config, pub, admin)
+}
+
+// startTokengateAt runs the binary on config, whose load target is pub,
+// and waits for /readyz on admin.
+func startTokengateAt(bin, config, pub, admin string) (*proc, error) {
+	p := &proc{logs: &strings.Builder{}, addr: pub, admin: admin}
 	p.cmd = exec.Command(bin, "serve", "--config", config, "--log-level", tokengateLogLevel)
 	p.cmd.Env = append(os.Environ(), tokengateEnv...)
 	stderr, _ := p.cmd.StderrPipe()

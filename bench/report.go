@@ -39,6 +39,12 @@ func targets(r row, bare row) []string {
 			verdict(r.jwks <= 4, "invalid-flood: unknown-kid refetches within the bucket: burst 3, then one per 30 s cooldown (plus the start-up fetch; runs are shorter than 30 s)", strconv.Itoa(r.jwks)),
 			verdict(r.introspections <= 200, "invalid-flood: at most one introspection call per distinct bad opaque token (100 garbage + 100 unknown opaque) per negative TTL", strconv.Itoa(r.introspections)),
 			verdict(r.wrong == 0, "invalid-flood: no wrong decision", strconv.Itoa(r.wrong)))
+	case "egress":
+		out = append(out,
+			verdict(r.ratio >= 0.9, "egress (token added, access log at "+tokengateLogLevel+") ≥ 90% of bare req/s to the same upstream", fmt.Sprintf("%.2f×", r.ratio)),
+			verdict(r.tokenRequests <= r.tokenAllowance, "egress: one token request per token lifetime (a refresh at 80 %, plus the first), none per request",
+				fmt.Sprintf("%d token requests for %d app requests (at most %d allowed)", r.tokenRequests, r.requests, r.tokenAllowance)),
+			verdict(r.waits == 0, "egress: no request waited for a token in steady state", strconv.Itoa(r.waits)))
 	case "jwt-cold-es256":
 		out = append(out, verdict(r.restRSSMB < 64, fmt.Sprintf("%.0f cached tokens in under 64 MB RSS", r.entries), fmt.Sprintf("%.1f MB", r.restRSSMB)))
 	}

@@ -59,6 +59,9 @@ type row struct {
 	distinct             int     // introspect-cold: distinct tokens sent
 	entries, restRSSMB   float64 // jwt-cold: cache entries and RSS after the run
 	wrong                int     // invalid-flood: wrong decisions
+	// egress: token requests made, the most one per refresh allows, and
+	// requests that had to wait for a token
+	tokenRequests, tokenAllowance, waits int
 	note                 string
 }
 
@@ -118,6 +121,7 @@ func benchmark(ctx context.Context, o options, out string) error {
 		{"invalid-flood", e.invalidFlood},
 		{"token-endpoint", e.tokenEndpoint},
 		{"big-body", e.bigBody},
+		{"egress", e.egress},
 	}
 	for _, s := range scenarios {
 		if !want(s.name) {

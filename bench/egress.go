@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tokengate/tokengate/egress/egresstest"
+)
+
+// egressTokenTTL is the lifetime of the bench's egress tokens: short, so a
+// run spans several refreshes (at 80 %: every 3.2 s).
+const egressTokenTTL = 4 * time.Second
+
+// egress measures the calling side: the load generator is the app, sending
+// plain requests to an egress listener that adds a token and forwards them
+// to the sink (the same upstream the bare proxy forwards to). The token
+// endpoint runs in this process and counts token requests.
+func (e *env) egress() (row, error) {
+	const secret = "bench-egress-secret-not-for-production"
+	te := egresstest.NewTokenEndpoint("bench-egress", secret, egressTokenTTL)
+	defer te.Close()
+	secretFile := filepath.Join(e.dir, "egress-secret")
+	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
+		return row{}, err
+	}
+	pub, admin := freePort(), freePort()
+	cfg := filepath.Join(e.dir, "egress.yaml")
+	y := fmt.Sprintf(`admin_listen: %s
+egress:
+  - name: bench
+    listen: %s
+    upstream: %q
+    insecure_http: true
+    token: { url: %q, client_id: bench-egress, client_secret_file: %q, scopes: ["webhooks:write"] }
+`, admin, pub, e.sink.URL, te.URL, secretFile)
+	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+		return row{}, err
+	}
+	p, err := startTokengateAt(e.bin, cfg, pub, admin)
+	if err != nil {
+		return row{}, err
+	}
+	defer p.stop()
+	cpu0 := p.cpuSeconds()
+	st := load("http://"+p.addr, e.o.conns, e.o.duration, func(int64) (request, bool) {
+		return request{path: "/hooks/aftership"}, true
+	})
+	r := e.fill("egress", st, p, cpu0)
+	r.jwks, r.introspections = -1, -1
+	alive := time.Since(p.started)
+	r.tokenRequests = te.Count()
+	r.tokenAllowance = 1 + int(math.Ceil(alive.Seconds()/(0.8*egressTokenTTL.Seconds())))
+	r.waits = int(p.metric(`tokengate_egress_token_waits_total{egress="bench"}`))
+	r.note = strings.TrimPrefix(fmt.Sprintf("%s; %d token requests in %v with %v tokens (refresh every %v); %d requests waited for a token",
+		r.note, r.tokenRequests, alive.Round(100*time.Millisecond), egressTokenTTL, time.Duration(0.8*float64(egressTokenTTL)), r.waits), "; ")
+	return r, nil
+}
