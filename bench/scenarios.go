@@ -62,7 +62,7 @@ type row struct {
 	// egress: token requests made, the most one per refresh allows, and
 	// requests that had to wait for a token
 	tokenRequests, tokenAllowance, waits int
-	note                 string
+	note                                 string
 }
 
 // idpCalls renders the identity-provider calls for the table.
