@@ -164,6 +164,9 @@ func (s *egressSet) newRunner(c config.Egress) (*egressRunner, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Unlike the receiver next door, a vendor API is on the internet: an
+	// egress honours HTTPS_PROXY/NO_PROXY like its token requests do.
+	transport.Proxy = http.ProxyFromEnvironment
 	client, err := tokenClient(c.Token)
 	if err != nil {
 		return nil, err
