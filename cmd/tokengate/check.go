@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
@@ -137,7 +140,7 @@ func checkEgress(ctx context.Context, cfg *config.Config, bad map[string]bool, o
 	results := make([]probeResult, len(cfg.Egress))
 	var wg sync.WaitGroup
 	for i, e := range cfg.Egress {
-		wg.Go(func() { results[i] = probeEgress(ctx, e, fmt.Sprintf("egress[%d]", i), bad) })
+		wg.Go(func() { results[i] = probeEgress(ctx, cfg.TokenEndpoint, e, fmt.Sprintf("egress[%d]", i), bad) })
 	}
 	wg.Wait()
 	fmt.Fprintln(out, "egress")
@@ -151,9 +154,12 @@ func checkEgress(ctx context.Context, cfg *config.Config, bad map[string]bool, o
 	return problems
 }
 
-func probeEgress(ctx context.Context, e config.Egress, prefix string, bad map[string]bool) probeResult {
+func probeEgress(ctx context.Context, te *config.TokenEndpoint, e config.Egress, prefix string, bad map[string]bool) probeResult {
 	if notProbed(prefix, bad) {
 		return probeResult{summary: "not probed (fix the config first)"}
+	}
+	if te != nil && strings.TrimSuffix(te.Issuer, "/")+te.Path == e.Token.URL {
+		return checkOwnClient(te, e, prefix)
 	}
 	client, err := tokenClient(e.Token)
 	if err != nil {
@@ -179,6 +185,30 @@ func probeEgress(ctx context.Context, e config.Egress, prefix string, bad map[st
 		s += ", scope " + tok.Scope
 	}
 	return probeResult{summary: s}
+}
+
+// checkOwnClient checks an egress entry whose Token URL is this
+// configuration's own token endpoint (the quickstart's loop): it is not
+// running while check runs, so the client, its secret and its scopes are
+// checked against the configured clients instead.
+func checkOwnClient(te *config.TokenEndpoint, e config.Egress, prefix string) probeResult {
+	for _, c := range te.Clients {
+		if c.ClientID != e.Token.ClientID {
+			continue
+		}
+		ok := c.SecretFromFile != "" && subtle.ConstantTimeCompare([]byte(c.SecretFromFile), []byte(e.Token.ClientSecret)) == 1 ||
+			c.ClientSecretHash != "" && bcrypt.CompareHashAndPassword([]byte(c.ClientSecretHash), []byte(e.Token.ClientSecret)) == nil
+		if !ok {
+			return probeResult{"FAILED (invalid_client)", fmt.Sprintf("%s.token.client_secret: does not match client %s of this token_endpoint", prefix, c.ClientID)}
+		}
+		for _, sc := range e.Token.Scopes {
+			if sc != "*" && !slices.Contains(c.Scopes, sc) {
+				return probeResult{"FAILED (invalid_scope)", fmt.Sprintf("%s.token.scopes: %q is not a scope of client %s", prefix, sc, c.ClientID)}
+			}
+		}
+		return probeResult{summary: "uses this tokengate's own token_endpoint: client " + c.ClientID + " and its secret match"}
+	}
+	return probeResult{"FAILED (invalid_client)", fmt.Sprintf("%s.token.client_id: %q is not a client of this token_endpoint", prefix, e.Token.ClientID)}
 }
 
 // notProbed: a configuration problem under prefix makes probing pointless.

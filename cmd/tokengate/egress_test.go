@@ -337,3 +337,36 @@ func TestCheckEgress(t *testing.T) {
 		t.Errorf("a secret or token was printed:\n%s", out.String())
 	}
 }
+
+// TestCheckEgressOwnTokenURL: an egress that uses this configuration's own
+// token endpoint is checked against its clients (the endpoint is not
+// running during check): right secret passes, wrong secret, unknown client
+// and a scope the client lacks are reported.
+func TestCheckEgressOwnTokenURL(t *testing.T) {
+	hash, _ := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	for _, tc := range []struct{ id, secret, scope, want string }{
+		{"c", "right", "webhooks", "client c and its secret match"},
+		{"c", "wrong", "webhooks", "egress[0].token.client_secret: does not match client c"},
+		{"nobody", "right", "webhooks", `egress[0].token.client_id: "nobody" is not a client`},
+		{"c", "right", "admin", `egress[0].token.scopes: "admin" is not a scope of client c`},
+	} {
+		t.Setenv("TG_OWN_SECRET", tc.secret)
+		path := writeConfig(t, fmt.Sprintf(`
+upstream: http://127.0.0.1:9
+token_endpoint:
+  issuer: http://localhost:8080
+  clients: [{ client_id: c, client_secret_hash: %q, scopes: [webhooks] }]
+routes: [{ path_prefix: /hooks }]
+egress:
+  - name: self
+    upstream: http://localhost:8080
+    insecure_http: true
+    token: { url: http://localhost:8080/oauth2/token, client_id: %s, client_secret: "${TG_OWN_SECRET}", scopes: [%s] }
+`, hash, tc.id, tc.scope))
+		var out bytes.Buffer
+		err := check(context.Background(), path, &out)
+		if !strings.Contains(out.String(), tc.want) || (err == nil) != (tc.secret == "right" && tc.id == "c" && tc.scope == "webhooks") {
+			t.Errorf("%+v: err %v, output lacks %q:\n%s", tc, err, tc.want, out.String())
+		}
+	}
+}
