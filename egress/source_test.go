@@ -91,8 +91,9 @@ func TestRefreshAt(t *testing.T) {
 func TestProactiveRefresh(t *testing.T) {
 	e := egresstest.NewTokenEndpoint(testID, testSecret, 2*time.Second)
 	defer e.Close()
-	// A slow endpoint: any request waiting for a token would wait 150ms.
-	e.Script(func(int) egresstest.Answer { return egresstest.Answer{Delay: 150 * time.Millisecond} })
+	// A request that finds no usable token is counted (OnWait) however
+	// fast the endpoint answers; the endpoint is a little slow anyway.
+	e.Script(func(int) egresstest.Answer { return egresstest.Answer{Delay: 20 * time.Millisecond} })
 	up := egresstest.NewUpstream(e)
 	defer up.Close()
 	var waits atomic.Int64
