@@ -28,14 +28,8 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.RetryAfter, Duration(DefaultRetryAfter))
 	setDefault(&c.BodyReadTimeout, Duration(DefaultBodyReadTimeout))
 	setDefault(&c.IdleTimeout, Duration(DefaultIdleTimeout))
-	u := &c.Upstream
-	setDefault(&u.DialTimeout, Duration(DefaultDialTimeout))
-	setDefault(&u.ResponseTimeout, Duration(DefaultResponseTimeout))
-	setDefault(&u.MaxBodySize, DefaultMaxBodyBytes)
-	setDefault(&u.MaxIdleConns, DefaultMaxIdleConns)
-	if t := c.TLS; t != nil && t.ClientCAFile != "" && t.ClientAuth == "" {
-		t.ClientAuth = ClientAuthRequire
-	}
+	c.Upstream.applyDefaults()
+	c.TLS.applyDefaults()
 	for i := range c.Issuers {
 		is := &c.Issuers[i]
 		if len(is.Algorithms) == 0 {
@@ -95,6 +89,21 @@ func (c *Config) applyDefaults() {
 				cl.DefaultScopes = slices.Clone(cl.Scopes)
 			}
 		}
+	}
+}
+
+// applyDefaults fills an upstream's unset timeouts and limits.
+func (u *Upstream) applyDefaults() {
+	setDefault(&u.DialTimeout, Duration(DefaultDialTimeout))
+	setDefault(&u.ResponseTimeout, Duration(DefaultResponseTimeout))
+	setDefault(&u.MaxBodySize, DefaultMaxBodyBytes)
+	setDefault(&u.MaxIdleConns, DefaultMaxIdleConns)
+}
+
+// applyDefaults: a client CA without client_auth means "require".
+func (t *TLS) applyDefaults() {
+	if t != nil && t.ClientCAFile != "" && t.ClientAuth == "" {
+		t.ClientAuth = ClientAuthRequire
 	}
 }
 

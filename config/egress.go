@@ -119,14 +119,8 @@ func (c *Config) egressDefaults() {
 		setDefault(&e.Listen, DefaultEgressListen)
 		setDefault(&e.WaitTimeout, Duration(DefaultEgressWaitTimeout))
 		setDefault(&e.RetryBodyLimit, DefaultEgressRetryBodyLimit)
-		u := &e.Upstream
-		setDefault(&u.DialTimeout, Duration(DefaultDialTimeout))
-		setDefault(&u.ResponseTimeout, Duration(DefaultResponseTimeout))
-		setDefault(&u.MaxBodySize, DefaultMaxBodyBytes)
-		setDefault(&u.MaxIdleConns, DefaultMaxIdleConns)
-		if t := e.TLS; t != nil && t.ClientCAFile != "" && t.ClientAuth == "" {
-			t.ClientAuth = ClientAuthRequire
-		}
+		e.Upstream.applyDefaults()
+		e.TLS.applyDefaults()
 		tk := &e.Token
 		setDefault(&tk.Auth, DefaultEgressAuth)
 		setDefault(&tk.Timeout, Duration(DefaultEgressTokenTimeout))
@@ -162,15 +156,7 @@ func (v *validator) egress() {
 	listens[v.c.AdminListen] = "admin_listen"
 	for i, e := range v.c.Egress {
 		p := fmt.Sprintf("egress[%d]", i)
-		switch {
-		case e.Name == "":
-			v.add(p+".name", "required")
-		case !nameRE.MatchString(e.Name):
-			v.add(p+".name", "%q: use letters, digits, '.', '_' and '-'", e.Name)
-		case names[e.Name]:
-			v.add(p+".name", "duplicate egress name %q", e.Name)
-		}
-		names[e.Name] = true
+		v.name(p+".name", e.Name, "egress", names)
 		if _, _, err := net.SplitHostPort(e.Listen); err != nil {
 			v.add(p+".listen", "invalid address %q: %v", e.Listen, err)
 		} else if other, dup := listens[e.Listen]; dup && !strings.HasSuffix(e.Listen, ":0") {
@@ -179,14 +165,7 @@ func (v *validator) egress() {
 			v.add(p+".listen", "%q is not a loopback address: an egress listener spends the client's credentials for whoever calls it, so it binds 127.0.0.1 unless tls.client_ca_file requires client certificates", e.Listen)
 		}
 		listens[e.Listen] = p
-		if t := e.TLS; t != nil {
-			if t.CertFile == "" || t.KeyFile == "" {
-				v.add(p+".tls", "cert_file and key_file are both required")
-			}
-			if t.ClientAuth != "" && t.ClientAuth != ClientAuthRequire && t.ClientAuth != ClientAuthRequest {
-				v.add(p+".tls.client_auth", "must be request or require, got %q", t.ClientAuth)
-			}
-		}
+		v.listenerTLS(p+".tls", e.TLS)
 		v.egressURL(p+".upstream.url", e.Upstream.URL, e.InsecureHTTP, "the vendor's API base URL")
 		u := e.Upstream
 		if u.CertFile != "" && u.KeyFile == "" || u.CertFile == "" && u.KeyFile != "" {

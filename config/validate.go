@@ -108,21 +108,38 @@ func (v *validator) tls() {
 			}
 		}
 	}
-	t := v.c.TLS
+	v.listenerTLS("tls", v.c.TLS)
+}
+
+// listenerTLS checks a listener's TLS block (public or egress).
+func (v *validator) listenerTLS(p string, t *TLS) {
 	if t == nil {
 		return
 	}
 	if t.CertFile == "" || t.KeyFile == "" {
-		v.add("tls", "cert_file and key_file are both required")
+		v.add(p, "cert_file and key_file are both required")
 	}
 	switch t.ClientAuth {
 	case "", ClientAuthRequest, ClientAuthRequire:
 	default:
-		v.add("tls.client_auth", "must be request or require, got %q", t.ClientAuth)
+		v.add(p+".client_auth", "must be request or require, got %q", t.ClientAuth)
 	}
 	if t.ClientAuth != "" && t.ClientCAFile == "" {
-		v.add("tls.client_ca_file", "required when client_auth is set")
+		v.add(p+".client_ca_file", "required when client_auth is set")
 	}
+}
+
+// name checks a required, unique name of kind (issuer, egress).
+func (v *validator) name(p, name, kind string, seen map[string]bool) {
+	switch {
+	case name == "":
+		v.add(p, "required")
+	case !nameRE.MatchString(name):
+		v.add(p, "%q: use letters, digits, '.', '_' and '-'", name)
+	case seen[name]:
+		v.add(p, "duplicate %s name %q", kind, name)
+	}
+	seen[name] = true
 }
 
 func (v *validator) issuers() {
@@ -130,15 +147,7 @@ func (v *validator) issuers() {
 	introspectors := 0
 	for i, is := range v.c.Issuers {
 		p := fmt.Sprintf("issuers[%d]", i)
-		switch {
-		case is.Name == "":
-			v.add(p+".name", "required")
-		case !nameRE.MatchString(is.Name):
-			v.add(p+".name", "%q: use letters, digits, '.', '_' and '-'", is.Name)
-		case seen[is.Name]:
-			v.add(p+".name", "duplicate issuer name %q", is.Name)
-		}
-		seen[is.Name] = true
+		v.name(p+".name", is.Name, "issuer", seen)
 		if is.Issuer != "" {
 			v.checkURL(p+".issuer", is.Issuer)
 		}
