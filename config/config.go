@@ -30,6 +30,10 @@ const (
 	DefaultRealm                    = "tokengate"
 	AuthClientSecretBasic           = "client_secret_basic"
 	AuthClientSecretPost            = "client_secret_post"
+	// Introspection.Auth values.
+	IntrospectionAuthBasic = "basic"
+	IntrospectionAuthPost  = "post"
+	IntrospectionAuthNone  = "none"
 )
 
 // DefaultAlgorithms is the JWT signature algorithm allow-list used when an
@@ -195,7 +199,13 @@ type Introspection struct {
 	// ClientSecretFile is read at load into ClientSecret (trailing newline
 	// trimmed).
 	ClientSecretFile string `yaml:"client_secret_file"`
-	// AuthMethod is "client_secret_basic" (default) or "client_secret_post".
+	// Auth is how tokengate authenticates to the endpoint: "basic"
+	// (default, client_secret_basic), "post" (client_secret_post) or
+	// "none" (no credentials: ORY Hydra's admin introspection; keep such
+	// an endpoint on a private network).
+	Auth string `yaml:"auth"`
+	// AuthMethod is the older spelling of Auth: "client_secret_basic" or
+	// "client_secret_post". Set at most one of the two.
 	AuthMethod string `yaml:"auth_method"`
 	// Timeout bounds one introspection call. Default 5s.
 	Timeout Duration `yaml:"timeout"`

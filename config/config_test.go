@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,8 +50,8 @@ func TestParseValidAppliesDefaultsAndEnv(t *testing.T) {
 	if got := cfg.Issuers[1].Introspection.ClientSecret; got != "s3cr3t" {
 		t.Errorf("client_secret = %q, want expanded env", got)
 	}
-	if got := cfg.Issuers[1].Introspection.AuthMethod; got != AuthClientSecretBasic {
-		t.Errorf("auth_method default = %q", got)
+	if got := cfg.Issuers[1].Introspection.Auth; got != IntrospectionAuthBasic {
+		t.Errorf("auth default = %q", got)
 	}
 	if got := cfg.Issuers[0].ClockSkew.D(); got != DefaultClockSkew {
 		t.Errorf("clock skew default = %v", got)
@@ -239,5 +240,48 @@ routes: [{ path: /a }]
 	both := strings.Replace(y, "client_secret_file: aftership.secret", "client_secret_file: aftership.secret, client_secret_hash: '$2a$04$eSqaEAiMVOidFUUkz5EnHeodyG2rDjXGJE9QuTd7q1SFJLaz6XEQO'", 1)
 	if _, err := Parse([]byte(both), dir, env()); err == nil || !strings.Contains(err.Error(), "client_secret_file: set only one") {
 		t.Fatalf("hash and secret file together: %v", err)
+	}
+}
+
+// TestIntrospectionAuth: auth none|basic|post, auth_method as the older
+// spelling, and the combinations refused.
+func TestIntrospectionAuth(t *testing.T) {
+	base := `
+upstream: http://127.0.0.1:9000
+issuers:
+  - name: hydra
+    audiences: [https://hooks.example.com]
+    introspection:
+      url: http://hydra-admin:4445/admin/oauth2/introspect
+%s
+routes: [{ path: /hooks }]
+`
+	for _, tc := range []struct {
+		name, block, want, err string
+	}{
+		{"none", "      auth: none", IntrospectionAuthNone, ""},
+		{"default basic", "      client_id: tg\n      client_secret: ${SECRET}", IntrospectionAuthBasic, ""},
+		{"post", "      auth: post\n      client_id: tg\n      client_secret: ${SECRET}", IntrospectionAuthPost, ""},
+		{"older spelling", "      auth_method: client_secret_post\n      client_id: tg\n      client_secret: ${SECRET}", IntrospectionAuthPost, ""},
+		{"none with credentials", "      auth: none\n      client_id: tg\n      client_secret: ${SECRET}", "", "none sends no client credentials"},
+		{"both spellings disagree", "      auth: none\n      auth_method: client_secret_post", "", "set only one of auth and auth_method"},
+		{"unknown", "      auth: digest\n      client_id: tg\n      client_secret: ${SECRET}", "", "must be basic, post or none"},
+		{"basic without credentials", "      auth: basic", "", "client_id: required (or auth: none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(fmt.Sprintf(base, tc.block)), t.TempDir(), env("SECRET", "s"))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Issuers[0].Introspection.Auth; got != tc.want {
+				t.Errorf("auth = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

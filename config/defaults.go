@@ -43,7 +43,13 @@ func (c *Config) applyDefaults() {
 		setDefault(&is.JWKSRefreshCooldown, Duration(DefaultJWKSRefreshCooldown))
 		setDefault(&is.JWKSRefreshInterval, Duration(DefaultJWKSRefreshInterval))
 		if in := is.Introspection; in != nil {
-			setDefault(&in.AuthMethod, AuthClientSecretBasic)
+			switch {
+			case in.Auth != "":
+			case in.AuthMethod == AuthClientSecretPost:
+				in.Auth = IntrospectionAuthPost
+			default: // client_secret_basic, unset, or invalid (reported)
+				in.Auth = IntrospectionAuthBasic
+			}
 			setDefault(&in.Timeout, Duration(DefaultIssuerTimeout))
 			setDefault(&in.MaxConcurrent, DefaultIntrospectionConcurrency)
 			setDefault(&in.RatePerSecond, DefaultIntrospectionRate)

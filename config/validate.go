@@ -199,14 +199,26 @@ func (v *validator) introspection(p string, is Issuer) {
 	} else {
 		v.checkURL(p+".url", in.URL)
 	}
-	if in.ClientID == "" {
-		v.add(p+".client_id", "required")
-	}
-	if in.ClientSecret == "" {
-		v.add(p+".client_secret", "required (use ${ENV} or client_secret_file)")
-	}
-	if in.AuthMethod != AuthClientSecretBasic && in.AuthMethod != AuthClientSecretPost {
+	older := map[string]string{AuthClientSecretBasic: IntrospectionAuthBasic, AuthClientSecretPost: IntrospectionAuthPost}
+	if _, ok := older[in.AuthMethod]; !ok && in.AuthMethod != "" {
 		v.add(p+".auth_method", "must be %s or %s, got %q", AuthClientSecretBasic, AuthClientSecretPost, in.AuthMethod)
+	}
+	switch {
+	case older[in.AuthMethod] != "" && in.Auth != older[in.AuthMethod]:
+		v.add(p+".auth", "set only one of auth and auth_method (its older spelling)")
+	case in.Auth == IntrospectionAuthNone:
+		if in.ClientID != "" || in.ClientSecret != "" {
+			v.add(p+".auth", "none sends no client credentials: remove client_id and client_secret")
+		}
+	case in.Auth == IntrospectionAuthBasic || in.Auth == IntrospectionAuthPost:
+		if in.ClientID == "" {
+			v.add(p+".client_id", "required (or auth: none for an endpoint that takes no credentials)")
+		}
+		if in.ClientSecret == "" {
+			v.add(p+".client_secret", "required (use ${ENV} or client_secret_file)")
+		}
+	default:
+		v.add(p+".auth", "must be basic, post or none, got %q", in.Auth)
 	}
 	if is.JWKSURL != "" {
 		v.add(strings.TrimSuffix(p, ".introspection")+".jwks_url", "not used by an introspection issuer")

@@ -27,6 +27,10 @@ type IntrospectionOptions struct {
 	// PostAuth sends the credentials in the form body
 	// (client_secret_post) instead of HTTP Basic (client_secret_basic).
 	PostAuth bool
+	// NoAuth sends no client credentials at all, for endpoints such as
+	// ORY Hydra's admin introspection that take none (reachable only on a
+	// private network). ClientID and ClientSecret are then unused.
+	NoAuth bool
 	// Issuer, when set, must equal the answer's "iss" (an answer without
 	// one is refused).
 	Issuer string
@@ -67,8 +71,8 @@ var _ Verifier = (*Introspection)(nil)
 
 // NewIntrospection returns an introspection verifier.
 func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
-	if o.URL == "" || o.ClientID == "" {
-		return nil, errors.New("verifier: introspection needs a URL and a client id")
+	if o.URL == "" || o.ClientID == "" && !o.NoAuth {
+		return nil, errors.New("verifier: introspection needs a URL and a client id (or NoAuth)")
 	}
 	if len(o.Audiences) == 0 && !o.SkipAudienceCheck {
 		return nil, fmt.Errorf("verifier: introspection issuer %s: no audiences configured (set SkipAudienceCheck to accept any)", o.Name)
@@ -89,7 +93,7 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 		o.Now = time.Now
 	}
 	in := &Introspection{o: o, intern: newInterner(), slots: make(chan struct{}, o.MaxConcurrent), rate: rate.NewLimiter(rate.Limit(o.RatePerSecond), o.Burst)}
-	if !o.PostAuth {
+	if !o.PostAuth && !o.NoAuth {
 		// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
 		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
 		req.SetBasicAuth(url.QueryEscape(o.ClientID), url.QueryEscape(o.ClientSecret))
@@ -124,7 +128,7 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Principal, 
 
 func (in *Introspection) call(ctx context.Context, token string) (*Principal, error) {
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
-	if in.o.PostAuth {
+	if in.o.PostAuth && !in.o.NoAuth {
 		form.Set("client_id", in.o.ClientID)
 		form.Set("client_secret", in.o.ClientSecret)
 	}

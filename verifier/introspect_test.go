@@ -116,3 +116,36 @@ func TestIntrospection(t *testing.T) {
 		})
 	}
 }
+
+// TestIntrospectionNoAuth: against an endpoint that takes no client
+// credentials and refuses requests carrying any (ORY Hydra's admin port),
+// NoAuth verifies, while Basic and post credentials are refused.
+func TestIntrospectionNoAuth(t *testing.T) {
+	in := verifiertest.NewIntrospector()
+	defer in.Close()
+	in.SetNoClientAuth(true)
+	in.Add("tok", verifiertest.ActiveClaims("webhooks:write", time.Hour))
+	for _, tc := range []struct {
+		name string
+		mod  func(*IntrospectionOptions)
+		ok   bool
+	}{
+		{"none", func(o *IntrospectionOptions) { o.NoAuth, o.ClientID, o.ClientSecret = true, "", "" }, true},
+		{"basic", nil, false},
+		{"post", func(o *IntrospectionOptions) { o.PostAuth = true }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newIntrospection(t, in, tc.mod)
+			p, err := v.Verify(context.Background(), "tok")
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v, want ok=%v", err, tc.ok)
+			}
+			if tc.ok && p.Scopes[0] != "webhooks:write" {
+				t.Errorf("principal %+v", p)
+			}
+			if f := in.LastForm(); f.Has("client_id") != (tc.name == "post") {
+				t.Errorf("form %v", f)
+			}
+		})
+	}
+}

@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -71,6 +74,13 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		fmt.Fprintf(out, "  %-12s %-13s %s: %s\n", is.Name, kind, where, status.summary)
 		if status.problem != "" {
 			problems = append(problems, status.problem)
+		}
+	}
+	for i, is := range cfg.Issuers {
+		if in := is.Introspection; in != nil && in.Auth == config.IntrospectionAuthNone {
+			if w := publicWithoutAuth(ctx, in.URL); w != "" {
+				fmt.Fprintf(out, "  warning: issuers[%d].introspection.auth: none, but %s: anyone who reaches it can test tokens; keep an endpoint without client authentication on a private network\n", i, w)
+			}
 		}
 	}
 	if te := cfg.TokenEndpoint; te != nil {
@@ -185,6 +195,37 @@ func probeEgress(ctx context.Context, te *config.TokenEndpoint, e config.Egress,
 		s += ", scope " + tok.Scope
 	}
 	return probeResult{summary: s}
+}
+
+// publicWithoutAuth says why an introspection URL used without client
+// authentication looks public ("" when it is loopback or private).
+func publicWithoutAuth(ctx context.Context, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return ""
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		ips, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
+		if err != nil {
+			return fmt.Sprintf("%s could not be resolved to tell whether it is private", host)
+		}
+		addrs = ips
+	}
+	for _, a := range addrs {
+		if a = a.Unmap(); !a.IsLoopback() && !a.IsPrivate() {
+			return fmt.Sprintf("%s is a public address (%s)", host, a)
+		}
+	}
+	return ""
 }
 
 // checkOwnClient checks an egress entry whose Token URL is this

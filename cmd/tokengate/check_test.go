@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokengate/tokengate/verifier/verifiertest"
 )
@@ -83,5 +84,57 @@ routes:
 	}
 	if !strings.Contains(out.String(), "credentials accepted") || in.Calls() != 1 {
 		t.Fatalf("introspection not probed:\n%s", out.String())
+	}
+}
+
+// TestCheckWarnsAboutPublicIntrospectionWithoutAuth: auth: none is fine on
+// loopback or a private address and warned about on a public one.
+func TestCheckWarnsAboutPublicIntrospectionWithoutAuth(t *testing.T) {
+	for host, warn := range map[string]bool{"127.0.0.1:4445": false, "10.1.2.3:4445": false, "203.0.113.7:4445": true} {
+		path := writeConfig(t, fmt.Sprintf(`
+upstream: http://127.0.0.1:9000
+issuers:
+  - name: hydra
+    audiences: [https://hooks.example.com]
+    introspection: { url: "http://%s/admin/oauth2/introspect", auth: none, timeout: 200ms }
+routes: [{ path: /hooks }]
+`, host))
+		var out bytes.Buffer
+		_ = check(context.Background(), path, &out)
+		if got := strings.Contains(out.String(), "warning: issuers[0].introspection.auth: none, but 203.0.113.7 is a public address"); got != warn {
+			t.Errorf("%s: warning shown = %v, want %v:\n%s", host, got, warn, out.String())
+		}
+	}
+}
+
+// TestIntrospectionAuthNoneThroughTheGate: an opaque token verified by an
+// endpoint that takes no client credentials reaches the receiver.
+func TestIntrospectionAuthNoneThroughTheGate(t *testing.T) {
+	in := verifiertest.NewIntrospector()
+	defer in.Close()
+	in.SetNoClientAuth(true)
+	in.Add("opaque-1", verifiertest.ActiveClaims("webhooks:write", time.Hour))
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer recv.Close()
+	s := startYAML(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: %s
+issuers:
+  - name: hydra
+    issuer: https://partner.example
+    audiences: [https://hooks.example.com]
+    introspection: { url: %q, auth: none }
+routes: [{ path_prefix: /hooks, require: { issuers: [hydra], scopes: ["webhooks:write"] } }]
+`, recv.URL, in.URL()))
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.pubLn.Addr().String()+"/hooks/a", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer opaque-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
 	}
 }

@@ -52,7 +52,7 @@ func (b *builder) newIssuer(is config.Issuer) (verifier.Verifier, error) {
 	if in := is.Introspection; in != nil {
 		o := verifier.IntrospectionOptions{
 			Name: is.Name, URL: in.URL, ClientID: in.ClientID, ClientSecret: in.ClientSecret,
-			PostAuth: in.AuthMethod == config.AuthClientSecretPost, Issuer: is.Issuer,
+			PostAuth: in.Auth == config.IntrospectionAuthPost, NoAuth: in.Auth == config.IntrospectionAuthNone, Issuer: is.Issuer,
 			Audiences: is.Audiences, SkipAudienceCheck: is.InsecureSkipAudienceCheck,
 			Client:        &http.Client{Timeout: in.Timeout.D()},
 			MaxConcurrent: in.MaxConcurrent, RatePerSecond: in.RatePerSecond, Burst: in.Burst,

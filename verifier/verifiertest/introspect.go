@@ -18,13 +18,14 @@ type Introspector struct {
 	ClientID     string
 	ClientSecret string
 
-	mu     sync.Mutex
-	tokens map[string]map[string]any
-	raw    map[string]string
-	calls  atomic.Int64
-	status atomic.Int32 // non-zero: answer with this status
-	delay  atomic.Int64
-	seen   atomic.Value // last form, for assertions
+	mu           sync.Mutex
+	tokens       map[string]map[string]any
+	raw          map[string]string
+	calls        atomic.Int64
+	status       atomic.Int32 // non-zero: answer with this status
+	delay        atomic.Int64
+	seen         atomic.Value // last form, for assertions
+	noClientAuth atomic.Bool
 }
 
 // NewIntrospector starts an endpoint that accepts client "tokengate" with
@@ -98,6 +99,26 @@ func (in *Introspector) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.seen.Store(r.PostForm)
+	_, _, basic := r.BasicAuth()
+	if in.noClientAuth.Load() {
+		// Like an admin-port endpoint that takes no credentials and
+		// refuses what it does not expect.
+		if basic || r.PostForm.Has("client_id") || r.PostForm.Has("client_secret") {
+			http.Error(w, `{"error":"invalid_request","error_description":"unexpected client credentials"}`, http.StatusBadRequest)
+			return
+		}
+	} else if !in.authenticated(r) {
+		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+		return
+	}
+	in.answer(w, r)
+}
+
+// SetNoClientAuth makes the endpoint take no client credentials and
+// refuse requests that carry any (ORY Hydra's admin introspection).
+func (in *Introspector) SetNoClientAuth(on bool) { in.noClientAuth.Store(on) }
+
+func (in *Introspector) authenticated(r *http.Request) bool {
 	id, secret, ok := r.BasicAuth()
 	if ok {
 		id, _ = url.QueryUnescape(id)
@@ -105,10 +126,10 @@ func (in *Introspector) serve(w http.ResponseWriter, r *http.Request) {
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	if id != in.ClientID || secret != in.ClientSecret {
-		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
-		return
-	}
+	return id == in.ClientID && secret == in.ClientSecret
+}
+
+func (in *Introspector) answer(w http.ResponseWriter, r *http.Request) {
 	in.mu.Lock()
 	claims, ok := in.tokens[r.PostForm.Get("token")]
 	raw, isRaw := in.raw[r.PostForm.Get("token")]
