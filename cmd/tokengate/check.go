@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
@@ -197,6 +198,24 @@ func probeEgress(ctx context.Context, te *config.TokenEndpoint, e config.Egress,
 	return probeResult{summary: s}
 }
 
+// howDiffer names how two issuer URLs differ, in the terms operators
+// stumble on: a trailing slash (Hydra, Auth0), letter case, the path
+// (Keycloak realms, Entra ID v1/v2), or something else.
+func howDiffer(a, b string) string {
+	switch {
+	case strings.TrimSuffix(a, "/") == strings.TrimSuffix(b, "/"):
+		return "they differ only by a trailing slash"
+	case strings.EqualFold(a, b):
+		return "they differ only in letter case"
+	}
+	ua, errA := url.Parse(a)
+	ub, errB := url.Parse(b)
+	if errA == nil && errB == nil && ua.Scheme == ub.Scheme && strings.EqualFold(ua.Host, ub.Host) {
+		return fmt.Sprintf("same host, different path: %q vs %q", ua.Path, ub.Path)
+	}
+	return "different URLs"
+}
+
 // publicWithoutAuth says why an introspection URL used without client
 // authentication looks public ("" when it is loopback or private).
 func publicWithoutAuth(ctx context.Context, raw string) string {
@@ -278,6 +297,11 @@ func probeIssuer(ctx context.Context, is config.Issuer, prefix string, bad map[s
 			field := ".issuer"
 			if is.JWKSURL != "" {
 				field = ".jwks_url"
+			}
+			var mm *oidc.IssuerMismatchError
+			if errors.As(err, &mm) {
+				return probeResult{"ISSUER MISMATCH", fmt.Sprintf("%s.issuer: %q ≠ %q, the issuer its discovery document names (%s); tokens carry the discovered one, so write it exactly",
+					prefix, mm.Provided, mm.Discovered, howDiffer(mm.Provided, mm.Discovered))}
 			}
 			return probeResult{"UNREACHABLE", fmt.Sprintf("%s%s: %v", prefix, field, err)}
 		}

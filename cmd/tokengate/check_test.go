@@ -138,3 +138,33 @@ routes: [{ path_prefix: /hooks, require: { issuers: [hydra], scopes: ["webhooks:
 		t.Fatalf("status %d, want 200", resp.StatusCode)
 	}
 }
+
+// TestCheckNamesIssuerMismatch: a configured issuer that differs from the
+// discovery document's only by a slash, case or path is named as such,
+// not reported as unreachable.
+func TestCheckNamesIssuerMismatch(t *testing.T) {
+	var advertised string
+	disco := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, advertised, advertised+"/keys")
+	}))
+	defer disco.Close()
+	for _, tc := range []struct{ configured, discovered, want string }{
+		{disco.URL, disco.URL + "/", "they differ only by a trailing slash"},
+		{disco.URL + "/realms/Shop", disco.URL + "/realms/shop", "they differ only in letter case"},
+		{disco.URL + "/realms/shop", disco.URL + "/realms/other", `same host, different path: "/realms/shop" vs "/realms/other"`},
+	} {
+		advertised = tc.discovered
+		path := writeConfig(t, fmt.Sprintf(`
+upstream: http://127.0.0.1:9000
+issuers: [{ name: idp, issuer: %q, audiences: [a], timeout: 1s }]
+routes: [{ path: /hooks }]
+`, tc.configured))
+		var out bytes.Buffer
+		_ = check(context.Background(), path, &out)
+		want := fmt.Sprintf("issuers[0].issuer: %q ≠ %q, the issuer its discovery document names (%s)", tc.configured, tc.discovered, tc.want)
+		if !strings.Contains(out.String(), want) || strings.Contains(out.String(), "UNREACHABLE") {
+			t.Errorf("output lacks %s:\n%s", want, out.String())
+		}
+	}
+}
