@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/json"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -198,6 +200,28 @@ func probeEgress(ctx context.Context, te *config.TokenEndpoint, e config.Egress,
 	return probeResult{summary: s}
 }
 
+// answersAnyone reports whether an introspection endpoint answers an
+// RFC 7662 response to a request that carries no client credentials.
+func answersAnyone(ctx context.Context, endpoint string) bool {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	form := url.Values{"token": {"tokengate-check-" + hex.EncodeToString(b[:])}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return false
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Active *bool `json:"active"`
+	}
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&answer) == nil && answer.Active != nil
+}
+
 // howDiffer names how two issuer URLs differ, in the terms operators
 // stumble on: a trailing slash (Hydra, Auth0), letter case, the path
 // (Keycloak realms, Entra ID v1/v2), or something else.
@@ -314,6 +338,12 @@ func probeIssuer(ctx context.Context, is config.Issuer, prefix string, bad map[s
 		_, err := v.Verify(ctx, "tokengate-check-"+hex.EncodeToString(b[:]))
 		if errors.Is(err, verifier.ErrUnavailable) {
 			return probeResult{"UNREACHABLE", fmt.Sprintf("%s.introspection.url: %v", prefix, err)}
+		}
+		if is.Introspection.Auth == config.IntrospectionAuthNone {
+			return probeResult{summary: "endpoint answered without client credentials (auth: none)"}
+		}
+		if answersAnyone(ctx, is.Introspection.URL) {
+			return probeResult{summary: "endpoint answered, credentials accepted; WARNING: it also answers requests without credentials, so anyone who reaches it can test tokens (keep it private, or use auth: none knowingly)"}
 		}
 		return probeResult{summary: "endpoint answered, credentials accepted"}
 	}

@@ -82,8 +82,10 @@ routes:
 	if err := check(context.Background(), path, &out); err != nil {
 		t.Fatalf("check failed: %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "credentials accepted") || in.Calls() != 1 {
-		t.Fatalf("introspection not probed:\n%s", out.String())
+	// Two calls: one with tokengate's credentials, one without (refused,
+	// so no warning that the endpoint answers anyone).
+	if !strings.Contains(out.String(), "credentials accepted\n") || in.Calls() != 2 {
+		t.Fatalf("introspection not probed (%d calls):\n%s", in.Calls(), out.String())
 	}
 }
 
@@ -165,6 +167,37 @@ routes: [{ path: /hooks }]
 		want := fmt.Sprintf("issuers[0].issuer: %q ≠ %q, the issuer its discovery document names (%s)", tc.configured, tc.discovered, tc.want)
 		if !strings.Contains(out.String(), want) || strings.Contains(out.String(), "UNREACHABLE") {
 			t.Errorf("output lacks %s:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestCheckReportsIntrospectionOpenToAnyone: an endpoint that answers
+// requests without client credentials is reported; one that refuses them
+// is not.
+func TestCheckReportsIntrospectionOpenToAnyone(t *testing.T) {
+	open := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"active":false}`))
+	}))
+	defer open.Close()
+	strict := verifiertest.NewIntrospector()
+	defer strict.Close()
+	for url, want := range map[string]bool{open.URL: true, strict.URL(): false} {
+		path := writeConfig(t, fmt.Sprintf(`
+upstream: http://127.0.0.1:9000
+issuers:
+  - name: partner
+    audiences: [a]
+    introspection: { url: %q, client_id: %s, client_secret: %q }
+routes: [{ path: /hooks }]
+`, url, strict.ClientID, strict.ClientSecret))
+		var out bytes.Buffer
+		_ = check(context.Background(), path, &out)
+		if got := strings.Contains(out.String(), "it also answers requests without credentials"); got != want {
+			t.Errorf("%s: reported %v, want %v:\n%s", url, got, want, out.String())
+		}
+		if !strings.Contains(out.String(), "credentials accepted") {
+			t.Errorf("%s: not probed:\n%s", url, out.String())
 		}
 	}
 }
