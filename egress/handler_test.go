@@ -58,6 +58,19 @@ func newTestHandler(t *testing.T, upstream string, s *Source, mod func(*HandlerO
 	return NewHandler(o)
 }
 
+// fixture is a token endpoint (1h tokens), an upstream checking its
+// tokens, and a Source for it, all closed with the test.
+func fixture(t *testing.T) (*egresstest.TokenEndpoint, *egresstest.Upstream, *Source) {
+	t.Helper()
+	e := egresstest.NewTokenEndpoint(testID, testSecret, time.Hour)
+	t.Cleanup(e.Close)
+	up := egresstest.NewUpstream(e)
+	t.Cleanup(up.Close)
+	s := newTestSource(e, nil)
+	t.Cleanup(s.Close)
+	return e, up, s
+}
+
 func post(t *testing.T, h http.Handler, path, body string) int {
 	t.Helper()
 	rr := httptest.NewRecorder()
@@ -68,12 +81,7 @@ func post(t *testing.T, h http.Handler, path, body string) int {
 // TestRetryOn401: the upstream refuses a revoked token; the egress drops
 // it, fetches one new token and sends the same body once more.
 func TestRetryOn401(t *testing.T) {
-	e := egresstest.NewTokenEndpoint(testID, testSecret, time.Hour)
-	defer e.Close()
-	up := egresstest.NewUpstream(e)
-	defer up.Close()
-	s := newTestSource(e, nil)
-	defer s.Close()
+	e, up, s := fixture(t)
 	ev := &events{}
 	h := newTestHandler(t, up.URL+"/api", s, func(o *HandlerOptions) { o.Observer = ev })
 	tok, err := s.Token(context.Background())
@@ -143,12 +151,7 @@ func TestRetryNeverLoops(t *testing.T) {
 // TestLargeBodyNotRetried: a body beyond the retry limit streams through
 // and a 401 answer is passed back without a retry.
 func TestLargeBodyNotRetried(t *testing.T) {
-	e := egresstest.NewTokenEndpoint(testID, testSecret, time.Hour)
-	defer e.Close()
-	up := egresstest.NewUpstream(e)
-	defer up.Close()
-	s := newTestSource(e, nil)
-	defer s.Close()
+	e, up, s := fixture(t)
 	ev := &events{}
 	h := newTestHandler(t, up.URL, s, func(o *HandlerOptions) { o.Observer = ev; o.RetryBodyLimit = 1024 })
 	tok, _ := s.Token(context.Background())
@@ -177,12 +180,7 @@ func TestLargeBodyNotRetried(t *testing.T) {
 // TestHeaders: the app's Authorization is replaced, hop-by-hop headers go,
 // Host is the upstream's, and X-Forwarded-* appear only when configured.
 func TestHeaders(t *testing.T) {
-	e := egresstest.NewTokenEndpoint(testID, testSecret, time.Hour)
-	defer e.Close()
-	up := egresstest.NewUpstream(e)
-	defer up.Close()
-	s := newTestSource(e, nil)
-	defer s.Close()
+	_, up, s := fixture(t)
 	upURL, _ := url.Parse(up.URL)
 	for _, fwd := range []bool{false, true} {
 		h := newTestHandler(t, up.URL, s, func(o *HandlerOptions) { o.ForwardedHeaders = fwd })
@@ -281,12 +279,7 @@ func toString(v any) string {
 // TestBadPaths: requests that climb out of the upstream's base path or
 // ask for an upgrade are refused before a token is spent.
 func TestBadPaths(t *testing.T) {
-	e := egresstest.NewTokenEndpoint(testID, testSecret, time.Hour)
-	defer e.Close()
-	up := egresstest.NewUpstream(e)
-	defer up.Close()
-	s := newTestSource(e, nil)
-	defer s.Close()
+	e, up, s := fixture(t)
 	h := newTestHandler(t, up.URL+"/customer-1/webhooks", s, nil)
 	for _, p := range []string{"/../customer-2/webhooks", "/a/./b", "/a//b", "/%2e%2e/x"} {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
