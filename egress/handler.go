@@ -30,6 +30,9 @@ const (
 	maxDrain = 64 << 10
 )
 
+// msgTooLarge is the cause given with 413.
+const msgTooLarge = "the request body exceeds max_body_size"
+
 // Retry outcomes, the "outcome" reported to Observer.Retry.
 const (
 	RetryDone          = "retried"        // 401 → new token → sent again
@@ -163,7 +166,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *reqState) {
 		return
 	}
 	if h.o.MaxBodySize > 0 && r.ContentLength > h.o.MaxBodySize {
-		h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body exceeds max_body_size", 0)
+		h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", msgTooLarge, 0)
 		return
 	}
 	tok, err := h.o.Tokens.Token(r.Context())
@@ -189,7 +192,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *reqState) {
 			if err := keepBody(r, st, h.o.RetryBodyLimit); err != nil {
 				var mbe *http.MaxBytesError
 				if errors.As(err, &mbe) {
-					h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body exceeds max_body_size", 0)
+					h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", msgTooLarge, 0)
 					return
 				}
 				h.writeError(w, http.StatusBadRequest, "invalid_request", "the request body could not be read", 0)
@@ -236,13 +239,8 @@ func badRequest(r *http.Request) string {
 	if !strings.HasPrefix(r.URL.Path, "/") {
 		return "the request target must be an absolute path"
 	}
-	for seg := range strings.SplitSeq(r.URL.Path, "/") {
-		if seg == ".." || seg == "." {
-			return "the path must not contain . or .. segments"
-		}
-	}
-	if path.Clean(r.URL.Path) != strings.TrimSuffix(r.URL.Path, "/") && r.URL.Path != "/" {
-		return "the path must be clean (no empty segments)"
+	if p := r.URL.Path; p != "/" && path.Clean(p) != strings.TrimSuffix(p, "/") {
+		return "the path must be clean: no ., .. or empty segments"
 	}
 	return ""
 }
@@ -321,7 +319,7 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body exceeds max_body_size", 0)
+		h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", msgTooLarge, 0)
 	case isTimeout(err):
 		h.writeError(w, http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time", 0)
 	default:

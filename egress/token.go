@@ -196,9 +196,9 @@ func Fetch(ctx context.Context, o TokenOptions) (*Token, error) {
 // accept checks a token answer and works out its expiry.
 func accept(tok *oauth2.Token, now time.Time, o TokenOptions) (*Token, error) {
 	if tt := tok.TokenType; tt != "" && !strings.EqualFold(tt, "bearer") {
+		tt = clean(tt, maxTokenTypeLen, "")
 		return nil, &TokenError{Code: errorUnsupportedType, Description: fmt.Sprintf(
-			"token_type %q is not Bearer: tokengate sends bearer tokens only (RFC 6750), and a %s token needs a proof of possession it does not make",
-			clean(tt, maxTokenTypeLen, ""), clean(tt, maxTokenTypeLen, ""))}
+			"token_type %q is not Bearer: tokengate sends bearer tokens only (RFC 6750), and a %s token needs a proof of possession it does not make", tt, tt)}
 	}
 	var expiry time.Time
 	if !tok.Expiry.IsZero() {

@@ -174,17 +174,13 @@ func probeEgress(ctx context.Context, te *config.TokenEndpoint, e config.Egress,
 	if te != nil && strings.TrimSuffix(te.Issuer, "/")+te.Path == e.Token.URL {
 		return checkOwnClient(te, e, prefix)
 	}
-	client, err := tokenClient(e.Token)
+	topts, err := tokenOptions(e.Token)
 	if err != nil {
 		return probeResult{"invalid", fmt.Sprintf("%s.token: %v", prefix, err)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	tok, err := egress.Fetch(ctx, egress.TokenOptions{
-		URL: e.Token.URL, ClientID: e.Token.ClientID, ClientSecret: e.Token.ClientSecret,
-		Auth: egress.AuthStyle(e.Token.Auth), Scopes: e.Token.Scopes, Params: e.Token.Params,
-		DefaultLifetime: e.Token.DefaultLifetime.D(), Client: client,
-	})
+	tok, err := egress.Fetch(ctx, topts)
 	if err != nil {
 		var te *egress.TokenError
 		summary := "FAILED"
@@ -200,12 +196,18 @@ func probeEgress(ctx context.Context, te *config.TokenEndpoint, e config.Egress,
 	return probeResult{summary: s}
 }
 
+// probeToken is a random token no one was issued, so probing an
+// introspection endpoint never presents anyone's real token.
+func probeToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "tokengate-check-" + hex.EncodeToString(b[:])
+}
+
 // answersAnyone reports whether an introspection endpoint answers an
 // RFC 7662 response to a request that carries no client credentials.
 func answersAnyone(ctx context.Context, endpoint string) bool {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	form := url.Values{"token": {"tokengate-check-" + hex.EncodeToString(b[:])}}
+	form := url.Values{"token": {probeToken()}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return false
@@ -333,9 +335,7 @@ func probeIssuer(ctx context.Context, is config.Issuer, prefix string, bad map[s
 	case *verifier.Introspection:
 		// A random token must come back inactive: that proves the URL and
 		// tokengate's credentials without presenting anyone's real token.
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		_, err := v.Verify(ctx, "tokengate-check-"+hex.EncodeToString(b[:]))
+		_, err := v.Verify(ctx, probeToken())
 		if errors.Is(err, verifier.ErrUnavailable) {
 			return probeResult{"UNREACHABLE", fmt.Sprintf("%s.introspection.url: %v", prefix, err)}
 		}

@@ -167,18 +167,14 @@ func (s *egressSet) newRunner(c config.Egress) (*egressRunner, error) {
 	// Unlike the receiver next door, a vendor API is on the internet: an
 	// egress honours HTTPS_PROXY/NO_PROXY like its token requests do.
 	transport.Proxy = http.ProxyFromEnvironment
-	client, err := tokenClient(c.Token)
+	topts, err := tokenOptions(c.Token)
 	if err != nil {
 		return nil, err
 	}
 	name := c.Name
 	so := egress.SourceOptions{
-		Name: name,
-		Token: egress.TokenOptions{
-			URL: c.Token.URL, ClientID: c.Token.ClientID, ClientSecret: c.Token.ClientSecret,
-			Auth: egress.AuthStyle(c.Token.Auth), Scopes: c.Token.Scopes, Params: c.Token.Params,
-			DefaultLifetime: c.Token.DefaultLifetime.D(), Client: client,
-		},
+		Name:          name,
+		Token:         topts,
 		RefreshBefore: c.Token.RefreshBefore.D(),
 		WaitTimeout:   c.WaitTimeout.D(),
 		Logger:        s.log,
@@ -196,6 +192,20 @@ func (s *egressSet) newRunner(c config.Egress) (*egressRunner, error) {
 	src := egress.NewSource(so)
 	ho.Tokens = src
 	return &egressRunner{cfg: c, source: src, handler: egress.NewHandler(ho), transport: transport}, nil
+}
+
+// tokenOptions describes an entry's token requests (the running source
+// and tokengate check use the same).
+func tokenOptions(t config.EgressToken) (egress.TokenOptions, error) {
+	client, err := tokenClient(t)
+	if err != nil {
+		return egress.TokenOptions{}, err
+	}
+	return egress.TokenOptions{
+		URL: t.URL, ClientID: t.ClientID, ClientSecret: t.ClientSecret,
+		Auth: egress.AuthStyle(t.Auth), Scopes: t.Scopes, Params: t.Params,
+		DefaultLifetime: t.DefaultLifetime.D(), Client: client,
+	}, nil
 }
 
 // tokenClient is the HTTP client for an entry's token requests.

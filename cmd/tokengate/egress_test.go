@@ -172,14 +172,22 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
+// vendor is a token endpoint for client "client" with 1h tokens and an
+// upstream that checks them, both closed with the test.
+func vendor(t *testing.T, secret string) (*egresstest.TokenEndpoint, *egresstest.Upstream) {
+	t.Helper()
+	e := egresstest.NewTokenEndpoint("client", secret, time.Hour)
+	t.Cleanup(e.Close)
+	up := egresstest.NewUpstream(e)
+	t.Cleanup(up.Close)
+	return e, up
+}
+
 // TestEgressOnlyNotReady: an egress-only configuration runs without a
 // public listener; with refused credentials /readyz names the cause, the
 // app gets 503 JSON, and nothing reaches the upstream.
 func TestEgressOnlyNotReady(t *testing.T) {
-	e := egresstest.NewTokenEndpoint("client", "right-secret", time.Hour)
-	defer e.Close()
-	up := egresstest.NewUpstream(e)
-	defer up.Close()
+	e, up := vendor(t, "right-secret")
 	t.Setenv("TG_TEST_EGRESS_SECRET", "wrong-secret")
 	s := startYAML(t, fmt.Sprintf(`
 admin_listen: 127.0.0.1:0
@@ -225,10 +233,7 @@ egress:
 // TestEgressReload: a reload that changes one entry rebuilds that one;
 // the unchanged entry keeps its token (no new token request).
 func TestEgressReload(t *testing.T) {
-	e := egresstest.NewTokenEndpoint("client", "s3cret", time.Hour)
-	defer e.Close()
-	up := egresstest.NewUpstream(e)
-	defer up.Close()
+	e, up := vendor(t, "s3cret")
 	t.Setenv("TG_TEST_EGRESS_SECRET", "s3cret")
 	entry := func(name, scope string) string {
 		return fmt.Sprintf(`

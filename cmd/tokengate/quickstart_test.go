@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -105,24 +103,6 @@ func TestClientSecretFromAFile(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the demo receiver and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestQuickstartEgressCurl runs the quickstart as the README's first
 // command does (examples/quickstart.yaml, its ports moved to free ones)
 // and sends the README's egress curl: no token in hand, the webhook
@@ -149,7 +129,7 @@ func TestQuickstartEgressCurl(t *testing.T) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &safeBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- quickstart(ctx, filepath.Join(dir, "quickstart.yaml"), recv, out, io.Discard) }()
 	defer func() {
