@@ -173,3 +173,16 @@ func claimEquals(v any, want string) bool {
 	}
 	return false
 }
+
+// MatchRoute returns the index in cfg.Routes of the route a request with
+// method, host and (percent-decoded) path would take, or -1: the same
+// matching as the handler's, for tools that explain a decision.
+func MatchRoute(cfg *config.Config, method, host, urlPath string) int {
+	routes := compileRoutes(cfg)
+	r := match(routes, method, host, cleanPath(urlPath))
+	return slices.Index(routes, r)
+}
+
+// ClaimMatches reports whether a claim value satisfies a route's
+// require.claims entry, exactly as the handler decides it.
+func ClaimMatches(v any, want string) bool { return claimEquals(v, want) }

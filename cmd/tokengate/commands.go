@@ -35,10 +35,32 @@ func cmdServe(args []string, stderr io.Writer) error {
 	return serve(ctx, f.config, log)
 }
 
-func cmdCheck(args []string, stdout, stderr io.Writer) error {
-	f, _, err := parseFlags("check", args, stderr)
+func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var token, route string
+	f, fs, err := parseFlags("check", args, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&token, "token", "", `explain the gate's decision on this token ("-": read it from stdin)`)
+		fs.StringVar(&route, "route", "", `with --token: the request to decide, "METHOD PATH" (default: the first route that requires a token)`)
+	})
 	if err != nil {
 		return err
+	}
+	if fs.NArg() == 1 && route != "" && !strings.Contains(route, " ") {
+		route += " " + fs.Arg(0) // --route POST /path, unquoted
+	} else if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if route != "" && token == "" {
+		return fmt.Errorf("%w: --route needs --token", errUsage)
+	}
+	if token == "-" {
+		line, err := bufio.NewReader(io.LimitReader(stdin, 64<<10)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("reading the token from stdin: %w", err)
+		}
+		token = line
+	}
+	if token != "" {
+		return checkToken(context.Background(), f.config, token, route, stdout)
 	}
 	return check(context.Background(), f.config, stdout)
 }

@@ -27,6 +27,7 @@ type stack struct {
 	handler   http.Handler
 	cache     *verifier.Cache
 	jwts      []*verifier.JWT
+	embedded  *verifier.JWT // the token endpoint's own issuer, nil without one
 	tokens    *issuer.Server
 	keys      []*issuer.Key
 	transport *http.Transport
@@ -108,7 +109,7 @@ func (b *builder) build(cfg *config.Config, prev *stack) (*stack, error) {
 		return st, nil
 	}
 	if prev != nil && prev.verifyKey == vk && prev.cache != nil {
-		st.cache, st.jwts, st.keys = prev.cache, prev.jwts, prev.keys
+		st.cache, st.jwts, st.keys, st.embedded = prev.cache, prev.jwts, prev.keys, prev.embedded
 	} else if err := b.buildVerifiers(cfg, st); err != nil {
 		return nil, err
 	}
@@ -194,6 +195,7 @@ func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
 		if err != nil {
 			return err
 		}
+		st.embedded = local
 		jwts = append(jwts, verifier.Issuer{Name: te.Name, Iss: te.Issuer, Verifier: b.timed(pathEmbedded, local)})
 	}
 	co := verifier.CacheOptions{

@@ -37,6 +37,9 @@ const usage = `tokengate: OAuth 2.0 bearer-token gate for webhook receivers
 Usage:
   tokengate serve   --config FILE   run the gate (config also from $TOKENGATE_CONFIG)
   tokengate check   --config FILE   validate the config and probe every issuer
+  tokengate check   --config FILE --token TOKEN [--route "METHOD PATH"]
+                                    explain what the gate would do with one token
+                                    (--token - reads it from stdin); exit 0 = forwarded
   tokengate quickstart              demo: a receiver on 127.0.0.1:9000 that prints webhooks,
                                     and tokengate in front of it (examples/quickstart.yaml)
   tokengate probe [--url URL]       exit 0 if URL (default the admin /readyz) answers 200,
@@ -65,7 +68,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "serve":
 		err = cmdServe(args[1:], stderr)
 	case "check":
-		err = cmdCheck(args[1:], stdout, stderr)
+		err = cmdCheck(args[1:], stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "tokengate %s\n", version)
 	case "help", "-h", "--help":
@@ -100,9 +103,12 @@ type commonFlags struct {
 	logLevel  string
 }
 
-func parseFlags(name string, args []string, stderr io.Writer) (*commonFlags, *flag.FlagSet, error) {
+func parseFlags(name string, args []string, stderr io.Writer, extra ...func(*flag.FlagSet)) (*commonFlags, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	for _, f := range extra {
+		f(fs)
+	}
 	c := &commonFlags{}
 	fs.StringVar(&c.config, "config", os.Getenv("TOKENGATE_CONFIG"), "configuration file (default $TOKENGATE_CONFIG)")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
