@@ -1,0 +1,292 @@
+package signature
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// vector is a published (or independently computed) signed message.
+type vector struct {
+	name    string
+	scheme  string
+	secrets []string
+	header  http.Header
+	body    string
+	at      time.Time // the message's timestamp (zero: the scheme signs none)
+	// mutate lists header changes of one byte that must break the
+	// signature (the id and the timestamp where the scheme signs them).
+	mutate []string
+}
+
+// vectors: sources in the note and in README's signed-webhooks section.
+var vectors = []vector{
+	{
+		// The Standard Webhooks reference test vector (standard-webhooks
+		// libraries' tests; the same in Svix's).
+		name: "standard-webhooks v1", scheme: StandardWebhooks,
+		secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+		header: http.Header{
+			"Webhook-Id":        {"msg_p5jXN8AQM9LWM0D4loKWxJek"},
+			"Webhook-Timestamp": {"1614265330"},
+			"Webhook-Signature": {"v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="},
+		},
+		body: `{"test": 2432232314}`, at: time.Unix(1614265330, 0),
+		mutate: []string{"Webhook-Id", "Webhook-Timestamp"},
+	},
+	{
+		// Ed25519 over the same content, signed with OpenSSL 3.0
+		// (openssl pkeyutl -sign -rawin), not with this code.
+		name: "standard-webhooks v1a", scheme: StandardWebhooks,
+		secrets: []string{"whpk_v7cXLG2ceX889ptkiM+DoxEcBUNPdv9Z/b85LiT5T5w="},
+		header: http.Header{
+			"Webhook-Id":        {"msg_p5jXN8AQM9LWM0D4loKWxJek"},
+			"Webhook-Timestamp": {"1614265330"},
+			"Webhook-Signature": {"v1a,Llyzn5JLBEpF+hpmqN2urQlFho69I6Rc41svVkDGzySv5P01MaAO0n40t2CSFKiNnTq0LjiKNn0mPtgXkiXICg=="},
+		},
+		body: `{"test": 2432232314}`, at: time.Unix(1614265330, 0),
+		mutate: []string{"Webhook-Id", "Webhook-Timestamp"},
+	},
+	{
+		// GitHub's documented example ("Validating webhook deliveries").
+		name: "github", scheme: GitHub,
+		secrets: []string{"It's a Secret to Everybody"},
+		header: http.Header{
+			"X-Hub-Signature-256": {"sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
+			"X-Github-Delivery":   {"72d3162e-cc78-11e3-81ab-4c9367dc0958"},
+		},
+		body: "Hello, World!",
+	},
+	{
+		// Stripe publishes the format (t=…,v1=… over "t.body") but no
+		// secret/payload/signature triple: computed with
+		// openssl dgst -sha256 -hmac whsec_stripe_test_secret.
+		name: "stripe", scheme: Stripe,
+		secrets: []string{"whsec_stripe_test_secret"},
+		header: http.Header{
+			"Stripe-Signature": {"t=1492774577,v1=3d0873311bac04710bc9a6ea9f1b52578b545883e2af92f5c5a40d022bf94df7,v0=6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39"},
+		},
+		body: `{"id":"evt_1","object":"event"}`, at: time.Unix(1492774577, 0),
+		mutate: []string{"Stripe-Signature"},
+	},
+	{
+		// Shopify publishes no vector either: computed with
+		// openssl dgst -sha256 -hmac hush -binary | base64.
+		name: "shopify", scheme: Shopify,
+		secrets: []string{"hush"},
+		header: http.Header{
+			"X-Shopify-Hmac-Sha256": {"qBvrsZF7RfB1iS6BX6IHqJTp5L911P7intnPeTPsH0I="},
+			"X-Shopify-Webhook-Id":  {"b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"},
+		},
+		body: `{"id":820982911946154508}`,
+	},
+}
+
+func newAt(t *testing.T, v vector, at time.Time, store Store) *Verifier {
+	t.Helper()
+	ver, err := New(Options{Scheme: v.scheme, Secrets: v.secrets, Store: store, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ver
+}
+
+func reason(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}
+
+// TestVectors: each vector verifies; a one-byte change in the body, and in
+// the id or timestamp where the scheme signs them, fails with "signature
+// mismatch".
+func TestVectors(t *testing.T) {
+	for _, v := range vectors {
+		t.Run(v.name, func(t *testing.T) {
+			at := v.at
+			if at.IsZero() {
+				at = time.Now()
+			}
+			ver := newAt(t, v, at, nil)
+			if _, err := ver.Verify(context.Background(), v.header, []byte(v.body)); err != nil {
+				t.Fatalf("the vector does not verify: %v", err)
+			}
+			body := []byte(v.body)
+			body[len(body)/2] ^= 0x01
+			if _, err := ver.Verify(context.Background(), v.header, body); reason(err) != ReasonMismatch || !errors.Is(err, ErrRefused) {
+				t.Errorf("one byte of body changed: %v, want %q", err, ReasonMismatch)
+			}
+			for _, name := range v.mutate {
+				h := v.header.Clone()
+				val := []byte(h.Get(name))
+				if name == "Stripe-Signature" {
+					val[len("t=14927745")]++ // a digit of t
+				} else {
+					val[len(val)-1]++ // "…Jek" → "…Jel", "…330" → "…331"
+				}
+				h.Set(name, string(val))
+				if _, err := ver.Verify(context.Background(), h, []byte(v.body)); reason(err) != ReasonMismatch {
+					t.Errorf("one byte of %s changed: %v, want %q", name, err, ReasonMismatch)
+				}
+			}
+		})
+	}
+}
+
+func TestTimestampTolerance(t *testing.T) {
+	for _, v := range vectors {
+		if v.at.IsZero() {
+			continue
+		}
+		for _, off := range []time.Duration{-DefaultTolerance - time.Second, DefaultTolerance + time.Second} {
+			ver := newAt(t, v, v.at.Add(off), nil)
+			if _, err := ver.Verify(context.Background(), v.header, []byte(v.body)); reason(err) != ReasonTimestamp {
+				t.Errorf("%s at %v from its timestamp: %v, want %q", v.name, off, err, ReasonTimestamp)
+			}
+		}
+		ver := newAt(t, v, v.at.Add(DefaultTolerance-time.Second), nil)
+		if _, err := ver.Verify(context.Background(), v.header, []byte(v.body)); err != nil {
+			t.Errorf("%s inside the tolerance: %v", v.name, err)
+		}
+	}
+}
+
+func TestMissingAndMalformed(t *testing.T) {
+	tests := []struct {
+		scheme string
+		header http.Header
+		want   string
+	}{
+		{GitHub, http.Header{}, ReasonMissing},
+		{GitHub, http.Header{"X-Hub-Signature-256": {"sha1=00"}}, ReasonMalformed},
+		{GitHub, http.Header{"X-Hub-Signature-256": {"sha256=zz"}}, ReasonMalformed},
+		{Shopify, http.Header{"X-Shopify-Hmac-Sha256": {"!!"}}, ReasonMalformed},
+		{Stripe, http.Header{"Stripe-Signature": {"v1=00"}}, ReasonMalformed},
+		{Stripe, http.Header{"Stripe-Signature": {"t=1492774577,v0=00"}}, ReasonMissing},
+		{StandardWebhooks, http.Header{"Webhook-Id": {"a"}, "Webhook-Signature": {"v1,AA=="}}, ReasonMissing},
+		{StandardWebhooks, http.Header{"Webhook-Id": {"a"}, "Webhook-Timestamp": {"soon"}, "Webhook-Signature": {"v1,AA=="}}, ReasonMalformed},
+	}
+	for _, tc := range tests {
+		secret := "s"
+		if tc.scheme == StandardWebhooks {
+			secret = "whsec_c2VjcmV0"
+		}
+		v, err := New(Options{Scheme: tc.scheme, Secrets: []string{secret}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(context.Background(), tc.header, []byte("{}")); reason(err) != tc.want {
+			t.Errorf("%s %v: %v, want %q", tc.scheme, tc.header, err, tc.want)
+		}
+	}
+}
+
+func githubSign(secret, body string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(body))
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// TestRotation: during a rotation both the old and the new secret are
+// accepted; a secret that is not configured is not. Standard Webhooks'
+// list of signatures is searched for one that verifies.
+func TestRotation(t *testing.T) {
+	v, err := New(Options{Scheme: GitHub, Secrets: []string{"old-secret", "new-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for secret, want := range map[string]string{"old-secret": "", "new-secret": "", "other": ReasonMismatch} {
+		h := http.Header{"X-Hub-Signature-256": {githubSign(secret, "{}")}}
+		if _, err := v.Verify(context.Background(), h, []byte("{}")); reason(err) != want {
+			t.Errorf("signed with %s: %v, want %q", secret, err, want)
+		}
+	}
+	sw := vectors[0]
+	h := sw.header.Clone()
+	h.Set("Webhook-Signature", "v1,bm9wZQ== v2,abc "+sw.header.Get("Webhook-Signature"))
+	rot := newAt(t, vector{scheme: StandardWebhooks, secrets: []string{"whsec_bmV3LXNlY3JldA==", sw.secrets[0]}}, sw.at, nil)
+	if _, err := rot.Verify(context.Background(), h, []byte(sw.body)); err != nil {
+		t.Errorf("old secret among two, its signature last in the list: %v", err)
+	}
+}
+
+// TestReplayInMemory: the same message twice is refused as a replay; once
+// forgotten (not delivered) it passes again.
+func TestReplayInMemory(t *testing.T) {
+	var store *MemoryStore
+	for _, v := range vectors {
+		store = NewMemoryStore(10, time.Hour) // v1 and v1a share an id
+		at := v.at
+		if at.IsZero() {
+			at = time.Now()
+		}
+		ver := newAt(t, v, at, store)
+		r, err := ver.Verify(context.Background(), v.header, []byte(v.body))
+		if err != nil {
+			t.Fatalf("%s: first delivery: %v", v.name, err)
+		}
+		if _, err := ver.Verify(context.Background(), v.header, []byte(v.body)); !errors.Is(err, ErrReplayed) || reason(err) != ReasonReplayed {
+			t.Errorf("%s: second delivery: %v, want a replay", v.name, err)
+		}
+		if err := r.Forget(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ver.Verify(context.Background(), v.header, []byte(v.body)); err != nil {
+			t.Errorf("%s: after Forget: %v", v.name, err)
+		}
+	}
+	// GitHub's delivery id is not signed: a replay under a new id is still
+	// caught by its signature.
+	gh := vectors[2]
+	store = NewMemoryStore(10, time.Hour)
+	if _, err := newAt(t, gh, time.Now(), store).Verify(context.Background(), gh.header, []byte(gh.body)); err != nil {
+		t.Fatal(err)
+	}
+	h := gh.header.Clone()
+	h.Set("X-Github-Delivery", "another-id")
+	if _, err := newAt(t, gh, time.Now(), store).Verify(context.Background(), h, []byte(gh.body)); !errors.Is(err, ErrReplayed) {
+		t.Errorf("GitHub replay with a fresh delivery id: %v, want a replay", err)
+	}
+}
+
+func TestMemoryStoreExpiresAndIsBounded(t *testing.T) {
+	m := NewMemoryStore(2, time.Minute)
+	now := time.Unix(1000, 0)
+	m.now = func() time.Time { return now }
+	ctx := context.Background()
+	if ok, _ := m.Claim(ctx, []string{"a"}, time.Second); !ok {
+		t.Fatal("a: not fresh")
+	}
+	if ok, _ := m.Claim(ctx, []string{"a"}, time.Second); ok {
+		t.Fatal("a twice: fresh")
+	}
+	now = now.Add(2 * time.Second)
+	if ok, _ := m.Claim(ctx, []string{"a"}, time.Second); !ok {
+		t.Fatal("a after its ttl: still seen")
+	}
+	m.Claim(ctx, []string{"b"}, time.Minute)
+	m.Claim(ctx, []string{"c"}, time.Minute)
+	if n := m.Len(); n > 2 {
+		t.Fatalf("%d entries held, bound 2", n)
+	}
+}
+
+func TestBadSecrets(t *testing.T) {
+	for _, tc := range []struct{ scheme, secret string }{
+		{StandardWebhooks, "whsec_!!!"},
+		{StandardWebhooks, "whpk_AAAA"},
+		{GitHub, ""},
+		{"gitlab", "x"},
+	} {
+		if _, err := New(Options{Scheme: tc.scheme, Secrets: []string{tc.secret}}); err == nil {
+			t.Errorf("%s %q accepted", tc.scheme, tc.secret)
+		}
+	}
+}
