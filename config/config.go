@@ -82,9 +82,13 @@ type Config struct {
 	// Egress entries are the calling side: outbound requests that get a
 	// bearer token added (see Egress).
 	Egress []Egress `yaml:"egress"`
+	// Signatures are the settings shared by routes with a signature
+	// policy: the replay store and the memory bound on signed bodies.
+	Signatures Signatures `yaml:"signatures"`
 
 	lines    map[string]int  // YAML path → line, for messages
 	envPaths map[string]bool // YAML paths whose value came from one ${VAR}
+	envRefs  map[string]bool // YAML paths whose value held any ${VAR}
 }
 
 // Upstream is the receiver tokengate forwards authorized requests to. In YAML
@@ -259,6 +263,12 @@ type Route struct {
 	// token expires. Every other route refuses any Upgrade, and h2c is
 	// refused everywhere.
 	WebSocket bool `yaml:"websocket"`
+	// Auth is how the route authenticates a request: bearer (default),
+	// signature (default when Signature is set), any or all.
+	Auth string `yaml:"auth"`
+	// Signature verifies signed webhooks (GitHub, Stripe, Shopify,
+	// Standard Webhooks) on this route.
+	Signature *Signature `yaml:"signature"`
 }
 
 // Require is a route's token policy.

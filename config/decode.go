@@ -41,6 +41,8 @@ type decoder struct {
 	// envPaths: scalars that were exactly one ${VAR} found in the
 	// environment (secrets must come from there, not the file).
 	envPaths map[string]bool
+	// envRefs: scalars that held any ${VAR} (a password inside a URL).
+	envRefs map[string]bool
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
@@ -72,6 +74,9 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	if n.Kind == yaml.ScalarNode {
 		if d.wholeEnvRef(n.Value) {
 			d.envPaths[path] = true
+		}
+		if strings.Contains(n.Value, "${") {
+			d.envRefs[path] = true
 		}
 		if err := d.expand(n); err != nil {
 			d.fail(path, n, "%v", err)

@@ -77,6 +77,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.egressDefaults()
+	c.signatureDefaults()
 	if te := c.TokenEndpoint; te != nil {
 		setDefault(&te.Name, DefaultTokenEndpointName)
 		setDefault(&te.Path, DefaultTokenPath)

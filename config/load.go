@@ -65,11 +65,11 @@ func parse(data []byte, dir string, opts Options) (*Config, error) {
 	if root.Kind == 0 {
 		return nil, errors.New("config: the file is empty")
 	}
-	d := &decoder{lookup: opts.LookupEnv, lines: map[string]int{}, envPaths: map[string]bool{}}
+	d := &decoder{lookup: opts.LookupEnv, lines: map[string]int{}, envPaths: map[string]bool{}, envRefs: map[string]bool{}}
 	cfg := &Config{}
 	d.decode("", &root, reflectValue(cfg))
 	errs := d.errs
-	cfg.lines, cfg.envPaths = d.lines, d.envPaths
+	cfg.lines, cfg.envPaths, cfg.envRefs = d.lines, d.envPaths, d.envRefs
 	errs = append(errs, cfg.resolveFiles(dir)...)
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -144,6 +144,28 @@ func (c *Config) resolveFiles(dir string) []error {
 	for i := range c.Issuers {
 		if in := c.Issuers[i].Introspection; in != nil {
 			read(fmt.Sprintf("issuers[%d].introspection.client_secret", i), in.ClientSecretFile, &in.ClientSecret, true)
+		}
+	}
+	for i := range c.Routes {
+		sig := c.Routes[i].Signature
+		if sig == nil {
+			continue
+		}
+		sig.FileSecrets = nil
+		for j, f := range sig.SecretFiles {
+			if !filepath.IsAbs(f) {
+				f = filepath.Join(dir, f)
+			}
+			b, err := readSmallFile(f)
+			s := strings.TrimRight(string(b), "\r\n")
+			switch {
+			case err != nil:
+				errs = append(errs, c.fieldErr(fmt.Sprintf("routes[%d].signature.secret_files[%d]", i, j), "%v", err))
+			case s == "":
+				errs = append(errs, c.fieldErr(fmt.Sprintf("routes[%d].signature.secret_files[%d]", i, j), "file %s is empty", f))
+			default:
+				sig.FileSecrets = append(sig.FileSecrets, s)
+			}
 		}
 	}
 	for i := range c.Egress {

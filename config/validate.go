@@ -46,6 +46,7 @@ func (c *Config) Validate() error {
 		v.headers()
 		v.tokenEndpoint()
 		v.routes()
+		v.signatures()
 	}
 	v.egress()
 	return errors.Join(v.errs...)
@@ -305,8 +306,11 @@ func (v *validator) routes() {
 			}
 			continue
 		}
-		if len(names) == 0 {
+		if len(names) == 0 && r.NeedsToken() {
 			v.add(p, "needs a token but no issuer or token_endpoint is configured")
+		}
+		if !r.NeedsToken() && len(req.Issuers)+len(req.Scopes)+len(req.AnyScopes)+len(req.Claims) > 0 {
+			v.add(p+".require", "auth: signature verifies no token, so issuers, scopes and claims cannot apply (use auth: all for both)")
 		}
 		for _, name := range req.Issuers {
 			if !slices.Contains(names, name) {

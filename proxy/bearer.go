@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"strings"
@@ -59,4 +61,11 @@ func isB64Token(s string) bool {
 		}
 	}
 	return true
+}
+
+// TokenID is the short token fingerprint for logs: the first 8 hex
+// characters of its SHA-256. The token itself is never logged.
+func TokenID(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:4])
 }

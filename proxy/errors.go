@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tokengate/tokengate/signature"
 	"github.com/tokengate/tokengate/verifier"
 )
 
@@ -44,7 +45,21 @@ const (
 	DecisionForbidden   = "insufficient_scope"
 	DecisionUnavailable = "unavailable"
 	DecisionError       = "error"
+	// DecisionBadSignature: a signed webhook's signature is missing,
+	// wrong or too old.
+	DecisionBadSignature = "invalid_signature"
+	// DecisionReplayed: a signed webhook already received.
+	DecisionReplayed = "replayed"
 )
+
+// signatureReason is a signature refusal's sender-safe reason.
+func signatureReason(err error) string {
+	var se *signature.Error
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	return "signature refused"
+}
 
 // answer is how one error is told to the sender.
 type answer struct {
@@ -73,6 +88,14 @@ func classify(err error) answer {
 		return answer{http.StatusForbidden, "client_certificate_required", "this route requires a TLS client certificate it accepts", DecisionForbidden, false}
 	case errors.Is(err, errInsufficientScope):
 		return answer{http.StatusForbidden, "insufficient_scope", "the token does not grant what this route requires", DecisionForbidden, true}
+	case errors.Is(err, signature.ErrRefused):
+		return answer{http.StatusUnauthorized, "invalid_signature", signatureReason(err), DecisionBadSignature, false}
+	case errors.Is(err, signature.ErrReplayed):
+		return answer{http.StatusConflict, "replayed_message", signatureReason(err), DecisionReplayed, false}
+	case errors.Is(err, signature.ErrStoreUnavailable):
+		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "replay store unavailable; retry later", DecisionUnavailable, false}
+	case errors.Is(err, errBodyBudget):
+		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight; retry later", DecisionUnavailable, false}
 	case errors.Is(err, verifier.ErrUnavailable):
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "the token cannot be checked right now; retry later", DecisionUnavailable, false}
 	case errors.Is(err, verifier.ErrInvalidToken):

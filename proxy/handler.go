@@ -2,21 +2,21 @@ package proxy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/signature"
 	"github.com/tokengate/tokengate/verifier"
 )
 
@@ -46,6 +46,10 @@ type Options struct {
 	Now func() time.Time
 	// Forwarding says whose X-Forwarded-* to believe; default: nobody's.
 	Forwarding *Forwarding
+	// Signatures holds, for each of cfg.Routes in order, the route's
+	// signed-webhook verifier (nil for a route without signature); every
+	// route with a signature policy must have one.
+	Signatures []SignatureVerifier
 }
 
 // Handler is tokengate's public http.Handler: route, bearer token, verify,
@@ -64,6 +68,9 @@ type Handler struct {
 	obs        Observer
 	now        func() time.Time
 	fwd        *Forwarding
+	budget     bodyBudget
+	// storeTimeout bounds releasing an undelivered message's replay ids.
+	storeTimeout time.Duration
 }
 
 // New builds the handler for a validated configuration.
@@ -92,19 +99,31 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		}
 		o.Forwarding = f
 	}
+	routes := compileRoutes(cfg)
+	for i, r := range cfg.Routes {
+		if r.Signature == nil {
+			continue
+		}
+		if i >= len(o.Signatures) || o.Signatures[i] == nil {
+			return nil, fmt.Errorf("proxy: route %q has a signature policy but no verifier", r.Name)
+		}
+		routes[i].sig = o.Signatures[i]
+	}
 	h := &Handler{
-		routes:     compileRoutes(cfg),
-		verifier:   v,
-		target:     target,
-		realm:      quotable(cfg.Realm),
-		retryAfter: retryAfterValue(cfg.RetryAfter.D().Seconds()),
-		maxBody:    int64(cfg.Upstream.MaxBodySize),
-		bodyRead:   cfg.BodyReadTimeout.D(),
-		headers:    newHeaderPolicy(cfg.Headers),
-		log:        o.Logger,
-		obs:        o.Observer,
-		now:        o.Now,
-		fwd:        o.Forwarding,
+		routes:       routes,
+		verifier:     v,
+		target:       target,
+		realm:        quotable(cfg.Realm),
+		retryAfter:   retryAfterValue(cfg.RetryAfter.D().Seconds()),
+		maxBody:      int64(cfg.Upstream.MaxBodySize),
+		bodyRead:     cfg.BodyReadTimeout.D(),
+		headers:      newHeaderPolicy(cfg.Headers),
+		log:          o.Logger,
+		obs:          o.Observer,
+		now:          o.Now,
+		fwd:          o.Forwarding,
+		budget:       bodyBudget{semaphore.NewWeighted(int64(cfg.Signatures.BodyMemory))},
+		storeTimeout: cfg.Signatures.StoreTimeout.D(),
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -127,8 +146,11 @@ type state struct {
 	upgrade   string // the protocol the request asks to switch to, "" for none
 	upgraded  bool   // the receiver answered 101 and the tunnel ran
 	bodyErr   atomic.Pointer[error]
-	body      body          // the wrapped request body (kept here: no allocation)
-	fields    [12]zap.Field // the access-log line's fields
+	body      body               // the wrapped request body (kept here: no allocation)
+	receipt   *signature.Receipt // a verified signed message, released if undelivered
+	// upstreamStatus is the receiver's status (0: no answer).
+	upstreamStatus int
+	fields         [12]zap.Field // the access-log line's fields
 }
 
 // body records why reading the sender's body failed (read by the
@@ -242,19 +264,32 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 	if err := rt.allowClientCert(r.TLS); err != nil {
 		return deny(err, rt)
 	}
-	token, err := bearerToken(r.Header)
-	if err != nil {
-		return deny(err, rt)
+	bearer, signed := rt.credentials(r.Header)
+	var token string
+	if bearer {
+		var err error
+		if token, err = bearerToken(r.Header); err != nil {
+			return deny(err, rt)
+		}
+		p, err := h.verifier.VerifyFor(r.Context(), token, rt.issuers)
+		if err != nil {
+			_, d := deny(err, rt)
+			return token, d
+		}
+		st.principal = p
+		if err := rt.allow(p); err != nil {
+			_, d := deny(err, rt)
+			return token, d
+		}
 	}
-	p, err := h.verifier.VerifyFor(r.Context(), token, rt.issuers)
-	if err != nil {
-		_, d := deny(err, rt)
-		return token, d
-	}
-	st.principal = p
-	if err := rt.allow(p); err != nil {
-		_, d := deny(err, rt)
-		return token, d
+	if signed {
+		release, err := h.checkSignature(w, r, st, rt)
+		defer release()
+		if err != nil {
+			_, d := deny(err, rt)
+			return token, d
+		}
+		defer h.settle(st)
 	}
 	return token, h.forward(w, r, st, DecisionAllow)
 }
@@ -303,10 +338,13 @@ const maxTunnel = time.Hour
 // modifyResponse notes a successful upgrade: ReverseProxy writes the 101
 // on the hijacked connection, past the recorder.
 func (h *Handler) modifyResponse(resp *http.Response) error {
+	st, ok := resp.Request.Context().Value(stateKey{}).(*state)
+	if !ok {
+		return nil
+	}
+	st.upstreamStatus = resp.StatusCode
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		if st, ok := resp.Request.Context().Value(stateKey{}).(*state); ok {
-			st.upgraded = true
-		}
+		st.upgraded = true
 	}
 	return nil
 }
@@ -347,40 +385,3 @@ func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err err
 	}
 	h.writeAnswer(w, classify(e), rt)
 }
-
-// TokenID is the short token fingerprint for logs: the first 8 hex
-// characters of its SHA-256. The token itself is never logged.
-func TokenID(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:4])
-}
-
-func containsFold(s, sub string) bool {
-	if s == "" {
-		return false
-	}
-	return strings.Contains(strings.ToLower(s), sub)
-}
-
-// recorder remembers the status for the access log. Unwrap lets
-// http.ResponseController reach the real writer (flushing, deadlines).
-type recorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 && code >= 200 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

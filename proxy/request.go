@@ -88,3 +88,10 @@ func (r *route) allowUpgrade(proto string) error {
 	}
 	return errUpgrade
 }
+
+func containsFold(s, sub string) bool {
+	if s == "" {
+		return false
+	}
+	return strings.Contains(strings.ToLower(s), sub)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"path"
 	"slices"
 	"strings"
@@ -30,6 +31,27 @@ type route struct {
 	websocket bool
 	scopeHint string // the scope parameter of a 403 challenge
 	cert      *config.ClientCert
+	// auth is the route's mode (config.Auth…); sig verifies signed
+	// bodies of at most sigMaxBody bytes.
+	auth       string
+	sig        SignatureVerifier
+	sigMaxBody int64
+}
+
+// credentials says which credentials a request on the route is judged
+// by: its bearer token, its signature, or both. With auth: any, the one
+// it presents: the signature when the scheme's header is there.
+func (r *route) credentials(h http.Header) (bearer, signed bool) {
+	switch r.auth {
+	case config.AuthSignature:
+		return false, true
+	case config.AuthAll:
+		return true, true
+	case config.AuthAny:
+		s := r.sig.Signed(h)
+		return !s, s
+	}
+	return true, false
 }
 
 func compileRoutes(cfg *config.Config) []*route {
@@ -43,7 +65,10 @@ func compileRoutes(cfg *config.Config) []*route {
 			name: r.Name, exact: r.Path, methods: r.Methods, host: strings.ToLower(r.Host),
 			public: r.Public, issuers: r.Require.Issuers, scopes: r.Require.Scopes,
 			anyScopes: r.Require.AnyScopes, claims: r.Require.Claims, keepAuth: keep,
-			cert: r.Require.ClientCert, websocket: r.WebSocket,
+			cert: r.Require.ClientCert, websocket: r.WebSocket, auth: r.AuthMode(),
+		}
+		if r.Signature != nil {
+			cr.sigMaxBody = int64(r.Signature.MaxBodySize)
 		}
 		if r.PathPrefix != "" {
 			cr.prefix = r.PathPrefix

@@ -222,7 +222,7 @@ func TestRotation(t *testing.T) {
 func TestReplayInMemory(t *testing.T) {
 	var store *MemoryStore
 	for _, v := range vectors {
-		store = NewMemoryStore(10, time.Hour) // v1 and v1a share an id
+		store = NewMemoryStore(10) // v1 and v1a share an id
 		at := v.at
 		if at.IsZero() {
 			at = time.Now()
@@ -245,7 +245,7 @@ func TestReplayInMemory(t *testing.T) {
 	// GitHub's delivery id is not signed: a replay under a new id is still
 	// caught by its signature.
 	gh := vectors[2]
-	store = NewMemoryStore(10, time.Hour)
+	store = NewMemoryStore(10)
 	if _, err := newAt(t, gh, time.Now(), store).Verify(context.Background(), gh.header, []byte(gh.body)); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestReplayInMemory(t *testing.T) {
 }
 
 func TestMemoryStoreExpiresAndIsBounded(t *testing.T) {
-	m := NewMemoryStore(2, time.Minute)
+	m := NewMemoryStore(2)
 	now := time.Unix(1000, 0)
 	m.now = func() time.Time { return now }
 	ctx := context.Background()

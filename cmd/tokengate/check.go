@@ -101,10 +101,11 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		}
 		req := "public"
 		if !r.Public {
-			req = describeRequire(r.Require)
+			req = describeAuth(r)
 		}
 		fmt.Fprintf(out, "  %-30s %-10s %s\n", p, methods, req)
 	}
+	problems = append(problems, checkReplayStore(ctx, cfg)...)
 	problems = append(problems, checkEgress(ctx, cfg, badPaths, out)...)
 	return report(path, problems, out)
 }

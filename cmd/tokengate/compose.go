@@ -45,6 +45,8 @@ type builder struct {
 	// generated is the throw-away signing key made when the token endpoint
 	// has no key files; kept across reloads so tokens stay valid.
 	generated *issuer.Key
+	// replay is the signed-webhook replay store, kept across reloads.
+	replay *replayHolder
 }
 
 // newIssuer builds the verifier of one issuer: introspection or JWT.
@@ -132,7 +134,11 @@ func (b *builder) build(cfg *config.Config, prev *stack) (*stack, error) {
 			b.log.Warn("upstream.insecure_skip_tls_verify is ON: the receiver's certificate is NOT verified; anyone on the path can impersonate it")
 		}
 	}
-	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd}
+	sigs, err := b.signatureVerifiers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd, Signatures: sigs}
 	if b.metrics != nil {
 		opts.Observer = b.metrics
 	}

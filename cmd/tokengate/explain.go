@@ -60,7 +60,11 @@ func checkToken(ctx context.Context, path, token, route string, out io.Writer) e
 	if err := b.buildVerifiers(cfg, st); err != nil {
 		return err
 	}
-	d, err := decide(ctx, cfg, st, method, target, token)
+	sigs, err := b.signatureVerifiers(cfg)
+	if err != nil {
+		return err
+	}
+	d, err := decide(ctx, cfg, st, sigs, method, target, token)
 	if err != nil {
 		return err
 	}
@@ -103,7 +107,7 @@ func pickRoute(cfg *config.Config, spec string) (method, target string, err erro
 		return strings.ToUpper(m), p, nil
 	}
 	for _, r := range cfg.Routes {
-		if r.Public {
+		if !r.NeedsToken() {
 			continue
 		}
 		method = http.MethodPost
@@ -132,7 +136,7 @@ type decision struct {
 
 // decide sends one request through the handler the gate would serve, with
 // a recorder in place of the upstream, and reads the answer.
-func decide(ctx context.Context, cfg *config.Config, st *stack, method, target, token string) (*decision, error) {
+func decide(ctx context.Context, cfg *config.Config, st *stack, sigs []proxy.SignatureVerifier, method, target, token string) (*decision, error) {
 	fwd, err := proxy.NewForwarding(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
@@ -146,7 +150,7 @@ func decide(ctx context.Context, cfg *config.Config, st *stack, method, target, 
 	if cfg.TokenEndpoint != nil {
 		v = currentClients(v, cfg.TokenEndpoint)
 	}
-	h, err := proxy.New(cfg, v, proxy.Options{Logger: zap.NewNop(), Transport: upstream, Forwarding: fwd})
+	h, err := proxy.New(cfg, v, proxy.Options{Logger: zap.NewNop(), Transport: upstream, Forwarding: fwd, Signatures: sigs})
 	if err != nil {
 		return nil, err
 	}

@@ -319,6 +319,9 @@ func (s *server) shutdown() error {
 	if t := s.cur.Load().transport; t != nil {
 		t.CloseIdleConnections()
 	}
+	if r := s.b.replay; r != nil && r.redis != nil {
+		_ = r.redis.Close()
+	}
 	if err != nil {
 		_ = s.pubSrv.Close()
 		if errors.Is(err, context.DeadlineExceeded) {

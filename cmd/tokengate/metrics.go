@@ -45,11 +45,15 @@ type metrics struct {
 	egressTokenRequests *prometheus.CounterVec
 	egressRetries       *prometheus.CounterVec
 	egressWaits         *prometheus.CounterVec
+
+	signatures *prometheus.CounterVec
 }
 
 var (
 	_ proxy.Observer  = (*metrics)(nil)
 	_ egress.Observer = (*metrics)(nil)
+
+	_ proxy.SignatureObserver = (*metrics)(nil)
 )
 
 // latencyBuckets span 100µs (a cache hit) to 10s (a slow receiver).
@@ -102,8 +106,11 @@ func newMetrics(version string, cacheEntries func() float64, egressSources func(
 	m.egressWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokengate_egress_token_waits_total", Help: "Egress requests that found no valid token and had to wait for one (0 in steady state).",
 	}, []string{"egress"})
+	m.signatures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokengate_signature_verifications_total", Help: "Signed-webhook verifications by route and result: ok, signature_missing, signature_malformed, signature_mismatch, timestamp_outside_tolerance, replayed_message, replay_store_unavailable.",
+	}, []string{"route", "result"})
 	for _, c := range []prometheus.Collector{
-		m.egressRequests, m.egressTokenRequests, m.egressRetries, m.egressWaits, expiryCollector{egressSources},
+		m.signatures, m.egressRequests, m.egressTokenRequests, m.egressRetries, m.egressWaits, expiryCollector{egressSources},
 		m.requests, m.requestDuration, m.verifyDuration, m.cacheHits, m.cacheMisses, m.cacheEvictions,
 		m.jwksFetches, m.introspections, m.tokensIssued, m.loginFailures, m.upstream, m.reloads, m.lastReload,
 		build, entries,
@@ -124,6 +131,11 @@ func (m *metrics) ObserveRequest(route, decision string, status int, elapsed tim
 	}
 	m.requests.WithLabelValues(route, decision, strconv.Itoa(status)).Inc()
 	m.requestDuration.WithLabelValues(route).Observe(elapsed.Seconds())
+}
+
+// ObserveSignature implements proxy.SignatureObserver.
+func (m *metrics) ObserveSignature(route, result string) {
+	m.signatures.WithLabelValues(route, result).Inc()
 }
 
 // ObserveUpstream implements proxy.Observer.

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/signature/redistest"
+	"github.com/tokengate/tokengate/verifier/verifiertest"
+)
+
+// signedReceiver records what reached the receiver; status is what it
+// answers.
+type signedReceiver struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies []string
+	status atomic.Int32
+}
+
+func newSignedReceiver(t *testing.T) *signedReceiver {
+	r := &signedReceiver{}
+	r.status.Store(http.StatusOK)
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.bodies = append(r.bodies, string(b))
+		r.mu.Unlock()
+		w.WriteHeader(int(r.status.Load()))
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *signedReceiver) received() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.bodies...)
+}
+
+func hmacHex(secret, msg string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(msg))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func githubHeaders(secret, delivery, body string) http.Header {
+	return http.Header{"X-Hub-Signature-256": {"sha256=" + hmacHex(secret, body)}, "X-Github-Delivery": {delivery}}
+}
+
+func stripeHeaders(secret string, at time.Time, body string) http.Header {
+	ts := strconv.FormatInt(at.Unix(), 10)
+	return http.Header{"Stripe-Signature": {"t=" + ts + ",v1=" + hmacHex(secret, ts+"."+body)}}
+}
+
+func standardHeaders(secret []byte, id string, at time.Time, body string) http.Header {
+	ts := strconv.FormatInt(at.Unix(), 10)
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(id + "." + ts + "." + body))
+	return http.Header{
+		"Webhook-Id": {id}, "Webhook-Timestamp": {ts},
+		"Webhook-Signature": {"v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))},
+	}
+}
+
+// answer is one response, read whole.
+type answer struct {
+	status     int
+	retryAfter string
+	Error      string `json:"error"`
+	Desc       string `json:"error_description"`
+}
+
+func post(t *testing.T, url string, h http.Header, body string) answer {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	a := answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
+	_ = json.Unmarshal(b, &a)
+	return a
+}
+
+const signedRoutes = `
+  - name: github
+    path: /hooks/github
+    signature: { scheme: github, secrets: ["${GH_OLD}", "${GH_NEW}"], max_body_size: 4KiB }
+  - name: stripe
+    path: /hooks/stripe
+    signature: { scheme: stripe, secrets: ["${STRIPE_SECRET}"] }
+  - name: standard
+    path: /hooks/standard
+    signature: { scheme: standard-webhooks, secrets: ["${SW_SECRET}"] }
+  - name: either
+    path: /hooks/either
+    auth: any
+    require: { scopes: ["webhooks:write"] }
+    signature: { scheme: github, secrets: ["${GH_NEW}"] }
+  - name: both
+    path: /hooks/both
+    auth: all
+    require: { scopes: ["webhooks:write"] }
+    signature: { scheme: github, secrets: ["${GH_NEW}"] }
+`
+
+func signedEnv(t *testing.T) {
+	t.Setenv("GH_OLD", "old-github-secret")
+	t.Setenv("GH_NEW", "new-github-secret")
+	t.Setenv("STRIPE_SECRET", "whsec_stripe")
+	t.Setenv("SW_SECRET", "whsec_"+base64.StdEncoding.EncodeToString([]byte("standard-secret")))
+}
+
+func signedGate(t *testing.T, idp *verifiertest.IdP, upstream, extra string) string {
+	t.Helper()
+	s := startYAML(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: %s
+issuers: [{ name: idp, issuer: %s, audiences: [https://hooks.example.com] }]
+routes:%s%s`, upstream, idp.Issuer(), signedRoutes, extra))
+	return "http://" + s.pubLn.Addr().String()
+}
+
+// TestSignedWebhooksThroughTheGate: each scheme end to end — verified
+// bodies reach the receiver byte for byte, everything else gets its
+// sender-safe reason and never reaches it; a replay is 409; a message the
+// receiver did not take (500) may be retried.
+func TestSignedWebhooksThroughTheGate(t *testing.T) {
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	gate := signedGate(t, idp, recv.URL, "")
+	now := time.Now()
+	body := `{"action":"opened","number":1}`
+	sw := []byte("standard-secret")
+	token := idp.Mint(idp.Claims("https://hooks.example.com", "webhooks:write"))
+	bearer := http.Header{"Authorization": {"Bearer " + token}}
+	merge := func(a, b http.Header) http.Header {
+		out := a.Clone()
+		for k, v := range b {
+			out[k] = v
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		path    string
+		header  http.Header
+		body    string
+		status  int
+		reason  string
+		reaches bool
+	}{
+		{"github, new secret", "/hooks/github", githubHeaders("new-github-secret", "d-1", body), body, 200, "", true},
+		{"github, old secret (rotation)", "/hooks/github", githubHeaders("old-github-secret", "d-2", body+" "), body + " ", 200, "", true},
+		{"github, same delivery again", "/hooks/github", githubHeaders("new-github-secret", "d-1", body), body, 409, "replayed message", false},
+		{"github, replay under a new delivery id", "/hooks/github", githubHeaders("new-github-secret", "d-99", body), body, 409, "replayed message", false},
+		{"github, wrong secret", "/hooks/github", githubHeaders("guess", "d-3", body), body, 401, "signature mismatch", false},
+		{"github, body changed", "/hooks/github", githubHeaders("new-github-secret", "d-4", body), body + "x", 401, "signature mismatch", false},
+		{"github, unsigned", "/hooks/github", http.Header{}, body, 401, "signature missing", false},
+		{"github, too large", "/hooks/github", githubHeaders("new-github-secret", "d-5", strings.Repeat("a", 5000)), strings.Repeat("a", 5000), 413, "", false},
+		{"stripe", "/hooks/stripe", stripeHeaders("whsec_stripe", now, body), body, 200, "", true},
+		{"stripe, old timestamp", "/hooks/stripe", stripeHeaders("whsec_stripe", now.Add(-6*time.Minute), body), body, 401, "timestamp outside tolerance", false},
+		{"stripe, replay", "/hooks/stripe", stripeHeaders("whsec_stripe", now, body), body, 409, "replayed message", false},
+		{"standard webhooks", "/hooks/standard", standardHeaders(sw, "msg_1", now, body), body, 200, "", true},
+		{"standard webhooks, future timestamp", "/hooks/standard", standardHeaders(sw, "msg_2", now.Add(6*time.Minute), body), body, 401, "timestamp outside tolerance", false},
+		{"standard webhooks, retry re-signed", "/hooks/standard", standardHeaders(sw, "msg_1", now.Add(time.Second), body), body, 409, "replayed message", false},
+		{"any: bearer only", "/hooks/either", bearer, body, 200, "", true},
+		{"any: signature only", "/hooks/either", githubHeaders("new-github-secret", "d-6", body+"6"), body + "6", 200, "", true},
+		{"any: a bad signature is judged, not skipped", "/hooks/either", merge(bearer, githubHeaders("guess", "d-7", body)), body, 401, "signature mismatch", false},
+		{"all: bearer only", "/hooks/both", bearer, body, 401, "signature missing", false},
+		{"all: signature only", "/hooks/both", githubHeaders("new-github-secret", "d-8", body+"8"), body + "8", 401, "a bearer token is required", false},
+		{"all: both", "/hooks/both", merge(bearer, githubHeaders("new-github-secret", "d-9", body+"9")), body + "9", 200, "", true},
+	}
+	for _, tc := range tests {
+		before := len(recv.received())
+		a := post(t, gate+tc.path, tc.header, tc.body)
+		if a.status != tc.status || (tc.reason != "" && a.Desc != tc.reason) {
+			t.Errorf("%s: %d %q, want %d %q", tc.name, a.status, a.Desc, tc.status, tc.reason)
+		}
+		got := recv.received()
+		switch {
+		case tc.reaches && (len(got) != before+1 || got[len(got)-1] != tc.body):
+			t.Errorf("%s: the receiver did not get the body as sent", tc.name)
+		case !tc.reaches && len(got) != before:
+			t.Errorf("%s: a refused request reached the receiver", tc.name)
+		}
+	}
+
+	// Not delivered → not remembered: the sender's retry passes.
+	recv.status.Store(http.StatusInternalServerError)
+	h := githubHeaders("new-github-secret", "d-10", body+"10")
+	if a := post(t, gate+"/hooks/github", h, body+"10"); a.status != 500 {
+		t.Fatalf("receiver failing: %d", a.status)
+	}
+	recv.status.Store(http.StatusOK)
+	if a := post(t, gate+"/hooks/github", h, body+"10"); a.status != 200 {
+		t.Fatalf("the retry of an undelivered message: %d %q, want 200", a.status, a.Desc)
+	}
+	if a := post(t, gate+"/hooks/github", h, body+"10"); a.status != 409 {
+		t.Fatalf("once delivered, the same message again: %d, want 409", a.status)
+	}
+}
+
+// TestReplayAcrossReplicasWithRedis: two tokengate instances share a real
+// redis-server; a message accepted by one is refused by the other; with
+// Redis stopped both answer 503 with Retry-After and forward nothing;
+// restarted, they recover without a restart of tokengate.
+func TestReplayAcrossReplicasWithRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	store := fmt.Sprintf("\nsignatures: { replay_store: %q, store_timeout: 300ms }\n", srv.URL())
+	a := signedGate(t, idp, recv.URL, store)
+	b := signedGate(t, idp, recv.URL, store)
+	body := `{"zen":"Keep it logically awesome."}`
+	h := githubHeaders("new-github-secret", "delivery-1", body)
+	if r := post(t, a+"/hooks/github", h, body); r.status != 200 {
+		t.Fatalf("replica A: %d %q", r.status, r.Desc)
+	}
+	if r := post(t, b+"/hooks/github", h, body); r.status != 409 || r.Desc != "replayed message" {
+		t.Fatalf("replica B, same message: %d %q, want 409 replayed message", r.status, r.Desc)
+	}
+	sw := []byte("standard-secret")
+	first := standardHeaders(sw, "msg_shared", time.Now(), body)
+	if r := post(t, b+"/hooks/standard", first, body); r.status != 200 {
+		t.Fatalf("replica B, standard webhook: %d %q", r.status, r.Desc)
+	}
+	if r := post(t, a+"/hooks/standard", standardHeaders(sw, "msg_shared", time.Now().Add(time.Second), body), body); r.status != 409 {
+		t.Fatalf("replica A, same webhook-id re-signed: %d, want 409", r.status)
+	}
+
+	srv.Stop()
+	n := len(recv.received())
+	for _, gate := range []string{a, b} {
+		h := githubHeaders("new-github-secret", "delivery-2", body+"2")
+		r := post(t, gate+"/hooks/github", h, body+"2")
+		if r.status != 503 || r.retryAfter == "" || r.Desc != "replay store unavailable; retry later" {
+			t.Fatalf("redis down: %d Retry-After %q %q, want 503 with Retry-After", r.status, r.retryAfter, r.Desc)
+		}
+	}
+	if len(recv.received()) != n {
+		t.Fatal("with the replay store down, a message reached the receiver")
+	}
+	srv.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := post(t, a+"/hooks/github", githubHeaders("new-github-secret", "delivery-2", body+"2"), body+"2")
+		if r.status == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis back, replica A still answers %d %q", r.status, r.Desc)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := post(t, b+"/hooks/github", githubHeaders("new-github-secret", "delivery-2", body+"2"), body+"2"); r.status != 409 {
+		t.Fatalf("after the restart, replica B: %d, want 409", r.status)
+	}
+	if got := recv.received(); !bytes.Equal([]byte(got[len(got)-1]), []byte(body+"2")) {
+		t.Fatal("the receiver did not get the message after recovery")
+	}
+}
