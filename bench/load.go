@@ -23,6 +23,7 @@ type request struct {
 	contentType         string
 	basic               [2]string // token endpoint credentials
 	class               int       // caller's tag (valid, invalid kinds)
+	header              http.Header
 }
 
 // result is what came back.
@@ -143,6 +144,9 @@ func send(c *http.Client, base string, q request) (result, int64) {
 	}
 	if q.basic[0] != "" {
 		req.SetBasicAuth(q.basic[0], q.basic[1])
+	}
+	for k, v := range q.header {
+		req.Header[k] = v
 	}
 	start := time.Now()
 	resp, err := c.Do(req)

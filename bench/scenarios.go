@@ -122,6 +122,8 @@ func benchmark(ctx context.Context, o options, out string) error {
 		{"token-endpoint", e.tokenEndpoint},
 		{"big-body", e.bigBody},
 		{"egress", e.egress},
+		{"signed-1k", func() (row, error) { return e.signed("signed-1k", false) }},
+		{"signed-1k-redis", func() (row, error) { return e.signed("signed-1k-redis", true) }},
 	}
 	for _, s := range scenarios {
 		if !want(s.name) {

@@ -1,10 +1,12 @@
 // Package redistest runs a real redis-server (the Debian package's binary)
-// on a free loopback port for tests. Outside CI a machine without
-// redis-server skips those tests; in CI (CI set) its absence fails them.
+// on a free loopback port, for tests and the bench harness. Outside CI a
+// machine without redis-server skips the tests that need it; in CI (CI
+// set) its absence fails them.
 package redistest
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,34 +16,48 @@ import (
 	"time"
 )
 
+// ErrNotInstalled: no redis-server on PATH.
+var ErrNotInstalled = errors.New("redis-server not installed (apt-get install redis-server)")
+
 // Server is one redis-server process; Stop and Start keep its port.
 type Server struct {
-	t    testing.TB
 	bin  string
 	port int
 	dir  string
 	cmd  *exec.Cmd
 }
 
-// Start finds redis-server and starts it with no persistence, or skips
-// the test (fails it under CI).
-func Start(t testing.TB) *Server {
-	t.Helper()
+// New starts redis-server, without persistence, on a free port; dir holds
+// its working files.
+func New(dir string) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("redis-server not found, and CI is set: .ci/run installs it (apt-get install redis-server)")
-		}
-		t.Skip("redis-server not installed (apt-get install redis-server); CI runs this test")
+		return nil, ErrNotInstalled
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &Server{t: t, bin: bin, port: port, dir: t.TempDir()}
-	s.Start()
+	s := &Server{bin: bin, port: port, dir: dir}
+	return s, s.Restart()
+}
+
+// Start runs New for a test, stopped at its end; it skips the test when
+// redis-server is missing, or fails it when CI is set.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s, err := New(t.TempDir())
+	if errors.Is(err, ErrNotInstalled) {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%v, and CI is set: .ci/run installs it", err)
+		}
+		t.Skipf("%v; CI runs this test", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -49,26 +65,34 @@ func Start(t testing.TB) *Server {
 // URL is the server's redis:// URL.
 func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
 
-// Start (re)starts the server on its port and waits until it answers.
+// Start restarts a stopped server on its port (for tests).
 func (s *Server) Start() {
-	s.t.Helper()
+	if err := s.Restart(); err != nil {
+		panic(err)
+	}
+}
+
+// Restart starts the server on its port, if stopped, and waits until it
+// answers PING.
+func (s *Server) Restart() error {
 	if s.cmd != nil {
-		return
+		return nil
 	}
 	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir, "--protected-mode", "no")
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting redis-server: %v", err)
+		return fmt.Errorf("starting redis-server: %w", err)
 	}
 	s.cmd = cmd
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if s.ping() {
-			return
+			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.t.Fatalf("redis-server on port %d did not answer PING", s.port)
+	s.Stop()
+	return fmt.Errorf("redis-server on port %d did not answer PING", s.port)
 }
 
 // Stop kills the server (as a crash would) and waits for it to exit.
