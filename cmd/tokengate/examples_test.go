@@ -111,3 +111,56 @@ func TestComposeEgressExample(t *testing.T) {
 		t.Errorf("compose services = %+v", compose.Services)
 	}
 }
+
+// TestComposeSignedExample: the signed-webhooks example validates with the
+// environment compose gives it (the replay store's password from the
+// environment), both replicas share one replay store, and Redis is not
+// published.
+func TestComposeSignedExample(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"PUBLIC_URL": "https://hooks.example.com", "REPLAY_STORE_URL": "redis://:pw@redis:6379/0",
+		"AFTERSHIP_SECRET_HASH": "$2a$10$abcdefghijklmnopqrstuuMxg2Gg6P7v5v1qZ5tDq7Yf5oVZ0k7oS",
+		"GITHUB_WEBHOOK_SECRET": "gh", "STRIPE_WEBHOOK_SECRET": "whsec_x"}
+	raw, err := os.ReadFile("../../examples/compose/tokengate-signed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "github_webhook_secret_next"), []byte("gh-next\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "signing.pem"), []byte("unused by validation"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(strings.ReplaceAll(string(raw), "/run/secrets/", dir+"/")), dir,
+		config.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Signatures.RedisReplay() {
+		t.Fatalf("replay store %q, want Redis", cfg.Signatures.ReplayStore)
+	}
+	gh := cfg.Routes[0].Signature
+	if gh == nil || gh.Scheme != "github" || len(gh.AllSecrets()) != 2 || gh.AllSecrets()[1] != "gh-next" {
+		t.Fatalf("github route: %+v", gh)
+	}
+	composed, err := os.ReadFile("../../examples/compose/docker-compose.signed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Ports       []string          `yaml:"ports"`
+			Environment map[string]string `yaml:"environment"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(composed, &compose); err != nil {
+		t.Fatal(err)
+	}
+	a, b := compose.Services["tokengate-a"], compose.Services["tokengate-b"]
+	if a.Environment["REPLAY_STORE_URL"] == "" || a.Environment["REPLAY_STORE_URL"] != b.Environment["REPLAY_STORE_URL"] {
+		t.Errorf("the replicas do not share one replay store: %q vs %q", a.Environment["REPLAY_STORE_URL"], b.Environment["REPLAY_STORE_URL"])
+	}
+	if len(compose.Services["redis"].Ports) != 0 {
+		t.Error("redis is published")
+	}
+}
