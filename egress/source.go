@@ -40,6 +40,10 @@ type SourceOptions struct {
 	Name string
 	// Token describes the token requests.
 	Token TokenOptions
+	// Grant, when set, makes the token requests instead of a client
+	// credentials request with Token (a RefreshGrant for an entry that
+	// acts for a user).
+	Grant Grant
 	// RefreshBefore renews the token this long before it expires, but
 	// never before half its lifetime has passed. Zero: at 80 % of its
 	// lifetime.
@@ -59,6 +63,12 @@ type SourceOptions struct {
 	// OnWait is called when a caller finds no valid token and has to
 	// wait for one (in steady state, with the background refresh, never).
 	OnWait func()
+}
+
+// Grant makes one token request, without retries; the Source retries,
+// caches and renews.
+type Grant interface {
+	Token(ctx context.Context) (*Token, error)
 }
 
 // Source obtains, caches and renews one egress entry's access token. It
@@ -213,7 +223,13 @@ func (s *Source) flight() (any, error) {
 		if s.ctx.Err() != nil {
 			return nil, errStopped
 		}
-		tok, err := Fetch(s.ctx, s.o.Token)
+		var tok *Token
+		var err error
+		if s.o.Grant != nil {
+			tok, err = s.o.Grant.Token(s.ctx)
+		} else {
+			tok, err = Fetch(s.ctx, s.o.Token)
+		}
 		if s.ctx.Err() != nil {
 			return nil, errStopped
 		}

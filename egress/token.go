@@ -149,7 +149,8 @@ func (e *TokenError) Label() string {
 	case rfc6749Codes[e.Code]:
 		return e.Code
 	case e.Code == errorUnreachable, e.Code == errorTimeout, e.Code == errorRateLimited, e.Code == errorServer,
-		e.Code == errorBadResponse, e.Code == errorUnsupportedType, e.Code == errorTooShort:
+		e.Code == errorBadResponse, e.Code == errorUnsupportedType, e.Code == errorTooShort,
+		e.Code == errorAuthorizationRequired, e.Code == errorNotStored:
 		return e.Code
 	}
 	return errorOther
