@@ -99,7 +99,31 @@ type EgressToken struct {
 	// CAFile verifies the token endpoint's certificate instead of the
 	// system roots.
 	CAFile string `yaml:"ca_file"`
+	// Grant is "client_credentials" (default) or "authorization_code":
+	// the entry acts for a user who consented once through `tokengate
+	// authorize NAME`, and its access tokens come from the refresh token
+	// in RefreshTokenFile.
+	Grant string `yaml:"grant"`
+	// AuthorizeURL is where the user consents (authorization_code).
+	AuthorizeURL string `yaml:"authorize_url"`
+	// RedirectURI is the redirect URL registered with the vendor
+	// (authorization_code); a loopback http URL lets `tokengate authorize`
+	// receive the code itself.
+	RedirectURI string `yaml:"redirect_uri"`
+	// RefreshTokenFile holds the refresh token (authorization_code): on a
+	// writable volume when the vendor rotates refresh tokens.
+	RefreshTokenFile string `yaml:"refresh_token_file"`
 }
+
+// Egress grants (EgressToken.Grant).
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantAuthorizationCode = "authorization_code"
+)
+
+// AuthorizationCode reports whether the entry uses the authorization-code
+// grant.
+func (t *EgressToken) AuthorizationCode() bool { return t.Grant == GrantAuthorizationCode }
 
 // Receiving reports whether the configuration has a receiving side (a
 // gate in front of an upstream). A configuration with only egress
@@ -123,6 +147,7 @@ func (c *Config) egressDefaults() {
 		e.TLS.applyDefaults()
 		tk := &e.Token
 		setDefault(&tk.Auth, DefaultEgressAuth)
+		setDefault(&tk.Grant, GrantClientCredentials)
 		setDefault(&tk.Timeout, Duration(DefaultEgressTokenTimeout))
 		setDefault(&tk.DefaultLifetime, Duration(DefaultEgressDefaultLifetime))
 	}
@@ -215,6 +240,25 @@ func (v *validator) egressToken(p string, e Egress) {
 		if !scopeRE.MatchString(s) {
 			v.add(p+".scopes", "invalid scope %q", s)
 		}
+	}
+	switch t.Grant {
+	case GrantClientCredentials:
+		if t.AuthorizeURL != "" || t.RedirectURI != "" || t.RefreshTokenFile != "" {
+			v.add(p+".grant", "authorize_url, redirect_uri and refresh_token_file belong to grant: authorization_code")
+		}
+	case GrantAuthorizationCode:
+		v.egressURL(p+".authorize_url", t.AuthorizeURL, e.InsecureHTTP, "where the user consents")
+		if u, err := url.Parse(t.RedirectURI); t.RedirectURI == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+			v.add(p+".redirect_uri", "required: the redirect URL registered with the vendor (absolute http or https, no fragment)")
+		}
+		if t.RefreshTokenFile == "" {
+			v.add(p+".refresh_token_file", "required with grant: authorization_code: where `tokengate authorize` stores the refresh token")
+		}
+		if t.Auth != EgressAuthBasic && t.Auth != EgressAuthForm {
+			v.add(p+".auth", "grant: authorization_code takes basic or form client authentication, got %q", t.Auth)
+		}
+	default:
+		v.add(p+".grant", "must be client_credentials or authorization_code, got %q", t.Grant)
 	}
 	for k := range t.Params {
 		if reservedTokenParams[k] || k == "" {

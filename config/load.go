@@ -187,7 +187,7 @@ func (c *Config) resolveFiles(dir string) []error {
 	}
 	for i := range c.Egress {
 		e := &c.Egress[i]
-		for _, p := range []*string{&e.Upstream.CAFile, &e.Upstream.CertFile, &e.Upstream.KeyFile, &e.Token.CAFile} {
+		for _, p := range []*string{&e.Upstream.CAFile, &e.Upstream.CertFile, &e.Upstream.KeyFile, &e.Token.CAFile, &e.Token.RefreshTokenFile} {
 			abs(p)
 		}
 		if t := e.TLS; t != nil {

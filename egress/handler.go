@@ -278,8 +278,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	tok, terr := t.h.o.Tokens.Token(req.Context())
 	if terr != nil {
+		// The refused token is dropped and no other can be had: the app
+		// gets 503 with the cause (e.g. a revoked grant), not the 401.
 		t.h.observeRetry(st, RetryNoToken)
-		return resp, nil
+		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+		resp.Body.Close()
+		return nil, terr
 	}
 	_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 	resp.Body.Close()
@@ -317,9 +321,12 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	var mbe *http.MaxBytesError
+	var ue *UnavailableError
 	switch {
 	case errors.As(err, &mbe):
 		h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", msgTooLarge, 0)
+	case errors.As(err, &ue):
+		h.writeError(w, http.StatusServiceUnavailable, "token_unavailable", ue.Error(), ue.RetryAfter)
 	case isTimeout(err):
 		h.writeError(w, http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time", 0)
 	default:

@@ -175,6 +175,9 @@ func probeEgress(ctx context.Context, te *config.TokenEndpoint, e config.Egress,
 	if te != nil && strings.TrimSuffix(te.Issuer, "/")+te.Path == e.Token.URL {
 		return checkOwnClient(te, e, prefix)
 	}
+	if e.Token.AuthorizationCode() {
+		return checkRefreshTokenFile(e, prefix)
+	}
 	topts, err := tokenOptions(e.Token)
 	if err != nil {
 		return probeResult{"invalid", fmt.Sprintf("%s.token: %v", prefix, err)}

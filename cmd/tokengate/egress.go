@@ -179,6 +179,9 @@ func (s *egressSet) newRunner(c config.Egress) (*egressRunner, error) {
 		WaitTimeout:   c.WaitTimeout.D(),
 		Logger:        s.log,
 	}
+	if c.Token.AuthorizationCode() {
+		so.Grant = egress.NewRefreshGrant(authCodeOptions(c, topts))
+	}
 	ho := egress.HandlerOptions{
 		Name: name, Upstream: upstream, Transport: transport,
 		RetryBodyLimit: int64(c.RetryBodyLimit), MaxBodySize: int64(c.Upstream.MaxBodySize),

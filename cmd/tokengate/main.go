@@ -10,6 +10,8 @@
 //	tokengate probe [--url URL]          healthcheck for distroless containers
 //	tokengate new-client NAME [--scopes] a Token URL client: secret once, YAML with its bcrypt hash
 //	tokengate hash-secret                bcrypt hash of a secret read from stdin
+//	tokengate check --token TOKEN        explain the gate's decision on one token (explain.go)
+//	tokengate authorize NAME             one user's consent for an egress entry (authorize.go)
 //	tokengate version                    the version stamped at build time
 //
 // compose.go builds everything one configuration needs (verifiers, cache,
@@ -48,6 +50,9 @@ Usage:
   tokengate new-client NAME [--scopes a,b]
                                     make a token-endpoint client: prints its secret once
                                     and the YAML with its bcrypt hash
+  tokengate authorize NAME --config FILE [--paste]
+                                    one user's consent for an egress entry with
+                                    grant: authorization_code (PKCE); stores its refresh token
   tokengate hash-secret             print the bcrypt hash of a secret read from stdin
 `
 
@@ -79,6 +84,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdProbe(args[1:], stdout, stderr)
 	case "quickstart":
 		err = cmdQuickstart(args[1:], stdout, stderr)
+	case "authorize":
+		err = cmdAuthorize(args[1:], stdin, stdout, stderr)
 	case "hash-secret":
 		err = cmdHashSecret(args[1:], stdin, stdout, stderr)
 	default:

@@ -34,5 +34,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- /* The kubelet probes the pod IP; nothing else should reach the admin port (NetworkPolicy). */ -}}
 {{- $_ := set $cfg "admin_listen" (printf "${POD_IP}:%d" (int .Values.tokengate.adminPort)) -}}
 {{- $_ := set $cfg "upstream" (printf "http://127.0.0.1:%d" (int .Values.receiver.port)) -}}
+{{- /* A refresh token that rotates cannot be shared by replicas: each would
+     spend it, and the vendor's reuse detection revokes the grant. */ -}}
+{{- range $e := (default list $cfg.egress) -}}
+{{- if and (eq (toString (dig "token" "grant" "" $e)) "authorization_code") (gt (int $.Values.replicaCount) 1) -}}
+{{- fail (printf "egress %s uses grant: authorization_code: its refresh token rotates, and %d replicas sharing it would race on every refresh (the vendor's reuse detection then revokes the grant). Set replicaCount: 1 for this release, or run that egress in a separate release with replicaCount: 1." $e.name (int $.Values.replicaCount)) -}}
+{{- end -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}

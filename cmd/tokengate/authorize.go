@@ -1,0 +1,201 @@
+package main
+
+// `tokengate authorize NAME --config FILE [--paste]`: an operator's one
+// consent for an egress entry with grant: authorization_code.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/egress"
+)
+
+// authCodeOptions describes an authorization-code entry for the egress
+// package.
+func authCodeOptions(c config.Egress, topts egress.TokenOptions) egress.AuthCodeOptions {
+	return egress.AuthCodeOptions{
+		Name: c.Name, Token: topts, AuthorizeURL: c.Token.AuthorizeURL, RedirectURI: c.Token.RedirectURI,
+		RefreshTokenFile: c.Token.RefreshTokenFile,
+	}
+}
+
+func cmdAuthorize(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	var paste bool
+	var timeout time.Duration
+	f, fs, err := parseFlags("authorize", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&paste, "paste", false, "read the redirected address (or the bare code) from stdin instead of listening on the loopback redirect_uri")
+		fs.DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the consent")
+	})
+	if err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() == 1 {
+		name = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if name == "" {
+		return fmt.Errorf("%w: authorize needs the egress entry's NAME", errUsage)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return authorize(ctx, f.config, name, paste, stdin, stdout)
+}
+
+// authorize runs the consent flow for egress entry name and stores its
+// refresh token. It prints the URL to open, the granted scope and the
+// access token's expiry; never a token.
+func authorize(ctx context.Context, path, name string, paste bool, stdin io.Reader, out io.Writer) error {
+	cfg, err := config.Load(path, config.Options{})
+	if err != nil {
+		return err
+	}
+	var entry *config.Egress
+	for i := range cfg.Egress {
+		if cfg.Egress[i].Name == name {
+			entry = &cfg.Egress[i]
+		}
+	}
+	switch {
+	case entry == nil:
+		return fmt.Errorf("%s has no egress entry named %q", path, name)
+	case !entry.Token.AuthorizationCode():
+		return fmt.Errorf("egress %s uses grant %s: only grant: authorization_code needs a user's consent", name, entry.Token.Grant)
+	}
+	topts, err := tokenOptions(entry.Token)
+	if err != nil {
+		return err
+	}
+	a, err := egress.NewAuthorization(authCodeOptions(*entry, topts))
+	if err != nil {
+		return err
+	}
+	var code string
+	if paste {
+		code, err = pasted(a, entry.Token.RedirectURI, stdin, out)
+	} else {
+		code, err = listenForCode(ctx, a, entry.Token.RedirectURI, out)
+	}
+	if err != nil {
+		return err
+	}
+	g, err := a.Exchange(ctx, code)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "authorized: refresh token stored in %s (mode 0600)\n", entry.Token.RefreshTokenFile)
+	fmt.Fprintf(out, "  scope granted: %s\n", g.Scope)
+	if !g.Expiry.IsZero() {
+		fmt.Fprintf(out, "  first access token valid until %s; tokengate serve renews it from the refresh token\n", g.Expiry.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+const codeLifetimeNote = "The code in the redirect is short-lived and single-use (Deployteq: 60 minutes): finish within that time."
+
+func pasted(a *egress.Authorization, redirect string, stdin io.Reader, out io.Writer) (string, error) {
+	fmt.Fprintf(out, "Open this address in a browser, log in and consent:\n\n  %s\n\n", a.URL)
+	fmt.Fprintf(out, "You will be sent to %s?code=…&state=…. Paste that whole address here (or only the code) and press Enter.\n%s\n> ", redirect, codeLifetimeNote)
+	line, err := bufio.NewReader(io.LimitReader(stdin, 16<<10)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	code, bare, err := a.Code(line)
+	if err != nil {
+		return "", err
+	}
+	if bare {
+		fmt.Fprintln(out, "note: a bare code carries no state, so it could not be checked against this run; paste the whole address to have it checked")
+	}
+	return code, nil
+}
+
+// listenForCode serves the loopback redirect_uri (RFC 8252 §7.3) until
+// the browser arrives with the code, or ctx ends.
+func listenForCode(ctx context.Context, a *egress.Authorization, redirect string, out io.Writer) (string, error) {
+	u, err := url.Parse(redirect)
+	if err != nil {
+		return "", err
+	}
+	host := u.Hostname()
+	if u.Scheme != "http" || !(host == "localhost" || net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback()) || u.Port() == "" {
+		return "", fmt.Errorf("redirect_uri %s is not a loopback http address with a port, so tokengate cannot receive the code itself: run with --paste and paste the address the browser is sent to", redirect)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, u.Port()))
+	if err != nil {
+		return "", fmt.Errorf("listening on the redirect_uri %s: %w", redirect, err)
+	}
+	type result struct {
+		code string
+		err  error
+	}
+	done := make(chan result, 1)
+	path := u.Path
+	if path == "" {
+		path = "/"
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != path {
+			http.NotFound(w, r)
+			return
+		}
+		code, err := a.FromRedirect(r.URL.Query())
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "tokengate: %v\n", err)
+		} else {
+			fmt.Fprintln(w, "tokengate: consent received; you can close this window.")
+		}
+		select {
+		case done <- result{code, err}:
+		default:
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	fmt.Fprintf(out, "Open this address in a browser, log in and consent:\n\n  %s\n\nWaiting for the redirect to %s …\n%s\n", a.URL, redirect, codeLifetimeNote)
+	select {
+	case r := <-done:
+		return r.code, r.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("no redirect received: %w", ctx.Err())
+	}
+}
+
+// checkRefreshTokenFile is `tokengate check` for an authorization-code
+// entry: the refresh token file must exist and be readable. It is not
+// spent: a refresh by check would race the running gate on rotation.
+func checkRefreshTokenFile(e config.Egress, prefix string) probeResult {
+	f := e.Token.RefreshTokenFile
+	b, err := os.ReadFile(f)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return probeResult{"NOT AUTHORIZED", fmt.Sprintf("%s.token.refresh_token_file: %s does not exist: run `tokengate authorize %s --config FILE`", prefix, f, e.Name)}
+	case err != nil:
+		return probeResult{"FAILED", fmt.Sprintf("%s.token.refresh_token_file: %v", prefix, err)}
+	case strings.TrimSpace(string(b)) == "":
+		return probeResult{"NOT AUTHORIZED", fmt.Sprintf("%s.token.refresh_token_file: %s is empty: run `tokengate authorize %s --config FILE`", prefix, f, e.Name)}
+	}
+	return probeResult{summary: "refresh token present (not spent by check: a refresh would race the running gate's rotation)"}
+}

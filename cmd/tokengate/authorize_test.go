@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/egress/egresstest"
+)
+
+// authCodeConfig writes an egress-only config with one Deployteq-like
+// authorization-code entry whose redirect_uri is a free loopback port.
+func authCodeConfig(t *testing.T, srv *egresstest.AuthServer, upstream string) (path, rtFile, redirect string) {
+	t.Helper()
+	dir := t.TempDir()
+	rtFile = filepath.Join(dir, "deployteq-refresh-token")
+	redirect = "http://" + freeAddr(t) + "/callback"
+	t.Setenv("TG_TEST_DEPLOYTEQ_SECRET", srv.Secret)
+	y := fmt.Sprintf(`admin_listen: 127.0.0.1:0
+egress:
+  - name: deployteq
+    listen: 127.0.0.1:0
+    upstream: %s
+    insecure_http: true
+    wait_timeout: 2s
+    token:
+      grant: authorization_code
+      url: %s
+      authorize_url: %s
+      redirect_uri: %s
+      refresh_token_file: %s
+      client_id: %s
+      client_secret: "${TG_TEST_DEPLOYTEQ_SECRET}"
+      scopes: ["apps.webhook:execute", offline_access]
+`, upstream, srv.TokenURL(), srv.AuthorizeURL(), redirect, rtFile, srv.ClientID)
+	path = filepath.Join(dir, "tokengate.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, rtFile, redirect
+}
+
+// runAuthorize starts `tokengate authorize` and returns the URL it asks
+// to open and a channel with its result and output.
+func runAuthorize(t *testing.T, args []string, stdin io.Reader) (string, <-chan string, <-chan int) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	out := make(chan string, 1)
+	code := make(chan int, 1)
+	go func() {
+		var errOut strings.Builder
+		c := run(append([]string{"authorize"}, args...), stdin, pw, &errOut)
+		pw.CloseWithError(fmt.Errorf("exit %d: %s", c, errOut.String()))
+		code <- c
+	}()
+	urlCh := make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		sc := bufio.NewScanner(pr)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			all.WriteString(line + "\n")
+			if l := strings.TrimSpace(line); !sent && strings.HasPrefix(l, "http") {
+				urlCh <- l
+				sent = true
+			}
+		}
+		if !sent {
+			urlCh <- ""
+		}
+		out <- all.String()
+	}()
+	select {
+	case u := <-urlCh:
+		if u == "" {
+			t.Fatalf("authorize printed no URL:\n%s", <-out)
+		}
+		return u, out, code
+	case <-time.After(10 * time.Second):
+		t.Fatal("authorize printed no URL in time")
+	}
+	return "", nil, nil
+}
+
+func fileContent(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestAuthorizeLoopbackThenServe: `tokengate authorize` listens on the
+// loopback redirect_uri; the test plays the browser (following the
+// server's redirect); the refresh token is stored, never printed; then
+// `serve` calls the vendor with access tokens from it. When the grant is
+// revoked, app requests get 503 telling the operator to run authorize,
+// and invalid_grant is counted once.
+func TestAuthorizeLoopbackThenServe(t *testing.T) {
+	srv := egresstest.NewAuthServer("deployteq-app", "app-secret", time.Hour)
+	defer srv.Close()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !srv.Valid(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.WriteString(w, "webhook executed")
+	}))
+	defer up.Close()
+	path, rtFile, _ := authCodeConfig(t, srv, up.URL)
+
+	authURL, out, code := runAuthorize(t, []string{"deployteq", "--config", path}, strings.NewReader(""))
+	resp, err := http.Get(authURL) // the browser: consent, redirect to the loopback listener
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "consent received") {
+		t.Fatalf("redirect page: %d %s", resp.StatusCode, page)
+	}
+	if c := <-code; c != 0 {
+		t.Fatalf("authorize exit %d:\n%s", c, <-out)
+	}
+	printed := <-out
+	rt := fileContent(t, rtFile)
+	if rt == "" || strings.Contains(printed, rt) {
+		t.Fatalf("refresh token missing, or printed:\n%s", printed)
+	}
+	for _, want := range []string{"scope granted: apps.webhook:execute offline_access", "60 minutes", "mode 0600"} {
+		if !strings.Contains(printed, want) {
+			t.Errorf("output lacks %q:\n%s", want, printed)
+		}
+	}
+
+	s := startAt(t, path)
+	app := "http://" + s.eg.addrs()["deployteq"] + "/webhooks/execute"
+	get := func() (int, string) {
+		resp, err := http.Post(app, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := get(); st != 200 || body != "webhook executed" {
+		t.Fatalf("app request with the consented grant: %d %s", st, body)
+	}
+	if fileContent(t, rtFile) == rt {
+		t.Error("serve refreshed, but the rotated refresh token was not stored")
+	}
+	srv.Revoke()
+	st, body := get()
+	if st != http.StatusServiceUnavailable || !strings.Contains(body, "tokengate authorize deployteq") {
+		t.Fatalf("after revocation: %d %s, want 503 naming tokengate authorize", st, body)
+	}
+	n := srv.Requests()
+	get()
+	if srv.Requests() != n {
+		t.Errorf("%d more token requests after invalid_grant, want none", srv.Requests()-n)
+	}
+	metrics := httpGet(t, "http://"+s.adminLn.Addr().String()+"/metrics")
+	if !strings.Contains(metrics, `tokengate_egress_token_requests_total{egress="deployteq",result="invalid_grant"} 1`) {
+		t.Errorf("invalid_grant not counted once:\n%s", grepLines(metrics, "egress_token_requests"))
+	}
+}
+
+func httpGet(t *testing.T, u string) string {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestAuthorizePaste: --paste reads the address the browser was sent to.
+func TestAuthorizePaste(t *testing.T) {
+	srv := egresstest.NewAuthServer("deployteq-app", "app-secret", time.Hour)
+	defer srv.Close()
+	path, rtFile, _ := authCodeConfig(t, srv, "http://127.0.0.1:9")
+	stdin, paste := io.Pipe()
+	authURL, out, code := runAuthorize(t, []string{"deployteq", "--config", path, "--paste"}, stdin)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Fprintln(paste, resp.Header.Get("Location")) // copied from the address bar
+	if got := <-code; got != 0 {
+		t.Fatalf("exit %d:\n%s", got, <-out)
+	}
+	if fileContent(t, rtFile) == "" {
+		t.Fatal("no refresh token stored")
+	}
+}
+
+// TestAuthorizeRefusesForgedRedirect: a redirect whose state is not this
+// run's (a forged link) is refused and nothing is stored.
+func TestAuthorizeRefusesForgedRedirect(t *testing.T) {
+	srv := egresstest.NewAuthServer("deployteq-app", "app-secret", time.Hour)
+	defer srv.Close()
+	path, rtFile, redirect := authCodeConfig(t, srv, "http://127.0.0.1:9")
+	_, out, code := runAuthorize(t, []string{"deployteq", "--config", path}, strings.NewReader(""))
+	resp, err := http.Get(redirect + "?code=attacker-code&state=forged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("forged redirect answered %d", resp.StatusCode)
+	}
+	if got := <-code; got != 1 {
+		t.Fatalf("exit %d, want 1", got)
+	}
+	<-out
+	if _, err := os.Stat(rtFile); !os.IsNotExist(err) {
+		t.Fatal("a refresh token file was written")
+	}
+}
