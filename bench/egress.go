@@ -15,6 +15,17 @@ import (
 // run spans several refreshes (at 80 %: every 3.2 s).
 const egressTokenTTL = 4 * time.Second
 
+// startWith writes the config config(pub, admin) returns, for two free
+// ports, and starts tokengate with it.
+func (e *env) startWith(name string, config func(pub, admin string) string) (*proc, error) {
+	pub, admin := freePort(), freePort()
+	path := filepath.Join(e.dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(config(pub, admin)), 0o600); err != nil {
+		return nil, err
+	}
+	return startTokengateAt(e.bin, path, pub, admin)
+}
+
 // egress measures the calling side: the load generator is the app, sending
 // plain requests to an egress listener that adds a token and forwards them
 // to the sink (the same upstream the bare proxy forwards to). The token
@@ -27,9 +38,8 @@ func (e *env) egress() (row, error) {
 	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
 		return row{}, err
 	}
-	pub, admin := freePort(), freePort()
-	cfg := filepath.Join(e.dir, "egress.yaml")
-	y := fmt.Sprintf(`admin_listen: %s
+	p, err := e.startWith("egress", func(pub, admin string) string {
+		return fmt.Sprintf(`admin_listen: %s
 egress:
   - name: bench
     listen: %s
@@ -37,10 +47,7 @@ egress:
     insecure_http: true
     token: { url: %q, client_id: bench-egress, client_secret_file: %q, scopes: ["webhooks:write"] }
 `, admin, pub, e.sink.URL, te.URL, secretFile)
-	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
-		return row{}, err
-	}
-	p, err := startTokengateAt(e.bin, cfg, pub, admin)
+	})
 	if err != nil {
 		return row{}, err
 	}

@@ -38,9 +38,8 @@ func (e *env) signed(name string, withRedis bool) (row, error) {
 		defer srv.Stop()
 		store = srv.URL()
 	}
-	pub, admin := freePort(), freePort()
-	cfg := filepath.Join(e.dir, name+".yaml")
-	y := fmt.Sprintf(`listen: %s
+	p, err := e.startWith(name, func(pub, admin string) string {
+		return fmt.Sprintf(`listen: %s
 admin_listen: %s
 upstream: %q
 signatures: { replay_store: %q }
@@ -48,10 +47,7 @@ routes:
   - path: /hooks/signed
     signature: { scheme: standard-webhooks, secret_files: [%q] }
 `, pub, admin, e.sink.URL, store, secretFile)
-	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
-		return row{}, err
-	}
-	p, err := startTokengateAt(e.bin, cfg, pub, admin)
+	})
 	if err != nil {
 		return row{}, err
 	}

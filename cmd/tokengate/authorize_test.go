@@ -144,7 +144,7 @@ func TestAuthorizeLoopbackThenServe(t *testing.T) {
 
 	s := startAt(t, path)
 	app := "http://" + s.eg.addrs()["deployteq"] + "/webhooks/execute"
-	get := func() (int, string) {
+	call := func() (int, string) {
 		resp, err := http.Post(app, "application/json", strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
@@ -153,37 +153,26 @@ func TestAuthorizeLoopbackThenServe(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if st, body := get(); st != 200 || body != "webhook executed" {
+	if st, body := call(); st != 200 || body != "webhook executed" {
 		t.Fatalf("app request with the consented grant: %d %s", st, body)
 	}
 	if fileContent(t, rtFile) == rt {
 		t.Error("serve refreshed, but the rotated refresh token was not stored")
 	}
 	srv.Revoke()
-	st, body := get()
+	st, body := call()
 	if st != http.StatusServiceUnavailable || !strings.Contains(body, "tokengate authorize deployteq") {
 		t.Fatalf("after revocation: %d %s, want 503 naming tokengate authorize", st, body)
 	}
 	n := srv.Requests()
-	get()
+	call()
 	if srv.Requests() != n {
 		t.Errorf("%d more token requests after invalid_grant, want none", srv.Requests()-n)
 	}
-	metrics := httpGet(t, "http://"+s.adminLn.Addr().String()+"/metrics")
+	metrics := get(t, "http://"+s.adminLn.Addr().String()+"/metrics")
 	if !strings.Contains(metrics, `tokengate_egress_token_requests_total{egress="deployteq",result="invalid_grant"} 1`) {
 		t.Errorf("invalid_grant not counted once:\n%s", grepLines(metrics, "egress_token_requests"))
 	}
-}
-
-func httpGet(t *testing.T, u string) string {
-	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }
 
 func grepLines(s, sub string) string {
