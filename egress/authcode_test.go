@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,9 +194,10 @@ func TestRotatedTokenWriteFails(t *testing.T) {
 	srv, o := authFixture(t)
 	authorized(t, o)
 	before := fileToken(t, o.RefreshTokenFile)
-	failing := true
+	var failing atomic.Bool // written here, read by the Source's flight
+	failing.Store(true)
 	o.WriteFile = func(path string, data []byte) error {
-		if failing {
+		if failing.Load() {
 			return errors.New("read-only file system")
 		}
 		return WriteFileAtomic(path, data)
@@ -214,7 +216,7 @@ func TestRotatedTokenWriteFails(t *testing.T) {
 	if fileToken(t, o.RefreshTokenFile) != before {
 		t.Fatal("the file changed although the write failed")
 	}
-	failing = false
+	failing.Store(false)
 	tok, err := s.Token(context.Background())
 	if err != nil || !srv.Valid(tok.Value) {
 		t.Fatalf("after the write works again: %v", err)
