@@ -57,17 +57,10 @@ func (o AuthCodeOptions) config() *oauth2.Config {
 	}
 }
 
-// client is the HTTP client for token requests: the configured one's
-// transport and timeout, redirects refused (credentials go to the Token
-// URL only).
+// client carries the token-request client (redirects refused) for
+// x/oauth2.
 func (o AuthCodeOptions) client(ctx context.Context) context.Context {
-	base := o.Token.Client
-	if base == nil {
-		base = &http.Client{Timeout: DefaultTokenTimeout}
-	}
-	c := &http.Client{Transport: base.Transport, Timeout: base.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return context.WithValue(ctx, oauth2.HTTPClient, c)
+	return context.WithValue(ctx, oauth2.HTTPClient, o.Token.httpClient(nil))
 }
 
 func (o AuthCodeOptions) write(data string) error {

@@ -171,6 +171,21 @@ func Fetch(ctx context.Context, o TokenOptions) (*Token, error) {
 			cc.EndpointParams.Set(k, v)
 		}
 	}
+	client := o.httpClient(func(next http.RoundTripper) http.RoundTripper {
+		return shapeTransport{style: o.Auth, next: next}
+	})
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
+	tok, err := cc.Token(ctx)
+	if err != nil {
+		return nil, classify(err, o.ClientSecret)
+	}
+	return accept(tok, time.Now(), o)
+}
+
+// httpClient is the client for token requests: the configured one's
+// transport (wrapped by wrap, if set) and timeout, with redirects refused
+// so that credentials go to the configured URL only.
+func (o TokenOptions) httpClient(wrap func(http.RoundTripper) http.RoundTripper) *http.Client {
 	base := o.Client
 	if base == nil {
 		base = &http.Client{Timeout: DefaultTokenTimeout}
@@ -179,19 +194,11 @@ func Fetch(ctx context.Context, o TokenOptions) (*Token, error) {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	client := &http.Client{
-		Transport: shapeTransport{style: o.Auth, next: next},
-		Timeout:   base.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
+	if wrap != nil {
+		next = wrap(next)
 	}
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
-	tok, err := cc.Token(ctx)
-	if err != nil {
-		return nil, classify(err, o.ClientSecret)
-	}
-	return accept(tok, time.Now(), o)
+	return &http.Client{Transport: next, Timeout: base.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
 // accept checks a token answer and works out its expiry.
