@@ -153,6 +153,10 @@ func (c *Config) egressDefaults() {
 	}
 }
 
+// ClientCertsRequired reports whether the entry's listener refuses callers
+// without a verified client certificate.
+func (e *Egress) ClientCertsRequired() bool { return requiresClientCerts(e.TLS) }
+
 // requiresClientCerts reports whether a listener TLS block refuses
 // callers without a verified certificate.
 func requiresClientCerts(t *TLS) bool {

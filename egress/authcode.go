@@ -135,9 +135,9 @@ func (e *DeniedError) Error() string {
 	if e.Code == "access_denied" {
 		return "the user did not consent (access_denied): nothing stored; run authorize again to retry"
 	}
-	msg := "the authorization server answered " + clean(e.Code, 64, "")
+	msg := "the authorization server answered " + clean(e.Code, 64)
 	if e.Description != "" {
-		msg += ": " + clean(e.Description, maxDescriptionLen, "")
+		msg += ": " + clean(e.Description, maxDescriptionLen)
 	}
 	return msg + "; nothing stored"
 }
@@ -215,7 +215,7 @@ type Granted struct {
 func (a *Authorization) Exchange(ctx context.Context, code string) (*Granted, error) {
 	tok, err := a.o.config().Exchange(a.o.client(ctx), code, oauth2.VerifierOption(a.verifier))
 	if err != nil {
-		te := classify(err, a.o.Token.ClientSecret)
+		te := classify(err, a.o.Token.secretForms())
 		if te.Code == "invalid_grant" {
 			te.Description += " (a code is single-use and short-lived — Deployteq: 60 minutes — and must come from this run; run authorize again)"
 		}
@@ -276,10 +276,10 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	ts := g.o.config().TokenSource(g.o.client(ctx), &oauth2.Token{RefreshToken: rt})
 	tok, err := ts.Token()
 	if err != nil {
-		te := classify(err, g.o.Token.ClientSecret)
+		te := classify(err, append(g.o.Token.secretForms(), rt))
 		if te.Code == "invalid_grant" {
 			g.refused = rt
-			te.Description = clean(te.Description, maxDescriptionLen, rt) + fmt.Sprintf("; the refresh token was refused: run `tokengate authorize %s --config FILE`", g.o.Name)
+			te.Description += fmt.Sprintf("; the refresh token was refused: run `tokengate authorize %s --config FILE`", g.o.Name)
 		}
 		return nil, te
 	}
@@ -294,5 +294,5 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 
 func (g *RefreshGrant) notStored(err error) *TokenError {
 	return &TokenError{Code: errorNotStored, Err: err, Description: clean(fmt.Sprintf(
-		"the server rotated the refresh token and %s could not be written (%v): the new one is kept in memory and the write retried; no access token is used until it is stored", g.o.RefreshTokenFile, err), 400, "")}
+		"the server rotated the refresh token and %s could not be written (%v): the new one is kept in memory and the write retried; no access token is used until it is stored", g.o.RefreshTokenFile, err), 400)}
 }

@@ -12,9 +12,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"path"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +70,10 @@ type HandlerOptions struct {
 	RetryBodyLimit int64
 	// MaxBodySize refuses larger bodies with 413. 0: no limit.
 	MaxBodySize int64
+	// LoopbackHosts refuses (421) requests whose Host is not localhost or a
+	// loopback IP: set it for a loopback listener, so that a web page
+	// whose name is re-bound to 127.0.0.1 cannot spend the credentials.
+	LoopbackHosts bool
 	// ForwardedHeaders adds X-Forwarded-For/-Host/-Proto. Default off:
 	// the vendor learns nothing about the app's network.
 	ForwardedHeaders bool
@@ -161,28 +163,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *reqState) {
-	if msg := badRequest(r); msg != "" {
-		h.writeError(w, http.StatusBadRequest, "invalid_request", msg, 0)
+	if code, kind, msg := h.screen(r); code != 0 {
+		h.writeError(w, code, kind, msg, 0)
 		return
 	}
 	if h.o.MaxBodySize > 0 && r.ContentLength > h.o.MaxBodySize {
 		h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", msgTooLarge, 0)
 		return
 	}
-	tok, err := h.o.Tokens.Token(r.Context())
-	if err != nil {
-		var ue *UnavailableError
-		retry := time.Second
-		if errors.As(err, &ue) {
-			retry = ue.RetryAfter
-		}
-		if r.Context().Err() != nil {
-			return // the app went away
-		}
-		h.writeError(w, http.StatusServiceUnavailable, "token_unavailable", err.Error(), retry)
+	var err error
+	if st.tok, err = h.o.Tokens.Token(r.Context()); err != nil {
+		h.noToken(w, r, err)
 		return
 	}
-	st.tok = tok
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		st.hasBody = true
 		if h.o.MaxBodySize > 0 {
@@ -198,9 +191,29 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *reqState) {
 				h.writeError(w, http.StatusBadRequest, "invalid_request", "the request body could not be read", 0)
 				return
 			}
+			// The app may have sent the body slowly: take the token
+			// current now, so none leaves expired (no wait in steady
+			// state: the background refresh keeps one valid).
+			if st.tok, err = h.o.Tokens.Token(r.Context()); err != nil {
+				h.noToken(w, r, err)
+				return
+			}
 		}
 	}
 	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+// noToken answers 503 when no token could be had.
+func (h *Handler) noToken(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the app went away
+	}
+	retry := time.Second
+	var ue *UnavailableError
+	if errors.As(err, &ue) {
+		retry = ue.RetryAfter
+	}
+	h.writeError(w, http.StatusServiceUnavailable, "token_unavailable", err.Error(), retry)
 }
 
 // keepBody reads up to limit bytes of the body. A body that fits is kept
@@ -228,21 +241,6 @@ func keepBody(r *http.Request, st *reqState, limit int64) error {
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
 	return nil
-}
-
-// badRequest refuses what an egress never forwards: protocol upgrades
-// and paths that climb out of the upstream's base path.
-func badRequest(r *http.Request) string {
-	if r.Header.Get("Upgrade") != "" {
-		return "protocol upgrades are not forwarded by an egress"
-	}
-	if !strings.HasPrefix(r.URL.Path, "/") {
-		return "the request target must be an absolute path"
-	}
-	if p := r.URL.Path; p != "/" && path.Clean(p) != strings.TrimSuffix(p, "/") {
-		return "the path must be clean: no ., .. or empty segments"
-	}
-	return ""
 }
 
 // rewrite points the request at the upstream and sets the token.

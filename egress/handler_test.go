@@ -302,3 +302,105 @@ func TestBadPaths(t *testing.T) {
 		t.Errorf("refused requests reached the upstream (%d) or spent a token (%d)", len(up.Seen()), e.Count())
 	}
 }
+
+// TestBrowserRequestsRefused: a web page in a browser on the app's machine
+// can reach a loopback egress (a cross-site POST needs no preflight; a
+// DNS-rebound page even reads the answer). Requests marked as a browser's
+// (Sec-Fetch-Site, Origin) and, with LoopbackHosts, requests addressed to
+// another name are refused before a token is spent; server-side clients
+// (Node's fetch sends Sec-Fetch-Mode only) pass.
+func TestBrowserRequestsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		host     string
+		header   map[string]string
+		loopback bool
+		want     int
+	}{
+		{"cross-site page", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}, true, 403},
+		{"same-site page", "localhost:8081", map[string]string{"Sec-Fetch-Site": "same-site"}, true, 403},
+		{"rebound page, same-origin", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "same-origin"}, true, 403},
+		{"older browser, Origin only", "127.0.0.1:8081", map[string]string{"Origin": "https://evil.example"}, true, 403},
+		{"sandboxed page", "127.0.0.1:8081", map[string]string{"Origin": "null"}, true, 403},
+		{"rebound name", "evil.example:8081", nil, true, 421},
+		{"rebound name, trailing dot", "evil.example.:8081", nil, true, 421},
+		{"loopback look-alike", "localhost.evil.example:8081", nil, true, 421},
+		{"loopback look-alike IP name", "127.0.0.1.nip.io", nil, true, 421},
+		{"localhost", "localhost:8081", nil, true, 200},
+		{"LOCALHOST", "LOCALHOST:8081", nil, true, 200},
+		{"name under .localhost", "app.localhost:8081", nil, true, 200},
+		{"127.0.0.1", "127.0.0.1:8081", nil, true, 200},
+		{"other loopback IP, no port", "127.0.0.2", nil, true, 200},
+		{"IPv6 loopback", "[::1]:8081", nil, true, 200},
+		{"Node fetch", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Mode": "cors", "User-Agent": "node"}, true, 200},
+		{"address typed by the user", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "none"}, true, 200},
+		{"any name when client certificates are required", "egress.internal:8443", nil, false, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, up, s := fixture(t)
+			h := newTestHandler(t, up.URL, s, func(o *HandlerOptions) { o.LoopbackHosts = tc.loopback })
+			req := httptest.NewRequest(http.MethodPost, "/v1/hooks", strings.NewReader("{}"))
+			req.Host = tc.host
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			rr := httptest.NewRecorder()
+			h.ServeHTTP(rr, req)
+			if rr.Code != tc.want {
+				t.Fatalf("status %d, want %d: %s", rr.Code, tc.want, rr.Body)
+			}
+			if tc.want == http.StatusOK {
+				return
+			}
+			var body errorBody
+			if err := json.Unmarshal(rr.Body.Bytes(), &body); err != nil || body.Egress != s.Name() || body.Cause == "" {
+				t.Errorf("body %s (%v)", rr.Body, err)
+			}
+			if len(up.Seen()) != 0 || e.Count() != 0 {
+				t.Errorf("a refused request reached the upstream (%d) or spent a token request (%d)", len(up.Seen()), e.Count())
+			}
+		})
+	}
+}
+
+// TestSlowBodyGetsTheCurrentToken: a kept body is read after the token is
+// first taken; when the token is replaced meanwhile, the request leaves
+// with the current one.
+func TestSlowBodyGetsTheCurrentToken(t *testing.T) {
+	e, up, s := fixture(t)
+	h := newTestHandler(t, up.URL, s, nil)
+	first, err := s.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	req := httptest.NewRequest(http.MethodPost, "/v1/hooks", pr)
+	req.ContentLength = 2
+	done := make(chan int)
+	go func() {
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		done <- rr.Code
+	}()
+	_, _ = pw.Write([]byte("{"))
+	// The token is dropped and replaced while the body is still arriving.
+	if !s.Invalidate(first) {
+		t.Fatal("Invalidate refused")
+	}
+	second, err := s.Token(context.Background())
+	if err != nil || second.Value == first.Value {
+		t.Fatalf("no new token: %v", err)
+	}
+	_, _ = pw.Write([]byte("}"))
+	pw.Close()
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	seen := up.Seen()
+	if len(seen) != 1 || seen[0].Token != second.Value {
+		t.Fatalf("the upstream got %d requests; the token sent was not the current one", len(seen))
+	}
+	if e.Count() != 2 {
+		t.Errorf("token requests %d, want 2", e.Count())
+	}
+}

@@ -177,7 +177,7 @@ func Fetch(ctx context.Context, o TokenOptions) (*Token, error) {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
 	tok, err := cc.Token(ctx)
 	if err != nil {
-		return nil, classify(err, o.ClientSecret)
+		return nil, classify(err, o.secretForms())
 	}
 	return accept(tok, time.Now(), o)
 }
@@ -204,9 +204,12 @@ func (o TokenOptions) httpClient(wrap func(http.RoundTripper) http.RoundTripper)
 // accept checks a token answer and works out its expiry.
 func accept(tok *oauth2.Token, now time.Time, o TokenOptions) (*Token, error) {
 	if tt := tok.TokenType; tt != "" && !strings.EqualFold(tt, "bearer") {
-		tt = clean(tt, maxTokenTypeLen, "")
+		tt = clean(tt, maxTokenTypeLen)
 		return nil, &TokenError{Code: errorUnsupportedType, Description: fmt.Sprintf(
 			"token_type %q is not Bearer: tokengate sends bearer tokens only (RFC 6750), and a %s token needs a proof of possession it does not make", tt, tt)}
+	}
+	if !headerSafe(tok.AccessToken) {
+		return nil, &TokenError{Code: errorBadResponse, Description: "the access_token holds characters an Authorization header cannot carry (spaces, control characters or non-ASCII)"}
 	}
 	var expiry time.Time
 	if !tok.Expiry.IsZero() {
@@ -234,6 +237,18 @@ func accept(tok *oauth2.Token, now time.Time, o TokenOptions) (*Token, error) {
 	return t, nil
 }
 
+// headerSafe reports whether a token can follow "Bearer " in a header:
+// visible ASCII only. That is wider than RFC 6750's b64token, since
+// vendors issue tokens such as Laravel Sanctum's "id|secret".
+func headerSafe(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		if tok[i] < 0x21 || tok[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 // jwtExpiry reads "exp" from a JWT's payload without verifying it: the
 // token is the vendor's to check; tokengate only needs its lifetime.
 func jwtExpiry(tok string) (time.Time, bool) {
@@ -259,11 +274,24 @@ func jwtExpiry(tok string) (time.Time, bool) {
 	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
 }
 
-// classify turns an oauth2 or transport error into a TokenError.
-func classify(err error, secret string) *TokenError {
+// secretForms are the ways a token endpoint could echo the client secret
+// back: as sent, form-encoded, and inside the Basic credentials (plain
+// and form-encoded, as golang.org/x/oauth2 sends them).
+func (o TokenOptions) secretForms() []string {
+	if o.ClientSecret == "" {
+		return nil
+	}
+	id, secret := url.QueryEscape(o.ClientID), url.QueryEscape(o.ClientSecret)
+	b64 := base64.StdEncoding.EncodeToString
+	return []string{o.ClientSecret, secret, b64([]byte(o.ClientID + ":" + o.ClientSecret)), b64([]byte(id + ":" + secret))}
+}
+
+// classify turns an oauth2 or transport error into a TokenError; hide
+// are the secret's forms (TokenOptions.secretForms).
+func classify(err error, hide []string) *TokenError {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		te := &TokenError{Code: clean(re.ErrorCode, 64, secret), Description: clean(re.ErrorDescription, maxDescriptionLen, secret)}
+		te := &TokenError{Code: clean(re.ErrorCode, 64, hide...), Description: clean(re.ErrorDescription, maxDescriptionLen, hide...)}
 		if r := re.Response; r != nil {
 			te.Status = r.StatusCode
 			te.RetryAfter = retryAfter(r.Header.Get("Retry-After"), time.Now())
@@ -286,10 +314,10 @@ func classify(err error, secret string) *TokenError {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return &TokenError{Code: errorTimeout, Description: "no answer in time", Err: err}
 	case errors.As(err, new(*url.Error)):
-		return &TokenError{Code: errorUnreachable, Description: clean(errors.Unwrap(err).Error(), maxDescriptionLen, secret), Err: err}
+		return &TokenError{Code: errorUnreachable, Description: clean(errors.Unwrap(err).Error(), maxDescriptionLen, hide...), Err: err}
 	}
 	// oauth2's own messages: unparsable JSON, missing access_token.
-	return &TokenError{Code: errorBadResponse, Description: clean(strings.TrimPrefix(err.Error(), "oauth2: "), maxDescriptionLen, secret)}
+	return &TokenError{Code: errorBadResponse, Description: clean(strings.TrimPrefix(err.Error(), "oauth2: "), maxDescriptionLen, hide...)}
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date),
@@ -308,10 +336,13 @@ func retryAfter(v string, now time.Time) time.Duration {
 }
 
 // clean makes endpoint-supplied text safe to log and show: no control
-// characters, never the client secret, at most n bytes.
-func clean(s string, n int, secret string) string {
-	if secret != "" {
-		s = strings.ReplaceAll(s, secret, "[redacted]")
+// characters, none of the hide strings (the client secret's forms), at
+// most n bytes.
+func clean(s string, n int, hide ...string) string {
+	for _, h := range hide {
+		if h != "" {
+			s = strings.ReplaceAll(s, h, "[redacted]")
+		}
 	}
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {

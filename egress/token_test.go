@@ -2,9 +2,11 @@ package egress
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,11 @@ const (
 	testID     = "deployteq-client"
 	testSecret = "s3cr3t+/=with:odd&chars"
 )
+
+// basicOf is the credentials part of a Basic Authorization header.
+func basicOf(id, secret string) string {
+	return base64.StdEncoding.EncodeToString([]byte(id + ":" + secret))
+}
 
 // TestFetchShapes sends each request shape to a real endpoint and checks
 // where the credentials and parameters arrived.
@@ -102,6 +109,11 @@ func TestFetchAnswers(t *testing.T) {
 		{name: "invalid_client", answer: egresstest.Answer{Status: 401, Body: `{"error":"invalid_client","error_description":"unknown client"}`}, want: want{code: "invalid_client", permanent: true, inMessage: "unknown client"}},
 		{name: "invalid_scope", answer: egresstest.Answer{Status: 400, Body: `{"error":"invalid_scope","error_description":"scope apps.webhook:execute not allowed"}`}, want: want{code: "invalid_scope", permanent: true, inMessage: "apps.webhook:execute"}},
 		{name: "error echoing the secret", answer: egresstest.Answer{Status: 401, Body: `{"error":"invalid_client","error_description":"bad secret ` + testSecret + `"}`}, want: want{code: "invalid_client", permanent: true, inMessage: "[redacted]"}},
+		{name: "error echoing the form-encoded secret", answer: egresstest.Answer{Status: 400, Body: `{"error":"invalid_request","error_description":"body was client_secret=` + url.QueryEscape(testSecret) + `"}`}, want: want{code: "invalid_request", permanent: true, inMessage: "[redacted]"}},
+		{name: "error echoing the Basic credentials", answer: egresstest.Answer{Status: 401, Body: `{"error":"invalid_client","error_description":"Authorization: Basic ` + basicOf(url.QueryEscape(testID), url.QueryEscape(testSecret)) + `"}`}, want: want{code: "invalid_client", permanent: true, inMessage: "Basic [redacted]"}},
+		{name: "error echoing raw Basic credentials", answer: egresstest.Answer{Status: 401, Body: `{"error":"invalid_client","error_description":"got ` + basicOf(testID, testSecret) + `"}`}, want: want{code: "invalid_client", permanent: true, inMessage: "got [redacted]"}},
+		{name: "access_token with a space", answer: egresstest.Answer{Status: 200, Body: `{"access_token":"abc def","token_type":"Bearer","expires_in":60}`}, want: want{code: "bad_response", inMessage: "cannot carry"}},
+		{name: "access_token with a line break", answer: egresstest.Answer{Status: 200, Body: `{"access_token":"abc\r\nX-Injected: 1","token_type":"Bearer","expires_in":60}`}, want: want{code: "bad_response", inMessage: "cannot carry"}},
 		{name: "200 without access_token", answer: egresstest.Answer{Status: 200, Body: `{"token_type":"Bearer"}`}, want: want{code: "bad_response", inMessage: "access_token"}},
 		{name: "redirect", answer: egresstest.Answer{Status: 307, Header: http.Header{"Location": {"https://elsewhere.example/token"}}}, want: want{code: "bad_response", inMessage: "redirected"}},
 		{name: "slow answer", answer: egresstest.Answer{Delay: 2 * time.Second}, client: &http.Client{Timeout: 200 * time.Millisecond}, want: want{code: "timeout"}},
@@ -125,8 +137,13 @@ func TestFetchAnswers(t *testing.T) {
 			if te.Code != tc.want.code || te.Permanent() != tc.want.permanent || te.RetryAfter != tc.want.retryAfter {
 				t.Errorf("code %q permanent %v retry-after %v; want %q %v %v", te.Code, te.Permanent(), te.RetryAfter, tc.want.code, tc.want.permanent, tc.want.retryAfter)
 			}
-			if !strings.Contains(err.Error(), tc.want.inMessage) || strings.Contains(err.Error(), testSecret) {
-				t.Errorf("message %q: want it to contain %q and never the secret", err, tc.want.inMessage)
+			if !strings.Contains(err.Error(), tc.want.inMessage) {
+				t.Errorf("message %q: want it to contain %q", err, tc.want.inMessage)
+			}
+			for _, leak := range []string{testSecret, url.QueryEscape(testSecret), basicOf(testID, testSecret), basicOf(url.QueryEscape(testID), url.QueryEscape(testSecret))} {
+				if strings.Contains(err.Error(), leak) {
+					t.Errorf("message %q holds the secret as %q", err, leak)
+				}
 			}
 		})
 	}

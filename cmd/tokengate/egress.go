@@ -186,6 +186,9 @@ func (s *egressSet) newRunner(c config.Egress) (*egressRunner, error) {
 		Name: name, Upstream: upstream, Transport: transport,
 		RetryBodyLimit: int64(c.RetryBodyLimit), MaxBodySize: int64(c.Upstream.MaxBodySize),
 		ForwardedHeaders: c.ForwardedHeaders, Logger: s.log,
+		// A browser cannot present a client certificate; without that,
+		// only requests addressed to a loopback name are taken.
+		LoopbackHosts: !c.ClientCertsRequired(),
 	}
 	if s.m != nil {
 		so.OnTokenRequest = func(result string) { s.m.egressTokenRequests.WithLabelValues(name, result).Inc() }

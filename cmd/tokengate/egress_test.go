@@ -53,6 +53,13 @@ func newRecorder(t *testing.T) *recorder {
 	return r
 }
 
+// count is how many requests the receiver got.
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen)
+}
+
 func (r *recorder) last() (*http.Request, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -142,8 +149,35 @@ egress:%[4]s`, pub, recv.URL, hash, entries.String(), `"`+strings.ReplaceAll(all
 			}
 		})
 	}
+	// A web page cannot use the loopback listener: not by DNS rebinding
+	// (its own name as Host), not by a cross-site POST.
+	before := recv.count()
+	for _, tc := range []struct {
+		host, origin string
+		want         int
+	}{{"rebound.example:80", "", http.StatusMisdirectedRequest}, {"", "https://evil.example", http.StatusForbidden}} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addrs["form"]+"/order", strings.NewReader("{}"))
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("Host %q Origin %q: status %d, want %d", tc.host, tc.origin, resp.StatusCode, tc.want)
+		}
+	}
+	if n := recv.count(); n != before {
+		t.Errorf("a web page's request reached the receiver (%d new)", n-before)
+	}
 	metrics := get(t, "http://"+s.adminLn.Addr().String()+"/metrics")
 	for _, want := range []string{
+		`tokengate_egress_requests_total{code="421",egress="form"} 1`,
 		`tokengate_egress_token_requests_total{egress="json",result="success"} 1`,
 		`tokengate_egress_token_requests_total{egress="multipart",result="success"} 1`,
 		`tokengate_egress_requests_total{code="200",egress="basic"} 1`,

@@ -1,0 +1,65 @@
+package egress
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"path"
+	"strings"
+)
+
+// screen refuses what an egress never forwards, before a token is spent:
+// protocol upgrades, paths that climb out of the upstream's base path,
+// requests a web browser sent, and (with LoopbackHosts) requests addressed
+// to a name other than localhost or a loopback IP. It returns the status,
+// the error kind and the cause, or 0.
+//
+// An egress listener spends the vendor credentials for whoever reaches it.
+// A web page open in a browser on the same machine can reach a loopback
+// listener too: a cross-site form POST needs no CORS preflight, and a page
+// whose name is re-bound to 127.0.0.1 (DNS rebinding) even reads the
+// answer. Browsers mark their requests with Sec-Fetch-Site (all current
+// ones) or Origin (every cross-origin POST); server-side clients (curl,
+// Go, Python, Java, Node's fetch) send neither, so such requests are
+// refused. A re-bound page sends its own name as Host, which LoopbackHosts
+// refuses.
+func (h *Handler) screen(r *http.Request) (int, string, string) {
+	if r.Header.Get("Upgrade") != "" {
+		return http.StatusBadRequest, "invalid_request", "protocol upgrades are not forwarded by an egress"
+	}
+	if !strings.HasPrefix(r.URL.Path, "/") {
+		return http.StatusBadRequest, "invalid_request", "the request target must be an absolute path"
+	}
+	if p := r.URL.Path; p != "/" && path.Clean(p) != strings.TrimSuffix(p, "/") {
+		return http.StatusBadRequest, "invalid_request", "the path must be clean: no ., .. or empty segments"
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "none" {
+		return http.StatusForbidden, "browser_request", "a web browser sent this request (Sec-Fetch-Site: " + clean(site, 20) +
+			"): an egress spends the vendor credentials only for the app, not for web pages"
+	}
+	if r.Header.Get("Origin") != "" {
+		return http.StatusForbidden, "browser_request", "the request carries an Origin header, as a web browser's does: " +
+			"an egress spends the vendor credentials only for the app, not for web pages"
+	}
+	if h.o.LoopbackHosts && !loopbackHost(r.Host) {
+		return http.StatusMisdirectedRequest, "misdirected_request", "the request is addressed to a name other than " +
+			"localhost or a loopback IP (the Host header); a loopback egress answers only those, so a web page " +
+			"re-bound to 127.0.0.1 (DNS rebinding) cannot use it"
+	}
+	return 0, "", ""
+}
+
+// loopbackHost reports whether a Host header names this machine's
+// loopback: localhost, a name under .localhost (RFC 6761: never resolved
+// elsewhere), or a loopback IP, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
