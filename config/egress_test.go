@@ -62,6 +62,8 @@ func TestEgressValidation(t *testing.T) {
 		{"http upstream", "https://api.deployteq.example/webhooks", "http://api.deployteq.example/webhooks", "s", "egress[0].upstream.url", "plain http"},
 		{"http token url", "https://auth.clang.cloud/oauth2/token", "http://auth.clang.cloud/oauth2/token", "s", "egress[0].token.url", "insecure_http"},
 		{"public listen", "    upstream:", "    listen: \"0.0.0.0:8081\"\n    upstream:", "s", "egress[0].listen", "not a loopback address"},
+		{"public listen, client certificates only requested", "    upstream:", "    listen: \"0.0.0.0:8443\"\n    tls: {cert_file: c.pem, key_file: k.pem, client_ca_file: ca.pem, client_auth: request}\n    upstream:", "s", "egress[0].listen", "not a loopback address"},
+		{"loopback look-alike name", "    upstream:", "    listen: \"localhost.example:8081\"\n    upstream:", "s", "egress[0].listen", "not a loopback address"},
 		{"all interfaces", "    upstream:", "    listen: \":8081\"\n    upstream:", "s", "egress[0].listen", "not a loopback address"},
 		{"bad auth", "      scopes:", "      auth: digest\n      scopes:", "s", "egress[0].token.auth", "basic, form, json or multipart"},
 		{"reserved param", "      scopes:", "      params: {grant_type: password}\n      scopes:", "s", "egress[0].token.params.grant_type", "set by tokengate"},
