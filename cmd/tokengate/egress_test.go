@@ -217,6 +217,56 @@ func vendor(t *testing.T, secret string) (*egresstest.TokenEndpoint, *egresstest
 	return e, up
 }
 
+// TestEgressRefreshesInTheBackground: the running gate renews an egress
+// token before it expires without any request asking for it: with 2 s
+// tokens and a request every 50 ms for 3.5 s, no request waits for a token
+// (tokengate_egress_token_waits_total stays 0) and none carries an expired
+// one (the upstream checks every token).
+func TestEgressRefreshesInTheBackground(t *testing.T) {
+	e := egresstest.NewTokenEndpoint("client", "right-secret", 2*time.Second)
+	t.Cleanup(e.Close)
+	up := egresstest.NewUpstream(e)
+	t.Cleanup(up.Close)
+	t.Setenv("TG_TEST_EGRESS_SECRET", "right-secret")
+	s := startYAML(t, fmt.Sprintf(`
+admin_listen: 127.0.0.1:0
+egress:
+  - name: vendor
+    listen: 127.0.0.1:0
+    upstream: %s
+    insecure_http: true
+    token: { url: %s, client_id: client, client_secret: "${TG_TEST_EGRESS_SECRET}" }
+`, up.URL, e.URL))
+	admin := "http://" + s.adminLn.Addr().String()
+	for i := 0; get(t, admin+"/readyz") != "ready\n"; i++ {
+		if i == 100 {
+			t.Fatal("the egress never got its first token")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	target := "http://" + s.eg.addrs()["vendor"] + "/v1/hooks"
+	for end := time.Now().Add(3500 * time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Post(target, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	if n := up.Refusals(); n != 0 {
+		t.Fatalf("%d requests carried an expired or unknown token", n)
+	}
+	if m := get(t, admin+"/metrics"); !strings.Contains(m, `tokengate_egress_token_waits_total{egress="vendor"} 0`) {
+		t.Errorf("requests waited for a token:\n%s", grepLines(m, "tokengate_egress_token_waits_total"))
+	}
+	// The first token, then one every 1.6 s: 3 in 3.5 s (4 with timing slack).
+	if n := e.Count(); n < 3 || n > 4 {
+		t.Errorf("token requests %d in 3.5 s of 2 s tokens, want 3..4", n)
+	}
+}
+
 // TestEgressOnlyNotReady: an egress-only configuration runs without a
 // public listener; with refused credentials /readyz names the cause, the
 // app gets 503 JSON, and nothing reaches the upstream.
