@@ -281,7 +281,7 @@ func toString(v any) string {
 func TestBadPaths(t *testing.T) {
 	e, up, s := fixture(t)
 	h := newTestHandler(t, up.URL+"/customer-1/webhooks", s, nil)
-	for _, p := range []string{"/../customer-2/webhooks", "/a/./b", "/a//b", "/%2e%2e/x"} {
+	for _, p := range []string{"/../customer-2/webhooks", "/a/./b", "/a//b", "/%2e%2e/x", `/..\customer-2/webhooks`, "/..%5C..%5Ccustomer-2", "/a%00b", "/a%0D%0AX-Injected:%201"} {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.URL.Path, _ = url.PathUnescape(p)
 		rr := httptest.NewRecorder()

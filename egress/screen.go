@@ -33,6 +33,12 @@ func (h *Handler) screen(r *http.Request) (int, string, string) {
 	if p := r.URL.Path; p != "/" && path.Clean(p) != strings.TrimSuffix(p, "/") {
 		return http.StatusBadRequest, "invalid_request", "the path must be clean: no ., .. or empty segments"
 	}
+	// A backslash is a separator to some servers (IIS, and frameworks
+	// that normalise it), so "..\" could still climb; control characters
+	// have no place in a path.
+	if strings.ContainsFunc(r.URL.Path, func(c rune) bool { return c == '\\' || c < 0x20 || c == 0x7f }) {
+		return http.StatusBadRequest, "invalid_request", "the path must not hold a backslash or control characters"
+	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "none" {
 		return http.StatusForbidden, "browser_request", "a web browser sent this request (Sec-Fetch-Site: " + clean(site, 20) +
 			"): an egress spends the vendor credentials only for the app, not for web pages"
