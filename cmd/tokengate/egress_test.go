@@ -206,15 +206,33 @@ func get(t *testing.T, url string) string {
 	return string(b)
 }
 
-// vendor is a token endpoint for client "client" with 1h tokens and an
-// upstream that checks them, both closed with the test.
-func vendor(t *testing.T, secret string) (*egresstest.TokenEndpoint, *egresstest.Upstream) {
+// vendor is a token endpoint for client "client" with tokens of the given
+// lifetime and an upstream that checks them, both closed with the test.
+func vendor(t *testing.T, secret string, ttl time.Duration) (*egresstest.TokenEndpoint, *egresstest.Upstream) {
 	t.Helper()
-	e := egresstest.NewTokenEndpoint("client", secret, time.Hour)
+	e := egresstest.NewTokenEndpoint("client", secret, ttl)
 	t.Cleanup(e.Close)
 	up := egresstest.NewUpstream(e)
 	t.Cleanup(up.Close)
 	return e, up
+}
+
+// startVendorEgress starts an egress-only tokengate whose one entry,
+// "vendor", calls up with tokens from e, sending secret (from the
+// environment); extra is one more line of the entry.
+func startVendorEgress(t *testing.T, e *egresstest.TokenEndpoint, up *egresstest.Upstream, secret, extra string) *server {
+	t.Helper()
+	t.Setenv("TG_TEST_EGRESS_SECRET", secret)
+	return startYAML(t, fmt.Sprintf(`
+admin_listen: 127.0.0.1:0
+egress:
+  - name: vendor
+    listen: 127.0.0.1:0
+    upstream: %s
+    insecure_http: true
+    %s
+    token: { url: %s, client_id: client, client_secret: "${TG_TEST_EGRESS_SECRET}" }
+`, up.URL, extra, e.URL))
 }
 
 // TestEgressRefreshesInTheBackground: the running gate renews an egress
@@ -223,20 +241,8 @@ func vendor(t *testing.T, secret string) (*egresstest.TokenEndpoint, *egresstest
 // (tokengate_egress_token_waits_total stays 0) and none carries an expired
 // one (the upstream checks every token).
 func TestEgressRefreshesInTheBackground(t *testing.T) {
-	e := egresstest.NewTokenEndpoint("client", "right-secret", 2*time.Second)
-	t.Cleanup(e.Close)
-	up := egresstest.NewUpstream(e)
-	t.Cleanup(up.Close)
-	t.Setenv("TG_TEST_EGRESS_SECRET", "right-secret")
-	s := startYAML(t, fmt.Sprintf(`
-admin_listen: 127.0.0.1:0
-egress:
-  - name: vendor
-    listen: 127.0.0.1:0
-    upstream: %s
-    insecure_http: true
-    token: { url: %s, client_id: client, client_secret: "${TG_TEST_EGRESS_SECRET}" }
-`, up.URL, e.URL))
+	e, up := vendor(t, "right-secret", 2*time.Second)
+	s := startVendorEgress(t, e, up, "right-secret", "")
 	admin := "http://" + s.adminLn.Addr().String()
 	for i := 0; get(t, admin+"/readyz") != "ready\n"; i++ {
 		if i == 100 {
@@ -271,18 +277,8 @@ egress:
 // public listener; with refused credentials /readyz names the cause, the
 // app gets 503 JSON, and nothing reaches the upstream.
 func TestEgressOnlyNotReady(t *testing.T) {
-	e, up := vendor(t, "right-secret")
-	t.Setenv("TG_TEST_EGRESS_SECRET", "wrong-secret")
-	s := startYAML(t, fmt.Sprintf(`
-admin_listen: 127.0.0.1:0
-egress:
-  - name: vendor
-    listen: 127.0.0.1:0
-    upstream: %s
-    insecure_http: true
-    wait_timeout: 1s
-    token: { url: %s, client_id: client, client_secret: "${TG_TEST_EGRESS_SECRET}" }
-`, up.URL, e.URL))
+	e, up := vendor(t, "right-secret", time.Hour)
+	s := startVendorEgress(t, e, up, "wrong-secret", "wait_timeout: 1s")
 	if s.pubLn != nil {
 		t.Fatal("an egress-only config opened a public listener")
 	}
@@ -317,7 +313,7 @@ egress:
 // TestEgressReload: a reload that changes one entry rebuilds that one;
 // the unchanged entry keeps its token (no new token request).
 func TestEgressReload(t *testing.T) {
-	e, up := vendor(t, "s3cret")
+	e, up := vendor(t, "s3cret", time.Hour)
 	t.Setenv("TG_TEST_EGRESS_SECRET", "s3cret")
 	entry := func(name, scope string) string {
 		return fmt.Sprintf(`
