@@ -332,6 +332,7 @@ func TestBrowserRequestsRefused(t *testing.T) {
 		{"127.0.0.1", "127.0.0.1:8081", nil, true, 200},
 		{"other loopback IP, no port", "127.0.0.2", nil, true, 200},
 		{"IPv6 loopback", "[::1]:8081", nil, true, 200},
+		{"HTTP/1.0 client without Host", "", nil, true, 200},
 		{"Node fetch", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Mode": "cors", "User-Agent": "node"}, true, 200},
 		{"address typed by the user", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "none"}, true, 200},
 		{"any name when client certificates are required", "egress.internal:8443", nil, false, 200},

@@ -57,8 +57,12 @@ func (h *Handler) screen(r *http.Request) (int, string, string) {
 
 // loopbackHost reports whether a Host header names this machine's
 // loopback: localhost, a name under .localhost (RFC 6761: never resolved
-// elsewhere), or a loopback IP, with or without a port.
+// elsewhere), or a loopback IP, with or without a port. No Host at all
+// (an old HTTP/1.0 client) passes: browsers always send one.
 func loopbackHost(host string) bool {
+	if host == "" {
+		return true
+	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
