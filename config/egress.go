@@ -155,12 +155,8 @@ func (c *Config) egressDefaults() {
 
 // ClientCertsRequired reports whether the entry's listener refuses callers
 // without a verified client certificate.
-func (e *Egress) ClientCertsRequired() bool { return requiresClientCerts(e.TLS) }
-
-// requiresClientCerts reports whether a listener TLS block refuses
-// callers without a verified certificate.
-func requiresClientCerts(t *TLS) bool {
-	return t != nil && t.ClientCAFile != "" && t.ClientAuth == ClientAuthRequire
+func (e *Egress) ClientCertsRequired() bool {
+	return e.TLS != nil && e.TLS.ClientCAFile != "" && e.TLS.ClientAuth == ClientAuthRequire
 }
 
 // isLoopback reports whether a listen address binds loopback only.
@@ -190,7 +186,7 @@ func (v *validator) egress() {
 			v.add(p+".listen", "invalid address %q: %v", e.Listen, err)
 		} else if other, dup := listens[e.Listen]; dup && !strings.HasSuffix(e.Listen, ":0") {
 			v.add(p+".listen", "%s is also %s", e.Listen, other)
-		} else if !isLoopback(e.Listen) && !requiresClientCerts(e.TLS) {
+		} else if !isLoopback(e.Listen) && !e.ClientCertsRequired() {
 			v.add(p+".listen", "%q is not a loopback address: an egress listener spends the client's credentials for whoever calls it, so it binds 127.0.0.1 unless tls.client_ca_file requires client certificates", e.Listen)
 		}
 		listens[e.Listen] = p

@@ -171,11 +171,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *reqState) {
 		h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", msgTooLarge, 0)
 		return
 	}
-	var err error
-	if st.tok, err = h.o.Tokens.Token(r.Context()); err != nil {
-		h.noToken(w, r, err)
-		return
-	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		st.hasBody = true
 		if h.o.MaxBodySize > 0 {
@@ -191,29 +186,24 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *reqState) {
 				h.writeError(w, http.StatusBadRequest, "invalid_request", "the request body could not be read", 0)
 				return
 			}
-			// The app may have sent the body slowly: take the token
-			// current now, so none leaves expired (no wait in steady
-			// state: the background refresh keeps one valid).
-			if st.tok, err = h.o.Tokens.Token(r.Context()); err != nil {
-				h.noToken(w, r, err)
-				return
-			}
 		}
 	}
+	// The token is taken after a kept body is read: the app may send it
+	// slowly, and the request must leave with the token current then.
+	var err error
+	if st.tok, err = h.o.Tokens.Token(r.Context()); err != nil {
+		if r.Context().Err() != nil {
+			return // the app went away
+		}
+		retry := time.Second
+		var ue *UnavailableError
+		if errors.As(err, &ue) {
+			retry = ue.RetryAfter
+		}
+		h.writeError(w, http.StatusServiceUnavailable, "token_unavailable", err.Error(), retry)
+		return
+	}
 	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
-}
-
-// noToken answers 503 when no token could be had.
-func (h *Handler) noToken(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil {
-		return // the app went away
-	}
-	retry := time.Second
-	var ue *UnavailableError
-	if errors.As(err, &ue) {
-		retry = ue.RetryAfter
-	}
-	h.writeError(w, http.StatusServiceUnavailable, "token_unavailable", err.Error(), retry)
 }
 
 // keepBody reads up to limit bytes of the body. A body that fits is kept
