@@ -349,6 +349,9 @@ type TokenEndpoint struct {
 	// MaxConcurrentHashChecks caps simultaneous bcrypt comparisons.
 	// Default 2.
 	MaxConcurrentHashChecks int `yaml:"max_concurrent_hash_checks"`
+	// BodyReadTimeout bounds a token request body's arrival (408 past it)
+	// and the writing of every answer. Default: body_read_timeout.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
 }
 
 // Client is one sender allowed to use the token endpoint.

@@ -31,8 +31,12 @@ const maxSecretLen = 72
 // Client is one sender allowed to obtain tokens.
 type Client struct {
 	ID string
-	// SecretHash is a bcrypt hash of the client secret.
+	// SecretHash is a bcrypt hash of the client secret; or
 	SecretHash []byte
+	// Secret is the plain secret (read from a file), which New hashes at
+	// the highest cost of the clients' SecretHash: every known client
+	// then costs what an unknown id does.
+	Secret []byte
 	// Scopes the client may be granted; DefaultScopes when it asks none.
 	Scopes, DefaultScopes []string
 	// TTL overrides Options.TokenTTL when non-zero.
@@ -117,6 +121,7 @@ func New(o Options) (*Server, error) {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultTimeout
 	}
+	o.Clients = slices.Clone(o.Clients) // hashed secrets are filled in
 	s := &Server{
 		o: o, clients: map[string]*Client{},
 		perIP:   newKeyedLimiter(o.PerIPRate, o.PerIPBurst),
@@ -124,31 +129,7 @@ func New(o Options) (*Server, error) {
 		hashSem: make(semaphore, o.MaxConcurrentHashChecks),
 		compare: bcrypt.CompareHashAndPassword,
 	}
-	// The dummy hash costs what the dearest client's does: an unknown id
-	// must never answer faster than a known one (a cheaper dummy tells
-	// which ids exist).
-	cost, mixed := 0, false
-	for i := range o.Clients {
-		c := &o.Clients[i]
-		if c.Scopes == nil || c.ID == "" {
-			return nil, fmt.Errorf("issuer: client %d needs an id and scopes", i)
-		}
-		cc, err := bcrypt.Cost(c.SecretHash)
-		if err != nil {
-			return nil, fmt.Errorf("issuer: client %s: %w", c.ID, err)
-		}
-		mixed = mixed || (i > 0 && cc != cost)
-		cost = max(cost, cc)
-		s.clients[c.ID] = c
-	}
-	if cost == 0 {
-		cost = bcrypt.DefaultCost
-	}
-	if mixed {
-		o.Logger.Warn("client secret hashes use different bcrypt costs: a client hashed below the highest cost answers faster than an unknown id, which tells that its id exists; rehash every secret at one cost (tokengate hash-secret)",
-			zap.Int("highest_cost", cost))
-	}
-	if s.dummy, err = bcrypt.GenerateFromPassword([]byte("tokengate-no-such-client"), cost); err != nil {
+	if err := s.hashClients(); err != nil {
 		return nil, err
 	}
 	if err := s.prepareMetadata(u); err != nil {
