@@ -18,8 +18,10 @@ const DefaultTimeout = 60 * time.Second
 // the connection's wall clock, never Options.Now. The server lifts the
 // read deadline itself once the body is read to its end (which drain
 // makes sure of), so checking the secret may outlast it.
-func (s *Server) startBody(w http.ResponseWriter) {
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.o.BodyReadTimeout))
+// A writer that cannot take a deadline (a wrapper without Unwrap) is an
+// error: the token endpoint then refuses to read bodies at all.
+func (s *Server) startBody(w http.ResponseWriter) error {
+	return http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.o.BodyReadTimeout))
 }
 
 // dropBody gives up on a body that will not be read (a refusal answered

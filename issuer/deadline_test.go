@@ -223,3 +223,17 @@ func TestRefusedTokenRequestDoesNotWaitForItsBody(t *testing.T) {
 		t.Fatalf("connection held after the refusal: %v", err)
 	}
 }
+
+// plainWriter hides the server's writer: no Unwrap, so no deadlines.
+type plainWriter struct{ http.ResponseWriter }
+
+func TestTokenEndpointRefusesToReadABodyItCannotBound(t *testing.T) {
+	f := newFixture(t, nil)
+	f.http.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.srv.ServeHTTP(plainWriter{w}, r)
+	})
+	r := f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", testSecret))
+	if r.status != http.StatusInternalServerError || r.body["error"] != "server_error" {
+		t.Fatalf("%d %v; want 500 server_error", r.status, r.body)
+	}
+}

@@ -177,7 +177,6 @@ func (s *Server) Algorithms() []string {
 
 // ServeHTTP answers the token endpoint, the metadata and the JWKS.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.startBody(w)
 	h, ok := s.paths[r.URL.Path]
 	if !ok {
 		dropBody(w, r)
@@ -199,6 +198,12 @@ type tokenResponse struct {
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	ip := s.o.ClientIP(r)
 	now := s.o.Now()
+	if err := s.startBody(w); err != nil {
+		s.o.Logger.Error("the token endpoint cannot bound its request bodies: its http.ResponseWriter does not support read deadlines", zap.Error(err))
+		dropBody(w, r)
+		s.fail(w, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "the request cannot be read safely"})
+		return
+	}
 	if ok, wait := s.perIP.allow(ip, now); !ok {
 		dropBody(w, r)
 		s.tooMany(w, wait)
