@@ -234,6 +234,6 @@ func TestTokenEndpointRefusesToReadABodyItCannotBound(t *testing.T) {
 	})
 	r := f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", testSecret))
 	if r.status != http.StatusInternalServerError || r.body["error"] != "server_error" {
-		t.Fatalf("%d %v; want 500 server_error", r.status, r.body)
+		t.Fatalf("%d %v; want 500 server_error", r.status, r.body["error"])
 	}
 }
