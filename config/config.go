@@ -286,15 +286,6 @@ type Require struct {
 	ClientCert *ClientCert `yaml:"client_cert"`
 }
 
-// ClientCert restricts which verified client certificates a route accepts.
-// Empty lists accept any certificate verified against tls.client_ca_file.
-type ClientCert struct {
-	// Issuers: the issuing CA's subject, as Go prints it ("CN=Partner CA,O=Partner").
-	Issuers []string `yaml:"issuers"`
-	// Subjects: the certificate's subject, same form ("CN=aftership").
-	Subjects []string `yaml:"subjects"`
-}
-
 // Headers configures what tokengate tells the receiver about the caller.
 type Headers struct {
 	// IdentityPrefix is the header namespace tokengate owns: every header
@@ -349,6 +340,9 @@ type TokenEndpoint struct {
 	// MaxConcurrentHashChecks caps simultaneous bcrypt comparisons.
 	// Default 2.
 	MaxConcurrentHashChecks int `yaml:"max_concurrent_hash_checks"`
+	// BodyReadTimeout bounds a token request body's arrival (408 past it)
+	// and the writing of every answer. Default: body_read_timeout.
+	BodyReadTimeout Duration `yaml:"body_read_timeout"`
 }
 
 // Client is one sender allowed to use the token endpoint.

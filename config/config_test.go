@@ -285,3 +285,33 @@ routes: [{ path: /hooks }]
 		})
 	}
 }
+
+func TestTokenEndpointBodyReadTimeout(t *testing.T) {
+	const y = `
+upstream: http://u
+body_read_timeout: 7s
+token_endpoint:
+  issuer: https://h
+  clients: [{ client_id: c, client_secret_hash: '$2a$04$eSqaEAiMVOidFUUkz5EnHeodyG2rDjXGJE9QuTd7q1SFJLaz6XEQO', scopes: [s] }]
+%s
+routes: [{ path: /a }]
+`
+	for _, tc := range []struct {
+		name, extra string
+		want        time.Duration
+	}{
+		{"defaults to body_read_timeout", "", 7 * time.Second},
+		{"its own", "  body_read_timeout: 2s", 2 * time.Second},
+	} {
+		cfg, err := Parse([]byte(fmt.Sprintf(y, tc.extra)), t.TempDir(), env())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.TokenEndpoint.BodyReadTimeout.D(); got != tc.want {
+			t.Errorf("%s: token_endpoint.body_read_timeout = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if _, err := Parse([]byte(fmt.Sprintf(y, "  body_read_timeout: -1s")), t.TempDir(), env()); err == nil || !strings.Contains(err.Error(), "token_endpoint.body_read_timeout") {
+		t.Fatalf("negative: %v", err)
+	}
+}

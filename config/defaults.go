@@ -90,6 +90,7 @@ func (c *Config) applyDefaults() {
 		setDefault(&rl.PerIP, DefaultPerIPRate)
 		setDefault(&rl.PerIPBurst, DefaultPerIPBurst)
 		setDefault(&te.MaxConcurrentHashChecks, DefaultMaxHashChecks)
+		setDefault(&te.BodyReadTimeout, c.BodyReadTimeout)
 		for i := range te.Clients {
 			cl := &te.Clients[i]
 			if cl.DefaultScopes == nil {

@@ -196,6 +196,7 @@ func (c *Config) resolveFiles(dir string) []error {
 			}
 		}
 	}
+	errs = append(errs, c.clientCertAnchors(dir)...)
 	if te := c.TokenEndpoint; te != nil {
 		for i := range te.Clients {
 			cl := &te.Clients[i]

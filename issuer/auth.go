@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 )
 
 var errRateLimited = errors.New("rate limited")
@@ -85,4 +87,55 @@ func (s *Server) loginFailed(clientID string, known bool, ip, reason string) {
 		id = zap.String("unknown_client_id_sha256", hex.EncodeToString(sum[:4]))
 	}
 	s.o.Logger.Warn("client authentication failed", id, zap.String("ip", ip), zap.String("reason", reason))
+}
+
+// hashClients indexes the clients, hashes the plain secrets and makes the
+// dummy hash. Both cost what the dearest configured hash costs (default
+// bcrypt.DefaultCost): an unknown id must never answer faster than a
+// known one, or the timing tells which ids exist.
+func (s *Server) hashClients() error {
+	cost, mixed := 0, false
+	for i := range s.o.Clients {
+		c := &s.o.Clients[i]
+		if c.Scopes == nil || c.ID == "" {
+			return fmt.Errorf("issuer: client %d needs an id and scopes", i)
+		}
+		if (len(c.SecretHash) == 0) == (len(c.Secret) == 0) {
+			return fmt.Errorf("issuer: client %s needs one of a secret hash and a secret", c.ID)
+		}
+		s.clients[c.ID] = c
+		if len(c.SecretHash) == 0 {
+			continue
+		}
+		cc, err := bcrypt.Cost(c.SecretHash)
+		if err != nil {
+			return fmt.Errorf("issuer: client %s: %w", c.ID, err)
+		}
+		mixed = mixed || (cost != 0 && cc != cost)
+		cost = max(cost, cc)
+	}
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	if mixed {
+		s.o.Logger.Warn("client secret hashes use different bcrypt costs: a client hashed below the highest cost answers faster than an unknown id, which tells that its id exists; rehash every secret at one cost (tokengate hash-secret --cost)",
+			zap.Int("highest_cost", cost))
+	}
+	for i := range s.o.Clients {
+		c := &s.o.Clients[i]
+		if len(c.Secret) == 0 {
+			continue
+		}
+		if len(c.Secret) > maxSecretLen {
+			return fmt.Errorf("issuer: client %s: the secret is longer than bcrypt's %d bytes", c.ID, maxSecretLen)
+		}
+		h, err := bcrypt.GenerateFromPassword(c.Secret, cost)
+		if err != nil {
+			return fmt.Errorf("issuer: client %s: %w", c.ID, err)
+		}
+		c.SecretHash, c.Secret = h, nil
+	}
+	var err error
+	s.dummy, err = bcrypt.GenerateFromPassword([]byte("tokengate-no-such-client"), cost)
+	return err
 }

@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -142,18 +141,11 @@ func readParams(w http.ResponseWriter, r *http.Request) (map[string][]string, er
 	if err != nil {
 		return nil, badRequest("unreadable Content-Type")
 	}
-	tooLarge := func(err error) error {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &oauthError{status: http.StatusRequestEntityTooLarge, code: "invalid_request", desc: "request body too large"}
-		}
-		return badRequest("unreadable request body")
-	}
 	switch mt {
 	case "application/x-www-form-urlencoded":
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			return nil, tooLarge(err)
+			return nil, bodyError(err)
 		}
 		v, err := url.ParseQuery(string(body))
 		if err != nil {
@@ -161,13 +153,13 @@ func readParams(w http.ResponseWriter, r *http.Request) (map[string][]string, er
 		}
 		return v, nil
 	case "application/json":
-		return jsonParams(r.Body, tooLarge)
+		return jsonParams(r.Body)
 	case "multipart/form-data":
 		if mparams["boundary"] == "" {
 			return nil, badRequest("multipart body without boundary")
 		}
 		if err := r.ParseMultipartForm(MaxRequestBody); err != nil {
-			return nil, tooLarge(err)
+			return nil, bodyError(err)
 		}
 		defer func() { _ = r.MultipartForm.RemoveAll() }()
 		if len(r.MultipartForm.File) > 0 {
@@ -182,10 +174,10 @@ func readParams(w http.ResponseWriter, r *http.Request) (map[string][]string, er
 // jsonParams reads a JSON object of string parameters (MyParcel's shape),
 // keeping every occurrence of a name so that a duplicate is refused like a
 // repeated form parameter (encoding/json would keep the last one).
-func jsonParams(body io.Reader, tooLarge func(error) error) (map[string][]string, error) {
+func jsonParams(body io.Reader) (map[string][]string, error) {
 	dec := json.NewDecoder(body)
 	if t, err := dec.Token(); err != nil {
-		return nil, tooLarge(err)
+		return nil, bodyError(err)
 	} else if t != json.Delim('{') {
 		return nil, badRequest("the JSON body must be an object")
 	}
@@ -193,12 +185,12 @@ func jsonParams(body io.Reader, tooLarge func(error) error) (map[string][]string
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return nil, tooLarge(err)
+			return nil, bodyError(err)
 		}
 		k, _ := t.(string)
 		var v any
 		if err := dec.Decode(&v); err != nil {
-			return nil, tooLarge(err)
+			return nil, bodyError(err)
 		}
 		s, ok := v.(string)
 		if !ok {
@@ -207,7 +199,7 @@ func jsonParams(body io.Reader, tooLarge func(error) error) (map[string][]string
 		out[k] = append(out[k], s)
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, tooLarge(err)
+		return nil, bodyError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, badRequest("trailing data after the JSON object")

@@ -31,8 +31,12 @@ const maxSecretLen = 72
 // Client is one sender allowed to obtain tokens.
 type Client struct {
 	ID string
-	// SecretHash is a bcrypt hash of the client secret.
+	// SecretHash is a bcrypt hash of the client secret; or
 	SecretHash []byte
+	// Secret is the plain secret (read from a file), which New hashes at
+	// the highest cost of the clients' SecretHash: every known client
+	// then costs what an unknown id does.
+	Secret []byte
 	// Scopes the client may be granted; DefaultScopes when it asks none.
 	Scopes, DefaultScopes []string
 	// TTL overrides Options.TokenTTL when non-zero.
@@ -59,6 +63,10 @@ type Options struct {
 	PerClientBurst, PerIPBurst int
 	// MaxConcurrentHashChecks caps simultaneous bcrypt comparisons.
 	MaxConcurrentHashChecks int
+	// BodyReadTimeout bounds the arrival of a token request's body (408
+	// past it); WriteTimeout bounds writing any answer. Default
+	// DefaultTimeout each.
+	BodyReadTimeout, WriteTimeout time.Duration
 	// ClientIP resolves the caller's address; default: RemoteAddr's host.
 	ClientIP func(*http.Request) string
 	// Now is the clock; default time.Now.
@@ -107,6 +115,13 @@ func New(o Options) (*Server, error) {
 	if o.MaxConcurrentHashChecks <= 0 {
 		o.MaxConcurrentHashChecks = 2
 	}
+	if o.BodyReadTimeout <= 0 {
+		o.BodyReadTimeout = DefaultTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultTimeout
+	}
+	o.Clients = slices.Clone(o.Clients) // hashed secrets are filled in
 	s := &Server{
 		o: o, clients: map[string]*Client{},
 		perIP:   newKeyedLimiter(o.PerIPRate, o.PerIPBurst),
@@ -114,20 +129,7 @@ func New(o Options) (*Server, error) {
 		hashSem: make(semaphore, o.MaxConcurrentHashChecks),
 		compare: bcrypt.CompareHashAndPassword,
 	}
-	cost := bcrypt.DefaultCost
-	for i := range o.Clients {
-		c := &o.Clients[i]
-		if c.Scopes == nil || c.ID == "" {
-			return nil, fmt.Errorf("issuer: client %d needs an id and scopes", i)
-		}
-		if cc, err := bcrypt.Cost(c.SecretHash); err != nil {
-			return nil, fmt.Errorf("issuer: client %s: %w", c.ID, err)
-		} else if i == 0 {
-			cost = cc
-		}
-		s.clients[c.ID] = c
-	}
-	if s.dummy, err = bcrypt.GenerateFromPassword([]byte("tokengate-no-such-client"), cost); err != nil {
+	if err := s.hashClients(); err != nil {
 		return nil, err
 	}
 	if err := s.prepareMetadata(u); err != nil {
@@ -141,58 +143,6 @@ func remoteHost(r *http.Request) string {
 		return h
 	}
 	return r.RemoteAddr
-}
-
-func (s *Server) prepareMetadata(u *url.URL) error {
-	origin := u.Scheme + "://" + u.Host
-	basePath := strings.TrimSuffix(u.Path, "/")
-	jwksPath := basePath + "/.well-known/jwks.json"
-	algs := s.Algorithms()
-	meta := map[string]any{
-		"issuer":                                s.o.Issuer,
-		"token_endpoint":                        origin + s.o.Path,
-		"jwks_uri":                              origin + jwksPath,
-		"grant_types_supported":                 []string{GrantClientCredentials},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"response_types_supported":              []string{},
-		"scopes_supported":                      s.allScopes(),
-	}
-	var err error
-	if s.metaAS, err = json.Marshal(meta); err != nil {
-		return err
-	}
-	meta["id_token_signing_alg_values_supported"] = algs
-	meta["subject_types_supported"] = []string{"public"}
-	if s.metaOIDC, err = json.Marshal(meta); err != nil {
-		return err
-	}
-	var set jose.JSONWebKeySet
-	set.Keys = s.PublicKeys()
-	if s.jwks, err = json.Marshal(set); err != nil {
-		return err
-	}
-	s.paths = map[string]http.HandlerFunc{
-		s.o.Path: s.token,
-		basePath + "/.well-known/openid-configuration":       s.static(s.metaOIDC),
-		"/.well-known/oauth-authorization-server" + basePath: s.static(s.metaAS),
-		basePath + "/.well-known/oauth-authorization-server": s.static(s.metaAS),
-		jwksPath: s.static(s.jwks),
-	}
-	return nil
-}
-
-func (s *Server) allScopes() []string {
-	seen := map[string]bool{}
-	out := []string{}
-	for _, c := range s.o.Clients {
-		for _, sc := range c.Scopes {
-			if !seen[sc] {
-				seen[sc] = true
-				out = append(out, sc)
-			}
-		}
-	}
-	return out
 }
 
 // Paths lists every path this server answers, for the listener's mux.
@@ -229,23 +179,12 @@ func (s *Server) Algorithms() []string {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, ok := s.paths[r.URL.Path]
 	if !ok {
+		dropBody(w, r)
+		s.startWrite(w)
 		http.NotFound(w, r)
 		return
 	}
 	h(w, r)
-}
-
-func (s *Server) static(body []byte) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "public, max-age=300")
-		_, _ = w.Write(body)
-	}
 }
 
 // tokenResponse is RFC 6749 §5.1.
@@ -259,12 +198,23 @@ type tokenResponse struct {
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	ip := s.o.ClientIP(r)
 	now := s.o.Now()
+	if err := s.startBody(w); err != nil {
+		s.o.Logger.Error("the token endpoint cannot bound its request bodies: its http.ResponseWriter does not support read deadlines", zap.Error(err))
+		dropBody(w, r)
+		s.fail(w, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "the request cannot be read safely"})
+		return
+	}
 	if ok, wait := s.perIP.allow(ip, now); !ok {
+		dropBody(w, r)
 		s.tooMany(w, wait)
 		return
 	}
 	tr, err := parseTokenRequest(w, r)
+	if err == nil {
+		err = drain(r.Body)
+	}
 	if err != nil {
+		dropBody(w, r)
 		s.fail(w, err)
 		return
 	}
@@ -304,6 +254,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.o.Logger.Info("token issued", zap.String("client_id", client.ID), zap.String("ip", ip), zap.Strings("scope", scopes), zap.Duration("ttl", ttl))
 	noStore(w.Header())
 	w.Header().Set("Content-Type", "application/json")
+	s.startWrite(w)
 	_ = json.NewEncoder(w).Encode(tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: strings.Join(scopes, " ")})
 }
 
@@ -356,6 +307,7 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		h.Set("Allow", http.MethodPost)
 	}
 	h.Set("Content-Type", "application/json")
+	s.startWrite(w)
 	w.WriteHeader(oe.status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": oe.code, "error_description": oe.desc})
 }

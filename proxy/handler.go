@@ -358,7 +358,12 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Opaque = ""
 	pr.SetURL(h.target)
 	trusted := h.fwd.trustedPeer(pr.In)
-	h.headers.apply(pr.Out.Header, st.principal, st.route.keepAuth, trusted)
+	// Authorization is kept only when it held the bearer token verified
+	// for this request (st.principal): under auth: any a signed request's
+	// Authorization was never looked at, and under auth: signature or on
+	// a public route nothing checked it.
+	keepAuth := st.route.keepAuth && st.principal != nil
+	h.headers.apply(pr.Out.Header, st.principal, keepAuth, trusted)
 	h.headers.clientCert(pr.Out.Header, pr.In.TLS)
 	h.fwd.apply(pr, trusted)
 }

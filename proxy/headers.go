@@ -30,6 +30,12 @@ var proxyStripped = []string{
 	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Forwarded-Server",
 }
 
+// gateForwarding are the forwarding headers tokengate writes itself
+// (Forwarding.apply; ReverseProxy drops a client's Forwarded). Listed here
+// so that their underscore spellings, which CGI-style receivers read as
+// the same variables, are always removed.
+var gateForwarding = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"}
+
 // normalHeader is a header name as CGI-style stacks see it: "_" for "-",
 // case folded to the canonical form.
 func normalHeader(k string) string {
@@ -55,7 +61,7 @@ type headerPolicy struct {
 
 func newHeaderPolicy(h config.Headers) headerPolicy {
 	p := headerPolicy{prefix: http.CanonicalHeaderKey(h.IdentityPrefix), claims: map[string]string{}, strip: map[string]bool{}}
-	for _, k := range proxyStripped {
+	for _, k := range append(slices.Clone(proxyStripped), gateForwarding...) {
 		p.strip[k] = false
 	}
 	for _, k := range append(slices.Clone(alwaysStripped), h.Strip...) {

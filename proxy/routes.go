@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -31,6 +32,9 @@ type route struct {
 	websocket bool
 	scopeHint string // the scope parameter of a 403 challenge
 	cert      *config.ClientCert
+	// anchors are the SHA-256 of the public keys a verified client chain
+	// must end at, when the route's cert requirement is Bound.
+	anchors [][sha256.Size]byte
 	// auth is the route's mode (config.Auth…); sig verifies signed
 	// bodies of at most sigMaxBody bytes.
 	auth       string
@@ -69,6 +73,11 @@ func compileRoutes(cfg *config.Config) []*route {
 		}
 		if r.Signature != nil {
 			cr.sigMaxBody = int64(r.Signature.MaxBodySize)
+		}
+		if cc := r.Require.ClientCert; cc != nil {
+			for _, a := range cc.Anchors {
+				cr.anchors = append(cr.anchors, sha256.Sum256(a.RawSubjectPublicKeyInfo))
+			}
 		}
 		if r.PathPrefix != "" {
 			cr.prefix = r.PathPrefix
@@ -150,8 +159,10 @@ func (r *route) allow(p *verifier.Principal) error {
 }
 
 // allowClientCert applies the route's client-certificate requirement: a
-// certificate verified against tls.client_ca_file, optionally from given
-// issuers and with given subjects.
+// certificate verified against tls.client_ca_file, optionally chaining to
+// given trust anchors and with given subjects. An anchor is the root of a
+// verified chain, compared by its public key: a name is no proof, since
+// any trusted CA can issue an intermediate carrying another CA's name.
 func (r *route) allowClientCert(cs *tls.ConnectionState) error {
 	if r.cert == nil {
 		return nil
@@ -163,14 +174,14 @@ func (r *route) allowClientCert(cs *tls.ConnectionState) error {
 	if len(r.cert.Subjects) > 0 && !slices.Contains(r.cert.Subjects, leaf.Subject.String()) {
 		return fmt.Errorf("%w: subject not accepted", errClientCertRequired)
 	}
-	if len(r.cert.Issuers) > 0 {
+	if r.cert.Bound() {
 		ok := false
 		for _, chain := range cs.VerifiedChains {
-			for _, c := range chain[1:] {
-				ok = ok || slices.Contains(r.cert.Issuers, c.Subject.String())
+			if len(chain) > 0 {
+				ok = ok || slices.Contains(r.anchors, sha256.Sum256(chain[len(chain)-1].RawSubjectPublicKeyInfo))
 			}
 		}
-		if !ok {
+		if !ok { // no anchor resolved (a config not loaded) fails closed too
 			return fmt.Errorf("%w: issuer not accepted", errClientCertRequired)
 		}
 	}

@@ -12,7 +12,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/issuer"
@@ -254,16 +253,10 @@ func publicKeys(keys []*issuer.Key) []jose.JSONWebKey {
 func (b *builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clientIP func(*http.Request) string) (*issuer.Server, error) {
 	clients := make([]issuer.Client, 0, len(te.Clients))
 	for _, c := range te.Clients {
-		hash := []byte(c.ClientSecretHash)
-		if c.SecretFromFile != "" {
-			var err error
-			if hash, err = bcrypt.GenerateFromPassword([]byte(c.SecretFromFile), bcrypt.DefaultCost); err != nil {
-				return nil, fmt.Errorf("client %s: %w", c.ClientID, err)
-			}
-		}
+		// A client_secret_file secret is hashed by the issuer, at its clients' highest cost.
 		clients = append(clients, issuer.Client{
-			ID: c.ClientID, SecretHash: hash, Scopes: c.Scopes,
-			DefaultScopes: c.DefaultScopes, TTL: c.TokenTTL.D(),
+			ID: c.ClientID, SecretHash: []byte(c.ClientSecretHash), Secret: []byte(c.SecretFromFile),
+			Scopes: c.Scopes, DefaultScopes: c.DefaultScopes, TTL: c.TokenTTL.D(),
 		})
 	}
 	o := issuer.Options{
@@ -272,7 +265,7 @@ func (b *builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clie
 		PerClientRate: te.RateLimit.PerClient, PerClientBurst: te.RateLimit.PerClientBurst,
 		PerIPRate: te.RateLimit.PerIP, PerIPBurst: te.RateLimit.PerIPBurst,
 		MaxConcurrentHashChecks: te.MaxConcurrentHashChecks, Logger: b.log.Named("token_endpoint"),
-		ClientIP: clientIP,
+		ClientIP: clientIP, BodyReadTimeout: te.BodyReadTimeout.D(), WriteTimeout: te.BodyReadTimeout.D(),
 	}
 	if b.metrics != nil {
 		o.OnIssued, o.OnLoginFailed = b.metrics.tokensIssued.Inc, b.metrics.loginFailures.Inc

@@ -308,13 +308,22 @@ token_endpoint:
 		t.Fatal(err)
 	}
 	call := func(st *stack, path, auth, body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		// A real server: the token endpoint reads bodies only under a deadline.
+		srv := httptest.NewServer(st.handler)
+		defer srv.Close()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
 		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
 		w := httptest.NewRecorder()
-		st.handler.ServeHTTP(w, req)
+		w.Code = resp.StatusCode
+		_, _ = io.Copy(w.Body, resp.Body)
 		return w
 	}
 	w := call(before, "/oauth2/token", "", url.Values{"grant_type": {"client_credentials"}, "client_id": {"deployteq"}, "client_secret": {seedSecret}}.Encode())
