@@ -6,18 +6,21 @@ import (
 
 // Defaults applied by Load to fields the YAML leaves unset.
 const (
-	DefaultListen                   = ":8080"
-	DefaultAdminListen              = "127.0.0.1:9090"
-	DefaultShutdownGrace            = 30 * time.Second
-	DefaultDialTimeout              = 5 * time.Second
-	DefaultResponseTimeout          = 30 * time.Second
-	DefaultMaxBodyBytes             = 10 << 20 // 10 MiB
-	DefaultMaxIdleConns             = 256
-	DefaultClockSkew                = 30 * time.Second
-	DefaultIssuerTimeout            = 5 * time.Second
-	DefaultJWKSRefreshCooldown      = 30 * time.Second
-	DefaultJWKSRefreshInterval      = time.Minute
-	DefaultBodyReadTimeout          = 60 * time.Second
+	DefaultListen              = ":8080"
+	DefaultAdminListen         = "127.0.0.1:9090"
+	DefaultShutdownGrace       = 30 * time.Second
+	DefaultDialTimeout         = 5 * time.Second
+	DefaultResponseTimeout     = 30 * time.Second
+	DefaultMaxBodyBytes        = 10 << 20 // 10 MiB
+	DefaultMaxIdleConns        = 256
+	DefaultClockSkew           = 30 * time.Second
+	DefaultIssuerTimeout       = 5 * time.Second
+	DefaultJWKSRefreshCooldown = 30 * time.Second
+	DefaultJWKSRefreshInterval = time.Minute
+	DefaultBodyReadTimeout     = 60 * time.Second
+	// DefaultTokenBodyReadTimeout bounds a token request (a few hundred
+	// bytes) unless body_read_timeout is shorter.
+	DefaultTokenBodyReadTimeout     = 10 * time.Second
 	DefaultIdleTimeout              = 120 * time.Second
 	DefaultIntrospectionConcurrency = 16
 	DefaultIntrospectionRate        = 50
@@ -341,7 +344,8 @@ type TokenEndpoint struct {
 	// Default 2.
 	MaxConcurrentHashChecks int `yaml:"max_concurrent_hash_checks"`
 	// BodyReadTimeout bounds a token request body's arrival (408 past it)
-	// and the writing of every answer. Default: body_read_timeout.
+	// and the writing of every answer. Default: body_read_timeout or 10s,
+	// whichever is shorter (a token request is a few hundred bytes).
 	BodyReadTimeout Duration `yaml:"body_read_timeout"`
 }
 

@@ -90,7 +90,7 @@ func (c *Config) applyDefaults() {
 		setDefault(&rl.PerIP, DefaultPerIPRate)
 		setDefault(&rl.PerIPBurst, DefaultPerIPBurst)
 		setDefault(&te.MaxConcurrentHashChecks, DefaultMaxHashChecks)
-		setDefault(&te.BodyReadTimeout, c.BodyReadTimeout)
+		setDefault(&te.BodyReadTimeout, min(c.BodyReadTimeout, Duration(DefaultTokenBodyReadTimeout)))
 		for i := range te.Clients {
 			cl := &te.Clients[i]
 			if cl.DefaultScopes == nil {

@@ -11,7 +11,7 @@ import (
 
 // DefaultTimeout bounds reading a token request's body, and writing any
 // answer, when Options leave BodyReadTimeout or WriteTimeout zero.
-const DefaultTimeout = 60 * time.Second
+const DefaultTimeout = 10 * time.Second
 
 // startBody bounds the request body's arrival: a sender that trickles its
 // body, or never sends it, is cut off at the deadline (408). Deadlines are
