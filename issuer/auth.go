@@ -47,7 +47,11 @@ func (s *Server) authenticate(ctx context.Context, tr *tokenRequest, ip string, 
 	}
 	ok := false
 	if len(secrets) > 0 {
-		if err := s.hashSem.acquire(ctx); err != nil {
+		// A queue of logins cannot hold connections forever.
+		wctx, cancel := context.WithTimeout(ctx, s.o.MaxHashWait)
+		err := s.hashSem.Acquire(wctx, 1)
+		cancel()
+		if err != nil {
 			return nil, &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: "retry later"}
 		}
 		for _, sec := range secrets { // no early exit: the same work either way
@@ -55,7 +59,7 @@ func (s *Server) authenticate(ctx context.Context, tr *tokenRequest, ip string, 
 				ok = true
 			}
 		}
-		s.hashSem.release()
+		s.hashSem.Release(1)
 	}
 	if ok && known {
 		return client, nil

@@ -13,6 +13,9 @@ import (
 // answer, when Options leave BodyReadTimeout or WriteTimeout zero.
 const DefaultTimeout = 10 * time.Second
 
+// DefaultMaxHashWait bounds a login's wait for a bcrypt slot.
+const DefaultMaxHashWait = 5 * time.Second
+
 // startBody bounds the request body's arrival: a sender that trickles its
 // body, or never sends it, is cut off at the deadline (408). Deadlines are
 // the connection's wall clock, never Options.Now. The server lifts the

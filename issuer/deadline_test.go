@@ -98,7 +98,7 @@ func TestCheckingTheSecretMayOutlastTheBodyDeadline(t *testing.T) {
 	// The body is in at once; the bcrypt slot is busy for well past the
 	// body deadline. The request must still get its token: the deadline
 	// bounds the body, not the wait for the hash.
-	if err := f.srv.hashSem.acquire(t.Context()); err != nil {
+	if err := f.srv.hashSem.Acquire(t.Context(), 1); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan reply, 1)
@@ -106,7 +106,7 @@ func TestCheckingTheSecretMayOutlastTheBodyDeadline(t *testing.T) {
 		done <- f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", testSecret))
 	}()
 	time.Sleep(time.Second)
-	f.srv.hashSem.release()
+	f.srv.hashSem.Release(1)
 	select {
 	case r := <-done:
 		if r.status != http.StatusOK {

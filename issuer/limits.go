@@ -1,7 +1,6 @@
 package issuer
 
 import (
-	"context"
 	"math"
 	"time"
 
@@ -51,18 +50,3 @@ func (k *keyedLimiter) allow(key string, now time.Time) (bool, time.Duration) {
 func retryAfterSeconds(d time.Duration) int {
 	return max(int(math.Ceil(d.Seconds())), 1)
 }
-
-// semaphore caps concurrent bcrypt comparisons so that a flood of bad logins
-// cannot occupy every core.
-type semaphore chan struct{}
-
-func (s semaphore) acquire(ctx context.Context) error {
-	select {
-	case s <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (s semaphore) release() { <-s }

@@ -17,6 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/semaphore"
 )
 
 // GrantClientCredentials is the only grant served.
@@ -63,6 +64,10 @@ type Options struct {
 	PerClientBurst, PerIPBurst int
 	// MaxConcurrentHashChecks caps simultaneous bcrypt comparisons.
 	MaxConcurrentHashChecks int
+	// MaxHashWait bounds how long a login waits for a bcrypt slot before
+	// it gets 503 temporarily_unavailable (a queue of logins must not hold
+	// connections forever). Default DefaultMaxHashWait.
+	MaxHashWait time.Duration
 	// BodyReadTimeout bounds the arrival of a token request's body (408
 	// past it); WriteTimeout bounds writing any answer. Default
 	// DefaultTimeout each.
@@ -81,12 +86,14 @@ type Options struct {
 
 // Server is the embedded client_credentials token endpoint.
 type Server struct {
-	o        Options
-	clients  map[string]*Client
-	dummy    []byte // hash compared for unknown clients, so timing says nothing
-	perIP    *keyedLimiter
-	perCl    *keyedLimiter
-	hashSem  semaphore
+	o       Options
+	clients map[string]*Client
+	dummy   []byte // hash compared for unknown clients, so timing says nothing
+	perIP   *keyedLimiter
+	perCl   *keyedLimiter
+	// hashSem caps concurrent bcrypt comparisons so that a flood of bad
+	// logins cannot occupy every core.
+	hashSem  *semaphore.Weighted
 	metaAS   []byte
 	metaOIDC []byte
 	jwks     []byte
@@ -115,6 +122,9 @@ func New(o Options) (*Server, error) {
 	if o.MaxConcurrentHashChecks <= 0 {
 		o.MaxConcurrentHashChecks = 2
 	}
+	if o.MaxHashWait <= 0 {
+		o.MaxHashWait = DefaultMaxHashWait
+	}
 	if o.BodyReadTimeout <= 0 {
 		o.BodyReadTimeout = DefaultTimeout
 	}
@@ -126,7 +136,7 @@ func New(o Options) (*Server, error) {
 		o: o, clients: map[string]*Client{},
 		perIP:   newKeyedLimiter(o.PerIPRate, o.PerIPBurst),
 		perCl:   newKeyedLimiter(o.PerClientRate, o.PerClientBurst),
-		hashSem: make(semaphore, o.MaxConcurrentHashChecks),
+		hashSem: semaphore.NewWeighted(int64(o.MaxConcurrentHashChecks)),
 		compare: bcrypt.CompareHashAndPassword,
 	}
 	if err := s.hashClients(); err != nil {

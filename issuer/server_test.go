@@ -398,7 +398,7 @@ func TestJSONBodyWithADuplicateKeyIsRefused(t *testing.T) {
 func TestConcurrentHashChecksAreCapped(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.MaxConcurrentHashChecks = 1 })
 	// Hold the only slot; a login must wait for it, not run beside it.
-	if err := f.srv.hashSem.acquire(t.Context()); err != nil {
+	if err := f.srv.hashSem.Acquire(t.Context(), 1); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan reply, 1)
@@ -410,7 +410,7 @@ func TestConcurrentHashChecksAreCapped(t *testing.T) {
 		t.Fatalf("login ran while the hash slot was taken: %d", r.status)
 	case <-time.After(200 * time.Millisecond):
 	}
-	f.srv.hashSem.release()
+	f.srv.hashSem.Release(1)
 	if r := <-done; r.status != 200 {
 		t.Fatalf("after release: %d %v", r.status, r.body)
 	}
@@ -496,5 +496,26 @@ func TestKeyPEMRoundTrip(t *testing.T) {
 	}
 	if _, err := ParseKeyPEM([]byte("not a key")); err == nil {
 		t.Fatal("garbage parsed as a key")
+	}
+}
+
+func TestLoginQueuedBehindTheHashSlotsGets503AfterMaxHashWait(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.MaxConcurrentHashChecks = 1; o.MaxHashWait = 300 * time.Millisecond })
+	// Hold the only slot for longer than a request may wait for it.
+	if err := f.srv.hashSem.Acquire(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	defer f.srv.hashSem.Release(1)
+	done := make(chan reply, 1)
+	go func() {
+		done <- f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", testSecret))
+	}()
+	select {
+	case r := <-done:
+		if r.status != 503 || r.body["error"] != "temporarily_unavailable" {
+			t.Fatalf("queued login: %d %v, want 503 temporarily_unavailable", r.status, r.body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a login queued behind a held hash slot was still waiting after 30 s")
 	}
 }
