@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -29,6 +30,9 @@ type Store interface {
 type Options struct {
 	// Scheme is one of Schemes.
 	Scheme string
+	// Route names the route: replay keys are scoped by it, so one message
+	// fanned out to two routes is delivered on each.
+	Route string
 	// Secrets are the shared secrets (several during a rotation), as the
 	// sender shows them: see decodeSecrets for each scheme's form.
 	Secrets []string
@@ -48,6 +52,7 @@ type Options struct {
 // Verifier checks one route's signed webhooks.
 type Verifier struct {
 	scheme    string
+	route     string
 	keys      keys
 	tolerance time.Duration
 	store     Store
@@ -58,7 +63,7 @@ type Verifier struct {
 
 // New decodes the secrets and returns a Verifier.
 func New(o Options) (*Verifier, error) {
-	v := &Verifier{scheme: o.Scheme, tolerance: o.Tolerance, store: o.Store, failOpen: o.FailOpen, now: o.Now}
+	v := &Verifier{scheme: o.Scheme, route: o.Route, tolerance: o.Tolerance, store: o.Store, failOpen: o.FailOpen, now: o.Now}
 	switch o.Scheme {
 	case StandardWebhooks:
 		v.verify = verifyStandard
@@ -122,11 +127,7 @@ func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) (*Rec
 	if v.store == nil {
 		return &Receipt{}, nil
 	}
-	keys := make([]string, len(c.ids))
-	for i, id := range c.ids {
-		sum := sha256.Sum256([]byte(id))
-		keys[i] = v.scheme + ":" + base64.RawURLEncoding.EncodeToString(sum[:])
-	}
+	keys := []string{v.replayKey(c.identity)}
 	// A message is remembered for as long as its timestamp stays
 	// acceptable: it may carry one up to a tolerance ahead of now.
 	ttl := 2 * v.tolerance
@@ -162,4 +163,28 @@ func signatureHeader(scheme string) string {
 		return "X-Shopify-Hmac-Sha256"
 	}
 	return ""
+}
+
+// keyVersion starts every replay key: a change in how keys are derived
+// changes it.
+const keyVersion = "tokengate replay key v2"
+
+// replayKey is the message's one replay key: the SHA-256 of the route, the
+// scheme and the message's signed identity, each length-prefixed (so no
+// two different tuples join to the same bytes), in unpadded base64url.
+func (v *Verifier) replayKey(identity [][]byte) string {
+	d := sha256.New()
+	var n [8]byte
+	put := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		d.Write(n[:])
+		d.Write(b)
+	}
+	put([]byte(keyVersion))
+	put([]byte(v.route))
+	put([]byte(v.scheme))
+	for _, b := range identity {
+		put(b)
+	}
+	return base64.RawURLEncoding.EncodeToString(d.Sum(nil))
 }

@@ -59,7 +59,7 @@ func (b *builder) signatureVerifiers(cfg *config.Config) ([]proxy.SignatureVerif
 			continue
 		}
 		o := signature.Options{
-			Scheme: sig.Scheme, Secrets: sig.AllSecrets(), Tolerance: sig.Tolerance.D(),
+			Scheme: sig.Scheme, Route: r.Name, Secrets: sig.AllSecrets(), Tolerance: sig.Tolerance.D(),
 			FailOpen: cfg.Signatures.ReplayFailOpen,
 		}
 		if sig.ReplayOn() {

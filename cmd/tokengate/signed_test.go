@@ -284,3 +284,121 @@ func TestReplayAcrossReplicasWithRedis(t *testing.T) {
 		t.Fatal("the receiver did not get the message after recovery")
 	}
 }
+
+// moreSignedRoutes: Shopify, and two Standard Webhooks endpoints with
+// their own secrets that one sender fans a message out to.
+const moreSignedRoutes = `
+  - name: shopify
+    path: /hooks/shopify
+    signature: { scheme: shopify, secrets: ["${SHOPIFY_SECRET}"] }
+  - name: fan-a
+    path: /hooks/fan-a
+    signature: { scheme: standard-webhooks, secrets: ["${FAN_A_SECRET}"] }
+  - name: fan-b
+    path: /hooks/fan-b
+    signature: { scheme: standard-webhooks, secrets: ["${FAN_B_SECRET}"] }
+`
+
+func moreSignedEnv(t *testing.T) {
+	t.Setenv("SHOPIFY_SECRET", "shopify-secret")
+	t.Setenv("FAN_A_SECRET", "whsec_"+base64.StdEncoding.EncodeToString([]byte("fan-a-secret")))
+	t.Setenv("FAN_B_SECRET", "whsec_"+base64.StdEncoding.EncodeToString([]byte("fan-b-secret")))
+}
+
+// duplicateStatus is the answer to a message already delivered.
+const duplicateStatus = http.StatusConflict
+
+// TestReSpelledSignatureIsNotForwardedTwice: a captured message resent
+// with its signature spelled otherwise (hex in upper or mixed case, a
+// fresh unsigned delivery id, the matching v1 among junk ones) is the
+// same message: the receiver gets it once.
+func TestReSpelledSignatureIsNotForwardedTwice(t *testing.T) {
+	signedEnv(t)
+	moreSignedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	gate := signedGate(t, idp, recv.URL, moreSignedRoutes)
+	body := `{"action":"opened","number":7}`
+	mixed := func(s string) string { // every other hex letter upper-cased
+		b := []byte(s)
+		for i := range b {
+			if i%2 == 0 && b[i] >= 'a' && b[i] <= 'f' {
+				b[i] -= 'a' - 'A'
+			}
+		}
+		return string(b)
+	}
+	gh := hmacHex("new-github-secret", body)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	st := hmacHex("whsec_stripe", ts+"."+body)
+	shop := hmac.New(sha256.New, []byte("shopify-secret"))
+	shop.Write([]byte(body))
+	shopSig := shop.Sum(nil)
+	tests := []struct {
+		name     string
+		path     string
+		original http.Header
+		variants []http.Header
+	}{
+		{"github", "/hooks/github",
+			http.Header{"X-Hub-Signature-256": {"sha256=" + gh}, "X-Github-Delivery": {"d-1"}},
+			[]http.Header{
+				{"X-Hub-Signature-256": {"sha256=" + strings.ToUpper(gh)}, "X-Github-Delivery": {"d-2"}},
+				{"X-Hub-Signature-256": {"sha256=" + mixed(gh)}, "X-Github-Delivery": {"d-3"}},
+				{"X-Hub-Signature-256": {"sha256=" + gh}},
+			}},
+		{"stripe", "/hooks/stripe",
+			http.Header{"Stripe-Signature": {"t=" + ts + ",v1=" + st}},
+			[]http.Header{
+				{"Stripe-Signature": {"t=" + ts + ",v1=" + strings.ToUpper(st)}},
+				{"Stripe-Signature": {"t=" + ts + ",v1=" + mixed(st)}},
+				{"Stripe-Signature": {"t=" + ts + ",v1=00,v1=" + st + ",v0=11"}},
+			}},
+		{"shopify", "/hooks/shopify",
+			http.Header{"X-Shopify-Hmac-Sha256": {base64.StdEncoding.EncodeToString(shopSig)}, "X-Shopify-Webhook-Id": {"w-1"}},
+			[]http.Header{
+				{"X-Shopify-Hmac-Sha256": {base64.StdEncoding.EncodeToString(shopSig)}, "X-Shopify-Webhook-Id": {"w-2"}},
+			}},
+	}
+	for _, tc := range tests {
+		before := len(recv.received())
+		if a := post(t, gate+tc.path, tc.original, body); a.status != http.StatusOK {
+			t.Fatalf("%s: the original: %d %q", tc.name, a.status, a.Desc)
+		}
+		for i, h := range tc.variants {
+			if a := post(t, gate+tc.path, h, body); a.status != duplicateStatus {
+				t.Errorf("%s: variant %d: %d %q, want %d", tc.name, i, a.status, a.Desc, duplicateStatus)
+			}
+		}
+		if n := len(recv.received()) - before; n != 1 {
+			t.Errorf("%s: the receiver got the message %d times, want once", tc.name, n)
+		}
+	}
+}
+
+// TestOneMessageFannedOutToTwoRoutesReachesBoth: a sender that sends one
+// message (one webhook-id) to two endpoints with their own secrets gets
+// it delivered on each; on each route a second copy is a duplicate.
+func TestOneMessageFannedOutToTwoRoutesReachesBoth(t *testing.T) {
+	signedEnv(t)
+	moreSignedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	gate := signedGate(t, idp, recv.URL, moreSignedRoutes)
+	body := `{"type":"invoice.paid"}`
+	now := time.Now()
+	for _, r := range []struct{ path, secret string }{{"/hooks/fan-a", "fan-a-secret"}, {"/hooks/fan-b", "fan-b-secret"}} {
+		h := standardHeaders([]byte(r.secret), "msg_fanned", now, body)
+		if a := post(t, gate+r.path, h, body); a.status != http.StatusOK {
+			t.Errorf("%s: %d %q, want 200", r.path, a.status, a.Desc)
+		}
+		if a := post(t, gate+r.path, h, body); a.status != duplicateStatus {
+			t.Errorf("%s, again: %d %q, want %d", r.path, a.status, a.Desc, duplicateStatus)
+		}
+	}
+	if n := len(recv.received()); n != 2 {
+		t.Fatalf("the receiver got %d messages, want one per route", n)
+	}
+}
