@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -400,5 +402,102 @@ func TestOneMessageFannedOutToTwoRoutesReachesBoth(t *testing.T) {
 	}
 	if n := len(recv.received()); n != 2 {
 		t.Fatalf("the receiver got %d messages, want one per route", n)
+	}
+}
+
+// slowBody opens a connection that announces a signed body of length
+// (chunked when length < 0), waits until the gate starts reading it (the
+// 100 Continue it asked for) and sends part of it; the body is never
+// finished. It returns the reader of the gate's answer; the connection is
+// closed at the test's end.
+func slowBody(t *testing.T, addr, path string, length int, part []byte) *bufio.Reader {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	framing := "Content-Length: " + strconv.Itoa(length)
+	if length < 0 {
+		framing = "Transfer-Encoding: chunked"
+		part = append([]byte(fmt.Sprintf("%x\r\n", len(part))), append(part, "\r\n"...)...)
+	}
+	head := "POST " + path + " HTTP/1.1\r\nHost: hooks.example.com\r\n" + framing +
+		"\r\nExpect: 100-continue\r\nWebhook-Id: msg_slow\r\nWebhook-Timestamp: 1\r\nWebhook-Signature: v1,AA==\r\n\r\n"
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("waiting for the gate to read the body: %q %v", line, err)
+	}
+	if _, err := br.ReadString('\n'); err != nil { // the blank line after 100 Continue
+		t.Fatal(err)
+	}
+	// A write error is not fatal: the gate may refuse the body before it
+	// is all sent, and its answer is still there to read.
+	_, _ = c.Write(part)
+	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+	return br
+}
+
+// TestBodyMemoryIsChargedForBytesRead: senders that announce large signed
+// bodies (by Content-Length or chunked) and send a byte hold (almost)
+// nothing of signatures.body_memory, so every signed route still serves
+// others; bytes actually read are charged, and a body that no longer fits
+// gets 503 with Retry-After.
+func TestBodyMemoryIsChargedForBytesRead(t *testing.T) {
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	s := startYAML(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: %s
+body_read_timeout: 60s
+signatures: { body_memory: 2MiB }
+issuers: [{ name: idp, issuer: %s, audiences: [https://hooks.example.com] }]
+routes:%s`, recv.URL, idp.Issuer(), signedRoutes))
+	addr := s.pubLn.Addr().String()
+	gate := "http://" + addr
+	const mib = 1 << 20
+	slowBody(t, addr, "/hooks/standard", mib, []byte("{"))
+	slowBody(t, addr, "/hooks/standard", -1, []byte("{"))
+	body := `{"zen":"Approachable is better than simple."}`
+	if a := post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d-1", body), body); a.status != http.StatusOK {
+		t.Fatalf("with 2 senders announcing 1 MiB each (of a 2 MiB budget) and sending 1 byte: %d %q, want 200", a.status, a.Desc)
+	}
+
+	// Two senders send 900 KiB each: each needs a 1 MiB buffer, the two
+	// do not fit, and one of them is told to retry later.
+	answers := make(chan string, 2)
+	for range 2 {
+		br := slowBody(t, addr, "/hooks/standard", mib, bytes.Repeat([]byte("a"), 900<<10))
+		go func() {
+			line, _ := br.ReadString('\n')
+			if strings.HasPrefix(line, "HTTP/1.1 503 ") {
+				for {
+					h, err := br.ReadString('\n')
+					if err != nil || h == "\r\n" {
+						break
+					}
+					if strings.HasPrefix(h, "Retry-After: ") {
+						line += " with Retry-After"
+					}
+				}
+			}
+			answers <- line
+		}()
+	}
+	select {
+	case line := <-answers:
+		if !strings.HasPrefix(line, "HTTP/1.1 503 ") || !strings.Contains(line, "with Retry-After") {
+			t.Fatalf("two 900 KiB bodies in a 2 MiB budget: %q, want 503 with Retry-After", line)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("waited 20s for the gate to refuse one of two 900 KiB bodies")
 	}
 }
