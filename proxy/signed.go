@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/tokengate/tokengate/signature"
@@ -146,15 +147,22 @@ func (h *Handler) checkSignature(w http.ResponseWriter, r *http.Request, st *sta
 	return release, nil
 }
 
-// settle forgets a verified message the receiver did not take (no answer,
-// or not 2xx), so the sender's retry is not refused as a replay.
+// settle records what the receiver did with a verified message, as soon
+// as its status is known (and again, to no effect, when the request
+// ends): taken (2xx), a copy is answered as a duplicate; not taken (no
+// answer, or not 2xx), it is released so the sender's retry is delivered.
 func (h *Handler) settle(st *state) {
-	if st.receipt == nil || (st.upstreamStatus >= 200 && st.upstreamStatus < 300) {
+	if st.receipt == nil {
 		return
 	}
+	delivered := st.upstreamStatus >= 200 && st.upstreamStatus < 300
 	ctx, cancel := context.WithTimeout(context.Background(), h.storeTimeout)
 	defer cancel()
-	if err := st.receipt.Forget(ctx); err != nil {
-		h.log.Warn("replay store: could not release an undelivered message; the sender's retry may be refused as a replay until the window ends")
+	if err := st.receipt.Settle(ctx, delivered); err != nil {
+		if delivered {
+			h.log.Warn("replay store: could not record a delivered message; a copy may be forwarded again once its lease ends", zap.Error(err))
+		} else {
+			h.log.Warn("replay store: could not release an undelivered message; the sender's retry gets 409 until its lease ends", zap.Error(err))
+		}
 	}
 }
