@@ -48,7 +48,8 @@ return 0`)
 // claim's owner, so the first replica to see a message claims it and
 // every other one (or a later copy) finds it in flight or taken.
 type RedisStore struct {
-	c *redis.Client
+	c        *redis.Client
+	releaser *releaser
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -67,7 +68,9 @@ func NewRedisStore(rawURL string, timeout time.Duration) (*RedisStore, error) {
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = timeout, timeout, timeout
 	o.MaxRetries = 1         // safe: every script is idempotent for its owner
 	o.DisableIdentity = true // no CLIENT SETINFO: works with older servers
-	return &RedisStore{c: redis.NewClient(o)}, nil
+	r := &RedisStore{c: redis.NewClient(o)}
+	r.releaser = newReleaser(r.releaseOnce)
+	return r, nil
 }
 
 // Claim implements Store.
@@ -90,13 +93,31 @@ func (r *RedisStore) Take(ctx context.Context, t Ticket, ttl time.Duration) erro
 	return takeScript.Run(ctx, r.c, []string{keyPrefix + t.Key}, t.Owner, ttl.Milliseconds()).Err()
 }
 
-// Release implements Store.
+// Release implements Store: a release that fails is retried in the
+// background until it succeeds, the claim's lease ends or the store is
+// closed.
 func (r *RedisStore) Release(ctx context.Context, t Ticket) error {
+	err := r.releaseOnce(ctx, t)
+	if err != nil {
+		r.releaser.retry(t)
+	}
+	return err
+}
+
+func (r *RedisStore) releaseOnce(ctx context.Context, t Ticket) error {
 	return releaseScript.Run(ctx, r.c, []string{keyPrefix + t.Key}, t.Owner).Err()
 }
+
+// PendingReleases is the number of releases being retried in the
+// background.
+func (r *RedisStore) PendingReleases() int { return r.releaser.Pending() }
 
 // Ping checks the connection (readiness, `tokengate check`).
 func (r *RedisStore) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
 
-// Close closes the client's connections.
-func (r *RedisStore) Close() error { return r.c.Close() }
+// Close stops the releases retried in the background and closes the
+// client's connections.
+func (r *RedisStore) Close() error {
+	r.releaser.close()
+	return r.c.Close()
+}

@@ -37,6 +37,10 @@ type Ticket struct {
 	// own owner on a key (a retried command that had already run) counts
 	// the claim as won, and only the owner may release or take the key.
 	Owner string
+	// Until is when the claim's lease ends: a store that keeps trying to
+	// release a claim it could not release at once gives up then (the
+	// claim is over by itself).
+	Until time.Time
 }
 
 // Store remembers messages for replay protection. It must be safe for
@@ -54,7 +58,9 @@ type Store interface {
 	// always recorded.
 	Take(ctx context.Context, t Ticket, ttl time.Duration) error
 	// Release forgets the message if t.Owner still holds it in flight: it
-	// was not delivered, and the sender's retry must be.
+	// was not delivered (or its claim's outcome is unknown), and the
+	// sender's retry must be. A store that cannot release it at once keeps
+	// trying, in the background, until t.Until.
 	Release(ctx context.Context, t Ticket) error
 }
 

@@ -112,7 +112,7 @@ func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) (*Rec
 	if v.store == nil {
 		return &Receipt{}, nil
 	}
-	t := Ticket{Scope: v.route, Key: v.replayKey(c.identity), Owner: newOwner()}
+	t := Ticket{Scope: v.route, Key: v.replayKey(c.identity), Owner: newOwner(), Until: v.now().Add(v.lease)}
 	state, err := v.store.Claim(ctx, t, v.lease)
 	switch {
 	case errors.Is(err, ErrStoreFull):

@@ -660,3 +660,79 @@ func TestReplayMemoryIsNeverFlushed(t *testing.T) {
 		t.Fatalf("the receiver got %d messages, want 5", n)
 	}
 }
+
+// TestRedisStallNeverMakesANewMessageAReplay: Redis runs the claim but
+// its reply arrives after store_timeout (a busy or blipping Redis, held
+// back by a proxy). Briefly: go-redis retries the claim, finds the claim
+// it made itself, and the message is delivered. For longer: the sender
+// gets 503, the claim whose outcome the gate could not know is released,
+// and the sender's retry is delivered. Each message reaches the receiver
+// exactly once; a further copy is a duplicate.
+func TestRedisStallNeverMakesANewMessageAReplay(t *testing.T) {
+	srv := redistest.Start(t)
+	stall := redistest.NewStall(t, srv.Addr())
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	gate := signedGate(t, idp, recv.URL, fmt.Sprintf("\nsignatures: { replay_store: %q, store_timeout: 500ms }\n", stall.URL()))
+	count := func(body string) int {
+		n := 0
+		for _, b := range recv.received() {
+			if b == body {
+				n++
+			}
+		}
+		return n
+	}
+	send := func(body string) answer {
+		return post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d", body), body)
+	}
+	// Warm up: every script loaded (claim, take; claim, release).
+	if a := send("warm-1"); a.status != http.StatusOK {
+		t.Fatalf("warm-up: %d %q", a.status, a.Desc)
+	}
+	recv.status.Store(http.StatusInternalServerError)
+	send("warm-2")
+	recv.status.Store(http.StatusOK)
+
+	// A blip: the claim's reply comes 750ms late, after the 500ms timeout.
+	stall.HoldNext(750 * time.Millisecond)
+	if a := send("blip"); a.status != http.StatusOK || a.Result != "" {
+		t.Errorf("a new message during a blip: %d %q %q, want it delivered", a.status, a.Desc, a.Result)
+	}
+
+	// A stall: no reply until it ends; the sender is told to retry.
+	stall.Hold()
+	a := send("stall")
+	stall.Resume()
+	if a.status != http.StatusServiceUnavailable || a.retryAfter == "" {
+		t.Errorf("a new message while Redis stalls: %d %q, want 503 with Retry-After", a.status, a.Desc)
+	}
+	// The sender retries as told (Retry-After) until it is answered; the
+	// claim the gate could not know the outcome of must not be taken for
+	// a delivery: the answer is the receiver's, not "duplicate".
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := send("stall")
+		if a.status == http.StatusOK {
+			if a.Result != "" {
+				t.Errorf("the sender's retry after the stall: %q, want it delivered", a.Result)
+			}
+			break
+		}
+		if a.retryAfter == "" || time.Now().After(deadline) {
+			t.Fatalf("the sender's retry after the stall: %d %q Retry-After %q, want it delivered within 10s", a.status, a.Desc, a.retryAfter)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	for _, body := range []string{"blip", "stall"} {
+		if a := send(body); a.status != http.StatusOK || a.Result != "duplicate" {
+			t.Errorf("%s again: %d %q, want 200 duplicate", body, a.status, a.Result)
+		}
+		if n := count(body); n != 1 {
+			t.Errorf("%s reached the receiver %d times, want exactly once", body, n)
+		}
+	}
+}
