@@ -75,7 +75,8 @@ type Signatures struct {
 	// password belongs in the URL as ${ENV_VAR}.
 	ReplayStore string `yaml:"replay_store"`
 	// ReplayFailOpen forwards a verified message unchecked for replays
-	// when the store cannot be asked (logged). Default false: 503.
+	// when the store cannot be asked (logged). Default false: 503. A full
+	// memory store is not failed open: it answers 503.
 	ReplayFailOpen bool `yaml:"replay_fail_open"`
 	// ReplayMemoryEntries bounds the messages the in-memory store holds
 	// per route; none is forgotten before its window ends, so past it new

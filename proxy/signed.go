@@ -162,7 +162,7 @@ func (h *Handler) settle(st *state) {
 		if delivered {
 			h.log.Warn("replay store: could not record a delivered message; a copy may be forwarded again once its lease ends", zap.Error(err))
 		} else {
-			h.log.Warn("replay store: could not release an undelivered message; the sender's retry gets 409 until its lease ends", zap.Error(err))
+			h.log.Warn("replay store: could not release an undelivered message; the sender's retry gets 409 until the release, retried in the background, lands or its lease ends", zap.Error(err))
 		}
 	}
 }
