@@ -29,10 +29,11 @@ type Options struct {
 	// Secrets are the shared secrets (several during a rotation), as the
 	// sender shows them: see decodeSecrets for each scheme's form.
 	Secrets []string
-	// Tolerance bounds |now - signed timestamp| and is the replay window;
-	// default DefaultTolerance.
+	// Tolerance bounds |now - signed timestamp|; a delivered message is
+	// remembered for twice as long (the replay window). Default
+	// DefaultTolerance.
 	Tolerance time.Duration
-	// Store, when set, refuses a message seen within the window.
+	// Store, when set, catches a copy of a message within the window.
 	Store Store
 	// Lease is how long a claimed message stays in flight before the
 	// store lets it go by itself (the gate crashed, or lost the store,
