@@ -48,7 +48,8 @@ type Signature struct {
 	// Tolerance bounds the signed timestamp's distance from now, and is
 	// how long a message id is remembered. Default 5m.
 	Tolerance Duration `yaml:"tolerance"`
-	// Replay refuses a message id seen within the tolerance. Default true.
+	// Replay answers a copy of a message delivered within twice the
+	// tolerance as a duplicate (200, not forwarded). Default true.
 	Replay *bool `yaml:"replay"`
 	// MaxBodySize is the largest signed body read (it is held in memory
 	// to be verified); larger ones get 413. Default 1 MiB, at most
@@ -74,9 +75,12 @@ type Signatures struct {
 	// password belongs in the URL as ${ENV_VAR}.
 	ReplayStore string `yaml:"replay_store"`
 	// ReplayFailOpen forwards a verified message unchecked for replays
-	// when the store cannot be asked (logged). Default false: 503.
+	// when the store cannot be asked (logged). Default false: 503. A full
+	// memory store is not failed open: it answers 503.
 	ReplayFailOpen bool `yaml:"replay_fail_open"`
-	// ReplayMemoryEntries bounds the in-memory store. Default 100000.
+	// ReplayMemoryEntries bounds the messages the in-memory store holds
+	// per route; none is forgotten before its window ends, so past it new
+	// messages get 503 with Retry-After. Default 100000.
 	ReplayMemoryEntries int `yaml:"replay_memory_entries"`
 	// StoreTimeout bounds each Redis command. Default 1s.
 	StoreTimeout Duration `yaml:"store_timeout"`

@@ -48,8 +48,12 @@ const (
 	// DecisionBadSignature: a signed webhook's signature is missing,
 	// wrong or too old.
 	DecisionBadSignature = "invalid_signature"
-	// DecisionReplayed: a signed webhook already received.
+	// DecisionReplayed: a copy of a signed webhook still being delivered
+	// (409).
 	DecisionReplayed = "replayed"
+	// DecisionDuplicate: a copy of a signed webhook already delivered
+	// (200, not forwarded).
+	DecisionDuplicate = "duplicate"
 )
 
 // signatureReason is a signature refusal's sender-safe reason.
@@ -90,8 +94,10 @@ func classify(err error) answer {
 		return answer{http.StatusForbidden, "insufficient_scope", "the token does not grant what this route requires", DecisionForbidden, true}
 	case errors.Is(err, signature.ErrRefused):
 		return answer{http.StatusUnauthorized, "invalid_signature", signatureReason(err), DecisionBadSignature, false}
-	case errors.Is(err, signature.ErrReplayed):
-		return answer{http.StatusConflict, "replayed_message", signatureReason(err), DecisionReplayed, false}
+	case errors.Is(err, signature.ErrDuplicate):
+		return answer{http.StatusOK, "duplicate", "already delivered; not forwarded again", DecisionDuplicate, false}
+	case errors.Is(err, signature.ErrInFlight):
+		return answer{http.StatusConflict, "message_in_flight", "the same message is being delivered; retry later", DecisionReplayed, false}
 	case errors.Is(err, signature.ErrStoreUnavailable):
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "replay store unavailable; retry later", DecisionUnavailable, false}
 	case errors.Is(err, errBodyBudget):
@@ -177,7 +183,7 @@ func (h *Handler) writeAnswer(w http.ResponseWriter, a answer, r *route) {
 		}
 		hd.Set("WWW-Authenticate", b.String())
 	}
-	if a.status == http.StatusServiceUnavailable {
+	if a.status == http.StatusServiceUnavailable || a.status == http.StatusConflict {
 		hd.Set("Retry-After", h.retryAfter)
 	}
 	hd.Set("Content-Type", "application/json")
@@ -187,6 +193,14 @@ func (h *Handler) writeAnswer(w http.ResponseWriter, a answer, r *route) {
 	code := a.code
 	if code == "" {
 		code = "unauthorized"
+	}
+	if a.status < 300 { // a duplicate: answered, not an error
+		body, _ := json.Marshal(struct {
+			Result      string `json:"result"`
+			Description string `json:"description"`
+		}{code, a.desc})
+		_, _ = w.Write(append(body, '\n'))
+		return
 	}
 	body, _ := json.Marshal(struct {
 		Error       string `json:"error"`

@@ -335,7 +335,8 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *state, decision stri
 // any upgrade on a public route).
 const maxTunnel = time.Hour
 
-// modifyResponse notes a successful upgrade: ReverseProxy writes the 101
+// modifyResponse notes the receiver's status (a signed message is settled
+// at once) and a successful upgrade: ReverseProxy writes the 101
 // on the hijacked connection, past the recorder.
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	st, ok := resp.Request.Context().Value(stateKey{}).(*state)
@@ -343,6 +344,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	st.upstreamStatus = resp.StatusCode
+	h.settle(st)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		st.upgraded = true
 	}

@@ -7,9 +7,14 @@ var (
 	// ErrRefused: the signature is missing, malformed, wrong or too old
 	// (→ 401).
 	ErrRefused = errors.New("signature refused")
-	// ErrReplayed: the message was already received within the tolerance
-	// window (→ 409: the sender is authentic, the message is a duplicate).
-	ErrReplayed = errors.New("replayed message")
+	// ErrDuplicate: the message was already delivered (the receiver
+	// answered 2xx) within the replay window (→ 200, not forwarded: the
+	// sender is authentic, and any other answer would make it retry or
+	// disable the hook).
+	ErrDuplicate = errors.New("duplicate message")
+	// ErrInFlight: the message is being delivered by another request
+	// (→ 409 with Retry-After: its outcome is not known yet).
+	ErrInFlight = errors.New("message in flight")
 	// ErrStoreUnavailable: the replay store could not be asked (→ 503 with
 	// Retry-After; never a silent pass unless the route fails open).
 	ErrStoreUnavailable = errors.New("replay store unavailable")
@@ -22,8 +27,10 @@ const (
 	ReasonMalformed   = "signature malformed"
 	ReasonMismatch    = "signature mismatch"
 	ReasonTimestamp   = "timestamp outside tolerance"
-	ReasonReplayed    = "replayed message"
+	ReasonDuplicate   = "duplicate message"
+	ReasonInFlight    = "message in flight"
 	ReasonUnavailable = "replay store unavailable"
+	ReasonFull        = "replay store full"
 )
 
 // Error is a refusal with a fixed, sender-safe reason: it never holds the

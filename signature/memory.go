@@ -1,66 +1,153 @@
 package signature
 
 import (
+	"container/heap"
 	"context"
 	"sync"
 	"time"
-
-	lru "github.com/hashicorp/golang-lru/v2"
 )
 
-// DefaultMemoryEntries bounds the in-memory replay store.
+// DefaultMemoryEntries bounds the messages the in-memory store holds per
+// route.
 const DefaultMemoryEntries = 100_000
 
-// MemoryStore is the replay store of a single instance: an LRU of message
-// ids, each with its expiry (checked on every lookup; an expired id takes
-// no room from a live one, as the LRU drops the least recently claimed
-// first). It starts no goroutine. Only verified messages are recorded, so filling it
-// takes that many authentic messages within the window; when it is full
-// the oldest id is dropped first (a replay of that message would then
-// pass the store, though a timestamped scheme still refuses it once the
-// timestamp leaves the tolerance).
+// MemoryStore is the replay store of a single instance: a map of message
+// keys, each with its state, owner and expiry, and per route a heap of
+// expiries so that an expired message is dropped first. A message is never
+// dropped before its expiry: when a route holds its bound of live
+// messages, a new one is refused with ErrStoreFull. It starts no
+// goroutine.
 type MemoryStore struct {
-	mu  sync.Mutex
-	lru *lru.Cache[string, time.Time]
-	now func() time.Time
+	mu      sync.Mutex
+	max     int
+	now     func() time.Time
+	entries map[string]*memEntry
+	scopes  map[string]*memScope
 }
 
 var _ Store = (*MemoryStore)(nil)
 
-// NewMemoryStore keeps up to entries ids (DefaultMemoryEntries if ≤ 0).
+type memEntry struct {
+	owner string
+	taken bool
+	until time.Time
+}
+
+// memScope is one route's share of the store: its live messages and the
+// expiries to drop them at (an expiry may be stale: the entry was taken,
+// extended or released since).
+type memScope struct {
+	n   int
+	exp expiries
+}
+
+type expiry struct {
+	key   string
+	until time.Time
+}
+
+type expiries []expiry
+
+func (e expiries) Len() int           { return len(e) }
+func (e expiries) Less(i, j int) bool { return e[i].until.Before(e[j].until) }
+func (e expiries) Swap(i, j int)      { e[i], e[j] = e[j], e[i] }
+func (e *expiries) Push(x any)        { *e = append(*e, x.(expiry)) }
+func (e *expiries) Pop() any {
+	old := *e
+	x := old[len(old)-1]
+	*e = old[:len(old)-1]
+	return x
+}
+
+// NewMemoryStore holds up to entries messages per route
+// (DefaultMemoryEntries if ≤ 0).
 func NewMemoryStore(entries int) *MemoryStore {
 	if entries <= 0 {
 		entries = DefaultMemoryEntries
 	}
-	c, _ := lru.New[string, time.Time](entries) // only fails for size ≤ 0
-	return &MemoryStore{lru: c, now: time.Now}
+	return &MemoryStore{max: entries, now: time.Now, entries: map[string]*memEntry{}, scopes: map[string]*memScope{}}
 }
 
-// Claim records keys unless one is recorded and not yet expired.
-func (m *MemoryStore) Claim(_ context.Context, keys []string, ttl time.Duration) (bool, error) {
+// Claim implements Store.
+func (m *MemoryStore) Claim(_ context.Context, t Ticket, lease time.Duration) (State, error) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, k := range keys {
-		if until, ok := m.lru.Peek(k); ok && now.Before(until) {
-			return false, nil
+	s := m.scope(t.Scope, now)
+	if e, ok := m.entries[t.Key]; ok && now.Before(e.until) {
+		switch {
+		case e.owner == t.Owner && !e.taken:
+			return Fresh, nil
+		case e.taken:
+			return Taken, nil
 		}
+		return InFlight, nil
 	}
-	for _, k := range keys {
-		m.lru.Add(k, now.Add(ttl))
+	if s.n >= m.max {
+		return 0, ErrStoreFull
 	}
-	return true, nil
+	m.put(s, t, false, now.Add(lease))
+	return Fresh, nil
 }
 
-// Forget removes keys.
-func (m *MemoryStore) Forget(_ context.Context, keys []string) error {
+// Take implements Store. A delivered message is recorded whoever holds
+// it, past the bound if need be: it is never left unrecorded.
+func (m *MemoryStore) Take(_ context.Context, t Ticket, ttl time.Duration) error {
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, k := range keys {
-		m.lru.Remove(k)
+	s := m.scope(t.Scope, now)
+	until := now.Add(ttl)
+	if e, ok := m.entries[t.Key]; ok && e.until.After(until) {
+		until = e.until
+	}
+	m.put(s, t, true, until)
+	return nil
+}
+
+// Release implements Store.
+func (m *MemoryStore) Release(_ context.Context, t Ticket) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.entries[t.Key]; ok && e.owner == t.Owner && !e.taken {
+		delete(m.entries, t.Key)
+		if s := m.scopes[t.Scope]; s != nil {
+			s.n--
+		}
 	}
 	return nil
 }
 
-// Len is the number of ids held (expired ones not yet dropped included).
-func (m *MemoryStore) Len() int { return m.lru.Len() }
+// put records a new entry (any expired one under the key is replaced).
+func (m *MemoryStore) put(s *memScope, t Ticket, taken bool, until time.Time) {
+	if _, ok := m.entries[t.Key]; !ok {
+		s.n++
+	}
+	m.entries[t.Key] = &memEntry{owner: t.Owner, taken: taken, until: until}
+	heap.Push(&s.exp, expiry{t.Key, until})
+}
+
+// scope returns the route's share, with its expired entries dropped.
+func (m *MemoryStore) scope(name string, now time.Time) *memScope {
+	s := m.scopes[name]
+	if s == nil {
+		s = &memScope{}
+		m.scopes[name] = s
+	}
+	for len(s.exp) > 0 && !now.Before(s.exp[0].until) {
+		x := heap.Pop(&s.exp).(expiry)
+		if e, ok := m.entries[x.key]; ok && !now.Before(e.until) {
+			delete(m.entries, x.key)
+			s.n--
+		}
+	}
+	return s
+}
+
+// Len is the number of messages held (expired ones not yet dropped
+// included).
+func (m *MemoryStore) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.entries)
+}

@@ -2,7 +2,6 @@ package signature
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,11 +11,45 @@ import (
 // keyPrefix namespaces tokengate's replay keys in a shared Redis.
 const keyPrefix = "tokengate:replay:"
 
-// RedisStore is the replay store shared by several replicas: one
-// "SET key 1 NX PX ttl" per id, so the first replica to see a message
-// claims it and every other one (or a later replay) finds it taken.
+// A key's value is its state and owner: "f" (in flight) or "t" (taken)
+// followed by the owner. Each script is one atomic step, and running one
+// twice (go-redis retries a command whose reply timed out) has the effect
+// of running it once.
+var (
+	// claimScript: new → "f"..owner for the lease, and 0; the caller's own
+	// claim found again → 0; in flight → 1; taken → 2.
+	claimScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], 'f' .. ARGV[1], 'PX', ARGV[2])
+  return 0
+end
+if string.sub(v, 1, 1) == 't' then return 2 end
+if string.sub(v, 2) == ARGV[1] then return 0 end
+return 1`)
+	// takeScript: "t"..owner, keeping a longer expiry the key may have.
+	takeScript = redis.NewScript(`
+local ttl = tonumber(ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if left > ttl then ttl = left end
+redis.call('SET', KEYS[1], 't' .. ARGV[1], 'PX', ttl)
+return 1`)
+	// releaseScript: delete the key only while the owner holds it in
+	// flight.
+	releaseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == 'f' .. ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`)
+)
+
+// RedisStore is the replay store shared by several replicas: one key per
+// message, claimed, taken and released by Lua scripts that check the
+// claim's owner, so the first replica to see a message claims it and
+// every other one (or a later copy) finds it in flight or taken.
 type RedisStore struct {
-	c *redis.Client
+	c        *redis.Client
+	releaser *releaser
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -33,50 +66,58 @@ func NewRedisStore(rawURL string, timeout time.Duration) (*RedisStore, error) {
 		timeout = time.Second
 	}
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = timeout, timeout, timeout
-	o.MaxRetries = 1
+	o.MaxRetries = 1         // safe: every script is idempotent for its owner
 	o.DisableIdentity = true // no CLIENT SETINFO: works with older servers
-	return &RedisStore{c: redis.NewClient(o)}, nil
+	r := &RedisStore{c: redis.NewClient(o)}
+	r.releaser = newReleaser(r.releaseOnce)
+	return r, nil
 }
 
-// Claim sets every key with NX; if one existed, the keys this call set
-// are deleted again and the message is a replay.
-func (r *RedisStore) Claim(ctx context.Context, keys []string, ttl time.Duration) (bool, error) {
-	pipe := r.c.Pipeline()
-	cmds := make([]*redis.BoolCmd, len(keys))
-	for i, k := range keys {
-		cmds[i] = pipe.SetNX(ctx, keyPrefix+k, 1, ttl)
+// Claim implements Store.
+func (r *RedisStore) Claim(ctx context.Context, t Ticket, lease time.Duration) (State, error) {
+	n, err := claimScript.Run(ctx, r.c, []string{keyPrefix + t.Key}, t.Owner, lease.Milliseconds()).Int()
+	if err != nil {
+		return 0, err
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return false, err
+	switch n {
+	case 0:
+		return Fresh, nil
+	case 2:
+		return Taken, nil
 	}
-	var set []string
-	fresh := true
-	for i, c := range cmds {
-		if c.Val() {
-			set = append(set, keys[i])
-		} else {
-			fresh = false
-		}
-	}
-	if !fresh && len(set) > 0 {
-		if err := r.Forget(ctx, set); err != nil {
-			return false, err
-		}
-	}
-	return fresh, nil
+	return InFlight, nil
 }
 
-// Forget deletes keys.
-func (r *RedisStore) Forget(ctx context.Context, keys []string) error {
-	full := make([]string, len(keys))
-	for i, k := range keys {
-		full[i] = keyPrefix + k
-	}
-	return r.c.Del(ctx, full...).Err()
+// Take implements Store.
+func (r *RedisStore) Take(ctx context.Context, t Ticket, ttl time.Duration) error {
+	return takeScript.Run(ctx, r.c, []string{keyPrefix + t.Key}, t.Owner, ttl.Milliseconds()).Err()
 }
+
+// Release implements Store: a release that fails is retried in the
+// background until it succeeds, the claim's lease ends or the store is
+// closed.
+func (r *RedisStore) Release(ctx context.Context, t Ticket) error {
+	err := r.releaseOnce(ctx, t)
+	if err != nil {
+		r.releaser.retry(t)
+	}
+	return err
+}
+
+func (r *RedisStore) releaseOnce(ctx context.Context, t Ticket) error {
+	return releaseScript.Run(ctx, r.c, []string{keyPrefix + t.Key}, t.Owner).Err()
+}
+
+// PendingReleases is the number of releases being retried in the
+// background.
+func (r *RedisStore) PendingReleases() int { return r.releaser.Pending() }
 
 // Ping checks the connection (readiness, `tokengate check`).
 func (r *RedisStore) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
 
-// Close closes the client's connections.
-func (r *RedisStore) Close() error { return r.c.Close() }
+// Close stops the releases retried in the background and closes the
+// client's connections.
+func (r *RedisStore) Close() error {
+	r.releaser.close()
+	return r.c.Close()
+}

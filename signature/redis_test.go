@@ -31,10 +31,10 @@ func TestRedisStoreAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatalf("replica A, first delivery: %v", err)
 	}
-	if _, err := replica(b).Verify(ctx, gh.header, []byte(gh.body)); !errors.Is(err, ErrReplayed) {
-		t.Fatalf("replica B, same message: %v, want a replay", err)
+	if _, err := replica(b).Verify(ctx, gh.header, []byte(gh.body)); !errors.Is(err, ErrInFlight) {
+		t.Fatalf("replica B, same message: %v, want it in flight", err)
 	}
-	if err := r.Forget(ctx); err != nil {
+	if err := r.Settle(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := replica(b).Verify(ctx, gh.header, []byte(gh.body)); err != nil {
@@ -62,7 +62,82 @@ func TestRedisStoreAcrossReplicas(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, err := replica(b).Verify(ctx, other, []byte("{}")); !errors.Is(err, ErrReplayed) {
-		t.Fatalf("after the restart, replica B: %v, want a replay", err)
+	if _, err := replica(b).Verify(ctx, other, []byte("{}")); !errors.Is(err, ErrInFlight) {
+		t.Fatalf("after the restart, replica B: %v, want it in flight", err)
+	}
+}
+
+// TestRedisStoreClaimsAreOwned: against a real redis-server, a claim found
+// again by its own owner (a retried command) is won; only the owner
+// releases an in-flight claim; a taken message is never released; a
+// release that fails while Redis is down is retried in the background and
+// lands once Redis is back; Close stops the retries.
+func TestRedisStoreClaimsAreOwned(t *testing.T) {
+	srv := redistest.Start(t)
+	r, err := NewRedisStore(srv.URL(), 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	lease := time.Minute
+	tk := func(key, owner string) Ticket {
+		return Ticket{Scope: "r", Key: key, Owner: owner, Until: time.Now().Add(lease)}
+	}
+	claim := func(tt Ticket) State {
+		t.Helper()
+		s, err := r.Claim(ctx, tt, lease)
+		if err != nil {
+			t.Fatalf("claim %s by %s: %v", tt.Key, tt.Owner, err)
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		do   func()
+		t    Ticket
+		want State
+	}{
+		{"new", func() {}, tk("a", "o1"), Fresh},
+		{"the same owner again", func() {}, tk("a", "o1"), Fresh},
+		{"another owner", func() {}, tk("a", "o2"), InFlight},
+		{"released by a stranger", func() { _ = r.Release(ctx, tk("a", "o2")) }, tk("a", "o3"), InFlight},
+		{"released by its owner", func() { _ = r.Release(ctx, tk("a", "o1")) }, tk("a", "o4"), Fresh},
+		{"taken", func() { _ = r.Take(ctx, tk("a", "o4"), lease) }, tk("a", "o5"), Taken},
+		{"taken, then a release", func() { _ = r.Release(ctx, tk("a", "o4")) }, tk("a", "o6"), Taken},
+		{"taken by a request whose lease ran out", func() { _ = r.Take(ctx, tk("b", "late"), lease) }, tk("b", "o7"), Taken},
+	}
+	for _, tc := range tests {
+		tc.do()
+		if got := claim(tc.t); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+
+	claim(tk("c", "o8"))
+	srv.Stop()
+	if err := r.Release(ctx, tk("c", "o8")); err == nil {
+		t.Fatal("release with Redis down: no error")
+	}
+	if n := r.PendingReleases(); n != 1 {
+		t.Fatalf("%d releases retried in the background, want 1", n)
+	}
+	srv.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.PendingReleases() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("waited 10s for the release to be retried once Redis was back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := claim(tk("c", "o9")); got != Fresh {
+		t.Fatalf("after the background release: %v, want Fresh", got)
+	}
+
+	srv.Stop()
+	_ = r.Release(ctx, tk("c", "o9"))
+	r.Close() // the retry stops (goleak checks it)
+	if n := r.PendingReleases(); n != 0 {
+		t.Fatalf("%d releases still retried after Close", n)
 	}
 }

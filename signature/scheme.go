@@ -67,11 +67,12 @@ func decodeSecrets(scheme string, secrets []string) (keys, error) {
 	return k, nil
 }
 
-// checked is what a scheme found in a request: the ids to remember
-// against replays, and the signed timestamp (zero when the scheme signs
-// none).
+// checked is what a scheme found in a request: the signed values that
+// identify the message against replays (never a spelling the sender
+// chose: no signature text, no unsigned header), and the signed timestamp
+// (zero when the scheme signs none).
 type checked struct {
-	ids       []string
+	identity  [][]byte
 	timestamp time.Time
 }
 
@@ -98,14 +99,14 @@ func verifyStandard(k keys, h http.Header, body []byte) (checked, error) {
 		if !ok {
 			continue
 		}
-		sig, err := base64.StdEncoding.DecodeString(enc)
+		sig, err := base64.StdEncoding.Strict().DecodeString(enc)
 		if err != nil {
 			continue
 		}
 		switch version {
 		case "v1":
 			if anyEqual(macs, sig) {
-				return checked{ids: []string{id}, timestamp: t}, nil
+				return checked{identity: [][]byte{[]byte(id)}, timestamp: t}, nil
 			}
 		case "v1a":
 			if len(k.ed) == 0 || len(sig) != ed25519.SignatureSize {
@@ -117,7 +118,7 @@ func verifyStandard(k keys, h http.Header, body []byte) (checked, error) {
 			}
 			for _, pub := range k.ed {
 				if ed25519.Verify(pub, content, sig) {
-					return checked{ids: []string{id}, timestamp: t}, nil
+					return checked{identity: [][]byte{[]byte(id)}, timestamp: t}, nil
 				}
 			}
 		}
@@ -127,7 +128,8 @@ func verifyStandard(k keys, h http.Header, body []byte) (checked, error) {
 
 // verifyGitHub checks X-Hub-Signature-256: "sha256=" and the hex
 // HMAC-SHA256 of the raw body. GitHub signs no timestamp and not the
-// delivery id, so both the delivery id and the signature are remembered.
+// delivery id: the message is the body it signs, whatever delivery id
+// or spelling of the hex comes with it.
 func verifyGitHub(k keys, h http.Header, body []byte) (checked, error) {
 	v := h.Get("X-Hub-Signature-256")
 	if v == "" {
@@ -141,29 +143,31 @@ func verifyGitHub(k keys, h http.Header, body []byte) (checked, error) {
 	if !anyEqual(macsOf(k.hmac, "", "", "", "", body), sig) {
 		return checked{}, refused(ReasonMismatch)
 	}
-	return checked{ids: withID(h.Get("X-GitHub-Delivery"), "sig:"+enc)}, nil
+	return checked{identity: [][]byte{body}}, nil
 }
 
 // verifyShopify checks X-Shopify-Hmac-Sha256: the base64 HMAC-SHA256 of
-// the raw body; like GitHub, no timestamp and an unsigned webhook id.
+// the raw body; like GitHub, no timestamp and an unsigned webhook id, so
+// the message is the body it signs.
 func verifyShopify(k keys, h http.Header, body []byte) (checked, error) {
 	v := h.Get("X-Shopify-Hmac-Sha256")
 	if v == "" {
 		return checked{}, refused(ReasonMissing)
 	}
-	sig, err := base64.StdEncoding.DecodeString(v)
+	sig, err := base64.StdEncoding.Strict().DecodeString(v)
 	if err != nil || len(sig) != sha256.Size {
 		return checked{}, refused(ReasonMalformed)
 	}
 	if !anyEqual(macsOf(k.hmac, "", "", "", "", body), sig) {
 		return checked{}, refused(ReasonMismatch)
 	}
-	return checked{ids: withID(h.Get("X-Shopify-Webhook-Id"), "sig:"+v)}, nil
+	return checked{identity: [][]byte{body}}, nil
 }
 
 // verifyStripe checks Stripe-Signature: "t=<unix>,v1=<hex>[,v1=<hex>…]"
 // over "t.body"; v0 and unknown elements are ignored, as Stripe's
-// libraries do. The message is remembered as t and the signature matched.
+// libraries do. The message is what is signed: t and the body (whichever
+// v1 matched, however its hex is spelled).
 func verifyStripe(k keys, h http.Header, body []byte) (checked, error) {
 	v := h.Get("Stripe-Signature")
 	if v == "" {
@@ -193,7 +197,7 @@ func verifyStripe(k keys, h http.Header, body []byte) (checked, error) {
 	for _, s := range sigs {
 		sig, err := hex.DecodeString(s)
 		if err == nil && anyEqual(macs, sig) {
-			return checked{ids: []string{ts + ":" + s}, timestamp: t}, nil
+			return checked{identity: [][]byte{[]byte(ts), body}, timestamp: t}, nil
 		}
 	}
 	return checked{}, refused(ReasonMismatch)
@@ -230,13 +234,6 @@ func anyEqual(macs [][]byte, sig []byte) bool {
 		}
 	}
 	return ok
-}
-
-func withID(id, sig string) []string {
-	if id == "" {
-		return []string{sig}
-	}
-	return []string{"id:" + id, sig}
 }
 
 // unixSeconds parses a decimal Unix time in seconds.

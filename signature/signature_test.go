@@ -217,64 +217,116 @@ func TestRotation(t *testing.T) {
 	}
 }
 
-// TestReplayInMemory: the same message twice is refused as a replay; once
-// forgotten (not delivered) it passes again.
+// TestReplayInMemory: a copy of a message in flight is ErrInFlight; once
+// released (not delivered) it passes again; once taken (delivered) a copy
+// is ErrDuplicate.
 func TestReplayInMemory(t *testing.T) {
-	var store *MemoryStore
+	ctx := context.Background()
 	for _, v := range vectors {
-		store = NewMemoryStore(10) // v1 and v1a share an id
+		store := NewMemoryStore(10)
 		at := v.at
 		if at.IsZero() {
 			at = time.Now()
 		}
 		ver := newAt(t, v, at, store)
-		r, err := ver.Verify(context.Background(), v.header, []byte(v.body))
+		r, err := ver.Verify(ctx, v.header, []byte(v.body))
 		if err != nil {
 			t.Fatalf("%s: first delivery: %v", v.name, err)
 		}
-		if _, err := ver.Verify(context.Background(), v.header, []byte(v.body)); !errors.Is(err, ErrReplayed) || reason(err) != ReasonReplayed {
-			t.Errorf("%s: second delivery: %v, want a replay", v.name, err)
+		if _, err := ver.Verify(ctx, v.header, []byte(v.body)); !errors.Is(err, ErrInFlight) || reason(err) != ReasonInFlight {
+			t.Errorf("%s: a copy while in flight: %v, want %q", v.name, err, ReasonInFlight)
 		}
-		if err := r.Forget(context.Background()); err != nil {
+		if err := r.Settle(ctx, false); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ver.Verify(context.Background(), v.header, []byte(v.body)); err != nil {
-			t.Errorf("%s: after Forget: %v", v.name, err)
+		r, err = ver.Verify(ctx, v.header, []byte(v.body))
+		if err != nil {
+			t.Fatalf("%s: after a release: %v", v.name, err)
+		}
+		if err := r.Settle(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Settle(ctx, false); err != nil { // only the first counts
+			t.Fatal(err)
+		}
+		if _, err := ver.Verify(ctx, v.header, []byte(v.body)); !errors.Is(err, ErrDuplicate) || reason(err) != ReasonDuplicate {
+			t.Errorf("%s: a copy once delivered: %v, want %q", v.name, err, ReasonDuplicate)
 		}
 	}
-	// GitHub's delivery id is not signed: a replay under a new id is still
-	// caught by its signature.
+	// GitHub's delivery id is not signed: a copy under a new id is the
+	// same message.
 	gh := vectors[2]
-	store = NewMemoryStore(10)
-	if _, err := newAt(t, gh, time.Now(), store).Verify(context.Background(), gh.header, []byte(gh.body)); err != nil {
+	store := NewMemoryStore(10)
+	if _, err := newAt(t, gh, time.Now(), store).Verify(ctx, gh.header, []byte(gh.body)); err != nil {
 		t.Fatal(err)
 	}
 	h := gh.header.Clone()
 	h.Set("X-Github-Delivery", "another-id")
-	if _, err := newAt(t, gh, time.Now(), store).Verify(context.Background(), h, []byte(gh.body)); !errors.Is(err, ErrReplayed) {
-		t.Errorf("GitHub replay with a fresh delivery id: %v, want a replay", err)
+	if _, err := newAt(t, gh, time.Now(), store).Verify(ctx, h, []byte(gh.body)); !errors.Is(err, ErrInFlight) {
+		t.Errorf("GitHub copy with a fresh delivery id: %v, want it in flight", err)
 	}
 }
 
-func TestMemoryStoreExpiresAndIsBounded(t *testing.T) {
+// TestMemoryStoreNeverForgetsEarly: a route holding its bound of live
+// messages refuses a new one (ErrStoreFull) instead of dropping an old
+// one; another route is not affected; expired messages make room; an
+// in-flight claim ends with its lease, a taken one with its window.
+func TestMemoryStoreNeverForgetsEarly(t *testing.T) {
 	m := NewMemoryStore(2)
 	now := time.Unix(1000, 0)
 	m.now = func() time.Time { return now }
 	ctx := context.Background()
-	if ok, _ := m.Claim(ctx, []string{"a"}, time.Second); !ok {
-		t.Fatal("a: not fresh")
+	tk := func(scope, key string) Ticket { return Ticket{Scope: scope, Key: key, Owner: "o-" + key} }
+	claim := func(tt Ticket, lease time.Duration) State {
+		t.Helper()
+		s, err := m.Claim(ctx, tt, lease)
+		if err != nil {
+			t.Fatalf("claim %s: %v", tt.Key, err)
+		}
+		return s
 	}
-	if ok, _ := m.Claim(ctx, []string{"a"}, time.Second); ok {
-		t.Fatal("a twice: fresh")
+	a, b, c := tk("r1", "a"), tk("r1", "b"), tk("r1", "c")
+	if s := claim(a, time.Second); s != Fresh {
+		t.Fatalf("a: %v", s)
 	}
-	now = now.Add(2 * time.Second)
-	if ok, _ := m.Claim(ctx, []string{"a"}, time.Second); !ok {
-		t.Fatal("a after its ttl: still seen")
+	if s := claim(a, time.Second); s != Fresh {
+		t.Fatalf("a, the same owner again (a retried command): %v, want Fresh", s)
 	}
-	m.Claim(ctx, []string{"b"}, time.Minute)
-	m.Claim(ctx, []string{"c"}, time.Minute)
-	if n := m.Len(); n > 2 {
-		t.Fatalf("%d entries held, bound 2", n)
+	if s := claim(Ticket{Scope: "r1", Key: "a", Owner: "other"}, time.Second); s != InFlight {
+		t.Fatalf("a, another owner: %v, want InFlight", s)
+	}
+	_ = m.Take(ctx, a, time.Minute)
+	if s := claim(Ticket{Scope: "r1", Key: "a", Owner: "other"}, time.Second); s != Taken {
+		t.Fatalf("a taken: %v, want Taken", s)
+	}
+	claim(b, time.Second)
+	if _, err := m.Claim(ctx, c, time.Second); !errors.Is(err, ErrStoreFull) {
+		t.Fatalf("c with r1 full: %v, want ErrStoreFull", err)
+	}
+	if s := claim(tk("r2", "c"), time.Second); s != Fresh {
+		t.Fatalf("another route while r1 is full: %v", s)
+	}
+	now = now.Add(2 * time.Second) // b's lease is over, a is kept
+	if s := claim(c, time.Second); s != Fresh {
+		t.Fatalf("c once b's lease ended: %v", s)
+	}
+	if s := claim(Ticket{Scope: "r1", Key: "a", Owner: "other"}, time.Second); s != Taken {
+		t.Fatalf("a, inside its window: %v, want Taken", s)
+	}
+	_ = m.Release(ctx, Ticket{Scope: "r1", Key: "c", Owner: "not-c"})
+	if s := claim(Ticket{Scope: "r1", Key: "c", Owner: "other"}, time.Second); s != InFlight {
+		t.Fatalf("c released by a stranger: %v, want still InFlight", s)
+	}
+	_ = m.Release(ctx, a)
+	if s := claim(Ticket{Scope: "r1", Key: "a", Owner: "other"}, time.Second); s != Taken {
+		t.Fatalf("a, taken, then released: %v, want still Taken", s)
+	}
+	now = now.Add(time.Minute)
+	if s := claim(Ticket{Scope: "r1", Key: "a", Owner: "other"}, time.Second); s != Fresh {
+		t.Fatalf("a after its window: %v, want Fresh", s)
+	}
+	if n := m.Len(); n > 3 {
+		t.Fatalf("%d entries held, want the expired ones dropped", n)
 	}
 }
 

@@ -4,39 +4,42 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 )
 
-// DefaultTolerance is how far a signed timestamp may be from now, and how
-// long a message id is remembered against replays.
+// DefaultTolerance is how far a signed timestamp may be from now; a
+// message is remembered against replays for twice as long.
 const DefaultTolerance = 5 * time.Minute
 
-// Store remembers message ids for replay protection. It must be safe for
-// concurrent use and shared by every replica that serves one receiver.
-type Store interface {
-	// Claim records keys for ttl unless one of them is already recorded;
-	// false means the message was seen (and nothing new stays recorded).
-	Claim(ctx context.Context, keys []string, ttl time.Duration) (bool, error)
-	// Forget removes keys: the message was not delivered, and the sender's
-	// retry must not be taken for a replay.
-	Forget(ctx context.Context, keys []string) error
-}
+// DefaultLease is how long a claimed message stays in flight, by default,
+// before the store lets it go by itself.
+const DefaultLease = time.Minute
 
 // Options configure one route's Verifier.
 type Options struct {
 	// Scheme is one of Schemes.
 	Scheme string
+	// Route names the route: replay keys are scoped by it, so one message
+	// fanned out to two routes is delivered on each.
+	Route string
 	// Secrets are the shared secrets (several during a rotation), as the
 	// sender shows them: see decodeSecrets for each scheme's form.
 	Secrets []string
-	// Tolerance bounds |now - signed timestamp| and is the replay window;
-	// default DefaultTolerance.
+	// Tolerance bounds |now - signed timestamp|; a delivered message is
+	// remembered for twice as long (the replay window). Default
+	// DefaultTolerance.
 	Tolerance time.Duration
-	// Store, when set, refuses a message id seen within the window.
+	// Store, when set, catches a copy of a message within the window.
 	Store Store
+	// Lease is how long a claimed message stays in flight before the
+	// store lets it go by itself (the gate crashed, or lost the store,
+	// while delivering it): longer than any delivery takes. Default
+	// DefaultLease, at most the replay window.
+	Lease time.Duration
 	// FailOpen lets a message through unchecked for replays when Store
 	// fails (the Receipt says so); by default such a message is refused
 	// with ErrStoreUnavailable.
@@ -48,8 +51,10 @@ type Options struct {
 // Verifier checks one route's signed webhooks.
 type Verifier struct {
 	scheme    string
+	route     string
 	keys      keys
 	tolerance time.Duration
+	lease     time.Duration
 	store     Store
 	failOpen  bool
 	now       func() time.Time
@@ -58,7 +63,7 @@ type Verifier struct {
 
 // New decodes the secrets and returns a Verifier.
 func New(o Options) (*Verifier, error) {
-	v := &Verifier{scheme: o.Scheme, tolerance: o.Tolerance, store: o.Store, failOpen: o.FailOpen, now: o.Now}
+	v := &Verifier{scheme: o.Scheme, route: o.Route, tolerance: o.Tolerance, lease: o.Lease, store: o.Store, failOpen: o.FailOpen, now: o.Now}
 	switch o.Scheme {
 	case StandardWebhooks:
 		v.verify = verifyStandard
@@ -81,34 +86,20 @@ func New(o Options) (*Verifier, error) {
 	if v.tolerance <= 0 {
 		v.tolerance = DefaultTolerance
 	}
+	if v.lease <= 0 {
+		v.lease = DefaultLease
+	}
+	v.lease = min(v.lease, v.window())
 	if v.now == nil {
 		v.now = time.Now
 	}
 	return v, nil
 }
 
-// Receipt is a verified message. Release it with Forget when it was not
-// delivered, so that the sender's retry is accepted.
-type Receipt struct {
-	store Store
-	keys  []string
-	// StoreErr is set when the store failed and the route fails open: the
-	// message was not checked for replays.
-	StoreErr error
-}
-
-// Forget removes the message's ids from the replay store.
-func (r *Receipt) Forget(ctx context.Context) error {
-	if r == nil || r.store == nil || len(r.keys) == 0 || r.StoreErr != nil {
-		return nil
-	}
-	return r.store.Forget(ctx, r.keys)
-}
-
 // Verify checks the signature of a request's headers and complete body,
-// then the timestamp, then (with a Store) that the message is new. The
-// error is an *Error matching ErrRefused, ErrReplayed or
-// ErrStoreUnavailable.
+// then the timestamp, then (with a Store) that the message is new, and
+// claims it. The error is an *Error matching ErrRefused, ErrDuplicate,
+// ErrInFlight or ErrStoreUnavailable.
 func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) (*Receipt, error) {
 	c, err := v.verify(v.keys, h, body)
 	if err != nil {
@@ -122,25 +113,32 @@ func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) (*Rec
 	if v.store == nil {
 		return &Receipt{}, nil
 	}
-	keys := make([]string, len(c.ids))
-	for i, id := range c.ids {
-		sum := sha256.Sum256([]byte(id))
-		keys[i] = v.scheme + ":" + base64.RawURLEncoding.EncodeToString(sum[:])
-	}
-	// A message is remembered for as long as its timestamp stays
-	// acceptable: it may carry one up to a tolerance ahead of now.
-	ttl := 2 * v.tolerance
-	fresh, err := v.store.Claim(ctx, keys, ttl)
+	t := Ticket{Scope: v.route, Key: v.replayKey(c.identity), Owner: newOwner(), Until: v.now().Add(v.lease)}
+	state, err := v.store.Claim(ctx, t, v.lease)
 	switch {
-	case err != nil && v.failOpen:
-		return &Receipt{StoreErr: err}, nil
+	case errors.Is(err, ErrStoreFull):
+		return nil, &Error{Reason: ReasonFull, Cause: err, kind: ErrStoreUnavailable}
 	case err != nil:
+		// The claim may have run and its reply been lost: release it
+		// (only this claim's owner can), so the sender's retry is not
+		// taken for a message in flight.
+		_ = v.store.Release(context.WithoutCancel(ctx), t)
+		if v.failOpen {
+			return &Receipt{StoreErr: err}, nil
+		}
 		return nil, &Error{Reason: ReasonUnavailable, Cause: err, kind: ErrStoreUnavailable}
-	case !fresh:
-		return nil, &Error{Reason: ReasonReplayed, kind: ErrReplayed}
+	case state == Taken:
+		return nil, &Error{Reason: ReasonDuplicate, kind: ErrDuplicate}
+	case state == InFlight:
+		return nil, &Error{Reason: ReasonInFlight, kind: ErrInFlight}
 	}
-	return &Receipt{store: v.store, keys: keys}, nil
+	return &Receipt{store: v.store, ticket: t, ttl: v.window()}, nil
 }
+
+// window is how long a delivered message is remembered: as long as its
+// timestamp stays acceptable (it may carry one up to a tolerance ahead of
+// now).
+func (v *Verifier) window() time.Duration { return 2 * v.tolerance }
 
 // Scheme is the verifier's scheme name.
 func (v *Verifier) Scheme() string { return v.scheme }
@@ -162,4 +160,28 @@ func signatureHeader(scheme string) string {
 		return "X-Shopify-Hmac-Sha256"
 	}
 	return ""
+}
+
+// keyVersion starts every replay key: a change in how keys are derived
+// changes it.
+const keyVersion = "tokengate replay key v2"
+
+// replayKey is the message's one replay key: the SHA-256 of the route, the
+// scheme and the message's signed identity, each length-prefixed (so no
+// two different tuples join to the same bytes), in unpadded base64url.
+func (v *Verifier) replayKey(identity [][]byte) string {
+	d := sha256.New()
+	var n [8]byte
+	put := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		d.Write(n[:])
+		d.Write(b)
+	}
+	put([]byte(keyVersion))
+	put([]byte(v.route))
+	put([]byte(v.scheme))
+	for _, b := range identity {
+		put(b)
+	}
+	return base64.RawURLEncoding.EncodeToString(d.Sum(nil))
 }

@@ -107,7 +107,7 @@ func newMetrics(version string, cacheEntries func() float64, egressSources func(
 		Name: "tokengate_egress_token_waits_total", Help: "Egress requests that found no valid token and had to wait for one (0 in steady state).",
 	}, []string{"egress"})
 	m.signatures = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tokengate_signature_verifications_total", Help: "Signed-webhook verifications by route and result: ok, signature_missing, signature_malformed, signature_mismatch, timestamp_outside_tolerance, replayed_message, replay_store_unavailable.",
+		Name: "tokengate_signature_verifications_total", Help: "Signed-webhook verifications by route and result: ok, signature_missing, signature_malformed, signature_mismatch, timestamp_outside_tolerance, duplicate_message, message_in_flight, replay_store_unavailable, replay_store_full.",
 	}, []string{"route", "result"})
 	for _, c := range []prometheus.Collector{
 		m.signatures, m.egressRequests, m.egressTokenRequests, m.egressRetries, m.egressWaits, expiryCollector{egressSources},

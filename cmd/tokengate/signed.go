@@ -59,8 +59,8 @@ func (b *builder) signatureVerifiers(cfg *config.Config) ([]proxy.SignatureVerif
 			continue
 		}
 		o := signature.Options{
-			Scheme: sig.Scheme, Secrets: sig.AllSecrets(), Tolerance: sig.Tolerance.D(),
-			FailOpen: cfg.Signatures.ReplayFailOpen,
+			Scheme: sig.Scheme, Route: r.Name, Secrets: sig.AllSecrets(), Tolerance: sig.Tolerance.D(),
+			FailOpen: cfg.Signatures.ReplayFailOpen, Lease: deliveryLease(cfg),
 		}
 		if sig.ReplayOn() {
 			if store == nil {
@@ -78,6 +78,14 @@ func (b *builder) signatureVerifiers(cfg *config.Config) ([]proxy.SignatureVerif
 		out[i] = v
 	}
 	return out, nil
+}
+
+// deliveryLease bounds how long a claimed message may stay in flight: the
+// longest the gate takes to get the receiver's status (its body is read
+// before the claim) plus the store's commands, and a margin. Past it, a
+// message whose gate crashed or lost the store is let go by itself.
+func deliveryLease(cfg *config.Config) time.Duration {
+	return cfg.Upstream.DialTimeout.D() + cfg.Upstream.ResponseTimeout.D() + 4*cfg.Signatures.StoreTimeout.D() + 10*time.Second
 }
 
 // redisLog sends go-redis's own messages (reconnects) to the log at debug

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -82,6 +84,8 @@ type answer struct {
 	retryAfter string
 	Error      string `json:"error"`
 	Desc       string `json:"error_description"`
+	// Result is "duplicate" for a copy of a delivered message (200).
+	Result string `json:"result"`
 }
 
 func post(t *testing.T, url string, h http.Header, body string) answer {
@@ -132,13 +136,17 @@ func signedEnv(t *testing.T) {
 
 func signedGate(t *testing.T, idp *verifiertest.IdP, upstream, extra string) string {
 	t.Helper()
-	s := startYAML(t, fmt.Sprintf(`
+	return "http://" + signedServer(t, idp, upstream, extra).pubLn.Addr().String()
+}
+
+func signedServer(t *testing.T, idp *verifiertest.IdP, upstream, extra string) *server {
+	t.Helper()
+	return startYAML(t, fmt.Sprintf(`
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 upstream: %s
 issuers: [{ name: idp, issuer: %s, audiences: [https://hooks.example.com] }]
 routes:%s%s`, upstream, idp.Issuer(), signedRoutes, extra))
-	return "http://" + s.pubLn.Addr().String()
 }
 
 // TestSignedWebhooksThroughTheGate: each scheme end to end — verified
@@ -174,18 +182,18 @@ func TestSignedWebhooksThroughTheGate(t *testing.T) {
 	}{
 		{"github, new secret", "/hooks/github", githubHeaders("new-github-secret", "d-1", body), body, 200, "", true},
 		{"github, old secret (rotation)", "/hooks/github", githubHeaders("old-github-secret", "d-2", body+" "), body + " ", 200, "", true},
-		{"github, same delivery again", "/hooks/github", githubHeaders("new-github-secret", "d-1", body), body, 409, "replayed message", false},
-		{"github, replay under a new delivery id", "/hooks/github", githubHeaders("new-github-secret", "d-99", body), body, 409, "replayed message", false},
+		{"github, same delivery again", "/hooks/github", githubHeaders("new-github-secret", "d-1", body), body, 200, "duplicate", false},
+		{"github, replay under a new delivery id", "/hooks/github", githubHeaders("new-github-secret", "d-99", body), body, 200, "duplicate", false},
 		{"github, wrong secret", "/hooks/github", githubHeaders("guess", "d-3", body), body, 401, "signature mismatch", false},
 		{"github, body changed", "/hooks/github", githubHeaders("new-github-secret", "d-4", body), body + "x", 401, "signature mismatch", false},
 		{"github, unsigned", "/hooks/github", http.Header{}, body, 401, "signature missing", false},
 		{"github, too large", "/hooks/github", githubHeaders("new-github-secret", "d-5", strings.Repeat("a", 5000)), strings.Repeat("a", 5000), 413, "", false},
 		{"stripe", "/hooks/stripe", stripeHeaders("whsec_stripe", now, body), body, 200, "", true},
 		{"stripe, old timestamp", "/hooks/stripe", stripeHeaders("whsec_stripe", now.Add(-6*time.Minute), body), body, 401, "timestamp outside tolerance", false},
-		{"stripe, replay", "/hooks/stripe", stripeHeaders("whsec_stripe", now, body), body, 409, "replayed message", false},
+		{"stripe, replay", "/hooks/stripe", stripeHeaders("whsec_stripe", now, body), body, 200, "duplicate", false},
 		{"standard webhooks", "/hooks/standard", standardHeaders(sw, "msg_1", now, body), body, 200, "", true},
 		{"standard webhooks, future timestamp", "/hooks/standard", standardHeaders(sw, "msg_2", now.Add(6*time.Minute), body), body, 401, "timestamp outside tolerance", false},
-		{"standard webhooks, retry re-signed", "/hooks/standard", standardHeaders(sw, "msg_1", now.Add(time.Second), body), body, 409, "replayed message", false},
+		{"standard webhooks, retry re-signed", "/hooks/standard", standardHeaders(sw, "msg_1", now.Add(time.Second), body), body, 200, "duplicate", false},
 		{"any: bearer only", "/hooks/either", bearer, body, 200, "", true},
 		{"any: signature only", "/hooks/either", githubHeaders("new-github-secret", "d-6", body+"6"), body + "6", 200, "", true},
 		{"any: a bad signature is judged, not skipped", "/hooks/either", merge(bearer, githubHeaders("guess", "d-7", body)), body, 401, "signature mismatch", false},
@@ -196,8 +204,12 @@ func TestSignedWebhooksThroughTheGate(t *testing.T) {
 	for _, tc := range tests {
 		before := len(recv.received())
 		a := post(t, gate+tc.path, tc.header, tc.body)
-		if a.status != tc.status || (tc.reason != "" && a.Desc != tc.reason) {
-			t.Errorf("%s: %d %q, want %d %q", tc.name, a.status, a.Desc, tc.status, tc.reason)
+		said := a.Desc
+		if a.Result != "" {
+			said = a.Result
+		}
+		if a.status != tc.status || (tc.reason != "" && said != tc.reason) {
+			t.Errorf("%s: %d %q, want %d %q", tc.name, a.status, said, tc.status, tc.reason)
 		}
 		got := recv.received()
 		switch {
@@ -218,8 +230,11 @@ func TestSignedWebhooksThroughTheGate(t *testing.T) {
 	if a := post(t, gate+"/hooks/github", h, body+"10"); a.status != 200 {
 		t.Fatalf("the retry of an undelivered message: %d %q, want 200", a.status, a.Desc)
 	}
-	if a := post(t, gate+"/hooks/github", h, body+"10"); a.status != 409 {
-		t.Fatalf("once delivered, the same message again: %d, want 409", a.status)
+	if a := post(t, gate+"/hooks/github", h, body+"10"); a.status != 200 || a.Result != "duplicate" {
+		t.Fatalf("once delivered, the same message again: %d %q, want 200 duplicate", a.status, a.Result)
+	}
+	if n := len(recv.received()); n != 9 {
+		t.Fatalf("the receiver got %d messages, want 9 (7 delivered, 1 answered 500 and its retry)", n)
 	}
 }
 
@@ -241,16 +256,16 @@ func TestReplayAcrossReplicasWithRedis(t *testing.T) {
 	if r := post(t, a+"/hooks/github", h, body); r.status != 200 {
 		t.Fatalf("replica A: %d %q", r.status, r.Desc)
 	}
-	if r := post(t, b+"/hooks/github", h, body); r.status != 409 || r.Desc != "replayed message" {
-		t.Fatalf("replica B, same message: %d %q, want 409 replayed message", r.status, r.Desc)
+	if r := post(t, b+"/hooks/github", h, body); r.status != 200 || r.Result != "duplicate" {
+		t.Fatalf("replica B, same message: %d %q, want 200 duplicate", r.status, r.Result)
 	}
 	sw := []byte("standard-secret")
 	first := standardHeaders(sw, "msg_shared", time.Now(), body)
 	if r := post(t, b+"/hooks/standard", first, body); r.status != 200 {
 		t.Fatalf("replica B, standard webhook: %d %q", r.status, r.Desc)
 	}
-	if r := post(t, a+"/hooks/standard", standardHeaders(sw, "msg_shared", time.Now().Add(time.Second), body), body); r.status != 409 {
-		t.Fatalf("replica A, same webhook-id re-signed: %d, want 409", r.status)
+	if r := post(t, a+"/hooks/standard", standardHeaders(sw, "msg_shared", time.Now().Add(time.Second), body), body); r.status != 200 || r.Result != "duplicate" {
+		t.Fatalf("replica A, same webhook-id re-signed: %d %q, want 200 duplicate", r.status, r.Result)
 	}
 
 	srv.Stop()
@@ -277,10 +292,447 @@ func TestReplayAcrossReplicasWithRedis(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if r := post(t, b+"/hooks/github", githubHeaders("new-github-secret", "delivery-2", body+"2"), body+"2"); r.status != 409 {
-		t.Fatalf("after the restart, replica B: %d, want 409", r.status)
+	if r := post(t, b+"/hooks/github", githubHeaders("new-github-secret", "delivery-2", body+"2"), body+"2"); r.status != 200 || r.Result != "duplicate" {
+		t.Fatalf("after the restart, replica B: %d %q, want 200 duplicate", r.status, r.Result)
 	}
 	if got := recv.received(); !bytes.Equal([]byte(got[len(got)-1]), []byte(body+"2")) {
 		t.Fatal("the receiver did not get the message after recovery")
+	}
+}
+
+// moreSignedRoutes: Shopify, and two Standard Webhooks endpoints with
+// their own secrets that one sender fans a message out to.
+const moreSignedRoutes = `
+  - name: shopify
+    path: /hooks/shopify
+    signature: { scheme: shopify, secrets: ["${SHOPIFY_SECRET}"] }
+  - name: fan-a
+    path: /hooks/fan-a
+    signature: { scheme: standard-webhooks, secrets: ["${FAN_A_SECRET}"] }
+  - name: fan-b
+    path: /hooks/fan-b
+    signature: { scheme: standard-webhooks, secrets: ["${FAN_B_SECRET}"] }
+`
+
+func moreSignedEnv(t *testing.T) {
+	t.Setenv("SHOPIFY_SECRET", "shopify-secret")
+	t.Setenv("FAN_A_SECRET", "whsec_"+base64.StdEncoding.EncodeToString([]byte("fan-a-secret")))
+	t.Setenv("FAN_B_SECRET", "whsec_"+base64.StdEncoding.EncodeToString([]byte("fan-b-secret")))
+}
+
+// duplicateStatus is the answer to a message already delivered.
+const duplicateStatus = http.StatusOK
+
+// TestReSpelledSignatureIsNotForwardedTwice: a captured message resent
+// with its signature spelled otherwise (hex in upper or mixed case, a
+// fresh unsigned delivery id, the matching v1 among junk ones) is the
+// same message: the receiver gets it once.
+func TestReSpelledSignatureIsNotForwardedTwice(t *testing.T) {
+	signedEnv(t)
+	moreSignedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	gate := signedGate(t, idp, recv.URL, moreSignedRoutes)
+	body := `{"action":"opened","number":7}`
+	mixed := func(s string) string { // every other hex letter upper-cased
+		b := []byte(s)
+		for i := range b {
+			if i%2 == 0 && b[i] >= 'a' && b[i] <= 'f' {
+				b[i] -= 'a' - 'A'
+			}
+		}
+		return string(b)
+	}
+	gh := hmacHex("new-github-secret", body)
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	st := hmacHex("whsec_stripe", ts+"."+body)
+	shop := hmac.New(sha256.New, []byte("shopify-secret"))
+	shop.Write([]byte(body))
+	shopSig := shop.Sum(nil)
+	tests := []struct {
+		name     string
+		path     string
+		original http.Header
+		variants []http.Header
+	}{
+		{"github", "/hooks/github",
+			http.Header{"X-Hub-Signature-256": {"sha256=" + gh}, "X-Github-Delivery": {"d-1"}},
+			[]http.Header{
+				{"X-Hub-Signature-256": {"sha256=" + strings.ToUpper(gh)}, "X-Github-Delivery": {"d-2"}},
+				{"X-Hub-Signature-256": {"sha256=" + mixed(gh)}, "X-Github-Delivery": {"d-3"}},
+				{"X-Hub-Signature-256": {"sha256=" + gh}},
+			}},
+		{"stripe", "/hooks/stripe",
+			http.Header{"Stripe-Signature": {"t=" + ts + ",v1=" + st}},
+			[]http.Header{
+				{"Stripe-Signature": {"t=" + ts + ",v1=" + strings.ToUpper(st)}},
+				{"Stripe-Signature": {"t=" + ts + ",v1=" + mixed(st)}},
+				{"Stripe-Signature": {"t=" + ts + ",v1=00,v1=" + st + ",v0=11"}},
+			}},
+		{"shopify", "/hooks/shopify",
+			http.Header{"X-Shopify-Hmac-Sha256": {base64.StdEncoding.EncodeToString(shopSig)}, "X-Shopify-Webhook-Id": {"w-1"}},
+			[]http.Header{
+				{"X-Shopify-Hmac-Sha256": {base64.StdEncoding.EncodeToString(shopSig)}, "X-Shopify-Webhook-Id": {"w-2"}},
+			}},
+	}
+	for _, tc := range tests {
+		before := len(recv.received())
+		if a := post(t, gate+tc.path, tc.original, body); a.status != http.StatusOK {
+			t.Fatalf("%s: the original: %d %q", tc.name, a.status, a.Desc)
+		}
+		for i, h := range tc.variants {
+			if a := post(t, gate+tc.path, h, body); a.status != duplicateStatus {
+				t.Errorf("%s: variant %d: %d %q, want %d", tc.name, i, a.status, a.Desc, duplicateStatus)
+			}
+		}
+		if n := len(recv.received()) - before; n != 1 {
+			t.Errorf("%s: the receiver got the message %d times, want once", tc.name, n)
+		}
+	}
+}
+
+// TestOneMessageFannedOutToTwoRoutesReachesBoth: a sender that sends one
+// message (one webhook-id) to two endpoints with their own secrets gets
+// it delivered on each; on each route a second copy is a duplicate.
+func TestOneMessageFannedOutToTwoRoutesReachesBoth(t *testing.T) {
+	signedEnv(t)
+	moreSignedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	gate := signedGate(t, idp, recv.URL, moreSignedRoutes)
+	body := `{"type":"invoice.paid"}`
+	now := time.Now()
+	for _, r := range []struct{ path, secret string }{{"/hooks/fan-a", "fan-a-secret"}, {"/hooks/fan-b", "fan-b-secret"}} {
+		h := standardHeaders([]byte(r.secret), "msg_fanned", now, body)
+		if a := post(t, gate+r.path, h, body); a.status != http.StatusOK {
+			t.Errorf("%s: %d %q, want 200", r.path, a.status, a.Desc)
+		}
+		if a := post(t, gate+r.path, h, body); a.status != duplicateStatus {
+			t.Errorf("%s, again: %d %q, want %d", r.path, a.status, a.Desc, duplicateStatus)
+		}
+	}
+	if n := len(recv.received()); n != 2 {
+		t.Fatalf("the receiver got %d messages, want one per route", n)
+	}
+}
+
+// slowBody opens a connection that announces a signed body of length
+// (chunked when length < 0), waits until the gate starts reading it (the
+// 100 Continue it asked for) and sends part of it; the body is never
+// finished. It returns the reader of the gate's answer; the connection is
+// closed at the test's end.
+func slowBody(t *testing.T, addr, path string, length int, part []byte) *bufio.Reader {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	framing := "Content-Length: " + strconv.Itoa(length)
+	if length < 0 {
+		framing = "Transfer-Encoding: chunked"
+		part = append([]byte(fmt.Sprintf("%x\r\n", len(part))), append(part, "\r\n"...)...)
+	}
+	head := "POST " + path + " HTTP/1.1\r\nHost: hooks.example.com\r\n" + framing +
+		"\r\nExpect: 100-continue\r\nWebhook-Id: msg_slow\r\nWebhook-Timestamp: 1\r\nWebhook-Signature: v1,AA==\r\n\r\n"
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("waiting for the gate to read the body: %q %v", line, err)
+	}
+	if _, err := br.ReadString('\n'); err != nil { // the blank line after 100 Continue
+		t.Fatal(err)
+	}
+	// A write error is not fatal: the gate may refuse the body before it
+	// is all sent, and its answer is still there to read.
+	_, _ = c.Write(part)
+	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+	return br
+}
+
+// TestBodyMemoryIsChargedForBytesRead: senders that announce large signed
+// bodies (by Content-Length or chunked) and send a byte hold (almost)
+// nothing of signatures.body_memory, so every signed route still serves
+// others; bytes actually read are charged, and a body that no longer fits
+// gets 503 with Retry-After.
+func TestBodyMemoryIsChargedForBytesRead(t *testing.T) {
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	s := startYAML(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: %s
+body_read_timeout: 60s
+signatures: { body_memory: 2MiB }
+issuers: [{ name: idp, issuer: %s, audiences: [https://hooks.example.com] }]
+routes:%s`, recv.URL, idp.Issuer(), signedRoutes))
+	addr := s.pubLn.Addr().String()
+	gate := "http://" + addr
+	const mib = 1 << 20
+	slowBody(t, addr, "/hooks/standard", mib, []byte("{"))
+	slowBody(t, addr, "/hooks/standard", -1, []byte("{"))
+	body := `{"zen":"Approachable is better than simple."}`
+	if a := post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d-1", body), body); a.status != http.StatusOK {
+		t.Fatalf("with 2 senders announcing 1 MiB each (of a 2 MiB budget) and sending 1 byte: %d %q, want 200", a.status, a.Desc)
+	}
+
+	// Two senders send 900 KiB each: each needs a 1 MiB buffer, the two
+	// do not fit, and one of them is told to retry later.
+	answers := make(chan string, 2)
+	for range 2 {
+		br := slowBody(t, addr, "/hooks/standard", mib, bytes.Repeat([]byte("a"), 900<<10))
+		go func() {
+			line, _ := br.ReadString('\n')
+			if strings.HasPrefix(line, "HTTP/1.1 503 ") {
+				for {
+					h, err := br.ReadString('\n')
+					if err != nil || h == "\r\n" {
+						break
+					}
+					if strings.HasPrefix(h, "Retry-After: ") {
+						line += " with Retry-After"
+					}
+				}
+			}
+			answers <- line
+		}()
+	}
+	select {
+	case line := <-answers:
+		if !strings.HasPrefix(line, "HTTP/1.1 503 ") || !strings.Contains(line, "with Retry-After") {
+			t.Fatalf("two 900 KiB bodies in a 2 MiB budget: %q, want 503 with Retry-After", line)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("waited 20s for the gate to refuse one of two 900 KiB bodies")
+	}
+}
+
+// TestDuplicatesAnswerAsSendersExpect: a copy of a message the receiver
+// took is answered 200 "duplicate" and not forwarded (a sender treats any
+// other answer as a failure, retries, and may disable the hook); a copy
+// of one still being delivered is 409 with Retry-After; a message the
+// receiver did not take is released, and its retry delivered. Both
+// answers are counted by decision and result.
+func TestDuplicatesAnswerAsSendersExpect(t *testing.T) {
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	arrived, proceed := make(chan struct{}, 1), make(chan struct{})
+	var mu sync.Mutex
+	var got []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		got = append(got, string(b))
+		mu.Unlock()
+		switch string(b) {
+		case "slow":
+			arrived <- struct{}{}
+			select {
+			case <-proceed:
+			case <-time.After(20 * time.Second):
+			}
+		case "refused":
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer recv.Close()
+	delivered := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	s := signedServer(t, idp, recv.URL, "")
+	gate := "http://" + s.pubLn.Addr().String()
+	sw := []byte("standard-secret")
+	now := time.Now()
+
+	first := make(chan answer, 1)
+	go func() { first <- post(t, gate+"/hooks/standard", standardHeaders(sw, "msg_slow", now, "slow"), "slow") }()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("waited 10s for the message to reach the receiver")
+	}
+	a := post(t, gate+"/hooks/standard", standardHeaders(sw, "msg_slow", now.Add(time.Second), "slow"), "slow")
+	if a.status != http.StatusConflict || a.retryAfter == "" || a.Error != "message_in_flight" {
+		t.Errorf("a copy while the first is in flight: %d %q Retry-After %q, want 409 message_in_flight with Retry-After", a.status, a.Error, a.retryAfter)
+	}
+	close(proceed)
+	select {
+	case a := <-first:
+		if a.status != http.StatusOK {
+			t.Fatalf("the first delivery: %d", a.status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("waited 10s for the first delivery's answer")
+	}
+	for i := range 2 {
+		a := post(t, gate+"/hooks/standard", standardHeaders(sw, "msg_slow", now.Add(time.Duration(i+2)*time.Second), "slow"), "slow")
+		if a.status != http.StatusOK || a.Result != "duplicate" || a.retryAfter != "" {
+			t.Errorf("copy %d once delivered: %d %q, want 200 duplicate", i, a.status, a.Result)
+		}
+	}
+	if n := delivered(); n != 1 {
+		t.Fatalf("the receiver got the message %d times, want once", n)
+	}
+
+	h := standardHeaders(sw, "msg_refused", now, "refused")
+	if a := post(t, gate+"/hooks/standard", h, "refused"); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("the receiver refusing: %d", a.status)
+	}
+	if a := post(t, gate+"/hooks/standard", h, "refused"); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("the retry of a message the receiver did not take: %d, want it delivered (the receiver's 503)", a.status)
+	}
+	if n := delivered(); n != 3 {
+		t.Fatalf("the receiver got %d messages, want 3", n)
+	}
+
+	m := get(t, "http://"+s.adminLn.Addr().String()+"/metrics")
+	for _, want := range []string{
+		`tokengate_requests_total{code="200",decision="duplicate",route="standard"} 2`,
+		`tokengate_requests_total{code="409",decision="replayed",route="standard"} 1`,
+		`tokengate_signature_verifications_total{result="duplicate_message",route="standard"} 2`,
+		`tokengate_signature_verifications_total{result="message_in_flight",route="standard"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestReplayMemoryIsNeverFlushed: the in-memory store holds
+// replay_memory_entries messages per route and forgets none before its
+// window ends: spellings of one message take no room, a route that has
+// filled its share gets 503 with Retry-After for new messages (its
+// sender retries later), and a message delivered before is still a
+// duplicate, on that route and on others.
+func TestReplayMemoryIsNeverFlushed(t *testing.T) {
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	gate := signedGate(t, idp, recv.URL, "\nsignatures: { replay_memory_entries: 3 }\n")
+	body := `{"ref":"refs/heads/main"}`
+	gh := hmacHex("new-github-secret", body)
+	if a := post(t, gate+"/hooks/github", http.Header{"X-Hub-Signature-256": {"sha256=" + gh}}, body); a.status != http.StatusOK {
+		t.Fatalf("the first GitHub delivery: %d %q", a.status, a.Desc)
+	}
+	for i := range 20 { // 20 spellings of its hex: one message, one entry
+		b := []byte(gh)
+		for j := range b {
+			if i>>(j%5)&1 == 1 && b[j] >= 'a' {
+				b[j] -= 'a' - 'A'
+			}
+		}
+		h := http.Header{"X-Hub-Signature-256": {"sha256=" + string(b)}, "X-Github-Delivery": {fmt.Sprint("v-", i)}}
+		if a := post(t, gate+"/hooks/github", h, body); a.status != http.StatusOK || a.Result != "duplicate" {
+			t.Fatalf("spelling %d: %d %q, want 200 duplicate", i, a.status, a.Result)
+		}
+	}
+	stripe := func(i int) answer {
+		b := fmt.Sprintf(`{"id":"evt_%d"}`, i)
+		return post(t, gate+"/hooks/stripe", stripeHeaders("whsec_stripe", time.Now(), b), b)
+	}
+	for i := range 3 {
+		if a := stripe(i); a.status != http.StatusOK {
+			t.Fatalf("stripe message %d: %d %q", i, a.status, a.Desc)
+		}
+	}
+	if a := stripe(3); a.status != http.StatusServiceUnavailable || a.retryAfter == "" {
+		t.Fatalf("a 4th Stripe message within the window: %d %q Retry-After %q, want 503 with Retry-After", a.status, a.Desc, a.retryAfter)
+	}
+	if a := stripe(0); a.status != http.StatusOK || a.Result != "duplicate" {
+		t.Fatalf("the first Stripe message again, its route full: %d %q, want 200 duplicate", a.status, a.Result)
+	}
+	if a := post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d-x", body), body); a.status != http.StatusOK || a.Result != "duplicate" {
+		t.Fatalf("the GitHub message again: %d %q, want 200 duplicate", a.status, a.Result)
+	}
+	other := body + " "
+	if a := post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d-y", other), other); a.status != http.StatusOK || a.Result != "" {
+		t.Fatalf("a new GitHub message while Stripe's share is full: %d %q, want it delivered", a.status, a.Result)
+	}
+	if n := len(recv.received()); n != 5 {
+		t.Fatalf("the receiver got %d messages, want 5", n)
+	}
+}
+
+// TestRedisStallNeverMakesANewMessageAReplay: Redis runs the claim but
+// its reply arrives after store_timeout (a busy or blipping Redis, held
+// back by a proxy). Briefly: go-redis retries the claim, finds the claim
+// it made itself, and the message is delivered. For longer: the sender
+// gets 503, the claim whose outcome the gate could not know is released,
+// and the sender's retry is delivered. Each message reaches the receiver
+// exactly once; a further copy is a duplicate.
+func TestRedisStallNeverMakesANewMessageAReplay(t *testing.T) {
+	srv := redistest.Start(t)
+	stall := redistest.NewStall(t, srv.Addr())
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	gate := signedGate(t, idp, recv.URL, fmt.Sprintf("\nsignatures: { replay_store: %q, store_timeout: 500ms }\n", stall.URL()))
+	count := func(body string) int {
+		n := 0
+		for _, b := range recv.received() {
+			if b == body {
+				n++
+			}
+		}
+		return n
+	}
+	send := func(body string) answer {
+		return post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d", body), body)
+	}
+	// Warm up: every script loaded (claim, take; claim, release).
+	if a := send("warm-1"); a.status != http.StatusOK {
+		t.Fatalf("warm-up: %d %q", a.status, a.Desc)
+	}
+	recv.status.Store(http.StatusInternalServerError)
+	send("warm-2")
+	recv.status.Store(http.StatusOK)
+
+	// A blip: the claim's reply comes 750ms late, after the 500ms timeout.
+	stall.HoldNext(750 * time.Millisecond)
+	if a := send("blip"); a.status != http.StatusOK || a.Result != "" {
+		t.Errorf("a new message during a blip: %d %q %q, want it delivered", a.status, a.Desc, a.Result)
+	}
+
+	// A stall: no reply until it ends; the sender is told to retry.
+	stall.Hold()
+	a := send("stall")
+	stall.Resume()
+	if a.status != http.StatusServiceUnavailable || a.retryAfter == "" {
+		t.Errorf("a new message while Redis stalls: %d %q, want 503 with Retry-After", a.status, a.Desc)
+	}
+	// The sender retries as told (Retry-After) until it is answered; the
+	// claim the gate could not know the outcome of must not be taken for
+	// a delivery: the answer is the receiver's, not "duplicate".
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := send("stall")
+		if a.status == http.StatusOK {
+			if a.Result != "" {
+				t.Errorf("the sender's retry after the stall: %q, want it delivered", a.Result)
+			}
+			break
+		}
+		if a.retryAfter == "" || time.Now().After(deadline) {
+			t.Fatalf("the sender's retry after the stall: %d %q Retry-After %q, want it delivered within 10s", a.status, a.Desc, a.retryAfter)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	for _, body := range []string{"blip", "stall"} {
+		if a := send(body); a.status != http.StatusOK || a.Result != "duplicate" {
+			t.Errorf("%s again: %d %q, want 200 duplicate", body, a.status, a.Result)
+		}
+		if n := count(body); n != 1 {
+			t.Errorf("%s reached the receiver %d times, want exactly once", body, n)
+		}
 	}
 }

@@ -65,6 +65,9 @@ func Start(t testing.TB) *Server {
 // URL is the server's redis:// URL.
 func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
 
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
 // Start restarts a stopped server on its port (for tests).
 func (s *Server) Start() {
 	if err := s.Restart(); err != nil {
