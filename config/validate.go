@@ -273,8 +273,16 @@ func (v *validator) routes() {
 		v.add("routes", "at least one route is required: tokengate denies every path no route names")
 	}
 	names := v.c.IssuerNames()
+	signed := map[string]int{} // route name → index of the signed route that has it
 	for i, r := range v.c.Routes {
 		p := fmt.Sprintf("routes[%d]", i)
+		if r.Signature != nil {
+			if j, dup := signed[r.Name]; dup {
+				v.add(p+".name", "%q is also the name of signed routes[%d]: signed routes need names of their own, since replay ids are remembered per route name (set name:)", r.Name, j)
+			} else {
+				signed[r.Name] = i
+			}
+		}
 		switch {
 		case r.Path != "" && r.PathPrefix != "":
 			v.add(p, "set only one of path and path_prefix")
