@@ -47,7 +47,8 @@ type IntrospectionOptions struct {
 	MaxConcurrent int
 	RatePerSecond float64
 	Burst         int
-	// Client makes the calls; its Timeout bounds one call.
+	// Client makes the calls; its Timeout bounds one call. It is copied:
+	// redirects are never followed, whatever its CheckRedirect says.
 	Client *http.Client
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -89,6 +90,12 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 5 * time.Second}
 	}
+	// A redirect is never followed: a 307/308 would re-post the sender's
+	// token and tokengate's client secret to wherever it points. The 3xx
+	// answer itself is then an unusable answer (503).
+	c := *o.Client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	o.Client = &c
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -149,6 +156,9 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxIntrospectionResponse+1))
 	if err != nil {
 		return nil, unavailable(in.o.Name, fmt.Errorf("reading introspection answer: %w", err))
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, unavailable(in.o.Name, fmt.Errorf("introspection answered %s; redirects are not followed", resp.Status))
 	}
 	if resp.StatusCode != http.StatusOK {
 		// 5xx is an outage; 4xx means tokengate's own credentials or request
