@@ -75,6 +75,9 @@ func TestIntrospection(t *testing.T) {
 		{name: "ISS instead of iss", setup: func(in *verifiertest.Introspector) {
 			in.AddRaw("tok", fmt.Sprintf(`{"active":true,"ISS":"https://partner.example","aud":"https://hooks.example.com","exp":%d}`, time.Now().Add(time.Hour).Unix()))
 		}, wantErr: ErrInvalidToken, reason: "issuer not accepted"},
+		{name: "answer not UTF-8", setup: func(in *verifiertest.Introspector) {
+			in.AddRaw("tok", fmt.Sprintf("{\"active\":true,\"sub\":\"ad\xffmin\",\"iss\":\"https://partner.example\",\"aud\":\"https://hooks.example.com\",\"exp\":%d}", time.Now().Add(time.Hour).Unix()))
+		}, wantErr: ErrInvalidToken, reason: "introspection answer has malformed claims"},
 		{name: "endpoint 500", setup: func(in *verifiertest.Introspector) { in.SetStatus(500) }, wantErr: ErrUnavailable},
 		{name: "tokengate's credentials refused", mod: func(o *IntrospectionOptions) { o.ClientSecret = "wrong" }, wantErr: ErrUnavailable},
 		{name: "endpoint timeout", setup: func(in *verifiertest.Introspector) { in.SetDelay(2 * time.Second) }, wantErr: ErrUnavailable},
