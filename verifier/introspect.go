@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,7 +57,9 @@ type IntrospectionOptions struct {
 	OnCall func(err error)
 }
 
-// Introspection verifies opaque tokens by asking an RFC 7662 endpoint.
+// Introspection verifies opaque tokens by asking an RFC 7662 endpoint. A
+// token shaped like a JWS is asked about only if it names a public-key
+// algorithm: "none" and HS* JWTs are refused without a call.
 type Introspection struct {
 	o      IntrospectionOptions
 	auth   string // precomputed Basic header
@@ -117,6 +120,9 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Principal, 
 	if len(token) > MaxTokenSize {
 		return nil, invalid("token too large", nil)
 	}
+	if err := introspectable(token); err != nil {
+		return nil, err
+	}
 	select {
 	case in.slots <- struct{}{}:
 	default:
@@ -131,6 +137,24 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Principal, 
 		in.o.OnCall(err)
 	}
 	return p, err
+}
+
+// introspectable refuses, before any call, a token shaped like a JWS
+// (in any spelling of its header) that is malformed or whose alg is not a
+// public-key algorithm: an endpoint that validates JWTs itself must never
+// be shown an unsigned ("none") or HMAC token through tokengate. Opaque
+// tokens and public-key JWTs of the issuer are asked about.
+func introspectable(token string) error {
+	jws, err := parseCompactJWS(token)
+	switch {
+	case errors.Is(err, errNotJWS):
+		return nil
+	case err != nil:
+		return err
+	case !slices.Contains(asymmetricAlgs, jws.alg):
+		return invalid(reasonAlg, fmt.Errorf("a JWS with alg %q is never introspected", jws.alg))
+	}
+	return nil
 }
 
 func (in *Introspection) call(ctx context.Context, token string) (*Principal, error) {

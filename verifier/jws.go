@@ -139,6 +139,8 @@ func parseCompactJWS(token string) (*compactJWS, error) {
 		return nil, invalid("unsupported critical header", nil)
 	case err != nil:
 		return nil, invalid(reasonAlg, err)
+	case j.alg == "":
+		return nil, invalid(reasonAlg, errors.New(`header has no "alg"`))
 	}
 	if j.payload, err = decodeSegment(body); err != nil {
 		return nil, invalid(reasonAlg, fmt.Errorf("payload: %w", err))

@@ -300,17 +300,17 @@ type parsedJWT struct {
 // be an opaque token for introspection.
 var errNotJWS = errors.New("not a compact JWS")
 
-// parseJWT decodes token without verifying it. Failures are rejections
-// (InvalidError), except errNotJWS for tokens that are not JWS-shaped.
-// "none" and HS* are refused here: a public key can never serve as an HMAC
-// secret.
+// parseJWT decodes token without verifying it: its structure and claims
+// only, enough to route it by "iss". Failures are rejections
+// (InvalidError), except errNotJWS for tokens that are not JWS-shaped. The
+// algorithm is checked by whoever the token is routed to: a JWT issuer
+// against its allow-list (never "none" or HS*: a public key can never serve
+// as an HMAC secret), the introspection issuer against the public-key
+// algorithms (introspectable).
 func parseJWT(token string) (*parsedJWT, error) {
 	jws, err := parseCompactJWS(token)
 	if err != nil {
 		return nil, err
-	}
-	if !slices.Contains(asymmetricAlgs, jws.alg) {
-		return nil, invalid(reasonAlg, nil)
 	}
 	t := &parsedJWT{compactJWS: jws, raw: token}
 	if t.claims, err = parseClaims(jws.payload, false); err != nil {

@@ -223,3 +223,9 @@ func TestIntrospectionFloodIsBoundedAndCachedTokensKeepPassing(t *testing.T) {
 		t.Fatalf("only %d of 300 flood tokens were answered unavailable (503)", unavailable)
 	}
 }
+
+// mustStatic is a key set in memory holding keys.
+func mustStatic(t testing.TB, keys ...jose.JSONWebKey) *StaticKeySet {
+	t.Helper()
+	return NewStaticKeySet(keys)
+}
