@@ -23,6 +23,11 @@ const MaxJWKSSize = 1 << 20
 // defaultMaxKeyAge is how long keys are used before they are refetched.
 const defaultMaxKeyAge = time.Minute
 
+// DefaultRefreshCooldown is the refill period of the unknown-kid refetch
+// bucket when none (or a negative one) is configured: zero never means
+// "refetch for every unknown kid".
+const DefaultRefreshCooldown = 30 * time.Second
+
 // refetchBurst is how many unknown-kid refetches may happen back to back
 // (then one per cooldown): a key published a moment ago is found on its
 // first token even right after another fetch, while a kid flood costs at
@@ -79,8 +84,9 @@ type KeySetOptions struct {
 	// Client makes the requests; it should have a timeout. Default: a
 	// client with a 5s timeout.
 	Client *http.Client
-	// Cooldown is the refill period of the unknown-kid refetch bucket.
-	// A failed fetch may be retried after min(Cooldown, 5s).
+	// Cooldown is the refill period of the unknown-kid refetch bucket;
+	// zero or negative means DefaultRefreshCooldown. A failed fetch may be
+	// retried after min(Cooldown, 5s).
 	Cooldown time.Duration
 	// MaxAge is how old keys may get before they are refetched (in the
 	// background, by Run or by the next token). Default 1m.
@@ -104,13 +110,12 @@ func NewRemoteKeySet(url string, o KeySetOptions) *RemoteKeySet {
 	if o.MaxAge == 0 {
 		o.MaxAge = defaultMaxKeyAge
 	}
-	every := rate.Inf
-	if o.Cooldown > 0 {
-		every = rate.Every(o.Cooldown)
+	if o.Cooldown <= 0 {
+		o.Cooldown = DefaultRefreshCooldown
 	}
 	return &RemoteKeySet{
 		url: url, client: o.Client, maxAge: o.MaxAge, now: o.Now, onFetch: o.OnFetch, onWarn: o.OnWarn,
-		refetch: rate.NewLimiter(every, refetchBurst),
+		refetch: rate.NewLimiter(rate.Every(o.Cooldown), refetchBurst),
 	}
 }
 
@@ -149,9 +154,6 @@ func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]key, error) {
 
 // every is the period of a rate.Limit, for the retry-after-failure rule.
 func every(l rate.Limit) time.Duration {
-	if l == rate.Inf || l <= 0 {
-		return 0
-	}
 	return time.Duration(float64(time.Second) / float64(l))
 }
 
@@ -232,6 +234,13 @@ func (k *RemoteKeySet) Run(ctx context.Context) {
 			_ = k.Refresh(ctx)
 		}
 	}
+}
+
+// idle reports whether no fetch is in flight (for tests).
+func (k *RemoteKeySet) idle() bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.inflight == nil
 }
 
 // Ready reports whether keys were fetched at least once.

@@ -54,7 +54,7 @@ func TestEveryAlgorithmVerifiesGoJoseSignaturesAndNothingElse(t *testing.T) {
 		t.Run(string(alg), func(t *testing.T) {
 			k := &verifiertest.Key{ID: "k", Alg: alg, Private: priv}
 			tok := verifiertest.Sign(k, claims, nil)
-			j, err := NewJWT(JWTOptions{Name: "idp", Issuer: "https://idp.example", KeySet: NewStaticKeySet([]jose.JSONWebKey{k.Public()}),
+			j, err := NewJWT(JWTOptions{Name: "idp", Issuer: "https://idp.example", KeySet: mustStatic(t, k.Public()),
 				Audiences: []string{"a"}, Algorithms: []string{string(alg)}})
 			if err != nil {
 				t.Fatal(err)

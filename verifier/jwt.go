@@ -49,7 +49,7 @@ type JWTOptions struct {
 	// Client fetches discovery and JWKS documents; it must have a timeout.
 	Client *http.Client
 	// RefreshCooldown is the refill period of the unknown-kid refetch
-	// bucket (burst 3).
+	// bucket (burst 3); zero means DefaultRefreshCooldown.
 	RefreshCooldown time.Duration
 	// RefreshInterval is how often keys are revalidated (by Run, or by the
 	// next token once they are older). Default 1m.

@@ -231,7 +231,8 @@ func TestIdPDownReturns503NotUnauthorized(t *testing.T) {
 	idp := verifiertest.New()
 	defer idp.Close()
 	idp.SetDown(true)
-	j := newJWT(t, idp, func(o *JWTOptions) { o.JWKSURL = idp.JWKSURL(); o.RefreshCooldown = 0 })
+	clk := &clock{t: time.Now()}
+	j := newJWT(t, idp, func(o *JWTOptions) { o.JWKSURL = idp.JWKSURL(); o.Now = clk.Now })
 	tok := idp.Mint(idp.Claims(aud))
 	_, err := j.Verify(context.Background(), tok)
 	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidToken) {
@@ -241,6 +242,7 @@ func TestIdPDownReturns503NotUnauthorized(t *testing.T) {
 		t.Fatal("ready without keys")
 	}
 	idp.SetDown(false)
+	clk.Add(5 * time.Second) // a failed fetch is retried after min(cooldown, 5s)
 	if _, err := j.Verify(context.Background(), tok); err != nil {
 		t.Fatalf("after recovery: %v", err)
 	}

@@ -227,5 +227,9 @@ func TestIntrospectionFloodIsBoundedAndCachedTokensKeepPassing(t *testing.T) {
 // mustStatic is a key set in memory holding keys.
 func mustStatic(t testing.TB, keys ...jose.JSONWebKey) *StaticKeySet {
 	t.Helper()
-	return NewStaticKeySet(keys)
+	s, err := NewStaticKeySet(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
