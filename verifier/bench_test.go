@@ -52,7 +52,7 @@ func BenchmarkCacheHit1KB(b *testing.B) {
 func benchJWT(b *testing.B, alg jose.SignatureAlgorithm) {
 	k := verifiertest.NewKey(alg)
 	j, err := NewJWT(JWTOptions{
-		Name: "idp", Issuer: "https://idp.example", KeySet: NewStaticKeySet([]jose.JSONWebKey{k.Public()}),
+		Name: "idp", Issuer: "https://idp.example", KeySet: mustStatic(b, k.Public()),
 		Audiences: []string{"aud"}, Algorithms: []string{"RS256", "ES256"}, ClockSkew: time.Minute,
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // claims are the registered and scope claims of a token, decoded strictly:
@@ -38,9 +39,16 @@ var registeredNames = []string{
 
 // parseClaims decodes a claim set strictly: names match exactly (RFC 7519
 // §4: "EXP" is not "exp"), a registered claim given twice is refused, a
-// time must be a JSON number. The full map of claims (for claim policies
-// and claim headers) is decoded as well only when all is true.
+// time must be a JSON number, the text must be UTF-8. The full map of
+// claims (for claim policies and claim headers) is decoded as well only
+// when all is true.
 func parseClaims(payload []byte, all bool) (*claims, error) {
+	if !utf8.Valid(payload) {
+		// JSON text is UTF-8 (RFC 8259 §8.1). Go's decoder would turn other
+		// bytes into U+FFFD in the claim map while the raw claim strings kept
+		// them: two spellings of one subject.
+		return nil, errors.New("claims: not UTF-8")
+	}
 	c := &claims{}
 	var seen uint32
 	var clientID, azp, cid, scope, scp, aud, exp, nbf, iat []byte

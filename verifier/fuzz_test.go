@@ -24,7 +24,7 @@ func FuzzVerify(f *testing.F) {
 	claims := map[string]any{"iss": "https://idp.example", "aud": "a", "sub": "s", "exp": time.Now().Add(time.Hour).Unix()}
 	valid := verifiertest.Sign(key, claims, nil)
 	j, err := NewJWT(JWTOptions{
-		Name: "idp", Issuer: "https://idp.example", KeySet: NewStaticKeySet([]jose.JSONWebKey{key.Public()}),
+		Name: "idp", Issuer: "https://idp.example", KeySet: mustStatic(f, key.Public()),
 		Audiences: []string{"a"}, Algorithms: []string{"ES256", "RS256"}, ClockSkew: time.Minute,
 	})
 	if err != nil {

@@ -1,7 +1,7 @@
 package verifier
 
 import (
-	"strings"
+	"encoding/binary"
 	"sync"
 )
 
@@ -42,7 +42,7 @@ func (in *interner) list(l []string) []string {
 	if len(l) == 0 {
 		return nil
 	}
-	key := strings.Join(l, "\x00")
+	key := listKey(l)
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if v, ok := in.lists[key]; ok {
@@ -52,6 +52,22 @@ func (in *interner) list(l []string) []string {
 		in.lists[key] = l
 	}
 	return l
+}
+
+// listKey is an unambiguous key for a list: each element prefixed with its
+// length, so that ["a\x00b"] and ["a","b"] (or ["ab"]) never share a key
+// and one token never comes out holding another token's scopes.
+func listKey(l []string) string {
+	n := 0
+	for _, s := range l {
+		n += len(s) + 4
+	}
+	b := make([]byte, 0, n)
+	for _, s := range l {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return string(b)
 }
 
 // principal builds a principal whose repeated values are shared.

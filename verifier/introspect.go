@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,7 +48,8 @@ type IntrospectionOptions struct {
 	MaxConcurrent int
 	RatePerSecond float64
 	Burst         int
-	// Client makes the calls; its Timeout bounds one call.
+	// Client makes the calls; its Timeout bounds one call. It is copied:
+	// redirects are never followed, whatever its CheckRedirect says.
 	Client *http.Client
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -55,7 +57,9 @@ type IntrospectionOptions struct {
 	OnCall func(err error)
 }
 
-// Introspection verifies opaque tokens by asking an RFC 7662 endpoint.
+// Introspection verifies opaque tokens by asking an RFC 7662 endpoint. A
+// token shaped like a JWS is asked about only if it names a public-key
+// algorithm: "none" and HS* JWTs are refused without a call.
 type Introspection struct {
 	o      IntrospectionOptions
 	auth   string // precomputed Basic header
@@ -89,6 +93,12 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 5 * time.Second}
 	}
+	// A redirect is never followed: a 307/308 would re-post the sender's
+	// token and tokengate's client secret to wherever it points. The 3xx
+	// answer itself is then an unusable answer (503).
+	c := *o.Client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	o.Client = &c
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -110,6 +120,9 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Principal, 
 	if len(token) > MaxTokenSize {
 		return nil, invalid("token too large", nil)
 	}
+	if err := introspectable(token); err != nil {
+		return nil, err
+	}
 	select {
 	case in.slots <- struct{}{}:
 	default:
@@ -124,6 +137,24 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Principal, 
 		in.o.OnCall(err)
 	}
 	return p, err
+}
+
+// introspectable refuses, before any call, a token shaped like a JWS
+// (in any spelling of its header) that is malformed or whose alg is not a
+// public-key algorithm: an endpoint that validates JWTs itself must never
+// be shown an unsigned ("none") or HMAC token through tokengate. Opaque
+// tokens and public-key JWTs of the issuer are asked about.
+func introspectable(token string) error {
+	jws, err := parseCompactJWS(token)
+	switch {
+	case errors.Is(err, errNotJWS):
+		return nil
+	case err != nil:
+		return err
+	case !slices.Contains(asymmetricAlgs, jws.alg):
+		return invalid(reasonAlg, fmt.Errorf("a JWS with alg %q is never introspected", jws.alg))
+	}
+	return nil
 }
 
 func (in *Introspection) call(ctx context.Context, token string) (*Principal, error) {
@@ -149,6 +180,9 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxIntrospectionResponse+1))
 	if err != nil {
 		return nil, unavailable(in.o.Name, fmt.Errorf("reading introspection answer: %w", err))
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, unavailable(in.o.Name, fmt.Errorf("introspection answered %s; redirects are not followed", resp.Status))
 	}
 	if resp.StatusCode != http.StatusOK {
 		// 5xx is an outage; 4xx means tokengate's own credentials or request

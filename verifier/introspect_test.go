@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,6 +75,9 @@ func TestIntrospection(t *testing.T) {
 		{name: "ISS instead of iss", setup: func(in *verifiertest.Introspector) {
 			in.AddRaw("tok", fmt.Sprintf(`{"active":true,"ISS":"https://partner.example","aud":"https://hooks.example.com","exp":%d}`, time.Now().Add(time.Hour).Unix()))
 		}, wantErr: ErrInvalidToken, reason: "issuer not accepted"},
+		{name: "answer not UTF-8", setup: func(in *verifiertest.Introspector) {
+			in.AddRaw("tok", fmt.Sprintf("{\"active\":true,\"sub\":\"ad\xffmin\",\"iss\":\"https://partner.example\",\"aud\":\"https://hooks.example.com\",\"exp\":%d}", time.Now().Add(time.Hour).Unix()))
+		}, wantErr: ErrInvalidToken, reason: "introspection answer has malformed claims"},
 		{name: "endpoint 500", setup: func(in *verifiertest.Introspector) { in.SetStatus(500) }, wantErr: ErrUnavailable},
 		{name: "tokengate's credentials refused", mod: func(o *IntrospectionOptions) { o.ClientSecret = "wrong" }, wantErr: ErrUnavailable},
 		{name: "endpoint timeout", setup: func(in *verifiertest.Introspector) { in.SetDelay(2 * time.Second) }, wantErr: ErrUnavailable},
@@ -147,5 +152,38 @@ func TestIntrospectionNoAuth(t *testing.T) {
 				t.Errorf("form %v", f)
 			}
 		})
+	}
+}
+
+// TestIntrospectionNeverFollowsRedirects: an endpoint that answers with a
+// redirect (a moved or compromised endpoint) is an unavailable upstream
+// (503); the redirect is never followed, so the sender's token and
+// tokengate's client secret never reach the second server.
+func TestIntrospectionNeverFollowsRedirects(t *testing.T) {
+	for _, code := range []int{301, 302, 303, 307, 308} {
+		for _, post := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%d post=%v", code, post), func(t *testing.T) {
+				second := verifiertest.NewIntrospector() // would answer "active" and counts every request
+				defer second.Close()
+				second.Add("tok", verifiertest.ActiveClaims("webhooks:write", time.Hour))
+				var first atomic.Int64
+				redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					first.Add(1)
+					http.Redirect(w, r, second.URL(), code)
+				}))
+				defer redirector.Close()
+				v := newIntrospection(t, second, func(o *IntrospectionOptions) { o.URL = redirector.URL + "/introspect"; o.PostAuth = post })
+				p, err := v.Verify(context.Background(), "tok")
+				if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidToken) {
+					t.Fatalf("a %d answer: principal %v, err = %v, want ErrUnavailable only", code, p, err)
+				}
+				if n := second.Calls(); n != 0 {
+					t.Fatalf("the redirect was followed: the second server got %d request(s) (form %v)", n, second.LastForm())
+				}
+				if n := first.Load(); n != 1 {
+					t.Fatalf("the endpoint got %d requests, want 1", n)
+				}
+			})
+		}
 	}
 }

@@ -23,6 +23,11 @@ const MaxJWKSSize = 1 << 20
 // defaultMaxKeyAge is how long keys are used before they are refetched.
 const defaultMaxKeyAge = time.Minute
 
+// DefaultRefreshCooldown is the refill period of the unknown-kid refetch
+// bucket when none (or a negative one) is configured: zero never means
+// "refetch for every unknown kid".
+const DefaultRefreshCooldown = 30 * time.Second
+
 // refetchBurst is how many unknown-kid refetches may happen back to back
 // (then one per cooldown): a key published a moment ago is found on its
 // first token even right after another fetch, while a kid flood costs at
@@ -33,19 +38,19 @@ const refetchBurst = 3
 const minRSABits = 2048
 
 var (
-	// errUnknownKey: no key with the token's kid, even after a refetch.
+	// errUnknownKey: no key with the token's kid, even in a JWKS fetched
+	// after the token arrived.
 	errUnknownKey = errors.New("no key with this kid")
-	// errRefetchLimited: the kid is unknown and no refetch is allowed
-	// right now; the key may be new, so this is 503, not 401.
-	errRefetchLimited = errors.New("unknown kid; JWKS refetch rate-limited")
 )
 
 // RemoteKeySet is the key set of a JWKS URL. Unlike go-oidc's RemoteKeySet
 // it refetches only for a kid it does not know (never for a bad signature
-// with a known kid), under a token bucket (refetchBurst, then one per
-// cooldown); it revalidates the whole set every MaxAge with If-None-Match,
-// marks withdrawn keys gone, and tells the JWT verifier when a fetch failed
-// so that "identity provider down" becomes 503, not 401.
+// with a known kid): at once while a token bucket allows (refetchBurst,
+// then one per cooldown), otherwise in one fetch per floodRefetchInterval
+// that every unknown kid waiting meanwhile shares (refetch.go). It
+// revalidates the whole set every MaxAge with If-None-Match, marks
+// withdrawn keys gone, and tells the JWT verifier when a fetch failed so
+// that "identity provider down" becomes 503, not 401.
 type RemoteKeySet struct {
 	url     string
 	client  *http.Client
@@ -62,14 +67,15 @@ type RemoteKeySet struct {
 	fetched   time.Time // last successful fetch (or 304)
 	attempted time.Time // last attempt
 	lastErr   error     // last attempt's error, nil after success
-	inflight  *fetchCall
-}
 
-// fetchCall is a fetch in progress; callers that arrive meanwhile wait for
-// it instead of starting (or paying for) another.
-type fetchCall struct {
-	done chan struct{}
-	err  error
+	// The fetch schedule (refetch.go).
+	inflight    *fetchCall // the fetch running, if any
+	due         *fetchCall // an unknown-kid fetch set to start within floodRefetchInterval
+	started     uint64     // fetches started so far; fetchCall.seq numbers them
+	lastCharged time.Time  // start of the last fetch an unknown kid caused
+	spacedUntil time.Time  // no burst fetch before this: a flood fetch ran less than floodRefetchInterval ago
+	waiters     int        // unknown-kid tokens waiting for a fetch
+	maxWaiters  int        // maxRefetchWaiters (tests lower it)
 }
 
 var _ keySource = (*RemoteKeySet)(nil)
@@ -79,8 +85,9 @@ type KeySetOptions struct {
 	// Client makes the requests; it should have a timeout. Default: a
 	// client with a 5s timeout.
 	Client *http.Client
-	// Cooldown is the refill period of the unknown-kid refetch bucket.
-	// A failed fetch may be retried after min(Cooldown, 5s).
+	// Cooldown is the refill period of the unknown-kid refetch bucket;
+	// zero or negative means DefaultRefreshCooldown. A failed fetch may be
+	// retried after min(Cooldown, 5s).
 	Cooldown time.Duration
 	// MaxAge is how old keys may get before they are refetched (in the
 	// background, by Run or by the next token). Default 1m.
@@ -104,94 +111,13 @@ func NewRemoteKeySet(url string, o KeySetOptions) *RemoteKeySet {
 	if o.MaxAge == 0 {
 		o.MaxAge = defaultMaxKeyAge
 	}
-	every := rate.Inf
-	if o.Cooldown > 0 {
-		every = rate.Every(o.Cooldown)
+	if o.Cooldown <= 0 {
+		o.Cooldown = DefaultRefreshCooldown
 	}
 	return &RemoteKeySet{
 		url: url, client: o.Client, maxAge: o.MaxAge, now: o.Now, onFetch: o.OnFetch, onWarn: o.OnWarn,
-		refetch: rate.NewLimiter(every, refetchBurst),
+		refetch: rate.NewLimiter(rate.Every(o.Cooldown), refetchBurst), maxWaiters: maxRefetchWaiters,
 	}
-}
-
-// keysFor returns the keys that may have signed a token with kid. An
-// unknown kid refetches the JWKS when the bucket allows it (or joins a
-// fetch in progress); when it does not, the kid may still be a new key,
-// so the answer is errRefetchLimited (503), not errUnknownKey (401).
-func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]key, error) {
-	k.mu.RLock()
-	keys, lastErr, fetched, attempted := k.lookup(kid), k.lastErr, k.fetched, k.attempted
-	k.mu.RUnlock()
-	now := k.now()
-	if len(keys) > 0 {
-		if now.Sub(fetched) > k.maxAge && now.Sub(attempted) > min(k.maxAge, 5*time.Second) {
-			_, _ = k.startFetch(ctx, false) // in the background; this token uses the keys held
-		}
-		return keys, nil
-	}
-	if lastErr != nil && now.Sub(attempted) < min(every(k.refetch.Limit()), 5*time.Second) {
-		return nil, fmt.Errorf("fetching keys: %w", lastErr)
-	}
-	if err := k.fetchShared(ctx, !fetched.IsZero()); err != nil {
-		if errors.Is(err, errRefetchLimited) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("fetching keys: %w", err)
-	}
-	k.mu.RLock()
-	keys = k.lookup(kid)
-	k.mu.RUnlock()
-	if len(keys) == 0 {
-		return nil, errUnknownKey
-	}
-	return keys, nil
-}
-
-// every is the period of a rate.Limit, for the retry-after-failure rule.
-func every(l rate.Limit) time.Duration {
-	if l == rate.Inf || l <= 0 {
-		return 0
-	}
-	return time.Duration(float64(time.Second) / float64(l))
-}
-
-// fetchShared waits for a fetch in progress or starts one. A fetch caused
-// by an unknown kid (charged) takes a token from the refetch bucket;
-// scheduled refreshes, Start and SIGHUP do not.
-func (k *RemoteKeySet) fetchShared(ctx context.Context, charged bool) error {
-	call, err := k.startFetch(ctx, charged)
-	if err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-call.done:
-		return call.err
-	}
-}
-
-// startFetch returns the fetch in progress, or starts one (taking a token
-// from the refetch bucket when charged). It never waits for the fetch.
-func (k *RemoteKeySet) startFetch(ctx context.Context, charged bool) (*fetchCall, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.inflight != nil {
-		return k.inflight, nil
-	}
-	if charged && !k.refetch.AllowN(k.now(), 1) {
-		return nil, errRefetchLimited
-	}
-	call := &fetchCall{done: make(chan struct{})}
-	k.inflight = call
-	go func() {
-		call.err = k.fetch(context.WithoutCancel(ctx))
-		k.mu.Lock()
-		k.inflight = nil
-		k.mu.Unlock()
-		close(call.done)
-	}()
-	return call, nil
 }
 
 func (k *RemoteKeySet) lookup(kid string) []key {
@@ -216,7 +142,7 @@ func (k *RemoteKeySet) Refresh(ctx context.Context) error {
 		case <-earlier.done:
 		}
 	}
-	return k.fetchShared(ctx, false)
+	return wait(ctx, k.fetchNow())
 }
 
 // Run refreshes the keys every MaxAge until ctx ends, so that a withdrawn

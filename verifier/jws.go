@@ -10,8 +10,10 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -32,11 +34,54 @@ var (
 	errCritical     = errors.New("unsupported critical header")
 )
 
+// strictB64 is the one spelling of base64url a JWS segment may have
+// (RFC 7515 §2, RFC 4648 §3.5): no padding, the unused bits of the last
+// character zero. Another spelling of the same bytes would be another token
+// (another cache entry, another replay key) for one signature.
+var strictB64 = base64.RawURLEncoding.Strict()
+
+// errNonCanonical: a segment decodes, but is not spelled canonically.
+var errNonCanonical = errors.New("segment is not canonical base64url")
+
+// decodeSegment decodes a JWS segment that must be canonical base64url.
+// The decoder skips CR and LF even in strict mode; a segment holding one
+// decodes to fewer bytes than its length implies, and is refused.
+func decodeSegment(s string) ([]byte, error) {
+	b, err := strictB64.DecodeString(s)
+	if err != nil {
+		return nil, errNonCanonical
+	}
+	if len(b) != strictB64.DecodedLen(len(s)) {
+		return nil, errNonCanonical
+	}
+	return b, nil
+}
+
+// looseDecode decodes base64 as leniently as any JOSE library might
+// (padding, the standard alphabet, spare bits, line breaks). It only tells
+// a JWS from an opaque token: a token whose first segment is a JSON object
+// in any spelling is a JWS, refused if it is not canonical, and never
+// handed to introspection as if it were opaque.
+func looseDecode(s string) ([]byte, error) {
+	s = strings.TrimRight(s, "=")
+	s = strings.Map(func(r rune) rune {
+		switch r {
+		case '+':
+			return '-'
+		case '/':
+			return '_'
+		}
+		return r
+	}, s)
+	return base64.RawURLEncoding.DecodeString(s)
+}
+
 // parseCompactJWS decodes token. errNotJWS means it is not shaped like a
-// JWS at all (three base64url parts, a JSON object header); any other
-// error is a JWS that is refused. The header is read with exact,
-// duplicate-free names like the claims; "crit" (even empty) and "b64" are
-// refused: tokengate implements no JWS extension.
+// JWS at all (three parts, the first a JSON object in base64, however
+// spelled); any other error is a JWS that is refused: a segment that is not
+// canonical base64url, a header that is not UTF-8. The header is read with
+// exact, duplicate-free names like the claims; "crit" (even empty) and
+// "b64" are refused: tokengate implements no JWS extension.
 func parseCompactJWS(token string) (*compactJWS, error) {
 	head, rest, ok := strings.Cut(token, ".")
 	if !ok {
@@ -46,13 +91,16 @@ func parseCompactJWS(token string) (*compactJWS, error) {
 	if !ok || strings.IndexByte(sig, '.') >= 0 {
 		return nil, errNotJWS
 	}
-	hb, err := base64.RawURLEncoding.DecodeString(head)
-	if err != nil || len(hb) == 0 || hb[0] != '{' {
-		return nil, errNotJWS
+	hb, canonErr := decodeSegment(head)
+	if canonErr != nil {
+		var err error
+		if hb, err = looseDecode(head); err != nil {
+			return nil, errNotJWS
+		}
 	}
 	j := &compactJWS{signingInput: token[:len(head)+1+len(body)]}
 	var seen [3]bool
-	err = members(hb, func(name, raw []byte) error {
+	err := members(hb, func(name, raw []byte) error {
 		var dst *string
 		i := -1
 		switch string(name) {
@@ -83,16 +131,22 @@ func parseCompactJWS(token string) (*compactJWS, error) {
 	switch {
 	case errors.Is(err, errNotObject):
 		return nil, errNotJWS
+	case canonErr != nil:
+		return nil, invalid(reasonAlg, fmt.Errorf("header: %w", canonErr))
+	case !utf8.Valid(hb):
+		return nil, invalid(reasonAlg, errors.New("header is not UTF-8"))
 	case errors.Is(err, errCritical):
 		return nil, invalid("unsupported critical header", nil)
 	case err != nil:
 		return nil, invalid(reasonAlg, err)
+	case j.alg == "":
+		return nil, invalid(reasonAlg, errors.New(`header has no "alg"`))
 	}
-	if j.payload, err = base64.RawURLEncoding.DecodeString(body); err != nil {
-		return nil, invalid(reasonAlg, err)
+	if j.payload, err = decodeSegment(body); err != nil {
+		return nil, invalid(reasonAlg, fmt.Errorf("payload: %w", err))
 	}
-	if j.sig, err = base64.RawURLEncoding.DecodeString(sig); err != nil {
-		return nil, invalid(reasonAlg, err)
+	if j.sig, err = decodeSegment(sig); err != nil {
+		return nil, invalid(reasonAlg, fmt.Errorf("signature: %w", err))
 	}
 	return j, nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestEveryAlgorithmVerifiesGoJoseSignaturesAndNothingElse(t *testing.T) {
 		t.Run(string(alg), func(t *testing.T) {
 			k := &verifiertest.Key{ID: "k", Alg: alg, Private: priv}
 			tok := verifiertest.Sign(k, claims, nil)
-			j, err := NewJWT(JWTOptions{Name: "idp", Issuer: "https://idp.example", KeySet: NewStaticKeySet([]jose.JSONWebKey{k.Public()}),
+			j, err := NewJWT(JWTOptions{Name: "idp", Issuer: "https://idp.example", KeySet: mustStatic(t, k.Public()),
 				Audiences: []string{"a"}, Algorithms: []string{string(alg)}})
 			if err != nil {
 				t.Fatal(err)
@@ -91,23 +92,27 @@ func TestEveryAlgorithmVerifiesGoJoseSignaturesAndNothingElse(t *testing.T) {
 
 func TestJWSHeaderIsReadStrictly(t *testing.T) {
 	k := verifiertest.NewKey(jose.ES256)
-	valid := verifiertest.Sign(k, map[string]any{"iss": "i"}, nil)
-	parts := strings.Split(valid, ".")
-	enc := base64.RawURLEncoding.EncodeToString
+	claims := []byte(`{"iss":"i","aud":"a","exp":` + strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10) + `}`)
+	j, err := NewJWT(JWTOptions{Name: "i", Issuer: "i", KeySet: mustStatic(t, k.Public()), Audiences: []string{"a"}, Algorithms: []string{"ES256"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := `,"kid":"` + k.ID + `"`
 	for name, c := range map[string]struct {
 		header string
 		reason string
 	}{
-		"alg given twice":   {`{"alg":"ES256","alg":"none"}`, reasonAlg},
-		"alg not a string":  {`{"alg":256}`, reasonAlg},
-		"ALG is not alg":    {`{"ALG":"ES256"}`, reasonAlg},
-		"crit":              {`{"alg":"ES256","crit":[]}`, "unsupported critical header"},
-		"b64":               {`{"alg":"ES256","b64":true}`, "unsupported critical header"},
-		"HS256":             {`{"alg":"HS256"}`, reasonAlg},
-		"escaped alg value": {`{"alg":"\u0045S256","kid":"` + k.ID + `"}`, ""},
+		"alg given twice":   {`{"alg":"ES256","alg":"none"` + kid + `}`, reasonAlg},
+		"alg not a string":  {`{"alg":256` + kid + `}`, reasonAlg},
+		"ALG is not alg":    {`{"ALG":"ES256"` + kid + `}`, reasonAlg},
+		"no alg":            {`{"kid":"` + k.ID + `"}`, reasonAlg},
+		"crit":              {`{"alg":"ES256","crit":[]` + kid + `}`, "unsupported critical header"},
+		"b64":               {`{"alg":"ES256","b64":true` + kid + `}`, "unsupported critical header"},
+		"HS256":             {`{"alg":"HS256"` + kid + `}`, reasonAlg},
+		"escaped alg value": {`{"alg":"\u0045S256"` + kid + `}`, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := parseJWT(enc([]byte(c.header)) + "." + parts[1] + "." + parts[2])
+			_, err := j.Verify(context.Background(), verifiertest.SignRawHeader(k, []byte(c.header), claims))
 			if c.reason == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -49,7 +49,7 @@ type JWTOptions struct {
 	// Client fetches discovery and JWKS documents; it must have a timeout.
 	Client *http.Client
 	// RefreshCooldown is the refill period of the unknown-kid refetch
-	// bucket (burst 3).
+	// bucket (burst 3); zero means DefaultRefreshCooldown.
 	RefreshCooldown time.Duration
 	// RefreshInterval is how often keys are revalidated (by Run, or by the
 	// next token once they are older). Default 1m.
@@ -70,15 +70,24 @@ type JWTOptions struct {
 // the keys of the issuer's JWKS (found by go-oidc's discovery or given),
 // then the registered claims.
 type JWT struct {
-	o    JWTOptions
-	algs []jose.SignatureAlgorithm
+	o      JWTOptions
+	algs   []jose.SignatureAlgorithm
+	intern *interner
 
-	mu           sync.Mutex
-	keys         keySource
-	intern       *interner
+	// keys is set once: at construction, or by the first discovery that
+	// succeeds. It is read without waiting, so readiness never waits for
+	// the network.
+	keys atomic.Pointer[keyHolder]
+	// discovering is a one-slot lock held while OIDC discovery runs; a
+	// caller waits for it only as long as its context allows. It guards
+	// discoveredAt and discoverErr.
+	discovering  chan struct{}
 	discoveredAt time.Time
 	discoverErr  error
 }
+
+// keyHolder boxes the key source for atomic.Pointer.
+type keyHolder struct{ ks keySource }
 
 var _ Verifier = (*JWT)(nil)
 
@@ -100,7 +109,7 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 5 * time.Second}
 	}
-	j := &JWT{o: o, intern: newInterner()}
+	j := &JWT{o: o, intern: newInterner(), discovering: make(chan struct{}, 1)}
 	for _, a := range o.Algorithms {
 		alg := jose.SignatureAlgorithm(a)
 		if !slices.Contains(asymmetricAlgs, alg) {
@@ -110,9 +119,9 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 	}
 	switch {
 	case o.KeySet != nil:
-		j.keys = o.KeySet
+		j.keys.Store(&keyHolder{o.KeySet})
 	case o.JWKSURL != "":
-		j.keys = j.remote(o.JWKSURL)
+		j.keys.Store(&keyHolder{j.remote(o.JWKSURL)})
 	}
 	return j, nil
 }
@@ -148,10 +157,7 @@ func (j *JWT) Start(ctx context.Context) error {
 // Refresh refetches the issuer's JWKS now (SIGHUP); keys held in memory
 // have nothing to refetch.
 func (j *JWT) Refresh(ctx context.Context) error {
-	j.mu.Lock()
-	ks := j.keys
-	j.mu.Unlock()
-	if r, ok := ks.(*RemoteKeySet); ok {
+	if r, ok := j.heldKeys().(*RemoteKeySet); ok {
 		return r.Refresh(ctx)
 	}
 	return nil
@@ -161,32 +167,45 @@ func (j *JWT) Refresh(ctx context.Context) error {
 // (after Start succeeded), so a withdrawn key stops verifying tokens, cached
 // ones included, within that interval.
 func (j *JWT) Run(ctx context.Context) {
-	j.mu.Lock()
-	ks := j.keys
-	j.mu.Unlock()
-	if r, ok := ks.(*RemoteKeySet); ok {
+	if r, ok := j.heldKeys().(*RemoteKeySet); ok {
 		r.Run(ctx)
 	}
 }
 
-// Ready reports whether the issuer's keys are available.
+// Ready reports whether the issuer's keys are available. It reads memory
+// only: it never waits for discovery or a JWKS fetch in flight.
 func (j *JWT) Ready() bool {
-	j.mu.Lock()
-	ks := j.keys
-	j.mu.Unlock()
+	ks := j.heldKeys()
 	if r, ok := ks.(*RemoteKeySet); ok {
 		return r.Ready()
 	}
 	return ks != nil
 }
 
-// keySet returns the key set, running OIDC discovery first if needed.
-// Failed discovery is retried at most every discoveryRetry unless force.
+// heldKeys is the key source, or nil before discovery succeeded.
+func (j *JWT) heldKeys() keySource {
+	if h := j.keys.Load(); h != nil {
+		return h.ks
+	}
+	return nil
+}
+
+// keySet returns the key set, running OIDC discovery first if needed (one
+// discovery at a time; the others wait for it as long as their context
+// allows). Failed discovery is retried at most every discoveryRetry unless
+// force.
 func (j *JWT) keySet(ctx context.Context, force bool) (keySource, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.keys != nil {
-		return j.keys, nil
+	if ks := j.heldKeys(); ks != nil {
+		return ks, nil
+	}
+	select {
+	case j.discovering <- struct{}{}:
+		defer func() { <-j.discovering }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("issuer %s: waiting for OIDC discovery: %w", j.o.Name, ctx.Err())
+	}
+	if ks := j.heldKeys(); ks != nil {
+		return ks, nil
 	}
 	if !force && j.discoverErr != nil && j.o.Now().Sub(j.discoveredAt) < discoveryRetry {
 		return nil, j.discoverErr
@@ -205,8 +224,9 @@ func (j *JWT) keySet(ctx context.Context, force bool) (keySource, error) {
 		return nil, j.discoverErr
 	}
 	j.discoverErr = nil
-	j.keys = j.remote(meta.JWKSURL)
-	return j.keys, nil
+	ks := j.remote(meta.JWKSURL)
+	j.keys.Store(&keyHolder{ks})
+	return ks, nil
 }
 
 // Verify checks signature, issuer, audience, type and times of token.
@@ -300,17 +320,17 @@ type parsedJWT struct {
 // be an opaque token for introspection.
 var errNotJWS = errors.New("not a compact JWS")
 
-// parseJWT decodes token without verifying it. Failures are rejections
-// (InvalidError), except errNotJWS for tokens that are not JWS-shaped.
-// "none" and HS* are refused here: a public key can never serve as an HMAC
-// secret.
+// parseJWT decodes token without verifying it: its structure and claims
+// only, enough to route it by "iss". Failures are rejections
+// (InvalidError), except errNotJWS for tokens that are not JWS-shaped. The
+// algorithm is checked by whoever the token is routed to: a JWT issuer
+// against its allow-list (never "none" or HS*: a public key can never serve
+// as an HMAC secret), the introspection issuer against the public-key
+// algorithms (introspectable).
 func parseJWT(token string) (*parsedJWT, error) {
 	jws, err := parseCompactJWS(token)
 	if err != nil {
 		return nil, err
-	}
-	if !slices.Contains(asymmetricAlgs, jws.alg) {
-		return nil, invalid(reasonAlg, nil)
 	}
 	t := &parsedJWT{compactJWS: jws, raw: token}
 	if t.claims, err = parseClaims(jws.payload, false); err != nil {

@@ -223,3 +223,13 @@ func TestIntrospectionFloodIsBoundedAndCachedTokensKeepPassing(t *testing.T) {
 		t.Fatalf("only %d of 300 flood tokens were answered unavailable (503)", unavailable)
 	}
 }
+
+// mustStatic is a key set in memory holding keys.
+func mustStatic(t testing.TB, keys ...jose.JSONWebKey) *StaticKeySet {
+	t.Helper()
+	s, err := NewStaticKeySet(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -188,7 +188,10 @@ func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
 		// The proxy trusts the embedded issuer in-process: same verifier
 		// and cache as any issuer, keys from memory, no HTTP round trip.
 		var pub []string
-		jwks := verifier.NewStaticKeySet(publicKeys(keys))
+		jwks, err := verifier.NewStaticKeySet(publicKeys(keys))
+		if err != nil {
+			return err
+		}
 		for _, k := range keys {
 			pub = append(pub, string(k.Alg))
 		}
