@@ -179,8 +179,8 @@ type Issuer struct {
 	Timeout Duration `yaml:"timeout"`
 	// JWKSRefreshCooldown is the refill period of the token bucket
 	// (burst 3) that limits JWKS fetches caused by an unknown "kid": a new
-	// key is found at once, a kid flood costs at most 3 fetches and then
-	// one per cooldown. Default 30s.
+	// key is found at once; once the bucket is empty, waiting tokens share
+	// at most one fetch per second. Default 30s.
 	JWKSRefreshCooldown Duration `yaml:"jwks_refresh_cooldown"`
 	// JWKSRefreshInterval is the age after which keys are refetched in the
 	// background, so that keys an issuer pre-publishes for rotation are
