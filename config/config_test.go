@@ -100,7 +100,8 @@ func TestValidationErrorsNameTheirPath(t *testing.T) {
 	cases := []errCase{
 		{"unknown top key", base + idp + route + "listn: ':1'\n", []string{"listn: unknown field \"listn\"", "did you mean \"listen\"", "(line 8)"}},
 		{"unknown nested key", base + "issuers:\n  - name: idp\n    issuer: https://i/\n    audiences: [a]\n    audience: b\n" + route, []string{"issuers[0].audience: unknown field", "(line 6)"}},
-		{"unknown issuer in route", base + idp + "routes:\n  - path: /a\n  - path: /b\n  - path: /c\n    require: { issuers: [idp2] }\n", []string{`routes[2].require.issuers: unknown issuer "idp2"`}},
+		{"unknown issuer in route", base + idp + "routes:\n  - path: /a\n  - path: /b\n  - path: /c\n    require: { issuers: [idp2] }\n", []string{`routes[2].require.issuers: unknown issuer "idp2" (did you mean "idp"?)`}},
+		{"unknown issuer far from any name", base + idp + "routes:\n  - path: /c\n    require: { issuers: [partner] }\n", []string{`routes[0].require.issuers: unknown issuer "partner" (line`}},
 		{"missing upstream", idp + route, []string{"upstream.url: required"}},
 		{"bad upstream", "upstream: ftp://x\n" + idp + route, []string{"upstream.url: must be an absolute http or https URL"}},
 		{"no routes", base + idp, []string{"routes: at least one route"}},
@@ -313,5 +314,17 @@ routes: [{ path: /a }]
 	}
 	if _, err := Parse([]byte(fmt.Sprintf(y, "  body_read_timeout: -1s")), t.TempDir(), env()); err == nil || !strings.Contains(err.Error(), "token_endpoint.body_read_timeout") {
 		t.Fatalf("negative: %v", err)
+	}
+}
+
+func TestMissingVariableIsReportedOnceWithItsLine(t *testing.T) {
+	y := "upstream: http://127.0.0.1:9000\ntoken_endpoint:\n  issuer: http://localhost:8080\n  clients:\n    - client_id: a\n      client_secret_hash: ${NOPE_HASH}\n      scopes: [w]\nroutes:\n  - path: /a\n"
+	_, err := Parse([]byte(y), ".", Options{LookupEnv: func(string) (string, bool) { return "", false }})
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v", err)
+	}
+	if len(ce.Errs) != 1 || ce.Errs[0].Error() != "token_endpoint.clients[0].client_secret_hash: environment variable NOPE_HASH is not set (line 6)" {
+		t.Fatalf("problems = %q, want the unset variable once, with its line", ce.Errs)
 	}
 }

@@ -76,9 +76,33 @@ func parse(data []byte, dir string, opts Options) (*Config, error) {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return cfg, &Error{Errs: flatten(errs)}
+		return cfg, &Error{Errs: withoutEchoes(flatten(errs))}
 	}
 	return cfg, nil
+}
+
+// withoutEchoes drops the problems that only repeat an unset environment
+// variable (the value is then empty, so "required" or "plain-text secret"
+// would follow at the same path): each missing variable is reported once,
+// with its line.
+func withoutEchoes(errs []error) []error {
+	unset := map[string]bool{}
+	for _, err := range errs {
+		if fe, ok := err.(*FieldError); ok && strings.HasPrefix(fe.Msg, "environment variable ") && strings.HasSuffix(fe.Msg, " is not set") {
+			unset[fe.Path] = true
+		}
+	}
+	if len(unset) == 0 {
+		return errs
+	}
+	out := errs[:0:0]
+	for _, err := range errs {
+		if fe, ok := err.(*FieldError); ok && unset[fe.Path] && !strings.HasPrefix(fe.Msg, "environment variable ") {
+			continue
+		}
+		out = append(out, err)
+	}
+	return out
 }
 
 // Error is every problem Load found. Its message has one problem per line.

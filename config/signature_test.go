@@ -17,7 +17,7 @@ func TestSignatureValidation(t *testing.T) {
 		{"plain-text secret", base + "  - path: /gh\n    signature: { scheme: github, secrets: [hunter2] }\n",
 			[]string{"routes[0].signature.secrets[0]: plain-text secrets are refused"}},
 		{"unset variable", base + "  - path: /gh\n    signature: { scheme: github, secrets: ['${NOPE}'] }\n",
-			[]string{"routes[0].signature.secrets[0]: plain-text secrets are refused"}},
+			[]string{"routes[0].signature.secrets[0]: environment variable NOPE is not set"}},
 		{"no secrets", base + "  - path: /gh\n    signature: { scheme: github }\n", []string{"routes[0].signature.secrets: required"}},
 		{"unknown scheme", base + "  - path: /gl\n    signature: { scheme: gitlab, secrets: ['${GH}'] }\n", []string{"routes[0].signature.scheme: must be one of"}},
 		{"auth signature without block", base + "  - path: /gh\n    auth: signature\n", []string{"routes[0].signature: required with auth: signature"}},

@@ -322,7 +322,7 @@ func (v *validator) routes() {
 		}
 		for _, name := range req.Issuers {
 			if !slices.Contains(names, name) {
-				v.add(p+".require.issuers", "unknown issuer %q", name)
+				v.add(p+".require.issuers", "unknown issuer %q%s", name, didYouMean(name, names))
 			}
 		}
 		for _, s := range append(slices.Clone(req.Scopes), req.AnyScopes...) {
