@@ -316,6 +316,13 @@ func TestSetPicksIssuerByIssAndUsesOnlyItsKeys(t *testing.T) {
 	if _, err := set.Verify(context.Background(), verifiertest.Sign(a.Signer(), with(a.Claims(aud), "iss", "https://unknown"), nil)); Reason(err) != "issuer not accepted" {
 		t.Fatalf("unknown iss: %v", err)
 	}
+	// Without an introspection issuer, what is not a JWT is a malformed
+	// token, not a token of an issuer that is not accepted.
+	for _, tok := range []string{"abc.def.ghi", "opaque-token"} {
+		if _, err := set.Verify(context.Background(), tok); Reason(err) != reasonMalformedToken {
+			t.Fatalf("%q: %v, want %q", tok, Reason(err), reasonMalformedToken)
+		}
+	}
 }
 
 func TestPrePublishedKeyIsPickedUpByBackgroundRefresh(t *testing.T) {

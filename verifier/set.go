@@ -46,6 +46,10 @@ func (s *Set) Verify(ctx context.Context, token string) (*Principal, error) {
 	return s.VerifyFor(ctx, token, nil)
 }
 
+// reasonMalformedToken: a token that is not a JWT where no introspection
+// issuer is configured to take opaque tokens.
+const reasonMalformedToken = "malformed token: not a JWT, and no introspection issuer takes opaque tokens"
+
 // errNotForRoute: the token's issuer is configured, but not accepted by the
 // route; it is not shown to that issuer at all.
 var errNotForRoute = errors.New("issuer not accepted on this route")
@@ -71,6 +75,9 @@ func (s *Set) VerifyFor(ctx context.Context, token string, issuers []string) (*P
 		}
 	}
 	if is == nil {
+		if t == nil { // neither a JWT nor a token anyone here can introspect
+			return nil, invalid(reasonMalformedToken, nil)
+		}
 		return nil, invalid("issuer not accepted", nil)
 	}
 	if issuers != nil && !slices.Contains(issuers, is.Name) {
