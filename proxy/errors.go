@@ -81,7 +81,7 @@ func classify(err error) answer {
 	case errors.Is(err, errNoRoute):
 		return answer{http.StatusNotFound, "not_found", "no route for this method and path", DecisionNoRoute, false}
 	case errors.Is(err, errNoCredentials):
-		return answer{http.StatusUnauthorized, "", "a bearer token is required", DecisionNoToken, true}
+		return answer{http.StatusUnauthorized, "", noCredentialsText(err), DecisionNoToken, true}
 	case errors.Is(err, errMalformed), errors.Is(err, errTokenInQuery), errors.Is(err, errEncodedSlash), errors.Is(err, errPathParameter):
 		return answer{http.StatusBadRequest, "invalid_request", describe(err), DecisionBadRequest, true}
 	case errors.Is(err, errUpgrade):
@@ -222,4 +222,22 @@ func quotable(s string) string {
 
 func retryAfterValue(seconds float64) string {
 	return strconv.Itoa(max(int(seconds+0.5), 1))
+}
+
+// noCredentialsError: a route that takes a bearer token or a signature
+// (auth: any) got neither.
+type noCredentialsError struct{ scheme string }
+
+func (e *noCredentialsError) Error() string {
+	return "a bearer token or a " + e.scheme + " signature is required"
+}
+
+func (e *noCredentialsError) Unwrap() error { return errNoCredentials }
+
+// noCredentialsText says what the route would have taken.
+func noCredentialsText(err error) string {
+	if nc, ok := errors.AsType[*noCredentialsError](err); ok {
+		return nc.Error()
+	}
+	return "a bearer token is required"
 }

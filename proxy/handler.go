@@ -269,6 +269,9 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 	if bearer {
 		var err error
 		if token, err = bearerToken(r.Header); err != nil {
+			if errors.Is(err, errNoCredentials) && rt.auth == config.AuthAny {
+				err = &noCredentialsError{scheme: rt.scheme}
+			}
 			return deny(err, rt)
 		}
 		p, err := h.verifier.VerifyFor(r.Context(), token, rt.issuers)

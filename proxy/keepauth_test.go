@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tokengate/tokengate/signature"
@@ -69,5 +70,27 @@ func TestKeepAuthorizationOnlyForTheBearerVerifiedOnThisRequest(t *testing.T) {
 				t.Fatalf("the receiver got Authorization %s, want %s", TokenID(a), TokenID(c.wantAuth))
 			}
 		})
+	}
+}
+
+func TestNoCredentialsNamesWhatTheRouteTakes(t *testing.T) {
+	t.Setenv("TG_TEST_GH", ghSecret)
+	sig, err := signature.New(signature.Options{Scheme: signature.GitHub, Secrets: []string{ghSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOpts(t, signedRoutes, Options{Signatures: []SignatureVerifier{nil, nil, nil, nil, nil, nil, sig, sig}})
+	for _, c := range []struct{ path, want string }{
+		{"/hooks/either", "a bearer token or a github signature is required"},
+		{"/hooks/both", "a bearer token is required"},
+	} {
+		before := len(e.up.requests())
+		resp := e.do(http.MethodPost, c.path, `{}`)
+		if b := bodyOf(resp); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(b, c.want) {
+			t.Errorf("%s without credentials: %d %s, want 401 %q", c.path, resp.StatusCode, b, c.want)
+		}
+		if len(e.up.requests()) != before {
+			t.Errorf("%s: the receiver got a request without credentials", c.path)
+		}
 	}
 }

@@ -40,6 +40,7 @@ type route struct {
 	auth       string
 	sig        SignatureVerifier
 	sigMaxBody int64
+	scheme     string // the signature scheme, named when no credential came
 }
 
 // credentials says which credentials a request on the route is judged
@@ -73,6 +74,7 @@ func compileRoutes(cfg *config.Config) []*route {
 		}
 		if r.Signature != nil {
 			cr.sigMaxBody = int64(r.Signature.MaxBodySize)
+			cr.scheme = r.Signature.Scheme
 		}
 		if cc := r.Require.ClientCert; cc != nil {
 			for _, a := range cc.Anchors {
