@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -147,6 +148,9 @@ func readParams(w http.ResponseWriter, r *http.Request) (map[string][]string, er
 		if err != nil {
 			return nil, bodyError(err)
 		}
+		if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
+			return nil, badRequest(errJSONAsForm)
+		}
 		v, err := url.ParseQuery(string(body))
 		if err != nil {
 			return nil, badRequest("malformed form body")
@@ -239,3 +243,6 @@ func grantedScopes(requested string, given bool, allowed, defaults []string) ([]
 	}
 	return out, nil
 }
+
+// errJSONAsForm answers a JSON object sent with a form Content-Type.
+const errJSONAsForm = "the body is JSON but its Content-Type is a form's: send Content-Type: application/json, or a form body (grant_type=client_credentials&...)"

@@ -387,6 +387,18 @@ func BenchmarkUnknownVsKnownClient(b *testing.B) {
 	}
 }
 
+func TestJSONBodyWithAFormContentTypeIsNamed(t *testing.T) {
+	f := newFixture(t, nil)
+	r := f.post(t, formCT, strings.NewReader(`{"grant_type":"client_credentials","client_id":"aftership","client_secret":"`+testSecret+`"}`))
+	if d, _ := r.body["error_description"].(string); r.status != 400 || !strings.Contains(d, "the body is JSON but its Content-Type is a form's") {
+		t.Fatalf("%d %v", r.status, r.body)
+	}
+	r = f.post(t, formCT, form("client_id", "aftership"))
+	if d, _ := r.body["error_description"].(string); r.status != 400 || d != "grant_type is required" {
+		t.Fatalf("form without grant_type: %d %v", r.status, r.body)
+	}
+}
+
 func TestJSONBodyWithADuplicateKeyIsRefused(t *testing.T) {
 	f := newFixture(t, nil)
 	r := f.post(t, "application/json", strings.NewReader(`{"grant_type":"client_credentials","client_id":"aftership","client_secret":"x","client_secret":"`+testSecret+`"}`))
