@@ -336,6 +336,10 @@ type TokenEndpoint struct {
 	SigningKeyFiles []string `yaml:"signing_key_files"`
 	// TokenTTL is the lifetime of issued tokens. Default 1h.
 	TokenTTL Duration `yaml:"token_ttl"`
+	// ClockSkew tolerated on exp, nbf and iat when tokengate verifies the
+	// tokens it issued (replicas' clocks may differ). Default 30s; 0 is
+	// allowed.
+	ClockSkew *Duration `yaml:"clock_skew"`
 	// Clients allowed to obtain tokens.
 	Clients []Client `yaml:"clients"`
 	// RateLimit bounds token requests.

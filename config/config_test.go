@@ -328,3 +328,19 @@ func TestMissingVariableIsReportedOnceWithItsLine(t *testing.T) {
 		t.Fatalf("problems = %q, want the unset variable once, with its line", ce.Errs)
 	}
 }
+
+func TestTokenEndpointClockSkew(t *testing.T) {
+	base := "upstream: http://127.0.0.1:9000\nroutes:\n  - path: /a\ntoken_endpoint:\n  issuer: http://localhost:8080\n  clients: [{ client_id: a, client_secret_hash: \"$2a$04$eSqaEAiMVOidFUUkz5EnHeodyG2rDjXGJE9QuTd7q1SFJLaz6XEQO\", scopes: [w] }]\n"
+	for _, c := range []struct {
+		extra string
+		want  time.Duration
+	}{{"", DefaultClockSkew}, {"  clock_skew: 0s\n", 0}, {"  clock_skew: 5s\n", 5 * time.Second}} {
+		cfg, err := Parse([]byte(base+c.extra), ".", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.TokenEndpoint.ClockSkew.D(); got != c.want {
+			t.Errorf("%q: clock_skew = %v, want %v", c.extra, got, c.want)
+		}
+	}
+}

@@ -84,6 +84,10 @@ func (c *Config) applyDefaults() {
 		setDefault(&te.Algorithm, DefaultTokenAlgorithm)
 		setDefault(&te.Audience, te.Issuer)
 		setDefault(&te.TokenTTL, Duration(DefaultTokenTTL))
+		if te.ClockSkew == nil {
+			d := Duration(DefaultClockSkew)
+			te.ClockSkew = &d
+		}
 		rl := &te.RateLimit
 		setDefault(&rl.PerClient, DefaultPerClientRate)
 		setDefault(&rl.PerClientBurst, DefaultPerClientBurst)

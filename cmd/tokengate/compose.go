@@ -197,7 +197,7 @@ func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
 		}
 		local, err := verifier.NewJWT(verifier.JWTOptions{
 			Name: te.Name, Issuer: te.Issuer, KeySet: jwks, Audiences: []string{te.Audience},
-			Algorithms: pub, ClockSkew: config.DefaultClockSkew, RequiredType: issuer.TokenType,
+			Algorithms: pub, ClockSkew: te.ClockSkew.D(), RequiredType: issuer.TokenType,
 			KeepClaims: b.keepClaims,
 		})
 		if err != nil {
@@ -309,7 +309,7 @@ func verificationKey(cfg *config.Config) (string, error) {
 			s := sha256.Sum256(b)
 			sums = append(sums, fmt.Sprintf("%x", s))
 		}
-		v.TE = []any{te.Name, te.Issuer, te.Audience, te.Algorithm, sums}
+		v.TE = []any{te.Name, te.Issuer, te.Audience, te.Algorithm, sums, te.ClockSkew.D()}
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
