@@ -73,6 +73,13 @@ func TestAuthorizationCodeNeedsAWritableVolume(t *testing.T) {
 	if msg := templateFails(t, "-f", values, "-f", readOnly); !strings.Contains(msg, "not on a writable volume") {
 		t.Fatalf("a read-only extra mount was taken as writable:\n%s", msg)
 	}
+	// A vendor that never rotates: the refresh token may be a file of the
+	// (read-only) Secret, and must then be given.
+	inSecret := valuesFile(t, strings.Replace(authCodeValues, "/var/lib/tokengate/", "/secrets/", 1)+"replicaCount: 1\nsecret: { stringData: { deployteq-client-secret: s } }\n")
+	if msg := templateFails(t, "-f", inSecret); !strings.Contains(msg, "secret.stringData.deployteq-refresh-token") {
+		t.Fatalf("a refresh token file in the Secret that nobody gives was accepted:\n%s", msg)
+	}
+	startsWith(t, renderAll(t, "-f", inSecret, "--set", "secret.stringData.deployteq-refresh-token=rt"))
 	for name, extra := range map[string][]string{
 		"persistence":  {"--set", "persistence.enabled=true"},
 		"extraVolumes": {"-f", valuesFile(t, "extraVolumes: [{ name: rt, emptyDir: {} }]\nextraVolumeMounts: [{ name: rt, mountPath: /var/lib/tokengate/ }]\n")},

@@ -49,8 +49,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail (printf "egress %s uses grant: authorization_code: its refresh token rotates, and %d replicas sharing it would race on every refresh (the vendor's reuse detection then revokes the grant). Set replicaCount: 1 for this release, or run that egress in a separate release with replicaCount: 1." $e.name (int $.Values.replicaCount)) -}}
 {{- end -}}
 {{- $f := toString (dig "token" "refresh_token_file" "" $e) -}}
-{{- if not (include "tokengate.writable" (dict "path" $f "Values" $.Values)) -}}
-{{- fail (printf "egress %s: refresh_token_file %q is not on a writable volume (the container's root filesystem is read-only): `tokengate authorize` and every rotation write it there. Set persistence.enabled=true and put the file under persistence.mountPath (%s), or mount a writable volume with extraVolumes and extraVolumeMounts." $e.name $f $.Values.persistence.mountPath) -}}
+{{- /* /secrets/ is read-only: fit only for a vendor that never rotates (the file must then be given, see tokengate.secretState). */ -}}
+{{- if not (or (hasPrefix "/secrets/" $f) (include "tokengate.writable" (dict "path" $f "Values" $.Values))) -}}
+{{- fail (printf "egress %s: refresh_token_file %q is not on a writable volume (the container's root filesystem is read-only): `tokengate authorize` and every rotation write it there. Set persistence.enabled=true and put the file under persistence.mountPath (%s), or mount a writable volume with extraVolumes and extraVolumeMounts. (Only if the vendor never rotates refresh tokens may it be a file of the Secret, /secrets/NAME.)" $e.name $f $.Values.persistence.mountPath) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
