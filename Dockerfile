@@ -2,12 +2,24 @@
 #
 # tokengate: a static binary on distroless, running as non-root.
 #
-#   docker build --build-arg VERSION=v0.1.0 -t tokengate .
-#   docker run -p 8080:8080 -p 9090:9090 \
-#     -v $PWD/examples/quickstart.yaml:/etc/tokengate/config.yaml:ro tokengate
+#   docker build --build-arg VERSION=v0.1.0 -t tokengate:0.1.0 .
+#   docker network create tokengate-demo
+#   docker run -d --name receiver --network tokengate-demo -e HTTP_PORT=9000 mendhak/http-https-echo:37
+#   docker run --rm --name tokengate --network tokengate-demo \
+#     -p 8080:8080 -p 127.0.0.1:9090:9090 \
+#     -v "$PWD/examples/docker:/etc/tokengate:ro" tokengate:0.1.0
 #
-# Config:  /etc/tokengate/config.yaml (TOKENGATE_CONFIG); mount it read-only.
-# Ports:   8080 public (webhooks, Token URL), 9090 admin (/healthz /readyz /metrics).
+# (examples/docker/config.yaml is made for this image: both listeners bind
+# every interface inside the container, the upstream is the "receiver"
+# container by name, and the admin port is published to the host's loopback
+# only. examples/quickstart.yaml is for a laptop without Docker: its
+# loopback-only admin port and upstream cannot work in a container.)
+# The image is not published: build it, and push it to your registry for the
+# Helm chart (tokengate.image.repository).
+#
+# Config:  /etc/tokengate/config.yaml (TOKENGATE_CONFIG); mount its directory read-only.
+# Ports:   8080 public (webhooks, Token URL), 9090 admin (/healthz /readyz /metrics);
+#          config files for this image bind them on every interface (":8080", ":9090").
 # User:    65532 (distroless "nonroot"); the filesystem can be read-only.
 # Health:  /tokengate probe  (GETs http://127.0.0.1:9090/readyz; no curl needed)
 #

@@ -19,12 +19,13 @@ import (
 // the API server would read them. ServiceMonitor is a CRD of the
 // Prometheus operator, not in k8s.io/api: it is checked by helm lint only.
 var kubeTypes = map[string]func() any{
-	"Deployment":          func() any { return &appsv1.Deployment{} },
-	"Service":             func() any { return &corev1.Service{} },
-	"ConfigMap":           func() any { return &corev1.ConfigMap{} },
-	"Secret":              func() any { return &corev1.Secret{} },
-	"NetworkPolicy":       func() any { return &networkingv1.NetworkPolicy{} },
-	"PodDisruptionBudget": func() any { return &policyv1.PodDisruptionBudget{} },
+	"Deployment":            func() any { return &appsv1.Deployment{} },
+	"Service":               func() any { return &corev1.Service{} },
+	"ConfigMap":             func() any { return &corev1.ConfigMap{} },
+	"Secret":                func() any { return &corev1.Secret{} },
+	"PersistentVolumeClaim": func() any { return &corev1.PersistentVolumeClaim{} },
+	"NetworkPolicy":         func() any { return &networkingv1.NetworkPolicy{} },
+	"PodDisruptionBudget":   func() any { return &policyv1.PodDisruptionBudget{} },
 }
 
 // TestRenderedManifestsDecodeStrictlyIntoKubernetesTypes decodes every
@@ -32,7 +33,10 @@ var kubeTypes = map[string]func() any{
 // duplicate fields refused, so a misspelt or misplaced field fails here as
 // the cluster would refuse it.
 func TestRenderedManifestsDecodeStrictlyIntoKubernetesTypes(t *testing.T) {
-	for _, values := range [][]string{nil, {"-f", "tokengate/ci-values.yaml"}} {
+	extras := []string{"--set", "replicaCount=1", "--set", "persistence.enabled=true", "--set", "persistence.storageClass=fast",
+		"--set", "extraVolumes[0].name=x", "--set", "extraVolumes[0].emptyDir.medium=Memory",
+		"--set", "extraVolumeMounts[0].name=x", "--set", "extraVolumeMounts[0].mountPath=/x"}
+	for _, values := range [][]string{nil, {"-f", "tokengate/ci-values.yaml"}, extras} {
 		t.Run(strings.Join(values, " "), func(t *testing.T) {
 			checked := 0
 			for _, doc := range renderDocs(t, values...) {

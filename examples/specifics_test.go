@@ -1,4 +1,4 @@
-package main
+package examples_test
 
 import (
 	"os"
@@ -19,25 +19,25 @@ func TestComposeExampleIsValid(t *testing.T) {
 		"PUBLIC_URL":            "http://localhost:8080",
 		"AFTERSHIP_SECRET_HASH": "$2a$04$eSqaEAiMVOidFUUkz5EnHeodyG2rDjXGJE9QuTd7q1SFJLaz6XEQO",
 	}
-	cfg, err := config.Load("../../examples/compose/tokengate.yaml", config.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	cfg, err := config.Load("compose/tokengate.yaml", config.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Upstream.URL != "http://receiver:9000" || cfg.TokenEndpoint.Clients[0].ClientSecretHash != env["AFTERSHIP_SECRET_HASH"] {
 		t.Fatalf("config = %+v", cfg)
 	}
-	tlsCfg, err := config.Load("../../examples/compose/tokengate-tls.yaml", config.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	tlsCfg, err := config.Load("compose/tokengate-tls.yaml", config.Options{LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tlsCfg.TLS == nil || tlsCfg.TLS.CertFile != "/run/secrets/tls.crt" || tlsCfg.TLS.ServerName != "localhost" {
 		t.Fatalf("tls config = %+v", tlsCfg.TLS)
 	}
-	https, err := config.Load("../../examples/quickstart-https.yaml", config.Options{})
+	https, err := config.Load("quickstart-https.yaml", config.Options{})
 	if err != nil || https.TLS == nil {
 		t.Fatalf("quickstart-https: %v", err)
 	}
-	raw, err := os.ReadFile("../../examples/compose/docker-compose.yaml")
+	raw, err := os.ReadFile("compose/docker-compose.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestComposeEgressExample(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"DEPLOYTEQ_CLIENT_ID": "a227118e", "DEPLOYTEQ_CLIENT_SECRET": "s", "MYPARCEL_CLIENT_ID": "b446",
 		"AKAMAI_CUSTOMER_ID": "01000000-0000-3000-9000-000000000000", "AKAMAI_CLIENT_ID": "sgnyvus6"}
-	raw, err := os.ReadFile("../../examples/compose/tokengate-egress.yaml")
+	raw, err := os.ReadFile("compose/tokengate-egress.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestComposeEgressExample(t *testing.T) {
 			t.Errorf("%s: auth %s", e.Name, e.Token.Auth)
 		}
 	}
-	composed, err := os.ReadFile("../../examples/compose/docker-compose.egress.yaml")
+	composed, err := os.ReadFile("compose/docker-compose.egress.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestComposeSignedExample(t *testing.T) {
 	env := map[string]string{"PUBLIC_URL": "https://hooks.example.com", "REPLAY_STORE_URL": "redis://:pw@redis:6379/0",
 		"AFTERSHIP_SECRET_HASH": "$2a$10$abcdefghijklmnopqrstuuMxg2Gg6P7v5v1qZ5tDq7Yf5oVZ0k7oS",
 		"GITHUB_WEBHOOK_SECRET": "gh", "STRIPE_WEBHOOK_SECRET": "whsec_x"}
-	raw, err := os.ReadFile("../../examples/compose/tokengate-signed.yaml")
+	raw, err := os.ReadFile("compose/tokengate-signed.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestComposeSignedExample(t *testing.T) {
 	if gh == nil || gh.Scheme != "github" || len(gh.AllSecrets()) != 2 || gh.AllSecrets()[1] != "gh-next" {
 		t.Fatalf("github route: %+v", gh)
 	}
-	composed, err := os.ReadFile("../../examples/compose/docker-compose.signed.yaml")
+	composed, err := os.ReadFile("compose/docker-compose.signed.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
