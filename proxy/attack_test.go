@@ -95,6 +95,8 @@ var spoofable = []string{
 	"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-URL", "X-Rewrite-URL",
 	"X-Original-Method", "X-Real-IP", "True-Client-IP", "X-Client-IP", "CF-Connecting-IP",
 	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Forwarded-Server",
+	"Client-IP", "X-Cluster-Client-IP", "Forwarded-For", "X-Original-Forwarded-For", "X-ProxyUser-Ip",
+	"X-Envoy-External-Address", "Fastly-Client-IP", "X-Forwarded-Uri", "X-Forwarded-By",
 	"Remote-User", "X-Remote-User", "X-Custom-Stripped",
 }
 

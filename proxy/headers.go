@@ -27,7 +27,10 @@ var alwaysStripped = []string{
 // anyone else (like X-Forwarded-For).
 var proxyStripped = []string{
 	"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ip",
+	"Client-Ip", "X-Cluster-Client-Ip", "Forwarded-For", "X-Original-Forwarded-For",
+	"X-Proxyuser-Ip", "X-Envoy-External-Address", "Fastly-Client-Ip",
 	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Forwarded-Server",
+	"X-Forwarded-Uri", "X-Forwarded-By",
 }
 
 // gateForwarding are the forwarding headers tokengate writes itself
