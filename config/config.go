@@ -18,6 +18,13 @@ const (
 	DefaultJWKSRefreshCooldown = 30 * time.Second
 	DefaultJWKSRefreshInterval = time.Minute
 	DefaultBodyReadTimeout     = 60 * time.Second
+	// DefaultPerIPFailures and DefaultPerIPFailureBurst bound failed token
+	// requests per client address.
+	DefaultPerIPFailures     = 1.0
+	DefaultPerIPFailureBurst = 10
+	// DefaultSecretCacheTTL: how long a secret that passed bcrypt is known
+	// by its keyed hash.
+	DefaultSecretCacheTTL = time.Hour
 	// DefaultTokenBodyReadTimeout bounds a token request (a few hundred
 	// bytes) unless body_read_timeout is shorter.
 	DefaultTokenBodyReadTimeout     = 10 * time.Second
@@ -336,6 +343,11 @@ type TokenEndpoint struct {
 	SigningKeyFiles []string `yaml:"signing_key_files"`
 	// TokenTTL is the lifetime of issued tokens. Default 1h.
 	TokenTTL Duration `yaml:"token_ttl"`
+	// SecretCacheTTL: a client secret that passed bcrypt is recognised by a
+	// keyed hash held in memory for this long (a returning sender costs
+	// microseconds, not a bcrypt comparison; wrong secrets and unknown ids
+	// still cost one). Dropped on reload. Default 1h; 0s turns it off.
+	SecretCacheTTL *Duration `yaml:"secret_cache_ttl"`
 	// ClockSkew tolerated on exp, nbf and iat when tokengate verifies the
 	// tokens it issued (replicas' clocks may differ). Default 30s; 0 is
 	// allowed.
@@ -388,4 +400,9 @@ type RateLimit struct {
 	PerIP float64 `yaml:"per_ip"`
 	// PerIPBurst default 20.
 	PerIPBurst int `yaml:"per_ip_burst"`
+	// PerIPFailures: failed logins per second per client address, checked
+	// before any bcrypt work (429 past it). Default 1.
+	PerIPFailures float64 `yaml:"per_ip_failures"`
+	// PerIPFailureBurst default 10.
+	PerIPFailureBurst int `yaml:"per_ip_failure_burst"`
 }

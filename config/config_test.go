@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/crypto/bcrypt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -342,5 +343,20 @@ func TestTokenEndpointClockSkew(t *testing.T) {
 		if got := cfg.TokenEndpoint.ClockSkew.D(); got != c.want {
 			t.Errorf("%q: clock_skew = %v, want %v", c.extra, got, c.want)
 		}
+	}
+}
+
+func TestClientHashesOfTwoBcryptCostsAreRefused(t *testing.T) {
+	const cost4 = "$2a$04$eSqaEAiMVOidFUUkz5EnHeodyG2rDjXGJE9QuTd7q1SFJLaz6XEQO"
+	cost5, err := bcrypt.GenerateFromPassword([]byte("s"), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := "upstream: http://127.0.0.1:9000\nroutes:\n  - path: /a\ntoken_endpoint:\n  issuer: http://localhost:8080\n  clients:\n" +
+		"    - { client_id: a, client_secret_hash: \"" + cost4 + "\", scopes: [w] }\n" +
+		"    - { client_id: b, client_secret_hash: \"" + string(cost5) + "\", scopes: [w] }\n"
+	_, err = Parse([]byte(y), ".", Options{})
+	if err == nil || !strings.Contains(err.Error(), "token_endpoint.clients[1].client_secret_hash: bcrypt cost 5, but token_endpoint.clients[0] has cost 4") {
+		t.Fatalf("err = %v", err)
 	}
 }

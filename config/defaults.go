@@ -93,6 +93,12 @@ func (c *Config) applyDefaults() {
 		setDefault(&rl.PerClientBurst, DefaultPerClientBurst)
 		setDefault(&rl.PerIP, DefaultPerIPRate)
 		setDefault(&rl.PerIPBurst, DefaultPerIPBurst)
+		setDefault(&rl.PerIPFailures, DefaultPerIPFailures)
+		setDefault(&rl.PerIPFailureBurst, DefaultPerIPFailureBurst)
+		if te.SecretCacheTTL == nil {
+			d := Duration(DefaultSecretCacheTTL)
+			te.SecretCacheTTL = &d
+		}
 		setDefault(&te.MaxConcurrentHashChecks, DefaultMaxHashChecks)
 		setDefault(&te.BodyReadTimeout, min(c.BodyReadTimeout, Duration(DefaultTokenBodyReadTimeout)))
 		for i := range te.Clients {

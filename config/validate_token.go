@@ -44,6 +44,7 @@ func (v *validator) tokenEndpoint() {
 		v.add(p+".clients", "at least one client is required (create one with: tokengate new-client NAME)")
 	}
 	ids := map[string]bool{}
+	firstCost, firstCostAt := 0, ""
 	for i, cl := range te.Clients {
 		cp := fmt.Sprintf("%s.clients[%d]", p, i)
 		switch {
@@ -62,8 +63,15 @@ func (v *validator) tokenEndpoint() {
 			v.add(cp+".client_secret_hash", "required, or client_secret_file (tokengate hash-secret prints a hash)")
 		} else if len(cl.SecretFromFile) > 72 {
 			v.add(cp+".client_secret_file", "the secret is longer than bcrypt's 72 bytes")
-		} else if _, err := bcrypt.Cost([]byte(cl.ClientSecretHash)); cl.ClientSecretHash != "" && err != nil {
+		} else if cost, err := bcrypt.Cost([]byte(cl.ClientSecretHash)); cl.ClientSecretHash != "" && err != nil {
 			v.add(cp+".client_secret_hash", "not a bcrypt hash: %v", err)
+		} else if cl.ClientSecretHash != "" {
+			switch {
+			case firstCost == 0:
+				firstCost, firstCostAt = cost, cp
+			case cost != firstCost:
+				v.add(cp+".client_secret_hash", "bcrypt cost %d, but %s has cost %d: every client's hash must have one cost, or a wrong secret for the cheaper client answers faster than for an unknown id, which tells that the id exists (rehash with tokengate hash-secret)", cost, firstCostAt, firstCost)
+			}
 		}
 		if len(cl.Scopes) == 0 {
 			v.add(cp+".scopes", "at least one scope is required")

@@ -45,7 +45,17 @@ func (s *Server) authenticate(ctx context.Context, tr *tokenRequest, ip string, 
 			secrets = append(secrets, []byte(sec))
 		}
 	}
+	if known && s.known.match(client.ID, secrets, now) {
+		return client, nil // a returning sender: its secret passed bcrypt before
+	}
+	// An address whose failures used up its bucket gets no more bcrypt
+	// work (a returning sender with the right secret passed above).
+	if spent, wait := s.ipFails.spent(ip, now); spent {
+		s.loginFailed(tr.clientID, known, ip, "too many failures from this address")
+		return nil, &rateLimitError{wait}
+	}
 	ok := false
+	var matched []byte
 	if len(secrets) > 0 {
 		// A queue of logins cannot hold connections forever.
 		wctx, cancel := context.WithTimeout(ctx, s.o.MaxHashWait)
@@ -56,14 +66,16 @@ func (s *Server) authenticate(ctx context.Context, tr *tokenRequest, ip string, 
 		}
 		for _, sec := range secrets { // no early exit: the same work either way
 			if s.compare(hash, sec) == nil {
-				ok = true
+				ok, matched = true, sec
 			}
 		}
 		s.hashSem.Release(1)
 	}
 	if ok && known {
+		s.known.remember(client.ID, matched, now)
 		return client, nil
 	}
+	s.ipFails.allow(ip, now)
 	reason := "wrong secret"
 	switch {
 	case len(secrets) == 0:
@@ -122,8 +134,7 @@ func (s *Server) hashClients() error {
 		cost = bcrypt.DefaultCost
 	}
 	if mixed {
-		s.o.Logger.Warn("client secret hashes use different bcrypt costs: a client hashed below the highest cost answers faster than an unknown id, which tells that its id exists; rehash every secret at one cost (tokengate hash-secret --cost)",
-			zap.Int("highest_cost", cost))
+		return fmt.Errorf("issuer: client secret hashes use different bcrypt costs (highest %d): a client hashed below it answers a wrong secret faster than an unknown id, which tells that its id exists; hash every secret at one cost (tokengate hash-secret)", cost)
 	}
 	for i := range s.o.Clients {
 		c := &s.o.Clients[i]

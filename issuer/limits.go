@@ -46,6 +46,19 @@ func (k *keyedLimiter) allow(key string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
+// spent reports whether key's bucket is empty now (and how long until a
+// token is back), without taking one.
+func (k *keyedLimiter) spent(key string, now time.Time) (bool, time.Duration) {
+	l, ok := k.m.Peek(key)
+	if !ok || l.TokensAt(now) >= 1 {
+		return false, 0
+	}
+	r := l.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	r.CancelAt(now)
+	return true, max(d, time.Second)
+}
+
 // retryAfterSeconds rounds a wait up to whole seconds, at least 1.
 func retryAfterSeconds(d time.Duration) int {
 	return max(int(math.Ceil(d.Seconds())), 1)

@@ -64,6 +64,15 @@ type Options struct {
 	PerClientBurst, PerIPBurst int
 	// MaxConcurrentHashChecks caps simultaneous bcrypt comparisons.
 	MaxConcurrentHashChecks int
+	// SecretCacheTTL is how long a client's secret, once bcrypt accepted
+	// it, is recognised by a keyed hash held in memory (microseconds instead
+	// of a bcrypt comparison). Default DefaultSecretCacheTTL; negative: off.
+	SecretCacheTTL time.Duration
+	// PerIPFailRate and PerIPFailBurst bound failed logins per client
+	// address (a bucket taken only by failures, checked before any bcrypt
+	// work). Default 1/s, burst 10.
+	PerIPFailRate  float64
+	PerIPFailBurst int
 	// MaxHashWait bounds how long a login waits for a bcrypt slot before
 	// it gets 503 temporarily_unavailable (a queue of logins must not hold
 	// connections forever). Default DefaultMaxHashWait.
@@ -91,6 +100,8 @@ type Server struct {
 	dummy   []byte // hash compared for unknown clients, so timing says nothing
 	perIP   *keyedLimiter
 	perCl   *keyedLimiter
+	ipFails *keyedLimiter // failed logins per address
+	known   *remembered   // secrets that passed bcrypt, by keyed hash
 	// hashSem caps concurrent bcrypt comparisons so that a flood of bad
 	// logins cannot occupy every core.
 	hashSem  *semaphore.Weighted
@@ -122,6 +133,15 @@ func New(o Options) (*Server, error) {
 	if o.MaxConcurrentHashChecks <= 0 {
 		o.MaxConcurrentHashChecks = 2
 	}
+	if o.SecretCacheTTL == 0 {
+		o.SecretCacheTTL = DefaultSecretCacheTTL
+	}
+	if o.PerIPFailRate <= 0 {
+		o.PerIPFailRate = 1
+	}
+	if o.PerIPFailBurst <= 0 {
+		o.PerIPFailBurst = 10
+	}
 	if o.MaxHashWait <= 0 {
 		o.MaxHashWait = DefaultMaxHashWait
 	}
@@ -136,6 +156,8 @@ func New(o Options) (*Server, error) {
 		o: o, clients: map[string]*Client{},
 		perIP:   newKeyedLimiter(o.PerIPRate, o.PerIPBurst),
 		perCl:   newKeyedLimiter(o.PerClientRate, o.PerClientBurst),
+		ipFails: newKeyedLimiter(o.PerIPFailRate, o.PerIPFailBurst),
+		known:   newRemembered(o.SecretCacheTTL),
 		hashSem: semaphore.NewWeighted(int64(o.MaxConcurrentHashChecks)),
 		compare: bcrypt.CompareHashAndPassword,
 	}

@@ -282,8 +282,8 @@ var credentialShapes = []struct {
 
 func TestUnknownClientCostsTheSameComparisonsOnEveryPath(t *testing.T) {
 	f := newFixture(t, func(o *Options) {
-		o.PerClientBurst, o.PerIPBurst = 1000, 1000
-		o.PerClientRate, o.PerIPRate = 1000, 1000
+		o.PerClientBurst, o.PerIPBurst, o.PerIPFailBurst = 1000, 1000, 1000
+		o.PerClientRate, o.PerIPRate, o.PerIPFailRate = 1000, 1000, 1000
 	})
 	var n atomic.Int64
 	f.srv.compare = func(h, s []byte) error { n.Add(1); return bcrypt.CompareHashAndPassword(h, s) }
@@ -304,21 +304,23 @@ func TestUnknownClientCostsTheSameComparisonsOnEveryPath(t *testing.T) {
 }
 
 func TestUnknownClientCostsWhatTheDearestClientCosts(t *testing.T) {
-	// Configured hashes at two costs, the cheaper first, and a
-	// client_secret_file client whose plain secret New hashes: an unknown
-	// id must cost what the dearest client costs, and so must the
-	// client_secret_file client.
+	// Configured hashes above the minimum cost, and a client_secret_file
+	// client whose plain secret New hashes: an unknown id must cost what
+	// the configured clients cost, and so must the client_secret_file
+	// client. (Configured hashes of two costs are refused:
+	// TestMixedBcryptCostsAreRefused.)
 	const dearCost = bcrypt.MinCost + 2
 	dear, err := bcrypt.GenerateFromPassword([]byte(testSecret), dearCost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := newFixture(t, func(o *Options) {
+		o.Clients[0].SecretHash = dear // one cost for every configured hash
 		o.Clients = append(o.Clients,
 			Client{ID: "dear", SecretHash: dear, Scopes: []string{"webhooks:write"}},
 			Client{ID: "from-file", Secret: []byte(testSecret), Scopes: []string{"webhooks:write"}})
-		o.PerClientBurst, o.PerIPBurst = 1000, 1000
-		o.PerClientRate, o.PerIPRate = 1000, 1000
+		o.PerClientBurst, o.PerIPBurst, o.PerIPFailBurst = 1000, 1000, 1000
+		o.PerClientRate, o.PerIPRate, o.PerIPFailRate = 1000, 1000, 1000
 	})
 	if got, _ := bcrypt.Cost(f.srv.dummy); got != dearCost {
 		t.Fatalf("dummy hash cost %d, want the highest client cost %d", got, dearCost)
@@ -363,8 +365,8 @@ func BenchmarkUnknownVsKnownClient(b *testing.B) {
 	}
 	f := newFixture(b, func(o *Options) {
 		o.Clients[0].SecretHash = hash
-		o.PerClientBurst, o.PerIPBurst = 1<<30, 1<<30
-		o.PerClientRate, o.PerIPRate = 1e9, 1e9
+		o.PerClientBurst, o.PerIPBurst, o.PerIPFailBurst = 1<<30, 1<<30, 1<<30
+		o.PerClientRate, o.PerIPRate, o.PerIPFailRate = 1e9, 1e9, 1e9
 	})
 	for _, c := range credentialShapes {
 		b.Run(c.name, func(b *testing.B) {

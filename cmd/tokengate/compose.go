@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
@@ -267,6 +268,8 @@ func (b *builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clie
 		TokenTTL: te.TokenTTL.D(), Clients: clients,
 		PerClientRate: te.RateLimit.PerClient, PerClientBurst: te.RateLimit.PerClientBurst,
 		PerIPRate: te.RateLimit.PerIP, PerIPBurst: te.RateLimit.PerIPBurst,
+		PerIPFailRate: te.RateLimit.PerIPFailures, PerIPFailBurst: te.RateLimit.PerIPFailureBurst,
+		SecretCacheTTL:          secretCacheTTL(te.SecretCacheTTL.D()),
 		MaxConcurrentHashChecks: te.MaxConcurrentHashChecks, Logger: b.log.Named("token_endpoint"),
 		ClientIP: clientIP, BodyReadTimeout: te.BodyReadTimeout.D(), WriteTimeout: te.BodyReadTimeout.D(),
 	}
@@ -368,4 +371,12 @@ func notReceiving() http.Handler {
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = w.Write([]byte(`{"error":"not_found","error_description":"this tokengate has no receiving side configured"}` + "\n"))
 	})
+}
+
+// secretCacheTTL maps the config's "0s: off" to the issuer's negative.
+func secretCacheTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
