@@ -303,6 +303,43 @@ func TestBadPaths(t *testing.T) {
 	}
 }
 
+// TestSemicolonPathsRefused: Tomcat and Spring upstreams strip path
+// parameters, so "/..;/admin" would reach the vendor as "/../admin",
+// outside the base path, with the token. Through a real listener, every
+// spelling (literal or %3B) is refused with 400 before a token is spent;
+// a clean path next to them still passes.
+func TestSemicolonPathsRefused(t *testing.T) {
+	e, up, s := fixture(t)
+	srv := httptest.NewServer(newTestHandler(t, up.URL+"/customer-1/webhooks", s, nil))
+	defer srv.Close()
+	for _, p := range []string{"/..;/admin", "/x/..;/..;/admin", "/a;jsessionid=1", "/..%3B/admin", "/..%3b/admin", "/x%3By", "/;"} {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+p, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "semicolon") {
+			t.Errorf("%s: status %d %s, want 400 naming the semicolon", p, resp.StatusCode, b)
+		}
+	}
+	if len(up.Seen()) != 0 || e.Count() != 0 {
+		t.Fatalf("refused requests reached the upstream (%d) or spent a token (%d)", len(up.Seen()), e.Count())
+	}
+	resp, err := http.Post(srv.URL+"/orders?session=a;b", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if seen := up.Seen(); resp.StatusCode != http.StatusOK || len(seen) != 1 || seen[0].Path != "/customer-1/webhooks/orders" {
+		t.Fatalf("a clean path (a semicolon in the query only): status %d, upstream saw %+v", resp.StatusCode, seen)
+	}
+}
+
 // TestBrowserRequestsRefused: a web page in a browser on the app's machine
 // can reach a loopback egress (a cross-site POST needs no preflight; a
 // DNS-rebound page even reads the answer). Requests marked as a browser's

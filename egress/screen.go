@@ -39,6 +39,13 @@ func (h *Handler) screen(r *http.Request) (int, string, string) {
 	if strings.ContainsFunc(r.URL.Path, func(c rune) bool { return c == '\\' || c < 0x20 || c == 0x7f }) {
 		return http.StatusBadRequest, "invalid_request", "the path must not hold a backslash or control characters"
 	}
+	// Tomcat and Spring cut path parameters (";…") out of every segment
+	// before routing, so "/..;/admin" passes the check above as one odd
+	// segment and reaches the vendor as "/../admin", outside the base
+	// path, with the token. r.URL.Path is decoded: %3B is caught too.
+	if strings.ContainsRune(r.URL.Path, ';') {
+		return http.StatusBadRequest, "invalid_request", "the path must not hold a semicolon (path parameters): some servers strip them and would climb out of the upstream's base path"
+	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "none" {
 		return http.StatusForbidden, "browser_request", "a web browser sent this request (Sec-Fetch-Site: " + clean(site, 20) +
 			"): an egress spends the vendor credentials only for the app, not for web pages"
