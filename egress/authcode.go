@@ -3,6 +3,7 @@ package egress
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -122,8 +123,8 @@ type Authorization struct {
 	URL string
 }
 
-// ErrStateMismatch: the redirect's state is not this run's (another run,
-// or a forged redirect); nothing is exchanged or stored.
+// ErrStateMismatch: the redirect's state is missing or not this run's
+// (another run, or a forged redirect); nothing is exchanged or stored.
 var ErrStateMismatch = errors.New("the state in the redirect does not match this run's: refused, nothing stored")
 
 // DeniedError is the authorization server's ?error=… redirect.
@@ -188,7 +189,8 @@ func (a *Authorization) FromRedirect(q url.Values) (string, error) {
 }
 
 func (a *Authorization) fromQuery(q url.Values) (string, bool, error) {
-	if q.Get("state") != a.state {
+	// The state is this run's secret: compared in constant time.
+	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(a.state)) != 1 {
 		return "", false, ErrStateMismatch
 	}
 	if e := q.Get("error"); e != "" {

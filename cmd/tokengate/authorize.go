@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -153,14 +154,34 @@ func listenForCode(ctx context.Context, a *egress.Authorization, redirect string
 	if path == "" {
 		path = "/"
 	}
+	var noted sync.Once
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Anything but the redirect itself is a browser's noise
+		// (favicon.ico, a prefetch) or a page on another site: 404 or
+		// 405, and the wait goes on.
 		if r.URL.Path != path {
 			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			http.Error(w, "tokengate: the redirect is a GET", http.StatusMethodNotAllowed)
 			return
 		}
 		code, err := a.FromRedirect(r.URL.Query())
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
+		if errors.Is(err, egress.ErrStateMismatch) {
+			// Not this run's redirect: any web page can make the browser
+			// request this address (<img src=…/callback>). Refused, and
+			// the real redirect is still awaited.
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "tokengate: %v; still waiting for the redirect of this run\n", err)
+			noted.Do(func() {
+				fmt.Fprintln(out, "note: refused a request to the redirect address without this run's state (another run, or a web page); still waiting")
+			})
+			return
+		}
 		if err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			fmt.Fprintf(w, "tokengate: %v\n", err)
@@ -172,9 +193,9 @@ func listenForCode(ctx context.Context, a *egress.Authorization, redirect string
 		default:
 		}
 	})}
+	fmt.Fprintf(out, "Open this address in a browser, log in and consent:\n\n  %s\n\nWaiting for the redirect to %s …\n%s\n", a.URL, redirect, codeLifetimeNote)
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	fmt.Fprintf(out, "Open this address in a browser, log in and consent:\n\n  %s\n\nWaiting for the redirect to %s …\n%s\n", a.URL, redirect, codeLifetimeNote)
 	select {
 	case r := <-done:
 		return r.code, r.err
