@@ -323,4 +323,10 @@ func (s *egressSet) shutdown(ctx context.Context) {
 	for _, r := range s.runners {
 		r.stop()
 	}
+	// A refresh already at the vendor finishes and stores the rotated
+	// refresh token (lost otherwise: the next start would send the spent
+	// one, and a vendor with reuse detection revokes the grant).
+	if err := egress.DrainRefreshes(ctx); err != nil {
+		s.log.Error("shutdown: a refresh token refresh was still at the vendor after the grace period; if the vendor rotated the token, the grant must be authorized again", zap.Error(err))
+	}
 }

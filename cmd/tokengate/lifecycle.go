@@ -53,6 +53,9 @@ type server struct {
 	eg               *egressSet
 	stopWatch        func()
 	errc             chan error
+
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // serve runs until ctx ends, then drains in-flight requests for the
@@ -299,6 +302,11 @@ func relevant(ev fsnotify.Event, path string) bool {
 // shutdown stops accepting connections at once, lets requests in flight
 // finish within the grace period, then stops the admin listener.
 func (s *server) shutdown() error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.stop() })
+	return s.shutdownErr
+}
+
+func (s *server) stop() error {
 	if s.stopWatch != nil {
 		s.stopWatch()
 	}
