@@ -22,6 +22,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
+	"github.com/tokengate/tokengate/listener"
 )
 
 // authCodeOptions describes an authorization-code entry for the egress
@@ -141,10 +142,6 @@ func listenForCode(ctx context.Context, a *egress.Authorization, redirect string
 	if u.Scheme != "http" || !(host == "localhost" || net.ParseIP(host) != nil && net.ParseIP(host).IsLoopback()) || u.Port() == "" {
 		return "", fmt.Errorf("redirect_uri %s is not a loopback http address with a port, so tokengate cannot receive the code itself: run with --paste and paste the address the browser is sent to", redirect)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, u.Port()))
-	if err != nil {
-		return "", fmt.Errorf("listening on the redirect_uri %s: %w", redirect, err)
-	}
 	type result struct {
 		code string
 		err  error
@@ -155,7 +152,7 @@ func listenForCode(ctx context.Context, a *egress.Authorization, redirect string
 		path = "/"
 	}
 	var noted sync.Once
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	callback := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Anything but the redirect itself is a browser's noise
 		// (favicon.ico, a prefetch) or a page on another site: 404 or
 		// 405, and the wait goes on.
@@ -192,9 +189,13 @@ func listenForCode(ctx context.Context, a *egress.Authorization, redirect string
 		case done <- result{code, err}:
 		default:
 		}
-	})}
+	})
+	srv, err := listener.New(listener.Options{Name: "redirect_uri", Addr: net.JoinHostPort(host, u.Port()), Handler: callback})
+	if err != nil {
+		return "", fmt.Errorf("listening on the redirect_uri %s: %w", redirect, err)
+	}
 	fmt.Fprintf(out, "Open this address in a browser, log in and consent:\n\n  %s\n\nWaiting for the redirect to %s …\n%s\n", a.URL, redirect, codeLifetimeNote)
-	go func() { _ = srv.Serve(ln) }()
+	srv.Start()
 	defer srv.Close()
 	select {
 	case r := <-done:

@@ -222,14 +222,14 @@ func TestBrokenNewCertificateKeepsTheOldOne(t *testing.T) {
 	resp.Body.Close()
 	before := serialOf(resp)
 	g.pki.write(t, "tls.crt", []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
-	if changed, err := g.s.certs.reload(); changed || err == nil {
+	if changed, err := g.s.pubLn.TLS().Certificates().Reload(); changed || err == nil {
 		t.Fatalf("a broken certificate was taken: changed=%v err=%v", changed, err)
 	}
 	// An expired pair is refused too.
 	certPEM, keyPEM, _ := g.pki.issue(t, "localhost", true, time.Now().Add(-time.Minute))
 	g.pki.write(t, "tls.key", keyPEM)
 	g.pki.write(t, "tls.crt", certPEM)
-	if changed, err := g.s.certs.reload(); changed || err == nil || !strings.Contains(err.Error(), "expired") {
+	if changed, err := g.s.pubLn.TLS().Certificates().Reload(); changed || err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("an expired certificate was taken: changed=%v err=%v", changed, err)
 	}
 	resp, err = g.client(false, nil, false).Get(g.url + "/status")
