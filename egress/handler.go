@@ -73,6 +73,8 @@ type HandlerOptions struct {
 	// LoopbackHosts refuses (421) requests whose Host is not localhost or a
 	// loopback IP: set it for a loopback listener, so that a web page
 	// whose name is re-bound to 127.0.0.1 cannot spend the credentials.
+	// Unset (a listener that requires client certificates), the check is
+	// still made for a request without a verified client certificate.
 	LoopbackHosts bool
 	// ForwardedHeaders adds X-Forwarded-For/-Host/-Proto. Default off:
 	// the vendor learns nothing about the app's network.

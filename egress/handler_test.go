@@ -3,6 +3,8 @@ package egress
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -348,37 +350,42 @@ func TestSemicolonPathsRefused(t *testing.T) {
 // (Node's fetch sends Sec-Fetch-Mode only) pass.
 func TestBrowserRequestsRefused(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		host     string
-		header   map[string]string
-		loopback bool
-		want     int
+		name       string
+		host       string
+		header     map[string]string
+		loopback   bool
+		want       int
+		clientCert bool // the request came with a verified client certificate
 	}{
-		{"cross-site page", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}, true, 403},
-		{"same-site page", "localhost:8081", map[string]string{"Sec-Fetch-Site": "same-site"}, true, 403},
-		{"rebound page, same-origin", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "same-origin"}, true, 403},
-		{"older browser, Origin only", "127.0.0.1:8081", map[string]string{"Origin": "https://evil.example"}, true, 403},
-		{"sandboxed page", "127.0.0.1:8081", map[string]string{"Origin": "null"}, true, 403},
-		{"rebound name", "evil.example:8081", nil, true, 421},
-		{"rebound name, trailing dot", "evil.example.:8081", nil, true, 421},
-		{"loopback look-alike", "localhost.evil.example:8081", nil, true, 421},
-		{"loopback look-alike IP name", "127.0.0.1.nip.io", nil, true, 421},
-		{"localhost", "localhost:8081", nil, true, 200},
-		{"LOCALHOST", "LOCALHOST:8081", nil, true, 200},
-		{"name under .localhost", "app.localhost:8081", nil, true, 200},
-		{"127.0.0.1", "127.0.0.1:8081", nil, true, 200},
-		{"other loopback IP, no port", "127.0.0.2", nil, true, 200},
-		{"IPv6 loopback", "[::1]:8081", nil, true, 200},
-		{"HTTP/1.0 client without Host", "", nil, true, 200},
-		{"Node fetch", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Mode": "cors", "User-Agent": "node"}, true, 200},
-		{"address typed by the user", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "none"}, true, 200},
-		{"any name when client certificates are required", "egress.internal:8443", nil, false, 200},
+		{"cross-site page", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}, true, 403, false},
+		{"same-site page", "localhost:8081", map[string]string{"Sec-Fetch-Site": "same-site"}, true, 403, false},
+		{"rebound page, same-origin", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "same-origin"}, true, 403, false},
+		{"older browser, Origin only", "127.0.0.1:8081", map[string]string{"Origin": "https://evil.example"}, true, 403, false},
+		{"sandboxed page", "127.0.0.1:8081", map[string]string{"Origin": "null"}, true, 403, false},
+		{"rebound name", "evil.example:8081", nil, true, 421, false},
+		{"rebound name, trailing dot", "evil.example.:8081", nil, true, 421, false},
+		{"loopback look-alike", "localhost.evil.example:8081", nil, true, 421, false},
+		{"loopback look-alike IP name", "127.0.0.1.nip.io", nil, true, 421, false},
+		{"localhost", "localhost:8081", nil, true, 200, false},
+		{"LOCALHOST", "LOCALHOST:8081", nil, true, 200, false},
+		{"name under .localhost", "app.localhost:8081", nil, true, 200, false},
+		{"127.0.0.1", "127.0.0.1:8081", nil, true, 200, false},
+		{"other loopback IP, no port", "127.0.0.2", nil, true, 200, false},
+		{"IPv6 loopback", "[::1]:8081", nil, true, 200, false},
+		{"HTTP/1.0 client without Host", "", nil, true, 200, false},
+		{"Node fetch", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Mode": "cors", "User-Agent": "node"}, true, 200, false},
+		{"address typed by the user", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "none"}, true, 200, false},
+		{"any name when client certificates are required", "egress.internal:8443", nil, false, 200, true},
+		{"no certificate on the connection after all", "evil.example:8081", nil, false, 421, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, up, s := fixture(t)
 			h := newTestHandler(t, up.URL, s, func(o *HandlerOptions) { o.LoopbackHosts = tc.loopback })
 			req := httptest.NewRequest(http.MethodPost, "/v1/hooks", strings.NewReader("{}"))
 			req.Host = tc.host
+			if tc.clientCert {
+				req.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}
+			}
 			for k, v := range tc.header {
 				req.Header.Set(k, v)
 			}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -126,4 +129,59 @@ func TestEgressTLSOnReload(t *testing.T) {
 		resp, err := call("https")
 		return err == nil && serialOf(resp) == next
 	})
+}
+
+// TestEgressKeepAliveAcrossAReloadToClientCertificates: a reload makes an
+// egress listener require client certificates (so its handler no longer
+// insists on a loopback Host). A keep-alive connection opened before, in
+// plain HTTP and with no certificate, must not gain from it: a request
+// on it addressed to a re-bound name still gets 421, and nothing reaches
+// the vendor.
+func TestEgressKeepAliveAcrossAReloadToClientCertificates(t *testing.T) {
+	e, up := vendor(t, "s3cret", time.Hour)
+	t.Setenv("TG_TEST_EGRESS_SECRET", "s3cret")
+	server, clients := newPKI(t, "Egress CA"), newPKI(t, "App CA")
+	certPEM, keyPEM, _ := server.issue(t, "localhost", true, time.Now().Add(time.Hour))
+	certFile, keyFile := server.write(t, "egress.crt", certPEM), server.write(t, "egress.key", keyPEM)
+	addr := freeAddr(t)
+	entry := func(tlsBlock string) string {
+		return fmt.Sprintf(`
+  - name: vendor
+    listen: %s
+    upstream: %s
+    insecure_http: true
+    token: { url: %s, client_id: client, client_secret: "${TG_TEST_EGRESS_SECRET}" }
+%s`, addr, up.URL, e.URL, tlsBlock)
+	}
+	f := &egressFixture{t: t, path: filepath.Join(t.TempDir(), "tokengate.yaml")}
+	f.write(entry(""))
+	f.s = startAt(t, f.path)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	send := func(host string) int {
+		t.Helper()
+		fmt.Fprintf(c, "POST /x HTTP/1.1\r\nHost: %s\r\nContent-Length: 2\r\n\r\nhi", host)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := send("localhost"); code != http.StatusOK {
+		t.Fatalf("before the reload: %d", code)
+	}
+	f.reload(entry(fmt.Sprintf("    tls: { cert_file: %s, key_file: %s, client_ca_file: %s }\n", certFile, keyFile, clients.caFile)))
+	before := len(up.Seen())
+	if code := send("rebound.example"); code != http.StatusMisdirectedRequest {
+		t.Fatalf("a re-bound name on the old plain connection: %d, want 421", code)
+	}
+	if len(up.Seen()) != before {
+		t.Fatal("the request reached the vendor")
+	}
 }
