@@ -364,3 +364,37 @@ func TestCheckReportsCertificateProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestPublicTLSChangedOnReload: a tls block added to the public listener
+// by a reload serves HTTPS at the same address for new connections (it
+// took a restart before); removing it serves plain HTTP again.
+func TestPublicTLSChangedOnReload(t *testing.T) {
+	r := startRunning(t, false, "")
+	p := newPKI(t, "Test Root CA")
+	certPEM, keyPEM, serial := p.issue(t, "localhost", true, time.Now().Add(24*time.Hour))
+	certFile, keyFile := p.write(t, "tls.crt", certPEM), p.write(t, "tls.key", keyPEM)
+	plainYAML := gateYAML(r.idp, r.recv.URL, hooksRoute+publicRoute)
+	r.write(plainYAML)
+	eventually(t, "the public route to be served", func() bool { code, _ := r.get(r.pub + "/status"); return code == 200 })
+	r.write(plainYAML + fmt.Sprintf("tls:\n  cert_file: %s\n  key_file: %s\n", certFile, keyFile))
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool()}, DisableKeepAlives: true}}
+	https := strings.Replace(r.pub, "http://", "https://", 1) + "/status"
+	eventually(t, "HTTPS at the public address", func() bool {
+		resp, err := c.Get(https)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200 && serialOf(resp) == serial
+	})
+	r.write(plainYAML)
+	plain := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	eventually(t, "plain HTTP again", func() bool {
+		resp, err := plain.Get(r.pub + "/status")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
