@@ -1,12 +1,14 @@
 package egress
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -76,7 +78,7 @@ func fixture(t *testing.T) (*egresstest.TokenEndpoint, *egresstest.Upstream, *So
 func post(t *testing.T, h http.Handler, path, body string) int {
 	t.Helper()
 	rr := httptest.NewRecorder()
-	h.ServeHTTP(rr, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+	h.ServeHTTP(rr, httptest.NewRequest(http.MethodPost, "http://localhost"+path, strings.NewReader(body)))
 	return rr.Code
 }
 
@@ -160,7 +162,7 @@ func TestLargeBodyNotRetried(t *testing.T) {
 	e.Revoke(tok.Value)
 	big := strings.Repeat("x", 4096)
 	// Chunked: the size is not known up front.
-	req := httptest.NewRequest(http.MethodPost, "/upload", io.MultiReader(strings.NewReader(big)))
+	req := httptest.NewRequest(http.MethodPost, "http://localhost/upload", io.MultiReader(strings.NewReader(big)))
 	req.ContentLength = -1
 	rr := httptest.NewRecorder()
 	h.ServeHTTP(rr, req)
@@ -241,7 +243,7 @@ func TestNoTokenNoForward(t *testing.T) {
 	defer s.Close()
 	h := newTestHandler(t, up.URL, s, func(o *HandlerOptions) { o.Logger = log })
 	rr := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, "/shipments", strings.NewReader("{}"))
+	req := httptest.NewRequest(http.MethodPost, "http://localhost/shipments", strings.NewReader("{}"))
 	h.ServeHTTP(rr, req)
 	if rr.Code != http.StatusServiceUnavailable || rr.Header().Get("Retry-After") == "" {
 		t.Fatalf("status %d Retry-After %q, want 503 with Retry-After", rr.Code, rr.Header().Get("Retry-After"))
@@ -342,6 +344,45 @@ func TestSemicolonPathsRefused(t *testing.T) {
 	}
 }
 
+// TestTrickledBodyGets408: an app (or anyone reaching the listener) that
+// declares a body and sends part of it is answered 408 after
+// BodyReadTimeout, whether the body was being kept for a retry (no token
+// spent, nothing forwarded) or streamed to the upstream.
+func TestTrickledBodyGets408(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		retryLimit int64
+	}{{"kept", 0}, {"streamed", 16}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, up, s := fixture(t)
+			srv := httptest.NewServer(newTestHandler(t, up.URL, s, func(o *HandlerOptions) {
+				o.BodyReadTimeout = 300 * time.Millisecond
+				o.RetryBodyLimit = tc.retryLimit
+			}))
+			defer srv.Close()
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.WriteString(c, "POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789012345678901234567890123456789")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("no answer within 10s: %v", err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), "request_timeout") {
+				t.Fatalf("status %d %s, want 408", resp.StatusCode, b)
+			}
+			if tc.retryLimit == 0 && (len(up.Seen()) != 0 || e.Count() != 0) {
+				t.Fatalf("a kept body that never arrived reached the upstream (%d) or spent a token (%d)", len(up.Seen()), e.Count())
+			}
+		})
+	}
+}
+
 // TestBrowserRequestsRefused: a web page in a browser on the app's machine
 // can reach a loopback egress (a cross-site POST needs no preflight; a
 // DNS-rebound page even reads the answer). Requests marked as a browser's
@@ -419,7 +460,7 @@ func TestSlowBodyGetsTheCurrentToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr, pw := io.Pipe()
-	req := httptest.NewRequest(http.MethodPost, "/v1/hooks", pr)
+	req := httptest.NewRequest(http.MethodPost, "http://localhost/v1/hooks", pr)
 	req.ContentLength = 2
 	done := make(chan int)
 	go func() {

@@ -24,6 +24,7 @@ import (
 // the background) and the handler that injects the token.
 type egressRunner struct {
 	cfg       config.Egress
+	bodyRead  time.Duration // the configuration's body_read_timeout
 	source    *egress.Source
 	handler   http.Handler
 	transport *http.Transport
@@ -84,16 +85,16 @@ type tlsChange struct {
 	cfg   *config.TLS
 }
 
-// prepare builds what cfgs need. Entries whose configuration did not
-// change keep their runner, so a reload loses no token; addresses that
-// stay keep their listener.
-func (s *egressSet) prepare(cfgs []config.Egress) (*egressPlan, error) {
+// prepare builds what cfgs need; bodyRead bounds reading an app's body.
+// Entries whose configuration did not change keep their runner, so a
+// reload loses no token; addresses that stay keep their listener.
+func (s *egressSet) prepare(cfgs []config.Egress, bodyRead time.Duration) (*egressPlan, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := &egressPlan{runners: map[string]*egressRunner{}, keys: map[string]string{}, listeners: map[string]*egressListener{},
 		handlers: map[string]http.Handler{}, tls: map[string]tlsChange{}}
 	for i, c := range cfgs {
-		if err := s.prepareEntry(p, c); err != nil {
+		if err := s.prepareEntry(p, c, bodyRead); err != nil {
 			p.discard()
 			return nil, fmt.Errorf("egress[%d] (%s): %w", i, c.Name, err)
 		}
@@ -101,11 +102,11 @@ func (s *egressSet) prepare(cfgs []config.Egress) (*egressPlan, error) {
 	return p, nil
 }
 
-func (s *egressSet) prepareEntry(p *egressPlan, c config.Egress) error {
+func (s *egressSet) prepareEntry(p *egressPlan, c config.Egress, bodyRead time.Duration) error {
 	r := s.runners[c.Name]
-	if r == nil || !reflect.DeepEqual(r.cfg, c) {
+	if r == nil || !reflect.DeepEqual(r.cfg, c) || r.bodyRead != bodyRead {
 		var err error
-		if r, err = s.newRunner(c); err != nil {
+		if r, err = s.newRunner(c, bodyRead); err != nil {
 			return err
 		}
 		p.fresh = append(p.fresh, r)
@@ -195,7 +196,7 @@ func (s *egressSet) commit(ctx context.Context, p *egressPlan) {
 }
 
 // newRunner builds an entry's source and handler without starting them.
-func (s *egressSet) newRunner(c config.Egress) (*egressRunner, error) {
+func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration) (*egressRunner, error) {
 	upstream, err := url.Parse(c.Upstream.URL)
 	if err != nil {
 		return nil, err
@@ -224,7 +225,7 @@ func (s *egressSet) newRunner(c config.Egress) (*egressRunner, error) {
 	}
 	ho := egress.HandlerOptions{
 		Name: name, Upstream: upstream, Transport: transport,
-		RetryBodyLimit: int64(c.RetryBodyLimit), MaxBodySize: int64(c.Upstream.MaxBodySize),
+		RetryBodyLimit: int64(c.RetryBodyLimit), MaxBodySize: int64(c.Upstream.MaxBodySize), BodyReadTimeout: bodyRead,
 		ForwardedHeaders: c.ForwardedHeaders, Logger: s.log,
 		// A browser cannot present a client certificate; without that,
 		// only requests addressed to a loopback name are taken.
@@ -237,7 +238,7 @@ func (s *egressSet) newRunner(c config.Egress) (*egressRunner, error) {
 	}
 	src := egress.NewSource(so)
 	ho.Tokens = src
-	return &egressRunner{cfg: c, source: src, handler: egress.NewHandler(ho), transport: transport}, nil
+	return &egressRunner{cfg: c, bodyRead: bodyRead, source: src, handler: egress.NewHandler(ho), transport: transport}, nil
 }
 
 // tokenOptions describes an entry's token requests (the running source

@@ -118,7 +118,7 @@ func startWith(ctx context.Context, path string, log *zap.Logger, o serveOptions
 		s.closeListeners()
 		return nil, fmt.Errorf("admin_listen: %w", err)
 	}
-	plan, err := s.eg.prepare(cfg.Egress)
+	plan, err := s.eg.prepare(cfg.Egress, cfg.BodyReadTimeout.D())
 	if err != nil {
 		s.closeListeners()
 		return nil, err
@@ -209,7 +209,7 @@ func (s *server) reload(ctx context.Context, why string) error {
 		pubTLS, err = tlsSetup(st.cfg.TLS, s.log)
 	}
 	if err == nil {
-		plan, err = s.eg.prepare(st.cfg.Egress)
+		plan, err = s.eg.prepare(st.cfg.Egress, st.cfg.BodyReadTimeout.D())
 	}
 	if err != nil {
 		s.reloadFailed(why, err)
