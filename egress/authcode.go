@@ -3,6 +3,7 @@ package egress
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -122,8 +122,8 @@ type Authorization struct {
 	URL string
 }
 
-// ErrStateMismatch: the redirect's state is not this run's (another run,
-// or a forged redirect); nothing is exchanged or stored.
+// ErrStateMismatch: the redirect's state is missing or not this run's
+// (another run, or a forged redirect); nothing is exchanged or stored.
 var ErrStateMismatch = errors.New("the state in the redirect does not match this run's: refused, nothing stored")
 
 // DeniedError is the authorization server's ?error=… redirect.
@@ -188,7 +188,8 @@ func (a *Authorization) FromRedirect(q url.Values) (string, error) {
 }
 
 func (a *Authorization) fromQuery(q url.Values) (string, bool, error) {
-	if q.Get("state") != a.state {
+	// The state is this run's secret: compared in constant time.
+	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(a.state)) != 1 {
 		return "", false, ErrStateMismatch
 	}
 	if e := q.Get("error"); e != "" {
@@ -224,7 +225,7 @@ func (a *Authorization) Exchange(ctx context.Context, code string) (*Granted, er
 	if tok.RefreshToken == "" {
 		return nil, errors.New("the server granted no refresh token: ask for the offline_access scope (Deployteq) or whatever the server needs for one; nothing stored")
 	}
-	if err := a.o.write(tok.RefreshToken); err != nil {
+	if err := a.store(ctx, tok.RefreshToken); err != nil {
 		return nil, fmt.Errorf("storing the refresh token in %s: %w", a.o.RefreshTokenFile, err)
 	}
 	g := &Granted{Scope: strings.Join(a.o.Token.Scopes, " "), Expiry: tok.Expiry}
@@ -234,42 +235,84 @@ func (a *Authorization) Exchange(ctx context.Context, code string) (*Granted, er
 	return g, nil
 }
 
+// store writes a new consent's refresh token once no refresh of the file
+// is in flight (a running gate's refresh would otherwise store its
+// rotated token over it afterwards); a token kept in memory by a failed
+// write belongs to the old consent and is dropped.
+func (a *Authorization) store(ctx context.Context, rt string) error {
+	f := refreshFileFor(a.o.RefreshTokenFile)
+	release, err := f.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := a.o.write(rt); err != nil {
+		return err
+	}
+	f.pending = ""
+	return nil
+}
+
 // RefreshGrant obtains access tokens with the stored refresh token
-// (grant_type=refresh_token). A rotated refresh token is written before
-// the access token that came with it is used; if the write fails the new
-// refresh token is kept in memory, the write retried, and no access token
-// is returned meanwhile. A refresh token the server refused
-// (invalid_grant) is never sent again: until the file changes (an
+// (grant_type=refresh_token). One refresh of a file runs at a time in the
+// process, whichever grant makes it (a reload makes a new grant for the
+// same file), and across processes where flock(2) exists: the next one
+// reads the token the previous one stored. A refresh that reached the
+// server always runs to its end, within the token timeout, even when
+// its Source is closed (a reload, SIGTERM): the server has rotated the
+// refresh token, and the new one must be stored. A rotated refresh token
+// is written before the access token that came with it is used; if the
+// write fails the new refresh token is kept in memory, the write retried,
+// and no access token is returned meanwhile. A refresh token the server
+// refused (invalid_grant) is never sent again: until the file changes (an
 // operator ran `tokengate authorize`), every attempt fails at once,
 // without a request.
 type RefreshGrant struct {
-	o AuthCodeOptions
-
-	mu      sync.Mutex
-	pending string // rotated, not yet stored
-	refused string // refused by the server
+	o    AuthCodeOptions
+	file *refreshFile
 }
 
 // NewRefreshGrant makes the grant of one egress entry.
-func NewRefreshGrant(o AuthCodeOptions) *RefreshGrant { return &RefreshGrant{o: o} }
+func NewRefreshGrant(o AuthCodeOptions) *RefreshGrant {
+	return &RefreshGrant{o: o, file: refreshFileFor(o.RefreshTokenFile)}
+}
 
-// Token makes one refresh request (no retries).
+// Token makes one refresh request (no retries). ctx bounds the wait for
+// another refresh of the same file; once this one starts, ctx's
+// cancellation no longer stops it (only the token timeout does).
 func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.pending != "" {
-		if err := g.o.write(g.pending); err != nil {
-			return nil, g.notStored(err)
-		}
-		g.pending = ""
+	release, err := g.file.lock(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for another refresh of %s: %w", g.o.RefreshTokenFile, err)
 	}
+	defer release()
+	if err := ctx.Err(); err != nil {
+		return nil, err // stopped while waiting: nothing was sent
+	}
+	timeout := DefaultTokenTimeout
+	if c := g.o.Token.Client; c != nil && c.Timeout > 0 {
+		timeout = c.Timeout
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	f := g.file
 	b, err := os.ReadFile(g.o.RefreshTokenFile)
 	rt := strings.TrimSpace(string(b))
+	if f.pending != "" {
+		if err == nil && rt != "" && rt != f.spent {
+			f.pending = "" // a new consent replaced the file: the kept token belongs to the old one
+		} else {
+			if err := g.o.write(f.pending); err != nil {
+				return nil, g.notStored(err)
+			}
+			rt, err, f.pending = f.pending, nil, ""
+		}
+	}
 	switch {
 	case err != nil || rt == "":
 		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized,
 			Description: fmt.Sprintf("no refresh token in %s: run `tokengate authorize %s --config FILE`", g.o.RefreshTokenFile, g.o.Name)}
-	case rt == g.refused:
+	case rt == f.refused:
 		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized,
 			Description: fmt.Sprintf("the refresh token in %s was refused (invalid_grant: revoked or expired): run `tokengate authorize %s --config FILE`", g.o.RefreshTokenFile, g.o.Name)}
 	}
@@ -278,14 +321,14 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	if err != nil {
 		te := classify(err, append(g.o.Token.secretForms(), rt))
 		if te.Code == "invalid_grant" {
-			g.refused = rt
+			f.refused = rt
 			te.Description += fmt.Sprintf("; the refresh token was refused: run `tokengate authorize %s --config FILE`", g.o.Name)
 		}
 		return nil, te
 	}
 	if tok.RefreshToken != "" && tok.RefreshToken != rt {
 		if err := g.o.write(tok.RefreshToken); err != nil {
-			g.pending = tok.RefreshToken
+			f.pending, f.spent = tok.RefreshToken, rt
 			return nil, g.notStored(err)
 		}
 	}

@@ -266,3 +266,103 @@ func TestPastedForms(t *testing.T) {
 		t.Errorf("bare code: %q %v %v", code, bare, err)
 	}
 }
+
+// waitFor receives from ch within 10s or fails the test naming what.
+func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+type grantResult struct {
+	tok *Token
+	err error
+}
+
+func refreshAsync(ctx context.Context, g *RefreshGrant) <-chan grantResult {
+	ch := make(chan grantResult, 1)
+	go func() {
+		tok, err := g.Token(ctx)
+		ch <- grantResult{tok, err}
+	}()
+	return ch
+}
+
+// TestReloadedGrantWaitsForTheRefreshInFlight: a reload stops the old
+// Source (its context is cancelled) while its refresh is at the server,
+// and a new grant for the same file starts at once. The new grant waits;
+// the old refresh runs to its end and stores the rotated token; the new
+// grant then sends that one. The server never sees a refresh token twice,
+// so the grant is not revoked.
+func TestReloadedGrantWaitsForTheRefreshInFlight(t *testing.T) {
+	srv, o := authFixture(t)
+	authorized(t, o)
+	arrived, abandoned, release := srv.StallRefreshes()
+	defer release()
+	oldCtx, stopOld := context.WithCancel(context.Background())
+	old := refreshAsync(oldCtx, NewRefreshGrant(o))
+	waitFor(t, arrived, "the old grant's refresh at the server")
+	stopOld() // the reload stops the old Source
+	fresh := refreshAsync(context.Background(), NewRefreshGrant(o))
+	select {
+	case <-arrived:
+		t.Error("a second refresh reached the server while the first was in flight")
+	case <-abandoned:
+		t.Error("the refresh in flight was cancelled after the server rotated the token")
+	case <-time.After(time.Second): // the new grant waits, as it should
+	}
+	release()
+	if r := waitFor(t, old, "the old grant's refresh"); r.err != nil {
+		t.Errorf("the refresh in flight: %v", r.err)
+	}
+	r := waitFor(t, fresh, "the new grant's refresh")
+	if r.err != nil || !srv.Valid(r.tok.Value) {
+		t.Fatalf("the new grant's refresh: %v", r.err)
+	}
+	if srv.ReuseDetected() != 0 || srv.Refreshes() != 2 {
+		t.Fatalf("reuse detected %d, refreshes %d; want 0 and 2", srv.ReuseDetected(), srv.Refreshes())
+	}
+}
+
+// TestCancelledRefreshStoresTheRotatedToken: SIGTERM cancels the Source
+// while its refresh is at the server. The refresh still finishes and
+// stores the rotated token (DrainRefreshes waits for it), so the next
+// start refreshes with that one and the grant survives.
+func TestCancelledRefreshStoresTheRotatedToken(t *testing.T) {
+	srv, o := authFixture(t)
+	authorized(t, o)
+	before := fileToken(t, o.RefreshTokenFile)
+	arrived, abandoned, release := srv.StallRefreshes()
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	res := refreshAsync(ctx, NewRefreshGrant(o))
+	waitFor(t, arrived, "the refresh at the server")
+	cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- DrainRefreshes(context.Background()) }()
+	select {
+	case <-abandoned:
+		t.Error("the refresh was cancelled after the server rotated the token")
+	case <-drained:
+		t.Error("DrainRefreshes returned while a refresh was at the server")
+		drained <- nil
+	case <-time.After(time.Second):
+	}
+	release()
+	waitFor(t, res, "the cancelled refresh")
+	if err := waitFor(t, drained, "DrainRefreshes"); err != nil {
+		t.Fatal(err)
+	}
+	if fileToken(t, o.RefreshTokenFile) == before {
+		t.Fatal("the rotated refresh token was not stored")
+	}
+	if _, err := NewRefreshGrant(o).Token(context.Background()); err != nil || srv.ReuseDetected() != 0 {
+		t.Fatalf("the next start: %v, reuse detected %d", err, srv.ReuseDetected())
+	}
+}

@@ -43,7 +43,7 @@ func BenchmarkEgress(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					req := httptest.NewRequest(http.MethodPost, "/hooks/x", strings.NewReader(`{"tracking_number":"1Z999AA10123456784"}`))
+					req := httptest.NewRequest(http.MethodPost, "http://localhost/hooks/x", strings.NewReader(`{"tracking_number":"1Z999AA10123456784"}`))
 					rr := httptest.NewRecorder()
 					h.ServeHTTP(rr, req)
 					if rr.Code != http.StatusOK {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -70,9 +71,15 @@ type HandlerOptions struct {
 	RetryBodyLimit int64
 	// MaxBodySize refuses larger bodies with 413. 0: no limit.
 	MaxBodySize int64
+	// BodyReadTimeout bounds reading the app's request body, from the end
+	// of its head: an app (or anyone reaching the listener) that trickles
+	// a body gets 408 after it. 0: no bound.
+	BodyReadTimeout time.Duration
 	// LoopbackHosts refuses (421) requests whose Host is not localhost or a
 	// loopback IP: set it for a loopback listener, so that a web page
 	// whose name is re-bound to 127.0.0.1 cannot spend the credentials.
+	// Unset (a listener that requires client certificates), the check is
+	// still made for a request without a verified client certificate.
 	LoopbackHosts bool
 	// ForwardedHeaders adds X-Forwarded-For/-Host/-Proto. Default off:
 	// the vendor learns nothing about the app's network.
@@ -126,9 +133,10 @@ type reqState struct {
 	tok     *Token
 	replay  []byte // the body, when it can be sent again
 	hasBody bool
-	retried string       // retry outcome, for the log
-	rec     recorder     // the response writer's status
-	fields  [7]zap.Field // the access-log line's fields
+	bodyErr atomic.Pointer[error] // why reading the app's body failed
+	retried string                // retry outcome, for the log
+	rec     recorder              // the response writer's status
+	fields  [7]zap.Field          // the access-log line's fields
 }
 
 type stateKey struct{}
@@ -173,17 +181,16 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *reqState) {
 	}
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		st.hasBody = true
+		if h.o.BodyReadTimeout > 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.o.BodyReadTimeout))
+		}
 		if h.o.MaxBodySize > 0 {
 			r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodySize)
 		}
+		r.Body = &appBody{r.Body, st}
 		if h.o.RetryBodyLimit > 0 && r.ContentLength <= h.o.RetryBodyLimit {
 			if err := keepBody(r, st, h.o.RetryBodyLimit); err != nil {
-				var mbe *http.MaxBytesError
-				if errors.As(err, &mbe) {
-					h.writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", msgTooLarge, 0)
-					return
-				}
-				h.writeError(w, http.StatusBadRequest, "invalid_request", "the request body could not be read", 0)
+				h.bodyError(w, err)
 				return
 			}
 		}
@@ -204,33 +211,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *reqState) {
 		return
 	}
 	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
-}
-
-// keepBody reads up to limit bytes of the body. A body that fits is kept
-// for a retry; a longer one is put back together to stream.
-func keepBody(r *http.Request, st *reqState, limit int64) error {
-	var buf []byte
-	var err error
-	if n := r.ContentLength; n > 0 && n <= limit {
-		buf = make([]byte, n) // the common case: the size is known
-		if _, err = io.ReadFull(r.Body, buf); err != nil {
-			return err
-		}
-	} else if buf, err = io.ReadAll(io.LimitReader(r.Body, limit+1)); err != nil {
-		return err
-	}
-	if int64(len(buf)) <= limit {
-		r.Body.Close()
-		st.replay = buf
-		r.Body = io.NopCloser(bytes.NewReader(buf))
-		r.ContentLength = int64(len(buf))
-		return nil
-	}
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
-	return nil
 }
 
 // rewrite points the request at the upstream and sets the token.
@@ -304,6 +284,12 @@ func (h *Handler) observeRetry(st *reqState, outcome string) {
 
 // proxyError answers when the upstream could not be reached.
 func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if st := stateOf(r.Context()); st != nil {
+		if be := st.bodyErr.Load(); be != nil && !errors.Is(*be, context.Canceled) {
+			h.bodyError(w, *be) // the app's body failed, not the upstream
+			return
+		}
+	}
 	if r.Context().Err() != nil && !errors.Is(r.Context().Err(), context.DeadlineExceeded) {
 		w.WriteHeader(499) // the app went away; nobody reads this
 		return

@@ -1,10 +1,14 @@
 package egress
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -74,7 +78,7 @@ func fixture(t *testing.T) (*egresstest.TokenEndpoint, *egresstest.Upstream, *So
 func post(t *testing.T, h http.Handler, path, body string) int {
 	t.Helper()
 	rr := httptest.NewRecorder()
-	h.ServeHTTP(rr, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+	h.ServeHTTP(rr, httptest.NewRequest(http.MethodPost, "http://localhost"+path, strings.NewReader(body)))
 	return rr.Code
 }
 
@@ -158,7 +162,7 @@ func TestLargeBodyNotRetried(t *testing.T) {
 	e.Revoke(tok.Value)
 	big := strings.Repeat("x", 4096)
 	// Chunked: the size is not known up front.
-	req := httptest.NewRequest(http.MethodPost, "/upload", io.MultiReader(strings.NewReader(big)))
+	req := httptest.NewRequest(http.MethodPost, "http://localhost/upload", io.MultiReader(strings.NewReader(big)))
 	req.ContentLength = -1
 	rr := httptest.NewRecorder()
 	h.ServeHTTP(rr, req)
@@ -239,7 +243,7 @@ func TestNoTokenNoForward(t *testing.T) {
 	defer s.Close()
 	h := newTestHandler(t, up.URL, s, func(o *HandlerOptions) { o.Logger = log })
 	rr := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, "/shipments", strings.NewReader("{}"))
+	req := httptest.NewRequest(http.MethodPost, "http://localhost/shipments", strings.NewReader("{}"))
 	h.ServeHTTP(rr, req)
 	if rr.Code != http.StatusServiceUnavailable || rr.Header().Get("Retry-After") == "" {
 		t.Fatalf("status %d Retry-After %q, want 503 with Retry-After", rr.Code, rr.Header().Get("Retry-After"))
@@ -303,6 +307,82 @@ func TestBadPaths(t *testing.T) {
 	}
 }
 
+// TestSemicolonPathsRefused: Tomcat and Spring upstreams strip path
+// parameters, so "/..;/admin" would reach the vendor as "/../admin",
+// outside the base path, with the token. Through a real listener, every
+// spelling (literal or %3B) is refused with 400 before a token is spent;
+// a clean path next to them still passes.
+func TestSemicolonPathsRefused(t *testing.T) {
+	e, up, s := fixture(t)
+	srv := httptest.NewServer(newTestHandler(t, up.URL+"/customer-1/webhooks", s, nil))
+	defer srv.Close()
+	for _, p := range []string{"/..;/admin", "/x/..;/..;/admin", "/a;jsessionid=1", "/..%3B/admin", "/..%3b/admin", "/x%3By", "/;"} {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+p, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "semicolon") {
+			t.Errorf("%s: status %d %s, want 400 naming the semicolon", p, resp.StatusCode, b)
+		}
+	}
+	if len(up.Seen()) != 0 || e.Count() != 0 {
+		t.Fatalf("refused requests reached the upstream (%d) or spent a token (%d)", len(up.Seen()), e.Count())
+	}
+	resp, err := http.Post(srv.URL+"/orders?session=a;b", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if seen := up.Seen(); resp.StatusCode != http.StatusOK || len(seen) != 1 || seen[0].Path != "/customer-1/webhooks/orders" {
+		t.Fatalf("a clean path (a semicolon in the query only): status %d, upstream saw %+v", resp.StatusCode, seen)
+	}
+}
+
+// TestTrickledBodyGets408: an app (or anyone reaching the listener) that
+// declares a body and sends part of it is answered 408 after
+// BodyReadTimeout, whether the body was being kept for a retry (no token
+// spent, nothing forwarded) or streamed to the upstream.
+func TestTrickledBodyGets408(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		retryLimit int64
+	}{{"kept", 0}, {"streamed", 16}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, up, s := fixture(t)
+			srv := httptest.NewServer(newTestHandler(t, up.URL, s, func(o *HandlerOptions) {
+				o.BodyReadTimeout = 300 * time.Millisecond
+				o.RetryBodyLimit = tc.retryLimit
+			}))
+			defer srv.Close()
+			c, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, _ = io.WriteString(c, "POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789012345678901234567890123456789")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("no answer within 10s: %v", err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), "request_timeout") {
+				t.Fatalf("status %d %s, want 408", resp.StatusCode, b)
+			}
+			if tc.retryLimit == 0 && (len(up.Seen()) != 0 || e.Count() != 0) {
+				t.Fatalf("a kept body that never arrived reached the upstream (%d) or spent a token (%d)", len(up.Seen()), e.Count())
+			}
+		})
+	}
+}
+
 // TestBrowserRequestsRefused: a web page in a browser on the app's machine
 // can reach a loopback egress (a cross-site POST needs no preflight; a
 // DNS-rebound page even reads the answer). Requests marked as a browser's
@@ -311,37 +391,42 @@ func TestBadPaths(t *testing.T) {
 // (Node's fetch sends Sec-Fetch-Mode only) pass.
 func TestBrowserRequestsRefused(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		host     string
-		header   map[string]string
-		loopback bool
-		want     int
+		name       string
+		host       string
+		header     map[string]string
+		loopback   bool
+		want       int
+		clientCert bool // the request came with a verified client certificate
 	}{
-		{"cross-site page", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}, true, 403},
-		{"same-site page", "localhost:8081", map[string]string{"Sec-Fetch-Site": "same-site"}, true, 403},
-		{"rebound page, same-origin", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "same-origin"}, true, 403},
-		{"older browser, Origin only", "127.0.0.1:8081", map[string]string{"Origin": "https://evil.example"}, true, 403},
-		{"sandboxed page", "127.0.0.1:8081", map[string]string{"Origin": "null"}, true, 403},
-		{"rebound name", "evil.example:8081", nil, true, 421},
-		{"rebound name, trailing dot", "evil.example.:8081", nil, true, 421},
-		{"loopback look-alike", "localhost.evil.example:8081", nil, true, 421},
-		{"loopback look-alike IP name", "127.0.0.1.nip.io", nil, true, 421},
-		{"localhost", "localhost:8081", nil, true, 200},
-		{"LOCALHOST", "LOCALHOST:8081", nil, true, 200},
-		{"name under .localhost", "app.localhost:8081", nil, true, 200},
-		{"127.0.0.1", "127.0.0.1:8081", nil, true, 200},
-		{"other loopback IP, no port", "127.0.0.2", nil, true, 200},
-		{"IPv6 loopback", "[::1]:8081", nil, true, 200},
-		{"HTTP/1.0 client without Host", "", nil, true, 200},
-		{"Node fetch", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Mode": "cors", "User-Agent": "node"}, true, 200},
-		{"address typed by the user", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "none"}, true, 200},
-		{"any name when client certificates are required", "egress.internal:8443", nil, false, 200},
+		{"cross-site page", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}, true, 403, false},
+		{"same-site page", "localhost:8081", map[string]string{"Sec-Fetch-Site": "same-site"}, true, 403, false},
+		{"rebound page, same-origin", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "same-origin"}, true, 403, false},
+		{"older browser, Origin only", "127.0.0.1:8081", map[string]string{"Origin": "https://evil.example"}, true, 403, false},
+		{"sandboxed page", "127.0.0.1:8081", map[string]string{"Origin": "null"}, true, 403, false},
+		{"rebound name", "evil.example:8081", nil, true, 421, false},
+		{"rebound name, trailing dot", "evil.example.:8081", nil, true, 421, false},
+		{"loopback look-alike", "localhost.evil.example:8081", nil, true, 421, false},
+		{"loopback look-alike IP name", "127.0.0.1.nip.io", nil, true, 421, false},
+		{"localhost", "localhost:8081", nil, true, 200, false},
+		{"LOCALHOST", "LOCALHOST:8081", nil, true, 200, false},
+		{"name under .localhost", "app.localhost:8081", nil, true, 200, false},
+		{"127.0.0.1", "127.0.0.1:8081", nil, true, 200, false},
+		{"other loopback IP, no port", "127.0.0.2", nil, true, 200, false},
+		{"IPv6 loopback", "[::1]:8081", nil, true, 200, false},
+		{"HTTP/1.0 client without Host", "", nil, true, 200, false},
+		{"Node fetch", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Mode": "cors", "User-Agent": "node"}, true, 200, false},
+		{"address typed by the user", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "none"}, true, 200, false},
+		{"any name when client certificates are required", "egress.internal:8443", nil, false, 200, true},
+		{"no certificate on the connection after all", "evil.example:8081", nil, false, 421, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, up, s := fixture(t)
 			h := newTestHandler(t, up.URL, s, func(o *HandlerOptions) { o.LoopbackHosts = tc.loopback })
 			req := httptest.NewRequest(http.MethodPost, "/v1/hooks", strings.NewReader("{}"))
 			req.Host = tc.host
+			if tc.clientCert {
+				req.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}
+			}
 			for k, v := range tc.header {
 				req.Header.Set(k, v)
 			}
@@ -375,7 +460,7 @@ func TestSlowBodyGetsTheCurrentToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr, pw := io.Pipe()
-	req := httptest.NewRequest(http.MethodPost, "/v1/hooks", pr)
+	req := httptest.NewRequest(http.MethodPost, "http://localhost/v1/hooks", pr)
 	req.ContentLength = 2
 	done := make(chan int)
 	go func() {

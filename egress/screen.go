@@ -39,6 +39,13 @@ func (h *Handler) screen(r *http.Request) (int, string, string) {
 	if strings.ContainsFunc(r.URL.Path, func(c rune) bool { return c == '\\' || c < 0x20 || c == 0x7f }) {
 		return http.StatusBadRequest, "invalid_request", "the path must not hold a backslash or control characters"
 	}
+	// Tomcat and Spring cut path parameters (";…") out of every segment
+	// before routing, so "/..;/admin" passes the check above as one odd
+	// segment and reaches the vendor as "/../admin", outside the base
+	// path, with the token. r.URL.Path is decoded: %3B is caught too.
+	if strings.ContainsRune(r.URL.Path, ';') {
+		return http.StatusBadRequest, "invalid_request", "the path must not hold a semicolon (path parameters): some servers strip them and would climb out of the upstream's base path"
+	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "none" {
 		return http.StatusForbidden, "browser_request", "a web browser sent this request (Sec-Fetch-Site: " + clean(site, 20) +
 			"): an egress spends the vendor credentials only for the app, not for web pages"
@@ -47,12 +54,20 @@ func (h *Handler) screen(r *http.Request) (int, string, string) {
 		return http.StatusForbidden, "browser_request", "the request carries an Origin header, as a web browser's does: " +
 			"an egress spends the vendor credentials only for the app, not for web pages"
 	}
-	if h.o.LoopbackHosts && !loopbackHost(r.Host) {
+	if !loopbackHost(r.Host) && (h.o.LoopbackHosts || !verifiedClient(r)) {
 		return http.StatusMisdirectedRequest, "misdirected_request", "the request is addressed to a name other than " +
 			"localhost or a loopback IP (the Host header); a loopback egress answers only those, so a web page " +
 			"re-bound to 127.0.0.1 (DNS rebinding) cannot use it"
 	}
 	return 0, "", ""
+}
+
+// verifiedClient reports whether the request came over TLS with a
+// verified client certificate. Without LoopbackHosts the Host check is
+// skipped only for such requests: a keep-alive connection opened before
+// a reload required client certificates still carries none.
+func verifiedClient(r *http.Request) bool {
+	return r.TLS != nil && len(r.TLS.VerifiedChains) > 0
 }
 
 // loopbackHost reports whether a Host header names this machine's

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/listener"
 	"github.com/tokengate/tokengate/proxy"
 )
 
@@ -22,7 +23,7 @@ const certWarnWindow = 14 * 24 * time.Hour
 // checkCertPair reports what is wrong with a certificate and key pair:
 // unreadable, not matching, expired or expiring soon, or not covering name.
 func checkCertPair(path, certFile, keyFile, name string, now time.Time) (summary string, problems []string) {
-	pair, _, err := loadPair(certFile, keyFile, now)
+	pair, _, err := listener.LoadPair(certFile, keyFile, now)
 	if err != nil {
 		return "INVALID", []string{fmt.Sprintf("%s: %v", path, err)}
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
+	"github.com/tokengate/tokengate/listener"
 	"github.com/tokengate/tokengate/proxy"
 )
 
@@ -24,79 +24,121 @@ import (
 // the background) and the handler that injects the token.
 type egressRunner struct {
 	cfg       config.Egress
+	bodyRead  time.Duration // the configuration's body_read_timeout
 	source    *egress.Source
 	handler   http.Handler
 	transport *http.Transport
 	stopRun   context.CancelFunc
 }
 
-// egressListener serves one egress entry's listen address; a reload
-// swaps the handler behind it.
+// egressListener is one listen address of the egress side. A reload
+// points it at whichever entry now names its address (a rename, two
+// entries swapping addresses) by swapping its handler, and applies a
+// changed tls block to its next connections; the socket stays open.
 type egressListener struct {
-	name string
-	addr string
-	tls  *config.TLS
-	ln   net.Listener
-	srv  *http.Server
-	h    swappable
+	l   *listener.Listener
+	tls *config.TLS // what its TLS setup was built from
 }
 
 // egressSet runs the egress entries of the current configuration.
 type egressSet struct {
-	log *zap.Logger
-	m   *metrics
+	log      *zap.Logger
+	m        *metrics
+	timeouts listener.Timeouts
 
 	mu        sync.Mutex
-	runners   map[string]*egressRunner   // by name
-	listeners map[string]*egressListener // by entry name
+	runners   map[string]*egressRunner   // by entry name
+	listeners map[string]*egressListener // by listenKey
+	keys      map[string]string          // entry name → listenKey
 }
 
-func newEgressSet(log *zap.Logger, m *metrics) *egressSet {
-	return &egressSet{log: log.Named("egress"), m: m, runners: map[string]*egressRunner{}, listeners: map[string]*egressListener{}}
+func newEgressSet(log *zap.Logger, m *metrics, t listener.Timeouts) *egressSet {
+	return &egressSet{log: log.Named("egress"), m: m, timeouts: t, runners: map[string]*egressRunner{},
+		listeners: map[string]*egressListener{}, keys: map[string]string{}}
 }
 
-// egressPlan is a prepared change: new runners built and new listeners
-// opened, nothing running yet. commit applies it; discard undoes it.
+// listenKey identifies an entry's listener across reloads: its address,
+// so that the socket outlives renames and swaps. A ":0" address (any free
+// port) is not a socket one can name again; it stays the entry's own.
+func listenKey(c config.Egress) string {
+	if _, port, err := net.SplitHostPort(c.Listen); err == nil && port == "0" {
+		return "\x00" + c.Name + "\x00" + c.Listen
+	}
+	return c.Listen
+}
+
+// egressPlan is a prepared change: new runners built, new listeners bound
+// and changed TLS settings loaded, nothing running or swapped yet. commit
+// applies it; discard undoes it.
 type egressPlan struct {
-	runners   map[string]*egressRunner
+	runners   map[string]*egressRunner // by entry name
 	fresh     []*egressRunner
-	listeners map[string]*egressListener // by entry name
+	keys      map[string]string          // entry name → listenKey
+	listeners map[string]*egressListener // by listenKey
+	handlers  map[string]http.Handler    // by listenKey
+	tls       map[string]tlsChange       // by listenKey: kept listeners whose tls changed
 	opened    []*egressListener
 }
 
-// prepare builds what cfgs need. Entries whose configuration did not
-// change keep their runner, so a reload loses no token.
-func (s *egressSet) prepare(cfgs []config.Egress) (*egressPlan, error) {
+type tlsChange struct {
+	setup *listener.TLSSetup
+	cfg   *config.TLS
+}
+
+// prepare builds what cfgs need; bodyRead bounds reading an app's body.
+// Entries whose configuration did not change keep their runner, so a
+// reload loses no token; addresses that stay keep their listener.
+func (s *egressSet) prepare(cfgs []config.Egress, bodyRead time.Duration) (*egressPlan, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := &egressPlan{runners: map[string]*egressRunner{}, listeners: map[string]*egressListener{}}
+	p := &egressPlan{runners: map[string]*egressRunner{}, keys: map[string]string{}, listeners: map[string]*egressListener{},
+		handlers: map[string]http.Handler{}, tls: map[string]tlsChange{}}
 	for i, c := range cfgs {
-		r := s.runners[c.Name]
-		if r == nil || !reflect.DeepEqual(r.cfg, c) {
-			var err error
-			if r, err = s.newRunner(c); err != nil {
-				p.discard()
-				return nil, fmt.Errorf("egress[%d] (%s): %w", i, c.Name, err)
-			}
-			p.fresh = append(p.fresh, r)
-		}
-		p.runners[c.Name] = r
-		if l := s.listeners[c.Name]; l != nil && l.addr == c.Listen {
-			if !reflect.DeepEqual(l.tls, c.TLS) {
-				s.log.Warn("egress tls changes take effect only after a restart", zap.String("egress", c.Name))
-			}
-			p.listeners[c.Name] = l
-			continue
-		}
-		l, err := s.listen(c)
-		if err != nil {
+		if err := s.prepareEntry(p, c, bodyRead); err != nil {
 			p.discard()
 			return nil, fmt.Errorf("egress[%d] (%s): %w", i, c.Name, err)
 		}
-		p.listeners[c.Name] = l
-		p.opened = append(p.opened, l)
 	}
 	return p, nil
+}
+
+func (s *egressSet) prepareEntry(p *egressPlan, c config.Egress, bodyRead time.Duration) error {
+	r := s.runners[c.Name]
+	if r == nil || !reflect.DeepEqual(r.cfg, c) || r.bodyRead != bodyRead {
+		var err error
+		if r, err = s.newRunner(c, bodyRead); err != nil {
+			return err
+		}
+		p.fresh = append(p.fresh, r)
+	}
+	p.runners[c.Name] = r
+	key := listenKey(c)
+	p.keys[c.Name] = key
+	p.handlers[key] = r.handler
+	if el := s.listeners[key]; el != nil {
+		p.listeners[key] = el
+		if !reflect.DeepEqual(el.tls, c.TLS) {
+			setup, err := tlsSetup(c.TLS, s.log)
+			if err != nil {
+				return err
+			}
+			p.tls[key] = tlsChange{setup, c.TLS}
+		}
+		return nil
+	}
+	setup, err := tlsSetup(c.TLS, s.log)
+	if err != nil {
+		return err
+	}
+	l, err := listener.New(listener.Options{Name: "egress", Addr: c.Listen, Handler: r.handler, TLS: setup,
+		Timeouts: s.timeouts, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	el := &egressListener{l: l, tls: c.TLS}
+	p.listeners[key] = el
+	p.opened = append(p.opened, el)
+	return nil
 }
 
 // discard closes what prepare made.
@@ -104,13 +146,14 @@ func (p *egressPlan) discard() {
 	for _, r := range p.fresh {
 		r.stop()
 	}
-	for _, l := range p.opened {
-		l.ln.Close()
+	for _, el := range p.opened {
+		_ = el.l.Close()
 	}
 }
 
 // commit starts the plan's new runners and listeners, points every
-// listener at its entry, and stops what the new configuration dropped.
+// listener at the entry now at its address, and stops what the new
+// configuration dropped.
 func (s *egressSet) commit(ctx context.Context, p *egressPlan) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -119,43 +162,41 @@ func (s *egressSet) commit(ctx context.Context, p *egressPlan) {
 		r.stopRun = cancel
 		go r.source.Run(rctx)
 	}
-	for name, l := range p.listeners {
-		l.h.set(p.runners[name].handler)
+	for key, el := range p.listeners {
+		if t, ok := p.tls[key]; ok {
+			el.l.SetTLS(t.setup) // next connections; established ones keep theirs
+			el.tls = t.cfg
+		}
+		el.l.SetHandler(p.handlers[key])
 	}
-	for _, l := range p.opened {
-		go func() {
-			var err error
-			if l.srv.TLSConfig != nil {
-				err = l.srv.ServeTLS(l.ln, "", "")
-			} else {
-				err = l.srv.Serve(l.ln)
-			}
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("egress listener stopped", zap.String("listen", l.addr), zap.Error(err))
-			}
-		}()
-		s.log.Info("egress listening", zap.String("egress", l.name), zap.String("addr", l.ln.Addr().String()),
-			zap.String("upstream", p.runners[l.name].cfg.Upstream.URL))
+	for _, el := range p.opened {
+		el.l.Start()
+	}
+	for name, key := range p.keys {
+		if el := p.listeners[key]; s.listeners[key] != el || s.keys[name] != key {
+			s.log.Info("egress listening", zap.String("egress", name), zap.String("addr", el.l.Addr().String()),
+				zap.Bool("tls", el.tls != nil), zap.String("upstream", p.runners[name].cfg.Upstream.URL))
+		}
 	}
 	for name, r := range s.runners {
 		if p.runners[name] != r {
 			r.stop()
 		}
 	}
-	for name, l := range s.listeners {
-		if p.listeners[name] != l {
+	for key, el := range s.listeners {
+		if p.listeners[key] != el {
 			go func() {
 				sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
-				_ = l.srv.Shutdown(sctx)
+				_ = el.l.Shutdown(sctx)
 			}()
 		}
 	}
-	s.runners, s.listeners = p.runners, p.listeners
+	s.runners, s.listeners, s.keys = p.runners, p.listeners, p.keys
 }
 
 // newRunner builds an entry's source and handler without starting them.
-func (s *egressSet) newRunner(c config.Egress) (*egressRunner, error) {
+func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration) (*egressRunner, error) {
 	upstream, err := url.Parse(c.Upstream.URL)
 	if err != nil {
 		return nil, err
@@ -184,7 +225,7 @@ func (s *egressSet) newRunner(c config.Egress) (*egressRunner, error) {
 	}
 	ho := egress.HandlerOptions{
 		Name: name, Upstream: upstream, Transport: transport,
-		RetryBodyLimit: int64(c.RetryBodyLimit), MaxBodySize: int64(c.Upstream.MaxBodySize),
+		RetryBodyLimit: int64(c.RetryBodyLimit), MaxBodySize: int64(c.Upstream.MaxBodySize), BodyReadTimeout: bodyRead,
 		ForwardedHeaders: c.ForwardedHeaders, Logger: s.log,
 		// A browser cannot present a client certificate; without that,
 		// only requests addressed to a loopback name are taken.
@@ -197,7 +238,7 @@ func (s *egressSet) newRunner(c config.Egress) (*egressRunner, error) {
 	}
 	src := egress.NewSource(so)
 	ho.Tokens = src
-	return &egressRunner{cfg: c, source: src, handler: egress.NewHandler(ho), transport: transport}, nil
+	return &egressRunner{cfg: c, bodyRead: bodyRead, source: src, handler: egress.NewHandler(ho), transport: transport}, nil
 }
 
 // tokenOptions describes an entry's token requests (the running source
@@ -226,33 +267,6 @@ func tokenClient(t config.EgressToken) (*http.Client, error) {
 		tr.TLSClientConfig.RootCAs = pool
 	}
 	return &http.Client{Transport: tr, Timeout: t.Timeout.D()}, nil
-}
-
-// listen opens an entry's listener (TLS when configured).
-func (s *egressSet) listen(c config.Egress) (*egressListener, error) {
-	l := &egressListener{name: c.Name, addr: c.Listen, tls: c.TLS}
-	l.srv = &http.Server{
-		Handler:           &l.h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       config.DefaultIdleTimeout,
-		MaxHeaderBytes:    256 << 10,
-		ErrorLog:          zap.NewStdLog(s.log),
-	}
-	if t := c.TLS; t != nil {
-		certs, err := newCertReloader(t.CertFile, t.KeyFile, s.log.Named("tls"))
-		if err != nil {
-			return nil, err
-		}
-		if l.srv.TLSConfig, err = serverTLS(t, certs); err != nil {
-			return nil, err
-		}
-	}
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", c.Listen, err)
-	}
-	l.ln = ln
-	return l, nil
 }
 
 // stop ends a runner's background refresh and its idle connections.
@@ -301,8 +315,8 @@ func (s *egressSet) addrs() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]string{}
-	for name, l := range s.listeners {
-		out[name] = l.ln.Addr().String()
+	for name, key := range s.keys {
+		out[name] = s.listeners[key].l.Addr().String()
 	}
 	return out
 }
@@ -312,15 +326,17 @@ func (s *egressSet) shutdown(ctx context.Context) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, l := range s.listeners {
-		wg.Go(func() {
-			if err := l.srv.Shutdown(ctx); err != nil {
-				_ = l.srv.Close()
-			}
-		})
+	for _, el := range s.listeners {
+		wg.Go(func() { _ = el.l.Shutdown(ctx) })
 	}
 	wg.Wait()
 	for _, r := range s.runners {
 		r.stop()
+	}
+	// A refresh already at the vendor finishes and stores the rotated
+	// refresh token (lost otherwise: the next start would send the spent
+	// one, and a vendor with reuse detection revokes the grant).
+	if err := egress.DrainRefreshes(ctx); err != nil {
+		s.log.Error("shutdown: a refresh token refresh was still at the vendor after the grace period; if the vendor rotated the token, the grant must be authorized again", zap.Error(err))
 	}
 }

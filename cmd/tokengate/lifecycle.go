@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -15,7 +14,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,15 +21,8 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
+	"github.com/tokengate/tokengate/listener"
 )
-
-// swappable is the public handler; a reload replaces what it points to
-// without disturbing requests in flight.
-type swappable struct{ h atomic.Pointer[http.Handler] }
-
-func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
-
-func (s *swappable) set(h http.Handler) { s.h.Store(&h) }
 
 // server is a running tokengate: public and admin listeners, the current
 // stack, and the reload machinery.
@@ -41,18 +32,26 @@ type server struct {
 	b        *builder
 	m        *metrics
 	cur      atomic.Pointer[stack]
-	pub      swappable
 	draining atomic.Bool
+	timeouts listener.Timeouts // of every listener
 
 	reloadMu sync.Mutex
 	lastSum  [32]byte
 
-	pubSrv, adminSrv *http.Server
-	pubLn, adminLn   net.Listener
-	certs            *certReloader
-	eg               *egressSet
-	stopWatch        func()
-	errc             chan error
+	pubLn, adminLn *listener.Listener
+	eg             *egressSet
+	stopWatch      func()
+	errc           chan error
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// serveOptions are what start takes besides the configuration file.
+type serveOptions struct {
+	// timeouts of every listener; zero fields take the listener package's
+	// defaults, and Idle the configuration's idle_timeout.
+	timeouts listener.Timeouts
 }
 
 // serve runs until ctx ends, then drains in-flight requests for the
@@ -74,6 +73,10 @@ func serve(ctx context.Context, path string, log *zap.Logger) error {
 // start loads the configuration, builds it, opens both listeners and the
 // config watcher, and serves in the background.
 func start(ctx context.Context, path string, log *zap.Logger) (*server, error) {
+	return startWith(ctx, path, log, serveOptions{})
+}
+
+func startWith(ctx context.Context, path string, log *zap.Logger, o serveOptions) (*server, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -82,63 +85,48 @@ func start(ctx context.Context, path string, log *zap.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{path: path, log: log, errc: make(chan error, 2), lastSum: sha256.Sum256(data)}
+	s := &server{path: path, log: log, errc: make(chan error, 2), lastSum: sha256.Sum256(data), timeouts: o.timeouts}
+	if s.timeouts.Idle <= 0 {
+		s.timeouts.Idle = cfg.IdleTimeout.D()
+	}
 	s.m = newMetrics(version, func() float64 {
 		if st := s.cur.Load(); st != nil && st.cache != nil {
 			return float64(st.cache.Len())
 		}
 		return 0
 	}, func() []*egress.Source { return s.eg.sources() })
-	s.eg = newEgressSet(log, s.m)
+	s.eg = newEgressSet(log, s.m, s.timeouts)
 	s.b = &builder{log: log, metrics: s.m}
 	st, err := s.b.build(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
 	s.cur.Store(st)
-	s.pub.set(st.handler)
 	s.m.lastReload.SetToCurrentTime()
 
 	if cfg.Receiving() {
-		if s.pubLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		pubTLS, err := tlsSetup(cfg.TLS, log)
+		if err != nil {
+			return nil, err
+		}
+		if s.pubLn, err = s.listen("http", cfg.Listen, st.handler, pubTLS); err != nil {
+			return nil, err
 		}
 	}
-	if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+	if s.adminLn, err = s.listen("admin", cfg.AdminListen, s.adminHandler(), nil); err != nil {
 		s.closeListeners()
-		return nil, fmt.Errorf("admin_listen %s: %w", cfg.AdminListen, err)
+		return nil, fmt.Errorf("admin_listen: %w", err)
 	}
-	plan, err := s.eg.prepare(cfg.Egress)
+	plan, err := s.eg.prepare(cfg.Egress, cfg.BodyReadTimeout.D())
 	if err != nil {
 		s.closeListeners()
 		return nil, err
 	}
 	st.warmUp(ctx, log)
-	s.pubSrv = &http.Server{
-		Handler:           &s.pub,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       cfg.IdleTimeout.D(),
-		MaxHeaderBytes:    256 << 10,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	if s.pubLn != nil {
+		s.pubLn.Start()
 	}
-	s.adminSrv = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: zap.NewStdLog(log.Named("admin"))}
-	switch t := cfg.TLS; {
-	case s.pubLn == nil:
-	case t != nil:
-		if s.certs, err = newCertReloader(t.CertFile, t.KeyFile, log.Named("tls")); err == nil {
-			s.pubSrv.TLSConfig, err = serverTLS(t, s.certs)
-		}
-		if err != nil {
-			plan.discard()
-			s.closeListeners()
-			return nil, err
-		}
-		s.certs.watch(ctx)
-		go func() { s.serveErr(s.pubSrv.ServeTLS(s.pubLn, "", "")) }()
-	default:
-		go func() { s.serveErr(s.pubSrv.Serve(s.pubLn)) }()
-	}
-	go func() { s.serveErr(s.adminSrv.Serve(s.adminLn)) }()
+	s.adminLn.Start()
 	s.eg.commit(ctx, plan) // after the public listener: an egress may use this process's Token URL
 	if err := s.watch(ctx); err != nil {
 		log.Warn("config file watching is off; reload with SIGHUP", zap.Error(err))
@@ -153,17 +141,25 @@ func start(ctx context.Context, path string, log *zap.Logger) (*server, error) {
 	return s, nil
 }
 
+// listen binds one of the gate's own listeners; if it stops serving, the
+// process ends (serve returns the error).
+func (s *server) listen(name, addr string, h http.Handler, t *listener.TLSSetup) (*listener.Listener, error) {
+	return listener.New(listener.Options{Name: name, Addr: addr, Handler: h, TLS: t, Timeouts: s.timeouts,
+		Logger: s.log.Named(name), OnError: s.serveErr})
+}
+
 func (s *server) closeListeners() {
-	for _, ln := range []net.Listener{s.pubLn, s.adminLn} {
-		if ln != nil {
-			ln.Close()
+	for _, l := range []*listener.Listener{s.pubLn, s.adminLn} {
+		if l != nil {
+			_ = l.Close()
 		}
 	}
 }
 
 func (s *server) serveErr(err error) {
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		s.errc <- err
+	select {
+	case s.errc <- err:
+	default:
 	}
 }
 
@@ -206,14 +202,23 @@ func (s *server) reload(ctx context.Context, why string) error {
 		return nil
 	}
 	var plan *egressPlan
+	var pubTLS *listener.TLSSetup
+	tlsChanged := err == nil && s.pubLn != nil && !reflect.DeepEqual(st.cfg.TLS, old.cfg.TLS)
+	if tlsChanged {
+		pubTLS, err = tlsSetup(st.cfg.TLS, s.log)
+	}
 	if err == nil {
-		plan, err = s.eg.prepare(st.cfg.Egress)
+		plan, err = s.eg.prepare(st.cfg.Egress, st.cfg.BodyReadTimeout.D())
 	}
 	if err != nil {
 		s.reloadFailed(why, err)
 		return err
 	}
 	s.swap(ctx, old, st)
+	if tlsChanged {
+		s.pubLn.SetTLS(pubTLS) // new connections; established ones keep theirs
+		s.log.Info("public listener TLS settings replaced", zap.Bool("tls", pubTLS != nil))
+	}
 	s.eg.commit(ctx, plan)
 	if why == "SIGHUP" {
 		st.refreshKeys(ctx, s.log)
@@ -255,14 +260,15 @@ func (s *server) reloadFailed(why string, err error) {
 }
 
 func (s *server) swap(ctx context.Context, old, st *stack) {
-	if st.cfg.Listen != old.cfg.Listen || st.cfg.AdminListen != old.cfg.AdminListen || !reflect.DeepEqual(st.cfg.TLS, old.cfg.TLS) ||
-		st.cfg.Receiving() && s.pubLn == nil {
-		s.log.Warn("listen, admin_listen and tls changes, and adding a receiving side to an egress-only configuration, take effect only after a restart (certificate files themselves are reloaded when they change)")
+	if st.cfg.Listen != old.cfg.Listen || st.cfg.AdminListen != old.cfg.AdminListen || st.cfg.Receiving() && s.pubLn == nil {
+		s.log.Warn("listen and admin_listen changes, and adding a receiving side to an egress-only configuration, take effect only after a restart")
 	}
 	old.stop()
 	st.warmUp(ctx, s.log)
 	s.cur.Store(st)
-	s.pub.set(st.handler)
+	if s.pubLn != nil {
+		s.pubLn.SetHandler(st.handler)
+	}
 	if old.transport != st.transport && old.transport != nil {
 		old.transport.CloseIdleConnections() // in-flight requests keep theirs
 	}
@@ -286,7 +292,7 @@ func (s *server) watch(ctx context.Context) error {
 		}
 	}()
 	isConfig := func(ev fsnotify.Event) bool { return relevant(ev, s.path) }
-	return watchFiles(wctx, []string{filepath.Dir(s.path)}, isConfig, 0, func() { _ = s.reload(wctx, "file change") })
+	return listener.WatchFiles(wctx, []string{filepath.Dir(s.path)}, isConfig, 0, func() { _ = s.reload(wctx, "file change") })
 }
 
 // relevant reports whether an event in the config's directory may have
@@ -299,6 +305,11 @@ func relevant(ev fsnotify.Event, path string) bool {
 // shutdown stops accepting connections at once, lets requests in flight
 // finish within the grace period, then stops the admin listener.
 func (s *server) shutdown() error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.stop() })
+	return s.shutdownErr
+}
+
+func (s *server) stop() error {
 	if s.stopWatch != nil {
 		s.stopWatch()
 	}
@@ -311,11 +322,11 @@ func (s *server) shutdown() error {
 	egressDone := make(chan struct{})
 	go func() { s.eg.shutdown(ctx); close(egressDone) }()
 	var err error
-	if s.pubSrv != nil {
-		err = s.pubSrv.Shutdown(ctx)
+	if s.pubLn != nil {
+		err = s.pubLn.Shutdown(ctx) // what is still in flight at the deadline is cut off
 	}
 	<-egressDone
-	_ = s.adminSrv.Close()
+	_ = s.adminLn.Close()
 	if t := s.cur.Load().transport; t != nil {
 		t.CloseIdleConnections()
 	}
@@ -323,75 +334,11 @@ func (s *server) shutdown() error {
 		_ = r.redis.Close()
 	}
 	if err != nil {
-		_ = s.pubSrv.Close()
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("requests still in flight after the %v grace period were cut off", grace)
 		}
 		return err
 	}
 	s.log.Info("stopped cleanly")
-	return nil
-}
-
-// warmUp runs discovery and fetches every JWT issuer's keys, in the
-// background, retrying with backoff until each succeeds or the stack is
-// replaced or stopped: readiness must not wait for a webhook to arrive.
-func (s *stack) warmUp(ctx context.Context, log *zap.Logger) {
-	ctx, s.stopWarm = context.WithCancel(ctx)
-	for _, j := range s.jwts {
-		go func() {
-			wait := 250 * time.Millisecond
-			for attempt := 1; !j.Ready(); attempt++ {
-				actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				err := j.Start(actx)
-				cancel()
-				if err == nil {
-					break
-				}
-				if ctx.Err() != nil {
-					return
-				}
-				if attempt == 1 || attempt%10 == 0 {
-					log.Warn("issuer not ready yet; requests for it get 503 until it is", zap.String("issuer", j.Name()), zap.Int("attempt", attempt), zap.Error(err))
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(wait):
-				}
-				wait = min(wait*2, 30*time.Second)
-			}
-			j.Run(ctx) // revalidate the keys every jwks_refresh_interval
-		}()
-	}
-}
-
-// refreshKeys refetches every JWT issuer's JWKS now (SIGHUP).
-func (s *stack) refreshKeys(ctx context.Context, log *zap.Logger) {
-	for _, j := range s.jwts {
-		go func() {
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if err := j.Refresh(rctx); err != nil {
-				log.Warn("JWKS refetch on SIGHUP failed; the keys held stay in use", zap.String("issuer", j.Name()), zap.Error(err))
-			}
-		}()
-	}
-}
-
-// stop ends the stack's background work.
-func (s *stack) stop() {
-	if s.stopWarm != nil {
-		s.stopWarm()
-	}
-}
-
-// ready reports why the stack cannot serve every route yet, or nil.
-func (s *stack) ready() error {
-	for _, j := range s.jwts {
-		if !j.Ready() {
-			return fmt.Errorf("issuer %s: keys not fetched yet", j.Name())
-		}
-	}
 	return nil
 }

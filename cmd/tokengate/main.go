@@ -15,8 +15,10 @@
 //	tokengate version                    the version stamped at build time
 //
 // compose.go builds everything one configuration needs (verifiers, cache,
-// Token URL, handler) into a stack that a reload replaces; watch.go is the
-// one fsnotify helper behind config and certificate reloads.
+// Token URL, handler) into a stack that a reload replaces. Every listener
+// (public, admin, egress, quickstart's receiver, authorize's redirect) is
+// a listener.Listener; listener.WatchFiles is the one fsnotify helper
+// behind config and certificate reloads.
 package main
 
 import (

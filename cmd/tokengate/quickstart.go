@@ -5,14 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/signal"
 	"sort"
 	"strings"
 	"sync"
 	"syscall"
-	"time"
+
+	"github.com/tokengate/tokengate/listener"
 )
 
 // cmdQuickstart runs a whole webhook receiver on one machine with no
@@ -33,12 +33,11 @@ func cmdQuickstart(args []string, stdout, stderr io.Writer) error {
 }
 
 func quickstart(ctx context.Context, cfg, recvAddr string, stdout, stderr io.Writer) error {
-	ln, err := net.Listen("tcp", recvAddr)
+	recv, err := listener.New(listener.Options{Name: "demo receiver", Addr: recvAddr, Handler: printWebhook(stdout)})
 	if err != nil {
 		return fmt.Errorf("demo receiver: %w", err)
 	}
-	recv := &http.Server{Handler: printWebhook(stdout), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = recv.Serve(ln) }()
+	recv.Start()
 	defer recv.Close()
 	fmt.Fprintf(stdout, "demo receiver listening on %s (reachable only through tokengate)\n", recvAddr)
 	log, _, err := newLogger("console", "info", stderr, false)

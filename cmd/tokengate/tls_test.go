@@ -222,14 +222,14 @@ func TestBrokenNewCertificateKeepsTheOldOne(t *testing.T) {
 	resp.Body.Close()
 	before := serialOf(resp)
 	g.pki.write(t, "tls.crt", []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
-	if changed, err := g.s.certs.reload(); changed || err == nil {
+	if changed, err := g.s.pubLn.TLS().Certificates().Reload(); changed || err == nil {
 		t.Fatalf("a broken certificate was taken: changed=%v err=%v", changed, err)
 	}
 	// An expired pair is refused too.
 	certPEM, keyPEM, _ := g.pki.issue(t, "localhost", true, time.Now().Add(-time.Minute))
 	g.pki.write(t, "tls.key", keyPEM)
 	g.pki.write(t, "tls.crt", certPEM)
-	if changed, err := g.s.certs.reload(); changed || err == nil || !strings.Contains(err.Error(), "expired") {
+	if changed, err := g.s.pubLn.TLS().Certificates().Reload(); changed || err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("an expired certificate was taken: changed=%v err=%v", changed, err)
 	}
 	resp, err = g.client(false, nil, false).Get(g.url + "/status")
@@ -363,4 +363,38 @@ func TestCheckReportsCertificateProblems(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPublicTLSChangedOnReload: a tls block added to the public listener
+// by a reload serves HTTPS at the same address for new connections (it
+// took a restart before); removing it serves plain HTTP again.
+func TestPublicTLSChangedOnReload(t *testing.T) {
+	r := startRunning(t, false, "")
+	p := newPKI(t, "Test Root CA")
+	certPEM, keyPEM, serial := p.issue(t, "localhost", true, time.Now().Add(24*time.Hour))
+	certFile, keyFile := p.write(t, "tls.crt", certPEM), p.write(t, "tls.key", keyPEM)
+	plainYAML := gateYAML(r.idp, r.recv.URL, hooksRoute+publicRoute)
+	r.write(plainYAML)
+	eventually(t, "the public route to be served", func() bool { code, _ := r.get(r.pub + "/status"); return code == 200 })
+	r.write(plainYAML + fmt.Sprintf("tls:\n  cert_file: %s\n  key_file: %s\n", certFile, keyFile))
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool()}, DisableKeepAlives: true}}
+	https := strings.Replace(r.pub, "http://", "https://", 1) + "/status"
+	eventually(t, "HTTPS at the public address", func() bool {
+		resp, err := c.Get(https)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200 && serialOf(resp) == serial
+	})
+	r.write(plainYAML)
+	plain := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	eventually(t, "plain HTTP again", func() bool {
+		resp, err := plain.Get(r.pub + "/status")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
 }

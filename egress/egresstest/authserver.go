@@ -34,6 +34,8 @@ type AuthServer struct {
 	reuse    atomic.Int64
 	requests atomic.Int64
 
+	stall atomic.Pointer[stall]
+
 	mu       sync.Mutex
 	codes    map[string]*grantCode
 	refresh  map[string]*refreshState
@@ -151,7 +153,52 @@ func (a *AuthServer) authorize(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, redirect.String(), http.StatusFound)
 }
 
+// stall holds refresh answers (StallRefreshes).
+type stall struct {
+	arrived, abandoned, release chan struct{}
+	once                        sync.Once
+}
+
+// StallRefreshes makes every refresh-token grant from now on be processed
+// at once (the old refresh token spent, a rotated one issued) but its
+// answer held until release is called: a refresh "at the vendor" while
+// the client reloads or shuts down. arrived receives once per held
+// refresh; abandoned receives once per held refresh whose client went
+// away before the answer (a cancelled request: the rotated token is lost
+// to it).
+func (a *AuthServer) StallRefreshes() (arrived, abandoned <-chan struct{}, release func()) {
+	st := &stall{arrived: make(chan struct{}, 64), abandoned: make(chan struct{}, 64), release: make(chan struct{})}
+	a.stall.Store(st)
+	return st.arrived, st.abandoned, func() { st.once.Do(func() { close(st.release) }) }
+}
+
 func (a *AuthServer) token(w http.ResponseWriter, r *http.Request) {
+	rec := httptest.NewRecorder()
+	a.answer(rec, r)
+	if st := a.stall.Load(); st != nil && r.PostForm.Get("grant_type") == "refresh_token" {
+		select {
+		case st.arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-st.release:
+		case <-r.Context().Done():
+			select {
+			case st.abandoned <- struct{}{}:
+			default:
+			}
+			return
+		}
+	}
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// answer processes a token request; token sends the answer.
+func (a *AuthServer) answer(w http.ResponseWriter, r *http.Request) {
 	a.requests.Add(1)
 	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "POST a form")

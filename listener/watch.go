@@ -1,4 +1,4 @@
-package main
+package listener
 
 import (
 	"context"
@@ -13,13 +13,13 @@ import (
 // writing a certificate and its key).
 const reloadDebounce = 150 * time.Millisecond
 
-// watchFiles calls onChange once per burst of events in dirs that relevant
+// WatchFiles calls onChange once per burst of events in dirs that relevant
 // accepts (debounced by reloadDebounce), and every poll when poll > 0,
 // until ctx ends. It watches directories, not files: editors replace files
 // by rename, and Kubernetes swaps a mounted volume's "..data" symlink. The
 // error says which directories could not be watched; polling (and the
 // directories that could be watched) keep working.
-func watchFiles(ctx context.Context, dirs []string, relevant func(fsnotify.Event) bool, poll time.Duration, onChange func()) error {
+func WatchFiles(ctx context.Context, dirs []string, relevant func(fsnotify.Event) bool, poll time.Duration, onChange func()) error {
 	w, err := fsnotify.NewWatcher()
 	var events chan fsnotify.Event
 	if err == nil {
