@@ -78,7 +78,7 @@ func cmdNewClient(args []string, stdout, stderr io.Writer) error {
 		name, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if name == "" && fs.NArg() > 0 {
 		name = fs.Arg(0)
@@ -115,7 +115,7 @@ func cmdHashSecret(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	cost := fs.Int("cost", bcrypt.DefaultCost, "bcrypt cost")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -144,7 +144,7 @@ func cmdProbe(args []string, stdout, stderr io.Writer) error {
 	url := fs.String("url", "http://127.0.0.1:9090/readyz", "URL that must answer 200")
 	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	client := &http.Client{Timeout: *timeout}
 	resp, err := client.Get(*url)

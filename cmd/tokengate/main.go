@@ -44,8 +44,10 @@ Usage:
   tokengate check   --config FILE --token TOKEN [--route "METHOD PATH"]
                                     explain what the gate would do with one token
                                     (--token - reads it from stdin); exit 0 = forwarded
-  tokengate quickstart              demo: a receiver on 127.0.0.1:9000 that prints webhooks,
-                                    and tokengate in front of it (examples/quickstart.yaml)
+  tokengate quickstart [--config FILE] [--receiver ADDR]
+                                    demo: a receiver on 127.0.0.1:9000 that prints webhooks,
+                                    and tokengate in front of it (default examples/quickstart.yaml,
+                                    relative to the working directory: run it from the repository root)
   tokengate probe [--url URL]       exit 0 if URL (default the admin /readyz) answers 200,
                                     for container healthchecks
   tokengate version                 print the version
@@ -55,7 +57,10 @@ Usage:
   tokengate authorize NAME --config FILE [--paste]
                                     one user's consent for an egress entry with
                                     grant: authorization_code (PKCE); stores its refresh token
-  tokengate hash-secret             print the bcrypt hash of a secret read from stdin
+  tokengate hash-secret [--cost N]  print the bcrypt hash of a secret read from stdin
+
+serve, check and authorize also take --log-format json|console and
+--log-level debug|info|warn|error. Every command's --help lists its flags.
 `
 
 func main() {
@@ -94,7 +99,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = fmt.Errorf("%w: unknown command %q (see tokengate help)", errUsage, args[0])
 	}
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, flag.ErrHelp): // --help printed the flags
 		return 0
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(stderr, err)
@@ -123,7 +128,7 @@ func parseFlags(name string, args []string, stderr io.Writer, extra ...func(*fla
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
+		return nil, nil, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if c.config == "" {
 		return nil, nil, fmt.Errorf("%w: %s needs --config FILE (or TOKENGATE_CONFIG)", errUsage, name)

@@ -72,3 +72,41 @@ func (s *safeBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestEveryHelpExitsZeroAndListsItsFlags(t *testing.T) {
+	cases := []struct {
+		cmd   string
+		flags []string // each must be named in the output
+	}{
+		{"serve", []string{"-config", "-log-format", "-log-level"}},
+		{"check", []string{"-config", "-token", "-route", "-log-format"}},
+		{"quickstart", []string{"-config", "-receiver"}},
+		{"probe", []string{"-url", "-timeout"}},
+		{"new-client", []string{"-scopes", "-cost"}},
+		{"authorize", []string{"-config", "-paste", "-timeout"}},
+		{"hash-secret", []string{"-cost"}},
+	}
+	for _, c := range cases {
+		t.Run(c.cmd, func(t *testing.T) {
+			var out, errb strings.Builder
+			if code := run([]string{c.cmd, "--help"}, strings.NewReader(""), &out, &errb); code != 0 {
+				t.Fatalf("%s --help: exit %d", c.cmd, code)
+			}
+			all := out.String() + errb.String()
+			for _, f := range c.flags {
+				if !strings.Contains(all, f) {
+					t.Errorf("%s --help does not name %s:\n%s", c.cmd, f, all)
+				}
+			}
+		})
+	}
+	var out, errb strings.Builder
+	if code := run([]string{"--help"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	for _, want := range []string{"--log-format", "--log-level", "quickstart [--config FILE]"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("top-level help does not name %s", want)
+		}
+	}
+}

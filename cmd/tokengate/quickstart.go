@@ -25,7 +25,7 @@ func cmdQuickstart(args []string, stdout, stderr io.Writer) error {
 	cfg := fs.String("config", "examples/quickstart.yaml", "tokengate configuration")
 	recvAddr := fs.String("receiver", "127.0.0.1:9000", "address of the demo receiver (the config's upstream)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
