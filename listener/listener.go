@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -101,6 +102,13 @@ func New(o Options) (*Listener, error) {
 	t := o.Timeouts.withDefaults()
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			by := "another program"
+			if who := portOwner(o.Addr); who != "" {
+				by = who
+			}
+			return nil, fmt.Errorf("listen %s: the port is taken by %s (stop it, or choose another address): %w", o.Addr, by, err)
+		}
 		return nil, fmt.Errorf("listen %s: %w", o.Addr, err)
 	}
 	l := &Listener{name: o.Name, log: o.Logger, ln: ln, stall: t.WriteStall, onError: o.OnError}

@@ -3,10 +3,13 @@ package listener
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +194,24 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	if err := within(t, stopped, "Shutdown"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTakenPortNamesWhoHoldsIt(t *testing.T) {
+	first, err := New(Options{Name: "first", Addr: "127.0.0.1:0", Handler: http.NotFoundHandler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	_, err = New(Options{Name: "second", Addr: first.Addr().String(), Handler: http.NotFoundHandler()})
+	if err == nil {
+		t.Fatal("a second listener bound a taken port")
+	}
+	want := "the port is taken by "
+	if runtime.GOOS == "linux" {
+		want += fmt.Sprintf("pid %d (", os.Getpid()) // this test process holds it
+	}
+	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), first.Addr().String()) {
+		t.Fatalf("err = %v, want it to name the address and %q", err, want)
 	}
 }

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/signal"
 	"sort"
 	"strings"
 	"sync"
 	"syscall"
 
+	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/listener"
 )
 
@@ -33,13 +35,16 @@ func cmdQuickstart(args []string, stdout, stderr io.Writer) error {
 }
 
 func quickstart(ctx context.Context, cfg, recvAddr string, stdout, stderr io.Writer) error {
+	if err := quickstartFiles(cfg); err != nil {
+		return err
+	}
 	recv, err := listener.New(listener.Options{Name: "demo receiver", Addr: recvAddr, Handler: printWebhook(stdout)})
 	if err != nil {
 		return fmt.Errorf("demo receiver: %w", err)
 	}
 	recv.Start()
 	defer recv.Close()
-	fmt.Fprintf(stdout, "demo receiver listening on %s (reachable only through tokengate)\n", recvAddr)
+	fmt.Fprintf(stdout, "demo receiver listening on %s: it stands in for your webhook handler and checks nothing; tokengate in front of it does\n", recvAddr)
 	log, _, err := newLogger("console", "info", stderr, false)
 	if err != nil {
 		return err
@@ -70,4 +75,25 @@ func printWebhook(out io.Writer) http.HandlerFunc {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, "{\"received\":true}\n")
 	}
+}
+
+// quickstartFiles explains, before anything starts, what a newcomer must
+// do when the quickstart's files are not where it looks: the config is
+// found relative to the working directory, and the HTTPS variant needs a
+// certificate made first.
+func quickstartFiles(cfg string) error {
+	if _, err := os.Stat(cfg); err != nil {
+		wd, _ := os.Getwd()
+		return fmt.Errorf("%s not found in %s: run the quickstart from the repository root (go run ./cmd/tokengate quickstart), or pass --config PATH", cfg, wd)
+	}
+	c, err := config.Load(cfg, config.Options{})
+	if err != nil || c.TLS == nil {
+		return nil // serve reports every problem of the config itself
+	}
+	for _, f := range []string{c.TLS.CertFile, c.TLS.KeyFile} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("%s needs a certificate it cannot find (%s): make one with the openssl command at the top of %s, then start the quickstart again", cfg, f, cfg)
+		}
+	}
+	return nil
 }
