@@ -32,11 +32,11 @@ func TestReturningSenderIsVerifiedWithoutBcrypt(t *testing.T) {
 		return f.post(t, formCT, form("grant_type", "client_credentials"), "Authorization", basic("aftership", secret)).status
 	}
 	steps := []struct {
-		name      string
-		secret    string
-		advance   time.Duration
-		status    int
-		bcrypt    bool // whether this step pays bcrypt
+		name    string
+		secret  string
+		advance time.Duration
+		status  int
+		bcrypt  bool // whether this step pays bcrypt
 	}{
 		{"first login pays bcrypt", testSecret, 0, 200, true},
 		{"the same secret again: keyed hash only", testSecret, 0, 200, false},
