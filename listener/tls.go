@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,13 +104,19 @@ func LoadPair(certFile, keyFile string, now time.Time) (*tls.Certificate, [32]by
 	var sum [32]byte
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
-		return nil, sum, err
+		return nil, sum, &PairError{File: "cert_file", Err: err}
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
-		return nil, sum, err
+		return nil, sum, &PairError{File: "key_file", Err: err}
 	}
 	sum = sha256.Sum256(append(append([]byte{}, certPEM...), keyPEM...))
+	if !hasPEM(certPEM, "CERTIFICATE") {
+		return nil, sum, &PairError{File: "cert_file", Err: fmt.Errorf("no PEM certificate in %s", certFile)}
+	}
+	if !hasPEM(keyPEM, "PRIVATE KEY") {
+		return nil, sum, &PairError{File: "key_file", Err: fmt.Errorf("no PEM private key in %s", keyFile)}
+	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, sum, fmt.Errorf("certificate and key do not load as a pair: %w", err)
@@ -166,5 +174,33 @@ func (c *CertReloader) reloadAndLog() {
 	case changed:
 		leaf := c.cur.Load().Leaf
 		c.log.Info("TLS certificate reloaded", zap.String("subject", leaf.Subject.String()), zap.Time("not_after", leaf.NotAfter))
+	}
+}
+
+// PairError says which file of a certificate pair is at fault: "cert_file"
+// or "key_file", so that messages name the setting to fix.
+type PairError struct {
+	File string
+	Err  error
+}
+
+// Error names the setting and the cause.
+func (e *PairError) Error() string { return e.File + ": " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *PairError) Unwrap() error { return e.Err }
+
+// hasPEM reports whether b holds a PEM block whose type ends with kind
+// ("CERTIFICATE"; "PRIVATE KEY" also matches "EC PRIVATE KEY").
+func hasPEM(b []byte, kind string) bool {
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			return false
+		}
+		if strings.HasSuffix(block.Type, kind) {
+			return true
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/tokengate/tokengate/config"
@@ -24,6 +25,10 @@ const certWarnWindow = 14 * 24 * time.Hour
 // unreadable, not matching, expired or expiring soon, or not covering name.
 func checkCertPair(path, certFile, keyFile, name string, now time.Time) (summary string, problems []string) {
 	pair, _, err := listener.LoadPair(certFile, keyFile, now)
+	if pe, ok := errors.AsType[*listener.PairError](err); ok {
+		// name the file at fault: tls.key_file, not tls.cert_file
+		return "INVALID", []string{fmt.Sprintf("%s%s: %v", strings.TrimSuffix(path, "cert_file"), pe.File, pe.Err)}
+	}
 	if err != nil {
 		return "INVALID", []string{fmt.Sprintf("%s: %v", path, err)}
 	}

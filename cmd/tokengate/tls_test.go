@@ -398,3 +398,23 @@ func TestPublicTLSChangedOnReload(t *testing.T) {
 		return resp.StatusCode == 200
 	})
 }
+
+func TestCertificatePairProblemsNameTheFileAtFault(t *testing.T) {
+	p := newPKI(t, "pair")
+	cert, key, _ := p.issue(t, "localhost", true, time.Now().Add(24*time.Hour))
+	certFile, keyFile := p.write(t, "tls.crt", cert), p.write(t, "tls.key", key)
+	garbage := p.write(t, "garbage", []byte("not PEM"))
+	missing := filepath.Join(t.TempDir(), "missing")
+	for _, c := range []struct{ cert, key, want string }{
+		{certFile, missing, "tls.key_file: open "},
+		{certFile, garbage, "tls.key_file: no PEM private key"},
+		{missing, keyFile, "tls.cert_file: open "},
+		{garbage, keyFile, "tls.cert_file: no PEM certificate"},
+		{keyFile, certFile, "tls.cert_file: no PEM certificate"},
+	} {
+		_, problems := checkCertPair("tls.cert_file", c.cert, c.key, "", time.Now())
+		if len(problems) != 1 || !strings.HasPrefix(problems[0], c.want) {
+			t.Errorf("cert %s, key %s: %q, want %q", filepath.Base(c.cert), filepath.Base(c.key), problems, c.want)
+		}
+	}
+}
