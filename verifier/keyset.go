@@ -83,6 +83,7 @@ func checkVerificationKey(k jose.JSONWebKey) error {
 		}
 		return nil
 	case *ecdsa.PublicKey:
+		//lint:ignore SA1019 nil coordinates are checked before ECDH, which would panic on them
 		if pk == nil || pk.Curve == nil || pk.X == nil || pk.Y == nil {
 			break
 		}

@@ -81,6 +81,7 @@ func TestStaticKeySetValidatesItsKeys(t *testing.T) {
 	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
 	es, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	//lint:ignore SA1019 an off-curve point can only be made from raw coordinates
 	offCurve := &ecdsa.PublicKey{Curve: elliptic.P256(), X: es.X, Y: new(big.Int).Add(es.Y, big.NewInt(1))}
 	k := func(key any, kid string) jose.JSONWebKey { return jose.JSONWebKey{Key: key, KeyID: kid} }
 	cases := []struct {
