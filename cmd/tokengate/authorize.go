@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,5 +220,20 @@ func checkRefreshTokenFile(e config.Egress, prefix string) probeResult {
 	case strings.TrimSpace(string(b)) == "":
 		return probeResult{"NOT AUTHORIZED", fmt.Sprintf("%s.token.refresh_token_file: %s is empty: run `tokengate authorize %s --config FILE`", prefix, f, e.Name)}
 	}
+	if err := dirWritable(filepath.Dir(f)); err != nil {
+		return probeResult{"FAILED", fmt.Sprintf("%s.token.refresh_token_file: the directory %s is not writable by this user (%v): the vendor's rotated refresh token could not be stored", prefix, filepath.Dir(f), err)}
+	}
 	return probeResult{summary: "refresh token present (not spent by check: a refresh would race the running gate's rotation)"}
+}
+
+// dirWritable reports whether a file can be created in dir (the rotated
+// refresh token is written beside the old one and renamed over it).
+func dirWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".tokengate-check-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
 }

@@ -105,9 +105,58 @@ func check(ctx context.Context, path string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "  %-30s %-10s %s\n", p, methods, req)
 	}
+	if cerr == nil && len(tlsProblems) == 0 {
+		problems = append(problems, checkBuild(cfg)...)
+	}
 	problems = append(problems, checkReplayStore(ctx, cfg)...)
 	problems = append(problems, checkEgress(ctx, cfg, badPaths, out)...)
+	if w := checkUpstreamListening(ctx, cfg.Upstream.URL); w != "" {
+		fmt.Fprintln(out, "  warning: "+w)
+	}
 	return report(path, problems, out)
+}
+
+// checkBuild builds the receiving side exactly as serve does (verifiers,
+// the token endpoint and its signing keys, signature verifiers, the
+// handler), without a network call or a listener, so that check refuses
+// what serve would refuse.
+func checkBuild(cfg *config.Config) []string {
+	b := &builder{log: zap.NewNop()}
+	st, err := b.build(cfg, nil)
+	if r := b.replay; r != nil && r.redis != nil {
+		_ = r.redis.Close()
+	}
+	if err != nil {
+		return []string{fmt.Sprintf("serve would refuse this configuration: %v", err)}
+	}
+	st.stop()
+	return nil
+}
+
+// checkUpstreamListening warns when nothing accepts connections at the
+// upstream's address: not an error (the receiver may start later), but
+// every request would get 502 until it does.
+func checkUpstreamListening(ctx context.Context, upstream string) string {
+	u, err := url.Parse(upstream)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	host := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", host)
+	if err != nil {
+		return fmt.Sprintf("upstream %s does not accept connections (%v): requests would get 502 until it does", host, err)
+	}
+	_ = conn.Close()
+	return ""
 }
 
 // report prints the problems found, or OK.
