@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -108,6 +111,9 @@ func check(ctx context.Context, path string, out io.Writer) error {
 	if cerr == nil && len(tlsProblems) == 0 {
 		problems = append(problems, checkBuild(cfg)...)
 	}
+	for _, w := range unboundSubjects(cfg) {
+		fmt.Fprintln(out, "  warning: "+w)
+	}
 	problems = append(problems, checkReplayStore(ctx, cfg)...)
 	problems = append(problems, checkEgress(ctx, cfg, badPaths, out)...)
 	if w := checkUpstreamListening(ctx, cfg.Upstream.URL); w != "" {
@@ -188,7 +194,53 @@ func describeRequire(r config.Require) string {
 	for k, v := range r.Claims {
 		parts = append(parts, fmt.Sprintf("%s=%s", k, v))
 	}
+	if cc := r.ClientCert; cc != nil {
+		cert := "client_cert"
+		if cc.CAFile != "" {
+			cert += " ca_file=" + cc.CAFile
+		}
+		if len(cc.Issuers) > 0 {
+			cert += " issuers=" + strings.Join(cc.Issuers, ";")
+		}
+		if len(cc.Subjects) > 0 {
+			cert += " subjects=" + strings.Join(cc.Subjects, ";")
+		}
+		parts = append(parts, cert)
+	}
 	return strings.Join(parts, " ")
+}
+
+// unboundSubjects warns of routes that accept a client certificate by its
+// subject alone while tls.client_ca_file trusts several CAs: any of them
+// can issue a certificate with that subject.
+func unboundSubjects(cfg *config.Config) []string {
+	if cfg.TLS == nil || cfg.TLS.ClientCAFile == "" {
+		return nil
+	}
+	pemBytes, err := os.ReadFile(cfg.TLS.ClientCAFile)
+	if err != nil {
+		return nil // reported as a problem elsewhere
+	}
+	cas := 0
+	for rest := pemBytes; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if c, err := x509.ParseCertificate(block.Bytes); err == nil && c.IsCA {
+			cas++
+		}
+	}
+	if cas < 2 {
+		return nil
+	}
+	var warnings []string
+	for i, r := range cfg.Routes {
+		if cc := r.Require.ClientCert; cc != nil && !cc.Bound() {
+			warnings = append(warnings, fmt.Sprintf("routes[%d].require.client_cert: accepts a certificate from any of the %d CAs in tls.client_ca_file (subjects alone do not say which CA issued them): bind the route with ca_file or issuers", i, cas))
+		}
+	}
+	return warnings
 }
 
 type probeResult struct{ summary, problem string }

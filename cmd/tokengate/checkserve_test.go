@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -102,5 +104,37 @@ func TestCheckWarnsWhenTheUpstreamAcceptsNoConnections(t *testing.T) {
 		if got := strings.Contains(out.String(), "does not accept connections"); got != c.warned {
 			t.Errorf("upstream %s: warned %v, want %v:\n%s", c.upstream, got, c.warned, out.String())
 		}
+	}
+}
+
+func TestCheckWarnsOfASubjectAnyTrustedCAMayIssue(t *testing.T) {
+	a, b := newPKI(t, "Partner A CA"), newPKI(t, "Partner B CA")
+	cert, key, _ := a.issue(t, "localhost", true, time.Now().Add(24*time.Hour))
+	caA, _ := os.ReadFile(a.caFile)
+	caB, _ := os.ReadFile(b.caFile)
+	both := a.write(t, "both.pem", append(caA, caB...))
+	for _, c := range []struct {
+		name, require string
+		warned        bool
+	}{
+		{"subjects only", `{ subjects: ["CN=aftership"] }`, true},
+		{"bound to a CA", `{ subjects: ["CN=aftership"], ca_file: ` + a.caFile + ` }`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			y := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nupstream: http://127.0.0.1:9\n"+
+				"tls: { cert_file: %s, key_file: %s, client_ca_file: %s, client_auth: request }\n"+
+				"routes:\n  - { path: /a, public: false, auth: bearer, require: { client_cert: %s } }\n",
+				a.write(t, "tls.crt", cert), a.write(t, "tls.key", key), both, c.require)
+			y = strings.Replace(y, "public: false, auth: bearer, ", "", 1)
+			path := write(t, t.TempDir(), "tokengate.yaml", y)
+			var out bytes.Buffer
+			_ = check(t.Context(), path, &out)
+			if got := strings.Contains(out.String(), "accepts a certificate from any of the 2 CAs"); got != c.warned {
+				t.Errorf("warned %v, want %v:\n%s", got, c.warned, out.String())
+			}
+			if !strings.Contains(out.String(), "client_cert") {
+				t.Errorf("the route summary does not show client_cert:\n%s", out.String())
+			}
+		})
 	}
 }
