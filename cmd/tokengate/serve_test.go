@@ -298,16 +298,42 @@ func TestReloadDoesNotDisturbARequestInFlight(t *testing.T) {
 	if err := r.s.reload(context.Background(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan int, 1)
-	go func() { done <- r.post("/hooks/a", r.token("webhooks:write")) }()
-	<-arrived
+	type result struct {
+		code int
+		err  error
+	}
+	done := make(chan result, 1)
+	tok := r.token("webhooks:write")
+	go func() { // no t.Fatal off the test goroutine: it would leave the test waiting
+		req, _ := http.NewRequest(http.MethodPost, r.pub+"/hooks/a", strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		done <- result{code: resp.StatusCode}
+	}()
+	select {
+	case <-arrived:
+	case res := <-done:
+		t.Fatalf("the request was answered (%d, %v) without reaching the upstream", res.code, res.err)
+	case <-time.After(time.Minute):
+		t.Fatal("the request reached neither the upstream nor an answer within a minute")
+	}
 	r.write(gateYAML(r.idp, r.recv.URL, hooksRoute+"  - { path_prefix: /new }\n"))
 	if err := r.s.reload(context.Background(), "test"); err != nil {
 		t.Fatal(err)
 	}
 	close(release)
-	if code := <-done; code != 200 {
-		t.Fatalf("the request in flight during the reload got %d", code)
+	select {
+	case res := <-done:
+		if res.err != nil || res.code != 200 {
+			t.Fatalf("the request in flight during the reload got %d, %v", res.code, res.err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the request in flight during the reload had no answer within a minute")
 	}
 }
 
