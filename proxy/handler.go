@@ -13,7 +13,6 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/signature"
@@ -68,7 +67,7 @@ type Handler struct {
 	obs        Observer
 	now        func() time.Time
 	fwd        *Forwarding
-	budget     bodyBudget
+	budget     *bodyBudget
 	// storeTimeout bounds releasing an undelivered message's replay ids.
 	storeTimeout time.Duration
 }
@@ -122,7 +121,7 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		obs:          o.Observer,
 		now:          o.Now,
 		fwd:          o.Forwarding,
-		budget:       bodyBudget{semaphore.NewWeighted(int64(cfg.Signatures.BodyMemory))},
+		budget:       newBodyBudget(int64(cfg.Signatures.BodyMemory)),
 		storeTimeout: cfg.Signatures.StoreTimeout.D(),
 	}
 	h.rp = &httputil.ReverseProxy{

@@ -8,7 +8,6 @@ import (
 	"net/http"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/tokengate/tokengate/signature"
 )
@@ -19,10 +18,16 @@ type SignatureVerifier interface {
 	// Signed reports whether the request carries the scheme's signature
 	// header (auth: any judges the credential presented).
 	Signed(h http.Header) bool
+	// CheckHeaders judges the headers alone (the signature parses for the
+	// scheme, a signed timestamp is fresh), before any of the body is
+	// read; the error is a *signature.Error.
+	CheckHeaders(h http.Header) error
 	// Verify checks the headers and the complete body; the error is a
 	// *signature.Error.
 	Verify(ctx context.Context, h http.Header, body []byte) (*signature.Receipt, error)
 }
+
+var _ SignatureVerifier = (*signature.Verifier)(nil)
 
 // SignatureObserver, when the Observer also implements it, counts
 // signature verdicts by route and result ("ok" or signature.Label).
@@ -30,30 +35,20 @@ type SignatureObserver interface {
 	ObserveSignature(route, result string)
 }
 
-// errBodyBudget: the signed bodies held at once reached
-// signatures.body_memory.
-var errBodyBudget = errors.New("too many signed bodies in flight")
-
-// bodyBudget bounds the bytes of signed bodies held at once. A request
-// is charged for the buffer it has grown to hold the bytes it has read
-// (never from the Content-Length it announces), in steps of at most
-// double what it holds, so a sender that announces a large body and sends
-// little holds little.
-type bodyBudget struct{ sem *semaphore.Weighted }
-
-// firstChunk is the first reservation of a body being read.
+// firstChunk is the first reservation of a body being read, made once
+// its first byte has arrived.
 const firstChunk = 4 << 10
 
 // readSigned reads the whole body, up to limit, within the budget, and
-// puts the same bytes back for forwarding. release must be called when the
-// request is done.
+// puts the same bytes back for forwarding. Nothing is charged before a
+// byte of the body has arrived: the buffer is grown (and charged to the
+// budget and to the client's share) only when a byte that does not fit
+// is in hand, to at most twice what it holds. release must be called when
+// the request is done.
 func (h *Handler) readSigned(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, func(), error) {
 	var reserved int64
-	release := func() {
-		if reserved > 0 {
-			h.budget.sem.Release(reserved)
-		}
-	}
+	client := clientKey(h.fwd.ClientIP(r))
+	release := func() { h.budget.release(client, reserved) }
 	if r.ContentLength > limit {
 		return nil, release, errTooLarge
 	}
@@ -67,30 +62,38 @@ func (h *Handler) readSigned(w http.ResponseWriter, r *http.Request, limit int64
 	if r.ContentLength > 0 {
 		want = r.ContentLength
 	}
+	share := h.budget.share(limit)
 	src := http.MaxBytesReader(w, r.Body, limit)
 	var buf []byte
+	next := make([]byte, 1) // the byte that waits for room
 	for {
 		if len(buf) == cap(buf) {
-			if int64(cap(buf)) >= want {
-				// Full: the body must end here (EOF), or it is too long.
-				var one [1]byte
-				n, err := io.ReadFull(src, one[:])
-				switch {
-				case n > 0:
-					return nil, release, errTooLarge
-				case errors.Is(err, io.EOF):
-					return keepBody(r, buf), release, nil
-				}
+			n, err := src.Read(next)
+			switch {
+			case n == 0 && err == nil:
+				continue
+			case n == 0 && errors.Is(err, io.EOF):
+				return keepBody(r, buf), release, nil
+			case n == 0:
 				return nil, release, bodyError(err)
+			case int64(len(buf)) >= want:
+				return nil, release, errTooLarge
 			}
 			grown := min(max(2*int64(cap(buf)), firstChunk), want)
-			if !h.budget.sem.TryAcquire(grown - int64(cap(buf))) {
-				return nil, release, errBodyBudget
+			if err := h.budget.reserve(client, grown-int64(cap(buf)), share); err != nil {
+				return nil, release, err
 			}
 			reserved += grown - int64(cap(buf))
-			next := make([]byte, len(buf), grown)
-			copy(next, buf)
-			buf = next
+			b := make([]byte, len(buf), grown)
+			copy(b, buf)
+			buf = append(b, next[0])
+			if errors.Is(err, io.EOF) {
+				return keepBody(r, buf), release, nil
+			}
+			if err != nil {
+				return nil, release, bodyError(err)
+			}
+			continue
 		}
 		n, err := src.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -125,18 +128,16 @@ func bodyError(err error) error {
 // checkSignature reads and verifies a signed request on rt; the receipt
 // goes in st so that an undelivered message is forgotten afterwards.
 func (h *Handler) checkSignature(w http.ResponseWriter, r *http.Request, st *state, rt *route) (func(), error) {
+	if err := rt.sig.CheckHeaders(r.Header); err != nil {
+		h.observeSignature(rt, err)
+		return func() {}, err
+	}
 	body, release, err := h.readSigned(w, r, rt.sigMaxBody)
 	if err != nil {
 		return release, err
 	}
 	receipt, err := rt.sig.Verify(r.Context(), r.Header, body)
-	if so, ok := h.obs.(SignatureObserver); ok {
-		result := "ok"
-		if err != nil {
-			result = signature.Label(err)
-		}
-		so.ObserveSignature(rt.name, result)
-	}
+	h.observeSignature(rt, err)
 	if err != nil {
 		return release, err
 	}
@@ -145,6 +146,16 @@ func (h *Handler) checkSignature(w http.ResponseWriter, r *http.Request, st *sta
 	}
 	st.receipt = receipt
 	return release, nil
+}
+
+func (h *Handler) observeSignature(rt *route, err error) {
+	if so, ok := h.obs.(SignatureObserver); ok {
+		result := "ok"
+		if err != nil {
+			result = signature.Label(err)
+		}
+		so.ObserveSignature(rt.name, result)
+	}
 }
 
 // settle records what the receiver did with a verified message, as soon

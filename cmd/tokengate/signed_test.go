@@ -418,6 +418,14 @@ func TestOneMessageFannedOutToTwoRoutesReachesBoth(t *testing.T) {
 	}
 }
 
+// madeUpStandard are Standard Webhooks headers that parse (a fresh
+// timestamp, a signature of the right length) but were not signed with
+// the secret: the gate must read the body to refuse them.
+func madeUpStandard() string {
+	return "Webhook-Id: msg_slow\r\nWebhook-Timestamp: " + strconv.FormatInt(time.Now().Unix(), 10) +
+		"\r\nWebhook-Signature: v1," + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\r\n"
+}
+
 // slowBody opens a connection that announces a signed body of length
 // (chunked when length < 0), waits until the gate starts reading it (the
 // 100 Continue it asked for) and sends part of it; the body is never
@@ -436,7 +444,7 @@ func slowBody(t *testing.T, addr, path string, length int, part []byte) *bufio.R
 		part = append([]byte(fmt.Sprintf("%x\r\n", len(part))), append(part, "\r\n"...)...)
 	}
 	head := "POST " + path + " HTTP/1.1\r\nHost: hooks.example.com\r\n" + framing +
-		"\r\nExpect: 100-continue\r\nWebhook-Id: msg_slow\r\nWebhook-Timestamp: 1\r\nWebhook-Signature: v1,AA==\r\n\r\n"
+		"\r\nExpect: 100-continue\r\n" + madeUpStandard() + "\r\n"
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, head); err != nil {
 		t.Fatal(err)
@@ -735,4 +743,155 @@ func TestRedisStallNeverMakesANewMessageAReplay(t *testing.T) {
 			t.Errorf("%s reached the receiver %d times, want exactly once", body, n)
 		}
 	}
+}
+
+// budgetRoutes: signed routes whose bodies are at most 64 KiB, for a gate
+// whose signatures.body_memory is 128 KiB: one client address may hold
+// max(128 KiB/16, 64 KiB) = 64 KiB of it.
+const budgetRoutes = `
+  - name: capped
+    path: /hooks/capped
+    signature: { scheme: github, secrets: ["${GH_NEW}"], max_body_size: 64KiB }
+  - name: capped-stripe
+    path: /hooks/capped-stripe
+    signature: { scheme: stripe, secrets: ["${STRIPE_SECRET}"], max_body_size: 64KiB }
+`
+
+// openSigned connects from the local address from (another loopback
+// address is another client) and sends a POST's head that announces a
+// body of length and asks for 100 Continue; it returns the connection and
+// the reader of the gate's answers. The connection is closed at the
+// test's end.
+func openSigned(t *testing.T, from, addr, path string, length int, header string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("connecting from %s: %v", from, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Length: %d\r\nExpect: 100-continue\r\n%s\r\n", path, length, header)
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	return c, bufio.NewReader(c)
+}
+
+// readAnswer reads one response (a 100 Continue included) and its JSON.
+func readAnswer(br *bufio.Reader) (answer, error) {
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	a := answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
+	if resp.StatusCode != http.StatusContinue {
+		b, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(b, &a)
+	}
+	return a, nil
+}
+
+// TestNoOneClientCanTakeTheSignedBodyBudget: signatures.body_memory cannot
+// be taken by senders without the secret. A signature header that cannot
+// be right (wrong length, a stale timestamp, none at all) is refused 401
+// before any of the body is read; a request whose body has not started
+// holds nothing, however many wait; and one client address holds at most
+// its share (here 64 KiB of 128 KiB): past it that address gets 503 with
+// Retry-After, while a correctly signed message from another address is
+// delivered.
+func TestNoOneClientCanTakeTheSignedBodyBudget(t *testing.T) {
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	s := startYAML(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: %s
+body_read_timeout: 60s
+signatures: { body_memory: 128KiB }
+issuers: [{ name: idp, issuer: %s, audiences: [https://hooks.example.com] }]
+routes:%s`, recv.URL, idp.Issuer(), budgetRoutes))
+	addr := s.pubLn.Addr().String()
+	n := 0
+	legit := func(what string) {
+		t.Helper()
+		n++
+		body := fmt.Sprintf(`{"n":%d,"pad":"%s"}`, n, strings.Repeat("x", 50<<10))
+		if a := post(t, "http://"+addr+"/hooks/capped", githubHeaders("new-github-secret", "d", body), body); a.status != http.StatusOK {
+			t.Fatalf("%s: a correctly signed 50 KiB message from 127.0.0.1: %d %q, want 200", what, a.status, a.Desc)
+		}
+	}
+	madeUpGitHub := "X-Hub-Signature-256: sha256=" + strings.Repeat("0", 64) + "\r\n"
+
+	// Headers that cannot be right: 401 at once, no 100 Continue, the
+	// body never waited for (it would take body_read_timeout, 60s).
+	stale := strconv.FormatInt(time.Now().Add(-10*time.Minute).Unix(), 10)
+	for _, tc := range []struct{ name, path, header, reason string }{
+		{"a signature too short", "/hooks/capped", "X-Hub-Signature-256: sha256=000\r\n", "signature malformed"},
+		{"a signature not hex", "/hooks/capped", "X-Hub-Signature-256: sha256=" + strings.Repeat("z", 64) + "\r\n", "signature malformed"},
+		{"no signature", "/hooks/capped", "", "signature missing"},
+		{"a stale timestamp", "/hooks/capped-stripe", "Stripe-Signature: t=" + stale + ",v1=" + strings.Repeat("0", 64) + "\r\n", "timestamp outside tolerance"},
+	} {
+		c, br := openSigned(t, "127.0.0.1", addr, tc.path, 60_000, tc.header)
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		a, err := readAnswer(br)
+		if err != nil || a.status != http.StatusUnauthorized || a.Desc != tc.reason {
+			t.Errorf("%s, no body sent: %d %q %v, want 401 %q at once", tc.name, a.status, a.Desc, err, tc.reason)
+		}
+		c.Close()
+	}
+
+	// 32 senders on two addresses whose bodies have not started: nothing
+	// held (charged 4 KiB each, they would fill both shares and the
+	// budget).
+	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
+		for range 16 {
+			c, br := openSigned(t, from, addr, "/hooks/capped", 60_000, madeUpGitHub)
+			if a, err := readAnswer(br); err != nil || a.status != http.StatusContinue {
+				t.Fatalf("a sender from %s waiting for the gate to read its body: %d %v, want 100 Continue", from, a.status, err)
+			}
+			defer c.Close()
+		}
+	}
+	legit("with 32 senders whose bodies have not started")
+
+	// 12 senders from 127.0.0.2 send 30,000 bytes of 60,000 each: each
+	// needs a 32 KiB buffer; two fit in the address's share, the others
+	// are refused. The budget keeps room for other addresses.
+	answers := make(chan answer, 12)
+	for range 12 {
+		c, br := openSigned(t, "127.0.0.2", addr, "/hooks/capped", 60_000, madeUpGitHub)
+		if a, err := readAnswer(br); err != nil || a.status != http.StatusContinue {
+			t.Fatalf("waiting for 100 Continue: %d %v", a.status, err)
+		}
+		if _, err := c.Write(bytes.Repeat([]byte("a"), 30_000)); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			a, err := readAnswer(br)
+			if err != nil {
+				a.Desc = err.Error()
+			}
+			answers <- a
+		}()
+	}
+	// At least 8 are refused whatever the budget's rule: then the 128
+	// KiB hold all they will.
+	for i := range 8 {
+		select {
+		case a := <-answers:
+			if a.status != http.StatusServiceUnavailable || a.retryAfter == "" {
+				t.Fatalf("a sender past its share: %d %q Retry-After %q, want 503 with Retry-After", a.status, a.Desc, a.retryAfter)
+			}
+			if i == 0 {
+				t.Logf("a sender past its share: %d %q", a.status, a.Desc)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("waited 20s for the gate to refuse 8 of 12 senders of 30,000 bytes from one address (%d refused)", i)
+		}
+	}
+	legit("with one address holding all it may")
 }
