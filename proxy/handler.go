@@ -70,6 +70,9 @@ type Handler struct {
 	budget     *bodyBudget
 	// storeTimeout bounds releasing an undelivered message's replay ids.
 	storeTimeout time.Duration
+	// detachFor bounds the upstream request of a claimed signed message,
+	// which does not end with its sender (dial and response timeouts).
+	detachFor time.Duration
 }
 
 // New builds the handler for a validated configuration.
@@ -123,6 +126,7 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		fwd:          o.Forwarding,
 		budget:       newBodyBudget(int64(cfg.Signatures.BodyMemory)),
 		storeTimeout: cfg.Signatures.StoreTimeout.D(),
+		detachFor:    cfg.Upstream.DialTimeout.D() + cfg.Upstream.ResponseTimeout.D(),
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -149,7 +153,13 @@ type state struct {
 	receipt   *signature.Receipt // a verified signed message, released if undelivered
 	// upstreamStatus is the receiver's status (0: no answer).
 	upstreamStatus int
-	fields         [12]zap.Field // the access-log line's fields
+	// sent is how far a claimed message's upstream request got (send…);
+	// answered is set once the receiver's status is known, and onAnswer,
+	// if set, is then called (a detached request's bounds change).
+	sent     atomic.Int32
+	answered atomic.Bool
+	onAnswer func()
+	fields   [12]zap.Field // the access-log line's fields
 }
 
 // body records why reading the sender's body failed (read by the
@@ -325,6 +335,11 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *state, decision stri
 		ctx, cancel = context.WithDeadline(ctx, until)
 		defer cancel()
 	}
+	if st.receipt.Claimed() && st.upgrade == "" {
+		var stop func()
+		ctx, stop = h.detach(ctx, st)
+		defer stop()
+	}
 	st.upstream = h.now()
 	h.rp.ServeHTTP(w, r.WithContext(ctx))
 	if h.obs != nil && st.err == nil {
@@ -346,6 +361,10 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	st.upstreamStatus = resp.StatusCode
+	st.answered.Store(true)
+	if st.onAnswer != nil {
+		st.onAnswer()
+	}
 	h.settle(st)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		st.upgraded = true

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -158,12 +160,68 @@ func (h *Handler) observeSignature(rt *route, err error) {
 	}
 }
 
+// How far the upstream request of a claimed message got.
+const (
+	sendNone   = iota // not connected to the receiver
+	sendConn          // connected: the request may have been written whole
+	sendWrote         // written whole: the receiver has the message
+	sendFailed        // writing failed: the receiver has not the whole message
+)
+
+// detach lets the upstream request of a claimed message outlive its
+// sender. Once the receiver may have the message, cancelling the request
+// would only hide the receiver's answer, and the claim would be released
+// for a copy the receiver then processes again: the request runs until
+// the receiver answers, bounded by the dial and response timeouts. A
+// sender gone by the time the answer comes cancels the copy of the
+// response. The trace records how far the request got (state.sent), for
+// settle. stop ends the bounds.
+func (h *Handler) detach(ctx context.Context, st *state) (context.Context, func()) {
+	client := ctx
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	deadline := time.AfterFunc(max(h.detachFor, time.Second), cancel)
+	stopClient := context.AfterFunc(client, func() {
+		if st.answered.Load() {
+			cancel()
+		}
+	})
+	st.onAnswer = func() {
+		deadline.Stop() // a long response is not cut
+		if client.Err() != nil {
+			cancel()
+		}
+	}
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { st.sent.CompareAndSwap(sendNone, sendConn) },
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err != nil {
+				st.sent.Store(sendFailed)
+			} else {
+				st.sent.Store(sendWrote)
+			}
+		},
+	})
+	return ctx, func() { deadline.Stop(); stopClient(); cancel() }
+}
+
 // settle records what the receiver did with a verified message, as soon
 // as its status is known (and again, to no effect, when the request
-// ends): taken (2xx), a copy is answered as a duplicate; not taken (no
-// answer, or not 2xx), it is released so the sender's retry is delivered.
+// ends): taken (2xx), a copy is answered as a duplicate; not taken (not
+// 2xx, or the receiver never got the whole message), it is released so
+// the sender's retry is delivered. A message the receiver may have
+// processed without its answer coming back (a response timeout, a
+// connection lost after the request was written) is kept in flight until
+// its lease ends: a copy meanwhile is 409, and after the lease the
+// sender's retry is delivered again (at least once).
 func (h *Handler) settle(st *state) {
-	if st.receipt == nil {
+	if !st.receipt.Claimed() {
+		return
+	}
+	if s := st.sent.Load(); st.upstreamStatus == 0 && (s == sendConn || s == sendWrote) {
+		if st.receipt.Keep() {
+			h.log.Warn("the receiver may have a signed message whose answer was lost: it stays in flight (copies get 409) until its lease ends, then a retry is delivered again",
+				zap.Time("lease_ends", st.receipt.LeaseEnds()))
+		}
 		return
 	}
 	delivered := st.upstreamStatus >= 200 && st.upstreamStatus < 300
@@ -171,7 +229,7 @@ func (h *Handler) settle(st *state) {
 	defer cancel()
 	if err := st.receipt.Settle(ctx, delivered); err != nil {
 		if delivered {
-			h.log.Warn("replay store: could not record a delivered message; a copy may be forwarded again once its lease ends", zap.Error(err))
+			h.log.Warn("replay store: could not record a delivered message; retried in the background, and copies get 409 until it lands", zap.Error(err))
 		} else {
 			h.log.Warn("replay store: could not release an undelivered message; the sender's retry gets 409 until the release, retried in the background, lands or its lease ends", zap.Error(err))
 		}

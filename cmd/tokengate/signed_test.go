@@ -895,3 +895,150 @@ routes:%s`, recv.URL, idp.Issuer(), budgetRoutes))
 	}
 	legit("with one address holding all it may")
 }
+
+// heldReceiver holds each request until its body is released (or the
+// gate cancels it, or 20s pass), then answers 200; it signals arrivals and
+// cancellations and counts copies by body.
+type heldReceiver struct {
+	*httptest.Server
+	arrived, cancelled chan string
+	mu                 sync.Mutex
+	copies             map[string]int
+	releases           map[string]chan struct{}
+}
+
+func newHeldReceiver(t *testing.T) *heldReceiver {
+	r := &heldReceiver{arrived: make(chan string, 16), cancelled: make(chan string, 16), copies: map[string]int{}, releases: map[string]chan struct{}{}}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.copies[string(b)]++
+		r.mu.Unlock()
+		r.arrived <- string(b)
+		select {
+		case <-r.releaseOf(string(b)):
+		case <-req.Context().Done():
+			r.cancelled <- string(b)
+		case <-time.After(20 * time.Second):
+		}
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *heldReceiver) releaseOf(body string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.releases[body]
+	if c == nil {
+		c = make(chan struct{})
+		r.releases[body] = c
+	}
+	return c
+}
+
+func (r *heldReceiver) count(body string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.copies[body]
+}
+
+func (r *heldReceiver) await(t *testing.T, body string) {
+	t.Helper()
+	select {
+	case got := <-r.arrived:
+		if got != body {
+			t.Fatalf("the receiver got %q, want %q", got, body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("waited 10s for %q to reach the receiver", body)
+	}
+}
+
+// TestSenderGoneOrSlowReceiverIsNotDeliveredTwice: once the receiver has
+// a signed message, its sender going away does not cancel the delivery:
+// the receiver's 200 still settles the message, and the sender's retry is
+// a duplicate. When the receiver's answer is lost (it answers after
+// response_timeout: the sender gets 504), the message is not released:
+// a copy gets 409 with Retry-After until its lease ends, and the receiver
+// gets it once.
+func TestSenderGoneOrSlowReceiverIsNotDeliveredTwice(t *testing.T) {
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newHeldReceiver(t)
+	s := startYAML(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: { url: %s, response_timeout: 5s }
+issuers: [{ name: idp, issuer: %s, audiences: [https://hooks.example.com] }]
+routes:%s`, recv.URL, idp.Issuer(), signedRoutes))
+	addr := s.pubLn.Addr().String()
+	gate := "http://" + addr
+
+	// The sender goes away while the receiver holds the message.
+	body := `{"action":"gone"}`
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, gate+"/hooks/github", strings.NewReader(body))
+	req.Header = githubHeaders("new-github-secret", "d-gone", body)
+	if err := req.Write(c); err != nil {
+		t.Fatal(err)
+	}
+	recv.await(t, body)
+	c.Close()
+	select { // the gate must not cancel the delivery; give it 1s to
+	case <-recv.cancelled:
+	case <-time.After(time.Second):
+	}
+	close(recv.releaseOf(body))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d-retry", body), body)
+		if a.status == http.StatusConflict && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond) // still being settled
+			continue
+		}
+		if a.status != http.StatusOK || a.Result != "duplicate" {
+			t.Fatalf("the sender's retry after it went away and the receiver took the message: %d %q %q, want 200 duplicate", a.status, a.Desc, a.Result)
+		}
+		break
+	}
+	if n := recv.count(body); n != 1 {
+		t.Fatalf("the receiver got the message %d times, want once", n)
+	}
+
+	// The receiver answers after response_timeout (5s): 504, and the
+	// message stays in flight.
+	body = `{"action":"slow"}`
+	defer close(recv.releaseOf(body))
+	h := stripeHeaders("whsec_stripe", time.Now(), body)
+	done := make(chan answer, 1)
+	go func() { done <- post(t, gate+"/hooks/stripe", h, body) }()
+	recv.await(t, body)
+	select {
+	case a := <-done:
+		if a.status != http.StatusGatewayTimeout {
+			t.Fatalf("a receiver slower than response_timeout: %d %q, want 504", a.status, a.Desc)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("waited 15s for the gate's 504")
+	}
+	if a := post(t, gate+"/hooks/stripe", h, body); a.status != http.StatusConflict || a.retryAfter == "" {
+		t.Fatalf("the sender's retry after a lost answer: %d %q %q, want 409 with Retry-After (the receiver may have it)", a.status, a.Desc, a.Result)
+	}
+	if n := recv.count(body); n != 1 {
+		t.Fatalf("the receiver got the message %d times, want once", n)
+	}
+
+	// A receiver that cannot be reached never got the message: it is
+	// released, and the sender's retry is tried again (502, not 409).
+	down := "http://" + signedServer(t, idp, "http://"+freeAddr(t), "").pubLn.Addr().String()
+	for i := range 2 {
+		if a := post(t, down+"/hooks/stripe", h, body); a.status != http.StatusBadGateway {
+			t.Fatalf("attempt %d with the receiver down: %d %q, want 502", i, a.status, a.Desc)
+		}
+	}
+}
