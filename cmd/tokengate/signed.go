@@ -32,7 +32,7 @@ func (b *builder) replayStore(s config.Signatures) (signature.Store, error) {
 	h := &replayHolder{key: key}
 	if s.RedisReplay() {
 		redis.SetLogger(redisLog{b.log})
-		r, err := signature.NewRedisStore(s.ReplayStore, s.StoreTimeout.D())
+		r, err := signature.NewRedisStore(s.ReplayStore, s.StoreTimeout.D(), b.log.Named("replay"))
 		if err != nil {
 			return nil, err
 		}
@@ -82,8 +82,11 @@ func (b *builder) signatureVerifiers(cfg *config.Config) ([]proxy.SignatureVerif
 
 // deliveryLease bounds how long a claimed message may stay in flight: the
 // longest the gate takes to get the receiver's status (its body is read
-// before the claim) plus the store's commands, and a margin. Past it, a
-// message whose gate crashed or lost the store is let go by itself.
+// before the claim) plus the store's commands, and a margin in which a
+// take that failed (Redis slow or paused) is retried in the background
+// (at least every second) before other replicas may claim the message.
+// Past it, a message whose gate crashed or lost the store is let go by
+// itself, and one whose answer was lost may be delivered again.
 func deliveryLease(cfg *config.Config) time.Duration {
 	return cfg.Upstream.DialTimeout.D() + cfg.Upstream.ResponseTimeout.D() + 4*cfg.Signatures.StoreTimeout.D() + 10*time.Second
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -19,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tokengate/tokengate/signature/redistest"
 	"github.com/tokengate/tokengate/verifier/verifiertest"
@@ -1040,5 +1043,65 @@ routes:%s`, recv.URL, idp.Issuer(), signedRoutes))
 		if a := post(t, down+"/hooks/stripe", h, body); a.status != http.StatusBadGateway {
 			t.Fatalf("attempt %d with the receiver down: %d %q, want 502", i, a.status, a.Desc)
 		}
+	}
+}
+
+// TestRedisPauseWhileRecordingADeliveryIsRetried: Redis pauses writes
+// (CLIENT PAUSE 1500 WRITE) while the gate records a delivered message;
+// the take times out (store_timeout 500ms) and the sender gets the
+// receiver's 200. The take is retried in the background until it lands:
+// a copy is a duplicate on this replica at once, and on another replica
+// (which asks Redis) once the pause is over, never forwarded again.
+func TestRedisPauseWhileRecordingADeliveryIsRetried(t *testing.T) {
+	srv := redistest.Start(t)
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newHeldReceiver(t)
+	store := fmt.Sprintf("\nsignatures: { replay_store: %q, store_timeout: 500ms }\n", srv.URL())
+	a := signedGate(t, idp, recv.URL, store)
+	b := signedGate(t, idp, recv.URL, store)
+	warm := `{"warm":1}` // loads the claim and take scripts
+	close(recv.releaseOf(warm))
+	if r := post(t, a+"/hooks/github", githubHeaders("new-github-secret", "d", warm), warm); r.status != http.StatusOK {
+		t.Fatalf("warm-up: %d %q", r.status, r.Desc)
+	}
+	recv.await(t, warm)
+
+	body := `{"action":"paused"}`
+	h := githubHeaders("new-github-secret", "d-1", body)
+	first := make(chan answer, 1)
+	go func() { first <- post(t, a+"/hooks/github", h, body) }()
+	recv.await(t, body)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	if err := rc.Do(context.Background(), "CLIENT", "PAUSE", 1500, "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	close(recv.releaseOf(body))
+	select {
+	case r := <-first:
+		if r.status != http.StatusOK || r.Result != "" {
+			t.Fatalf("the delivery during the pause: %d %q %q, want the receiver's 200", r.status, r.Desc, r.Result)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("waited 15s for the delivery's answer")
+	}
+	if r := post(t, a+"/hooks/github", h, body); r.status != http.StatusOK || r.Result != "duplicate" {
+		t.Errorf("a copy to the same replica: %d %q %q, want 200 duplicate", r.status, r.Desc, r.Result)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := post(t, b+"/hooks/github", h, body)
+		if r.status == http.StatusOK && r.Result == "duplicate" {
+			break
+		}
+		if r.status == http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("a copy to another replica: %d %q %q, want 200 duplicate within 10s", r.status, r.Desc, r.Result)
+		}
+		time.Sleep(100 * time.Millisecond) // 409 (in flight) or 503 (paused) until the take lands
+	}
+	if n := recv.count(body); n != 1 {
+		t.Fatalf("the receiver got the message %d times, want once", n)
 	}
 }
