@@ -53,13 +53,15 @@ type RedisStore struct {
 	log      *zap.Logger
 	releases *retrier
 	takes    *retrier
+	health   health
 }
 
 var _ Store = (*RedisStore)(nil)
 
 // NewRedisStore connects lazily to a redis:// or rediss:// URL (password
 // and database in the URL). Each command is bounded by timeout; the
-// client reconnects by itself when the server comes back. log (nil: none)
+// client reconnects by itself when the server comes back. A background
+// ping every HealthInterval keeps Health current until Close. log (nil: none)
 // hears of commands retried in the background; it never sees the URL.
 func NewRedisStore(rawURL string, timeout time.Duration, log *zap.Logger) (*RedisStore, error) {
 	o, err := redis.ParseURL(rawURL)
@@ -82,6 +84,7 @@ func NewRedisStore(rawURL string, timeout time.Duration, log *zap.Logger) (*Redi
 	r.takes.gaveUp = func(err error) {
 		log.Warn("replay store: a delivered message could not be recorded within its replay window", zap.Error(err))
 	}
+	r.health.watch(r.Ping, timeout, log)
 	return r, nil
 }
 
@@ -143,12 +146,19 @@ func (r *RedisStore) PendingReleases() int { return r.releases.Pending() }
 // in the background.
 func (r *RedisStore) PendingTakes() int { return r.takes.Pending() }
 
-// Ping checks the connection (readiness, `tokengate check`).
+// Ping checks the connection (`tokengate check`).
 func (r *RedisStore) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
+
+// Health is the result of the last background ping, without waiting on
+// Redis: nil when it answered, else an error that names the replay store
+// (and never holds the URL or its password). It fails until the first
+// ping answers.
+func (r *RedisStore) Health() error { return r.health.get() }
 
 // Close stops the commands retried in the background and closes the
 // client's connections.
 func (r *RedisStore) Close() error {
+	r.health.close()
 	r.releases.close()
 	r.takes.close()
 	return r.c.Close()

@@ -80,6 +80,20 @@ func (b *builder) signatureVerifiers(cfg *config.Config) ([]proxy.SignatureVerif
 	return out, nil
 }
 
+// replayHealth is the health of the Redis replay store cfg's routes use
+// (read without waiting on Redis), or nil when none does.
+func (b *builder) replayHealth(cfg *config.Config) func() error {
+	if b.replay == nil || b.replay.redis == nil {
+		return nil
+	}
+	for _, r := range cfg.Routes {
+		if r.Signature != nil && r.Signature.ReplayOn() {
+			return b.replay.redis.Health
+		}
+	}
+	return nil
+}
+
 // deliveryLease bounds how long a claimed message may stay in flight: the
 // longest the gate takes to get the receiver's status (its body is read
 // before the claim) plus the store's commands, and a margin in which a

@@ -1105,3 +1105,57 @@ func TestRedisPauseWhileRecordingADeliveryIsRetried(t *testing.T) {
 		t.Fatalf("the receiver got the message %d times, want once", n)
 	}
 }
+
+// readyz is the admin /readyz answer.
+func readyz(t *testing.T, s *server) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + s.adminLn.Addr().String() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestReadyzSaysWhenTheReplayStoreIsUnreachable: with a wrong Redis
+// password every signed request would get 503, so /readyz is 503 and
+// names the replay store (never the password); with the right one it is
+// ready; when Redis stops, /readyz fails within a few seconds.
+func TestReadyzSaysWhenTheReplayStoreIsUnreachable(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	if err := rc.ConfigSet(context.Background(), "requirepass", "right-pass").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	t.Setenv("WRONG_PASS", "wrong-pass")
+	t.Setenv("RIGHT_PASS", "right-pass")
+	store := func(env string) string {
+		return fmt.Sprintf("\nsignatures: { replay_store: \"redis://:${%s}@%s/0\", store_timeout: 500ms }\n", env, srv.Addr())
+	}
+	wrong := signedServer(t, idp, recv.URL, store("WRONG_PASS"))
+	right := signedServer(t, idp, recv.URL, store("RIGHT_PASS"))
+
+	eventually(t, "the gate with the right password ready", func() bool { code, _ := readyz(t, right); return code == http.StatusOK })
+	code, body := readyz(t, wrong)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "replay store") || strings.Contains(body, "wrong-pass") {
+		t.Fatalf("a wrong Redis password: /readyz %d %q, want 503 naming the replay store, without the password", code, body)
+	}
+	t.Logf("/readyz: %s", strings.TrimSpace(body))
+	gate := "http://" + wrong.pubLn.Addr().String()
+	msg := `{"ready":false}`
+	if a := post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d", msg), msg); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("a signed request through it: %d %q, want 503", a.status, a.Desc)
+	}
+
+	srv.Stop()
+	eventually(t, "/readyz to fail once Redis stopped", func() bool {
+		code, body := readyz(t, right)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "replay store")
+	})
+}
