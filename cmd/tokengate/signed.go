@@ -81,9 +81,10 @@ func (b *builder) signatureVerifiers(cfg *config.Config) ([]proxy.SignatureVerif
 }
 
 // replayHealth is the health of the Redis replay store cfg's routes use
-// (read without waiting on Redis), or nil when none does.
+// (read without waiting on Redis), or nil when none does or the routes
+// fail open (they serve, unchecked, while Redis is down).
 func (b *builder) replayHealth(cfg *config.Config) func() error {
-	if b.replay == nil || b.replay.redis == nil {
+	if b.replay == nil || b.replay.redis == nil || cfg.Signatures.ReplayFailOpen {
 		return nil
 	}
 	for _, r := range cfg.Routes {
