@@ -172,9 +172,9 @@ const (
 // sender. Once the receiver may have the message, cancelling the request
 // would only hide the receiver's answer, and the claim would be released
 // for a copy the receiver then processes again: the request runs until
-// the receiver answers, bounded by the dial and response timeouts. A
-// sender gone by the time the answer comes cancels the copy of the
-// response. The trace records how far the request got (state.sent), for
+// the receiver answers, bounded by the dial and response timeouts; a
+// sender that goes away after the answer cancels the copy of the
+// response, as on any route. The trace records how far the request got (state.sent), for
 // settle. stop ends the bounds.
 func (h *Handler) detach(ctx context.Context, st *state) (context.Context, func()) {
 	client := ctx
@@ -188,7 +188,7 @@ func (h *Handler) detach(ctx context.Context, st *state) (context.Context, func(
 	st.onAnswer = func() {
 		deadline.Stop() // a long response is not cut
 		if client.Err() != nil {
-			cancel()
+			st.err = errClientGone // logged as 499; the answer still settles the message
 		}
 	}
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
