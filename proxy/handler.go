@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tokengate/tokengate/config"
-	"github.com/tokengate/tokengate/signature"
 	"github.com/tokengate/tokengate/verifier"
 )
 
@@ -67,12 +66,7 @@ type Handler struct {
 	obs        Observer
 	now        func() time.Time
 	fwd        *Forwarding
-	budget     *bodyBudget
-	// storeTimeout bounds releasing an undelivered message's replay ids.
-	storeTimeout time.Duration
-	// detachFor bounds the upstream request of a claimed signed message,
-	// which does not end with its sender (dial and response timeouts).
-	detachFor time.Duration
+	signedLimits
 }
 
 // New builds the handler for a validated configuration.
@@ -124,9 +118,7 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		obs:          o.Observer,
 		now:          o.Now,
 		fwd:          o.Forwarding,
-		budget:       newBodyBudget(int64(cfg.Signatures.BodyMemory)),
-		storeTimeout: cfg.Signatures.StoreTimeout.D(),
-		detachFor:    cfg.Upstream.DialTimeout.D() + cfg.Upstream.ResponseTimeout.D(),
+		signedLimits: newSignedLimits(cfg),
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -149,17 +141,11 @@ type state struct {
 	upgrade   string // the protocol the request asks to switch to, "" for none
 	upgraded  bool   // the receiver answered 101 and the tunnel ran
 	bodyErr   atomic.Pointer[error]
-	body      body               // the wrapped request body (kept here: no allocation)
-	receipt   *signature.Receipt // a verified signed message, released if undelivered
+	body      body // the wrapped request body (kept here: no allocation)
+	delivery       // a verified signed message's delivery (signed.go)
 	// upstreamStatus is the receiver's status (0: no answer).
 	upstreamStatus int
-	// sent is how far a claimed message's upstream request got (send…);
-	// answered is set once the receiver's status is known, and onAnswer,
-	// if set, is then called (a detached request's bounds change).
-	sent     atomic.Int32
-	answered atomic.Bool
-	onAnswer func()
-	fields   [12]zap.Field // the access-log line's fields
+	fields         [12]zap.Field // the access-log line's fields
 }
 
 // body records why reading the sender's body failed (read by the
@@ -335,11 +321,8 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *state, decision stri
 		ctx, cancel = context.WithDeadline(ctx, until)
 		defer cancel()
 	}
-	if st.receipt.Claimed() && st.upgrade == "" {
-		var stop func()
-		ctx, stop = h.detach(ctx, st)
-		defer stop()
-	}
+	ctx, stop := h.detach(ctx, st)
+	defer stop()
 	st.upstream = h.now()
 	h.rp.ServeHTTP(w, r.WithContext(ctx))
 	if h.obs != nil && st.err == nil {
@@ -361,11 +344,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	st.upstreamStatus = resp.StatusCode
-	st.answered.Store(true)
-	if st.onAnswer != nil {
-		st.onAnswer()
-	}
-	h.settle(st)
+	h.answered(st)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		st.upgraded = true
 	}

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/signature"
 )
 
@@ -160,6 +162,35 @@ func (h *Handler) observeSignature(rt *route, err error) {
 	}
 }
 
+// signedLimits are the handler's bounds for signed routes.
+type signedLimits struct {
+	budget *bodyBudget
+	// storeTimeout bounds settling a message's claim.
+	storeTimeout time.Duration
+	// detachFor bounds the upstream request of a claimed message, which
+	// does not end with its sender (dial and response timeouts).
+	detachFor time.Duration
+}
+
+func newSignedLimits(cfg *config.Config) signedLimits {
+	return signedLimits{
+		budget:       newBodyBudget(int64(cfg.Signatures.BodyMemory)),
+		storeTimeout: cfg.Signatures.StoreTimeout.D(),
+		detachFor:    cfg.Upstream.DialTimeout.D() + cfg.Upstream.ResponseTimeout.D(),
+	}
+}
+
+// delivery is what a request knows of a verified signed message.
+type delivery struct {
+	receipt *signature.Receipt // its claim, settled by the receiver's answer
+	// sent is how far a claimed message's upstream request got (send…);
+	// answered is set once the receiver's status is known, and onAnswer,
+	// if set, is then called.
+	sent     atomic.Int32
+	answered atomic.Bool
+	onAnswer func()
+}
+
 // How far the upstream request of a claimed message got.
 const (
 	sendNone   = iota // not connected to the receiver
@@ -168,8 +199,8 @@ const (
 	sendFailed        // writing failed: the receiver has not the whole message
 )
 
-// detach lets the upstream request of a claimed message outlive its
-// sender. Once the receiver may have the message, cancelling the request
+// detach lets the upstream request of a claimed message (not an upgrade)
+// outlive its sender. Once the receiver may have the message, cancelling the request
 // would only hide the receiver's answer, and the claim would be released
 // for a copy the receiver then processes again: the request runs until
 // the receiver answers, bounded by the dial and response timeouts; a
@@ -177,6 +208,9 @@ const (
 // response, as on any route. The trace records how far the request got (state.sent), for
 // settle. stop ends the bounds.
 func (h *Handler) detach(ctx context.Context, st *state) (context.Context, func()) {
+	if !st.receipt.Claimed() || st.upgrade != "" {
+		return ctx, func() {}
+	}
 	client := ctx
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	deadline := time.AfterFunc(max(h.detachFor, time.Second), cancel)
@@ -202,6 +236,15 @@ func (h *Handler) detach(ctx context.Context, st *state) (context.Context, func(
 		},
 	})
 	return ctx, func() { deadline.Stop(); stopClient(); cancel() }
+}
+
+// answered notes the receiver's status and settles the message.
+func (h *Handler) answered(st *state) {
+	st.delivery.answered.Store(true)
+	if st.onAnswer != nil {
+		st.onAnswer()
+	}
+	h.settle(st)
 }
 
 // settle records what the receiver did with a verified message, as soon
