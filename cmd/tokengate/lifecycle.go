@@ -388,15 +388,10 @@ func (s *stack) stop() {
 
 // ready reports why the stack cannot serve every route yet, or nil.
 func (s *stack) ready() error {
-	if s.replayHealth != nil {
-		if err := s.replayHealth(); err != nil {
-			return err
-		}
-	}
 	for _, j := range s.jwts {
 		if !j.Ready() {
 			return fmt.Errorf("issuer %s: keys not fetched yet", j.Name())
 		}
 	}
-	return nil
+	return s.replayReady()
 }

@@ -95,6 +95,14 @@ func (b *builder) replayHealth(cfg *config.Config) func() error {
 	return nil
 }
 
+// replayReady reports why the stack's replay store cannot serve, or nil.
+func (s *stack) replayReady() error {
+	if s.replayHealth == nil {
+		return nil
+	}
+	return s.replayHealth()
+}
+
 // deliveryLease bounds how long a claimed message may stay in flight: the
 // longest the gate takes to get the receiver's status (its body is read
 // before the claim) plus the store's commands, and a margin in which a
