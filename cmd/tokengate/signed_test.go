@@ -9,15 +9,18 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -769,6 +772,9 @@ func openSigned(t *testing.T, from, addr, path string, length int, header string
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 	c, err := d.Dial("tcp", addr)
+	if errors.Is(err, syscall.EADDRNOTAVAIL) && os.Getenv("CI") == "" {
+		t.Skipf("connecting from %s: %v (Linux routes all of 127/8 to loopback; CI runs this test)", from, err)
+	}
 	if err != nil {
 		t.Fatalf("connecting from %s: %v", from, err)
 	}
