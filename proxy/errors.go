@@ -100,6 +100,8 @@ func classify(err error) answer {
 		return answer{http.StatusConflict, "message_in_flight", "the same message is being delivered; retry later", DecisionReplayed, false}
 	case errors.Is(err, signature.ErrStoreUnavailable):
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "replay store unavailable; retry later", DecisionUnavailable, false}
+	case errors.Is(err, errClientBudget):
+		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight from this client; retry later", DecisionUnavailable, false}
 	case errors.Is(err, errBodyBudget):
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight; retry later", DecisionUnavailable, false}
 	case errors.Is(err, verifier.ErrUnavailable):

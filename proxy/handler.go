@@ -13,10 +13,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/tokengate/tokengate/config"
-	"github.com/tokengate/tokengate/signature"
 	"github.com/tokengate/tokengate/verifier"
 )
 
@@ -68,9 +66,7 @@ type Handler struct {
 	obs        Observer
 	now        func() time.Time
 	fwd        *Forwarding
-	budget     bodyBudget
-	// storeTimeout bounds releasing an undelivered message's replay ids.
-	storeTimeout time.Duration
+	signedLimits
 }
 
 // New builds the handler for a validated configuration.
@@ -122,8 +118,7 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		obs:          o.Observer,
 		now:          o.Now,
 		fwd:          o.Forwarding,
-		budget:       bodyBudget{semaphore.NewWeighted(int64(cfg.Signatures.BodyMemory))},
-		storeTimeout: cfg.Signatures.StoreTimeout.D(),
+		signedLimits: newSignedLimits(cfg),
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -146,8 +141,8 @@ type state struct {
 	upgrade   string // the protocol the request asks to switch to, "" for none
 	upgraded  bool   // the receiver answered 101 and the tunnel ran
 	bodyErr   atomic.Pointer[error]
-	body      body               // the wrapped request body (kept here: no allocation)
-	receipt   *signature.Receipt // a verified signed message, released if undelivered
+	body      body // the wrapped request body (kept here: no allocation)
+	delivery       // a verified signed message's delivery (signed.go)
 	// upstreamStatus is the receiver's status (0: no answer).
 	upstreamStatus int
 	fields         [12]zap.Field // the access-log line's fields
@@ -326,6 +321,8 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *state, decision stri
 		ctx, cancel = context.WithDeadline(ctx, until)
 		defer cancel()
 	}
+	ctx, stop := h.detach(ctx, st)
+	defer stop()
 	st.upstream = h.now()
 	h.rp.ServeHTTP(w, r.WithContext(ctx))
 	if h.obs != nil && st.err == nil {
@@ -347,7 +344,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		return nil
 	}
 	st.upstreamStatus = resp.StatusCode
-	h.settle(st)
+	h.answered(st)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		st.upgraded = true
 	}

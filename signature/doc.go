@@ -7,6 +7,8 @@
 // one, and replay protection through a Store: in memory for one instance,
 // Redis when several replicas serve one receiver.
 //
-// A Verifier judges a request's headers and its complete body; reading the
-// body (bounded) and mapping errors to HTTP answers is the caller's job.
+// A Verifier judges a request's headers alone (CheckHeaders: before any of
+// the body is read, so that a signature that cannot be right costs no
+// memory) and then with its complete body (Verify); reading the body
+// (bounded) and mapping errors to HTTP answers is the caller's job.
 package signature

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 // keyPrefix namespaces tokengate's replay keys in a shared Redis.
@@ -49,15 +50,20 @@ return 0`)
 // every other one (or a later copy) finds it in flight or taken.
 type RedisStore struct {
 	c        *redis.Client
-	releaser *releaser
+	log      *zap.Logger
+	releases *retrier
+	takes    *retrier
+	health   health
 }
 
 var _ Store = (*RedisStore)(nil)
 
 // NewRedisStore connects lazily to a redis:// or rediss:// URL (password
 // and database in the URL). Each command is bounded by timeout; the
-// client reconnects by itself when the server comes back.
-func NewRedisStore(rawURL string, timeout time.Duration) (*RedisStore, error) {
+// client reconnects by itself when the server comes back. A background
+// ping every HealthInterval keeps Health current until Close. log (nil: none)
+// hears of commands retried in the background; it never sees the URL.
+func NewRedisStore(rawURL string, timeout time.Duration, log *zap.Logger) (*RedisStore, error) {
 	o, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("replay store: %w", err)
@@ -65,16 +71,29 @@ func NewRedisStore(rawURL string, timeout time.Duration) (*RedisStore, error) {
 	if timeout <= 0 {
 		timeout = time.Second
 	}
+	if log == nil {
+		log = zap.NewNop()
+	}
 	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = timeout, timeout, timeout
 	o.MaxRetries = 1         // safe: every script is idempotent for its owner
 	o.DisableIdentity = true // no CLIENT SETINFO: works with older servers
-	r := &RedisStore{c: redis.NewClient(o)}
-	r.releaser = newReleaser(r.releaseOnce)
+	r := &RedisStore{c: redis.NewClient(o), log: log, releases: newRetrier(maxPendingReleases), takes: newRetrier(maxPendingTakes)}
+	r.takes.landed = func(attempts int) {
+		log.Info("replay store: a delivered message was recorded after retrying", zap.Int("attempts", attempts))
+	}
+	r.takes.gaveUp = func(err error) {
+		log.Warn("replay store: a delivered message could not be recorded within its replay window", zap.Error(err))
+	}
+	r.health.watch(r.Ping, timeout, log)
 	return r, nil
 }
 
-// Claim implements Store.
+// Claim implements Store. A message whose take is being retried in the
+// background is taken: it was delivered, whatever Redis holds yet.
 func (r *RedisStore) Claim(ctx context.Context, t Ticket, lease time.Duration) (State, error) {
+	if r.takes.has(t.Key) {
+		return Taken, nil
+	}
 	n, err := claimScript.Run(ctx, r.c, []string{keyPrefix + t.Key}, t.Owner, lease.Milliseconds()).Int()
 	if err != nil {
 		return 0, err
@@ -88,36 +107,59 @@ func (r *RedisStore) Claim(ctx context.Context, t Ticket, lease time.Duration) (
 	return InFlight, nil
 }
 
-// Take implements Store.
+// Take implements Store: a take that fails is retried in the background
+// (every second at most once the store answers again) until it lands,
+// the replay window ttl is over or the store is closed; meanwhile this
+// replica answers a copy as taken, and other replicas find the claim in
+// flight until its lease ends. The error says when the take could not be
+// scheduled for a retry (too many pending).
 func (r *RedisStore) Take(ctx context.Context, t Ticket, ttl time.Duration) error {
-	return takeScript.Run(ctx, r.c, []string{keyPrefix + t.Key}, t.Owner, ttl.Milliseconds()).Err()
+	take := func(ctx context.Context) error {
+		return takeScript.Run(ctx, r.c, []string{keyPrefix + t.Key}, t.Owner, ttl.Milliseconds()).Err()
+	}
+	err := take(ctx)
+	if err != nil && !r.takes.retry(t.Key, time.Now().Add(ttl), take) {
+		return fmt.Errorf("%w (not retried: %d takes pending, or the store is closed)", err, maxPendingTakes)
+	}
+	return err
 }
 
 // Release implements Store: a release that fails is retried in the
 // background until it succeeds, the claim's lease ends or the store is
 // closed.
 func (r *RedisStore) Release(ctx context.Context, t Ticket) error {
-	err := r.releaseOnce(ctx, t)
+	release := func(ctx context.Context) error {
+		return releaseScript.Run(ctx, r.c, []string{keyPrefix + t.Key}, t.Owner).Err()
+	}
+	err := release(ctx)
 	if err != nil {
-		r.releaser.retry(t)
+		r.releases.retry(t.Key+"\x00"+t.Owner, t.Until, release)
 	}
 	return err
 }
 
-func (r *RedisStore) releaseOnce(ctx context.Context, t Ticket) error {
-	return releaseScript.Run(ctx, r.c, []string{keyPrefix + t.Key}, t.Owner).Err()
-}
-
 // PendingReleases is the number of releases being retried in the
 // background.
-func (r *RedisStore) PendingReleases() int { return r.releaser.Pending() }
+func (r *RedisStore) PendingReleases() int { return r.releases.Pending() }
 
-// Ping checks the connection (readiness, `tokengate check`).
+// PendingTakes is the number of takes (delivered messages) being retried
+// in the background.
+func (r *RedisStore) PendingTakes() int { return r.takes.Pending() }
+
+// Ping checks the connection (`tokengate check`).
 func (r *RedisStore) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err() }
 
-// Close stops the releases retried in the background and closes the
+// Health is the result of the last background ping, without waiting on
+// Redis: nil when it answered, else an error that names the replay store
+// (and never holds the URL or its password). It fails until the first
+// ping answers.
+func (r *RedisStore) Health() error { return r.health.get() }
+
+// Close stops the commands retried in the background and closes the
 // client's connections.
 func (r *RedisStore) Close() error {
-	r.releaser.close()
+	r.health.close()
+	r.releases.close()
+	r.takes.close()
 	return r.c.Close()
 }

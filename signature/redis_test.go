@@ -16,12 +16,12 @@ import (
 // after a restart the same clients work again.
 func TestRedisStoreAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t)
-	a, err := NewRedisStore(srv.URL(), 300*time.Millisecond)
+	a, err := NewRedisStore(srv.URL(), 300*time.Millisecond, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, _ := NewRedisStore(srv.URL(), 300*time.Millisecond)
+	b, _ := NewRedisStore(srv.URL(), 300*time.Millisecond, nil)
 	defer b.Close()
 	ctx := context.Background()
 	gh := vectors[2]
@@ -74,7 +74,7 @@ func TestRedisStoreAcrossReplicas(t *testing.T) {
 // lands once Redis is back; Close stops the retries.
 func TestRedisStoreClaimsAreOwned(t *testing.T) {
 	srv := redistest.Start(t)
-	r, err := NewRedisStore(srv.URL(), 300*time.Millisecond)
+	r, err := NewRedisStore(srv.URL(), 300*time.Millisecond, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,5 +139,54 @@ func TestRedisStoreClaimsAreOwned(t *testing.T) {
 	r.Close() // the retry stops (goleak checks it)
 	if n := r.PendingReleases(); n != 0 {
 		t.Fatalf("%d releases still retried after Close", n)
+	}
+}
+
+// TestRedisTakeIsRetriedUntilItLands: a take (a delivered message) that
+// fails while Redis is down is retried in the background: meanwhile this
+// store answers a copy as taken without asking Redis; once Redis is back
+// the take lands, and another replica finds the message taken; Close
+// stops the retries.
+func TestRedisTakeIsRetriedUntilItLands(t *testing.T) {
+	srv := redistest.Start(t)
+	a, err := NewRedisStore(srv.URL(), 300*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, _ := NewRedisStore(srv.URL(), 300*time.Millisecond, nil)
+	defer b.Close()
+	ctx := context.Background()
+	tk := Ticket{Scope: "r", Key: "k", Owner: "o1", Until: time.Now().Add(time.Minute)}
+	if s, err := a.Claim(ctx, tk, time.Minute); err != nil || s != Fresh {
+		t.Fatalf("claim: %v %v", s, err)
+	}
+	srv.Stop()
+	if err := a.Take(ctx, tk, time.Hour); err == nil {
+		t.Fatal("take with Redis down: no error")
+	}
+	if n := a.PendingTakes(); n != 1 {
+		t.Fatalf("%d takes retried in the background, want 1", n)
+	}
+	if s, err := a.Claim(ctx, Ticket{Scope: "r", Key: "k", Owner: "o2"}, time.Minute); err != nil || s != Taken {
+		t.Fatalf("a copy while the take is retried: %v %v, want Taken", s, err)
+	}
+	srv.Start()
+	deadline := time.Now().Add(10 * time.Second)
+	for a.PendingTakes() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("waited 10s for the take to land once Redis was back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s, err := b.Claim(ctx, Ticket{Scope: "r", Key: "k", Owner: "o3"}, time.Minute); err != nil || s != Taken {
+		t.Fatalf("another replica after the take landed: %v %v, want Taken", s, err)
+	}
+
+	srv.Stop()
+	_ = a.Take(ctx, Ticket{Scope: "r", Key: "k2", Owner: "o4"}, time.Hour)
+	a.Close() // the retry stops (goleak checks it)
+	if n := a.PendingTakes(); n != 0 {
+		t.Fatalf("%d takes still retried after Close", n)
 	}
 }

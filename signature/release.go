@@ -6,74 +6,101 @@ import (
 	"time"
 )
 
-// maxPendingReleases bounds the releases retried in the background at
-// once; past it, a claim is left to end with its lease.
-const maxPendingReleases = 256
-
-// Backoff of a release retried in the background.
+// Bounds of the store commands retried in the background at once; past
+// them a release is left to end with its claim's lease, and a take is
+// reported as lost.
 const (
-	releaseRetryFirst = 100 * time.Millisecond
-	releaseRetryMax   = 2 * time.Second
+	maxPendingReleases = 256
+	maxPendingTakes    = 4096
 )
 
-// releaser retries, in the background, releases that failed (the store
-// was unreachable or slow): once the store answers again, a message whose
-// claim had an unknown outcome, or that was not delivered, is let go at
-// once instead of at the end of its lease. Each retry runs in its own
-// goroutine, started only on a failure and ended by success, by the
-// claim's lease or by close.
-type releaser struct {
-	release func(context.Context, Ticket) error
+// Backoff of a command retried in the background: once the store answers
+// again, a retried command lands within retryMax.
+const (
+	retryFirst = 100 * time.Millisecond
+	retryMax   = time.Second
+)
+
+// retrier retries, in the background, one kind of store command that
+// failed (the store was unreachable or slow): a release, so that a
+// message whose claim had an unknown outcome, or that was not delivered,
+// is let go at once instead of at the end of its lease; a take, so that a
+// delivered message is recorded as soon as the store answers. Each retry
+// runs in its own goroutine, started only on a failure and ended by
+// success, by its deadline or by close.
+type retrier struct {
+	max     int
 	now     func() time.Time
+	landed  func(attempts int) // optional: a retry succeeded
+	gaveUp  func(err error)    // optional: its deadline passed
 	mu      sync.Mutex
-	pending map[string]bool // by key and owner
+	pending map[string]bool // by key, or key and owner
 	done    chan struct{}
 	closed  bool
 	wg      sync.WaitGroup
 }
 
-func newReleaser(release func(context.Context, Ticket) error) *releaser {
-	return &releaser{release: release, now: time.Now, pending: map[string]bool{}, done: make(chan struct{})}
+func newRetrier(max int) *retrier {
+	return &retrier{max: max, now: time.Now, pending: map[string]bool{}, done: make(chan struct{})}
 }
 
-// retry schedules t's release, unless it is already scheduled, the lease
-// is over, too many are pending or the releaser is closed.
-func (r *releaser) retry(t Ticket) {
-	id := t.Key + "\x00" + t.Owner
+// retry schedules op under id until it succeeds or until passes. It
+// reports false when it is not scheduled: too many are pending, the
+// deadline has passed or the retrier is closed (a retry already pending
+// under id counts as scheduled).
+func (r *retrier) retry(id string, until time.Time, op func(context.Context) error) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || r.pending[id] || len(r.pending) >= maxPendingReleases || !r.now().Before(t.Until) {
-		return
+	if r.pending[id] {
+		return true
+	}
+	if r.closed || len(r.pending) >= r.max || !r.now().Before(until) {
+		return false
 	}
 	r.pending[id] = true
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		defer func() { r.mu.Lock(); delete(r.pending, id); r.mu.Unlock() }()
-		wait := releaseRetryFirst
-		for r.now().Before(t.Until) {
+		wait := retryFirst
+		var err error
+		for attempt := 1; r.now().Before(until); attempt++ {
 			select {
 			case <-time.After(wait):
 			case <-r.done:
 				return
 			}
-			if r.release(context.Background(), t) == nil {
+			if err = op(context.Background()); err == nil {
+				if r.landed != nil {
+					r.landed(attempt)
+				}
 				return
 			}
-			wait = min(2*wait, releaseRetryMax)
+			wait = min(2*wait, retryMax)
+		}
+		if r.gaveUp != nil {
+			r.gaveUp(err)
 		}
 	}()
+	return true
 }
 
-// Pending is the number of releases being retried.
-func (r *releaser) Pending() int {
+// has reports whether a retry is pending under id.
+func (r *retrier) has(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending[id]
+}
+
+// Pending is the number of commands being retried.
+func (r *retrier) Pending() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.pending)
 }
 
 // close stops every retry and waits for them.
-func (r *releaser) close() {
+func (r *retrier) close() {
 	r.mu.Lock()
 	if !r.closed {
 		r.closed = true

@@ -67,140 +67,190 @@ func decodeSecrets(scheme string, secrets []string) (keys, error) {
 	return k, nil
 }
 
-// checked is what a scheme found in a request: the signed values that
-// identify the message against replays (never a spelling the sender
-// chose: no signature text, no unsigned header), and the signed timestamp
-// (zero when the scheme signs none).
-type checked struct {
-	identity  [][]byte
-	timestamp time.Time
+// offered is what a request's headers say, read before its body: the
+// signatures offered (decoded, each of its scheme's length) and, where the
+// scheme signs them, the message id and timestamp as sent (they are part
+// of the signed content). Headers that cannot yield one usable signature
+// are refused before any byte of the body is read.
+type offered struct {
+	id, ts string
+	at     time.Time // zero when the scheme signs no timestamp
+	macs   [][]byte  // HMAC-SHA256 signatures
+	eds    [][]byte  // Ed25519 signatures (Standard Webhooks "v1a")
 }
 
-// verifyStandard checks Standard Webhooks: the content signed is
-// "id.timestamp.body"; webhook-signature is a space-separated list of
-// "v1,<base64 HMAC-SHA256>" and "v1a,<base64 Ed25519>".
-func verifyStandard(k keys, h http.Header, body []byte) (checked, error) {
+// A scheme reads a request's signature headers (parse) and checks a body
+// against them (verify), returning the signed values that identify the
+// message against replays: never a spelling the sender chose (no
+// signature text, no unsigned header).
+type scheme struct {
+	parse  func(http.Header) (offered, error)
+	verify func(keys, offered, []byte) ([][]byte, bool)
+}
+
+var schemes = map[string]scheme{
+	StandardWebhooks: {parseStandard, verifyStandard},
+	GitHub:           {parseGitHub, verifyBody},
+	Stripe:           {parseStripe, verifyStripe},
+	Shopify:          {parseShopify, verifyBody},
+}
+
+// parseStandard reads Standard Webhooks: webhook-id, webhook-timestamp,
+// and webhook-signature, a space-separated list of "v1,<base64
+// HMAC-SHA256>" and "v1a,<base64 Ed25519>" (other entries are ignored, as
+// the specification asks).
+func parseStandard(h http.Header) (offered, error) {
 	id, ts, sigs := h.Get("Webhook-Id"), h.Get("Webhook-Timestamp"), h.Get("Webhook-Signature")
 	if id == "" || ts == "" || sigs == "" {
-		return checked{}, refused(ReasonMissing)
+		return offered{}, refused(ReasonMissing)
 	}
 	t, err := unixSeconds(ts)
 	if err != nil {
-		return checked{}, refused(ReasonMalformed)
+		return offered{}, refused(ReasonMalformed)
 	}
-	macs := macsOf(k.hmac, id, ".", ts, ".", body)
-	var content []byte // for v1a only, built on first need
+	o := offered{id: id, ts: ts, at: t}
 	n := 0
-	for _, entry := range strings.Fields(sigs) {
+	for entry := range strings.FieldsSeq(sigs) {
 		if n++; n > maxSignatures {
 			break
 		}
 		version, enc, ok := strings.Cut(entry, ",")
-		if !ok {
+		if !ok || (version != "v1" && version != "v1a") {
 			continue
 		}
 		sig, err := base64.StdEncoding.Strict().DecodeString(enc)
-		if err != nil {
-			continue
+		switch {
+		case err != nil:
+		case version == "v1" && len(sig) == sha256.Size:
+			o.macs = append(o.macs, sig)
+		case version == "v1a" && len(sig) == ed25519.SignatureSize:
+			o.eds = append(o.eds, sig)
 		}
-		switch version {
-		case "v1":
-			if anyEqual(macs, sig) {
-				return checked{identity: [][]byte{[]byte(id)}, timestamp: t}, nil
-			}
-		case "v1a":
-			if len(k.ed) == 0 || len(sig) != ed25519.SignatureSize {
-				continue
-			}
-			if content == nil {
-				content = make([]byte, 0, len(id)+len(ts)+2+len(body))
-				content = append(append(append(append(append(content, id...), '.'), ts...), '.'), body...)
-			}
-			for _, pub := range k.ed {
-				if ed25519.Verify(pub, content, sig) {
-					return checked{identity: [][]byte{[]byte(id)}, timestamp: t}, nil
-				}
+	}
+	if len(o.macs)+len(o.eds) == 0 {
+		return offered{}, refused(ReasonMalformed)
+	}
+	return o, nil
+}
+
+// verifyStandard: the content signed is "id.timestamp.body"; the message
+// is its webhook-id (signed; a retry keeps it).
+func verifyStandard(k keys, o offered, body []byte) ([][]byte, bool) {
+	macs := macsOf(k.hmac, o.id, ".", o.ts, ".", body)
+	for _, sig := range o.macs {
+		if anyEqual(macs, sig) {
+			return [][]byte{[]byte(o.id)}, true
+		}
+	}
+	if len(k.ed) == 0 || len(o.eds) == 0 {
+		return nil, false
+	}
+	content := make([]byte, 0, len(o.id)+len(o.ts)+2+len(body))
+	content = append(append(append(append(append(content, o.id...), '.'), o.ts...), '.'), body...)
+	for _, sig := range o.eds {
+		for _, pub := range k.ed {
+			if ed25519.Verify(pub, content, sig) {
+				return [][]byte{[]byte(o.id)}, true
 			}
 		}
 	}
-	return checked{}, refused(ReasonMismatch)
+	return nil, false
 }
 
-// verifyGitHub checks X-Hub-Signature-256: "sha256=" and the hex
+// parseGitHub reads X-Hub-Signature-256: "sha256=" and the hex
 // HMAC-SHA256 of the raw body. GitHub signs no timestamp and not the
-// delivery id: the message is the body it signs, whatever delivery id
-// or spelling of the hex comes with it.
-func verifyGitHub(k keys, h http.Header, body []byte) (checked, error) {
+// delivery id.
+func parseGitHub(h http.Header) (offered, error) {
 	v := h.Get("X-Hub-Signature-256")
 	if v == "" {
-		return checked{}, refused(ReasonMissing)
+		return offered{}, refused(ReasonMissing)
 	}
 	enc, ok := strings.CutPrefix(v, "sha256=")
+	if !ok || len(enc) != hex.EncodedLen(sha256.Size) {
+		return offered{}, refused(ReasonMalformed)
+	}
 	sig, err := hex.DecodeString(enc)
-	if !ok || err != nil || len(sig) != sha256.Size {
-		return checked{}, refused(ReasonMalformed)
+	if err != nil {
+		return offered{}, refused(ReasonMalformed)
 	}
-	if !anyEqual(macsOf(k.hmac, "", "", "", "", body), sig) {
-		return checked{}, refused(ReasonMismatch)
-	}
-	return checked{identity: [][]byte{body}}, nil
+	return offered{macs: [][]byte{sig}}, nil
 }
 
-// verifyShopify checks X-Shopify-Hmac-Sha256: the base64 HMAC-SHA256 of
-// the raw body; like GitHub, no timestamp and an unsigned webhook id, so
-// the message is the body it signs.
-func verifyShopify(k keys, h http.Header, body []byte) (checked, error) {
+// parseShopify reads X-Shopify-Hmac-Sha256: the base64 HMAC-SHA256 of the
+// raw body; like GitHub, no timestamp and an unsigned webhook id.
+func parseShopify(h http.Header) (offered, error) {
 	v := h.Get("X-Shopify-Hmac-Sha256")
 	if v == "" {
-		return checked{}, refused(ReasonMissing)
+		return offered{}, refused(ReasonMissing)
+	}
+	if len(v) != base64.StdEncoding.EncodedLen(sha256.Size) {
+		return offered{}, refused(ReasonMalformed)
 	}
 	sig, err := base64.StdEncoding.Strict().DecodeString(v)
 	if err != nil || len(sig) != sha256.Size {
-		return checked{}, refused(ReasonMalformed)
+		return offered{}, refused(ReasonMalformed)
 	}
-	if !anyEqual(macsOf(k.hmac, "", "", "", "", body), sig) {
-		return checked{}, refused(ReasonMismatch)
-	}
-	return checked{identity: [][]byte{body}}, nil
+	return offered{macs: [][]byte{sig}}, nil
 }
 
-// verifyStripe checks Stripe-Signature: "t=<unix>,v1=<hex>[,v1=<hex>…]"
-// over "t.body"; v0 and unknown elements are ignored, as Stripe's
-// libraries do. The message is what is signed: t and the body (whichever
-// v1 matched, however its hex is spelled).
-func verifyStripe(k keys, h http.Header, body []byte) (checked, error) {
+// verifyBody checks an HMAC of the raw body alone (GitHub, Shopify): the
+// message is the body it signs, whatever delivery id or spelling of the
+// signature comes with it.
+func verifyBody(k keys, o offered, body []byte) ([][]byte, bool) {
+	if anyEqual(macsOf(k.hmac, "", "", "", "", body), o.macs[0]) {
+		return [][]byte{body}, true
+	}
+	return nil, false
+}
+
+// parseStripe reads Stripe-Signature: "t=<unix>,v1=<hex>[,v1=<hex>…]";
+// v0 and unknown elements are ignored, as Stripe's libraries do, and so
+// is a v1 that is not the hex of 32 bytes.
+func parseStripe(h http.Header) (offered, error) {
 	v := h.Get("Stripe-Signature")
 	if v == "" {
-		return checked{}, refused(ReasonMissing)
+		return offered{}, refused(ReasonMissing)
 	}
-	var ts string
-	var sigs []string
-	for _, el := range strings.Split(v, ",") {
+	var o offered
+	v1 := 0
+	for el := range strings.SplitSeq(v, ",") {
 		name, val, _ := strings.Cut(strings.TrimSpace(el), "=")
 		switch name {
 		case "t":
-			ts = val
+			o.ts = val
 		case "v1":
-			if len(sigs) < maxSignatures {
-				sigs = append(sigs, val)
+			if v1++; v1 > maxSignatures || len(val) != hex.EncodedLen(sha256.Size) {
+				continue
+			}
+			if sig, err := hex.DecodeString(val); err == nil {
+				o.macs = append(o.macs, sig)
 			}
 		}
 	}
-	t, err := unixSeconds(ts)
-	if err != nil {
-		return checked{}, refused(ReasonMalformed)
+	t, err := unixSeconds(o.ts)
+	switch {
+	case err != nil:
+		return offered{}, refused(ReasonMalformed)
+	case v1 == 0:
+		return offered{}, refused(ReasonMissing)
+	case len(o.macs) == 0:
+		return offered{}, refused(ReasonMalformed)
 	}
-	if len(sigs) == 0 {
-		return checked{}, refused(ReasonMissing)
-	}
-	macs := macsOf(k.hmac, ts, ".", "", "", body)
-	for _, s := range sigs {
-		sig, err := hex.DecodeString(s)
-		if err == nil && anyEqual(macs, sig) {
-			return checked{identity: [][]byte{[]byte(ts), body}, timestamp: t}, nil
+	o.at = t
+	return o, nil
+}
+
+// verifyStripe: the content signed is "t.body"; the message is what is
+// signed, t and the body (whichever v1 matched, however its hex is
+// spelled).
+func verifyStripe(k keys, o offered, body []byte) ([][]byte, bool) {
+	macs := macsOf(k.hmac, o.ts, ".", "", "", body)
+	for _, sig := range o.macs {
+		if anyEqual(macs, sig) {
+			return [][]byte{[]byte(o.ts), body}, true
 		}
 	}
-	return checked{}, refused(ReasonMismatch)
+	return nil, false
 }
 
 // macsOf computes HMAC-SHA256(key, a b c d body) for every key, streaming

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -339,6 +342,61 @@ func TestBadSecrets(t *testing.T) {
 	} {
 		if _, err := New(Options{Scheme: tc.scheme, Secrets: []string{tc.secret}}); err == nil {
 			t.Errorf("%s %q accepted", tc.scheme, tc.secret)
+		}
+	}
+}
+
+// TestCheckHeadersBeforeTheBody: what the headers alone tell is judged
+// without the body: each vector's headers pass; a signature of the wrong
+// length or encoding, a missing one and a timestamp outside the tolerance
+// are refused with the reason Verify would give.
+func TestCheckHeadersBeforeTheBody(t *testing.T) {
+	for _, v := range vectors {
+		at := v.at
+		if at.IsZero() {
+			at = time.Now()
+		}
+		if err := newAt(t, v, at, nil).CheckHeaders(v.header); err != nil {
+			t.Errorf("%s: %v", v.name, err)
+		}
+		if !v.at.IsZero() {
+			if err := newAt(t, v, at.Add(DefaultTolerance+time.Second), nil).CheckHeaders(v.header); reason(err) != ReasonTimestamp {
+				t.Errorf("%s, stale: %v, want %q", v.name, err, ReasonTimestamp)
+			}
+		}
+	}
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	zeros := strings.Repeat("0", 64)
+	tests := []struct {
+		scheme string
+		header http.Header
+		want   string
+	}{
+		{GitHub, http.Header{"X-Hub-Signature-256": {"sha256=" + zeros}}, ""},
+		{GitHub, http.Header{"X-Hub-Signature-256": {"sha256=" + zeros[:62]}}, ReasonMalformed},
+		{GitHub, http.Header{"X-Hub-Signature-256": {"sha256=" + zeros + "00"}}, ReasonMalformed},
+		{GitHub, http.Header{"X-Hub-Signature-256": {"sha1=" + zeros}}, ReasonMalformed},
+		{Shopify, http.Header{"X-Shopify-Hmac-Sha256": {base64.StdEncoding.EncodeToString(make([]byte, 31))}}, ReasonMalformed},
+		{Shopify, http.Header{"X-Shopify-Hmac-Sha256": {base64.RawStdEncoding.EncodeToString(make([]byte, 32))}}, ReasonMalformed},
+		{Stripe, http.Header{"Stripe-Signature": {"t=" + now + ",v1=" + zeros}}, ""},
+		{Stripe, http.Header{"Stripe-Signature": {"t=" + now + ",v1=00"}}, ReasonMalformed},
+		{Stripe, http.Header{"Stripe-Signature": {"t=" + now}}, ReasonMissing},
+		{Stripe, http.Header{"Stripe-Signature": {"v1=" + zeros}}, ReasonMalformed},
+		{StandardWebhooks, http.Header{"Webhook-Id": {"a"}, "Webhook-Timestamp": {now}, "Webhook-Signature": {"v1," + base64.StdEncoding.EncodeToString(make([]byte, 32))}}, ""},
+		{StandardWebhooks, http.Header{"Webhook-Id": {"a"}, "Webhook-Timestamp": {now}, "Webhook-Signature": {"v1,AA== v2," + base64.StdEncoding.EncodeToString(make([]byte, 32))}}, ReasonMalformed},
+		{StandardWebhooks, http.Header{"Webhook-Id": {"a"}, "Webhook-Signature": {"v1,AA=="}}, ReasonMissing},
+	}
+	for _, tc := range tests {
+		secret := "s"
+		if tc.scheme == StandardWebhooks {
+			secret = "whsec_c2VjcmV0"
+		}
+		v, err := New(Options{Scheme: tc.scheme, Secrets: []string{secret}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.CheckHeaders(tc.header); reason(err) != tc.want {
+			t.Errorf("%s %v: %v, want %q", tc.scheme, tc.header, err, tc.want)
 		}
 	}
 }

@@ -58,22 +58,14 @@ type Verifier struct {
 	store     Store
 	failOpen  bool
 	now       func() time.Time
-	verify    func(keys, http.Header, []byte) (checked, error)
+	sch       scheme
 }
 
 // New decodes the secrets and returns a Verifier.
 func New(o Options) (*Verifier, error) {
 	v := &Verifier{scheme: o.Scheme, route: o.Route, tolerance: o.Tolerance, lease: o.Lease, store: o.Store, failOpen: o.FailOpen, now: o.Now}
-	switch o.Scheme {
-	case StandardWebhooks:
-		v.verify = verifyStandard
-	case GitHub:
-		v.verify = verifyGitHub
-	case Stripe:
-		v.verify = verifyStripe
-	case Shopify:
-		v.verify = verifyShopify
-	default:
+	var ok bool
+	if v.sch, ok = schemes[o.Scheme]; !ok {
 		return nil, fmt.Errorf("signature: unknown scheme %q (one of %v)", o.Scheme, Schemes)
 	}
 	if len(o.Secrets) == 0 {
@@ -96,24 +88,48 @@ func New(o Options) (*Verifier, error) {
 	return v, nil
 }
 
-// Verify checks the signature of a request's headers and complete body,
-// then the timestamp, then (with a Store) that the message is new, and
-// claims it. The error is an *Error matching ErrRefused, ErrDuplicate,
+// CheckHeaders judges what a request's headers alone can tell, before its
+// body is read: the signature header is there and parses for the scheme
+// (prefix, encoding, length), and, where the scheme signs one, the
+// timestamp is within the tolerance. The error is an *Error matching
+// ErrRefused.
+func (v *Verifier) CheckHeaders(h http.Header) error {
+	o, err := v.sch.parse(h)
+	if err != nil {
+		return err
+	}
+	return v.checkTime(o)
+}
+
+func (v *Verifier) checkTime(o offered) error {
+	if !o.at.IsZero() {
+		if d := v.now().Sub(o.at); d > v.tolerance || d < -v.tolerance {
+			return refused(ReasonTimestamp)
+		}
+	}
+	return nil
+}
+
+// Verify checks the headers (as CheckHeaders), the signature of the
+// complete body, then (with a Store) that the message is new, and claims
+// it. The error is an *Error matching ErrRefused, ErrDuplicate,
 // ErrInFlight or ErrStoreUnavailable.
 func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) (*Receipt, error) {
-	c, err := v.verify(v.keys, h, body)
+	o, err := v.sch.parse(h)
 	if err != nil {
 		return nil, err
 	}
-	if !c.timestamp.IsZero() {
-		if d := v.now().Sub(c.timestamp); d > v.tolerance || d < -v.tolerance {
-			return nil, refused(ReasonTimestamp)
-		}
+	if err := v.checkTime(o); err != nil {
+		return nil, err
+	}
+	identity, ok := v.sch.verify(v.keys, o, body)
+	if !ok {
+		return nil, refused(ReasonMismatch)
 	}
 	if v.store == nil {
 		return &Receipt{}, nil
 	}
-	t := Ticket{Scope: v.route, Key: v.replayKey(c.identity), Owner: newOwner(), Until: v.now().Add(v.lease)}
+	t := Ticket{Scope: v.route, Key: v.replayKey(identity), Owner: newOwner(), Until: v.now().Add(v.lease)}
 	state, err := v.store.Claim(ctx, t, v.lease)
 	switch {
 	case errors.Is(err, ErrStoreFull):

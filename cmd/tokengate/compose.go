@@ -33,6 +33,8 @@ type stack struct {
 	transport *http.Transport
 	verifyKey string // identity of the verification setup; equal → reuse
 	stopWarm  context.CancelFunc
+	// replayHealth reports the Redis replay store's health (nil: none).
+	replayHealth func() error
 }
 
 // builder builds stacks; it outlives reloads.
@@ -138,6 +140,7 @@ func (b *builder) build(cfg *config.Config, prev *stack) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.replayHealth = b.replayHealth(cfg)
 	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd, Signatures: sigs}
 	if b.metrics != nil {
 		opts.Observer = b.metrics

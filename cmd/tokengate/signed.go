@@ -32,7 +32,7 @@ func (b *builder) replayStore(s config.Signatures) (signature.Store, error) {
 	h := &replayHolder{key: key}
 	if s.RedisReplay() {
 		redis.SetLogger(redisLog{b.log})
-		r, err := signature.NewRedisStore(s.ReplayStore, s.StoreTimeout.D())
+		r, err := signature.NewRedisStore(s.ReplayStore, s.StoreTimeout.D(), b.log.Named("replay"))
 		if err != nil {
 			return nil, err
 		}
@@ -80,10 +80,36 @@ func (b *builder) signatureVerifiers(cfg *config.Config) ([]proxy.SignatureVerif
 	return out, nil
 }
 
+// replayHealth is the health of the Redis replay store cfg's routes use
+// (read without waiting on Redis), or nil when none does or the routes
+// fail open (they serve, unchecked, while Redis is down).
+func (b *builder) replayHealth(cfg *config.Config) func() error {
+	if b.replay == nil || b.replay.redis == nil || cfg.Signatures.ReplayFailOpen {
+		return nil
+	}
+	for _, r := range cfg.Routes {
+		if r.Signature != nil && r.Signature.ReplayOn() {
+			return b.replay.redis.Health
+		}
+	}
+	return nil
+}
+
+// replayReady reports why the stack's replay store cannot serve, or nil.
+func (s *stack) replayReady() error {
+	if s.replayHealth == nil {
+		return nil
+	}
+	return s.replayHealth()
+}
+
 // deliveryLease bounds how long a claimed message may stay in flight: the
 // longest the gate takes to get the receiver's status (its body is read
-// before the claim) plus the store's commands, and a margin. Past it, a
-// message whose gate crashed or lost the store is let go by itself.
+// before the claim) plus the store's commands, and a margin in which a
+// take that failed (Redis slow or paused) is retried in the background
+// (at least every second) before other replicas may claim the message.
+// Past it, a message whose gate crashed or lost the store is let go by
+// itself, and one whose answer was lost may be delivered again.
 func deliveryLease(cfg *config.Config) time.Duration {
 	return cfg.Upstream.DialTimeout.D() + cfg.Upstream.ResponseTimeout.D() + 4*cfg.Signatures.StoreTimeout.D() + 10*time.Second
 }

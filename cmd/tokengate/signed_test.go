@@ -3,22 +3,28 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tokengate/tokengate/signature/redistest"
 	"github.com/tokengate/tokengate/verifier/verifiertest"
@@ -418,6 +424,14 @@ func TestOneMessageFannedOutToTwoRoutesReachesBoth(t *testing.T) {
 	}
 }
 
+// madeUpStandard are Standard Webhooks headers that parse (a fresh
+// timestamp, a signature of the right length) but were not signed with
+// the secret: the gate must read the body to refuse them.
+func madeUpStandard() string {
+	return "Webhook-Id: msg_slow\r\nWebhook-Timestamp: " + strconv.FormatInt(time.Now().Unix(), 10) +
+		"\r\nWebhook-Signature: v1," + base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\r\n"
+}
+
 // slowBody opens a connection that announces a signed body of length
 // (chunked when length < 0), waits until the gate starts reading it (the
 // 100 Continue it asked for) and sends part of it; the body is never
@@ -436,7 +450,7 @@ func slowBody(t *testing.T, addr, path string, length int, part []byte) *bufio.R
 		part = append([]byte(fmt.Sprintf("%x\r\n", len(part))), append(part, "\r\n"...)...)
 	}
 	head := "POST " + path + " HTTP/1.1\r\nHost: hooks.example.com\r\n" + framing +
-		"\r\nExpect: 100-continue\r\nWebhook-Id: msg_slow\r\nWebhook-Timestamp: 1\r\nWebhook-Signature: v1,AA==\r\n\r\n"
+		"\r\nExpect: 100-continue\r\n" + madeUpStandard() + "\r\n"
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, head); err != nil {
 		t.Fatal(err)
@@ -736,4 +750,419 @@ func TestRedisStallNeverMakesANewMessageAReplay(t *testing.T) {
 			t.Errorf("%s reached the receiver %d times, want exactly once", body, n)
 		}
 	}
+}
+
+// budgetRoutes: signed routes whose bodies are at most 64 KiB, for a gate
+// whose signatures.body_memory is 128 KiB: one client address may hold
+// max(128 KiB/16, 64 KiB) = 64 KiB of it.
+const budgetRoutes = `
+  - name: capped
+    path: /hooks/capped
+    signature: { scheme: github, secrets: ["${GH_NEW}"], max_body_size: 64KiB }
+  - name: capped-stripe
+    path: /hooks/capped-stripe
+    signature: { scheme: stripe, secrets: ["${STRIPE_SECRET}"], max_body_size: 64KiB }
+`
+
+// openSigned connects from the local address from (another loopback
+// address is another client) and sends a POST's head that announces a
+// body of length and asks for 100 Continue; it returns the connection and
+// the reader of the gate's answers. The connection is closed at the
+// test's end.
+func openSigned(t *testing.T, from, addr, path string, length int, header string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if errors.Is(err, syscall.EADDRNOTAVAIL) && os.Getenv("CI") == "" {
+		t.Skipf("connecting from %s: %v (Linux routes all of 127/8 to loopback; CI runs this test)", from, err)
+	}
+	if err != nil {
+		t.Fatalf("connecting from %s: %v", from, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Length: %d\r\nExpect: 100-continue\r\n%s\r\n", path, length, header)
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	return c, bufio.NewReader(c)
+}
+
+// readAnswer reads one response (a 100 Continue included) and its JSON.
+func readAnswer(br *bufio.Reader) (answer, error) {
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	a := answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
+	if resp.StatusCode != http.StatusContinue {
+		b, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(b, &a)
+	}
+	return a, nil
+}
+
+// TestNoOneClientCanTakeTheSignedBodyBudget: signatures.body_memory cannot
+// be taken by senders without the secret. A signature header that cannot
+// be right (wrong length, a stale timestamp, none at all) is refused 401
+// before any of the body is read; a request whose body has not started
+// holds nothing, however many wait; and one client address holds at most
+// its share (here 64 KiB of 128 KiB): past it that address gets 503 with
+// Retry-After, while a correctly signed message from another address is
+// delivered.
+func TestNoOneClientCanTakeTheSignedBodyBudget(t *testing.T) {
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	s := startYAML(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: %s
+body_read_timeout: 60s
+signatures: { body_memory: 128KiB }
+issuers: [{ name: idp, issuer: %s, audiences: [https://hooks.example.com] }]
+routes:%s`, recv.URL, idp.Issuer(), budgetRoutes))
+	addr := s.pubLn.Addr().String()
+	n := 0
+	legit := func(what string) {
+		t.Helper()
+		n++
+		body := fmt.Sprintf(`{"n":%d,"pad":"%s"}`, n, strings.Repeat("x", 50<<10))
+		if a := post(t, "http://"+addr+"/hooks/capped", githubHeaders("new-github-secret", "d", body), body); a.status != http.StatusOK {
+			t.Fatalf("%s: a correctly signed 50 KiB message from 127.0.0.1: %d %q, want 200", what, a.status, a.Desc)
+		}
+	}
+	madeUpGitHub := "X-Hub-Signature-256: sha256=" + strings.Repeat("0", 64) + "\r\n"
+
+	// Headers that cannot be right: 401 at once, no 100 Continue, the
+	// body never waited for (it would take body_read_timeout, 60s).
+	stale := strconv.FormatInt(time.Now().Add(-10*time.Minute).Unix(), 10)
+	for _, tc := range []struct{ name, path, header, reason string }{
+		{"a signature too short", "/hooks/capped", "X-Hub-Signature-256: sha256=000\r\n", "signature malformed"},
+		{"a signature not hex", "/hooks/capped", "X-Hub-Signature-256: sha256=" + strings.Repeat("z", 64) + "\r\n", "signature malformed"},
+		{"no signature", "/hooks/capped", "", "signature missing"},
+		{"a stale timestamp", "/hooks/capped-stripe", "Stripe-Signature: t=" + stale + ",v1=" + strings.Repeat("0", 64) + "\r\n", "timestamp outside tolerance"},
+	} {
+		c, br := openSigned(t, "127.0.0.1", addr, tc.path, 60_000, tc.header)
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		a, err := readAnswer(br)
+		if err != nil || a.status != http.StatusUnauthorized || a.Desc != tc.reason {
+			t.Errorf("%s, no body sent: %d %q %v, want 401 %q at once", tc.name, a.status, a.Desc, err, tc.reason)
+		}
+		c.Close()
+	}
+
+	// 32 senders on two addresses whose bodies have not started: nothing
+	// held (charged 4 KiB each, they would fill both shares and the
+	// budget).
+	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
+		for range 16 {
+			c, br := openSigned(t, from, addr, "/hooks/capped", 60_000, madeUpGitHub)
+			if a, err := readAnswer(br); err != nil || a.status != http.StatusContinue {
+				t.Fatalf("a sender from %s waiting for the gate to read its body: %d %v, want 100 Continue", from, a.status, err)
+			}
+			defer c.Close()
+		}
+	}
+	legit("with 32 senders whose bodies have not started")
+
+	// 12 senders from 127.0.0.2 send 30,000 bytes of 60,000 each: each
+	// needs a 32 KiB buffer; two fit in the address's share, the others
+	// are refused. The budget keeps room for other addresses.
+	answers := make(chan answer, 12)
+	for range 12 {
+		c, br := openSigned(t, "127.0.0.2", addr, "/hooks/capped", 60_000, madeUpGitHub)
+		if a, err := readAnswer(br); err != nil || a.status != http.StatusContinue {
+			t.Fatalf("waiting for 100 Continue: %d %v", a.status, err)
+		}
+		if _, err := c.Write(bytes.Repeat([]byte("a"), 30_000)); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			a, err := readAnswer(br)
+			if err != nil {
+				a.Desc = err.Error()
+			}
+			answers <- a
+		}()
+	}
+	// At least 8 are refused whatever the budget's rule: then the 128
+	// KiB hold all they will.
+	for i := range 8 {
+		select {
+		case a := <-answers:
+			if a.status != http.StatusServiceUnavailable || a.retryAfter == "" {
+				t.Fatalf("a sender past its share: %d %q Retry-After %q, want 503 with Retry-After", a.status, a.Desc, a.retryAfter)
+			}
+			if i == 0 {
+				t.Logf("a sender past its share: %d %q", a.status, a.Desc)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("waited 20s for the gate to refuse 8 of 12 senders of 30,000 bytes from one address (%d refused)", i)
+		}
+	}
+	legit("with one address holding all it may")
+}
+
+// heldReceiver holds each request until its body is released (or the
+// gate cancels it, or 20s pass), then answers 200; it signals arrivals and
+// cancellations and counts copies by body.
+type heldReceiver struct {
+	*httptest.Server
+	arrived, cancelled chan string
+	mu                 sync.Mutex
+	copies             map[string]int
+	releases           map[string]chan struct{}
+}
+
+func newHeldReceiver(t *testing.T) *heldReceiver {
+	r := &heldReceiver{arrived: make(chan string, 16), cancelled: make(chan string, 16), copies: map[string]int{}, releases: map[string]chan struct{}{}}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.copies[string(b)]++
+		r.mu.Unlock()
+		r.arrived <- string(b)
+		select {
+		case <-r.releaseOf(string(b)):
+		case <-req.Context().Done():
+			r.cancelled <- string(b)
+		case <-time.After(20 * time.Second):
+		}
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *heldReceiver) releaseOf(body string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.releases[body]
+	if c == nil {
+		c = make(chan struct{})
+		r.releases[body] = c
+	}
+	return c
+}
+
+func (r *heldReceiver) count(body string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.copies[body]
+}
+
+func (r *heldReceiver) await(t *testing.T, body string) {
+	t.Helper()
+	select {
+	case got := <-r.arrived:
+		if got != body {
+			t.Fatalf("the receiver got %q, want %q", got, body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("waited 10s for %q to reach the receiver", body)
+	}
+}
+
+// TestSenderGoneOrSlowReceiverIsNotDeliveredTwice: once the receiver has
+// a signed message, its sender going away does not cancel the delivery:
+// the receiver's 200 still settles the message, and the sender's retry is
+// a duplicate. When the receiver's answer is lost (it answers after
+// response_timeout: the sender gets 504), the message is not released:
+// a copy gets 409 with Retry-After until its lease ends, and the receiver
+// gets it once.
+func TestSenderGoneOrSlowReceiverIsNotDeliveredTwice(t *testing.T) {
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newHeldReceiver(t)
+	s := startYAML(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: { url: %s, response_timeout: 5s }
+issuers: [{ name: idp, issuer: %s, audiences: [https://hooks.example.com] }]
+routes:%s`, recv.URL, idp.Issuer(), signedRoutes))
+	addr := s.pubLn.Addr().String()
+	gate := "http://" + addr
+
+	// The sender goes away while the receiver holds the message.
+	body := `{"action":"gone"}`
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, gate+"/hooks/github", strings.NewReader(body))
+	req.Header = githubHeaders("new-github-secret", "d-gone", body)
+	if err := req.Write(c); err != nil {
+		t.Fatal(err)
+	}
+	recv.await(t, body)
+	c.Close()
+	select { // the gate must not cancel the delivery; give it 1s to
+	case <-recv.cancelled:
+	case <-time.After(time.Second):
+	}
+	close(recv.releaseOf(body))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		a := post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d-retry", body), body)
+		if a.status == http.StatusConflict && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond) // still being settled
+			continue
+		}
+		if a.status != http.StatusOK || a.Result != "duplicate" {
+			t.Fatalf("the sender's retry after it went away and the receiver took the message: %d %q %q, want 200 duplicate", a.status, a.Desc, a.Result)
+		}
+		break
+	}
+	if n := recv.count(body); n != 1 {
+		t.Fatalf("the receiver got the message %d times, want once", n)
+	}
+
+	// The receiver answers after response_timeout (5s): 504, and the
+	// message stays in flight.
+	body = `{"action":"slow"}`
+	defer close(recv.releaseOf(body))
+	h := stripeHeaders("whsec_stripe", time.Now(), body)
+	done := make(chan answer, 1)
+	go func() { done <- post(t, gate+"/hooks/stripe", h, body) }()
+	recv.await(t, body)
+	select {
+	case a := <-done:
+		if a.status != http.StatusGatewayTimeout {
+			t.Fatalf("a receiver slower than response_timeout: %d %q, want 504", a.status, a.Desc)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("waited 15s for the gate's 504")
+	}
+	if a := post(t, gate+"/hooks/stripe", h, body); a.status != http.StatusConflict || a.retryAfter == "" {
+		t.Fatalf("the sender's retry after a lost answer: %d %q %q, want 409 with Retry-After (the receiver may have it)", a.status, a.Desc, a.Result)
+	}
+	if n := recv.count(body); n != 1 {
+		t.Fatalf("the receiver got the message %d times, want once", n)
+	}
+
+	// A receiver that cannot be reached never got the message: it is
+	// released, and the sender's retry is tried again (502, not 409).
+	down := "http://" + signedServer(t, idp, "http://"+freeAddr(t), "").pubLn.Addr().String()
+	for i := range 2 {
+		if a := post(t, down+"/hooks/stripe", h, body); a.status != http.StatusBadGateway {
+			t.Fatalf("attempt %d with the receiver down: %d %q, want 502", i, a.status, a.Desc)
+		}
+	}
+}
+
+// TestRedisPauseWhileRecordingADeliveryIsRetried: Redis pauses writes
+// (CLIENT PAUSE 1500 WRITE) while the gate records a delivered message;
+// the take times out (store_timeout 500ms) and the sender gets the
+// receiver's 200. The take is retried in the background until it lands:
+// a copy is a duplicate on this replica at once, and on another replica
+// (which asks Redis) once the pause is over, never forwarded again.
+func TestRedisPauseWhileRecordingADeliveryIsRetried(t *testing.T) {
+	srv := redistest.Start(t)
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newHeldReceiver(t)
+	store := fmt.Sprintf("\nsignatures: { replay_store: %q, store_timeout: 500ms }\n", srv.URL())
+	a := signedGate(t, idp, recv.URL, store)
+	b := signedGate(t, idp, recv.URL, store)
+	warm := `{"warm":1}` // loads the claim and take scripts
+	close(recv.releaseOf(warm))
+	if r := post(t, a+"/hooks/github", githubHeaders("new-github-secret", "d", warm), warm); r.status != http.StatusOK {
+		t.Fatalf("warm-up: %d %q", r.status, r.Desc)
+	}
+	recv.await(t, warm)
+
+	body := `{"action":"paused"}`
+	h := githubHeaders("new-github-secret", "d-1", body)
+	first := make(chan answer, 1)
+	go func() { first <- post(t, a+"/hooks/github", h, body) }()
+	recv.await(t, body)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rc.Close()
+	if err := rc.Do(context.Background(), "CLIENT", "PAUSE", 1500, "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	close(recv.releaseOf(body))
+	select {
+	case r := <-first:
+		if r.status != http.StatusOK || r.Result != "" {
+			t.Fatalf("the delivery during the pause: %d %q %q, want the receiver's 200", r.status, r.Desc, r.Result)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("waited 15s for the delivery's answer")
+	}
+	if r := post(t, a+"/hooks/github", h, body); r.status != http.StatusOK || r.Result != "duplicate" {
+		t.Errorf("a copy to the same replica: %d %q %q, want 200 duplicate", r.status, r.Desc, r.Result)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := post(t, b+"/hooks/github", h, body)
+		if r.status == http.StatusOK && r.Result == "duplicate" {
+			break
+		}
+		if r.status == http.StatusOK || time.Now().After(deadline) {
+			t.Fatalf("a copy to another replica: %d %q %q, want 200 duplicate within 10s", r.status, r.Desc, r.Result)
+		}
+		time.Sleep(100 * time.Millisecond) // 409 (in flight) or 503 (paused) until the take lands
+	}
+	if n := recv.count(body); n != 1 {
+		t.Fatalf("the receiver got the message %d times, want once", n)
+	}
+}
+
+// readyz is the admin /readyz answer.
+func readyz(t *testing.T, s *server) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + s.adminLn.Addr().String() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestReadyzSaysWhenTheReplayStoreIsUnreachable: with a wrong Redis
+// password every signed request would get 503, so /readyz is 503 and
+// names the replay store (never the password); with the right one it is
+// ready; when Redis stops, /readyz fails within a few seconds.
+func TestReadyzSaysWhenTheReplayStoreIsUnreachable(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	if err := rc.ConfigSet(context.Background(), "requirepass", "right-pass").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	t.Setenv("WRONG_PASS", "wrong-pass")
+	t.Setenv("RIGHT_PASS", "right-pass")
+	store := func(env string) string {
+		return fmt.Sprintf("\nsignatures: { replay_store: \"redis://:${%s}@%s/0\", store_timeout: 500ms }\n", env, srv.Addr())
+	}
+	wrong := signedServer(t, idp, recv.URL, store("WRONG_PASS"))
+	right := signedServer(t, idp, recv.URL, store("RIGHT_PASS"))
+
+	eventually(t, "the gate with the right password ready", func() bool { code, _ := readyz(t, right); return code == http.StatusOK })
+	code, body := readyz(t, wrong)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "replay store") || strings.Contains(body, "wrong-pass") {
+		t.Fatalf("a wrong Redis password: /readyz %d %q, want 503 naming the replay store, without the password", code, body)
+	}
+	t.Logf("/readyz: %s", strings.TrimSpace(body))
+	gate := "http://" + wrong.pubLn.Addr().String()
+	msg := `{"ready":false}`
+	if a := post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d", msg), msg); a.status != http.StatusServiceUnavailable {
+		t.Fatalf("a signed request through it: %d %q, want 503", a.status, a.Desc)
+	}
+
+	srv.Stop()
+	eventually(t, "/readyz to fail once Redis stopped", func() bool {
+		code, body := readyz(t, right)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "replay store")
+	})
 }

@@ -68,5 +68,5 @@ func (s *stack) ready() error {
 			return fmt.Errorf("issuer %s: keys not fetched yet", j.Name())
 		}
 	}
-	return nil
+	return s.replayReady()
 }
