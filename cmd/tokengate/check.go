@@ -129,9 +129,7 @@ func check(ctx context.Context, path string, out io.Writer) error {
 func checkBuild(cfg *config.Config) []string {
 	b := &builder{log: zap.NewNop()}
 	st, err := b.build(cfg, nil)
-	if r := b.replay; r != nil && r.redis != nil {
-		_ = r.redis.Close()
-	}
+	b.abortReplay() // check serves nothing: close a Redis client it made
 	if err != nil {
 		return []string{fmt.Sprintf("serve would refuse this configuration: %v", err)}
 	}

@@ -47,8 +47,9 @@ type builder struct {
 	// generated is the throw-away signing key made when the token endpoint
 	// has no key files; kept across reloads so tokens stay valid.
 	generated *issuer.Key
-	// replay is the signed-webhook replay store, kept across reloads.
-	replay *replayHolder
+	// replay is the signed-webhook replay store, kept across reloads;
+	// pending is a new one built for a stack that does not serve yet.
+	replay, pending *replayHolder
 }
 
 // newIssuer builds the verifier of one issuer: introspection or JWT.

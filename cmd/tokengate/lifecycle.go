@@ -101,6 +101,7 @@ func startWith(ctx context.Context, path string, log *zap.Logger, o serveOptions
 	if err != nil {
 		return nil, err
 	}
+	s.b.commitReplay()
 	s.cur.Store(st)
 	s.m.lastReload.SetToCurrentTime()
 
@@ -211,10 +212,12 @@ func (s *server) reload(ctx context.Context, why string) error {
 		plan, err = s.eg.prepare(st.cfg.Egress, st.cfg.BodyReadTimeout.D())
 	}
 	if err != nil {
+		s.b.abortReplay()
 		s.reloadFailed(why, err)
 		return err
 	}
 	s.swap(ctx, old, st)
+	s.b.commitReplay()
 	if tlsChanged {
 		s.pubLn.SetTLS(pubTLS) // new connections; established ones keep theirs
 		s.log.Info("public listener TLS settings replaced", zap.Bool("tls", pubTLS != nil))

@@ -23,12 +23,18 @@ type replayHolder struct {
 }
 
 // replayStore returns the store cfg asks for, reusing the current one
-// when it is the same.
+// when it is the same. A new store is pending until the stack built with
+// it serves (commitReplay) or is dropped (abortReplay): a reload that
+// fails never closes the store the running stack uses.
 func (b *builder) replayStore(s config.Signatures) (signature.Store, error) {
 	key := fmt.Sprintf("%s|%d|%s", s.ReplayStore, s.ReplayMemoryEntries, s.StoreTimeout.D())
 	if h := b.replay; h != nil && h.key == key {
 		return h.store, nil
 	}
+	if h := b.pending; h != nil && h.key == key {
+		return h.store, nil
+	}
+	b.abortReplay()
 	h := &replayHolder{key: key}
 	if s.RedisReplay() {
 		redis.SetLogger(redisLog{b.log})
@@ -40,12 +46,30 @@ func (b *builder) replayStore(s config.Signatures) (signature.Store, error) {
 	} else {
 		h.store = signature.NewMemoryStore(s.ReplayMemoryEntries)
 	}
+	b.pending = h
+	return h.store, nil
+}
+
+// commitReplay makes the pending store the current one once the stack
+// built with it serves; the old Redis client is closed a minute later,
+// when requests still on the old stack are done with it.
+func (b *builder) commitReplay() {
+	h := b.pending
+	if h == nil {
+		return
+	}
 	if old := b.replay; old != nil && old.redis != nil {
-		// Requests still on the old stack may use it for a moment.
 		time.AfterFunc(time.Minute, func() { _ = old.redis.Close() })
 	}
-	b.replay = h
-	return h.store, nil
+	b.replay, b.pending = h, nil
+}
+
+// abortReplay closes a store built for a stack that will not serve.
+func (b *builder) abortReplay() {
+	if h := b.pending; h != nil && h.redis != nil {
+		_ = h.redis.Close()
+	}
+	b.pending = nil
 }
 
 // signatureVerifiers builds, for each route in order, its signed-webhook
@@ -84,12 +108,16 @@ func (b *builder) signatureVerifiers(cfg *config.Config) ([]proxy.SignatureVerif
 // (read without waiting on Redis), or nil when none does or the routes
 // fail open (they serve, unchecked, while Redis is down).
 func (b *builder) replayHealth(cfg *config.Config) func() error {
-	if b.replay == nil || b.replay.redis == nil || cfg.Signatures.ReplayFailOpen {
+	h := b.pending // the store this build uses: pending, else the current one
+	if h == nil {
+		h = b.replay
+	}
+	if h == nil || h.redis == nil || cfg.Signatures.ReplayFailOpen {
 		return nil
 	}
 	for _, r := range cfg.Routes {
 		if r.Signature != nil && r.Signature.ReplayOn() {
-			return b.replay.redis.Health
+			return h.redis.Health
 		}
 	}
 	return nil

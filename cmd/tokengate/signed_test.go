@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -1165,4 +1166,45 @@ func TestReadyzSaysWhenTheReplayStoreIsUnreachable(t *testing.T) {
 		code, body := readyz(t, right)
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "replay store")
 	})
+}
+
+// TestAFailedReloadKeepsTheReplayStore: a reload that builds a new replay
+// store and then fails (here: a broken certificate) leaves the running
+// store in place, so a later good reload of the old settings still knows
+// every message delivered before.
+func TestAFailedReloadKeepsTheReplayStore(t *testing.T) {
+	signedEnv(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	base := fmt.Sprintf("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nupstream: %s\nissuers: [{ name: idp, issuer: %s, audiences: [https://hooks.example.com] }]\nroutes:%s",
+		recv.URL, idp.Issuer(), signedRoutes)
+	s := startYAML(t, base+"\nsignatures: { replay_memory_entries: 100 }\n")
+	gate := "http://" + s.pubLn.Addr().String()
+	body := `{"ref":"refs/heads/main"}`
+	if a := post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d-1", body), body); a.status != 200 || a.Result != "" {
+		t.Fatalf("the first delivery: %d %q", a.status, a.Result)
+	}
+	reload := func(y string) error {
+		if err := os.WriteFile(s.path, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return s.reload(t.Context(), "test")
+	}
+	broken := filepath.Join(t.TempDir(), "broken.pem")
+	if err := os.WriteFile(broken, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := reload(base + "\nsignatures: { replay_memory_entries: 200 }\ntls: { cert_file: " + broken + ", key_file: " + broken + " }\n"); err == nil {
+		t.Fatal("a reload with a broken certificate succeeded")
+	}
+	if err := reload(base + "\nsignatures: { replay_memory_entries: 100 }\nrealm: again\n"); err != nil {
+		t.Fatal(err)
+	}
+	if a := post(t, gate+"/hooks/github", githubHeaders("new-github-secret", "d-2", body), body); a.status != 200 || a.Result != "duplicate" {
+		t.Fatalf("the same message after a failed and a good reload: %d %q, want 200 duplicate", a.status, a.Result)
+	}
+	if n := len(recv.received()); n != 1 {
+		t.Fatalf("the receiver got the message %d times, want once", n)
+	}
 }
