@@ -197,7 +197,13 @@ func listenForCode(ctx context.Context, a *egress.Authorization, redirect string
 	}
 	fmt.Fprintf(out, "Open this address in a browser, log in and consent:\n\n  %s\n\nWaiting for the redirect to %s …\n%s\n", a.URL, redirect, codeLifetimeNote)
 	srv.Start()
-	defer srv.Close()
+	defer func() {
+		// Shutdown, not Close: the browser's answer ("consent received")
+		// is written before the connection goes.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
 	select {
 	case r := <-done:
 		return r.code, r.err
