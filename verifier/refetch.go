@@ -43,14 +43,17 @@ func wait(ctx context.Context, call *fetchCall) error {
 	}
 }
 
-// keysFor returns the keys that may have signed a token with kid. An
-// unknown kid is answered from a JWKS fetched after the token arrived: it
+// keysFor returns the keys that may have signed a token with kid (after
+// OIDC discovery, if it has not succeeded yet). An unknown kid is answered from a JWKS fetched after the token arrived: it
 // joins the fetch in flight (and, if that one started before the token
 // came, the next one), or starts a fetch while the refetch bucket allows,
 // or else joins the flood fetch due within floodRefetchInterval. A kid
 // still unknown then is errUnknownKey (401); the caller never gets a 503
 // just because other tokens used up the bucket.
 func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]key, error) {
+	if _, err := k.loc.resolve(ctx, false); err != nil {
+		return nil, err
+	}
 	k.mu.RLock()
 	keys, lastErr, fetched, attempted, seen := k.lookup(kid), k.lastErr, k.fetched, k.attempted, k.started
 	k.mu.RUnlock()
