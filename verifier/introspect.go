@@ -55,6 +55,9 @@ type IntrospectionOptions struct {
 	Now func() time.Time
 	// OnCall, if set, is called after every call with its error.
 	OnCall func(err error)
+	// OnVerify, if set, is called after every verification with the time
+	// it took and its error (metrics).
+	OnVerify func(elapsed time.Duration, err error)
 }
 
 // Introspection verifies opaque tokens by asking an RFC 7662 endpoint. A
@@ -115,8 +118,20 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 // Name is the configured issuer name.
 func (in *Introspection) Name() string { return in.o.Name }
 
-// Verify asks the endpoint about token.
+// Verify asks the endpoint about token and tells OnVerify.
 func (in *Introspection) Verify(ctx context.Context, token string) (*Principal, error) {
+	if in.o.OnVerify == nil {
+		return in.verify(ctx, token)
+	}
+	start := time.Now()
+	p, err := in.verify(ctx, token)
+	in.o.OnVerify(time.Since(start), err)
+	return p, err
+}
+
+// verify checks the token's size and shape, then asks the endpoint within
+// the bounds.
+func (in *Introspection) verify(ctx context.Context, token string) (*Principal, error) {
 	if len(token) > MaxTokenSize {
 		return nil, invalid("token too large", nil)
 	}

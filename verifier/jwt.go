@@ -59,6 +59,9 @@ type JWTOptions struct {
 	OnJWKSFetch func(err error)
 	// OnJWKSWarning, if set, is told about JWKS keys that are ignored.
 	OnJWKSWarning func(msg string)
+	// OnVerify, if set, is called after every verification of a token of
+	// this issuer with the time it took and its error (metrics).
+	OnVerify func(elapsed time.Duration, err error)
 }
 
 // JWT verifies JWT access tokens of one issuer: signatures with go-jose and
@@ -161,11 +164,23 @@ func (j *JWT) Verify(ctx context.Context, token string) (*Principal, error) {
 	return j.verifyParsed(ctx, t)
 }
 
-// verifyParsed checks a token decoded once by parseJWT: the algorithm must
-// be allowed, the header type and the issuer must be this issuer's, a key
-// of the issuer with the token's kid (and, when the JWK names one, the
-// token's alg) must verify the signature, and the claims must hold.
+// verifyParsed checks a token decoded once by parseJWT (by Verify, or by
+// the Set that routed it here) and tells OnVerify.
 func (j *JWT) verifyParsed(ctx context.Context, t *parsedJWT) (*Principal, error) {
+	if j.o.OnVerify == nil {
+		return j.check(ctx, t)
+	}
+	start := time.Now()
+	p, err := j.check(ctx, t)
+	j.o.OnVerify(time.Since(start), err)
+	return p, err
+}
+
+// check verifies a decoded token: the algorithm must be allowed, the
+// header type and the issuer must be this issuer's, a key of the issuer
+// with the token's kid (and, when the JWK names one, the token's alg) must
+// verify the signature, and the claims must hold.
+func (j *JWT) check(ctx context.Context, t *parsedJWT) (*Principal, error) {
 	if !slices.Contains(j.algs, t.alg) {
 		return nil, invalid(reasonAlg, nil)
 	}
