@@ -67,6 +67,7 @@ type Introspection struct {
 	o      IntrospectionOptions
 	auth   string // precomputed Basic header
 	intern *interner
+	rules  claimRules
 	slots  chan struct{}
 	rate   *rate.Limiter
 }
@@ -105,7 +106,7 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	in := &Introspection{o: o, intern: newInterner(), slots: make(chan struct{}, o.MaxConcurrent), rate: rate.NewLimiter(rate.Limit(o.RatePerSecond), o.Burst)}
+	in := &Introspection{o: o, intern: newInterner(), rules: claimRules{audiences: o.Audiences, anyAudience: o.SkipAudienceCheck}, slots: make(chan struct{}, o.MaxConcurrent), rate: rate.NewLimiter(rate.Limit(o.RatePerSecond), o.Burst)}
 	if !o.PostAuth && !o.NoAuth {
 		// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
 		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
@@ -223,18 +224,14 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 	if notAccessToken(c.tokenType) || notAccessToken(c.tokenUse) {
 		return nil, invalid("not an access token", fmt.Errorf("token_type %q, token_use %q", c.tokenType, c.tokenUse))
 	}
-	now := in.o.Now()
-	if !c.expiry.IsZero() && !now.Before(c.expiry) {
-		return nil, invalid("token expired", nil)
-	}
-	if !c.notBefore.IsZero() && c.notBefore.After(now) {
-		return nil, invalid("token not yet valid", nil)
+	if err := in.rules.checkTimes(c, in.o.Now()); err != nil {
+		return nil, err
 	}
 	if in.o.Issuer != "" && c.issuer != in.o.Issuer {
 		return nil, invalid("issuer not accepted", nil)
 	}
-	if !in.o.SkipAudienceCheck && !intersects(c.audience, in.o.Audiences) {
-		return nil, invalid("audience not accepted", nil)
+	if err := in.rules.checkAudience(c); err != nil {
+		return nil, err
 	}
 	delete(c.all, "active")
 	return in.intern.principal(c, in.o.Name), nil
@@ -246,15 +243,4 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 func notAccessToken(kind string) bool {
 	k := strings.ToLower(kind)
 	return strings.Contains(k, "refresh") || strings.Contains(k, "id_token") || strings.Contains(k, "id-token") || k == "id"
-}
-
-func intersects(a, b []string) bool {
-	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -71,6 +71,7 @@ type JWT struct {
 	o      JWTOptions
 	algs   []jose.SignatureAlgorithm
 	intern *interner
+	rules  claimRules
 	// keys is the issuer's key set: in memory (KeySet), or remote at
 	// JWKSURL or at the jwks_uri that discovery finds on first use.
 	keys keySource
@@ -96,7 +97,9 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 5 * time.Second}
 	}
-	j := &JWT{o: o, intern: newInterner()}
+	j := &JWT{o: o, intern: newInterner(), rules: claimRules{
+		audiences: o.Audiences, anyAudience: o.SkipAudienceCheck, skew: o.ClockSkew, needExpiry: true, issuedAt: true,
+	}}
 	for _, a := range o.Algorithms {
 		alg := jose.SignatureAlgorithm(a)
 		if !slices.Contains(asymmetricAlgs, alg) {
@@ -278,28 +281,10 @@ func claimMap(payload []byte) (map[string]any, error) {
 }
 
 func (j *JWT) checkClaims(c *claims) error {
-	now, skew := j.o.Now(), j.o.ClockSkew
-	switch {
-	case c.expiry.IsZero():
-		return invalid("token has no expiry", nil)
-	case now.After(c.expiry.Add(skew)):
-		return invalid("token expired", nil)
-	case !c.notBefore.IsZero() && c.notBefore.After(now.Add(skew)):
-		return invalid("token not yet valid", nil)
-	case !c.issuedAt.IsZero() && c.issuedAt.After(now.Add(skew)):
-		return invalid("token issued in the future", nil)
+	if err := j.rules.checkTimes(c, j.o.Now()); err != nil {
+		return err
 	}
-	if j.o.SkipAudienceCheck {
-		return nil
-	}
-	for _, a := range c.audience {
-		for _, want := range j.o.Audiences {
-			if a == want {
-				return nil
-			}
-		}
-	}
-	return invalid("audience not accepted", nil)
+	return j.rules.checkAudience(c)
 }
 
 // typeMatches compares a JWT "typ" with the required one, ignoring case
