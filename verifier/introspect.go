@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 )
 
@@ -68,7 +69,7 @@ type Introspection struct {
 	auth   string // precomputed Basic header
 	intern *interner
 	rules  claimRules
-	slots  chan struct{}
+	slots  *semaphore.Weighted // MaxConcurrent calls in flight
 	rate   *rate.Limiter
 }
 
@@ -106,7 +107,7 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	in := &Introspection{o: o, intern: newInterner(), rules: claimRules{audiences: o.Audiences, anyAudience: o.SkipAudienceCheck}, slots: make(chan struct{}, o.MaxConcurrent), rate: rate.NewLimiter(rate.Limit(o.RatePerSecond), o.Burst)}
+	in := &Introspection{o: o, intern: newInterner(), rules: claimRules{audiences: o.Audiences, anyAudience: o.SkipAudienceCheck}, slots: semaphore.NewWeighted(int64(o.MaxConcurrent)), rate: rate.NewLimiter(rate.Limit(o.RatePerSecond), o.Burst)}
 	if !o.PostAuth && !o.NoAuth {
 		// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
 		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
@@ -139,12 +140,10 @@ func (in *Introspection) verify(ctx context.Context, token string) (*Principal, 
 	if err := introspectable(token); err != nil {
 		return nil, err
 	}
-	select {
-	case in.slots <- struct{}{}:
-	default:
-		return nil, unavailable(in.o.Name, fmt.Errorf("%w: %d in flight", errIntrospectionBusy, cap(in.slots)))
+	if !in.slots.TryAcquire(1) { // never waits: a busy endpoint is 503 at once
+		return nil, unavailable(in.o.Name, fmt.Errorf("%w: %d in flight", errIntrospectionBusy, in.o.MaxConcurrent))
 	}
-	defer func() { <-in.slots }()
+	defer in.slots.Release(1)
 	if !in.rate.Allow() {
 		return nil, unavailable(in.o.Name, fmt.Errorf("%w: %g per second", errIntrospectionBusy, in.o.RatePerSecond))
 	}
