@@ -28,6 +28,8 @@ var errRefetchLimited = errors.New("unknown kid; too many tokens waiting for a J
 
 // fetchCall is one JWKS fetch; callers that arrive before it ends wait for
 // it instead of starting (or paying for) another.
+// Not x/sync/singleflight: a flood fetch is joined while it is only due (not
+// started), and a caller must know whether the fetch it joined started after it arrived (seq).
 type fetchCall struct {
 	done chan struct{}
 	err  error
