@@ -54,22 +54,35 @@ type RedisStore struct {
 
 var _ Store = (*RedisStore)(nil)
 
+// RedisOptions configures a RedisStore.
+type RedisOptions struct {
+	// Timeout bounds each command (default 1s).
+	Timeout time.Duration
+	// Now is the clock that a claim's lease (Ticket.Until) is read by
+	// when a failed release is retried; default time.Now. Redis expires
+	// keys by its own clock.
+	Now func() time.Time
+}
+
 // NewRedisStore connects lazily to a redis:// or rediss:// URL (password
-// and database in the URL). Each command is bounded by timeout; the
+// and database in the URL). Each command is bounded by o.Timeout; the
 // client reconnects by itself when the server comes back.
-func NewRedisStore(rawURL string, timeout time.Duration) (*RedisStore, error) {
-	o, err := redis.ParseURL(rawURL)
+func NewRedisStore(rawURL string, o RedisOptions) (*RedisStore, error) {
+	ro, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("replay store: %w", err)
 	}
-	if timeout <= 0 {
-		timeout = time.Second
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
 	}
-	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = timeout, timeout, timeout
-	o.MaxRetries = 1         // safe: every script is idempotent for its owner
-	o.DisableIdentity = true // no CLIENT SETINFO: works with older servers
-	r := &RedisStore{c: redis.NewClient(o)}
-	r.releaser = newReleaser(r.releaseOnce)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = o.Timeout, o.Timeout, o.Timeout
+	ro.MaxRetries = 1         // safe: every script is idempotent for its owner
+	ro.DisableIdentity = true // no CLIENT SETINFO: works with older servers
+	r := &RedisStore{c: redis.NewClient(ro)}
+	r.releaser = newReleaser(r.releaseOnce, o.Now)
 	return r, nil
 }
 

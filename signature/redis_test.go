@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,12 +17,12 @@ import (
 // after a restart the same clients work again.
 func TestRedisStoreAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t)
-	a, err := NewRedisStore(srv.URL(), 300*time.Millisecond)
+	a, err := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, _ := NewRedisStore(srv.URL(), 300*time.Millisecond)
+	b, _ := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond})
 	defer b.Close()
 	ctx := context.Background()
 	gh := vectors[2]
@@ -74,7 +75,7 @@ func TestRedisStoreAcrossReplicas(t *testing.T) {
 // lands once Redis is back; Close stops the retries.
 func TestRedisStoreClaimsAreOwned(t *testing.T) {
 	srv := redistest.Start(t)
-	r, err := NewRedisStore(srv.URL(), 300*time.Millisecond)
+	r, err := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,5 +140,50 @@ func TestRedisStoreClaimsAreOwned(t *testing.T) {
 	r.Close() // the retry stops (goleak checks it)
 	if n := r.PendingReleases(); n != 0 {
 		t.Fatalf("%d releases still retried after Close", n)
+	}
+}
+
+// TestRedisReleaseRetryEndsWithTheLease: a release that fails while Redis
+// is down is retried in the background only until the claim's lease ends,
+// read by the store's clock (Redis expires the claim by itself then); a
+// release whose lease is already over is not retried at all. The clock is
+// advanced, not waited for.
+func TestRedisReleaseRetryEndsWithTheLease(t *testing.T) {
+	srv := redistest.Start(t)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r, err := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	const lease = time.Hour
+	tk := Ticket{Scope: "r", Key: "k", Owner: "o", Until: clock().Add(lease)}
+	if s, err := r.Claim(ctx, tk, lease); err != nil || s != Fresh {
+		t.Fatalf("claim: %v %v", s, err)
+	}
+	srv.Stop()
+	if err := r.Release(ctx, tk); err == nil {
+		t.Fatal("release with Redis down: no error")
+	}
+	if n := r.PendingReleases(); n != 1 {
+		t.Fatalf("%d releases retried in the background, want 1", n)
+	}
+	mu.Lock()
+	now = now.Add(lease) // the claim's lease is over
+	mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); r.PendingReleases() > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the release was still retried 10s after the claim's lease ended (by the store's clock)")
+		}
+	}
+	late := Ticket{Scope: "r", Key: "k2", Owner: "o", Until: clock()}
+	if err := r.Release(ctx, late); err == nil {
+		t.Fatal("release with Redis down: no error")
+	}
+	if n := r.PendingReleases(); n != 0 {
+		t.Fatalf("a release whose lease was over is retried (%d pending)", n)
 	}
 }

@@ -32,8 +32,8 @@ type releaser struct {
 	wg      sync.WaitGroup
 }
 
-func newReleaser(release func(context.Context, Ticket) error) *releaser {
-	return &releaser{release: release, now: time.Now, pending: map[string]bool{}, done: make(chan struct{})}
+func newReleaser(release func(context.Context, Ticket) error, now func() time.Time) *releaser {
+	return &releaser{release: release, now: now, pending: map[string]bool{}, done: make(chan struct{})}
 }
 
 // retry schedules t's release, unless it is already scheduled, the lease

@@ -32,13 +32,13 @@ func (b *builder) replayStore(s config.Signatures) (signature.Store, error) {
 	h := &replayHolder{key: key}
 	if s.RedisReplay() {
 		redis.SetLogger(redisLog{b.log})
-		r, err := signature.NewRedisStore(s.ReplayStore, s.StoreTimeout.D())
+		r, err := signature.NewRedisStore(s.ReplayStore, signature.RedisOptions{Timeout: s.StoreTimeout.D()})
 		if err != nil {
 			return nil, err
 		}
 		h.store, h.redis = r, r
 	} else {
-		h.store = signature.NewMemoryStore(s.ReplayMemoryEntries)
+		h.store = signature.NewMemoryStore(signature.MemoryOptions{Entries: s.ReplayMemoryEntries})
 	}
 	if old := b.replay; old != nil && old.redis != nil {
 		// Requests still on the old stack may use it for a moment.
