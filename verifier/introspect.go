@@ -172,6 +172,8 @@ func introspectable(token string) error {
 	return nil
 }
 
+// call asks the endpoint about token: an answer it cannot use, or none,
+// is ErrUnavailable.
 func (in *Introspection) call(ctx context.Context, token string) (*Principal, error) {
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	if in.o.PostAuth && !in.o.NoAuth {
@@ -207,6 +209,12 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 	if len(body) > MaxIntrospectionResponse {
 		return nil, unavailable(in.o.Name, errors.New("introspection answer too large"))
 	}
+	return in.principal(body)
+}
+
+// principal reads an introspection answer: an active access token of this
+// issuer, valid now, for one of the audiences.
+func (in *Introspection) principal(body []byte) (*Principal, error) {
 	c, err := parseClaims(body, true)
 	if err != nil {
 		if errors.Is(err, errNotObject) {
