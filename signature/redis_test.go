@@ -72,10 +72,16 @@ func TestRedisStoreAcrossReplicas(t *testing.T) {
 // again by its own owner (a retried command) is won; only the owner
 // releases an in-flight claim; a taken message is never released; a
 // release that fails while Redis is down is retried in the background and
-// lands once Redis is back; Close stops the retries.
+// lands once Redis is back, or ends with the claim's lease by the store's
+// clock (advanced, not waited for: Redis expires the claim by itself),
+// and is not retried at all once the lease is over; Close stops the
+// retries.
 func TestRedisStoreClaimsAreOwned(t *testing.T) {
 	srv := redistest.Start(t)
-	r, err := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond})
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r, err := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +89,7 @@ func TestRedisStoreClaimsAreOwned(t *testing.T) {
 	ctx := context.Background()
 	lease := time.Minute
 	tk := func(key, owner string) Ticket {
-		return Ticket{Scope: "r", Key: key, Owner: owner, Until: time.Now().Add(lease)}
+		return Ticket{Scope: "r", Key: key, Owner: owner, Until: clock().Add(lease)}
 	}
 	claim := func(tt Ticket) State {
 		t.Helper()
@@ -137,53 +143,28 @@ func TestRedisStoreClaimsAreOwned(t *testing.T) {
 
 	srv.Stop()
 	_ = r.Release(ctx, tk("c", "o9"))
-	r.Close() // the retry stops (goleak checks it)
-	if n := r.PendingReleases(); n != 0 {
-		t.Fatalf("%d releases still retried after Close", n)
+	long := tk("d", "o10")
+	long.Until = clock().Add(time.Hour)
+	_ = r.Release(ctx, long)
+	if n := r.PendingReleases(); n != 2 {
+		t.Fatalf("%d releases retried in the background, want 2", n)
 	}
-}
-
-// TestRedisReleaseRetryEndsWithTheLease: a release that fails while Redis
-// is down is retried in the background only until the claim's lease ends,
-// read by the store's clock (Redis expires the claim by itself then); a
-// release whose lease is already over is not retried at all. The clock is
-// advanced, not waited for.
-func TestRedisReleaseRetryEndsWithTheLease(t *testing.T) {
-	srv := redistest.Start(t)
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	r, err := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond, Now: clock})
-	if err != nil {
-		t.Fatal(err)
+	mu.Lock()
+	now = now.Add(lease) // o9's lease is over, o10's is not
+	mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); r.PendingReleases() > 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a release was still retried 10s after its claim's lease ended (by the store's clock)")
+		}
 	}
-	defer r.Close()
-	ctx := context.Background()
-	const lease = time.Hour
-	tk := Ticket{Scope: "r", Key: "k", Owner: "o", Until: clock().Add(lease)}
-	if s, err := r.Claim(ctx, tk, lease); err != nil || s != Fresh {
-		t.Fatalf("claim: %v %v", s, err)
-	}
-	srv.Stop()
-	if err := r.Release(ctx, tk); err == nil {
+	if err := r.Release(ctx, Ticket{Scope: "r", Key: "e", Owner: "o11", Until: clock()}); err == nil {
 		t.Fatal("release with Redis down: no error")
 	}
 	if n := r.PendingReleases(); n != 1 {
-		t.Fatalf("%d releases retried in the background, want 1", n)
+		t.Fatalf("%d releases retried, want only o10's: a release whose lease is over is not retried", n)
 	}
-	mu.Lock()
-	now = now.Add(lease) // the claim's lease is over
-	mu.Unlock()
-	for deadline := time.Now().Add(10 * time.Second); r.PendingReleases() > 0; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the release was still retried 10s after the claim's lease ended (by the store's clock)")
-		}
-	}
-	late := Ticket{Scope: "r", Key: "k2", Owner: "o", Until: clock()}
-	if err := r.Release(ctx, late); err == nil {
-		t.Fatal("release with Redis down: no error")
-	}
+	r.Close() // the retry stops (goleak checks it)
 	if n := r.PendingReleases(); n != 0 {
-		t.Fatalf("a release whose lease was over is retried (%d pending)", n)
+		t.Fatalf("%d releases still retried after Close", n)
 	}
 }
