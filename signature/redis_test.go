@@ -72,16 +72,10 @@ func TestRedisStoreAcrossReplicas(t *testing.T) {
 // again by its own owner (a retried command) is won; only the owner
 // releases an in-flight claim; a taken message is never released; a
 // release that fails while Redis is down is retried in the background and
-// lands once Redis is back, or ends with the claim's lease by the store's
-// clock (advanced, not waited for: Redis expires the claim by itself),
-// and is not retried at all once the lease is over; Close stops the
-// retries.
+// lands once Redis is back; Close stops the retries.
 func TestRedisStoreClaimsAreOwned(t *testing.T) {
 	srv := redistest.Start(t)
-	var mu sync.Mutex
-	now := time.Now()
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	r, err := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond, Now: clock})
+	r, err := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +83,7 @@ func TestRedisStoreClaimsAreOwned(t *testing.T) {
 	ctx := context.Background()
 	lease := time.Minute
 	tk := func(key, owner string) Ticket {
-		return Ticket{Scope: "r", Key: key, Owner: owner, Until: clock().Add(lease)}
+		return Ticket{Scope: "r", Key: key, Owner: owner, Until: time.Now().Add(lease)}
 	}
 	claim := func(tt Ticket) State {
 		t.Helper()
@@ -143,28 +137,42 @@ func TestRedisStoreClaimsAreOwned(t *testing.T) {
 
 	srv.Stop()
 	_ = r.Release(ctx, tk("c", "o9"))
-	long := tk("d", "o10")
-	long.Until = clock().Add(time.Hour)
-	_ = r.Release(ctx, long)
-	if n := r.PendingReleases(); n != 2 {
-		t.Fatalf("%d releases retried in the background, want 2", n)
+	r.Close() // the retry stops (goleak checks it)
+	if n := r.PendingReleases(); n != 0 {
+		t.Fatalf("%d releases still retried after Close", n)
+	}
+}
+
+// TestReleaseRetryEndsWithTheLease: a release retried in the background
+// (the store unreachable) ends with the claim's lease, read by the store's
+// clock: Redis expires the claim by itself then. A release whose lease is
+// already over is not retried at all. The clock is advanced, not waited
+// for; the store answers nothing (every release fails).
+func TestReleaseRetryEndsWithTheLease(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r := newReleaser(func(context.Context, Ticket) error { return errors.New("store unreachable") }, clock)
+	defer r.close()
+	r.retry(Ticket{Key: "short", Owner: "o1", Until: clock().Add(time.Minute)})
+	r.retry(Ticket{Key: "long", Owner: "o2", Until: clock().Add(time.Hour)})
+	if n := r.Pending(); n != 2 {
+		t.Fatalf("%d releases retried, want 2", n)
 	}
 	mu.Lock()
-	now = now.Add(lease) // o9's lease is over, o10's is not
+	now = now.Add(time.Minute) // the short lease is over, the long one is not
 	mu.Unlock()
-	for deadline := time.Now().Add(10 * time.Second); r.PendingReleases() > 1; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); r.Pending() > 1; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("a release was still retried 10s after its claim's lease ended (by the store's clock)")
 		}
 	}
-	if err := r.Release(ctx, Ticket{Scope: "r", Key: "e", Owner: "o11", Until: clock()}); err == nil {
-		t.Fatal("release with Redis down: no error")
+	r.retry(Ticket{Key: "over", Owner: "o3", Until: clock()})
+	if n := r.Pending(); n != 1 {
+		t.Fatalf("%d releases retried, want only the long lease's: one whose lease is over is not retried", n)
 	}
-	if n := r.PendingReleases(); n != 1 {
-		t.Fatalf("%d releases retried, want only o10's: a release whose lease is over is not retried", n)
-	}
-	r.Close() // the retry stops (goleak checks it)
-	if n := r.PendingReleases(); n != 0 {
-		t.Fatalf("%d releases still retried after Close", n)
+	r.close()
+	if n := r.Pending(); n != 0 {
+		t.Fatalf("%d releases still retried after close", n)
 	}
 }
