@@ -59,13 +59,24 @@ func (e *expiries) Pop() any {
 	return x
 }
 
-// NewMemoryStore holds up to entries messages per route
-// (DefaultMemoryEntries if ≤ 0).
-func NewMemoryStore(entries int) *MemoryStore {
-	if entries <= 0 {
-		entries = DefaultMemoryEntries
+// MemoryOptions configures a MemoryStore.
+type MemoryOptions struct {
+	// Entries bounds the messages held per route (DefaultMemoryEntries if
+	// ≤ 0).
+	Entries int
+	// Now is the clock that leases and windows end by; default time.Now.
+	Now func() time.Time
+}
+
+// NewMemoryStore returns an empty store.
+func NewMemoryStore(o MemoryOptions) *MemoryStore {
+	if o.Entries <= 0 {
+		o.Entries = DefaultMemoryEntries
 	}
-	return &MemoryStore{max: entries, now: time.Now, entries: map[string]*memEntry{}, scopes: map[string]*memScope{}}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &MemoryStore{max: o.Entries, now: o.Now, entries: map[string]*memEntry{}, scopes: map[string]*memScope{}}
 }
 
 // Claim implements Store.

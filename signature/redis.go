@@ -58,33 +58,49 @@ type RedisStore struct {
 
 var _ Store = (*RedisStore)(nil)
 
+// RedisOptions configures a RedisStore.
+type RedisOptions struct {
+	// Timeout bounds each command (default 1s).
+	Timeout time.Duration
+	// Now is the clock that the deadlines of commands retried in the
+	// background (a claim's lease, a replay window) are read by; default
+	// time.Now. Redis expires keys by its own clock.
+	Now func() time.Time
+	// Logger hears of commands retried in the background and of the
+	// store's health (nil: none); it never sees the URL.
+	Logger *zap.Logger
+}
+
 // NewRedisStore connects lazily to a redis:// or rediss:// URL (password
-// and database in the URL). Each command is bounded by timeout; the
+// and database in the URL). Each command is bounded by o.Timeout; the
 // client reconnects by itself when the server comes back. A background
-// ping every HealthInterval keeps Health current until Close. log (nil: none)
-// hears of commands retried in the background; it never sees the URL.
-func NewRedisStore(rawURL string, timeout time.Duration, log *zap.Logger) (*RedisStore, error) {
-	o, err := redis.ParseURL(rawURL)
+// ping every HealthInterval keeps Health current until Close.
+func NewRedisStore(rawURL string, o RedisOptions) (*RedisStore, error) {
+	ro, err := redis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("replay store: %w", err)
 	}
-	if timeout <= 0 {
-		timeout = time.Second
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
-	o.DialTimeout, o.ReadTimeout, o.WriteTimeout = timeout, timeout, timeout
-	o.MaxRetries = 1         // safe: every script is idempotent for its owner
-	o.DisableIdentity = true // no CLIENT SETINFO: works with older servers
-	r := &RedisStore{c: redis.NewClient(o), log: log, releases: newRetrier(maxPendingReleases), takes: newRetrier(maxPendingTakes)}
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = o.Timeout, o.Timeout, o.Timeout
+	ro.MaxRetries = 1         // safe: every script is idempotent for its owner
+	ro.DisableIdentity = true // no CLIENT SETINFO: works with older servers
+	r := &RedisStore{c: redis.NewClient(ro), log: log, releases: newRetrier(maxPendingReleases, o.Now), takes: newRetrier(maxPendingTakes, o.Now)}
 	r.takes.landed = func(attempts int) {
 		log.Info("replay store: a delivered message was recorded after retrying", zap.Int("attempts", attempts))
 	}
 	r.takes.gaveUp = func(err error) {
 		log.Warn("replay store: a delivered message could not be recorded within its replay window", zap.Error(err))
 	}
-	r.health.watch(r.Ping, timeout, log)
+	r.health.watch(r.Ping, o.Timeout, log)
 	return r, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,12 +17,12 @@ import (
 // after a restart the same clients work again.
 func TestRedisStoreAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t)
-	a, err := NewRedisStore(srv.URL(), 300*time.Millisecond, nil)
+	a, err := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, _ := NewRedisStore(srv.URL(), 300*time.Millisecond, nil)
+	b, _ := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond})
 	defer b.Close()
 	ctx := context.Background()
 	gh := vectors[2]
@@ -74,7 +75,7 @@ func TestRedisStoreAcrossReplicas(t *testing.T) {
 // lands once Redis is back; Close stops the retries.
 func TestRedisStoreClaimsAreOwned(t *testing.T) {
 	srv := redistest.Start(t)
-	r, err := NewRedisStore(srv.URL(), 300*time.Millisecond, nil)
+	r, err := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,12 +150,12 @@ func TestRedisStoreClaimsAreOwned(t *testing.T) {
 // stops the retries.
 func TestRedisTakeIsRetriedUntilItLands(t *testing.T) {
 	srv := redistest.Start(t)
-	a, err := NewRedisStore(srv.URL(), 300*time.Millisecond, nil)
+	a, err := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, _ := NewRedisStore(srv.URL(), 300*time.Millisecond, nil)
+	b, _ := NewRedisStore(srv.URL(), RedisOptions{Timeout: 300 * time.Millisecond})
 	defer b.Close()
 	ctx := context.Background()
 	tk := Ticket{Scope: "r", Key: "k", Owner: "o1", Until: time.Now().Add(time.Minute)}
@@ -188,5 +189,40 @@ func TestRedisTakeIsRetriedUntilItLands(t *testing.T) {
 	a.Close() // the retry stops (goleak checks it)
 	if n := a.PendingTakes(); n != 0 {
 		t.Fatalf("%d takes still retried after Close", n)
+	}
+}
+
+// TestReleaseRetryEndsWithTheLease: a release retried in the background
+// (the store unreachable) ends with the claim's lease, read by the store's
+// clock: Redis expires the claim by itself then. A release whose lease is
+// already over is not retried at all. The clock is advanced, not waited
+// for; the store answers nothing (every release fails).
+func TestReleaseRetryEndsWithTheLease(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	r := newRetrier(maxPendingReleases, clock)
+	defer r.close()
+	unreachable := func(context.Context) error { return errors.New("store unreachable") }
+	r.retry("short", clock().Add(time.Minute), unreachable)
+	r.retry("long", clock().Add(time.Hour), unreachable)
+	if n := r.Pending(); n != 2 {
+		t.Fatalf("%d releases retried, want 2", n)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute) // the short lease is over, the long one is not
+	mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); r.Pending() > 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a release was still retried 10s after its claim's lease ended (by the store's clock)")
+		}
+	}
+	r.retry("over", clock(), unreachable)
+	if n := r.Pending(); n != 1 {
+		t.Fatalf("%d releases retried, want only the long lease's: one whose lease is over is not retried", n)
+	}
+	r.close()
+	if n := r.Pending(); n != 0 {
+		t.Fatalf("%d releases still retried after close", n)
 	}
 }

@@ -40,8 +40,10 @@ type retrier struct {
 	wg      sync.WaitGroup
 }
 
-func newRetrier(max int) *retrier {
-	return &retrier{max: max, now: time.Now, pending: map[string]bool{}, done: make(chan struct{})}
+// newRetrier retries at most max commands at once; now is the clock their
+// deadlines (a claim's lease, a replay window) are read by.
+func newRetrier(max int, now func() time.Time) *retrier {
+	return &retrier{max: max, now: now, pending: map[string]bool{}, done: make(chan struct{})}
 }
 
 // retry schedules op under id until it succeeds or until passes. It

@@ -226,7 +226,7 @@ func TestRotation(t *testing.T) {
 func TestReplayInMemory(t *testing.T) {
 	ctx := context.Background()
 	for _, v := range vectors {
-		store := NewMemoryStore(10)
+		store := NewMemoryStore(MemoryOptions{Entries: 10})
 		at := v.at
 		if at.IsZero() {
 			at = time.Now()
@@ -259,7 +259,7 @@ func TestReplayInMemory(t *testing.T) {
 	// GitHub's delivery id is not signed: a copy under a new id is the
 	// same message.
 	gh := vectors[2]
-	store := NewMemoryStore(10)
+	store := NewMemoryStore(MemoryOptions{Entries: 10})
 	if _, err := newAt(t, gh, time.Now(), store).Verify(ctx, gh.header, []byte(gh.body)); err != nil {
 		t.Fatal(err)
 	}
@@ -275,9 +275,8 @@ func TestReplayInMemory(t *testing.T) {
 // one; another route is not affected; expired messages make room; an
 // in-flight claim ends with its lease, a taken one with its window.
 func TestMemoryStoreNeverForgetsEarly(t *testing.T) {
-	m := NewMemoryStore(2)
 	now := time.Unix(1000, 0)
-	m.now = func() time.Time { return now }
+	m := NewMemoryStore(MemoryOptions{Entries: 2, Now: func() time.Time { return now }})
 	ctx := context.Background()
 	tk := func(scope, key string) Ticket { return Ticket{Scope: scope, Key: key, Owner: "o-" + key} }
 	claim := func(tt Ticket, lease time.Duration) State {

@@ -30,12 +30,35 @@ type claims struct {
 // maxNumericDate is 9999-12-31T23:59:59Z.
 const maxNumericDate = 253402300799
 
-// registeredNames are the claims read here; each may appear once. The
-// last three only mean something in an introspection answer.
-var registeredNames = []string{
+// registeredNames are the claims read here, numbered by the claim*
+// constants; each may appear once. The last three only mean something in
+// an introspection answer.
+var registeredNames = [...]string{
 	"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "azp", "cid", "scope", "scp",
 	"active", "token_type", "token_use",
 }
+
+const (
+	claimIss = iota
+	claimSub
+	claimAud
+	claimExp
+	claimNbf
+	claimIat
+	claimJti
+	claimClientID
+	claimAzp
+	claimCid
+	claimScope
+	claimScp
+	claimActive
+	claimTokenType
+	claimTokenUse
+)
+
+// claimValues are the raw JSON values of the registered claims, by number
+// (nil when absent).
+type claimValues [len(registeredNames)][]byte
 
 // parseClaims decodes a claim set strictly: names match exactly (RFC 7519
 // §4: "EXP" is not "exp"), a registered claim given twice is refused, a
@@ -50,10 +73,10 @@ func parseClaims(payload []byte, all bool) (*claims, error) {
 		return nil, errors.New("claims: not UTF-8")
 	}
 	c := &claims{}
+	var raw claimValues
 	var seen uint32
-	var clientID, azp, cid, scope, scp, aud, exp, nbf, iat []byte
-	err := members(payload, func(name, raw []byte) error {
-		i := slices.Index(registeredNames, string(name))
+	err := members(payload, func(name, value []byte) error {
+		i := slices.Index(registeredNames[:], string(name))
 		if i < 0 {
 			return nil
 		}
@@ -61,77 +84,13 @@ func parseClaims(payload []byte, all bool) (*claims, error) {
 			return fmt.Errorf("claim %q appears more than once", name)
 		}
 		seen |= 1 << i
-		var err error
-		switch string(name) {
-		case "iss":
-			c.issuer, err = claimString("iss", raw)
-		case "sub":
-			c.subject, err = claimString("sub", raw)
-		case "client_id":
-			clientID = raw
-		case "azp":
-			azp = raw
-		case "cid":
-			cid = raw
-		case "aud":
-			aud = raw
-		case "scope":
-			scope = raw
-		case "scp":
-			scp = raw
-		case "exp":
-			exp = raw
-		case "nbf":
-			nbf = raw
-		case "iat":
-			iat = raw
-		case "active":
-			if string(raw) != "true" && string(raw) != "false" {
-				return errors.New(`"active" is not a boolean`)
-			}
-			active := string(raw) == "true"
-			c.active = &active
-		case "token_type":
-			c.tokenType, err = claimString("token_type", raw)
-		case "token_use":
-			c.tokenUse, err = claimString("token_use", raw)
-		}
-		return err
+		raw[i] = value
+		return c.readAtOnce(i, value)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claims: %w", err)
 	}
-	for _, raw := range [][]byte{clientID, azp, cid} {
-		if c.clientID == "" && !isNull(raw) {
-			if c.clientID, err = claimString("client_id", raw); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if c.audience, err = stringOrList("aud", aud); err != nil {
-		return nil, err
-	}
-	for _, t := range []struct {
-		name string
-		raw  []byte
-		dst  *time.Time
-	}{{"exp", exp, &c.expiry}, {"nbf", nbf, &c.notBefore}, {"iat", iat, &c.issuedAt}} {
-		if *t.dst, err = numericDate(t.name, t.raw); err != nil {
-			return nil, err
-		}
-	}
-	// "scope" (space-separated string, or a list), else "scp".
-	raw, name := scope, "scope"
-	if isNull(raw) {
-		raw, name = scp, "scp"
-	}
-	if !isNull(raw) && raw[0] == '"' {
-		s, err := claimString(name, raw)
-		if err != nil {
-			return nil, err
-		}
-		c.scopes = strings.Fields(s)
-	} else if c.scopes, err = stringOrList(name, raw); err != nil {
+	if err := c.readRest(&raw); err != nil {
 		return nil, err
 	}
 	if all {
@@ -140,6 +99,68 @@ func parseClaims(payload []byte, all bool) (*claims, error) {
 		}
 	}
 	return c, nil
+}
+
+// readAtOnce reads, as the scan meets them, the claims that hold one
+// string or boolean: iss, sub, active, token_type and token_use.
+func (c *claims) readAtOnce(i int, raw []byte) (err error) {
+	switch i {
+	case claimIss:
+		c.issuer, err = claimString("iss", raw)
+	case claimSub:
+		c.subject, err = claimString("sub", raw)
+	case claimActive:
+		if string(raw) != "true" && string(raw) != "false" {
+			return errors.New(`"active" is not a boolean`)
+		}
+		active := string(raw) == "true"
+		c.active = &active
+	case claimTokenType:
+		c.tokenType, err = claimString("token_type", raw)
+	case claimTokenUse:
+		c.tokenUse, err = claimString("token_use", raw)
+	}
+	return err
+}
+
+// readRest reads, once the scan is over, the claims that depend on one
+// another or need more than a string: the client ("client_id", else
+// "azp", else "cid"), "aud", the times and the scopes ("scope", else
+// "scp").
+func (c *claims) readRest(raw *claimValues) error {
+	var err error
+	for _, r := range []([]byte){raw[claimClientID], raw[claimAzp], raw[claimCid]} {
+		if c.clientID == "" && !isNull(r) {
+			if c.clientID, err = claimString("client_id", r); err != nil {
+				return err
+			}
+		}
+	}
+	if c.audience, err = stringOrList("aud", raw[claimAud]); err != nil {
+		return err
+	}
+	for _, t := range []struct {
+		i   int
+		dst *time.Time
+	}{{claimExp, &c.expiry}, {claimNbf, &c.notBefore}, {claimIat, &c.issuedAt}} {
+		if *t.dst, err = numericDate(registeredNames[t.i], raw[t.i]); err != nil {
+			return err
+		}
+	}
+	i := claimScope
+	if isNull(raw[i]) {
+		i = claimScp
+	}
+	if r := raw[i]; !isNull(r) && r[0] == '"' {
+		s, err := claimString(registeredNames[i], r)
+		if err != nil {
+			return err
+		}
+		c.scopes = strings.Fields(s)
+	} else if c.scopes, err = stringOrList(registeredNames[i], r); err != nil {
+		return err
+	}
+	return nil
 }
 
 // claimString reads a claim that must be a string (or null).

@@ -144,7 +144,7 @@ func TestUnknownKidWaitersAreBounded(t *testing.T) {
 	if err := j.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	j.heldKeys().(*RemoteKeySet).maxWaiters = 4
+	j.keys.(*RemoteKeySet).maxWaiters = 4
 	for range refetchBurst { // spend the burst
 		if _, err := j.Verify(context.Background(), verifiertest.Sign(verifiertest.NewKeyFast(), idp.Claims(aud), nil)); Reason(err) != "unknown signing key" {
 			t.Fatalf("burst: %v", err)

@@ -56,22 +56,9 @@ func Inspect(token string) (*TokenInfo, error) {
 // discovery first if it has not run. It fetches nothing else: what it
 // reports is what the last token was checked against.
 func (j *JWT) KeyIDs(ctx context.Context) ([]string, time.Time, error) {
-	ks, err := j.keySet(ctx, false)
+	all, fetched, err := j.keys.snapshot(ctx)
 	if err != nil {
 		return nil, time.Time{}, err
-	}
-	var all []key
-	var fetched time.Time
-	switch s := ks.(type) {
-	case *RemoteKeySet:
-		s.mu.RLock()
-		all, fetched, err = s.all, s.fetched, s.lastErr
-		s.mu.RUnlock()
-		if fetched.IsZero() && err == nil {
-			err = errors.New("the JWKS was never fetched")
-		}
-	case *StaticKeySet:
-		all = s.all
 	}
 	var kids []string
 	for _, k := range all {
@@ -79,10 +66,7 @@ func (j *JWT) KeyIDs(ctx context.Context) ([]string, time.Time, error) {
 			kids = append(kids, k.jwk.KeyID)
 		}
 	}
-	if !fetched.IsZero() {
-		err = nil // keys are held; an older failed refetch does not erase them
-	}
-	return kids, fetched, err
+	return kids, fetched, nil
 }
 
 // ClockSkew is the tolerance this issuer allows on exp, nbf and iat.

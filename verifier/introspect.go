@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 )
 
@@ -55,6 +56,9 @@ type IntrospectionOptions struct {
 	Now func() time.Time
 	// OnCall, if set, is called after every call with its error.
 	OnCall func(err error)
+	// OnVerify, if set, is called after every verification with the time
+	// it took and its error (metrics).
+	OnVerify func(elapsed time.Duration, err error)
 }
 
 // Introspection verifies opaque tokens by asking an RFC 7662 endpoint. A
@@ -64,7 +68,8 @@ type Introspection struct {
 	o      IntrospectionOptions
 	auth   string // precomputed Basic header
 	intern *interner
-	slots  chan struct{}
+	rules  claimRules
+	slots  *semaphore.Weighted // MaxConcurrent calls in flight
 	rate   *rate.Limiter
 }
 
@@ -102,7 +107,7 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	in := &Introspection{o: o, intern: newInterner(), slots: make(chan struct{}, o.MaxConcurrent), rate: rate.NewLimiter(rate.Limit(o.RatePerSecond), o.Burst)}
+	in := &Introspection{o: o, intern: newInterner(), rules: claimRules{audiences: o.Audiences, anyAudience: o.SkipAudienceCheck}, slots: semaphore.NewWeighted(int64(o.MaxConcurrent)), rate: rate.NewLimiter(rate.Limit(o.RatePerSecond), o.Burst)}
 	if !o.PostAuth && !o.NoAuth {
 		// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
 		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
@@ -115,20 +120,30 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 // Name is the configured issuer name.
 func (in *Introspection) Name() string { return in.o.Name }
 
-// Verify asks the endpoint about token.
+// Verify asks the endpoint about token and tells OnVerify.
 func (in *Introspection) Verify(ctx context.Context, token string) (*Principal, error) {
+	if in.o.OnVerify == nil {
+		return in.verify(ctx, token)
+	}
+	start := time.Now()
+	p, err := in.verify(ctx, token)
+	in.o.OnVerify(time.Since(start), err)
+	return p, err
+}
+
+// verify checks the token's size and shape, then asks the endpoint within
+// the bounds.
+func (in *Introspection) verify(ctx context.Context, token string) (*Principal, error) {
 	if len(token) > MaxTokenSize {
 		return nil, invalid("token too large", nil)
 	}
 	if err := introspectable(token); err != nil {
 		return nil, err
 	}
-	select {
-	case in.slots <- struct{}{}:
-	default:
-		return nil, unavailable(in.o.Name, fmt.Errorf("%w: %d in flight", errIntrospectionBusy, cap(in.slots)))
+	if !in.slots.TryAcquire(1) { // never waits: a busy endpoint is 503 at once
+		return nil, unavailable(in.o.Name, fmt.Errorf("%w: %d in flight", errIntrospectionBusy, in.o.MaxConcurrent))
 	}
-	defer func() { <-in.slots }()
+	defer in.slots.Release(1)
 	if !in.rate.Allow() {
 		return nil, unavailable(in.o.Name, fmt.Errorf("%w: %g per second", errIntrospectionBusy, in.o.RatePerSecond))
 	}
@@ -157,6 +172,8 @@ func introspectable(token string) error {
 	return nil
 }
 
+// call asks the endpoint about token: an answer it cannot use, or none,
+// is ErrUnavailable.
 func (in *Introspection) call(ctx context.Context, token string) (*Principal, error) {
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	if in.o.PostAuth && !in.o.NoAuth {
@@ -192,6 +209,12 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 	if len(body) > MaxIntrospectionResponse {
 		return nil, unavailable(in.o.Name, errors.New("introspection answer too large"))
 	}
+	return in.principal(body)
+}
+
+// principal reads an introspection answer: an active access token of this
+// issuer, valid now, for one of the audiences.
+func (in *Introspection) principal(body []byte) (*Principal, error) {
 	c, err := parseClaims(body, true)
 	if err != nil {
 		if errors.Is(err, errNotObject) {
@@ -208,18 +231,14 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 	if notAccessToken(c.tokenType) || notAccessToken(c.tokenUse) {
 		return nil, invalid("not an access token", fmt.Errorf("token_type %q, token_use %q", c.tokenType, c.tokenUse))
 	}
-	now := in.o.Now()
-	if !c.expiry.IsZero() && !now.Before(c.expiry) {
-		return nil, invalid("token expired", nil)
-	}
-	if !c.notBefore.IsZero() && c.notBefore.After(now) {
-		return nil, invalid("token not yet valid", nil)
+	if err := in.rules.checkTimes(c, in.o.Now()); err != nil {
+		return nil, err
 	}
 	if in.o.Issuer != "" && c.issuer != in.o.Issuer {
 		return nil, invalid("issuer not accepted", nil)
 	}
-	if !in.o.SkipAudienceCheck && !intersects(c.audience, in.o.Audiences) {
-		return nil, invalid("audience not accepted", nil)
+	if err := in.rules.checkAudience(c); err != nil {
+		return nil, err
 	}
 	delete(c.all, "active")
 	return in.intern.principal(c, in.o.Name), nil
@@ -231,15 +250,4 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 func notAccessToken(kind string) bool {
 	k := strings.ToLower(kind)
 	return strings.Contains(k, "refresh") || strings.Contains(k, "id_token") || strings.Contains(k, "id-token") || k == "id"
-}
-
-func intersects(a, b []string) bool {
-	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return true
-			}
-		}
-	}
-	return false
 }

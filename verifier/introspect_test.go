@@ -2,10 +2,13 @@ package verifier
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -185,5 +188,80 @@ func TestIntrospectionNeverFollowsRedirects(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestIntrospectionPastMaxConcurrentIs503AtOnce: with MaxConcurrent calls
+// held at the endpoint, one more token is answered 503 (retry) at once,
+// never queued behind them; once they are answered, a slot is free again.
+func TestIntrospectionPastMaxConcurrentIs503AtOnce(t *testing.T) {
+	var calls atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-release:
+		case <-time.After(time.Minute): // bounded, whatever the test does
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"active": true, "iss": "https://partner.example", "aud": "https://hooks.example.com"})
+	}))
+	defer srv.Close()
+	v, err := NewIntrospection(IntrospectionOptions{
+		Name: "partner", URL: srv.URL, NoAuth: true, Issuer: "https://partner.example",
+		Audiences: []string{"https://hooks.example.com"}, MaxConcurrent: 2, Client: &http.Client{Timeout: time.Minute},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan error, 3)
+	for range 2 {
+		go func() { _, err := v.Verify(context.Background(), "tok"); held <- err }()
+	}
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	pending := 2
+	defer func() { // never leave a call behind, whatever failed
+		free()
+		for ; pending > 0; pending-- {
+			select {
+			case <-held:
+			case <-time.After(10 * time.Second):
+				t.Error("a held introspection call was not answered 10s after its release")
+				return
+			}
+		}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); calls.Load() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the two calls did not reach the endpoint within 10s")
+		}
+	}
+	go func() { _, err := v.Verify(context.Background(), "tok"); held <- err }()
+	select {
+	case err := <-held: // the two others are held: this is the third
+		if !errors.Is(err, ErrUnavailable) || !errors.Is(err, errIntrospectionBusy) {
+			t.Fatalf("a third token while two calls are held: %v, want 503 busy", err)
+		}
+	case <-time.After(5 * time.Second):
+		pending++ // the third call is held too
+		t.Fatal("a third token waited for a slot instead of being answered 503 at once")
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d calls reached the endpoint, want 2", n)
+	}
+	free()
+	for ; pending > 0; pending-- {
+		select {
+		case err := <-held:
+			if err != nil {
+				t.Fatalf("a held call, released: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a held introspection call was not answered 10s after its release")
+		}
+	}
+	if _, err := v.Verify(context.Background(), "tok"); err != nil {
+		t.Fatalf("once the slots were freed: %v", err)
 	}
 }

@@ -43,16 +43,17 @@ var (
 	errUnknownKey = errors.New("no key with this kid")
 )
 
-// RemoteKeySet is the key set of a JWKS URL. Unlike go-oidc's RemoteKeySet
-// it refetches only for a kid it does not know (never for a bad signature
-// with a known kid): at once while a token bucket allows (refetchBurst,
-// then one per cooldown), otherwise in one fetch per floodRefetchInterval
-// that every unknown kid waiting meanwhile shares (refetch.go). It
-// revalidates the whole set every MaxAge with If-None-Match, marks
+// RemoteKeySet is the key set of a JWKS URL, given or (for a JWT issuer
+// without one) found by OIDC discovery on first use (discovery.go). Unlike
+// go-oidc's RemoteKeySet it refetches only for a kid it does not know
+// (never for a bad signature with a known kid): at once while a token
+// bucket allows (refetchBurst, then one per cooldown), otherwise in one
+// fetch per floodRefetchInterval that every unknown kid waiting meanwhile
+// shares (refetch.go). It revalidates the whole set every MaxAge with If-None-Match, marks
 // withdrawn keys gone, and tells the JWT verifier when a fetch failed so
 // that "identity provider down" becomes 503, not 401.
 type RemoteKeySet struct {
-	url     string
+	loc     *jwksLocation
 	client  *http.Client
 	maxAge  time.Duration
 	now     func() time.Time
@@ -102,6 +103,12 @@ type KeySetOptions struct {
 
 // NewRemoteKeySet returns a key set for url. It fetches nothing until asked.
 func NewRemoteKeySet(url string, o KeySetOptions) *RemoteKeySet {
+	return newRemoteKeySet(fixedLocation(url), o)
+}
+
+// newRemoteKeySet returns a key set fetched from loc, a URL or the result
+// of OIDC discovery run on first use.
+func newRemoteKeySet(loc *jwksLocation, o KeySetOptions) *RemoteKeySet {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 5 * time.Second}
 	}
@@ -115,7 +122,7 @@ func NewRemoteKeySet(url string, o KeySetOptions) *RemoteKeySet {
 		o.Cooldown = DefaultRefreshCooldown
 	}
 	return &RemoteKeySet{
-		url: url, client: o.Client, maxAge: o.MaxAge, now: o.Now, onFetch: o.OnFetch, onWarn: o.OnWarn,
+		loc: loc, client: o.Client, maxAge: o.MaxAge, now: o.Now, onFetch: o.OnFetch, onWarn: o.OnWarn,
 		refetch: rate.NewLimiter(rate.Every(o.Cooldown), refetchBurst), maxWaiters: maxRefetchWaiters,
 	}
 }
@@ -128,10 +135,14 @@ func (k *RemoteKeySet) lookup(kid string) []key {
 }
 
 // Refresh fetches the JWKS now, outside the refetch bucket (start-up,
-// SIGHUP, the periodic refresh). A fetch already in flight may have read
-// the set before the reason to refresh (a key change, then SIGHUP), so
-// Refresh waits for it and then fetches anew.
+// SIGHUP, the periodic refresh), after OIDC discovery if it has not
+// succeeded yet (tried at once, whenever it last failed). A fetch already
+// in flight may have read the set before the reason to refresh (a key
+// change, then SIGHUP), so Refresh waits for it and then fetches anew.
 func (k *RemoteKeySet) Refresh(ctx context.Context) error {
+	if _, err := k.loc.resolve(ctx, true); err != nil {
+		return err
+	}
 	k.mu.Lock()
 	earlier := k.inflight
 	k.mu.Unlock()
@@ -160,18 +171,38 @@ func (k *RemoteKeySet) Run(ctx context.Context) {
 	}
 }
 
-// Ready reports whether keys were fetched at least once.
+// Ready reports whether keys were fetched at least once. It reads memory
+// only: it never waits for discovery or a fetch in flight.
 func (k *RemoteKeySet) Ready() bool {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return !k.fetched.IsZero()
 }
 
+// snapshot returns the keys held and when they were fetched, running
+// discovery first if it has not run; it is an error only while no JWKS
+// was ever fetched.
+func (k *RemoteKeySet) snapshot(ctx context.Context) ([]key, time.Time, error) {
+	if _, err := k.loc.resolve(ctx, false); err != nil {
+		return nil, time.Time{}, err
+	}
+	k.mu.RLock()
+	all, fetched, err := k.all, k.fetched, k.lastErr
+	k.mu.RUnlock()
+	switch {
+	case !fetched.IsZero():
+		err = nil // keys are held; an older failed refetch does not erase them
+	case err == nil:
+		err = errors.New("the JWKS was never fetched")
+	}
+	return all, fetched, err
+}
+
 func (k *RemoteKeySet) fetch(ctx context.Context) error {
 	k.mu.RLock()
 	etag := k.etag
 	k.mu.RUnlock()
-	jwks, newTag, err := k.get(ctx, etag)
+	jwks, newTag, err := k.get(ctx, k.loc.known(), etag)
 	var warnings []string
 	var parsed []jose.JSONWebKey
 	if err == nil && jwks != nil {
@@ -235,8 +266,11 @@ func thumbprint(j jose.JSONWebKey) string {
 }
 
 // get fetches the JWKS; a nil document with no error means 304 Not Modified.
-func (k *RemoteKeySet) get(ctx context.Context, etag string) ([]byte, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
+func (k *RemoteKeySet) get(ctx context.Context, url, etag string) ([]byte, string, error) {
+	if url == "" {
+		return nil, "", errors.New("no JWKS URL: OIDC discovery has not succeeded")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -257,9 +291,9 @@ func (k *RemoteKeySet) get(ctx context.Context, etag string) ([]byte, string, er
 	case resp.StatusCode == http.StatusNotModified && etag != "":
 		return nil, etag, nil
 	case resp.StatusCode != http.StatusOK:
-		return nil, "", fmt.Errorf("JWKS %s answered %s", k.url, resp.Status)
+		return nil, "", fmt.Errorf("JWKS %s answered %s", url, resp.Status)
 	case len(body) > MaxJWKSSize:
-		return nil, "", fmt.Errorf("JWKS %s is larger than %d bytes", k.url, MaxJWKSSize)
+		return nil, "", fmt.Errorf("JWKS %s is larger than %d bytes", url, MaxJWKSSize)
 	}
 	return body, resp.Header.Get("ETag"), nil
 }

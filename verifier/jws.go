@@ -99,8 +99,35 @@ func parseCompactJWS(token string) (*compactJWS, error) {
 		}
 	}
 	j := &compactJWS{signingInput: token[:len(head)+1+len(body)]}
+	err := j.readHeader(hb)
+	switch {
+	case errors.Is(err, errNotObject):
+		return nil, errNotJWS
+	case canonErr != nil:
+		return nil, invalid(reasonAlg, fmt.Errorf("header: %w", canonErr))
+	case !utf8.Valid(hb):
+		return nil, invalid(reasonAlg, errors.New("header is not UTF-8"))
+	case errors.Is(err, errCritical):
+		return nil, invalid("unsupported critical header", nil)
+	case err != nil:
+		return nil, invalid(reasonAlg, err)
+	case j.alg == "":
+		return nil, invalid(reasonAlg, errors.New(`header has no "alg"`))
+	}
+	if j.payload, err = decodeSegment(body); err != nil {
+		return nil, invalid(reasonAlg, fmt.Errorf("payload: %w", err))
+	}
+	if j.sig, err = decodeSegment(sig); err != nil {
+		return nil, invalid(reasonAlg, fmt.Errorf("signature: %w", err))
+	}
+	return j, nil
+}
+
+// readHeader reads "alg", "kid" and "typ" from a decoded JWS header, each
+// at most once and by its exact name; "crit" or "b64" is errCritical.
+func (j *compactJWS) readHeader(hb []byte) error {
 	var seen [3]bool
-	err := members(hb, func(name, raw []byte) error {
+	return members(hb, func(name, raw []byte) error {
 		var dst *string
 		i := -1
 		switch string(name) {
@@ -128,27 +155,6 @@ func parseCompactJWS(token string) (*compactJWS, error) {
 		*dst, err = claimString(string(name), raw)
 		return err
 	})
-	switch {
-	case errors.Is(err, errNotObject):
-		return nil, errNotJWS
-	case canonErr != nil:
-		return nil, invalid(reasonAlg, fmt.Errorf("header: %w", canonErr))
-	case !utf8.Valid(hb):
-		return nil, invalid(reasonAlg, errors.New("header is not UTF-8"))
-	case errors.Is(err, errCritical):
-		return nil, invalid("unsupported critical header", nil)
-	case err != nil:
-		return nil, invalid(reasonAlg, err)
-	case j.alg == "":
-		return nil, invalid(reasonAlg, errors.New(`header has no "alg"`))
-	}
-	if j.payload, err = decodeSegment(body); err != nil {
-		return nil, invalid(reasonAlg, fmt.Errorf("payload: %w", err))
-	}
-	if j.sig, err = decodeSegment(sig); err != nil {
-		return nil, invalid(reasonAlg, fmt.Errorf("signature: %w", err))
-	}
-	return j, nil
 }
 
 // verifySignature checks sig over input with key for alg (RFC 7518 §3):

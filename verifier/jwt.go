@@ -9,19 +9,14 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
 // MaxTokenSize is the longest token a verifier looks at; longer ones are
 // rejected before any parsing.
 const MaxTokenSize = 16 << 10
-
-// discoveryRetry is the least time between two failed discovery attempts.
-const discoveryRetry = 5 * time.Second
 
 // JWTOptions configures a JWT issuer.
 type JWTOptions struct {
@@ -64,6 +59,9 @@ type JWTOptions struct {
 	OnJWKSFetch func(err error)
 	// OnJWKSWarning, if set, is told about JWKS keys that are ignored.
 	OnJWKSWarning func(msg string)
+	// OnVerify, if set, is called after every verification of a token of
+	// this issuer with the time it took and its error (metrics).
+	OnVerify func(elapsed time.Duration, err error)
 }
 
 // JWT verifies JWT access tokens of one issuer: signatures with go-jose and
@@ -73,21 +71,11 @@ type JWT struct {
 	o      JWTOptions
 	algs   []jose.SignatureAlgorithm
 	intern *interner
-
-	// keys is set once: at construction, or by the first discovery that
-	// succeeds. It is read without waiting, so readiness never waits for
-	// the network.
-	keys atomic.Pointer[keyHolder]
-	// discovering is a one-slot lock held while OIDC discovery runs; a
-	// caller waits for it only as long as its context allows. It guards
-	// discoveredAt and discoverErr.
-	discovering  chan struct{}
-	discoveredAt time.Time
-	discoverErr  error
+	rules  claimRules
+	// keys is the issuer's key set: in memory (KeySet), or remote at
+	// JWKSURL or at the jwks_uri that discovery finds on first use.
+	keys keySource
 }
-
-// keyHolder boxes the key source for atomic.Pointer.
-type keyHolder struct{ ks keySource }
 
 var _ Verifier = (*JWT)(nil)
 
@@ -109,7 +97,9 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 5 * time.Second}
 	}
-	j := &JWT{o: o, intern: newInterner(), discovering: make(chan struct{}, 1)}
+	j := &JWT{o: o, intern: newInterner(), rules: claimRules{
+		audiences: o.Audiences, anyAudience: o.SkipAudienceCheck, skew: o.ClockSkew, needExpiry: true, issuedAt: true,
+	}}
 	for _, a := range o.Algorithms {
 		alg := jose.SignatureAlgorithm(a)
 		if !slices.Contains(asymmetricAlgs, alg) {
@@ -117,11 +107,17 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 		}
 		j.algs = append(j.algs, alg)
 	}
+	ko := KeySetOptions{
+		Client: o.Client, Cooldown: o.RefreshCooldown, MaxAge: o.RefreshInterval, Now: o.Now,
+		OnFetch: o.OnJWKSFetch, OnWarn: o.OnJWKSWarning,
+	}
 	switch {
 	case o.KeySet != nil:
-		j.keys.Store(&keyHolder{o.KeySet})
+		j.keys = o.KeySet
 	case o.JWKSURL != "":
-		j.keys.Store(&keyHolder{j.remote(o.JWKSURL)})
+		j.keys = NewRemoteKeySet(o.JWKSURL, ko)
+	default:
+		j.keys = newRemoteKeySet(discoveredLocation(o.Name, o.Issuer, o.Client, o.Now), ko)
 	}
 	return j, nil
 }
@@ -132,102 +128,29 @@ func (j *JWT) Name() string { return j.o.Name }
 // Issuer is the "iss" this verifier accepts.
 func (j *JWT) Issuer() string { return j.o.Issuer }
 
-func (j *JWT) remote(url string) *RemoteKeySet {
-	return NewRemoteKeySet(url, KeySetOptions{
-		Client: j.o.Client, Cooldown: j.o.RefreshCooldown, MaxAge: j.o.RefreshInterval, Now: j.o.Now,
-		OnFetch: j.o.OnJWKSFetch, OnWarn: j.o.OnJWKSWarning,
-	})
-}
-
 // Start runs discovery (if needed) and fetches the keys once, so that
 // readiness can be reported and configuration errors surface early.
 func (j *JWT) Start(ctx context.Context) error {
-	ks, err := j.keySet(ctx, true)
-	if err != nil {
-		return err
+	err := j.keys.Refresh(ctx)
+	var de *discoveryError
+	if err != nil && !errors.As(err, &de) {
+		return fmt.Errorf("issuer %s: fetching JWKS: %w", j.o.Name, err)
 	}
-	if r, ok := ks.(*RemoteKeySet); ok {
-		if err := r.Refresh(ctx); err != nil {
-			return fmt.Errorf("issuer %s: fetching JWKS: %w", j.o.Name, err)
-		}
-	}
-	return nil
+	return err
 }
 
 // Refresh refetches the issuer's JWKS now (SIGHUP); keys held in memory
 // have nothing to refetch.
-func (j *JWT) Refresh(ctx context.Context) error {
-	if r, ok := j.heldKeys().(*RemoteKeySet); ok {
-		return r.Refresh(ctx)
-	}
-	return nil
-}
+func (j *JWT) Refresh(ctx context.Context) error { return j.keys.Refresh(ctx) }
 
 // Run revalidates the issuer's keys every RefreshInterval until ctx ends
 // (after Start succeeded), so a withdrawn key stops verifying tokens, cached
 // ones included, within that interval.
-func (j *JWT) Run(ctx context.Context) {
-	if r, ok := j.heldKeys().(*RemoteKeySet); ok {
-		r.Run(ctx)
-	}
-}
+func (j *JWT) Run(ctx context.Context) { j.keys.Run(ctx) }
 
 // Ready reports whether the issuer's keys are available. It reads memory
 // only: it never waits for discovery or a JWKS fetch in flight.
-func (j *JWT) Ready() bool {
-	ks := j.heldKeys()
-	if r, ok := ks.(*RemoteKeySet); ok {
-		return r.Ready()
-	}
-	return ks != nil
-}
-
-// heldKeys is the key source, or nil before discovery succeeded.
-func (j *JWT) heldKeys() keySource {
-	if h := j.keys.Load(); h != nil {
-		return h.ks
-	}
-	return nil
-}
-
-// keySet returns the key set, running OIDC discovery first if needed (one
-// discovery at a time; the others wait for it as long as their context
-// allows). Failed discovery is retried at most every discoveryRetry unless
-// force.
-func (j *JWT) keySet(ctx context.Context, force bool) (keySource, error) {
-	if ks := j.heldKeys(); ks != nil {
-		return ks, nil
-	}
-	select {
-	case j.discovering <- struct{}{}:
-		defer func() { <-j.discovering }()
-	case <-ctx.Done():
-		return nil, fmt.Errorf("issuer %s: waiting for OIDC discovery: %w", j.o.Name, ctx.Err())
-	}
-	if ks := j.heldKeys(); ks != nil {
-		return ks, nil
-	}
-	if !force && j.discoverErr != nil && j.o.Now().Sub(j.discoveredAt) < discoveryRetry {
-		return nil, j.discoverErr
-	}
-	p, err := oidc.NewProvider(oidc.ClientContext(ctx, j.o.Client), j.o.Issuer)
-	j.discoveredAt = j.o.Now()
-	if err != nil {
-		j.discoverErr = fmt.Errorf("issuer %s: OIDC discovery: %w", j.o.Name, err)
-		return nil, j.discoverErr
-	}
-	var meta struct {
-		JWKSURL string `json:"jwks_uri"`
-	}
-	if err := p.Claims(&meta); err != nil || meta.JWKSURL == "" {
-		j.discoverErr = fmt.Errorf("issuer %s: discovery document has no jwks_uri", j.o.Name)
-		return nil, j.discoverErr
-	}
-	j.discoverErr = nil
-	ks := j.remote(meta.JWKSURL)
-	j.keys.Store(&keyHolder{ks})
-	return ks, nil
-}
+func (j *JWT) Ready() bool { return j.keys.Ready() }
 
 // Verify checks signature, issuer, audience, type and times of token.
 func (j *JWT) Verify(ctx context.Context, token string) (*Principal, error) {
@@ -244,11 +167,23 @@ func (j *JWT) Verify(ctx context.Context, token string) (*Principal, error) {
 	return j.verifyParsed(ctx, t)
 }
 
-// verifyParsed checks a token decoded once by parseJWT: the algorithm must
-// be allowed, the header type and the issuer must be this issuer's, a key
-// of the issuer with the token's kid (and, when the JWK names one, the
-// token's alg) must verify the signature, and the claims must hold.
+// verifyParsed checks a token decoded once by parseJWT (by Verify, or by
+// the Set that routed it here) and tells OnVerify.
 func (j *JWT) verifyParsed(ctx context.Context, t *parsedJWT) (*Principal, error) {
+	if j.o.OnVerify == nil {
+		return j.check(ctx, t)
+	}
+	start := time.Now()
+	p, err := j.check(ctx, t)
+	j.o.OnVerify(time.Since(start), err)
+	return p, err
+}
+
+// check verifies a decoded token: the algorithm must be allowed, the
+// header type and the issuer must be this issuer's, a key of the issuer
+// with the token's kid (and, when the JWK names one, the token's alg) must
+// verify the signature, and the claims must hold.
+func (j *JWT) check(ctx context.Context, t *parsedJWT) (*Principal, error) {
 	if !slices.Contains(j.algs, t.alg) {
 		return nil, invalid(reasonAlg, nil)
 	}
@@ -258,11 +193,7 @@ func (j *JWT) verifyParsed(ctx context.Context, t *parsedJWT) (*Principal, error
 	if t.claims.issuer != j.o.Issuer {
 		return nil, invalid("issuer not accepted", nil)
 	}
-	ks, err := j.keySet(ctx, false)
-	if err != nil {
-		return nil, unavailable(j.o.Name, err)
-	}
-	keys, err := ks.keysFor(ctx, t.kid)
+	keys, err := j.keys.keysFor(ctx, t.kid)
 	if err != nil {
 		if errors.Is(err, errUnknownKey) {
 			return nil, invalid("unknown signing key", err)
@@ -350,28 +281,10 @@ func claimMap(payload []byte) (map[string]any, error) {
 }
 
 func (j *JWT) checkClaims(c *claims) error {
-	now, skew := j.o.Now(), j.o.ClockSkew
-	switch {
-	case c.expiry.IsZero():
-		return invalid("token has no expiry", nil)
-	case now.After(c.expiry.Add(skew)):
-		return invalid("token expired", nil)
-	case !c.notBefore.IsZero() && c.notBefore.After(now.Add(skew)):
-		return invalid("token not yet valid", nil)
-	case !c.issuedAt.IsZero() && c.issuedAt.After(now.Add(skew)):
-		return invalid("token issued in the future", nil)
+	if err := j.rules.checkTimes(c, j.o.Now()); err != nil {
+		return err
 	}
-	if j.o.SkipAudienceCheck {
-		return nil
-	}
-	for _, a := range c.audience {
-		for _, want := range j.o.Audiences {
-			if a == want {
-				return nil
-			}
-		}
-	}
-	return invalid("audience not accepted", nil)
+	return j.rules.checkAudience(c)
 }
 
 // typeMatches compares a JWT "typ" with the required one, ignoring case

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -22,11 +23,24 @@ type key struct {
 	gone *atomic.Bool // nil for keys that never leave (the embedded issuer's)
 }
 
-// keySource is what the JWT verifier needs from a key set: the keys that
-// may have signed a token with kid, fetched under the set's policy.
+// keySource is what the JWT verifier needs from a key set: a
+// *RemoteKeySet (a JWKS URL, given or discovered) or a *StaticKeySet.
 type keySource interface {
+	// keysFor returns the keys that may have signed a token with kid,
+	// fetched under the set's policy; errUnknownKey if none may have.
 	keysFor(ctx context.Context, kid string) ([]key, error)
+	// Refresh refetches the keys now (start-up, SIGHUP).
+	Refresh(ctx context.Context) error
+	// Run revalidates the keys periodically until ctx ends.
+	Run(ctx context.Context)
+	// Ready reports whether keys are held. It reads memory only.
+	Ready() bool
+	// snapshot returns the keys held and when they were fetched (the zero
+	// time for keys held in memory), for `tokengate check`.
+	snapshot(ctx context.Context) ([]key, time.Time, error)
 }
+
+var _ keySource = (*StaticKeySet)(nil)
 
 // StaticKeySet holds keys in memory: the embedded token endpoint's own
 // public keys, verified in-process.
@@ -113,4 +127,17 @@ func (s *StaticKeySet) keysFor(_ context.Context, kid string) ([]key, error) {
 		return nil, errUnknownKey
 	}
 	return keys, nil
+}
+
+// Refresh does nothing: keys held in memory have nothing to refetch.
+func (s *StaticKeySet) Refresh(context.Context) error { return nil }
+
+// Run returns at once: keys held in memory never change.
+func (s *StaticKeySet) Run(context.Context) {}
+
+// Ready is always true.
+func (s *StaticKeySet) Ready() bool { return true }
+
+func (s *StaticKeySet) snapshot(context.Context) ([]key, time.Time, error) {
+	return s.all, time.Time{}, nil
 }

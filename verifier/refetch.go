@@ -28,6 +28,8 @@ var errRefetchLimited = errors.New("unknown kid; too many tokens waiting for a J
 
 // fetchCall is one JWKS fetch; callers that arrive before it ends wait for
 // it instead of starting (or paying for) another.
+// Not x/sync/singleflight: a flood fetch is joined while only due (not yet
+// started), and a caller must know if the fetch it joined began after it came (seq).
 type fetchCall struct {
 	done chan struct{}
 	err  error
@@ -43,14 +45,18 @@ func wait(ctx context.Context, call *fetchCall) error {
 	}
 }
 
-// keysFor returns the keys that may have signed a token with kid. An
-// unknown kid is answered from a JWKS fetched after the token arrived: it
-// joins the fetch in flight (and, if that one started before the token
-// came, the next one), or starts a fetch while the refetch bucket allows,
-// or else joins the flood fetch due within floodRefetchInterval. A kid
-// still unknown then is errUnknownKey (401); the caller never gets a 503
-// just because other tokens used up the bucket.
+// keysFor returns the keys that may have signed a token with kid (after
+// OIDC discovery, if it has not succeeded yet). An unknown kid is answered
+// from a JWKS fetched after the token arrived: it joins the fetch in
+// flight (and, if that one started before the token came, the next one),
+// or starts a fetch while the refetch bucket allows, or else joins the
+// flood fetch due within floodRefetchInterval. A kid still unknown then is
+// errUnknownKey (401); the caller never gets a 503 just because other
+// tokens used up the bucket.
 func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]key, error) {
+	if _, err := k.loc.resolve(ctx, false); err != nil {
+		return nil, err
+	}
 	k.mu.RLock()
 	keys, lastErr, fetched, attempted, seen := k.lookup(kid), k.lastErr, k.fetched, k.attempted, k.started
 	k.mu.RUnlock()

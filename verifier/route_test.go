@@ -66,9 +66,9 @@ func TestSymmetricAndUnsignedJWTsAreNeverIntrospected(t *testing.T) {
 	for name, tok := range tokens {
 		in.Add(tok, claims) // the endpoint would call each one active
 		t.Run(name, func(t *testing.T) {
-			intro := newIntrospection(t, in, nil)
+			intro := newIntrospection(t, in, func(o *IntrospectionOptions) { o.OnVerify = func(time.Duration, error) {} })
 			jwt := newJWT(t, idp, nil)
-			set := NewSet([]Issuer{{"idp", idp.Issuer(), jwt}}, &Issuer{"partner", partner, Timed(intro, func(time.Duration, error) {})})
+			set := NewSet([]Issuer{{"idp", idp.Issuer(), jwt}}, &Issuer{"partner", partner, intro})
 			cache, err := NewCache(set, CacheOptions{MaxEntries: 10, MaxTTL: time.Minute})
 			if err != nil {
 				t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"time"
 )
 
 // Issuer is one configured issuer as a Set sees it.
@@ -14,8 +13,8 @@ type Issuer struct {
 	// Iss is the exact "iss" of its tokens; for the introspection issuer
 	// it may be empty (then no JWT is ever introspected).
 	Iss string
-	// Verifier checks the token. A *JWT (or Timed of one) is handed the
-	// token as the Set already decoded it.
+	// Verifier checks the token. A *JWT is handed the token as the Set
+	// already decoded it.
 	Verifier Verifier
 }
 
@@ -83,42 +82,8 @@ func (s *Set) VerifyFor(ctx context.Context, token string, issuers []string) (*P
 	if issuers != nil && !slices.Contains(issuers, is.Name) {
 		return nil, invalid("token not accepted on this route", errNotForRoute)
 	}
-	if pv, ok := is.Verifier.(parsedVerifier); ok && t != nil {
-		return pv.verifyParsed(ctx, t)
+	if j, ok := is.Verifier.(*JWT); ok && t != nil {
+		return j.verifyParsed(ctx, t)
 	}
 	return is.Verifier.Verify(ctx, token)
-}
-
-// parsedVerifier verifies a token the Set already decoded (JWT, Timed).
-type parsedVerifier interface {
-	verifyParsed(ctx context.Context, t *parsedJWT) (*Principal, error)
-}
-
-// Timed wraps v so that each verification reports its duration and error
-// to observe (metrics), keeping v's ability to take a decoded token.
-func Timed(v Verifier, observe func(time.Duration, error)) Verifier {
-	return &timed{v: v, observe: observe}
-}
-
-type timed struct {
-	v       Verifier
-	observe func(time.Duration, error)
-}
-
-func (t *timed) Verify(ctx context.Context, token string) (*Principal, error) {
-	start := time.Now()
-	p, err := t.v.Verify(ctx, token)
-	t.observe(time.Since(start), err)
-	return p, err
-}
-
-func (t *timed) verifyParsed(ctx context.Context, pt *parsedJWT) (*Principal, error) {
-	pv, ok := t.v.(parsedVerifier)
-	if !ok {
-		return t.Verify(ctx, pt.raw)
-	}
-	start := time.Now()
-	p, err := pv.verifyParsed(ctx, pt)
-	t.observe(time.Since(start), err)
-	return p, err
 }

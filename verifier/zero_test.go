@@ -59,7 +59,7 @@ func TestZeroRefreshCooldownIsTheDefaultNotUnlimited(t *testing.T) {
 // waitIdle waits (bounded) until no JWKS fetch of j is in flight or due.
 func waitIdle(t *testing.T, j *JWT) {
 	t.Helper()
-	r, ok := j.heldKeys().(*RemoteKeySet)
+	r, ok := j.keys.(*RemoteKeySet)
 	if !ok {
 		return
 	}

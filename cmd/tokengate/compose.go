@@ -66,6 +66,7 @@ func (b *builder) newIssuer(is config.Issuer) (verifier.Verifier, error) {
 		if b.metrics != nil {
 			o.OnCall = func(err error) { b.metrics.introspected(name, err) }
 		}
+		o.OnVerify = b.onVerify(pathIntrospection)
 		return verifier.NewIntrospection(o)
 	}
 	return verifier.NewJWT(verifier.JWTOptions{
@@ -86,14 +87,17 @@ func (b *builder) newIssuer(is config.Issuer) (verifier.Verifier, error) {
 			}
 		},
 		OnJWKSWarning: func(msg string) { b.log.Warn(msg, zap.String("issuer", name)) },
+		OnVerify:      b.onVerify(pathJWT),
 	})
 }
 
-func (b *builder) timed(path string, v verifier.Verifier) verifier.Verifier {
+// onVerify records verification times of one path, or is nil without
+// metrics.
+func (b *builder) onVerify(path string) func(time.Duration, error) {
 	if b.metrics == nil {
-		return v
+		return nil
 	}
-	return b.metrics.timed(path, v)
+	return b.metrics.onVerify(path)
 }
 
 // build wires a validated configuration. When prev verifies exactly as the
@@ -175,10 +179,10 @@ func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
 		}
 		switch v := v.(type) {
 		case *verifier.Introspection:
-			intro = &verifier.Issuer{Name: is.Name, Iss: is.Issuer, Verifier: b.timed(pathIntrospection, v)}
+			intro = &verifier.Issuer{Name: is.Name, Iss: is.Issuer, Verifier: v}
 		case *verifier.JWT:
 			st.jwts = append(st.jwts, v)
-			jwts = append(jwts, verifier.Issuer{Name: is.Name, Iss: is.Issuer, Verifier: b.timed(pathJWT, v)})
+			jwts = append(jwts, verifier.Issuer{Name: is.Name, Iss: is.Issuer, Verifier: v})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -203,13 +207,13 @@ func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
 		local, err := verifier.NewJWT(verifier.JWTOptions{
 			Name: te.Name, Issuer: te.Issuer, KeySet: jwks, Audiences: []string{te.Audience},
 			Algorithms: pub, ClockSkew: te.ClockSkew.D(), RequiredType: issuer.TokenType,
-			KeepClaims: b.keepClaims,
+			KeepClaims: b.keepClaims, OnVerify: b.onVerify(pathEmbedded),
 		})
 		if err != nil {
 			return err
 		}
 		st.embedded = local
-		jwts = append(jwts, verifier.Issuer{Name: te.Name, Iss: te.Issuer, Verifier: b.timed(pathEmbedded, local)})
+		jwts = append(jwts, verifier.Issuer{Name: te.Name, Iss: te.Issuer, Verifier: local})
 	}
 	co := verifier.CacheOptions{
 		MaxEntries: cfg.Cache.MaxEntries, MaxTTL: cfg.Cache.MaxTTL.D(),

@@ -38,13 +38,13 @@ func (b *builder) replayStore(s config.Signatures) (signature.Store, error) {
 	h := &replayHolder{key: key}
 	if s.RedisReplay() {
 		redis.SetLogger(redisLog{b.log})
-		r, err := signature.NewRedisStore(s.ReplayStore, s.StoreTimeout.D(), b.log.Named("replay"))
+		r, err := signature.NewRedisStore(s.ReplayStore, signature.RedisOptions{Timeout: s.StoreTimeout.D(), Logger: b.log.Named("replay")})
 		if err != nil {
 			return nil, err
 		}
 		h.store, h.redis = r, r
 	} else {
-		h.store = signature.NewMemoryStore(s.ReplayMemoryEntries)
+		h.store = signature.NewMemoryStore(signature.MemoryOptions{Entries: s.ReplayMemoryEntries})
 	}
 	b.pending = h
 	return h.store, nil
