@@ -186,7 +186,7 @@ func (e *explainer) explainTimes(info *verifier.TokenInfo, skew time.Duration) {
 	switch exp := info.Expiry; {
 	case exp.IsZero():
 		e.no("exp: the token has none; tokens that never expire are refused")
-	case e.now.After(exp.Add(skew)):
+	case !e.now.Before(exp.Add(skew)): // as the verifier: valid only strictly before exp+skew
 		e.no("exp %s: expired %s ago (clock skew allowed: %s)", exp.Format(time.RFC3339), e.now.Sub(exp).Round(time.Second), skew)
 	default:
 		e.ok("exp %s (in %s)", exp.Format(time.RFC3339), exp.Sub(e.now).Round(time.Second))
