@@ -45,8 +45,8 @@ func (c *Config) clientCertAnchors(dir string) []error {
 			continue
 		}
 		cc.Anchors = nil
-		if !cc.Bound() || c.TLS == nil || c.TLS.ClientCAFile == "" {
-			continue // nothing to bind, or validation says what is missing
+		if c.TLS == nil || c.TLS.ClientCAFile == "" {
+			continue // validation says what is missing
 		}
 		if !poolRead {
 			poolRead = true
@@ -54,8 +54,9 @@ func (c *Config) clientCertAnchors(dir string) []error {
 			if pool, err = readCertificates(c.TLS.ClientCAFile); err != nil {
 				errs = append(errs, c.fieldErr("tls.client_ca_file", "%v", err))
 			}
+			c.TLS.ClientCAs = pool
 		}
-		if pool == nil {
+		if pool == nil || !cc.Bound() {
 			continue
 		}
 		p := fmt.Sprintf("routes[%d].require.client_cert", i)

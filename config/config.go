@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"time"
 )
 
@@ -147,6 +148,12 @@ type TLS struct {
 	// ServerName, when set, is the host name the certificate must cover;
 	// tokengate check reports a mismatch.
 	ServerName string `yaml:"server_name"`
+
+	// ClientCAs are ClientCAFile's certificates as this configuration read
+	// them (filled at load when a route requires a client certificate):
+	// routes accept only chains that end at one of them, so a CA removed on
+	// reload stops connections that were opened while it was trusted.
+	ClientCAs []*x509.Certificate `yaml:"-"`
 }
 
 // Client authentication modes of TLS.ClientAuth.

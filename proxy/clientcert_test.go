@@ -9,12 +9,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -150,5 +152,68 @@ func TestClientCertIssuerIsTheTrustAnchorNotAName(t *testing.T) {
 				t.Fatalf("status %d, want %d", got, c.want)
 			}
 		})
+	}
+}
+
+// TestRemovedClientCAStopsConnectionsOpenedBeforeTheReload: a connection
+// whose chain was verified while a CA was trusted keeps its verified
+// chain after a reload removes that CA; the new configuration's routes
+// refuse it on its next request (a keep-alive connection cannot outlive
+// the trust it was opened with).
+func TestRemovedClientCAStopsConnectionsOpenedBeforeTheReload(t *testing.T) {
+	dir := t.TempDir()
+	rootA := issueCert(t, pkix.Name{CommonName: "Partner A CA"}, nil, true)
+	rootB := issueCert(t, pkix.Name{CommonName: "Partner B CA"}, nil, true)
+	leafA := issueCert(t, pkix.Name{CommonName: "aftership"}, rootA, false)
+	routes := "  - { path: /hooks/subject, require: { client_cert: { subjects: [\"CN=aftership\"] } } }\n"
+	handler := func(caFile string) http.Handler {
+		e := newEnv(t, routes+"tls: { cert_file: unused.crt, key_file: unused.key, client_ca_file: "+caFile+", client_auth: request }\n")
+		h, err := New(e.cfg, e.cache, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	var current atomic.Pointer[http.Handler]
+	before := handler(writePEM(t, dir, "both.pem", rootA, rootB))
+	current.Store(&before)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) }))
+	pool := x509.NewCertPool()
+	pool.AddCert(rootA.cert)
+	pool.AddCert(rootB.cert)
+	srv.TLS = &tls.Config{ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	pair := tlsPair(leafA)
+	var handshakes atomic.Int32
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: roots, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			handshakes.Add(1)
+			return &pair, nil
+		},
+	}}}
+	defer client.CloseIdleConnections()
+	get := func() int {
+		t.Helper()
+		resp, err := client.Get(srv.URL + "/hooks/subject")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get(); got != http.StatusUnauthorized { // the certificate passes; no token was sent
+		t.Fatalf("A's client while A is trusted: %d, want 401 (past the certificate check)", got)
+	}
+	after := handler(writePEM(t, dir, "only-b.pem", rootB)) // the reload removes A
+	current.Store(&after)
+	if got := get(); got != http.StatusForbidden {
+		t.Fatalf("A's client on its open connection after A was removed: %d, want 403", got)
+	}
+	if n := handshakes.Load(); n != 1 {
+		t.Fatalf("%d handshakes: the second request did not reuse the connection", n)
 	}
 }

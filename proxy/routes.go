@@ -40,7 +40,8 @@ type route struct {
 	auth       string
 	sig        SignatureVerifier
 	sigMaxBody int64
-	scheme     string // the signature scheme, named when no credential came
+	scheme     string     // the signature scheme, named when no credential came
+	trusted    [][32]byte // SPKI hashes of tls.client_ca_file's CAs, for client_cert routes
 }
 
 // credentials says which credentials a request on the route is judged
@@ -79,6 +80,11 @@ func compileRoutes(cfg *config.Config) []*route {
 		if cc := r.Require.ClientCert; cc != nil {
 			for _, a := range cc.Anchors {
 				cr.anchors = append(cr.anchors, sha256.Sum256(a.RawSubjectPublicKeyInfo))
+			}
+			if cfg.TLS != nil {
+				for _, ca := range cfg.TLS.ClientCAs {
+					cr.trusted = append(cr.trusted, sha256.Sum256(ca.RawSubjectPublicKeyInfo))
+				}
 			}
 		}
 		if r.PathPrefix != "" {
@@ -176,18 +182,20 @@ func (r *route) allowClientCert(cs *tls.ConnectionState) error {
 	if len(r.cert.Subjects) > 0 && !slices.Contains(r.cert.Subjects, leaf.Subject.String()) {
 		return fmt.Errorf("%w: subject not accepted", errClientCertRequired)
 	}
-	if r.cert.Bound() {
-		ok := false
-		for _, chain := range cs.VerifiedChains {
-			if len(chain) > 0 {
-				ok = ok || slices.Contains(r.anchors, sha256.Sum256(chain[len(chain)-1].RawSubjectPublicKeyInfo))
-			}
+	// A chain counts only if it ends at a CA this configuration trusts
+	// (a connection opened before a reload removed its CA has a chain
+	// verified by the old pool) and, for a bound route, at one of its
+	// anchors. Nothing resolved (a config not loaded) fails closed.
+	for _, chain := range cs.VerifiedChains {
+		if len(chain) == 0 {
+			continue
 		}
-		if !ok { // no anchor resolved (a config not loaded) fails closed too
-			return fmt.Errorf("%w: issuer not accepted", errClientCertRequired)
+		root := sha256.Sum256(chain[len(chain)-1].RawSubjectPublicKeyInfo)
+		if slices.Contains(r.trusted, root) && (!r.cert.Bound() || slices.Contains(r.anchors, root)) {
+			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("%w: issuer not accepted", errClientCertRequired)
 }
 
 // claimEquals compares a claim with a configured string: strings and
