@@ -21,6 +21,9 @@ const (
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultWriteStall        = 60 * time.Second
 	DefaultMaxHeaderBytes    = 256 << 10
+	// MaxConcurrentStreams is the HTTP/2 streams one connection may have
+	// open at once.
+	MaxConcurrentStreams = 100
 )
 
 // Timeouts bound what one client can hold; zero fields take the defaults.
@@ -121,6 +124,10 @@ func New(o Options) (*Listener, error) {
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		ErrorLog:          zap.NewStdLog(o.Logger),
+		// Each HTTP/2 stream may hold an upstream connection: fewer streams
+		// per connection than Go's default 250 bound what one client that
+		// never reads its answers can hold.
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: MaxConcurrentStreams},
 	}
 	return l, nil
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 func get(t *testing.T, c *http.Client, url string) (string, *http.Response) {
@@ -213,5 +215,40 @@ func TestTakenPortNamesWhoHoldsIt(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), first.Addr().String()) {
 		t.Fatalf("err = %v, want it to name the address and %q", err, want)
+	}
+}
+
+// TestHTTP2StreamsPerConnectionAreBounded: the server's SETTINGS frame
+// allows MaxConcurrentStreams streams, not Go's default 250 (each stream
+// may hold an upstream connection while its client reads nothing).
+func TestHTTP2StreamsPerConnectionAreBounded(t *testing.T) {
+	ca := newTestCA(t)
+	setup, _ := ca.setup(t)
+	l := started(t, Options{Name: "test", TLS: setup, Handler: text("ok")})
+	conn, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: ca.pool(), NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no SETTINGS frame from the server: %v", err)
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			v, ok := sf.Value(http2.SettingMaxConcurrentStreams)
+			if !ok || v != MaxConcurrentStreams {
+				t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (sent: %v), want %d", v, ok, MaxConcurrentStreams)
+			}
+			return
+		}
 	}
 }
