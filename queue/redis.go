@@ -1,0 +1,428 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultRedisPrefix namespaces the queue's keys; the braces make every
+// key hash to one Redis Cluster slot, so each script's keys go together.
+const DefaultRedisPrefix = "{tokengate-queue}:"
+
+// group is the consumer group every replica reads the streams in.
+const group = "tokengate"
+
+// Keys: m (hash id → payload), p (hash id → progress), b (total payload
+// bytes), rb (hash route → payload bytes); per route "r:<route>:" then
+// s (stream of due ids), z (zset: delayed id → due ms), d (zset: dead id
+// → ms buried), a (zset: pending id → arrival ms). The per-route suffixes
+// have one length, so no two routes' keys can coincide.
+var (
+	// addScript stores a new message, delayed until it is due (the next
+	// Lease moves it to the stream), unless the bytes would pass the
+	// bound; a retried command finds its message and reports ok.
+	addScript = redis.NewScript(`
+local size = string.len(ARGV[2])
+local max = tonumber(ARGV[5])
+local used = tonumber(redis.call('GET', KEYS[3]) or '0')
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 'ok' end
+if max > 0 and used + size > max then return 'full' end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('INCRBY', KEYS[3], size)
+redis.call('HINCRBY', KEYS[4], ARGV[4], size)
+redis.call('ZADD', KEYS[7], ARGV[7], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[6], ARGV[1])
+return 'ok'`)
+	// promoteScript moves due delayed ids into the stream.
+	promoteScript = redis.NewScript(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('XADD', KEYS[2], '*', 'id', id)
+end
+return #ids`)
+	// removeScript deletes a message (delivered or dropped) and its
+	// stream entry, if leased.
+	removeScript = redis.NewScript(`
+if ARGV[2] ~= '' then
+  redis.call('XACK', KEYS[5], ARGV[3], ARGV[2])
+  redis.call('XDEL', KEYS[5], ARGV[2])
+end
+local size = redis.call('HSTRLEN', KEYS[1], ARGV[1])
+if size == 0 then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('DECRBY', KEYS[3], size)
+redis.call('HINCRBY', KEYS[4], ARGV[4], -size)
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
+redis.call('ZREM', KEYS[8], ARGV[1])
+return 1`)
+	// settleScript ends a lease: back to the delayed set (retry) or to
+	// the dead letters (bury), with the new progress.
+	settleScript = redis.NewScript(`
+if ARGV[2] ~= '' then
+  redis.call('XACK', KEYS[3], ARGV[3], ARGV[2])
+  redis.call('XDEL', KEYS[3], ARGV[2])
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+if ARGV[5] == 'retry' then
+  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
+else
+  redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
+  redis.call('ZREM', KEYS[6], ARGV[1])
+end
+return 1`)
+	// reviveScript: a dead letter gets the new progress and is due now;
+	// a delayed message is due now; anything else is left alone.
+	reviveScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('ZSCORE', KEYS[5], ARGV[1]) then
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
+  redis.call('XADD', KEYS[3], '*', 'id', ARGV[1])
+elseif redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  local p = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1]))
+  p['next'] = ARGV[3]
+  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(p))
+  redis.call('XADD', KEYS[3], '*', 'id', ARGV[1])
+end
+return 1`)
+)
+
+// RedisOptions configure a RedisStore.
+type RedisOptions struct {
+	// MaxBytes bounds the stored payloads of all replicas together; zero:
+	// no bound.
+	MaxBytes int64
+	// Lease is how long a message handed to one replica stays its own;
+	// past it (the replica died mid-attempt) another claims it with
+	// XAUTOCLAIM. It must be longer than any attempt. Default 2m.
+	Lease time.Duration
+	// Timeout bounds each command. Default 2s.
+	Timeout time.Duration
+	// Prefix namespaces the keys. Default DefaultRedisPrefix.
+	Prefix string
+	// Consumer names this replica in the consumer group; default
+	// hostname, pid and a random suffix.
+	Consumer string
+}
+
+// RedisStore is the Store shared by replicas: Redis Streams with one
+// consumer group, so each due message goes to one replica, and a
+// replica's leased messages are claimed by another (XAUTOCLAIM) when it
+// dies. Durability is Redis's own: run it with appendonly yes and
+// appendfsync always, or an acknowledged message can be lost with Redis.
+type RedisStore struct {
+	c        *redis.Client
+	o        RedisOptions
+	groups   sync.Map // route → struct{}: its group exists
+	mu       sync.Mutex
+	autoNext map[string]string // route → XAUTOCLAIM cursor
+}
+
+// OpenRedis connects lazily to a redis:// or rediss:// URL.
+func OpenRedis(rawURL string, o RedisOptions) (*RedisStore, error) {
+	ro, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if o.Lease <= 0 {
+		o.Lease = 2 * time.Minute
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultRedisPrefix
+	}
+	if o.Consumer == "" {
+		host, _ := os.Hostname()
+		var r [4]byte
+		_, _ = rand.Read(r[:])
+		o.Consumer = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(r[:]))
+	}
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = o.Timeout, o.Timeout, o.Timeout
+	ro.MaxRetries = 1 // every script is idempotent
+	ro.DisableIdentity = true
+	return &RedisStore{c: redis.NewClient(ro), o: o, autoNext: map[string]string{}}, nil
+}
+
+func (r *RedisStore) key(k string) string { return r.o.Prefix + k }
+
+func (r *RedisStore) rkey(route, k string) string { return r.o.Prefix + "r:" + route + ":" + k }
+
+// unavailable wraps a Redis failure.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrFull) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// Add stores m; it is due at m.Next.
+func (r *RedisStore) Add(ctx context.Context, m *Message) error {
+	if !validID(m.ID) {
+		return fmt.Errorf("queue: invalid message id %q", m.ID)
+	}
+	if err := r.ensureGroup(ctx, m.Route); err != nil {
+		return unavailable(err)
+	}
+	payload, err := encodePayload(m)
+	if err != nil {
+		return err
+	}
+	progress, err := encodeProgress(m.Progress)
+	if err != nil {
+		return err
+	}
+	keys := []string{r.key("m"), r.key("p"), r.key("b"), r.key("rb"), r.rkey(m.Route, "s"), r.rkey(m.Route, "z"), r.rkey(m.Route, "a")}
+	res, err := addScript.Run(ctx, r.c, keys, m.ID, payload, progress, m.Route, r.o.MaxBytes, ms(m.Next), ms(m.Received)).Text()
+	if err != nil {
+		return unavailable(err)
+	}
+	if res == "full" {
+		return ErrFull
+	}
+	return nil
+}
+
+func (r *RedisStore) ensureGroup(ctx context.Context, route string) error {
+	if _, ok := r.groups.Load(route); ok {
+		return nil
+	}
+	err := r.c.XGroupCreateMkStream(ctx, r.rkey(route, "s"), group, "0").Err()
+	if err != nil && !isBusyGroup(err) {
+		return err
+	}
+	r.groups.Store(route, struct{}{})
+	return nil
+}
+
+func isBusyGroup(err error) bool { return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP" }
+
+// Lease hands out due messages: first those whose holder's lease ran out,
+// then new ones.
+func (r *RedisStore) Lease(ctx context.Context, route string, now time.Time, n int) ([]*Message, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	if err := r.ensureGroup(ctx, route); err != nil {
+		return nil, unavailable(err)
+	}
+	s := r.rkey(route, "s")
+	if err := promoteScript.Run(ctx, r.c, []string{r.rkey(route, "z"), s}, ms(now), 100).Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	r.mu.Lock()
+	start := r.autoNext[route]
+	r.mu.Unlock()
+	if start == "" {
+		start = "0-0"
+	}
+	entries, next, err := r.c.XAutoClaim(ctx, &redis.XAutoClaimArgs{Stream: s, Group: group, Consumer: r.o.Consumer, MinIdle: r.o.Lease, Start: start, Count: int64(n)}).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, unavailable(err)
+	}
+	r.mu.Lock()
+	r.autoNext[route] = next
+	r.mu.Unlock()
+	if len(entries) < n {
+		streams, err := r.c.XReadGroup(ctx, &redis.XReadGroupArgs{Group: group, Consumer: r.o.Consumer, Streams: []string{s, ">"}, Count: int64(n - len(entries)), Block: -1}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, unavailable(err)
+		}
+		for _, st := range streams {
+			entries = append(entries, st.Messages...)
+		}
+	}
+	out := make([]*Message, 0, len(entries))
+	for _, e := range entries {
+		id, _ := e.Values["id"].(string)
+		m, err := r.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) || err == nil && m.State != Pending {
+			// dropped (or buried) meanwhile: the entry is stale
+			_ = r.c.XAck(ctx, s, group, e.ID).Err()
+			_ = r.c.XDel(ctx, s, e.ID).Err()
+			continue
+		}
+		if err != nil {
+			return out, err // what was read is leased; the rest is claimed again after the lease
+		}
+		m.lease = e.ID
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (r *RedisStore) removeKeys(route string) []string {
+	return []string{r.key("m"), r.key("p"), r.key("b"), r.key("rb"), r.rkey(route, "s"), r.rkey(route, "a"), r.rkey(route, "z"), r.rkey(route, "d")}
+}
+
+// Ack removes a delivered message.
+func (r *RedisStore) Ack(ctx context.Context, m *Message) error {
+	n, err := removeScript.Run(ctx, r.c, r.removeKeys(m.Route), m.ID, m.lease, group, m.Route).Int()
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	return unavailable(err)
+}
+
+func (r *RedisStore) settle(ctx context.Context, m *Message, mode string, score int64) error {
+	progress, err := encodeProgress(m.Progress)
+	if err != nil {
+		return err
+	}
+	keys := []string{r.key("m"), r.key("p"), r.rkey(m.Route, "s"), r.rkey(m.Route, "z"), r.rkey(m.Route, "d"), r.rkey(m.Route, "a")}
+	n, err := settleScript.Run(ctx, r.c, keys, m.ID, m.lease, group, progress, mode, score).Int()
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	return unavailable(err)
+}
+
+// Retry stores m.Progress; the message is due at m.Next.
+func (r *RedisStore) Retry(ctx context.Context, m *Message) error {
+	m.State = Pending
+	return r.settle(ctx, m, "retry", ms(m.Next))
+}
+
+// Bury makes the message a dead letter.
+func (r *RedisStore) Bury(ctx context.Context, m *Message) error {
+	m.State = Dead
+	return r.settle(ctx, m, "bury", ms(time.Now()))
+}
+
+// Revive implements Store.
+func (r *RedisStore) Revive(ctx context.Context, id string, p Progress) error {
+	m, err := r.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	p.State = Pending
+	progress, err := encodeProgress(p)
+	if err != nil {
+		return err
+	}
+	next, err := p.Next.MarshalText()
+	if err != nil {
+		return err
+	}
+	keys := []string{r.key("m"), r.key("p"), r.rkey(m.Route, "s"), r.rkey(m.Route, "z"), r.rkey(m.Route, "d"), r.rkey(m.Route, "a")}
+	n, err := reviveScript.Run(ctx, r.c, keys, id, progress, string(next), ms(m.Received)).Int()
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	return unavailable(err)
+}
+
+// Drop removes a message, whatever its state.
+func (r *RedisStore) Drop(ctx context.Context, id string) error {
+	m, err := r.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	n, err := removeScript.Run(ctx, r.c, r.removeKeys(m.Route), id, "", group, m.Route).Int()
+	if err == nil && n == 0 {
+		err = ErrNotFound
+	}
+	return unavailable(err)
+}
+
+// Get returns one message.
+func (r *RedisStore) Get(ctx context.Context, id string) (*Message, error) {
+	if !validID(id) {
+		return nil, ErrNotFound
+	}
+	vals, err := r.c.HMGet(ctx, r.key("m"), id).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	payload, _ := vals[0].(string)
+	progress, err := r.c.HGet(ctx, r.key("p"), id).Result()
+	if errors.Is(err, redis.Nil) || payload == "" {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return decode([]byte(payload), []byte(progress))
+}
+
+// List returns up to limit messages of route in state, oldest first
+// (dead letters by when they died).
+func (r *RedisStore) List(ctx context.Context, route string, state State, limit int) ([]*Message, error) {
+	k := r.rkey(route, "a")
+	if state == Dead {
+		k = r.rkey(route, "d")
+	}
+	stop := int64(-1)
+	if limit > 0 {
+		stop = int64(limit - 1)
+	}
+	ids, err := r.c.ZRange(ctx, k, 0, stop).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]*Message, 0, len(ids))
+	for _, id := range ids {
+		m, err := r.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Stats counts the stored messages per route.
+func (r *RedisStore) Stats(ctx context.Context) ([]RouteStats, error) {
+	bytes, err := r.c.HGetAll(ctx, r.key("rb")).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var out []RouteStats
+	for route, b := range bytes {
+		rs := RouteStats{Route: route}
+		rs.Bytes, _ = strconv.ParseInt(b, 10, 64)
+		pipe := r.c.Pipeline()
+		pending := pipe.ZCard(ctx, r.rkey(route, "a"))
+		dead := pipe.ZCard(ctx, r.rkey(route, "d"))
+		oldest := pipe.ZRangeWithScores(ctx, r.rkey(route, "a"), 0, 0)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, unavailable(err)
+		}
+		rs.Pending, rs.Dead = pending.Val(), dead.Val()
+		if z := oldest.Val(); len(z) > 0 {
+			rs.Oldest = time.UnixMilli(int64(z[0].Score))
+		}
+		if rs.Pending+rs.Dead > 0 {
+			out = append(out, rs)
+		}
+	}
+	sortStats(out)
+	return out, nil
+}
+
+// Close closes the connections.
+func (r *RedisStore) Close() error { return r.c.Close() }
+
+var _ Store = (*RedisStore)(nil)

@@ -1,0 +1,299 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Headers every attempt carries.
+const (
+	// HeaderDeliveryID is stable for a message across attempts: the
+	// receiver's idempotency key.
+	HeaderDeliveryID = "X-Tokengate-Delivery-Id"
+	// HeaderAttempt counts attempts from 1.
+	HeaderAttempt = "X-Tokengate-Attempt"
+)
+
+func randFloat() float64 { return rand.Float64() }
+
+// Run delivers due messages of every route until ctx ends, at most each
+// route's Concurrency at once; then it takes no new ones, lets attempts
+// in flight finish within Grace, cuts the rest short (they stay stored,
+// due at once, the attempt not counted) and returns.
+func (q *Queue) Run(ctx context.Context) error {
+	attempts, cut := context.WithCancel(context.WithoutCancel(ctx))
+	defer cut()
+	var wg sync.WaitGroup
+	for _, rs := range q.routes {
+		wg.Go(func() { q.runRoute(ctx, attempts, rs) })
+	}
+	if q.obs != nil {
+		wg.Go(func() { q.report(ctx) })
+	}
+	<-ctx.Done()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	grace := time.NewTimer(q.grace)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		cut()
+		<-done
+	}
+	return nil
+}
+
+// runRoute keeps up to rs.Concurrency attempts of one route in flight.
+func (q *Queue) runRoute(ctx, attempts context.Context, rs *routeState) {
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	slots := make(chan struct{}, rs.Concurrency)
+	freed := make(chan struct{}, 1)
+	timer := time.NewTimer(q.poll)
+	defer timer.Stop()
+	failing := false
+	for {
+		if free := cap(slots) - len(slots); free > 0 {
+			msgs, err := q.store.Lease(ctx, rs.Name, q.now(), free)
+			if err != nil && ctx.Err() == nil && !failing {
+				q.log.Warn("queue: cannot read due messages; trying again", zap.String("route", rs.Name), zap.Error(err))
+			}
+			failing = err != nil
+			for _, m := range msgs {
+				slots <- struct{}{}
+				inflight.Go(func() {
+					q.deliver(attempts, &rs.RouteOptions, m)
+					<-slots
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				})
+			}
+			if err == nil && len(msgs) == free {
+				continue // there may be more due
+			}
+		}
+		timer.Reset(q.poll)
+		select {
+		case <-ctx.Done():
+			return
+		case <-rs.wake:
+		case <-freed:
+		case <-timer.C:
+		}
+	}
+}
+
+// DeliverDue makes one pass: it leases up to Concurrency due messages of
+// every route, attempts them and returns how many it attempted, once all
+// are settled. Run does the same continuously; tests drive it by hand.
+func (q *Queue) DeliverDue(ctx context.Context) (int, error) {
+	var wg sync.WaitGroup
+	n := 0
+	var errs []error
+	for _, rs := range q.routes {
+		msgs, err := q.store.Lease(ctx, rs.Name, q.now(), rs.Concurrency)
+		errs = append(errs, err)
+		n += len(msgs)
+		for _, m := range msgs {
+			wg.Go(func() { q.deliver(ctx, &rs.RouteOptions, m) })
+		}
+	}
+	wg.Wait()
+	return n, errors.Join(errs...)
+}
+
+// settleTimeout bounds writing an attempt's outcome.
+const settleTimeout = 10 * time.Second
+
+// deliver makes one attempt and stores its outcome.
+func (q *Queue) deliver(ctx context.Context, ro *RouteOptions, m *Message) {
+	now := q.now()
+	outcome := OutcomeRetry
+	switch {
+	case !m.Expires.IsZero() && !now.Before(m.Expires):
+		outcome, m.Reason = OutcomeDead, "max_age"
+	default:
+		m.Attempts++
+		ans, wait := q.attempt(ctx, ro, m)
+		if ans.Status == 0 && ctx.Err() != nil { // shutdown cut it short: not counted
+			m.Attempts--
+			m.Next = now
+			outcome = OutcomeAborted
+			break
+		}
+		m.Last = &ans
+		now = q.now()
+		outcome, m.Reason, m.Next = q.judge(ro, m, ans, wait, now)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	var err error
+	switch outcome {
+	case OutcomeDelivered:
+		err = q.store.Ack(sctx, m)
+	case OutcomeDead:
+		err = q.store.Bury(sctx, m)
+		q.log.Warn("queue: a message is now a dead letter", zap.String("route", m.Route), zap.String("id", m.ID),
+			zap.String("reason", m.Reason), zap.Int("attempts", m.Attempts))
+	default:
+		err = q.store.Retry(sctx, m)
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) { // not found: dropped by an operator meanwhile
+		q.log.Warn("queue: could not record an attempt; the message is attempted again", zap.String("route", m.Route),
+			zap.String("id", m.ID), zap.String("outcome", outcome), zap.Error(err))
+	}
+	if q.obs != nil {
+		q.obs.ObserveAttempt(m.Route, outcome)
+	}
+}
+
+// judge decides what an answer means: taken, tried again (when), or dead.
+func (q *Queue) judge(ro *RouteOptions, m *Message, ans Answer, wait time.Duration, now time.Time) (string, string, time.Time) {
+	if ans.Status != 0 && ro.Success.Has(ans.Status) {
+		return OutcomeDelivered, "", m.Next
+	}
+	if s := ans.Status; s >= 400 && s < 500 && !retried4xx(s) && !ro.RetryOn.Has(s) {
+		return OutcomeDead, "refused", m.Next
+	}
+	if m.Attempts >= ro.MaxAttempts {
+		return OutcomeDead, "max_attempts", m.Next
+	}
+	if wait < 0 {
+		wait = backoff(ro, m.Attempts, q.jitter())
+	}
+	next := now.Add(wait)
+	if !m.Expires.IsZero() && next.After(m.Expires) {
+		return OutcomeDead, "max_age", m.Next
+	}
+	return OutcomeRetry, "", next
+}
+
+// retried4xx are the 4xx answers that say "later", not "never".
+func retried4xx(s int) bool {
+	return s == http.StatusRequestTimeout || s == http.StatusConflict || s == http.StatusTooEarly || s == http.StatusTooManyRequests
+}
+
+// backoff is the wait after the n-th failed attempt: initial·2^(n-1),
+// at most max, drawn between half of it and all of it.
+func backoff(ro *RouteOptions, n int, jitter float64) time.Duration {
+	d := ro.BackoffMax
+	if n <= 31 {
+		if e := ro.BackoffInitial << (n - 1); e > 0 && e < d {
+			d = e
+		}
+	}
+	return d/2 + time.Duration(jitter*float64(d-d/2))
+}
+
+// attempt sends m once. wait is the receiver's Retry-After on 429 or 503
+// (-1: none).
+func (q *Queue) attempt(ctx context.Context, ro *RouteOptions, m *Message) (Answer, time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, ro.Timeout)
+	defer cancel()
+	req, err := q.request(ctx, m)
+	if err != nil {
+		return Answer{Error: err.Error(), At: q.now()}, -1
+	}
+	resp, err := q.rt.RoundTrip(req)
+	if err != nil {
+		return Answer{Error: shortError(err), At: q.now()}, -1
+	}
+	defer resp.Body.Close()
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, MaxExcerpt))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	wait := time.Duration(-1)
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		wait = retryAfter(resp.Header.Get("Retry-After"), q.now())
+	}
+	return Answer{Status: resp.StatusCode, Body: excerpt(head), At: q.now()}, wait
+}
+
+// request rebuilds m for the target, as the reverse proxy would send it.
+func (q *Queue) request(ctx context.Context, m *Message) (*http.Request, error) {
+	out := &http.Request{URL: &url.URL{Path: m.Path, RawQuery: m.Query}, Header: http.Header{}}
+	(&httputil.ProxyRequest{In: out, Out: out}).SetURL(q.target)
+	req, err := http.NewRequestWithContext(ctx, m.Method, out.URL.String(), bytes.NewReader(m.Body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range m.Header {
+		if n := strings.ReplaceAll(http.CanonicalHeaderKey(k), "_", "-"); strings.EqualFold(n, HeaderDeliveryID) || strings.EqualFold(n, HeaderAttempt) {
+			continue // only the gate says these
+		}
+		req.Header[k] = append([]string(nil), v...)
+	}
+	if _, ok := req.Header["User-Agent"]; !ok {
+		req.Header["User-Agent"] = []string{""} // as the reverse proxy: no Go default
+	}
+	req.Header.Set(HeaderDeliveryID, m.DeliveryID)
+	req.Header.Set(HeaderAttempt, strconv.Itoa(m.Attempts))
+	return req, nil
+}
+
+// retryAfter parses seconds or an HTTP date; -1 when absent or invalid.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return -1
+	}
+	if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return -1
+}
+
+func shortError(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// report sends stored counts to the Observer every StatsEvery; a
+// configured route without messages is reported empty.
+func (q *Queue) report(ctx context.Context) {
+	t := time.NewTicker(q.every)
+	defer t.Stop()
+	for {
+		stats, err := q.store.Stats(ctx)
+		if err == nil {
+			seen := map[string]bool{}
+			for _, s := range stats {
+				seen[s.Route] = true
+				age := time.Duration(0)
+				if !s.Oldest.IsZero() {
+					age = max(q.now().Sub(s.Oldest), 0)
+				}
+				q.obs.ObserveStored(s, age)
+			}
+			for r := range q.routes {
+				if !seen[r] {
+					q.obs.ObserveStored(RouteStats{Route: r}, 0)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
