@@ -1,0 +1,190 @@
+package queue
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestFileStoreGroupCommit: N concurrent Adds share commits (and their
+// fsyncs): fewer commits than messages, every message stored.
+func TestFileStoreGroupCommit(t *testing.T) {
+	const n = 64
+	var mu sync.Mutex
+	commits := map[int]bool{}
+	calls := 0
+	s, err := OpenFile(FileOptions{Dir: t.TempDir(), onCommit: func(txid int) {
+		mu.Lock()
+		commits[txid] = true
+		calls++
+		mu.Unlock()
+	}})
+	must(t, err)
+	defer s.Close()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs <- s.Add(context.Background(), msg("gh", t0, fmt.Sprint(i)))
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err)
+	}
+	if calls != n {
+		t.Fatalf("%d messages committed, want %d", calls, n)
+	}
+	if len(commits) >= n {
+		t.Fatalf("%d commits for %d concurrent messages: each paid its own fsync", len(commits), n)
+	}
+	t.Logf("%d messages in %d commits", n, len(commits))
+}
+
+// TestFileStoreModesAndLock: the directory is 0700, the file 0600 (also
+// one that existed with a looser mode), and a second process (here, a
+// second open) is told the file is in use instead of waiting forever.
+func TestFileStoreModesAndLock(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "queue")
+	s, err := OpenFile(FileOptions{Dir: dir})
+	must(t, err)
+	fi, err := os.Stat(dir)
+	must(t, err)
+	if fi.Mode().Perm() != 0o700 {
+		t.Fatalf("directory mode %v, want 0700", fi.Mode().Perm())
+	}
+	if _, err := OpenFile(FileOptions{Dir: dir, LockTimeout: 50 * time.Millisecond}); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second open: %v, want in use", err)
+	}
+	must(t, s.Close())
+	must(t, os.Chmod(filepath.Join(dir, FileName), 0o644))
+	s, err = OpenFile(FileOptions{Dir: dir})
+	must(t, err)
+	defer s.Close()
+	fi, err = os.Stat(filepath.Join(dir, FileName))
+	must(t, err)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// TestFileStoreReopen: after a restart every pending message is due
+// again (one whose attempt was in flight too), a dead letter stays dead,
+// and the byte count is rebuilt.
+func TestFileStoreReopen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenFile(FileOptions{Dir: dir})
+	must(t, err)
+	a, b, c := msg("gh", t0, "a"), msg("gh", t0, "b"), msg("gh", t0, "c")
+	for _, m := range []*Message{a, b, c} {
+		must(t, s.Add(context.Background(), m))
+	}
+	leased := lease(t, s, "gh", t0, 2)
+	leased[1].Reason = "refused"
+	must(t, s.Bury(context.Background(), leased[1]))
+	before, _ := s.Stats(context.Background())
+	must(t, s.Close())
+
+	s, err = OpenFile(FileOptions{Dir: dir})
+	must(t, err)
+	defer s.Close()
+	after, _ := s.Stats(context.Background())
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("stats before %+v, after reopen %+v", before, after)
+	}
+	got := lease(t, s, "gh", t0, 10)
+	if len(got) != 2 || got[0].ID == leased[1].ID || got[1].ID == leased[1].ID {
+		t.Fatalf("after reopen leased %v; want the two pending (%s was buried)", ids(got), leased[1].ID)
+	}
+}
+
+const crashChildEnv = "TOKENGATE_QUEUE_CRASH_DIR"
+
+// crashChild enqueues from 8 goroutines and prints each id once Add has
+// returned (acknowledged), until it is killed (or after 20000 messages).
+func crashChild() {
+	s, err := OpenFile(FileOptions{Dir: os.Getenv(crashChildEnv)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	out := bufio.NewWriter(os.Stdout)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 2500 {
+				m := msg("gh", time.Now(), fmt.Sprintf("%d-%d", g, i))
+				if err := s.Add(context.Background(), m); err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
+				}
+				mu.Lock()
+				fmt.Fprintln(out, m.ID)
+				out.Flush()
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	os.Exit(0)
+}
+
+// TestCrashLosesNoAcknowledgedMessage: a process enqueueing at full speed
+// is killed with SIGKILL after acknowledging K messages; reopened, the
+// store holds every one of them.
+func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
+	const k = 300
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	stdout, err := cmd.StdoutPipe()
+	must(t, err)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	must(t, cmd.Start())
+	acked := make(chan []string, 1)
+	go func() {
+		var got []string
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() && len(got) < k {
+			got = append(got, sc.Text())
+		}
+		acked <- got
+	}()
+	var got []string
+	select {
+	case got = <-acked:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("the child did not acknowledge %d messages within 60s; stderr: %s", k, stderr.String())
+	}
+	must(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	if len(got) < k {
+		t.Fatalf("child acknowledged only %d messages; stderr: %s", len(got), stderr.String())
+	}
+	s, err := OpenFile(FileOptions{Dir: dir})
+	must(t, err)
+	defer s.Close()
+	for _, id := range got {
+		if _, err := s.Get(context.Background(), id); err != nil {
+			t.Fatalf("acknowledged message %s after kill -9: %v", id, err)
+		}
+	}
+	st, _ := s.Stats(context.Background())
+	t.Logf("%d acknowledged before the kill, %+v stored after", len(got), st)
+}
