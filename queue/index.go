@@ -26,7 +26,7 @@ func (h *dueHeap) Less(i, j int) bool {
 	return a.id < b.id
 }
 func (h *dueHeap) Swap(i, j int) { h.items[i], h.items[j] = h.items[j], h.items[i] }
-func (h *dueHeap) Push(x any)   { h.items = append(h.items, x.(dueItem)) }
+func (h *dueHeap) Push(x any)    { h.items = append(h.items, x.(dueItem)) }
 func (h *dueHeap) Pop() any {
 	it := h.items[len(h.items)-1]
 	h.items = h.items[:len(h.items)-1]

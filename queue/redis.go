@@ -214,7 +214,9 @@ func (r *RedisStore) ensureGroup(ctx context.Context, route string) error {
 	return nil
 }
 
-func isBusyGroup(err error) bool { return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP" }
+func isBusyGroup(err error) bool {
+	return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP"
+}
 
 // Lease hands out due messages: first those whose holder's lease ran out,
 // then new ones.
