@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -214,9 +215,9 @@ func (r *RedisStore) ensureGroup(ctx context.Context, route string) error {
 	return nil
 }
 
-func isBusyGroup(err error) bool {
-	return err != nil && len(err.Error()) >= 9 && err.Error()[:9] == "BUSYGROUP"
-}
+// isBusyGroup: the group exists already. go-redis has no typed error for
+// it; the server's reply starts with this code word.
+func isBusyGroup(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "BUSYGROUP") }
 
 // Lease hands out due messages: first those whose holder's lease ran out,
 // then new ones.
