@@ -78,6 +78,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.egressDefaults()
 	c.signatureDefaults()
+	c.deliveryDefaults()
 	if te := c.TokenEndpoint; te != nil {
 		setDefault(&te.Name, DefaultTokenEndpointName)
 		setDefault(&te.Path, DefaultTokenPath)

@@ -47,6 +47,7 @@ func (c *Config) Validate() error {
 		v.tokenEndpoint()
 		v.routes()
 		v.signatures()
+		v.delivery()
 	}
 	v.egress()
 	return errors.Join(v.errs...)
