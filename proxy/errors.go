@@ -100,6 +100,10 @@ func classify(err error) answer {
 		return answer{http.StatusConflict, "message_in_flight", "the same message is being delivered; retry later", DecisionReplayed, false}
 	case errors.Is(err, signature.ErrStoreUnavailable):
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "replay store unavailable; retry later", DecisionUnavailable, false}
+	case errors.Is(err, errQueueFull):
+		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "the delivery queue is full; retry later", DecisionUnavailable, false}
+	case errors.Is(err, errQueueUnavailable):
+		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "the message cannot be stored right now; retry later", DecisionUnavailable, false}
 	case errors.Is(err, errClientBudget):
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight from this client; retry later", DecisionUnavailable, false}
 	case errors.Is(err, errBodyBudget):

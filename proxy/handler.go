@@ -48,6 +48,9 @@ type Options struct {
 	// signed-webhook verifier (nil for a route without signature); every
 	// route with a signature policy must have one.
 	Signatures []SignatureVerifier
+	// Queue stores the requests of routes with delivery.mode queued
+	// (queued.go); required when any route is queued.
+	Queue Enqueuer
 }
 
 // Handler is tokengate's public http.Handler: route, bearer token, verify,
@@ -66,6 +69,8 @@ type Handler struct {
 	obs        Observer
 	now        func() time.Time
 	fwd        *Forwarding
+	queue      Enqueuer
+	queued     map[*route]*queuedRoute // routes with delivery.mode queued
 	signedLimits
 }
 
@@ -105,6 +110,10 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		}
 		routes[i].sig = o.Signatures[i]
 	}
+	queued, err := compileQueued(cfg, routes, o.Queue)
+	if err != nil {
+		return nil, err
+	}
 	h := &Handler{
 		routes:       routes,
 		verifier:     v,
@@ -118,6 +127,8 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		obs:          o.Observer,
 		now:          o.Now,
 		fwd:          o.Forwarding,
+		queue:        o.Queue,
+		queued:       queued,
 		signedLimits: newSignedLimits(cfg),
 	}
 	h.rp = &httputil.ReverseProxy{
@@ -293,6 +304,9 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 }
 
 func (h *Handler) forward(w *recorder, r *http.Request, st *state, decision string) string {
+	if q := h.queued[st.route]; q != nil {
+		return h.enqueue(w, r, st, q)
+	}
 	if r.ContentLength > h.maxBody {
 		st.err = errTooLarge
 		w.Header().Set("Connection", "close")

@@ -148,7 +148,7 @@ func (h *Handler) checkSignature(w http.ResponseWriter, r *http.Request, st *sta
 	if receipt.StoreErr != nil {
 		h.log.Warn("replay store unavailable: a signed message was forwarded without a replay check (replay_fail_open)")
 	}
-	st.receipt = receipt
+	st.receipt, st.delivery.body = receipt, body
 	return release, nil
 }
 
@@ -183,6 +183,7 @@ func newSignedLimits(cfg *config.Config) signedLimits {
 // delivery is what a request knows of a verified signed message.
 type delivery struct {
 	receipt *signature.Receipt // its claim, settled by the receiver's answer
+	body    []byte             // the verified body (stored by a queued route)
 	// sent is how far a claimed message's upstream request got (send…);
 	// answered is set once the receiver's status is known, and onAnswer,
 	// if set, is then called.

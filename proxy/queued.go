@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/queue"
+	"github.com/tokengate/tokengate/signature"
+)
+
+// Enqueuer stores a verified request for delivery to the receiver and
+// returns once it is durable; *queue.Queue implements it.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, m *queue.Message) error
+}
+
+var _ Enqueuer = (*queue.Queue)(nil)
+
+// DecisionQueued: a verified request stored for delivery (ack_status).
+const DecisionQueued = "queued"
+
+// Refusals of a queued route whose message could not be stored (503 with
+// Retry-After: nothing was acknowledged, the sender retries).
+var (
+	errQueueFull        = errors.New("delivery queue full")
+	errQueueUnavailable = errors.New("delivery queue cannot store the message")
+)
+
+// enqueueTimeout bounds storing one message.
+const enqueueTimeout = 10 * time.Second
+
+// queuedRoute is a compiled routes[].delivery with mode queued.
+type queuedRoute struct {
+	ack int
+	// idHeader carries the sender's own message id, when the route's
+	// signature scheme has one.
+	idHeader string
+}
+
+// senderIDHeaders name each scheme's message-id header.
+var senderIDHeaders = map[string]string{
+	signature.StandardWebhooks: "Webhook-Id",
+	signature.GitHub:           "X-Github-Delivery",
+	signature.Shopify:          "X-Shopify-Webhook-Id",
+}
+
+// deliveryIDRE is the form a sender's id must have to be reused.
+var deliveryIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// compileQueued finds the queued routes; they need an Enqueuer.
+func compileQueued(cfg *config.Config, routes []*route, e Enqueuer) (map[*route]*queuedRoute, error) {
+	out := map[*route]*queuedRoute{}
+	for i, r := range cfg.Routes {
+		if !r.Queued() {
+			continue
+		}
+		if e == nil {
+			return nil, fmt.Errorf("proxy: route %q is queued but no queue was given", r.Name)
+		}
+		q := &queuedRoute{ack: r.Delivery.AckStatus}
+		if r.Signature != nil {
+			q.idHeader = senderIDHeaders[r.Signature.Scheme]
+		}
+		out[routes[i]] = q
+	}
+	return out, nil
+}
+
+// enqueue stores a request that passed every check of a queued route and
+// answers ack_status once it is durable. The body is read whole (a
+// signed one already was), bounded and charged like a signed body; the
+// headers are those the reverse proxy would send.
+func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRoute) string {
+	body := st.delivery.body
+	if st.receipt == nil { // not read for a signature
+		b, release, err := h.readSigned(w, r, h.maxBody)
+		defer release()
+		if err != nil {
+			return h.refuseQueued(w, st, err)
+		}
+		body = b
+	}
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	in := r.WithContext(ctx)
+	out := r.Clone(ctx)
+	removeHopByHop(out.Header)
+	for _, k := range gateForwarding {
+		out.Header.Del(k) // as ReverseProxy does before Rewrite
+	}
+	h.rewrite(&httputil.ProxyRequest{In: in, Out: out})
+	m := &queue.Message{
+		Route: st.route.name, Method: r.Method, Path: st.path, Query: r.URL.RawQuery,
+		Header: out.Header, Body: body, Received: h.now(),
+	}
+	if p := st.principal; p != nil {
+		m.Identity.Subject, m.Identity.ClientID, m.Identity.Issuer = p.Subject, p.ClientID, p.Issuer
+	}
+	if st.receipt != nil {
+		m.Identity.Signature = st.route.scheme
+		if id := r.Header.Get(q.idHeader); q.idHeader != "" && deliveryIDRE.MatchString(id) {
+			m.DeliveryID = id
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
+	defer cancel()
+	if err := h.queue.Enqueue(sctx, m); err != nil {
+		if !errors.Is(err, queue.ErrFull) {
+			h.log.Warn("queue: a verified message could not be stored; the sender gets 503 and retries", zap.String("route", st.route.name), zap.Error(err))
+			return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueUnavailable, err))
+		}
+		return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueFull, err))
+	}
+	st.upstreamStatus = q.ack // a signed message's claim is settled as taken
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(q.ack)
+	b, _ := json.Marshal(struct {
+		Result     string `json:"result"`
+		DeliveryID string `json:"delivery_id"`
+	}{"queued", m.DeliveryID})
+	_, _ = w.Write(append(b, '\n'))
+	return DecisionQueued
+}
+
+// refuseQueued answers a queued request that was not stored.
+func (h *Handler) refuseQueued(w *recorder, st *state, err error) string {
+	st.err = err
+	a := classify(err)
+	if a.status == http.StatusRequestEntityTooLarge || a.status == http.StatusRequestTimeout {
+		w.Header().Set("Connection", "close") // the rest of the body is not read
+	}
+	h.writeAnswer(w, a, st.route)
+	return a.decision
+}
+
+// hopByHop are the headers ReverseProxy removes (RFC 9110 §7.6.1).
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopByHop removes hop-by-hop headers and those Connection names,
+// as ReverseProxy does.
+func removeHopByHop(h http.Header) {
+	for _, f := range h["Connection"] {
+		for sf := range strings.SplitSeq(f, ",") {
+			if sf = textproto.TrimString(sf); sf != "" {
+				h.Del(sf)
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+}

@@ -1,0 +1,299 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/queue"
+	"github.com/tokengate/tokengate/signature"
+)
+
+// queuedRoutes follow baseRoutes' six: a signed GitHub route and a bearer
+// route, both queued, and a direct twin of the bearer route.
+const queuedRoutes = `  - name: gh-queued
+    path: /hooks/gh-queued
+    signature: { scheme: github, secrets: ["${TG_TEST_GH}"] }
+    delivery: { mode: queued }
+  - name: bearer-queued
+    path_prefix: /hooks/queued
+    require: { issuers: [idp] }
+    delivery: { mode: queued, ack_status: 200 }
+  - name: bearer-direct
+    path_prefix: /hooks/direct
+    require: { issuers: [idp] }
+`
+
+// fakeClock is the queue's injected clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// queuedEnv is a gate with queued routes whose queue delivers to target.
+type queuedEnv struct {
+	*env
+	q     *queue.Queue
+	store *queue.FileStore
+	clock *fakeClock
+}
+
+func newQueuedEnv(t *testing.T, target string, maxBytes int64) *queuedEnv {
+	t.Helper()
+	t.Setenv("TG_TEST_GH", ghSecret)
+	store, err := queue.OpenFile(queue.FileOptions{Dir: t.TempDir(), MaxBytes: maxBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	u, _ := url.Parse(target)
+	c := &fakeClock{t: time.Now()}
+	q, err := queue.New(store, queue.Options{Routes: []queue.RouteOptions{{Name: "gh-queued"}, {Name: "bearer-queued"}}, Target: u, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := signature.New(signature.Options{Scheme: signature.GitHub, Route: "gh-queued", Secrets: []string{ghSecret},
+		Store: signature.NewMemoryStore(signature.MemoryOptions{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOpts(t, queuedRoutes, Options{Queue: q, Signatures: []SignatureVerifier{nil, nil, nil, nil, nil, nil, sig}})
+	return &queuedEnv{env: e, q: q, store: store, clock: c}
+}
+
+func (qe *queuedEnv) deliverDue() int {
+	qe.t.Helper()
+	n, err := qe.q.DeliverDue(context.Background())
+	if err != nil {
+		qe.t.Fatal(err)
+	}
+	return n
+}
+
+func (qe *queuedEnv) stored() []queue.RouteStats {
+	st, err := qe.store.Stats(context.Background())
+	if err != nil {
+		qe.t.Fatal(err)
+	}
+	return st
+}
+
+// queuedAnswer is the JSON a sender gets for a stored message.
+type queuedAnswer struct {
+	Result     string `json:"result"`
+	DeliveryID string `json:"delivery_id"`
+}
+
+func ackOf(t *testing.T, resp *http.Response, status int) queuedAnswer {
+	t.Helper()
+	var a queuedAnswer
+	if resp.StatusCode != status || json.Unmarshal([]byte(bodyOf(resp)), &a) != nil || a.Result != "queued" || a.DeliveryID == "" {
+		t.Fatalf("status %d %s, want %d and a queued answer", resp.StatusCode, bodyOf(resp), status)
+	}
+	return a
+}
+
+// TestQueuedReceiverDownSenderGets202ThenDelivered: with the receiver
+// down, a signed webhook on a queued route is acknowledged 202 with its
+// delivery id (GitHub's own); attempts fail while the receiver is down;
+// once it is up, the next attempt delivers the message as the proxy would
+// have forwarded it (hygienic headers, the signature kept for the
+// receiver) with the delivery id and attempt number. A copy of the stored
+// message is a duplicate, not stored twice.
+func TestQueuedReceiverDownSenderGets202ThenDelivered(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // the receiver is down
+	qe := newQueuedEnv(t, "http://"+addr, 0)
+
+	const body, delivery = `{"action":"opened"}`, "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+	send := func() *http.Response {
+		return qe.do(http.MethodPost, "/hooks/gh-queued?x=1", body, "X-Hub-Signature-256", githubSignature(body), "X-GitHub-Delivery", delivery,
+			"X-Auth-Subject", "spoofed", "X-Forwarded-For", "203.0.113.9", "Connection", "X-Drop", "X-Drop", "1", "X-Tokengate-Attempt", "7")
+	}
+	if a := ackOf(t, send(), http.StatusAccepted); a.DeliveryID != delivery {
+		t.Fatalf("delivery id %q, want the sender's %q", a.DeliveryID, delivery)
+	}
+	if resp := send(); resp.StatusCode != http.StatusOK || !strings.Contains(bodyOf(resp), "duplicate") {
+		t.Fatalf("a copy of a stored message: %d %s, want 200 duplicate", resp.StatusCode, bodyOf(resp))
+	}
+	if n := qe.deliverDue(); n != 1 {
+		t.Fatalf("attempted %d, want 1", n)
+	}
+	if st := qe.stored(); len(st) != 1 || st[0].Pending != 1 {
+		t.Fatalf("after a failed attempt: %+v, want the message still pending", st)
+	}
+
+	var mu sync.Mutex
+	var got []*http.Request
+	var gotBody []string
+	rl, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("the receiver's port was taken meanwhile: %v", err)
+	}
+	rcv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 1024)
+		n, _ := r.Body.Read(b)
+		mu.Lock()
+		got, gotBody = append(got, r), append(gotBody, string(b[:n]))
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	rcv.Listener = rl
+	rcv.Start()
+	defer rcv.Close()
+
+	qe.clock.add(time.Minute) // past the backoff
+	if n := qe.deliverDue(); n != 1 {
+		t.Fatalf("attempted %d once the receiver is up, want 1", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 {
+		t.Fatalf("the receiver got %d requests", len(got))
+	}
+	r := got[0]
+	checks := map[string][2]string{
+		"path":               {r.URL.Path, "/hooks/gh-queued"},
+		"query":              {r.URL.RawQuery, "x=1"},
+		"body":               {gotBody[0], body},
+		"delivery id":        {r.Header.Get(queue.HeaderDeliveryID), delivery},
+		"attempt":            {r.Header.Get(queue.HeaderAttempt), "2"},
+		"signature kept":     {r.Header.Get("X-Hub-Signature-256"), githubSignature(body)},
+		"spoofed identity":   {r.Header.Get("X-Auth-Subject"), ""},
+		"forwarded-for":      {r.Header.Get("X-Forwarded-For"), "127.0.0.1"},
+		"connection-named":   {r.Header.Get("X-Drop"), ""},
+		"forwarded-proto":    {r.Header.Get("X-Forwarded-Proto"), "http"},
+		"sender's X-GitHub-": {r.Header.Get("X-Github-Delivery"), delivery},
+	}
+	for what, c := range checks {
+		if c[0] != c[1] {
+			t.Errorf("%s: the receiver got %q, want %q", what, c[0], c[1])
+		}
+	}
+	if st := qe.stored(); len(st) != 0 {
+		t.Fatalf("after delivery: %+v, want nothing stored", st)
+	}
+}
+
+// TestQueuedHeadersAreTheForwardedOnes: the same bearer request sent to a
+// direct route and to its queued twin reaches the receiver with the same
+// headers (the gate's delivery headers aside): the queue stores what the
+// forwarding policy makes.
+func TestQueuedHeadersAreTheForwardedOnes(t *testing.T) {
+	qe := newQueuedEnv(t, "", 0)
+	qe.q = mustQueue(t, qe.store, qe.up.URL) // delivers what the handler's queue stored, to the env's receiver
+	tok := qe.token()
+	h := []string{"Authorization", "Bearer " + tok, "X-Auth-Subject", "spoofed", "X-Original-URL", "/admin", "X_Custom_Stripped", "1",
+		"Content-Type", "application/json", "X-Forwarded-For", "203.0.113.9", "Connection", "X-Drop", "X-Drop", "1", "X-Keep", "yes"}
+	if resp := qe.do(http.MethodPost, "/hooks/direct/a?b=c", "{}", h...); resp.StatusCode != http.StatusOK {
+		t.Fatalf("direct: %d", resp.StatusCode)
+	}
+	a := ackOf(t, qe.do(http.MethodPost, "/hooks/queued/a?b=c", "{}", h...), http.StatusOK)
+	if n := qe.deliverDue(); n != 1 {
+		t.Fatalf("attempted %d", n)
+	}
+	reqs := qe.up.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("receiver got %d requests", len(reqs))
+	}
+	direct, queued := reqs[0].Header.Clone(), reqs[1].Header.Clone()
+	if queued.Get(queue.HeaderDeliveryID) != a.DeliveryID || queued.Get(queue.HeaderAttempt) != "1" {
+		t.Fatalf("delivery headers %v, want id %s", queued, a.DeliveryID)
+	}
+	queued.Del(queue.HeaderDeliveryID)
+	queued.Del(queue.HeaderAttempt)
+	if !equalHeaders(direct, queued) {
+		t.Fatalf("headers differ\ndirect: %v\nqueued: %v", direct, queued)
+	}
+	if direct.Get("X-Auth-Subject") == "spoofed" || direct.Get("X-Auth-Subject") == "" || direct.Get("Authorization") != "" || direct.Get("X-Keep") != "yes" {
+		t.Fatalf("header hygiene: %v", direct)
+	}
+	if reqs[1].Path != "/hooks/queued/a" || reqs[1].RawQuery != "b=c" || reqs[1].Body != "{}" {
+		t.Fatalf("queued request %+v", reqs[1])
+	}
+}
+
+func mustQueue(t *testing.T, s queue.Store, target string) *queue.Queue {
+	t.Helper()
+	u, _ := url.Parse(target)
+	q, err := queue.New(s, queue.Options{Routes: []queue.RouteOptions{{Name: "gh-queued"}, {Name: "bearer-queued"}}, Target: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func equalHeaders(a, b http.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if strings.Join(v, "\x00") != strings.Join(b[k], "\x00") {
+			return false
+		}
+	}
+	return true
+}
+
+// TestQueuedRefusedRequestsAreNeverStored: a bad signature, a bad or
+// missing token, a body too large: refused as on a direct route, and
+// nothing is stored.
+func TestQueuedRefusedRequestsAreNeverStored(t *testing.T) {
+	qe := newQueuedEnv(t, "http://127.0.0.1:1", 0)
+	for _, c := range []struct {
+		name, path, body string
+		h                []string
+		status           int
+	}{
+		{"bad signature", "/hooks/gh-queued", "{}", []string{"X-Hub-Signature-256", githubSignature("other")}, http.StatusUnauthorized},
+		{"no signature", "/hooks/gh-queued", "{}", nil, http.StatusUnauthorized},
+		{"no token", "/hooks/queued/a", "{}", nil, http.StatusUnauthorized},
+		{"bad token", "/hooks/queued/a", "{}", []string{"Authorization", "Bearer nope"}, http.StatusUnauthorized},
+		{"body too large", "/hooks/queued/a", strings.Repeat("x", 2048), []string{"Authorization", "Bearer " + qe.token()}, http.StatusRequestEntityTooLarge},
+	} {
+		if resp := qe.do(http.MethodPost, c.path, c.body, c.h...); resp.StatusCode != c.status {
+			t.Errorf("%s: %d %s, want %d", c.name, resp.StatusCode, bodyOf(resp), c.status)
+		}
+	}
+	if st := qe.stored(); len(st) != 0 {
+		t.Fatalf("refused requests were stored: %+v", st)
+	}
+}
+
+// TestQueueFullIs503NotADrop: past max_bytes the sender gets 503 with
+// Retry-After, nothing is acknowledged, and the signed message's claim is
+// released: once there is room, the sender's retry is stored (not
+// answered as a duplicate or in flight).
+func TestQueueFullIs503NotADrop(t *testing.T) {
+	qe := newQueuedEnv(t, "", 2000) // the small message (~540 bytes) and the big one (~1750) do not fit together
+	qe.q = mustQueue(t, qe.store, qe.up.URL)
+	small := `{"n":1}`
+	ackOf(t, qe.do(http.MethodPost, "/hooks/gh-queued", small, "X-Hub-Signature-256", githubSignature(small)), http.StatusAccepted)
+	big := `{"pad":"` + strings.Repeat("x", 900) + `"}`
+	resp := qe.do(http.MethodPost, "/hooks/gh-queued", big, "X-Hub-Signature-256", githubSignature(big))
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "7" || strings.Contains(bodyOf(resp), "queued") {
+		t.Fatalf("queue full: %d Retry-After %q %s, want 503 with Retry-After 7", resp.StatusCode, resp.Header.Get("Retry-After"), bodyOf(resp))
+	}
+	if n := qe.deliverDue(); n != 1 {
+		t.Fatalf("attempted %d", n)
+	}
+	ackOf(t, qe.do(http.MethodPost, "/hooks/gh-queued", big, "X-Hub-Signature-256", githubSignature(big)), http.StatusAccepted)
+}
