@@ -1,7 +1,11 @@
 package queue
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
 	"time"
 
 	"github.com/tokengate/tokengate/config"
@@ -43,4 +47,42 @@ func OpenFromConfig(cfg *config.Config) (Store, error) {
 		return nil, fmt.Errorf("queue.store: %w", err)
 	}
 	return s, nil
+}
+
+// Connect gives an operator tool the queue cfg names, and what to close
+// after. The file store is locked by a running gate: then the gate's
+// control socket answers (ControlClient); with no gate running the file
+// is opened itself (a gate starting meanwhile waits for its lock, then
+// fails). A Redis store is shared: it is opened directly.
+func Connect(ctx context.Context, cfg *config.Config) (Operator, io.Closer, error) {
+	var store Store
+	if dir, ok := cfg.Queue.FileDir(); ok {
+		c := DialControl(dir)
+		if _, err := c.Stats(ctx); err == nil {
+			return c, c, nil
+		}
+		c.Close()
+		s, err := OpenFile(FileOptions{Dir: dir, MaxBytes: int64(cfg.Queue.MaxBytes)})
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w (and no gate answers on %s)", err, filepath.Join(dir, ControlSocket))
+		}
+		store = s
+	} else {
+		s, err := OpenFromConfig(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		store = s
+	}
+	target, err := url.Parse(cfg.Upstream.URL)
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	q, err := New(store, Options{Routes: RoutesFromConfig(cfg), Target: target})
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return q, store, nil
 }
