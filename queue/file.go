@@ -235,23 +235,6 @@ func (s *FileStore) Lease(ctx context.Context, route string, now time.Time, n in
 	return out, nil
 }
 
-func read(tx *bolt.Tx, id string) (*Message, error) {
-	payload := tx.Bucket(bucketPayload).Get([]byte(id))
-	rv := tx.Bucket(bucketIndex).Get([]byte(id))
-	if payload == nil || rv == nil {
-		return nil, ErrNotFound
-	}
-	var r record
-	if err := json.Unmarshal(rv, &r); err != nil {
-		return nil, fmt.Errorf("queue: index entry %q: %w", id, err)
-	}
-	p, err := json.Marshal(r.Progress)
-	if err != nil {
-		return nil, err
-	}
-	return decode(payload, p)
-}
-
 // write runs change on id's entry with its writes serialized: update
 // writes the transaction (ErrNotFound when the message is gone), apply
 // then updates the index under s.mu.
@@ -277,35 +260,6 @@ func (s *FileStore) write(id string, update func(tx *bolt.Tx) error, apply func(
 	apply(e)
 	s.mu.Unlock()
 	return nil
-}
-
-// putProgress rewrites a message's record with p.
-func putProgress(tx *bolt.Tx, id string, p func(*Progress)) error {
-	b := tx.Bucket(bucketIndex)
-	rv := b.Get([]byte(id))
-	if rv == nil {
-		return ErrNotFound
-	}
-	var r record
-	if err := json.Unmarshal(rv, &r); err != nil {
-		return err
-	}
-	p(&r.Progress)
-	nv, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(id), nv)
-}
-
-func deleteMessage(tx *bolt.Tx, id string) error {
-	if tx.Bucket(bucketIndex).Get([]byte(id)) == nil {
-		return ErrNotFound
-	}
-	if err := tx.Bucket(bucketPayload).Delete([]byte(id)); err != nil {
-		return err
-	}
-	return tx.Bucket(bucketIndex).Delete([]byte(id))
 }
 
 // remove forgets a deleted entry; s.mu is held.

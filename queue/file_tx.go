@@ -1,0 +1,55 @@
+package queue
+
+import (
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// read loads one message in a transaction.
+func read(tx *bolt.Tx, id string) (*Message, error) {
+	payload := tx.Bucket(bucketPayload).Get([]byte(id))
+	rv := tx.Bucket(bucketIndex).Get([]byte(id))
+	if payload == nil || rv == nil {
+		return nil, ErrNotFound
+	}
+	var r record
+	if err := json.Unmarshal(rv, &r); err != nil {
+		return nil, fmt.Errorf("queue: index entry %q: %w", id, err)
+	}
+	p, err := json.Marshal(r.Progress)
+	if err != nil {
+		return nil, err
+	}
+	return decode(payload, p)
+}
+
+// putProgress rewrites a message's record with p.
+func putProgress(tx *bolt.Tx, id string, p func(*Progress)) error {
+	b := tx.Bucket(bucketIndex)
+	rv := b.Get([]byte(id))
+	if rv == nil {
+		return ErrNotFound
+	}
+	var r record
+	if err := json.Unmarshal(rv, &r); err != nil {
+		return err
+	}
+	p(&r.Progress)
+	nv, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(id), nv)
+}
+
+func deleteMessage(tx *bolt.Tx, id string) error {
+	if tx.Bucket(bucketIndex).Get([]byte(id)) == nil {
+		return ErrNotFound
+	}
+	if err := tx.Bucket(bucketPayload).Delete([]byte(id)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketIndex).Delete([]byte(id))
+}
