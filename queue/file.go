@@ -168,7 +168,8 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 			return err
 		}
 		if s.onCommit != nil {
-			tx.OnCommit(func() { s.onCommit(tx.ID()) })
+			id := tx.ID() // after the commit the transaction has no id
+			tx.OnCommit(func() { s.onCommit(id) })
 		}
 		return tx.Bucket(bucketIndex).Put([]byte(m.ID), rec)
 	})
