@@ -53,6 +53,11 @@ type queuedEnv struct {
 }
 
 func newQueuedEnv(t *testing.T, target string, maxBytes int64) *queuedEnv {
+	return newQueuedEnvYAML(t, target, maxBytes, "")
+}
+
+// newQueuedEnvYAML is newQueuedEnv with more top-level YAML.
+func newQueuedEnvYAML(t *testing.T, target string, maxBytes int64, extra string) *queuedEnv {
 	t.Helper()
 	t.Setenv("TG_TEST_GH", ghSecret)
 	store, err := queue.OpenFile(queue.FileOptions{Dir: t.TempDir(), MaxBytes: maxBytes})
@@ -71,7 +76,7 @@ func newQueuedEnv(t *testing.T, target string, maxBytes int64) *queuedEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnvOpts(t, queuedRoutes, Options{Queue: q, Signatures: []SignatureVerifier{nil, nil, nil, nil, nil, nil, sig}})
+	e := newEnvOpts(t, queuedRoutes+extra, Options{Queue: q, Signatures: []SignatureVerifier{nil, nil, nil, nil, nil, nil, sig}})
 	return &queuedEnv{env: e, q: q, store: store, clock: c}
 }
 
@@ -196,13 +201,15 @@ func TestQueuedReceiverDownSenderGets202ThenDelivered(t *testing.T) {
 // TestQueuedHeadersAreTheForwardedOnes: the same bearer request sent to a
 // direct route and to its queued twin reaches the receiver with the same
 // headers (the gate's delivery headers aside): the queue stores what the
-// forwarding policy makes.
+// forwarding policy makes, here from a trusted proxy (whose X-Forwarded-*
+// are kept and whose Forwarded is dropped, as ReverseProxy does).
 func TestQueuedHeadersAreTheForwardedOnes(t *testing.T) {
-	qe := newQueuedEnv(t, "", 0)
+	qe := newQueuedEnvYAML(t, "", 0, "trusted_proxies: [127.0.0.1]\n")
 	qe.q = mustQueue(t, qe.store, qe.up.URL) // delivers what the handler's queue stored, to the env's receiver
 	tok := qe.token()
 	h := []string{"Authorization", "Bearer " + tok, "X-Auth-Subject", "spoofed", "X-Original-URL", "/admin", "X_Custom_Stripped", "1",
-		"Content-Type", "application/json", "X-Forwarded-For", "203.0.113.9", "Connection", "X-Drop", "X-Drop", "1", "X-Keep", "yes"}
+		"Content-Type", "application/json", "X-Forwarded-For", "203.0.113.9", "Connection", "X-Drop", "X-Drop", "1", "X-Keep", "yes",
+		"Forwarded", "for=198.51.100.1", "X-Real-Ip", "198.51.100.2"}
 	if resp := qe.do(http.MethodPost, "/hooks/direct/a?b=c", "{}", h...); resp.StatusCode != http.StatusOK {
 		t.Fatalf("direct: %d", resp.StatusCode)
 	}
@@ -223,7 +230,8 @@ func TestQueuedHeadersAreTheForwardedOnes(t *testing.T) {
 	if !equalHeaders(direct, queued) {
 		t.Fatalf("headers differ\ndirect: %v\nqueued: %v", direct, queued)
 	}
-	if direct.Get("X-Auth-Subject") == "spoofed" || direct.Get("X-Auth-Subject") == "" || direct.Get("Authorization") != "" || direct.Get("X-Keep") != "yes" {
+	if direct.Get("X-Auth-Subject") == "spoofed" || direct.Get("X-Auth-Subject") == "" || direct.Get("Authorization") != "" || direct.Get("X-Keep") != "yes" ||
+		direct.Get("Forwarded") != "" || direct.Get("X-Forwarded-For") != "203.0.113.9, 127.0.0.1" || direct.Get("X-Real-Ip") != "198.51.100.2" {
 		t.Fatalf("header hygiene: %v", direct)
 	}
 	if reqs[1].Path != "/hooks/queued/a" || reqs[1].RawQuery != "b=c" || reqs[1].Body != "{}" {
