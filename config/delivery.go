@@ -156,6 +156,9 @@ func (v *validator) delivery() {
 		if r.WebSocket {
 			v.add(p+".mode", "a websocket route cannot be queued: a tunnel cannot be stored")
 		}
+		if r.Public {
+			v.add(p+".mode", "a public route cannot be queued: anyone could fill the queue (queue.max_bytes is shared by every queued route)")
+		}
 		if d.AckStatus < 200 || d.AckStatus > 299 {
 			v.add(p+".ack_status", "must be a 2xx status, got %d", d.AckStatus)
 		}

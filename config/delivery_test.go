@@ -19,13 +19,13 @@ routes:
   - name: plain
     path: /webhooks/plain
     public: true
-%s
+
 `
 
 // TestQueuedRouteDefaults: a queued route gets every documented default,
 // and the queue its embedded store; a route without delivery stays direct.
 func TestQueuedRouteDefaults(t *testing.T) {
-	cfg, err := Parse([]byte(strings.Replace(queuedYAML, "%s", "", 1)), t.TempDir(), env("GH_SECRET", "s"))
+	cfg, err := Parse([]byte(queuedYAML), t.TempDir(), env("GH_SECRET", "s"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,25 +47,26 @@ func TestDeliveryValidation(t *testing.T) {
 	for _, c := range []struct {
 		name, yaml, path, want string
 	}{
-		{"unknown mode", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: later }", "routes[0].delivery.mode", "must be direct or queued"},
-		{"settings without queued", "routes:\n  - path: /a\n    public: true\n    delivery: { max_attempts: 3 }", "routes[0].delivery.mode", "apply only to mode: queued"},
-		{"unknown key", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued, retries: 3 }", "routes[0].delivery.retries", "unknown field"},
-		{"ack not 2xx", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued, ack_status: 302 }", "routes[0].delivery.ack_status", "2xx"},
-		{"bad success", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued, success: [2x] }", "routes[0].delivery.success[0]", "status"},
-		{"retry_on not 4xx", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued, retry_on: [500] }", "routes[0].delivery.retry_on[0]", "4xx"},
-		{"zero attempts", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued, max_attempts: -1 }", "routes[0].delivery.max_attempts", "at least 1"},
-		{"short max_age", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued, max_age: 10s }", "routes[0].delivery.max_age", "at least 1m"},
-		{"backoff max below initial", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued, backoff: { initial: 1m, max: 1s } }", "routes[0].delivery.backoff", "max at least initial"},
-		{"concurrency", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued, concurrency: 5000 }", "routes[0].delivery.concurrency", "between 1 and 1024"},
+		{"unknown mode", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: later }", "routes[0].delivery.mode", "must be direct or queued"},
+		{"settings without queued", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { max_attempts: 3 }", "routes[0].delivery.mode", "apply only to mode: queued"},
+		{"unknown key", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued, retries: 3 }", "routes[0].delivery.retries", "unknown field"},
+		{"ack not 2xx", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued, ack_status: 302 }", "routes[0].delivery.ack_status", "2xx"},
+		{"bad success", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued, success: [2x] }", "routes[0].delivery.success[0]", "status"},
+		{"retry_on not 4xx", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued, retry_on: [500] }", "routes[0].delivery.retry_on[0]", "4xx"},
+		{"zero attempts", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued, max_attempts: -1 }", "routes[0].delivery.max_attempts", "at least 1"},
+		{"short max_age", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued, max_age: 10s }", "routes[0].delivery.max_age", "at least 1m"},
+		{"backoff max below initial", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued, backoff: { initial: 1m, max: 1s } }", "routes[0].delivery.backoff", "max at least initial"},
+		{"concurrency", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued, concurrency: 5000 }", "routes[0].delivery.concurrency", "between 1 and 1024"},
 		{"websocket", "routes:\n  - path: /a\n    public: true\n    websocket: true\n    delivery: { mode: queued }", "routes[0].delivery.mode", "websocket"},
-		{"same name", "routes:\n  - { name: x, path: /a, public: true, delivery: { mode: queued } }\n  - { name: x, path: /b, public: true, delivery: { mode: queued } }", "routes[1].name", "filed by route name"},
-		{"relative file store", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued }\nqueue: { store: file://var/q }", "queue.store", "file:///absolute"},
-		{"other scheme", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued }\nqueue: { store: s3://bucket }", "queue.store", "scheme"},
-		{"redis password in file", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued }\nqueue: { store: 'redis://:pw@127.0.0.1:6379' }", "queue.store", "environment"},
-		{"max_bytes below a body", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued }\nqueue: { max_bytes: 1KiB }", "queue.max_bytes", "at least one message"},
+		{"same name", "routes:\n  - { name: x, path: /a, signature: { scheme: github, secrets: [\"${GH}\"] }, delivery: { mode: queued } }\n  - { name: x, path: /b, signature: { scheme: github, secrets: [\"${GH}\"] }, delivery: { mode: queued } }", "routes[1].name", "filed by route name"},
+		{"relative file store", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued }\nqueue: { store: file://var/q }", "queue.store", "file:///absolute"},
+		{"other scheme", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued }\nqueue: { store: s3://bucket }", "queue.store", "scheme"},
+		{"redis password in file", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued }\nqueue: { store: 'redis://:pw@127.0.0.1:6379' }", "queue.store", "environment"},
+		{"public", "routes:\n  - path: /a\n    public: true\n    delivery: { mode: queued }", "routes[0].delivery.mode", "public route cannot be queued"},
+		{"max_bytes below a body", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued }\nqueue: { max_bytes: 1KiB }", "queue.max_bytes", "at least one message"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Parse([]byte("upstream: http://127.0.0.1:9000\n"+c.yaml), t.TempDir(), env())
+			_, err := Parse([]byte("upstream: http://127.0.0.1:9000\n"+c.yaml), t.TempDir(), env("GH", "s"))
 			if err == nil || !strings.Contains(err.Error(), c.path+": ") || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v\nwant %s: …%s…", err, c.path, c.want)
 			}
@@ -76,8 +77,8 @@ func TestDeliveryValidation(t *testing.T) {
 // TestQueueStoreForms: the accepted store URLs.
 func TestQueueStoreForms(t *testing.T) {
 	for _, store := range []string{"file:///var/lib/tokengate/queue", "redis://127.0.0.1:6379/0", "rediss://:${PW}@redis.internal:6380"} {
-		y := "upstream: http://127.0.0.1:9000\nroutes:\n  - path: /a\n    public: true\n    delivery: { mode: queued }\nqueue: { store: '" + store + "' }"
-		if _, err := Parse([]byte(y), t.TempDir(), env("PW", "secret")); err != nil {
+		y := "upstream: http://127.0.0.1:9000\nroutes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued }\nqueue: { store: '" + store + "' }"
+		if _, err := Parse([]byte(y), t.TempDir(), env("PW", "secret", "GH", "s")); err != nil {
 			t.Errorf("%s: %v", store, err)
 		}
 	}

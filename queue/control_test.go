@@ -14,8 +14,8 @@ import (
 
 func queueConfig(t *testing.T, dir, upstream string) *config.Config {
 	t.Helper()
-	y := "upstream: " + upstream + "\nroutes:\n  - name: gh\n    path: /hooks/gh\n    public: true\n    delivery: { mode: queued }\nqueue: { store: 'file://" + dir + "' }\n"
-	cfg, err := config.Parse([]byte(y), dir, config.Options{})
+	y := "upstream: " + upstream + "\nroutes:\n  - name: gh\n    path: /hooks/gh\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued }\nqueue: { store: 'file://" + dir + "' }\n"
+	cfg, err := config.Parse([]byte(y), dir, config.Options{LookupEnv: func(string) (string, bool) { return "s", true }})
 	must(t, err)
 	return cfg
 }
