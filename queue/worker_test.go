@@ -335,3 +335,50 @@ func mustURL(s string) *url.URL {
 	}
 	return u
 }
+
+// recordingObserver keeps what the queue reported.
+type recordingObserver struct {
+	mu       sync.Mutex
+	stored   map[string]RouteStats
+	outcomes map[string]int
+}
+
+func (o *recordingObserver) ObserveStored(s RouteStats, oldest time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.stored[s.Route] = s
+}
+
+func (o *recordingObserver) ObserveAttempt(route, outcome string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.outcomes[route+" "+outcome]++
+}
+
+// TestObserverHearsDepthAndOutcomes: Run reports each route's stored
+// messages (dead letters included) and counts attempts by outcome.
+func TestObserverHearsDepthAndOutcomes(t *testing.T) {
+	rc := newReceiver(t)
+	rc.answerWith(http.StatusGone, nil, "gone")
+	s, err := OpenFile(FileOptions{Dir: t.TempDir()})
+	must(t, err)
+	defer s.Close()
+	obs := &recordingObserver{stored: map[string]RouteStats{}, outcomes: map[string]int{}}
+	q, err := New(s, Options{Routes: []RouteOptions{{Name: "gh"}}, Target: mustURL(rc.URL), Observer: obs, StatsEvery: 10 * time.Millisecond})
+	must(t, err)
+	enqueue(t, q, "x")
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- q.Run(ctx) }()
+	waitFor(t, "a dead letter reported", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.stored["gh"].Dead == 1 && obs.outcomes["gh dead"] == 1
+	})
+	stop()
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+}
