@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go.uber.org/zap"
+
 	"github.com/tokengate/tokengate/signature"
 	"github.com/tokengate/tokengate/verifier"
 )
@@ -246,4 +248,28 @@ func noCredentialsText(err error) string {
 		return nc.Error()
 	}
 	return "a bearer token is required"
+}
+
+// upstreamFailed answers a request whose round trip to the receiver failed.
+func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
+	st, _ := r.Context().Value(stateKey{}).(*state)
+	var bodyErr error
+	if st != nil {
+		if be := st.bodyErr.Load(); be != nil {
+			bodyErr = *be
+			w.Header().Set("Connection", "close") // the rest of the body is not read
+		}
+	}
+	e := upstreamError(err, bodyErr)
+	if st != nil {
+		st.err = e
+	}
+	if !errors.Is(e, errClientGone) {
+		h.log.Warn("upstream request failed", zap.Error(err))
+	}
+	var rt *route
+	if st != nil {
+		rt = st.route
+	}
+	h.writeAnswer(w, classify(e), rt)
 }

@@ -48,8 +48,7 @@ type Options struct {
 	// signed-webhook verifier (nil for a route without signature); every
 	// route with a signature policy must have one.
 	Signatures []SignatureVerifier
-	// Queue stores the requests of routes with delivery.mode queued
-	// (queued.go); required when any route is queued.
+	// Queue stores the requests of queued routes (queued.go); required then.
 	Queue Enqueuer
 }
 
@@ -69,8 +68,7 @@ type Handler struct {
 	obs        Observer
 	now        func() time.Time
 	fwd        *Forwarding
-	queue      Enqueuer
-	queued     map[*route]*queuedRoute // routes with delivery.mode queued
+	queued     queuedRoutes
 	signedLimits
 }
 
@@ -110,10 +108,6 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		}
 		routes[i].sig = o.Signatures[i]
 	}
-	queued, err := compileQueued(cfg, routes, o.Queue)
-	if err != nil {
-		return nil, err
-	}
 	h := &Handler{
 		routes:       routes,
 		verifier:     v,
@@ -127,9 +121,10 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		obs:          o.Observer,
 		now:          o.Now,
 		fwd:          o.Forwarding,
-		queue:        o.Queue,
-		queued:       queued,
 		signedLimits: newSignedLimits(cfg),
+	}
+	if h.queued, err = compileQueued(cfg, routes, o.Queue); err != nil {
+		return nil, err
 	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
@@ -304,7 +299,7 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 }
 
 func (h *Handler) forward(w *recorder, r *http.Request, st *state, decision string) string {
-	if q := h.queued[st.route]; q != nil {
+	if q := h.queued.by[st.route]; q != nil {
 		return h.enqueue(w, r, st, q)
 	}
 	if r.ContentLength > h.maxBody {
@@ -382,27 +377,4 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	h.headers.apply(pr.Out.Header, st.principal, keepAuth, trusted)
 	h.headers.clientCert(pr.Out.Header, pr.In.TLS)
 	h.fwd.apply(pr, trusted)
-}
-
-func (h *Handler) upstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
-	st, _ := r.Context().Value(stateKey{}).(*state)
-	var bodyErr error
-	if st != nil {
-		if be := st.bodyErr.Load(); be != nil {
-			bodyErr = *be
-			w.Header().Set("Connection", "close") // the rest of the body is not read
-		}
-	}
-	e := upstreamError(err, bodyErr)
-	if st != nil {
-		st.err = e
-	}
-	if !errors.Is(e, errClientGone) {
-		h.log.Warn("upstream request failed", zap.Error(err))
-	}
-	var rt *route
-	if st != nil {
-		rt = st.route
-	}
-	h.writeAnswer(w, classify(e), rt)
 }

@@ -58,21 +58,27 @@ var senderIDHeaders = map[string]string{
 // deliveryIDRE is the form a sender's id must have to be reused.
 var deliveryIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
+// queuedRoutes are the handler's queued routes and their queue.
+type queuedRoutes struct {
+	e  Enqueuer
+	by map[*route]*queuedRoute
+}
+
 // compileQueued finds the queued routes; they need an Enqueuer.
-func compileQueued(cfg *config.Config, routes []*route, e Enqueuer) (map[*route]*queuedRoute, error) {
-	out := map[*route]*queuedRoute{}
+func compileQueued(cfg *config.Config, routes []*route, e Enqueuer) (queuedRoutes, error) {
+	out := queuedRoutes{e: e, by: map[*route]*queuedRoute{}}
 	for i, r := range cfg.Routes {
 		if !r.Queued() {
 			continue
 		}
 		if e == nil {
-			return nil, fmt.Errorf("proxy: route %q is queued but no queue was given", r.Name)
+			return out, fmt.Errorf("proxy: route %q is queued but no queue was given", r.Name)
 		}
 		q := &queuedRoute{ack: r.Delivery.AckStatus}
 		if r.Signature != nil {
 			q.idHeader = senderIDHeaders[r.Signature.Scheme]
 		}
-		out[routes[i]] = q
+		out.by[routes[i]] = q
 	}
 	return out, nil
 }
@@ -114,7 +120,7 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
 	defer cancel()
-	if err := h.queue.Enqueue(sctx, m); err != nil {
+	if err := h.queued.e.Enqueue(sctx, m); err != nil {
 		if !errors.Is(err, queue.ErrFull) {
 			h.log.Warn("queue: a verified message could not be stored; the sender gets 503 and retries", zap.String("route", st.route.name), zap.Error(err))
 			return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueUnavailable, err))

@@ -16,9 +16,9 @@ import (
 	"github.com/tokengate/tokengate/signature"
 )
 
-// queuedRoutes follow baseRoutes' six: a signed GitHub route and a bearer
+// queuedRoutesYAML follow baseRoutes' six: a signed GitHub route and a bearer
 // route, both queued, and a direct twin of the bearer route.
-const queuedRoutes = `  - name: gh-queued
+const queuedRoutesYAML = `  - name: gh-queued
     path: /hooks/gh-queued
     signature: { scheme: github, secrets: ["${TG_TEST_GH}"] }
     delivery: { mode: queued }
@@ -76,7 +76,7 @@ func newQueuedEnvYAML(t *testing.T, target string, maxBytes int64, extra string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnvOpts(t, queuedRoutes+extra, Options{Queue: q, Signatures: []SignatureVerifier{nil, nil, nil, nil, nil, nil, sig}})
+	e := newEnvOpts(t, queuedRoutesYAML+extra, Options{Queue: q, Signatures: []SignatureVerifier{nil, nil, nil, nil, nil, nil, sig}})
 	return &queuedEnv{env: e, q: q, store: store, clock: c}
 }
 
