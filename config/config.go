@@ -96,8 +96,7 @@ type Config struct {
 	// Signatures are the settings shared by routes with a signature
 	// policy: the replay store and the memory bound on signed bodies.
 	Signatures Signatures `yaml:"signatures"`
-	// Queue is where routes with delivery.mode queued keep messages.
-	Queue Queue `yaml:"queue"`
+	Queue      Queue      `yaml:"queue"` // where queued routes keep messages (delivery.go)
 
 	lines    map[string]int  // YAML path → line, for messages
 	envPaths map[string]bool // YAML paths whose value came from one ${VAR}
@@ -288,8 +287,7 @@ type Route struct {
 	// Signature verifies signed webhooks (GitHub, Stripe, Shopify,
 	// Standard Webhooks) on this route.
 	Signature *Signature `yaml:"signature"`
-	// Delivery, when its mode is queued, stores verified requests and
-	// delivers them until the receiver takes them (see Delivery).
+	// Delivery queued: stored, then delivered until taken (delivery.go).
 	Delivery *Delivery `yaml:"delivery"`
 }
 
