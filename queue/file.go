@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the file the embedded store keeps in its directory.
@@ -87,7 +88,7 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 	}
 	path := filepath.Join(o.Dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("queue: %s is in use by another process (a running gate?): %w", path, err)
 	}
 	if err != nil {
