@@ -135,7 +135,7 @@ func (e *DeniedError) Error() string {
 	if e.Code == "access_denied" {
 		return "the user did not consent (access_denied): nothing stored; run authorize again to retry"
 	}
-	msg := "the authorization server answered " + clean(e.Code, 64)
+	msg := "the authorization server answered " + clean(e.Code, maxCodeLen)
 	if e.Description != "" {
 		msg += ": " + clean(e.Description, maxDescriptionLen)
 	}
@@ -214,14 +214,16 @@ type Granted struct {
 // authentication) for tokens and stores the refresh token. An answer
 // without a refresh token is an error: the entry could not renew.
 func (a *Authorization) Exchange(ctx context.Context, code string) (*Granted, error) {
+	r := a.o.Token.redactor(code, a.verifier)
 	tok, err := a.o.config().Exchange(a.o.client(ctx), code, oauth2.VerifierOption(a.verifier))
 	if err != nil {
-		te := classify(err, a.o.Token.secretForms())
+		te := classify(err, r)
 		if te.Code == "invalid_grant" {
 			te.Description += " (a code is single-use and short-lived — Deployteq: 60 minutes — and must come from this run; run authorize again)"
 		}
-		return nil, te
+		return nil, r.seal(te)
 	}
+	r = r.with(tok.AccessToken, tok.RefreshToken)
 	if tok.RefreshToken == "" {
 		return nil, errors.New("the server granted no refresh token: ask for the offline_access scope (Deployteq) or whatever the server needs for one; nothing stored")
 	}
@@ -230,7 +232,7 @@ func (a *Authorization) Exchange(ctx context.Context, code string) (*Granted, er
 	}
 	g := &Granted{Scope: strings.Join(a.o.Token.Scopes, " "), Expiry: tok.Expiry}
 	if s, ok := tok.Extra("scope").(string); ok && s != "" {
-		g.Scope = s
+		g.Scope = r.text(s, maxScopeLen)
 	}
 	return g, nil
 }
@@ -316,23 +318,25 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized,
 			Description: fmt.Sprintf("the refresh token in %s was refused (invalid_grant: revoked or expired): run `tokengate authorize %s --config FILE`", g.o.RefreshTokenFile, g.o.Name)}
 	}
+	r := g.o.Token.redactor(rt)
 	ts := g.o.config().TokenSource(g.o.client(ctx), &oauth2.Token{RefreshToken: rt})
 	tok, err := ts.Token()
 	if err != nil {
-		te := classify(err, append(g.o.Token.secretForms(), rt))
+		te := classify(err, r)
 		if te.Code == "invalid_grant" {
 			f.refused = rt
 			te.Description += fmt.Sprintf("; the refresh token was refused: run `tokengate authorize %s --config FILE`", g.o.Name)
 		}
-		return nil, te
+		return nil, r.seal(te)
 	}
 	if tok.RefreshToken != "" && tok.RefreshToken != rt {
 		if err := g.o.write(tok.RefreshToken); err != nil {
 			f.pending, f.spent = tok.RefreshToken, rt
-			return nil, g.notStored(err)
+			return nil, r.with(tok.RefreshToken).seal(g.notStored(err))
 		}
 	}
-	return accept(tok, time.Now(), g.o.Token)
+	t, err := accept(tok, time.Now(), g.o.Token, r)
+	return t, r.seal(err)
 }
 
 func (g *RefreshGrant) notStored(err error) *TokenError {
