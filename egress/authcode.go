@@ -40,9 +40,12 @@ type AuthCodeOptions struct {
 	// registered redirect URL.
 	AuthorizeURL, RedirectURI string
 	// RefreshTokenFile holds the refresh token (mode 0600, replaced by
-	// write-to-temp and rename).
+	// write-to-temp and rename). Symbolic links are resolved when a grant
+	// is made (at start and at each reload): the file they lead to is
+	// read, replaced and locked.
 	RefreshTokenFile string
-	// WriteFile stores a refresh token; default WriteFileAtomic.
+	// WriteFile stores a refresh token (given the resolved path); default
+	// WriteFileAtomic.
 	WriteFile func(path string, data []byte) error
 }
 
@@ -63,12 +66,15 @@ func (o AuthCodeOptions) client(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, o.Token.httpClient(nil))
 }
 
-func (o AuthCodeOptions) write(data string) error {
+// write stores data in f, the resolved RefreshTokenFile: a symbolic link
+// stays a link (a rename over the link's own name would replace it with a
+// file that the other spellings of the path no longer see).
+func (o AuthCodeOptions) write(f *refreshFile, data string) error {
 	w := o.WriteFile
 	if w == nil {
 		w = WriteFileAtomic
 	}
-	return w(o.RefreshTokenFile, []byte(data+"\n"))
+	return w(f.path, []byte(data+"\n"))
 }
 
 // WriteFileAtomic writes data to path with mode 0600 through a temporary
@@ -248,7 +254,7 @@ func (a *Authorization) store(ctx context.Context, rt string) error {
 		return err
 	}
 	defer release()
-	if err := a.o.write(rt); err != nil {
+	if err := a.o.write(f, rt); err != nil {
 		return err
 	}
 	f.pending = ""
@@ -298,13 +304,13 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	f := g.file
-	b, err := os.ReadFile(g.o.RefreshTokenFile)
+	b, err := os.ReadFile(f.path)
 	rt := strings.TrimSpace(string(b))
 	if f.pending != "" {
 		if err == nil && rt != "" && rt != f.spent {
 			f.pending = "" // a new consent replaced the file: the kept token belongs to the old one
 		} else {
-			if err := g.o.write(f.pending); err != nil {
+			if err := g.o.write(f, f.pending); err != nil {
 				return nil, g.notStored(err)
 			}
 			rt, err, f.pending = f.pending, nil, ""
@@ -330,7 +336,7 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 		return nil, r.seal(te)
 	}
 	if tok.RefreshToken != "" && tok.RefreshToken != rt {
-		if err := g.o.write(tok.RefreshToken); err != nil {
+		if err := g.o.write(f, tok.RefreshToken); err != nil {
 			f.pending, f.spent = tok.RefreshToken, rt
 			return nil, r.with(tok.RefreshToken).seal(g.notStored(err))
 		}

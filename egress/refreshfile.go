@@ -2,6 +2,7 @@ package egress
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"sync"
 )
@@ -27,17 +28,12 @@ var refreshFiles = struct {
 	m map[string]*refreshFile
 }{m: map[string]*refreshFile{}}
 
-// refreshFileFor returns the state of path, keyed by its cleaned absolute
-// path with the directory's symbolic links resolved, so that two
-// spellings of one file share one lock.
+// refreshFileFor returns the state of path, keyed by resolvePath(path):
+// every spelling of one file (relative, through a linked directory, a
+// symbolic link to the file itself) shares one in-process lock and one
+// lock file, in this process and in any other.
 func refreshFileFor(path string) *refreshFile {
-	key := filepath.Clean(path)
-	if abs, err := filepath.Abs(key); err == nil {
-		key = abs
-	}
-	if dir, err := filepath.EvalSymlinks(filepath.Dir(key)); err == nil {
-		key = filepath.Join(dir, filepath.Base(key))
-	}
+	key := resolvePath(path)
 	refreshFiles.Lock()
 	defer refreshFiles.Unlock()
 	f := refreshFiles.m[key]
@@ -48,9 +44,41 @@ func refreshFileFor(path string) *refreshFile {
 	return f
 }
 
+// maxLinks bounds the symbolic links followed (Linux's own limit is 40).
+const maxLinks = 40
+
+// resolvePath is path made absolute and clean with every symbolic link
+// resolved, the file's own included — even one whose target does not
+// exist yet (a link made before `tokengate authorize` wrote the file).
+// Where nothing can be resolved the clean absolute path remains.
+func resolvePath(path string) string {
+	p, err := filepath.Abs(path)
+	if err != nil {
+		p = filepath.Clean(path)
+	}
+	for range maxLinks {
+		if dir, err := filepath.EvalSymlinks(filepath.Dir(p)); err == nil {
+			p = filepath.Join(dir, filepath.Base(p))
+		}
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			return p
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			return p
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(p), target)
+		}
+		p = filepath.Clean(target)
+	}
+	return p
+}
+
 // lock takes the file for one refresh (or one store): first in this
 // process, then, where the platform has flock(2), across processes
-// through a lock file next to it (path + ".lock"). Waiting ends with ctx;
+// through a lock file next to the resolved file (its path + ".lock"). Waiting ends with ctx;
 // holding does not. A lock file that cannot be opened (a read-only
 // directory, where no rotated token could be stored either) leaves the
 // in-process lock alone in charge.
