@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 )
 
@@ -278,12 +279,16 @@ func (a *Authorization) store(ctx context.Context, rt string) error {
 type RefreshGrant struct {
 	o    AuthCodeOptions
 	file *refreshFile
+	log  *zap.Logger // its Source's (NewSource sets it)
 }
 
 // NewRefreshGrant makes the grant of one egress entry.
 func NewRefreshGrant(o AuthCodeOptions) *RefreshGrant {
-	return &RefreshGrant{o: o, file: refreshFileFor(o.RefreshTokenFile)}
+	return &RefreshGrant{o: o, file: refreshFileFor(o.RefreshTokenFile), log: zap.NewNop()}
 }
+
+// useLogger gives the grant its Source's logger (for DrainRefreshes).
+func (g *RefreshGrant) useLogger(l *zap.Logger) { g.log = l }
 
 // Token makes one refresh request (no retries). ctx bounds the wait for
 // another refresh of the same file; once this one starts, ctx's
@@ -301,9 +306,14 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	if c := g.o.Token.Client; c != nil && c.Timeout > 0 {
 		timeout = c.Timeout
 	}
+	f := g.file
+	run, err := f.begin(g.log, timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer f.end(run)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	f := g.file
 	b, err := os.ReadFile(f.path)
 	rt := strings.TrimSpace(string(b))
 	if f.pending != "" {
@@ -337,7 +347,7 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	}
 	if tok.RefreshToken != "" && tok.RefreshToken != rt {
 		if err := g.o.write(f, tok.RefreshToken); err != nil {
-			f.pending, f.spent = tok.RefreshToken, rt
+			f.pending, f.spent, f.store = tok.RefreshToken, rt, func(s string) error { return g.o.write(f, s) }
 			return nil, r.with(tok.RefreshToken).seal(g.notStored(err))
 		}
 	}

@@ -28,7 +28,27 @@ func authFixture(t *testing.T) (*egresstest.AuthServer, AuthCodeOptions) {
 		AuthorizeURL: srv.AuthorizeURL(), RedirectURI: "https://app.example.com/oauth/callback",
 		RefreshTokenFile: filepath.Join(t.TempDir(), "refresh-token"),
 	}
+	forgetRefreshFile(t, o.RefreshTokenFile)
 	return srv, o
+}
+
+// newProcess undoes DrainRefreshes's stop on new refreshes: what follows
+// plays the next start of the process.
+func newProcess() {
+	refreshFiles.Lock()
+	defer refreshFiles.Unlock()
+	refreshFiles.draining = false
+}
+
+// forgetRefreshFile drops path's process-wide state when the test ends,
+// so that a later test's DrainRefreshes does not see it (a rotated token
+// this test left unstored on purpose, in a directory that is gone).
+func forgetRefreshFile(t *testing.T, path string) {
+	t.Cleanup(func() {
+		refreshFiles.Lock()
+		defer refreshFiles.Unlock()
+		delete(refreshFiles.m, resolvePath(path))
+	})
 }
 
 // consent plays the browser: it opens the authorization URL and returns
@@ -362,6 +382,7 @@ func TestCancelledRefreshStoresTheRotatedToken(t *testing.T) {
 	if fileToken(t, o.RefreshTokenFile) == before {
 		t.Fatal("the rotated refresh token was not stored")
 	}
+	newProcess()
 	if _, err := NewRefreshGrant(o).Token(context.Background()); err != nil || srv.ReuseDetected() != 0 {
 		t.Fatalf("the next start: %v, reuse detected %d", err, srv.ReuseDetected())
 	}

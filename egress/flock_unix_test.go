@@ -86,6 +86,7 @@ func TestRefreshLockFollowsSymlinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.RefreshTokenFile = filepath.Join(dir, "rt", "dt-rt")
+	forgetRefreshFile(t, o.RefreshTokenFile)
 	authorized(t, o)
 	link := filepath.Join(dir, "rtlink")
 	if err := os.Symlink(filepath.Join("rt", "dt-rt"), link); err != nil {

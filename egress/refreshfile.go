@@ -2,9 +2,15 @@ package egress
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"time"
+
+	"go.uber.org/zap"
 )
 
 // refreshFile is the process-wide state of one refresh token file. Every
@@ -17,16 +23,60 @@ type refreshFile struct {
 	// sem is held for a whole refresh: read the file, ask the server,
 	// store the rotated token. Also held to store a new consent.
 	sem chan struct{}
-	// pending and refused are guarded by sem.
+	// pending, spent, refused and store are guarded by sem.
 	pending string // rotated by the server, not yet stored
 	spent   string // the refresh token pending replaced
 	refused string // refused by the server (invalid_grant)
+	// store writes pending (the grant's WriteFile), for DrainRefreshes.
+	store func(string) error
+	// run is the refresh under way, nil if none; guarded by
+	// refreshFiles' mutex.
+	run *refreshRun
+}
+
+// refreshRun is one refresh from the moment it may reach the server
+// until its rotated token is stored (or could not be).
+type refreshRun struct {
+	done     chan struct{} // closed at the end
+	until    time.Time     // its own bound: the token timeout
+	log      *zap.Logger
+	unstored bool // set before done is closed: a rotated token is only in memory
 }
 
 var refreshFiles = struct {
 	sync.Mutex
 	m map[string]*refreshFile
+	// draining is set by DrainRefreshes: the process is about to exit,
+	// and a refresh started now could be cut off after the vendor
+	// rotated the token, so none starts any more.
+	draining bool
 }{m: map[string]*refreshFile{}}
+
+// errShuttingDown: a refresh not yet started when shutdown began is not
+// started (it could not finish before the process exits).
+var errShuttingDown = errors.New("shutting down: no refresh starts now; nothing was sent")
+
+// begin marks a refresh of f as under way, bounded by timeout; the
+// holder of f.sem calls it before anything is sent, and end(run) when
+// the rotated token is stored or could not be.
+func (f *refreshFile) begin(log *zap.Logger, timeout time.Duration) (*refreshRun, error) {
+	refreshFiles.Lock()
+	defer refreshFiles.Unlock()
+	if refreshFiles.draining {
+		return nil, errShuttingDown
+	}
+	f.run = &refreshRun{done: make(chan struct{}), until: time.Now().Add(timeout), log: log}
+	return f.run, nil
+}
+
+// end closes run; f.sem is still held.
+func (f *refreshFile) end(run *refreshRun) {
+	run.unstored = f.pending != ""
+	refreshFiles.Lock()
+	f.run = nil
+	refreshFiles.Unlock()
+	close(run.done)
+}
 
 // refreshFileFor returns the state of path, keyed by resolvePath(path):
 // every spelling of one file (relative, through a linked directory, a
@@ -99,33 +149,73 @@ func (f *refreshFile) lock(ctx context.Context) (release func(), err error) {
 	}, nil
 }
 
-// wait returns once no refresh of the file is in flight in this process,
-// or when ctx ends.
-func (f *refreshFile) wait(ctx context.Context) error {
+// drain returns once no refresh of f is under way in this process, or
+// when ctx ends and none is at the server; a refresh at the server when
+// ctx ends is waited for until it ends by itself (its token timeout).
+// It reports a rotated refresh token that could not be stored.
+func (f *refreshFile) drain(ctx context.Context) error {
 	select {
 	case f.sem <- struct{}{}:
-		<-f.sem
+		defer func() { <-f.sem }()
+		// A rotated token kept in memory by a failed write: one more try,
+		// unless a new consent replaced the file meanwhile.
+		if b, err := os.ReadFile(f.path); err == nil {
+			if rt := strings.TrimSpace(string(b)); rt != "" && rt != f.spent {
+				f.pending = ""
+			}
+		}
+		if f.pending != "" && f.store != nil {
+			if err := f.store(f.pending); err != nil {
+				return f.notStored(err)
+			}
+			f.pending = ""
+		}
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
 	}
+	refreshFiles.Lock()
+	run := f.run
+	refreshFiles.Unlock()
+	if run == nil {
+		return nil // the holder has sent nothing and now sends nothing (draining)
+	}
+	run.log.Warn("shutdown waits past shutdown_grace for a refresh token refresh at the vendor: the vendor has rotated the refresh token, and the new one must be stored (sent again, the spent one makes the vendor revoke the grant)",
+		zap.String("refresh_token_file", f.path), zap.Duration("at_most", time.Until(run.until).Round(time.Millisecond)))
+	<-run.done
+	if run.unstored {
+		return f.notStored(errors.New("the write failed"))
+	}
+	return nil
 }
 
-// DrainRefreshes waits until no refresh of any refresh token file is in
-// flight in this process (each one's rotated token is stored), or ctx
-// ends. Shutdown calls it after stopping every Source: a refresh already
-// at the server always finishes and stores what the server rotated.
+func (f *refreshFile) notStored(err error) error {
+	return fmt.Errorf("the vendor rotated the refresh token of %s and the new one could not be stored (%w): the next start sends the spent one, which a vendor with reuse detection refuses; run `tokengate authorize` for the entry", f.path, err)
+}
+
+// DrainRefreshes waits until no refresh of any refresh token file is
+// under way in this process, each one's rotated token stored. Shutdown
+// calls it after stopping every Source, with the shutdown grace as ctx.
+// From its call on, no refresh starts in this process (one started after
+// it could be cut off by the exit once the vendor has rotated the token;
+// it fails at once, sending nothing). A refresh that reached the server is
+// waited for even after ctx ends, until it ends by itself (within its
+// token timeout; a Warn line says so): the server has rotated the
+// refresh token, and the process must not exit before the new one is
+// stored. It returns an error only when a rotated refresh token could not
+// be stored.
 func DrainRefreshes(ctx context.Context) error {
 	refreshFiles.Lock()
+	refreshFiles.draining = true
 	files := make([]*refreshFile, 0, len(refreshFiles.m))
 	for _, f := range refreshFiles.m {
 		files = append(files, f)
 	}
 	refreshFiles.Unlock()
+	var errs []error
 	for _, f := range files {
-		if err := f.wait(ctx); err != nil {
-			return err
+		if err := f.drain(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -105,11 +105,15 @@ func NewSource(o SourceOptions) *Source {
 		o.Logger = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Source{
+	s := &Source{
 		o: o, log: o.Logger.With(zap.String("egress", o.Name)),
 		forced: rate.NewLimiter(rate.Every(forcedRefreshEvery), 1),
 		ctx:    ctx, cancel: cancel, changed: make(chan struct{}),
 	}
+	if g, ok := o.Grant.(interface{ useLogger(*zap.Logger) }); ok {
+		g.useLogger(s.log)
+	}
+	return s
 }
 
 // Name is the egress entry's name.
