@@ -302,10 +302,7 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err // stopped while waiting: nothing was sent
 	}
-	timeout := DefaultTokenTimeout
-	if c := g.o.Token.Client; c != nil && c.Timeout > 0 {
-		timeout = c.Timeout
-	}
+	timeout := g.o.Token.timeout()
 	f := g.file
 	run, err := f.begin(g.log, timeout)
 	if err != nil {

@@ -186,6 +186,15 @@ func Fetch(ctx context.Context, o TokenOptions) (*Token, error) {
 	return t, r.seal(err)
 }
 
+// timeout bounds one token request: the client's timeout, or
+// DefaultTokenTimeout.
+func (o TokenOptions) timeout() time.Duration {
+	if o.Client != nil && o.Client.Timeout > 0 {
+		return o.Client.Timeout
+	}
+	return DefaultTokenTimeout
+}
+
 // httpClient is the client for token requests: the configured one's
 // transport (wrapped by wrap, if set) and timeout, with redirects refused
 // so that credentials go to the configured URL only.
