@@ -44,7 +44,9 @@ func clientCredentialsReload(t *testing.T) reloadFixture {
 	up := egresstest.NewUpstream(e)
 	t.Cleanup(up.Close)
 	return reloadFixture{
-		opts:     func() SourceOptions { return SourceOptions{Name: "vendor", Token: TokenOptions{URL: e.URL, ClientID: testID, ClientSecret: testSecret}} },
+		opts: func() SourceOptions {
+			return SourceOptions{Name: "vendor", Token: TokenOptions{URL: e.URL, ClientID: testID, ClientSecret: testSecret}}
+		},
 		upstream: up.URL, arrived: arrived, release: release,
 		check: func(t *testing.T) {
 			if up.Refusals() != 0 {
