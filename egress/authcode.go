@@ -277,14 +277,18 @@ func (a *Authorization) store(ctx context.Context, rt string) error {
 // operator ran `tokengate authorize`), every attempt fails at once,
 // without a request.
 type RefreshGrant struct {
-	o    AuthCodeOptions
-	file *refreshFile
-	log  *zap.Logger // its Source's (NewSource sets it)
+	o     AuthCodeOptions
+	file  *refreshFile
+	epoch uint64      // DrainRefreshes calls before it was made
+	log   *zap.Logger // its Source's (NewSource sets it)
 }
 
 // NewRefreshGrant makes the grant of one egress entry.
 func NewRefreshGrant(o AuthCodeOptions) *RefreshGrant {
-	return &RefreshGrant{o: o, file: refreshFileFor(o.RefreshTokenFile), log: zap.NewNop()}
+	refreshFiles.Lock()
+	epoch := refreshFiles.epoch
+	refreshFiles.Unlock()
+	return &RefreshGrant{o: o, file: refreshFileFor(o.RefreshTokenFile), epoch: epoch, log: zap.NewNop()}
 }
 
 // useLogger gives the grant its Source's logger (for DrainRefreshes).
@@ -304,7 +308,7 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	}
 	timeout := g.o.Token.timeout()
 	f := g.file
-	run, err := f.begin(g.log, timeout)
+	run, err := f.begin(g.epoch, g.log, timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -75,7 +75,6 @@ func TestShutdownWaitsForTheRefreshAtTheVendor(t *testing.T) {
 			failing.Store(tc.writeFail)
 			// Another refresh of the file (a reloaded entry's) waits for it.
 			queued := refreshAsync(context.Background(), NewRefreshGrant(o))
-			t.Cleanup(newProcess)
 
 			// SIGTERM: the Source stops, then the drain within the grace.
 			requests := srv.Requests()
@@ -104,7 +103,6 @@ func TestShutdownWaitsForTheRefreshAtTheVendor(t *testing.T) {
 				t.Errorf("a refresh queued behind the one at the vendor: %v, %d more token requests; want %v and none",
 					r.err, srv.Requests()-requests, errShuttingDown)
 			}
-			newProcess()
 			if !tc.writeFail {
 				// The next start reads what the file held when the process exited.
 				if d.err != nil || d.file == before {
@@ -153,14 +151,12 @@ func TestDrainStoresAPendingToken(t *testing.T) {
 	failing.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	t.Cleanup(newProcess)
 	if err := DrainRefreshes(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if fileToken(t, o.RefreshTokenFile) == before {
 		t.Fatal("the rotated refresh token kept in memory was not stored by the drain")
 	}
-	newProcess()
 	if _, err := NewRefreshGrant(o).Token(context.Background()); err != nil || srv.ReuseDetected() != 0 {
 		t.Fatalf("the next refresh: %v, reuse detected %d", err, srv.ReuseDetected())
 	}

@@ -46,23 +46,25 @@ type refreshRun struct {
 var refreshFiles = struct {
 	sync.Mutex
 	m map[string]*refreshFile
-	// draining is set by DrainRefreshes: the process is about to exit,
-	// and a refresh started now could be cut off after the vendor
-	// rotated the token, so none starts any more.
-	draining bool
+	// epoch counts DrainRefreshes calls. A grant made before the last
+	// one starts no refresh: the process is about to exit, and a refresh
+	// started now could be cut off after the vendor rotated the token.
+	// (Grants made afterwards belong to a new start: in tests, or an
+	// embedding program that serves again.)
+	epoch uint64
 }{m: map[string]*refreshFile{}}
 
 // errShuttingDown: a refresh not yet started when shutdown began is not
 // started (it could not finish before the process exits).
 var errShuttingDown = errors.New("shutting down: no refresh starts now; nothing was sent")
 
-// begin marks a refresh of f as under way, bounded by timeout; the
-// holder of f.sem calls it before anything is sent, and end(run) when
-// the rotated token is stored or could not be.
-func (f *refreshFile) begin(log *zap.Logger, timeout time.Duration) (*refreshRun, error) {
+// begin marks a refresh of f as under way, bounded by timeout, for a
+// grant made in epoch; the holder of f.sem calls it before anything is
+// sent, and end(run) when the rotated token is stored or could not be.
+func (f *refreshFile) begin(epoch uint64, log *zap.Logger, timeout time.Duration) (*refreshRun, error) {
 	refreshFiles.Lock()
 	defer refreshFiles.Unlock()
-	if refreshFiles.draining {
+	if epoch != refreshFiles.epoch {
 		return nil, errShuttingDown
 	}
 	f.run = &refreshRun{done: make(chan struct{}), until: time.Now().Add(timeout), log: log}
@@ -177,7 +179,7 @@ func (f *refreshFile) drain(ctx context.Context) error {
 	run := f.run
 	refreshFiles.Unlock()
 	if run == nil {
-		return nil // the holder has sent nothing and now sends nothing (draining)
+		return nil // the holder has sent nothing and now sends nothing (an old epoch's)
 	}
 	run.log.Warn("shutdown waits past shutdown_grace for a refresh token refresh at the vendor: the vendor has rotated the refresh token, and the new one must be stored (sent again, the spent one makes the vendor revoke the grant)",
 		zap.String("refresh_token_file", f.path), zap.Duration("at_most", time.Until(run.until).Round(time.Millisecond)))
@@ -195,9 +197,9 @@ func (f *refreshFile) notStored(err error) error {
 // DrainRefreshes waits until no refresh of any refresh token file is
 // under way in this process, each one's rotated token stored. Shutdown
 // calls it after stopping every Source, with the shutdown grace as ctx.
-// From its call on, no refresh starts in this process (one started after
-// it could be cut off by the exit once the vendor has rotated the token;
-// it fails at once, sending nothing). A refresh that reached the server is
+// From its call on, no grant made before it starts a refresh (one started
+// now could be cut off by the exit once the vendor has rotated the
+// token; it fails at once, sending nothing). A refresh that reached the server is
 // waited for even after ctx ends, until it ends by itself (within its
 // token timeout; a Warn line says so): the server has rotated the
 // refresh token, and the process must not exit before the new one is
@@ -205,7 +207,7 @@ func (f *refreshFile) notStored(err error) error {
 // be stored.
 func DrainRefreshes(ctx context.Context) error {
 	refreshFiles.Lock()
-	refreshFiles.draining = true
+	refreshFiles.epoch++
 	files := make([]*refreshFile, 0, len(refreshFiles.m))
 	for _, f := range refreshFiles.m {
 		files = append(files, f)
