@@ -322,6 +322,7 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 			f.pending = "" // a new consent replaced the file: the kept token belongs to the old one
 		} else {
 			if err := g.o.write(f, f.pending); err != nil {
+				f.storeErr = err
 				return nil, g.notStored(err)
 			}
 			rt, err, f.pending = f.pending, nil, ""
@@ -348,7 +349,8 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	}
 	if tok.RefreshToken != "" && tok.RefreshToken != rt {
 		if err := g.o.write(f, tok.RefreshToken); err != nil {
-			f.pending, f.spent, f.store = tok.RefreshToken, rt, func(s string) error { return g.o.write(f, s) }
+			f.pending, f.spent, f.storeErr = tok.RefreshToken, rt, err
+			f.store = func(s string) error { return g.o.write(f, s) }
 			return nil, r.with(tok.RefreshToken).seal(g.notStored(err))
 		}
 	}

@@ -123,7 +123,7 @@ func TestShutdownWaitsForTheRefreshAtTheVendor(t *testing.T) {
 				}
 				return
 			}
-			if d.err == nil || !strings.Contains(d.err.Error(), "could not be stored") || !strings.Contains(d.err.Error(), filepath.Base(o.RefreshTokenFile)) {
+			if d.err == nil || !strings.Contains(d.err.Error(), "could not be stored") || !strings.Contains(d.err.Error(), "read-only file system") || !strings.Contains(d.err.Error(), filepath.Base(o.RefreshTokenFile)) {
 				t.Fatalf("drain with a failing write: %v, want an error naming the file", d.err)
 			}
 		})

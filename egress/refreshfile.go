@@ -27,8 +27,10 @@ type refreshFile struct {
 	pending string // rotated by the server, not yet stored
 	spent   string // the refresh token pending replaced
 	refused string // refused by the server (invalid_grant)
-	// store writes pending (the grant's WriteFile), for DrainRefreshes.
-	store func(string) error
+	// store writes pending (the grant's WriteFile), for DrainRefreshes;
+	// storeErr is why it could not be written last.
+	store    func(string) error
+	storeErr error
 	// run is the refresh under way, nil if none; guarded by
 	// refreshFiles' mutex.
 	run *refreshRun
@@ -40,7 +42,7 @@ type refreshRun struct {
 	done     chan struct{} // closed at the end
 	until    time.Time     // its own bound: the token timeout
 	log      *zap.Logger
-	unstored bool // set before done is closed: a rotated token is only in memory
+	unstored error // set before done is closed: why a rotated token is only in memory
 }
 
 var refreshFiles = struct {
@@ -73,7 +75,12 @@ func (f *refreshFile) begin(epoch uint64, log *zap.Logger, timeout time.Duration
 
 // end closes run; f.sem is still held.
 func (f *refreshFile) end(run *refreshRun) {
-	run.unstored = f.pending != ""
+	if f.pending != "" {
+		run.unstored = f.storeErr
+		if run.unstored == nil {
+			run.unstored = errors.New("not written")
+		}
+	}
 	refreshFiles.Lock()
 	f.run = nil
 	refreshFiles.Unlock()
@@ -156,24 +163,9 @@ func (f *refreshFile) lock(ctx context.Context) (release func(), err error) {
 // ctx ends is waited for until it ends by itself (its token timeout).
 // It reports a rotated refresh token that could not be stored.
 func (f *refreshFile) drain(ctx context.Context) error {
-	select {
-	case f.sem <- struct{}{}:
+	if f.acquire(ctx) {
 		defer func() { <-f.sem }()
-		// A rotated token kept in memory by a failed write: one more try,
-		// unless a new consent replaced the file meanwhile.
-		if b, err := os.ReadFile(f.path); err == nil {
-			if rt := strings.TrimSpace(string(b)); rt != "" && rt != f.spent {
-				f.pending = ""
-			}
-		}
-		if f.pending != "" && f.store != nil {
-			if err := f.store(f.pending); err != nil {
-				return f.notStored(err)
-			}
-			f.pending = ""
-		}
-		return nil
-	case <-ctx.Done():
+		return f.storePending()
 	}
 	refreshFiles.Lock()
 	run := f.run
@@ -184,9 +176,43 @@ func (f *refreshFile) drain(ctx context.Context) error {
 	run.log.Warn("shutdown waits past shutdown_grace for a refresh token refresh at the vendor: the vendor has rotated the refresh token, and the new one must be stored (sent again, the spent one makes the vendor revoke the grant)",
 		zap.String("refresh_token_file", f.path), zap.Duration("at_most", time.Until(run.until).Round(time.Millisecond)))
 	<-run.done
-	if run.unstored {
-		return f.notStored(errors.New("the write failed"))
+	if run.unstored != nil {
+		return f.notStored(run.unstored)
 	}
+	return nil
+}
+
+// acquire takes f.sem, waiting until ctx ends; a free f.sem is taken
+// even when ctx has already ended.
+func (f *refreshFile) acquire(ctx context.Context) bool {
+	select {
+	case f.sem <- struct{}{}:
+		return true
+	default:
+	}
+	select {
+	case f.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// storePending writes a rotated token kept in memory after a failed
+// write, unless a new consent replaced the file meanwhile; f.sem is held.
+func (f *refreshFile) storePending() error {
+	if b, err := os.ReadFile(f.path); err == nil {
+		if rt := strings.TrimSpace(string(b)); rt != "" && rt != f.spent {
+			f.pending = ""
+		}
+	}
+	if f.pending == "" || f.store == nil {
+		return nil
+	}
+	if err := f.store(f.pending); err != nil {
+		return f.notStored(err)
+	}
+	f.pending = ""
 	return nil
 }
 
