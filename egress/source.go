@@ -210,9 +210,7 @@ func (s *Source) refreshAt(t *Token) time.Time {
 // flight makes token requests until one succeeds, one fails permanently,
 // or the Source is closed. Only one flight runs at a time (singleflight):
 // every caller waiting for a token shares its result. Close does not
-// cancel a token request in flight: callers waiting for it (a reload
-// replaced the Source while they waited) get its token; a closed Source
-// only makes no new request after a failure.
+// cancel a request in flight (see Close); it only stops the retries.
 func (s *Source) flight() (any, error) {
 	for {
 		s.mu.Lock()
@@ -242,9 +240,8 @@ func (s *Source) flight() (any, error) {
 	}
 }
 
-// attempt makes one token request, bounded by its own clock rather than
-// by the Source's life: the token timeout, after at most WaitTimeout for
-// another refresh of the same refresh token file.
+// attempt makes one token request, bounded by its own clock, not by
+// Close: the token timeout, plus WaitTimeout for another refresh's lock.
 func (s *Source) attempt() (*Token, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.o.WaitTimeout+s.o.Token.timeout())
 	defer cancel()
