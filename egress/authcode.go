@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 )
 
@@ -40,9 +41,12 @@ type AuthCodeOptions struct {
 	// registered redirect URL.
 	AuthorizeURL, RedirectURI string
 	// RefreshTokenFile holds the refresh token (mode 0600, replaced by
-	// write-to-temp and rename).
+	// write-to-temp and rename). Symbolic links are resolved when a grant
+	// is made (at start and at each reload): the file they lead to is
+	// read, replaced and locked.
 	RefreshTokenFile string
-	// WriteFile stores a refresh token; default WriteFileAtomic.
+	// WriteFile stores a refresh token (given the resolved path); default
+	// WriteFileAtomic.
 	WriteFile func(path string, data []byte) error
 }
 
@@ -63,12 +67,15 @@ func (o AuthCodeOptions) client(ctx context.Context) context.Context {
 	return context.WithValue(ctx, oauth2.HTTPClient, o.Token.httpClient(nil))
 }
 
-func (o AuthCodeOptions) write(data string) error {
+// write stores data in f, the resolved RefreshTokenFile: a symbolic link
+// stays a link (a rename over the link's own name would replace it with a
+// file that the other spellings of the path no longer see).
+func (o AuthCodeOptions) write(f *refreshFile, data string) error {
 	w := o.WriteFile
 	if w == nil {
 		w = WriteFileAtomic
 	}
-	return w(o.RefreshTokenFile, []byte(data+"\n"))
+	return w(f.path, []byte(data+"\n"))
 }
 
 // WriteFileAtomic writes data to path with mode 0600 through a temporary
@@ -135,7 +142,7 @@ func (e *DeniedError) Error() string {
 	if e.Code == "access_denied" {
 		return "the user did not consent (access_denied): nothing stored; run authorize again to retry"
 	}
-	msg := "the authorization server answered " + clean(e.Code, 64)
+	msg := "the authorization server answered " + clean(e.Code, maxCodeLen)
 	if e.Description != "" {
 		msg += ": " + clean(e.Description, maxDescriptionLen)
 	}
@@ -214,14 +221,16 @@ type Granted struct {
 // authentication) for tokens and stores the refresh token. An answer
 // without a refresh token is an error: the entry could not renew.
 func (a *Authorization) Exchange(ctx context.Context, code string) (*Granted, error) {
+	r := a.o.Token.redactor(code, a.verifier)
 	tok, err := a.o.config().Exchange(a.o.client(ctx), code, oauth2.VerifierOption(a.verifier))
 	if err != nil {
-		te := classify(err, a.o.Token.secretForms())
+		te := classify(err, r)
 		if te.Code == "invalid_grant" {
 			te.Description += " (a code is single-use and short-lived — Deployteq: 60 minutes — and must come from this run; run authorize again)"
 		}
-		return nil, te
+		return nil, r.seal(te)
 	}
+	r = r.with(tok.AccessToken, tok.RefreshToken)
 	if tok.RefreshToken == "" {
 		return nil, errors.New("the server granted no refresh token: ask for the offline_access scope (Deployteq) or whatever the server needs for one; nothing stored")
 	}
@@ -230,7 +239,7 @@ func (a *Authorization) Exchange(ctx context.Context, code string) (*Granted, er
 	}
 	g := &Granted{Scope: strings.Join(a.o.Token.Scopes, " "), Expiry: tok.Expiry}
 	if s, ok := tok.Extra("scope").(string); ok && s != "" {
-		g.Scope = s
+		g.Scope = r.text(s, maxScopeLen)
 	}
 	return g, nil
 }
@@ -246,7 +255,7 @@ func (a *Authorization) store(ctx context.Context, rt string) error {
 		return err
 	}
 	defer release()
-	if err := a.o.write(rt); err != nil {
+	if err := a.o.write(f, rt); err != nil {
 		return err
 	}
 	f.pending = ""
@@ -268,14 +277,22 @@ func (a *Authorization) store(ctx context.Context, rt string) error {
 // operator ran `tokengate authorize`), every attempt fails at once,
 // without a request.
 type RefreshGrant struct {
-	o    AuthCodeOptions
-	file *refreshFile
+	o     AuthCodeOptions
+	file  *refreshFile
+	epoch uint64      // DrainRefreshes calls before it was made
+	log   *zap.Logger // its Source's (NewSource sets it)
 }
 
 // NewRefreshGrant makes the grant of one egress entry.
 func NewRefreshGrant(o AuthCodeOptions) *RefreshGrant {
-	return &RefreshGrant{o: o, file: refreshFileFor(o.RefreshTokenFile)}
+	refreshFiles.Lock()
+	epoch := refreshFiles.epoch
+	refreshFiles.Unlock()
+	return &RefreshGrant{o: o, file: refreshFileFor(o.RefreshTokenFile), epoch: epoch, log: zap.NewNop()}
 }
+
+// useLogger gives the grant its Source's logger (for DrainRefreshes).
+func (g *RefreshGrant) useLogger(l *zap.Logger) { g.log = l }
 
 // Token makes one refresh request (no retries). ctx bounds the wait for
 // another refresh of the same file; once this one starts, ctx's
@@ -289,20 +306,23 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err // stopped while waiting: nothing was sent
 	}
-	timeout := DefaultTokenTimeout
-	if c := g.o.Token.Client; c != nil && c.Timeout > 0 {
-		timeout = c.Timeout
+	timeout := g.o.Token.timeout()
+	f := g.file
+	run, err := f.begin(g.epoch, g.log, timeout)
+	if err != nil {
+		return nil, err
 	}
+	defer f.end(run)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	f := g.file
-	b, err := os.ReadFile(g.o.RefreshTokenFile)
+	b, err := os.ReadFile(f.path)
 	rt := strings.TrimSpace(string(b))
 	if f.pending != "" {
 		if err == nil && rt != "" && rt != f.spent {
 			f.pending = "" // a new consent replaced the file: the kept token belongs to the old one
 		} else {
-			if err := g.o.write(f.pending); err != nil {
+			if err := g.o.write(f, f.pending); err != nil {
+				f.storeErr = err
 				return nil, g.notStored(err)
 			}
 			rt, err, f.pending = f.pending, nil, ""
@@ -316,23 +336,26 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized,
 			Description: fmt.Sprintf("the refresh token in %s was refused (invalid_grant: revoked or expired): run `tokengate authorize %s --config FILE`", g.o.RefreshTokenFile, g.o.Name)}
 	}
+	r := g.o.Token.redactor(rt)
 	ts := g.o.config().TokenSource(g.o.client(ctx), &oauth2.Token{RefreshToken: rt})
 	tok, err := ts.Token()
 	if err != nil {
-		te := classify(err, append(g.o.Token.secretForms(), rt))
+		te := classify(err, r)
 		if te.Code == "invalid_grant" {
 			f.refused = rt
 			te.Description += fmt.Sprintf("; the refresh token was refused: run `tokengate authorize %s --config FILE`", g.o.Name)
 		}
-		return nil, te
+		return nil, r.seal(te)
 	}
 	if tok.RefreshToken != "" && tok.RefreshToken != rt {
-		if err := g.o.write(tok.RefreshToken); err != nil {
-			f.pending, f.spent = tok.RefreshToken, rt
-			return nil, g.notStored(err)
+		if err := g.o.write(f, tok.RefreshToken); err != nil {
+			f.pending, f.spent, f.storeErr = tok.RefreshToken, rt, err
+			f.store = func(s string) error { return g.o.write(f, s) }
+			return nil, r.with(tok.RefreshToken).seal(g.notStored(err))
 		}
 	}
-	return accept(tok, time.Now(), g.o.Token)
+	t, err := accept(tok, time.Now(), g.o.Token, r)
+	return t, r.seal(err)
 }
 
 func (g *RefreshGrant) notStored(err error) *TokenError {

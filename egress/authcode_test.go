@@ -28,7 +28,19 @@ func authFixture(t *testing.T) (*egresstest.AuthServer, AuthCodeOptions) {
 		AuthorizeURL: srv.AuthorizeURL(), RedirectURI: "https://app.example.com/oauth/callback",
 		RefreshTokenFile: filepath.Join(t.TempDir(), "refresh-token"),
 	}
+	forgetRefreshFile(t, o.RefreshTokenFile)
 	return srv, o
+}
+
+// forgetRefreshFile drops path's process-wide state when the test ends,
+// so that a later test's DrainRefreshes does not see it (a rotated token
+// this test left unstored on purpose, in a directory that is gone).
+func forgetRefreshFile(t *testing.T, path string) {
+	t.Cleanup(func() {
+		refreshFiles.Lock()
+		defer refreshFiles.Unlock()
+		delete(refreshFiles.m, resolvePath(path))
+	})
 }
 
 // consent plays the browser: it opens the authorization URL and returns

@@ -386,23 +386,25 @@ func TestTrickledBodyGets408(t *testing.T) {
 // TestBrowserRequestsRefused: a web page in a browser on the app's machine
 // can reach a loopback egress (a cross-site POST needs no preflight; a
 // DNS-rebound page even reads the answer). Requests marked as a browser's
-// (Sec-Fetch-Site, Origin) and, with LoopbackHosts, requests addressed to
-// another name are refused before a token is spent; server-side clients
-// (Node's fetch sends Sec-Fetch-Mode only) pass.
+// (Sec-Fetch-Site other than none on any line, any Origin header, a
+// Referer naming a page not on a loopback name) and, with LoopbackHosts,
+// requests addressed to another name are refused before a token is
+// spent; server-side clients (Node's fetch sends Sec-Fetch-Mode only; some
+// send a loopback Referer) pass.
 func TestBrowserRequestsRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
 		host       string
-		header     map[string]string
+		header     [][2]string // added in order: a name may repeat
 		loopback   bool
 		want       int
 		clientCert bool // the request came with a verified client certificate
 	}{
-		{"cross-site page", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}, true, 403, false},
-		{"same-site page", "localhost:8081", map[string]string{"Sec-Fetch-Site": "same-site"}, true, 403, false},
-		{"rebound page, same-origin", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "same-origin"}, true, 403, false},
-		{"older browser, Origin only", "127.0.0.1:8081", map[string]string{"Origin": "https://evil.example"}, true, 403, false},
-		{"sandboxed page", "127.0.0.1:8081", map[string]string{"Origin": "null"}, true, 403, false},
+		{"cross-site page", "127.0.0.1:8081", [][2]string{{"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Mode", "no-cors"}}, true, 403, false},
+		{"same-site page", "localhost:8081", [][2]string{{"Sec-Fetch-Site", "same-site"}}, true, 403, false},
+		{"rebound page, same-origin", "127.0.0.1:8081", [][2]string{{"Sec-Fetch-Site", "same-origin"}}, true, 403, false},
+		{"older browser, Origin only", "127.0.0.1:8081", [][2]string{{"Origin", "https://evil.example"}}, true, 403, false},
+		{"sandboxed page", "127.0.0.1:8081", [][2]string{{"Origin", "null"}}, true, 403, false},
 		{"rebound name", "evil.example:8081", nil, true, 421, false},
 		{"rebound name, trailing dot", "evil.example.:8081", nil, true, 421, false},
 		{"loopback look-alike", "localhost.evil.example:8081", nil, true, 421, false},
@@ -414,8 +416,21 @@ func TestBrowserRequestsRefused(t *testing.T) {
 		{"other loopback IP, no port", "127.0.0.2", nil, true, 200, false},
 		{"IPv6 loopback", "[::1]:8081", nil, true, 200, false},
 		{"HTTP/1.0 client without Host", "", nil, true, 200, false},
-		{"Node fetch", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Mode": "cors", "User-Agent": "node"}, true, 200, false},
-		{"address typed by the user", "127.0.0.1:8081", map[string]string{"Sec-Fetch-Site": "none"}, true, 200, false},
+		{"Node fetch", "127.0.0.1:8081", [][2]string{{"Sec-Fetch-Mode", "cors"}, {"User-Agent", "node"}}, true, 200, false},
+		{"address typed by the user", "127.0.0.1:8081", [][2]string{{"Sec-Fetch-Site", "none"}}, true, 200, false},
+		{"Sec-Fetch-Site none, then cross-site", "127.0.0.1:8081", [][2]string{{"Sec-Fetch-Site", "none"}, {"Sec-Fetch-Site", "cross-site"}}, true, 403, false},
+		{"Sec-Fetch-Site none twice", "127.0.0.1:8081", [][2]string{{"Sec-Fetch-Site", "none"}, {"Sec-Fetch-Site", "none"}}, true, 200, false},
+		{"Sec-Fetch-Site empty", "127.0.0.1:8081", [][2]string{{"Sec-Fetch-Site", ""}}, true, 403, false},
+		{"empty Origin", "127.0.0.1:8081", [][2]string{{"Origin", ""}}, true, 403, false},
+		{"old browser's <img>: Referer only", "127.0.0.1:8081", [][2]string{{"Referer", "https://evil.example/page"}}, true, 403, false},
+		{"Referer on a loopback look-alike", "127.0.0.1:8081", [][2]string{{"Referer", "http://localhost.evil.example/"}}, true, 403, false},
+		{"Referer with loopback userinfo", "127.0.0.1:8081", [][2]string{{"Referer", "http://localhost@evil.example/"}}, true, 403, false},
+		{"Referer without a host", "127.0.0.1:8081", [][2]string{{"Referer", "/relative"}}, true, 403, false},
+		{"a second Referer names a web page", "127.0.0.1:8081", [][2]string{{"Referer", "http://localhost:3000/"}, {"Referer", "https://evil.example/"}}, true, 403, false},
+		{"Referer on a web page, client certificates required", "egress.internal:8443", [][2]string{{"Referer", "https://evil.example/"}}, false, 403, true},
+		{"server-side client, loopback Referer", "127.0.0.1:8081", [][2]string{{"Referer", "http://localhost:3000/admin"}}, true, 200, false},
+		{"server-side client, loopback IP Referer", "127.0.0.1:8081", [][2]string{{"Referer", "http://[::1]:3000/"}}, true, 200, false},
+		{"empty Referer", "127.0.0.1:8081", [][2]string{{"Referer", ""}}, true, 200, false},
 		{"any name when client certificates are required", "egress.internal:8443", nil, false, 200, true},
 		{"no certificate on the connection after all", "evil.example:8081", nil, false, 421, false},
 	} {
@@ -427,8 +442,8 @@ func TestBrowserRequestsRefused(t *testing.T) {
 			if tc.clientCert {
 				req.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}
 			}
-			for k, v := range tc.header {
-				req.Header.Set(k, v)
+			for _, kv := range tc.header {
+				req.Header.Add(kv[0], kv[1])
 			}
 			rr := httptest.NewRecorder()
 			h.ServeHTTP(rr, req)
@@ -488,5 +503,36 @@ func TestSlowBodyGetsTheCurrentToken(t *testing.T) {
 	}
 	if e.Count() != 2 {
 		t.Errorf("token requests %d, want 2", e.Count())
+	}
+}
+
+// TestBrowserMarksOnTheWire: through a real listener, an empty Origin
+// line and a cross-site Sec-Fetch-Site line after a "none" one reach the
+// screen as sent and are refused with 403 before a token is spent.
+func TestBrowserMarksOnTheWire(t *testing.T) {
+	e, up, s := fixture(t)
+	srv := httptest.NewServer(newTestHandler(t, up.URL, s, func(o *HandlerOptions) { o.LoopbackHosts = true }))
+	defer srv.Close()
+	for _, head := range []string{"Origin:\r\n", "Sec-Fetch-Site: none\r\nSec-Fetch-Site: cross-site\r\n", "Referer: http://evil.example/\r\n"} {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.WriteString(c, "POST /v1/hooks HTTP/1.1\r\nHost: 127.0.0.1\r\n"+head+"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			c.Close()
+			t.Fatalf("%q: no answer within 10s: %v", head, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "browser_request") {
+			t.Errorf("%q: status %d %s, want 403 browser_request", head, resp.StatusCode, b)
+		}
+	}
+	if len(up.Seen()) != 0 || e.Count() != 0 {
+		t.Fatalf("a refused request reached the upstream (%d) or spent a token request (%d)", len(up.Seen()), e.Count())
 	}
 }

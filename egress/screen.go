@@ -4,7 +4,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -19,9 +21,9 @@ import (
 // listener too: a cross-site form POST needs no CORS preflight, and a page
 // whose name is re-bound to 127.0.0.1 (DNS rebinding) even reads the
 // answer. Browsers mark their requests with Sec-Fetch-Site (all current
-// ones) or Origin (every cross-origin POST); server-side clients (curl,
-// Go, Python, Java, Node's fetch) send neither, so such requests are
-// refused. A re-bound page sends its own name as Host, which LoopbackHosts
+// ones), Origin (every cross-origin POST) or a Referer naming the page;
+// server-side clients (curl, Go, Python, Java, Node's fetch) send none of
+// these, so such requests are refused (browserMarks). A re-bound page sends its own name as Host, which LoopbackHosts
 // refuses.
 func (h *Handler) screen(r *http.Request) (int, string, string) {
 	if r.Header.Get("Upgrade") != "" {
@@ -46,13 +48,8 @@ func (h *Handler) screen(r *http.Request) (int, string, string) {
 	if strings.ContainsRune(r.URL.Path, ';') {
 		return http.StatusBadRequest, "invalid_request", "the path must not hold a semicolon (path parameters): some servers strip them and would climb out of the upstream's base path"
 	}
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "none" {
-		return http.StatusForbidden, "browser_request", "a web browser sent this request (Sec-Fetch-Site: " + clean(site, 20) +
-			"): an egress spends the vendor credentials only for the app, not for web pages"
-	}
-	if r.Header.Get("Origin") != "" {
-		return http.StatusForbidden, "browser_request", "the request carries an Origin header, as a web browser's does: " +
-			"an egress spends the vendor credentials only for the app, not for web pages"
+	if code, msg := browserMarks(r.Header); code != 0 {
+		return code, "browser_request", msg + ": an egress spends the vendor credentials only for the app, not for web pages"
 	}
 	if !loopbackHost(r.Host) && (h.o.LoopbackHosts || !verifiedClient(r)) {
 		return http.StatusMisdirectedRequest, "misdirected_request", "the request is addressed to a name other than " +
@@ -60,6 +57,36 @@ func (h *Handler) screen(r *http.Request) (int, string, string) {
 			"re-bound to 127.0.0.1 (DNS rebinding) cannot use it"
 	}
 	return 0, "", ""
+}
+
+// browserMarks looks for the marks a web browser leaves on a request and
+// returns 403 with the reason, or 0. Every Sec-Fetch-Site line must say
+// "none" (the user typed the address): a second line cannot hide a
+// cross-site one behind it. Any Origin header at all, even empty or
+// "null" (a sandboxed page), is a browser's. A Referer that names a host
+// other than a loopback one is a web page's (an old browser without
+// Sec-Fetch-* sends it with an <img> or a form); an empty Referer and one
+// naming localhost or a loopback IP pass, as server-side clients send them.
+func browserMarks(h http.Header) (int, string) {
+	if sites, ok := h["Sec-Fetch-Site"]; ok {
+		for _, site := range sites {
+			if strings.TrimSpace(site) != "none" {
+				return http.StatusForbidden, "a web browser sent this request (Sec-Fetch-Site: " + strconv.Quote(clean(site, 20)) + ")"
+			}
+		}
+	}
+	if _, ok := h["Origin"]; ok {
+		return http.StatusForbidden, "the request carries an Origin header, as a web browser's does"
+	}
+	for _, ref := range h["Referer"] {
+		if ref = strings.TrimSpace(ref); ref == "" {
+			continue
+		}
+		if u, err := url.Parse(ref); err != nil || u.Host == "" || !loopbackHost(u.Host) {
+			return http.StatusForbidden, "the request carries a Referer naming a page that is not on a loopback name, as a web browser's does"
+		}
+	}
+	return 0, ""
 }
 
 // verifiedClient reports whether the request came over TLS with a

@@ -105,11 +105,15 @@ func NewSource(o SourceOptions) *Source {
 		o.Logger = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Source{
+	s := &Source{
 		o: o, log: o.Logger.With(zap.String("egress", o.Name)),
 		forced: rate.NewLimiter(rate.Every(forcedRefreshEvery), 1),
 		ctx:    ctx, cancel: cancel, changed: make(chan struct{}),
 	}
+	if g, ok := o.Grant.(interface{ useLogger(*zap.Logger) }); ok {
+		g.useLogger(s.log)
+	}
+	return s
 }
 
 // Name is the egress entry's name.
@@ -172,7 +176,7 @@ func (s *Source) unavailable(why error) *UnavailableError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cause := why
-	if s.lastErr != nil && !errors.Is(why, errStopped) {
+	if s.lastErr != nil {
 		cause = s.lastErr
 	}
 	return &UnavailableError{Egress: s.o.Name, Cause: cause, RetryAfter: max(time.Until(s.notBefore), time.Second)}
@@ -205,7 +209,8 @@ func (s *Source) refreshAt(t *Token) time.Time {
 
 // flight makes token requests until one succeeds, one fails permanently,
 // or the Source is closed. Only one flight runs at a time (singleflight):
-// every caller waiting for a token shares its result.
+// every caller waiting for a token shares its result. Close does not
+// cancel a request in flight (see Close); it only stops the retries.
 func (s *Source) flight() (any, error) {
 	for {
 		s.mu.Lock()
@@ -220,19 +225,7 @@ func (s *Source) flight() (any, error) {
 				return nil, errStopped
 			}
 		}
-		if s.ctx.Err() != nil {
-			return nil, errStopped
-		}
-		var tok *Token
-		var err error
-		if s.o.Grant != nil {
-			tok, err = s.o.Grant.Token(s.ctx)
-		} else {
-			tok, err = Fetch(s.ctx, s.o.Token)
-		}
-		if s.ctx.Err() != nil {
-			return nil, errStopped
-		}
+		tok, err := s.attempt()
 		s.record(tok, err)
 		if err == nil {
 			return tok, nil
@@ -241,7 +234,21 @@ func (s *Source) flight() (any, error) {
 		if errors.As(err, &te) && te.Permanent() {
 			return nil, err
 		}
+		if s.ctx.Err() != nil {
+			return nil, errStopped
+		}
 	}
+}
+
+// attempt makes one token request, bounded by its own clock, not by
+// Close: the token timeout, plus WaitTimeout for another refresh's lock.
+func (s *Source) attempt() (*Token, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.WaitTimeout+s.o.Token.timeout())
+	defer cancel()
+	if s.o.Grant != nil {
+		return s.o.Grant.Token(ctx)
+	}
+	return Fetch(ctx, s.o.Token)
 }
 
 // record installs a new token, or notes a failure and sets the backoff.
@@ -385,6 +392,8 @@ func (s *Source) SecondsLeft() float64 {
 	return max(time.Until(s.tok.Expiry).Seconds(), 0)
 }
 
-// Close stops the background refresh and any token request in flight;
-// callers waiting for a token get an UnavailableError.
+// Close stops the background refresh and the retries. A token request
+// in flight is not cancelled: callers already waiting for it (a reload
+// replaced the Source) get its token, within their WaitTimeout; if it
+// fails they get an UnavailableError with its cause at once.
 func (s *Source) Close() { s.cancel() }

@@ -95,8 +95,10 @@ type TokenError struct {
 	// unreachable, timeout, rate_limited, server_error, bad_response,
 	// unsupported_token_type, lifetime_too_short.
 	Code string
-	// Description is the endpoint's error_description, or tokengate's
-	// explanation, cleaned of control characters and the client secret.
+	// Description is the endpoint's error_description (and error_uri, or
+	// an excerpt of an answer that is not an RFC 6749 error), or
+	// tokengate's explanation, cleaned of control characters; the client
+	// secret and the tokens are hidden (redactor).
 	Description string
 	// Status is the HTTP status the endpoint answered, 0 if none.
 	Status int
@@ -175,11 +177,22 @@ func Fetch(ctx context.Context, o TokenOptions) (*Token, error) {
 		return shapeTransport{style: o.Auth, next: next}
 	})
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
+	r := o.redactor()
 	tok, err := cc.Token(ctx)
 	if err != nil {
-		return nil, classify(err, o.secretForms())
+		return nil, r.seal(classify(err, r))
 	}
-	return accept(tok, time.Now(), o)
+	t, err := accept(tok, time.Now(), o, r)
+	return t, r.seal(err)
+}
+
+// timeout bounds one token request: the client's timeout, or
+// DefaultTokenTimeout.
+func (o TokenOptions) timeout() time.Duration {
+	if o.Client != nil && o.Client.Timeout > 0 {
+		return o.Client.Timeout
+	}
+	return DefaultTokenTimeout
 }
 
 // httpClient is the client for token requests: the configured one's
@@ -201,10 +214,12 @@ func (o TokenOptions) httpClient(wrap func(http.RoundTripper) http.RoundTripper)
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// accept checks a token answer and works out its expiry.
-func accept(tok *oauth2.Token, now time.Time, o TokenOptions) (*Token, error) {
+// accept checks a token answer and works out its expiry; the answer's
+// text passes through r, which also hides the tokens it carried.
+func accept(tok *oauth2.Token, now time.Time, o TokenOptions, r redactor) (*Token, error) {
+	r = r.with(tok.AccessToken, tok.RefreshToken)
 	if tt := tok.TokenType; tt != "" && !strings.EqualFold(tt, "bearer") {
-		tt = clean(tt, maxTokenTypeLen)
+		tt = r.text(tt, maxTokenTypeLen)
 		return nil, &TokenError{Code: errorUnsupportedType, Description: fmt.Sprintf(
 			"token_type %q is not Bearer: tokengate sends bearer tokens only (RFC 6750), and a %s token needs a proof of possession it does not make", tt, tt)}
 	}
@@ -232,7 +247,7 @@ func accept(tok *oauth2.Token, now time.Time, o TokenOptions) (*Token, error) {
 	}
 	t := &Token{Value: tok.AccessToken, Obtained: now, Expiry: expiry}
 	if s, ok := tok.Extra("scope").(string); ok {
-		t.Scope = s
+		t.Scope = r.text(s, maxScopeLen)
 	}
 	return t, nil
 }
@@ -274,37 +289,35 @@ func jwtExpiry(tok string) (time.Time, bool) {
 	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
 }
 
-// secretForms are the ways a token endpoint could echo the client secret
-// back: as sent, form-encoded, and inside the Basic credentials (plain
-// and form-encoded, as golang.org/x/oauth2 sends them).
-func (o TokenOptions) secretForms() []string {
-	if o.ClientSecret == "" {
-		return nil
-	}
-	id, secret := url.QueryEscape(o.ClientID), url.QueryEscape(o.ClientSecret)
-	b64 := base64.StdEncoding.EncodeToString
-	return []string{o.ClientSecret, secret, b64([]byte(o.ClientID + ":" + o.ClientSecret)), b64([]byte(id + ":" + secret))}
-}
-
-// classify turns an oauth2 or transport error into a TokenError; hide
-// are the secret's forms (TokenOptions.secretForms).
-func classify(err error, hide []string) *TokenError {
+// classify turns an oauth2 or transport error into a TokenError; every
+// text the endpoint sent passes through r.
+func classify(err error, r redactor) *TokenError {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		te := &TokenError{Code: clean(re.ErrorCode, 64, hide...), Description: clean(re.ErrorDescription, maxDescriptionLen, hide...)}
-		if r := re.Response; r != nil {
-			te.Status = r.StatusCode
-			te.RetryAfter = retryAfter(r.Header.Get("Retry-After"), time.Now())
+		te := &TokenError{Code: r.text(re.ErrorCode, maxCodeLen), Description: r.text(re.ErrorDescription, maxDescriptionLen)}
+		if re.ErrorURI != "" {
+			te.Description = strings.TrimSpace(te.Description + " (see " + r.text(re.ErrorURI, maxDescriptionLen) + ")")
+		}
+		if resp := re.Response; resp != nil {
+			te.Status = resp.StatusCode
+			te.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+			body := excerpt(re.Body, resp.Header.Get("Content-Type"))
 			switch {
-			case r.StatusCode == http.StatusTooManyRequests:
+			case resp.StatusCode == http.StatusTooManyRequests:
 				te.Code = errorRateLimited
-			case r.StatusCode >= 300 && r.StatusCode < 400:
+			case resp.StatusCode >= 300 && resp.StatusCode < 400:
 				te.Code, te.Description = errorBadResponse, redirectRefusedMessage
-			case te.Code == "" && r.StatusCode >= 500:
+			case te.Code == "" && resp.StatusCode >= 500:
 				te.Code = errorServer
+				if body != "" {
+					te.Description = "the answer: " + r.text(body, maxDescriptionLen)
+				}
 			case te.Code == "":
 				te.Code = errorBadResponse
 				te.Description = "the answer is not an RFC 6749 error response"
+				if body != "" {
+					te.Description += ": " + r.text(body, maxDescriptionLen)
+				}
 			}
 		}
 		return te
@@ -314,10 +327,10 @@ func classify(err error, hide []string) *TokenError {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return &TokenError{Code: errorTimeout, Description: "no answer in time", Err: err}
 	case errors.As(err, new(*url.Error)):
-		return &TokenError{Code: errorUnreachable, Description: clean(errors.Unwrap(err).Error(), maxDescriptionLen, hide...), Err: err}
+		return &TokenError{Code: errorUnreachable, Description: r.text(errors.Unwrap(err).Error(), maxDescriptionLen), Err: err}
 	}
 	// oauth2's own messages: unparsable JSON, missing access_token.
-	return &TokenError{Code: errorBadResponse, Description: clean(strings.TrimPrefix(err.Error(), "oauth2: "), maxDescriptionLen, hide...)}
+	return &TokenError{Code: errorBadResponse, Description: r.text(strings.TrimPrefix(err.Error(), "oauth2: "), maxDescriptionLen)}
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date),
@@ -335,15 +348,10 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return min(max(d, 0), maxRetryAfter)
 }
 
-// clean makes endpoint-supplied text safe to log and show: no control
-// characters, none of the hide strings (the client secret's forms), at
-// most n bytes.
-func clean(s string, n int, hide ...string) string {
-	for _, h := range hide {
-		if h != "" {
-			s = strings.ReplaceAll(s, h, "[redacted]")
-		}
-	}
+// clean makes text safe to log and show: no control characters, at most
+// n bytes. Text from a token endpoint goes through a redactor's text,
+// which calls clean after hiding the secrets.
+func clean(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '
