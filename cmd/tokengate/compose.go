@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/telemetry"
 	"github.com/tokengate/tokengate/issuer"
 	"github.com/tokengate/tokengate/proxy"
 	"github.com/tokengate/tokengate/verifier"
@@ -40,7 +41,7 @@ type stack struct {
 // builder builds stacks; it outlives reloads.
 type builder struct {
 	log     *zap.Logger
-	metrics *metrics // nil: no metrics
+	metrics *telemetry.Metrics // nil: no metrics
 	// keepClaims: some route or header uses claims beyond the registered
 	// ones, so JWT verifiers keep them all (set per build).
 	keepClaims bool
@@ -64,9 +65,9 @@ func (b *builder) newIssuer(is config.Issuer) (verifier.Verifier, error) {
 			MaxConcurrent: in.MaxConcurrent, RatePerSecond: in.RatePerSecond, Burst: in.Burst,
 		}
 		if b.metrics != nil {
-			o.OnCall = func(err error) { b.metrics.introspected(name, err) }
+			o.OnCall = func(err error) { b.metrics.Introspected(name, errors.Is(err, verifier.ErrUnavailable)) }
 		}
-		o.OnVerify = b.onVerify(pathIntrospection)
+		o.OnVerify = b.onVerify(telemetry.PathIntrospection)
 		return verifier.NewIntrospection(o)
 	}
 	return verifier.NewJWT(verifier.JWTOptions{
@@ -78,7 +79,7 @@ func (b *builder) newIssuer(is config.Issuer) (verifier.Verifier, error) {
 		RefreshInterval: is.JWKSRefreshInterval.D(),
 		OnJWKSFetch: func(err error) {
 			if b.metrics != nil {
-				b.metrics.jwksFetched(name, err)
+				b.metrics.JWKSFetched(name, err)
 			}
 			if err != nil {
 				b.log.Warn("JWKS fetch failed", zap.String("issuer", name), zap.Error(err))
@@ -87,7 +88,7 @@ func (b *builder) newIssuer(is config.Issuer) (verifier.Verifier, error) {
 			}
 		},
 		OnJWKSWarning: func(msg string) { b.log.Warn(msg, zap.String("issuer", name)) },
-		OnVerify:      b.onVerify(pathJWT),
+		OnVerify:      b.onVerify(telemetry.PathJWT),
 	})
 }
 
@@ -97,7 +98,7 @@ func (b *builder) onVerify(path string) func(time.Duration, error) {
 	if b.metrics == nil {
 		return nil
 	}
-	return b.metrics.onVerify(path)
+	return b.metrics.Verified(path)
 }
 
 // build wires a validated configuration. When prev verifies exactly as the
@@ -207,7 +208,7 @@ func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
 		local, err := verifier.NewJWT(verifier.JWTOptions{
 			Name: te.Name, Issuer: te.Issuer, KeySet: jwks, Audiences: []string{te.Audience},
 			Algorithms: pub, ClockSkew: te.ClockSkew.D(), RequiredType: issuer.TokenType,
-			KeepClaims: b.keepClaims, OnVerify: b.onVerify(pathEmbedded),
+			KeepClaims: b.keepClaims, OnVerify: b.onVerify(telemetry.PathEmbedded),
 		})
 		if err != nil {
 			return err
@@ -220,7 +221,7 @@ func (b *builder) buildVerifiers(cfg *config.Config, st *stack) error {
 		NegativeTTL: cfg.Cache.NegativeTTL.D(), NegativeMaxEntries: cfg.Cache.NegativeMaxEntries,
 	}
 	if b.metrics != nil {
-		co = b.metrics.cacheOptions(co)
+		co.OnHit, co.OnMiss, co.OnEvict = b.metrics.CacheHooks()
 	}
 	var err error
 	st.cache, err = verifier.NewCache(verifier.NewSet(jwts, intro), co)
@@ -282,7 +283,7 @@ func (b *builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clie
 		ClientIP: clientIP, BodyReadTimeout: te.BodyReadTimeout.D(), WriteTimeout: te.BodyReadTimeout.D(),
 	}
 	if b.metrics != nil {
-		o.OnIssued, o.OnLoginFailed = b.metrics.tokensIssued.Inc, b.metrics.loginFailures.Inc
+		o.OnIssued, o.OnLoginFailed = b.metrics.TokenIssued, b.metrics.LoginFailed
 	}
 	return issuer.New(o)
 }

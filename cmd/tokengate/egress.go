@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
+	"github.com/tokengate/tokengate/internal/telemetry"
 	"github.com/tokengate/tokengate/listener"
 	"github.com/tokengate/tokengate/proxy"
 )
@@ -43,7 +44,7 @@ type egressListener struct {
 // egressSet runs the egress entries of the current configuration.
 type egressSet struct {
 	log      *zap.Logger
-	m        *metrics
+	m        *telemetry.Metrics
 	timeouts listener.Timeouts
 
 	mu        sync.Mutex
@@ -52,7 +53,7 @@ type egressSet struct {
 	keys      map[string]string          // entry name → listenKey
 }
 
-func newEgressSet(log *zap.Logger, m *metrics, t listener.Timeouts) *egressSet {
+func newEgressSet(log *zap.Logger, m *telemetry.Metrics, t listener.Timeouts) *egressSet {
 	return &egressSet{log: log.Named("egress"), m: m, timeouts: t, runners: map[string]*egressRunner{},
 		listeners: map[string]*egressListener{}, keys: map[string]string{}}
 }
@@ -232,8 +233,8 @@ func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration) (*egressR
 		LoopbackHosts: !c.ClientCertsRequired(),
 	}
 	if s.m != nil {
-		so.OnTokenRequest = func(result string) { s.m.egressTokenRequests.WithLabelValues(name, result).Inc() }
-		so.OnWait = s.m.egressWaits.WithLabelValues(name).Inc
+		so.OnTokenRequest = s.m.EgressTokenRequests(name)
+		so.OnWait = s.m.EgressWaits(name)
 		ho.Observer = s.m
 	}
 	src := egress.NewSource(so)

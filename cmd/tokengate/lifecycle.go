@@ -16,12 +16,13 @@ import (
 	"syscall"
 
 	"github.com/fsnotify/fsnotify"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
+	"github.com/tokengate/tokengate/internal/telemetry"
 	"github.com/tokengate/tokengate/listener"
+	"github.com/tokengate/tokengate/proxy"
 )
 
 // server is a running tokengate: public and admin listeners, the current
@@ -30,7 +31,7 @@ type server struct {
 	path     string
 	log      *zap.Logger
 	b        *builder
-	m        *metrics
+	m        *telemetry.Metrics
 	cur      atomic.Pointer[stack]
 	draining atomic.Bool
 	timeouts listener.Timeouts // of every listener
@@ -89,12 +90,16 @@ func startWith(ctx context.Context, path string, log *zap.Logger, o serveOptions
 	if s.timeouts.Idle <= 0 {
 		s.timeouts.Idle = cfg.IdleTimeout.D()
 	}
-	s.m = newMetrics(version, func() float64 {
+	s.m = telemetry.New(telemetry.Options{Version: version, CacheEntries: func() float64 {
 		if st := s.cur.Load(); st != nil && st.cache != nil {
 			return float64(st.cache.Len())
 		}
 		return 0
-	}, func() []*egress.Source { return s.eg.sources() })
+	}, TokenExpiries: func(report func(string, float64)) {
+		for _, src := range s.eg.sources() {
+			report(src.Name(), src.SecondsLeft())
+		}
+	}})
 	s.eg = newEgressSet(log, s.m, s.timeouts)
 	s.b = &builder{log: log, metrics: s.m}
 	st, err := s.b.build(cfg, nil)
@@ -103,7 +108,7 @@ func startWith(ctx context.Context, path string, log *zap.Logger, o serveOptions
 	}
 	s.b.commitReplay()
 	s.cur.Store(st)
-	s.m.lastReload.SetToCurrentTime()
+	s.m.ConfigLoaded()
 
 	if cfg.Receiving() {
 		pubTLS, err := tlsSetup(cfg.TLS, log)
@@ -183,7 +188,7 @@ func (s *server) adminHandler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", s.m.Handler())
 	return mux
 }
 
@@ -227,8 +232,7 @@ func (s *server) reload(ctx context.Context, why string) error {
 		st.refreshKeys(ctx, s.log)
 	}
 	s.lastSum = sum
-	s.m.reloads.WithLabelValues("success").Inc()
-	s.m.lastReload.SetToCurrentTime()
+	s.m.Reloaded(true)
 	s.log.Info("configuration reloaded", zap.String("trigger", why), zap.Bool("cache_kept", st.cache == old.cache))
 	return nil
 }
@@ -252,7 +256,7 @@ func (s *server) buildFromFile(old *stack, force bool) (*stack, [32]byte, error)
 }
 
 func (s *server) reloadFailed(why string, err error) {
-	s.m.reloads.WithLabelValues("failure").Inc()
+	s.m.Reloaded(false)
 	var ce *config.Error
 	if errors.As(err, &ce) {
 		for _, e := range ce.Errs {
@@ -345,3 +349,10 @@ func (s *server) stop() error {
 	s.log.Info("stopped cleanly")
 	return nil
 }
+
+// The metrics observe what these packages report.
+var (
+	_ proxy.Observer          = (*telemetry.Metrics)(nil)
+	_ proxy.SignatureObserver = (*telemetry.Metrics)(nil)
+	_ egress.Observer         = (*telemetry.Metrics)(nil)
+)

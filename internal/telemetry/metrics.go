@@ -1,31 +1,41 @@
-package main
+package telemetry
 
 import (
-	"errors"
-	"strconv"
-	"time"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/tokengate/tokengate/egress"
-	"github.com/tokengate/tokengate/proxy"
-	"github.com/tokengate/tokengate/verifier"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Verification paths (the "path" label of verification latency).
+// Verification paths: the "path" label of
+// tokengate_verification_duration_seconds.
 const (
-	pathCache         = "cache"
-	pathJWT           = "jwt"
-	pathIntrospection = "introspection"
-	pathEmbedded      = "embedded"
+	PathCache         = "cache"
+	PathJWT           = "jwt"
+	PathIntrospection = "introspection"
+	PathEmbedded      = "embedded"
 )
 
-// metrics are tokengate's Prometheus metrics. They live for the process and
-// survive reloads. No label ever holds a token, subject, client id or other
-// unbounded value: routes and issuers are names from the config, decisions
-// and paths are fixed sets, codes are HTTP status codes.
-type metrics struct {
+// latencyBuckets span 100µs (a cache hit) to 10s (a slow receiver).
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Options are what New needs besides the metrics themselves.
+type Options struct {
+	// Version is the build's version, the label of tokengate_build_info.
+	Version string
+	// CacheEntries reports the number of verified tokens cached, read at
+	// scrape time. nil: 0.
+	CacheEntries func() float64
+	// TokenExpiries reports each running egress entry's seconds left on
+	// its access token, calling report once per entry, at scrape time.
+	// nil: no entries.
+	TokenExpiries func(report func(egress string, secondsLeft float64))
+}
+
+// Metrics are tokengate's Prometheus metrics. They live for the process
+// and survive reloads. Safe for concurrent use.
+type Metrics struct {
 	reg             *prometheus.Registry
 	requests        *prometheus.CounterVec
 	requestDuration *prometheus.HistogramVec
@@ -49,23 +59,10 @@ type metrics struct {
 	signatures *prometheus.CounterVec
 }
 
-var (
-	_ proxy.Observer  = (*metrics)(nil)
-	_ egress.Observer = (*metrics)(nil)
-
-	_ proxy.SignatureObserver = (*metrics)(nil)
-)
-
-// latencyBuckets span 100µs (a cache hit) to 10s (a slow receiver).
-var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
-
-// newMetrics registers every metric. cacheEntries reports the cache size;
-// egressSources lists the running egress token sources for the expiry
-// gauge.
-func newMetrics(version string, cacheEntries func() float64, egressSources func() []*egress.Source) *metrics {
-	reg := prometheus.NewRegistry()
-	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	m := &metrics{reg: reg}
+// New registers every metric in a registry of its own, with the Go
+// runtime and process collectors.
+func New(o Options) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokengate_requests_total", Help: "Requests on the public listener by route, decision and HTTP status code.",
 	}, []string{"route", "decision", "code"})
@@ -91,8 +88,12 @@ func newMetrics(version string, cacheEntries func() float64, egressSources func(
 		Name: "tokengate_config_reloads_total", Help: "Configuration reloads by result (success, failure).",
 	}, []string{"result"})
 	m.lastReload = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokengate_config_last_reload_success_timestamp_seconds", Help: "When the configuration in use was loaded."})
-	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokengate_build_info", Help: "Always 1; the version label says which build runs.", ConstLabels: prometheus.Labels{"version": version}})
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokengate_build_info", Help: "Always 1; the version label says which build runs.", ConstLabels: prometheus.Labels{"version": o.Version}})
 	build.Set(1)
+	cacheEntries := o.CacheEntries
+	if cacheEntries == nil {
+		cacheEntries = func() float64 { return 0 }
+	}
 	entries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tokengate_cache_entries", Help: "Verified tokens currently cached."}, cacheEntries)
 	m.egressRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokengate_egress_requests_total", Help: "Requests on egress listeners by egress and the HTTP status code returned to the app.",
@@ -109,92 +110,20 @@ func newMetrics(version string, cacheEntries func() float64, egressSources func(
 	m.signatures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokengate_signature_verifications_total", Help: "Signed-webhook verifications by route and result: ok, signature_missing, signature_malformed, signature_mismatch, timestamp_outside_tolerance, duplicate_message, message_in_flight, replay_store_unavailable, replay_store_full.",
 	}, []string{"route", "result"})
-	for _, c := range []prometheus.Collector{
-		m.signatures, m.egressRequests, m.egressTokenRequests, m.egressRetries, m.egressWaits, expiryCollector{egressSources},
+	m.reg.MustRegister(
+		m.signatures, m.egressRequests, m.egressTokenRequests, m.egressRetries, m.egressWaits, expiryCollector{o.TokenExpiries},
 		m.requests, m.requestDuration, m.verifyDuration, m.cacheHits, m.cacheMisses, m.cacheEvictions,
 		m.jwksFetches, m.introspections, m.tokensIssued, m.loginFailures, m.upstream, m.reloads, m.lastReload,
 		build, entries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
-		f(c)
-	}
+	)
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
 	}
 	return m
 }
 
-// ObserveRequest implements proxy.Observer.
-func (m *metrics) ObserveRequest(route, decision string, status int, elapsed time.Duration) {
-	if route == "" {
-		route = "(none)"
-	}
-	m.requests.WithLabelValues(route, decision, strconv.Itoa(status)).Inc()
-	m.requestDuration.WithLabelValues(route).Observe(elapsed.Seconds())
-}
-
-// ObserveSignature implements proxy.SignatureObserver.
-func (m *metrics) ObserveSignature(route, result string) {
-	m.signatures.WithLabelValues(route, result).Inc()
-}
-
-// ObserveUpstream implements proxy.Observer.
-func (m *metrics) ObserveUpstream(elapsed time.Duration) { m.upstream.Observe(elapsed.Seconds()) }
-
-func (m *metrics) jwksFetched(issuer string, err error) {
-	r := "success"
-	if err != nil {
-		r = "failure"
-	}
-	m.jwksFetches.WithLabelValues(issuer, r).Inc()
-}
-
-func (m *metrics) introspected(issuer string, err error) {
-	r := "success" // an answer, active or not
-	if errors.Is(err, verifier.ErrUnavailable) {
-		r = "error"
-	}
-	m.introspections.WithLabelValues(issuer, r).Inc()
-}
-
-// onVerify records how long the verifications of one path took.
-func (m *metrics) onVerify(path string) func(time.Duration, error) {
-	h := m.verifyDuration.WithLabelValues(path)
-	return func(d time.Duration, _ error) { h.Observe(d.Seconds()) }
-}
-
-func (m *metrics) cacheOptions(o verifier.CacheOptions) verifier.CacheOptions {
-	hit := m.verifyDuration.WithLabelValues(pathCache)
-	o.OnHit = func(d time.Duration) { m.cacheHits.Inc(); hit.Observe(d.Seconds()) }
-	o.OnMiss = m.cacheMisses.Inc
-	o.OnEvict = m.cacheEvictions.Inc
-	return o
-}
-
-// EgressRequest implements egress.Observer.
-func (m *metrics) EgressRequest(name string, code int) {
-	m.egressRequests.WithLabelValues(name, strconv.Itoa(code)).Inc()
-}
-
-// EgressRetry implements egress.Observer.
-func (m *metrics) EgressRetry(name, outcome string) {
-	m.egressRetries.WithLabelValues(name, outcome).Inc()
-}
-
-var expiryDesc = prometheus.NewDesc("tokengate_egress_token_expiry_seconds",
-	"Seconds left on the egress's current access token (0: none).", []string{"egress"}, nil)
-
-// expiryCollector reports each running egress's seconds left at scrape
-// time; entries come and go with reloads.
-type expiryCollector struct{ sources func() []*egress.Source }
-
-func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- expiryDesc }
-
-func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.sources == nil {
-		return
-	}
-	for _, s := range c.sources() {
-		ch <- prometheus.MustNewConstMetric(expiryDesc, prometheus.GaugeValue, s.SecondsLeft(), s.Name())
-	}
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }

@@ -1,7 +1,8 @@
-package main
+package telemetry
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,13 +18,24 @@ func TestProductionDocsListEveryMetricAndDecision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := os.ReadFile("metrics.go")
+	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var src []byte
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = append(src, b...)
+	}
 	names := regexp.MustCompile(`"(tokengate_[a-z0-9_]+)"`).FindAllStringSubmatch(string(src), -1)
 	if len(names) < 10 {
-		t.Fatalf("found only %d metric names in metrics.go", len(names))
+		t.Fatalf("found only %d metric names in the package's sources", len(names))
 	}
 	for _, n := range names {
 		if !strings.Contains(string(doc), n[1]) {
