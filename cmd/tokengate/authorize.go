@@ -23,17 +23,9 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
+	"github.com/tokengate/tokengate/internal/stack"
 	"github.com/tokengate/tokengate/listener"
 )
-
-// authCodeOptions describes an authorization-code entry for the egress
-// package.
-func authCodeOptions(c config.Egress, topts egress.TokenOptions) egress.AuthCodeOptions {
-	return egress.AuthCodeOptions{
-		Name: c.Name, Token: topts, AuthorizeURL: c.Token.AuthorizeURL, RedirectURI: c.Token.RedirectURI,
-		RefreshTokenFile: c.Token.RefreshTokenFile,
-	}
-}
 
 func cmdAuthorize(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var name string
@@ -84,11 +76,11 @@ func authorize(ctx context.Context, path, name string, paste bool, stdin io.Read
 	case !entry.Token.AuthorizationCode():
 		return fmt.Errorf("egress %s uses grant %s: only grant: authorization_code needs a user's consent", name, entry.Token.Grant)
 	}
-	topts, err := tokenOptions(entry.Token)
+	topts, err := stack.TokenOptions(entry.Token)
 	if err != nil {
 		return err
 	}
-	a, err := egress.NewAuthorization(authCodeOptions(*entry, topts))
+	a, err := egress.NewAuthorization(stack.AuthCodeOptions(*entry, topts))
 	if err != nil {
 		return err
 	}

@@ -22,11 +22,12 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
+	"github.com/tokengate/tokengate/internal/stack"
+	"github.com/tokengate/tokengate/signature"
 	"github.com/tokengate/tokengate/verifier"
 )
 
@@ -127,13 +128,13 @@ func check(ctx context.Context, path string, out io.Writer) error {
 // handler), without a network call or a listener, so that check refuses
 // what serve would refuse.
 func checkBuild(cfg *config.Config) []string {
-	b := &builder{log: zap.NewNop()}
-	st, err := b.build(cfg, nil)
-	b.abortReplay() // check serves nothing: close a Redis client it made
+	b := stack.NewBuilder(stack.Options{})
+	st, err := b.Build(cfg, nil)
+	b.AbortReplay() // check serves nothing: close a Redis client it made
 	if err != nil {
 		return []string{fmt.Sprintf("serve would refuse this configuration: %v", err)}
 	}
-	st.stop()
+	st.Stop()
 	return nil
 }
 
@@ -277,7 +278,7 @@ func probeEgress(ctx context.Context, te *config.TokenEndpoint, e config.Egress,
 	if e.Token.AuthorizationCode() {
 		return checkRefreshTokenFile(e, prefix)
 	}
-	topts, err := tokenOptions(e.Token)
+	topts, err := stack.TokenOptions(e.Token)
 	if err != nil {
 		return probeResult{"invalid", fmt.Sprintf("%s.token: %v", prefix, err)}
 	}
@@ -414,7 +415,7 @@ func probeIssuer(ctx context.Context, is config.Issuer, prefix string, bad map[s
 	if notProbed(prefix, bad) {
 		return probeResult{summary: "not probed (fix the config first)"}
 	}
-	v, err := (&builder{log: zap.NewNop()}).newIssuer(is)
+	v, err := stack.NewBuilder(stack.Options{}).Issuer(is)
 	if err != nil {
 		return probeResult{"invalid", fmt.Sprintf("%s: %v", prefix, err)}
 	}
@@ -451,4 +452,51 @@ func probeIssuer(ctx context.Context, is config.Issuer, prefix string, bad map[s
 		return probeResult{summary: "endpoint answered, credentials accepted"}
 	}
 	return probeResult{summary: "ok"}
+}
+
+// describeAuth summarizes what a route checks: its token policy, its
+// signature policy, or both.
+func describeAuth(r config.Route) string {
+	sig := ""
+	if s := r.Signature; s != nil {
+		sig = fmt.Sprintf("signature=%s tolerance=%s replay=%t", s.Scheme, s.Tolerance.D(), s.ReplayOn())
+	}
+	switch r.AuthMode() {
+	case config.AuthSignature:
+		return sig
+	case config.AuthAny:
+		return describeRequire(r.Require) + " OR " + sig
+	case config.AuthAll:
+		return describeRequire(r.Require) + " AND " + sig
+	}
+	return describeRequire(r.Require)
+}
+
+// checkReplayStore pings a Redis replay store once and checks every
+// signature route's secrets decode for its scheme.
+func checkReplayStore(ctx context.Context, cfg *config.Config) []string {
+	var problems []string
+	b := stack.NewBuilder(stack.Options{})
+	for i, r := range cfg.Routes {
+		if s := r.Signature; s != nil && s.Scheme != "" && len(s.AllSecrets()) > 0 {
+			if _, err := signature.New(signature.Options{Scheme: s.Scheme, Secrets: s.AllSecrets()}); err != nil {
+				problems = append(problems, fmt.Sprintf("routes[%d].signature: %v", i, err))
+			}
+		}
+	}
+	if !cfg.Signatures.RedisReplay() {
+		return problems
+	}
+	st, err := b.ReplayStore(cfg.Signatures)
+	if err != nil {
+		return append(problems, fmt.Sprintf("signatures.replay_store: %v", err))
+	}
+	rs := st.(*signature.RedisStore)
+	defer rs.Close()
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if err := rs.Ping(ctx); err != nil {
+		problems = append(problems, fmt.Sprintf("signatures.replay_store: Redis does not answer: %v", err))
+	}
+	return problems
 }

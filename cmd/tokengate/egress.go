@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
+	"github.com/tokengate/tokengate/internal/stack"
 	"github.com/tokengate/tokengate/internal/telemetry"
 	"github.com/tokengate/tokengate/listener"
 	"github.com/tokengate/tokengate/proxy"
@@ -209,7 +209,7 @@ func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration) (*egressR
 	// Unlike the receiver next door, a vendor API is on the internet: an
 	// egress honours HTTPS_PROXY/NO_PROXY like its token requests do.
 	transport.Proxy = http.ProxyFromEnvironment
-	topts, err := tokenOptions(c.Token)
+	topts, err := stack.TokenOptions(c.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,7 @@ func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration) (*egressR
 		Logger:        s.log,
 	}
 	if c.Token.AuthorizationCode() {
-		so.Grant = egress.NewRefreshGrant(authCodeOptions(c, topts))
+		so.Grant = egress.NewRefreshGrant(stack.AuthCodeOptions(c, topts))
 	}
 	ho := egress.HandlerOptions{
 		Name: name, Upstream: upstream, Transport: transport,
@@ -240,34 +240,6 @@ func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration) (*egressR
 	src := egress.NewSource(so)
 	ho.Tokens = src
 	return &egressRunner{cfg: c, bodyRead: bodyRead, source: src, handler: egress.NewHandler(ho), transport: transport}, nil
-}
-
-// tokenOptions describes an entry's token requests (the running source
-// and tokengate check use the same).
-func tokenOptions(t config.EgressToken) (egress.TokenOptions, error) {
-	client, err := tokenClient(t)
-	if err != nil {
-		return egress.TokenOptions{}, err
-	}
-	return egress.TokenOptions{
-		URL: t.URL, ClientID: t.ClientID, ClientSecret: t.ClientSecret,
-		Auth: egress.AuthStyle(t.Auth), Scopes: t.Scopes, Params: t.Params,
-		DefaultLifetime: t.DefaultLifetime.D(), Client: client,
-	}, nil
-}
-
-// tokenClient is the HTTP client for an entry's token requests.
-func tokenClient(t config.EgressToken) (*http.Client, error) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pool, err := proxy.LoadCertPool(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("token.ca_file: %w", err)
-		}
-		tr.TLSClientConfig.RootCAs = pool
-	}
-	return &http.Client{Transport: tr, Timeout: t.Timeout.D()}, nil
 }
 
 // stop ends a runner's background refresh and its idle connections.

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/stack"
 	"github.com/tokengate/tokengate/proxy"
 )
 
@@ -53,12 +54,12 @@ func checkToken(ctx context.Context, path, token, route string, out io.Writer) e
 	if err != nil {
 		return err
 	}
-	b := &builder{log: zap.NewNop(), keepClaims: usesClaims(cfg)}
-	st := &stack{cfg: cfg}
-	if err := b.buildVerifiers(cfg, st); err != nil {
+	b := stack.NewBuilder(stack.Options{})
+	st, err := b.Verification(cfg)
+	if err != nil {
 		return err
 	}
-	sigs, err := b.signatureVerifiers(cfg)
+	sigs, err := b.Signatures(cfg)
 	if err != nil {
 		return err
 	}
@@ -134,7 +135,7 @@ type decision struct {
 
 // decide sends one request through the handler the gate would serve, with
 // a recorder in place of the upstream, and reads the answer.
-func decide(ctx context.Context, cfg *config.Config, st *stack, sigs []proxy.SignatureVerifier, method, target, token string) (*decision, error) {
+func decide(ctx context.Context, cfg *config.Config, st *stack.Stack, sigs []proxy.SignatureVerifier, method, target, token string) (*decision, error) {
 	fwd, err := proxy.NewForwarding(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
@@ -144,11 +145,7 @@ func decide(ctx context.Context, cfg *config.Config, st *stack, sigs []proxy.Sig
 		reached.Store(true)
 		return &http.Response{StatusCode: http.StatusNoContent, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
 	})
-	var v proxy.Verifier = st.cache
-	if cfg.TokenEndpoint != nil {
-		v = currentClients(v, cfg.TokenEndpoint)
-	}
-	h, err := proxy.New(cfg, v, proxy.Options{Logger: zap.NewNop(), Transport: upstream, Forwarding: fwd, Signatures: sigs})
+	h, err := proxy.New(cfg, st.Verifier(), proxy.Options{Logger: zap.NewNop(), Transport: upstream, Forwarding: fwd, Signatures: sigs})
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/stack"
 	"github.com/tokengate/tokengate/proxy"
 	"github.com/tokengate/tokengate/verifier"
 )
@@ -20,7 +21,7 @@ import (
 // explainer collects the compared values, one line each, "✓" or "✗".
 type explainer struct {
 	cfg   *config.Config
-	st    *stack
+	st    *stack.Stack
 	now   time.Time
 	kind  string
 	lines []string
@@ -45,7 +46,7 @@ func (e *explainer) explain(ctx context.Context, token string, d *decision) {
 	}
 	// The principal as the gate's cache holds it after the decision (a
 	// JWT is checked again locally; an introspection answer is cached).
-	p, verr := e.st.cache.Verify(ctx, token)
+	p, verr := e.st.Cache().Verify(ctx, token)
 	if !info.JWT {
 		e.explainOpaque(p, verr)
 	} else if !e.explainJWT(ctx, info) {
@@ -140,7 +141,7 @@ type issuerInfo struct {
 // issuerOf finds the configured issuer whose iss is exactly iss, and its
 // JWT verifier (nil for the introspection issuer).
 func (e *explainer) issuerOf(iss string) (*issuerInfo, *verifier.JWT) {
-	for _, j := range e.st.jwts {
+	for _, j := range e.st.JWTs() {
 		if j.Issuer() == iss {
 			for _, c := range e.cfg.Issuers {
 				if c.Name == j.Name() {
@@ -150,7 +151,7 @@ func (e *explainer) issuerOf(iss string) (*issuerInfo, *verifier.JWT) {
 		}
 	}
 	if te := e.cfg.TokenEndpoint; te != nil && te.Issuer == iss {
-		return &issuerInfo{name: te.Name, audiences: []string{te.Audience}, generated: len(te.SigningKeyFiles) == 0}, e.st.embedded
+		return &issuerInfo{name: te.Name, audiences: []string{te.Audience}, generated: len(te.SigningKeyFiles) == 0}, e.st.Embedded()
 	}
 	for _, c := range e.cfg.Issuers {
 		if c.IsIntrospection() && c.Issuer != "" && c.Issuer == iss {

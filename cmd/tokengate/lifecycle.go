@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
+	"github.com/tokengate/tokengate/internal/stack"
 	"github.com/tokengate/tokengate/internal/telemetry"
 	"github.com/tokengate/tokengate/listener"
 	"github.com/tokengate/tokengate/proxy"
@@ -30,9 +31,9 @@ import (
 type server struct {
 	path     string
 	log      *zap.Logger
-	b        *builder
+	b        *stack.Builder
 	m        *telemetry.Metrics
-	cur      atomic.Pointer[stack]
+	cur      atomic.Pointer[stack.Stack]
 	draining atomic.Bool
 	timeouts listener.Timeouts // of every listener
 
@@ -91,8 +92,8 @@ func startWith(ctx context.Context, path string, log *zap.Logger, o serveOptions
 		s.timeouts.Idle = cfg.IdleTimeout.D()
 	}
 	s.m = telemetry.New(telemetry.Options{Version: version, CacheEntries: func() float64 {
-		if st := s.cur.Load(); st != nil && st.cache != nil {
-			return float64(st.cache.Len())
+		if st := s.cur.Load(); st != nil && st.Cache() != nil {
+			return float64(st.Cache().Len())
 		}
 		return 0
 	}, TokenExpiries: func(report func(string, float64)) {
@@ -101,12 +102,12 @@ func startWith(ctx context.Context, path string, log *zap.Logger, o serveOptions
 		}
 	}})
 	s.eg = newEgressSet(log, s.m, s.timeouts)
-	s.b = &builder{log: log, metrics: s.m}
-	st, err := s.b.build(cfg, nil)
+	s.b = stack.NewBuilder(stack.Options{Logger: log, Metrics: s.m})
+	st, err := s.b.Build(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
-	s.b.commitReplay()
+	s.b.CommitReplay()
 	s.cur.Store(st)
 	s.m.ConfigLoaded()
 
@@ -115,7 +116,7 @@ func startWith(ctx context.Context, path string, log *zap.Logger, o serveOptions
 		if err != nil {
 			return nil, err
 		}
-		if s.pubLn, err = s.listen("http", cfg.Listen, st.handler, pubTLS); err != nil {
+		if s.pubLn, err = s.listen("http", cfg.Listen, st.Handler(), pubTLS); err != nil {
 			return nil, err
 		}
 	}
@@ -128,7 +129,7 @@ func startWith(ctx context.Context, path string, log *zap.Logger, o serveOptions
 		s.closeListeners()
 		return nil, err
 	}
-	st.warmUp(ctx, log)
+	st.WarmUp(ctx, log)
 	if s.pubLn != nil {
 		s.pubLn.Start()
 	}
@@ -179,7 +180,7 @@ func (s *server) adminHandler() http.Handler {
 		var err error
 		if s.draining.Load() {
 			err = errors.New("shutting down")
-		} else if err = s.cur.Load().ready(); err == nil {
+		} else if err = s.cur.Load().Ready(); err == nil {
 			err = s.eg.ready()
 		}
 		if err != nil {
@@ -209,36 +210,36 @@ func (s *server) reload(ctx context.Context, why string) error {
 	}
 	var plan *egressPlan
 	var pubTLS *listener.TLSSetup
-	tlsChanged := err == nil && s.pubLn != nil && !reflect.DeepEqual(st.cfg.TLS, old.cfg.TLS)
+	tlsChanged := err == nil && s.pubLn != nil && !reflect.DeepEqual(st.Config().TLS, old.Config().TLS)
 	if tlsChanged {
-		pubTLS, err = tlsSetup(st.cfg.TLS, s.log)
+		pubTLS, err = tlsSetup(st.Config().TLS, s.log)
 	}
 	if err == nil {
-		plan, err = s.eg.prepare(st.cfg.Egress, st.cfg.BodyReadTimeout.D())
+		plan, err = s.eg.prepare(st.Config().Egress, st.Config().BodyReadTimeout.D())
 	}
 	if err != nil {
-		s.b.abortReplay()
+		s.b.AbortReplay()
 		s.reloadFailed(why, err)
 		return err
 	}
 	s.swap(ctx, old, st)
-	s.b.commitReplay()
+	s.b.CommitReplay()
 	if tlsChanged {
 		s.pubLn.SetTLS(pubTLS) // new connections; established ones keep theirs
 		s.log.Info("public listener TLS settings replaced", zap.Bool("tls", pubTLS != nil))
 	}
 	s.eg.commit(ctx, plan)
 	if why == "SIGHUP" {
-		st.refreshKeys(ctx, s.log)
+		st.RefreshKeys(ctx, s.log)
 	}
 	s.lastSum = sum
 	s.m.Reloaded(true)
-	s.log.Info("configuration reloaded", zap.String("trigger", why), zap.Bool("cache_kept", st.cache == old.cache))
+	s.log.Info("configuration reloaded", zap.String("trigger", why), zap.Bool("cache_kept", st.Cache() == old.Cache()))
 	return nil
 }
 
 // buildFromFile reads, validates and builds the configuration file.
-func (s *server) buildFromFile(old *stack, force bool) (*stack, [32]byte, error) {
+func (s *server) buildFromFile(old *stack.Stack, force bool) (*stack.Stack, [32]byte, error) {
 	data, err := os.ReadFile(s.path)
 	if err != nil {
 		return nil, [32]byte{}, err
@@ -251,7 +252,7 @@ func (s *server) buildFromFile(old *stack, force bool) (*stack, [32]byte, error)
 	if err != nil {
 		return nil, sum, err
 	}
-	st, err := s.b.build(cfg, old)
+	st, err := s.b.Build(cfg, old)
 	return st, sum, err
 }
 
@@ -266,18 +267,18 @@ func (s *server) reloadFailed(why string, err error) {
 	s.log.Error("reload failed; still serving the previous configuration", zap.String("trigger", why), zap.Error(err))
 }
 
-func (s *server) swap(ctx context.Context, old, st *stack) {
-	if st.cfg.Listen != old.cfg.Listen || st.cfg.AdminListen != old.cfg.AdminListen || st.cfg.Receiving() && s.pubLn == nil {
+func (s *server) swap(ctx context.Context, old, st *stack.Stack) {
+	if st.Config().Listen != old.Config().Listen || st.Config().AdminListen != old.Config().AdminListen || st.Config().Receiving() && s.pubLn == nil {
 		s.log.Warn("listen and admin_listen changes, and adding a receiving side to an egress-only configuration, take effect only after a restart")
 	}
-	old.stop()
-	st.warmUp(ctx, s.log)
+	old.Stop()
+	st.WarmUp(ctx, s.log)
 	s.cur.Store(st)
 	if s.pubLn != nil {
-		s.pubLn.SetHandler(st.handler)
+		s.pubLn.SetHandler(st.Handler())
 	}
-	if old.transport != st.transport && old.transport != nil {
-		old.transport.CloseIdleConnections() // in-flight requests keep theirs
+	if old.Transport() != st.Transport() && old.Transport() != nil {
+		old.Transport().CloseIdleConnections() // in-flight requests keep theirs
 	}
 }
 
@@ -320,9 +321,9 @@ func (s *server) stop() error {
 	if s.stopWatch != nil {
 		s.stopWatch()
 	}
-	s.cur.Load().stop()
+	s.cur.Load().Stop()
 	s.draining.Store(true)
-	grace := s.cur.Load().cfg.ShutdownGrace.D()
+	grace := s.cur.Load().Config().ShutdownGrace.D()
 	s.log.Info("shutting down: no new connections, draining requests in flight", zap.Duration("grace", grace))
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -334,12 +335,10 @@ func (s *server) stop() error {
 	}
 	<-egressDone
 	_ = s.adminLn.Close()
-	if t := s.cur.Load().transport; t != nil {
+	if t := s.cur.Load().Transport(); t != nil {
 		t.CloseIdleConnections()
 	}
-	if r := s.b.replay; r != nil && r.redis != nil {
-		_ = r.redis.Close()
-	}
+	s.b.Close()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("requests still in flight after the %v grace period were cut off", grace)

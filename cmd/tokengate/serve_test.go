@@ -193,8 +193,8 @@ func TestReloadThatAddsARouteTakesEffectWithoutRestart(t *testing.T) {
 	r.write(gateYAML(r.idp, r.recv.URL, hooksRoute+"  - { name: new, path_prefix: /new }\n"))
 	eventually(t, "the new route", func() bool { return r.post("/new/a", tok) == 200 })
 	st := r.s.cur.Load()
-	if st.cache.Stats().Verifications != 1 {
-		t.Fatalf("the cache did not survive a reload with unchanged issuers: %+v", st.cache.Stats())
+	if st.Cache().Stats().Verifications != 1 {
+		t.Fatalf("the cache did not survive a reload with unchanged issuers: %+v", st.Cache().Stats())
 	}
 }
 

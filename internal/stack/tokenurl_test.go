@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"bytes"
@@ -77,11 +77,11 @@ routes:
 	}
 	var mu sync.Mutex
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(lockedWriter{&mu, g.logs}), zapcore.DebugLevel)
-	st, err := (&builder{log: zap.New(core)}).build(cfg, nil)
+	st, err := NewBuilder(Options{Logger: zap.New(core)}).Build(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	front.Config.Handler = st.handler
+	front.Config.Handler = st.Handler()
 	front.Start()
 	t.Cleanup(front.Close)
 	return g
@@ -302,14 +302,14 @@ token_endpoint:
 		}
 		return cfg
 	}
-	b := &builder{log: zap.NewNop()}
-	before, err := b.build(yaml("aftership", "deployteq"), nil)
+	b := NewBuilder(Options{})
+	before, err := b.Build(yaml("aftership", "deployteq"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	call := func(st *stack, path, auth, body string) *httptest.ResponseRecorder {
+	call := func(st *Stack, path, auth, body string) *httptest.ResponseRecorder {
 		// A real server: the token endpoint reads bodies only under a deadline.
-		srv := httptest.NewServer(st.handler)
+		srv := httptest.NewServer(st.Handler())
 		defer srv.Close()
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -336,7 +336,7 @@ token_endpoint:
 	if w := call(before, "/hooks/x", "Bearer "+tr.AccessToken, "{}"); w.Code != 200 {
 		t.Fatalf("before the reload: %d %s", w.Code, w.Body)
 	}
-	after, err := b.build(yaml("aftership"), before)
+	after, err := b.Build(yaml("aftership"), before)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package stack
 
 import (
 	"context"
@@ -22,11 +22,11 @@ type replayHolder struct {
 	redis *signature.RedisStore
 }
 
-// replayStore returns the store cfg asks for, reusing the current one
+// ReplayStore returns the store s asks for, reusing the current one
 // when it is the same. A new store is pending until the stack built with
-// it serves (commitReplay) or is dropped (abortReplay): a reload that
+// it serves (CommitReplay) or is dropped (AbortReplay): a reload that
 // fails never closes the store the running stack uses.
-func (b *builder) replayStore(s config.Signatures) (signature.Store, error) {
+func (b *Builder) ReplayStore(s config.Signatures) (signature.Store, error) {
 	key := fmt.Sprintf("%s|%d|%s", s.ReplayStore, s.ReplayMemoryEntries, s.StoreTimeout.D())
 	if h := b.replay; h != nil && h.key == key {
 		return h.store, nil
@@ -34,7 +34,7 @@ func (b *builder) replayStore(s config.Signatures) (signature.Store, error) {
 	if h := b.pending; h != nil && h.key == key {
 		return h.store, nil
 	}
-	b.abortReplay()
+	b.AbortReplay()
 	h := &replayHolder{key: key}
 	if s.RedisReplay() {
 		redis.SetLogger(redisLog{b.log})
@@ -50,10 +50,10 @@ func (b *builder) replayStore(s config.Signatures) (signature.Store, error) {
 	return h.store, nil
 }
 
-// commitReplay makes the pending store the current one once the stack
+// CommitReplay makes the pending store the current one once the stack
 // built with it serves; the old Redis client is closed a minute later,
 // when requests still on the old stack are done with it.
-func (b *builder) commitReplay() {
+func (b *Builder) CommitReplay() {
 	h := b.pending
 	if h == nil {
 		return
@@ -64,17 +64,26 @@ func (b *builder) commitReplay() {
 	b.replay, b.pending = h, nil
 }
 
-// abortReplay closes a store built for a stack that will not serve.
-func (b *builder) abortReplay() {
+// AbortReplay closes a store built for a stack that will not serve.
+func (b *Builder) AbortReplay() {
 	if h := b.pending; h != nil && h.redis != nil {
 		_ = h.redis.Close()
 	}
 	b.pending = nil
 }
 
-// signatureVerifiers builds, for each route in order, its signed-webhook
-// verifier (nil for routes without a signature policy).
-func (b *builder) signatureVerifiers(cfg *config.Config) ([]proxy.SignatureVerifier, error) {
+// Close closes the current replay store's Redis client, if any (at
+// shutdown, once no request uses it).
+func (b *Builder) Close() {
+	if r := b.replay; r != nil && r.redis != nil {
+		_ = r.redis.Close()
+	}
+}
+
+// Signatures builds, for each route in order, its signed-webhook
+// verifier (nil for routes without a signature policy); routes with
+// replay protection share the replay store (ReplayStore).
+func (b *Builder) Signatures(cfg *config.Config) ([]proxy.SignatureVerifier, error) {
 	out := make([]proxy.SignatureVerifier, len(cfg.Routes))
 	var store signature.Store
 	for i, r := range cfg.Routes {
@@ -89,7 +98,7 @@ func (b *builder) signatureVerifiers(cfg *config.Config) ([]proxy.SignatureVerif
 		if sig.ReplayOn() {
 			if store == nil {
 				var err error
-				if store, err = b.replayStore(cfg.Signatures); err != nil {
+				if store, err = b.ReplayStore(cfg.Signatures); err != nil {
 					return nil, err
 				}
 			}
@@ -107,7 +116,7 @@ func (b *builder) signatureVerifiers(cfg *config.Config) ([]proxy.SignatureVerif
 // replayHealth is the health of the Redis replay store cfg's routes use
 // (read without waiting on Redis), or nil when none does or the routes
 // fail open (they serve, unchecked, while Redis is down).
-func (b *builder) replayHealth(cfg *config.Config) func() error {
+func (b *Builder) replayHealth(cfg *config.Config) func() error {
 	h := b.pending // the store this build uses: pending, else the current one
 	if h == nil {
 		h = b.replay
@@ -121,14 +130,6 @@ func (b *builder) replayHealth(cfg *config.Config) func() error {
 		}
 	}
 	return nil
-}
-
-// replayReady reports why the stack's replay store cannot serve, or nil.
-func (s *stack) replayReady() error {
-	if s.replayHealth == nil {
-		return nil
-	}
-	return s.replayHealth()
 }
 
 // deliveryLease bounds how long a claimed message may stay in flight: the
@@ -148,51 +149,4 @@ type redisLog struct{ log *zap.Logger }
 
 func (l redisLog) Printf(_ context.Context, format string, v ...any) {
 	l.log.Debug("redis: " + fmt.Sprintf(format, v...))
-}
-
-// describeAuth summarizes what a route checks: its token policy, its
-// signature policy, or both.
-func describeAuth(r config.Route) string {
-	sig := ""
-	if s := r.Signature; s != nil {
-		sig = fmt.Sprintf("signature=%s tolerance=%s replay=%t", s.Scheme, s.Tolerance.D(), s.ReplayOn())
-	}
-	switch r.AuthMode() {
-	case config.AuthSignature:
-		return sig
-	case config.AuthAny:
-		return describeRequire(r.Require) + " OR " + sig
-	case config.AuthAll:
-		return describeRequire(r.Require) + " AND " + sig
-	}
-	return describeRequire(r.Require)
-}
-
-// checkReplayStore pings a Redis replay store once and checks every
-// signature route's secrets decode for its scheme.
-func checkReplayStore(ctx context.Context, cfg *config.Config) []string {
-	var problems []string
-	b := &builder{log: zap.NewNop()}
-	for i, r := range cfg.Routes {
-		if s := r.Signature; s != nil && s.Scheme != "" && len(s.AllSecrets()) > 0 {
-			if _, err := signature.New(signature.Options{Scheme: s.Scheme, Secrets: s.AllSecrets()}); err != nil {
-				problems = append(problems, fmt.Sprintf("routes[%d].signature: %v", i, err))
-			}
-		}
-	}
-	if !cfg.Signatures.RedisReplay() {
-		return problems
-	}
-	st, err := b.replayStore(cfg.Signatures)
-	if err != nil {
-		return append(problems, fmt.Sprintf("signatures.replay_store: %v", err))
-	}
-	rs := st.(*signature.RedisStore)
-	defer rs.Close()
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	if err := rs.Ping(ctx); err != nil {
-		problems = append(problems, fmt.Sprintf("signatures.replay_store: Redis does not answer: %v", err))
-	}
-	return problems
 }
