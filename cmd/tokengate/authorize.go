@@ -13,9 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -202,36 +200,4 @@ func listenForCode(ctx context.Context, a *egress.Authorization, redirect string
 	case <-ctx.Done():
 		return "", fmt.Errorf("no redirect received: %w", ctx.Err())
 	}
-}
-
-// checkRefreshTokenFile is `tokengate check` for an authorization-code
-// entry: the refresh token file must exist and be readable. It is not
-// spent: a refresh by check would race the running gate on rotation.
-func checkRefreshTokenFile(e config.Egress, prefix string) probeResult {
-	f := e.Token.RefreshTokenFile
-	b, err := os.ReadFile(f)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return probeResult{"NOT AUTHORIZED", fmt.Sprintf("%s.token.refresh_token_file: %s does not exist: run `tokengate authorize %s --config FILE`", prefix, f, e.Name)}
-	case err != nil:
-		return probeResult{"FAILED", fmt.Sprintf("%s.token.refresh_token_file: %v", prefix, err)}
-	case strings.TrimSpace(string(b)) == "":
-		return probeResult{"NOT AUTHORIZED", fmt.Sprintf("%s.token.refresh_token_file: %s is empty: run `tokengate authorize %s --config FILE`", prefix, f, e.Name)}
-	}
-	if err := dirWritable(filepath.Dir(f)); err != nil {
-		return probeResult{"FAILED", fmt.Sprintf("%s.token.refresh_token_file: the directory %s is not writable by this user (%v): the vendor's rotated refresh token could not be stored", prefix, filepath.Dir(f), err)}
-	}
-	return probeResult{summary: "refresh token present (not spent by check: a refresh would race the running gate's rotation)"}
-}
-
-// dirWritable reports whether a file can be created in dir (the rotated
-// refresh token is written beside the old one and renamed over it).
-func dirWritable(dir string) error {
-	f, err := os.CreateTemp(dir, ".tokengate-check-*")
-	if err != nil {
-		return err
-	}
-	name := f.Name()
-	_ = f.Close()
-	return os.Remove(name)
 }

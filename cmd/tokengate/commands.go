@@ -11,13 +11,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokengate/tokengate/internal/diagnose"
 )
 
 func cmdServe(args []string, stderr io.Writer) error {
@@ -60,9 +61,9 @@ func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		token = line
 	}
 	if token != "" {
-		return checkToken(context.Background(), f.config, token, route, stdout)
+		return diagnose.Token(context.Background(), f.config, token, route, stdout)
 	}
-	return check(context.Background(), f.config, stdout)
+	return diagnose.Check(context.Background(), f.config, stdout)
 }
 
 // cmdNewClient makes a client for the embedded token endpoint: a random
@@ -146,16 +147,5 @@ func cmdProbe(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	client := &http.Client{Timeout: *timeout}
-	resp, err := client.Get(*url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s %s", *url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	fmt.Fprint(stdout, string(body))
-	return nil
+	return diagnose.Probe(*url, *timeout, stdout)
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/testpki"
 )
 
 // egressFixture is a running egress-only gate whose config the test
@@ -90,9 +92,9 @@ func TestEgressReloadRenamesAndSwapsAddresses(t *testing.T) {
 func TestEgressTLSOnReload(t *testing.T) {
 	e, up := vendor(t, "s3cret", time.Hour)
 	t.Setenv("TG_TEST_EGRESS_SECRET", "s3cret")
-	p := newPKI(t, "Egress CA")
-	certPEM, keyPEM, first := p.issue(t, "localhost", true, time.Now().Add(24*time.Hour))
-	certFile, keyFile := p.write(t, "egress.crt", certPEM), p.write(t, "egress.key", keyPEM)
+	p := testpki.New(t, "Egress CA")
+	certPEM, keyPEM, first := p.Issue(t, "localhost", true, time.Now().Add(24*time.Hour))
+	certFile, keyFile := p.Write(t, "egress.crt", certPEM), p.Write(t, "egress.key", keyPEM)
 	addr := freeAddr(t)
 	entry := func(tlsBlock string) string {
 		return fmt.Sprintf(`
@@ -106,7 +108,7 @@ func TestEgressTLSOnReload(t *testing.T) {
 	f := &egressFixture{t: t, path: filepath.Join(t.TempDir(), "tokengate.yaml")}
 	f.write(entry(""))
 	f.s = startAt(t, f.path)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool()}, DisableKeepAlives: true}}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.Pool()}, DisableKeepAlives: true}}
 	call := func(scheme string) (*http.Response, error) {
 		resp, err := client.Post(scheme+"://"+addr+"/x", "text/plain", strings.NewReader("hi"))
 		if err == nil {
@@ -122,9 +124,9 @@ func TestEgressTLSOnReload(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK || serialOf(resp) != first {
 		t.Fatalf("HTTPS at the same address after the reload: %v", err)
 	}
-	certPEM, keyPEM, next := p.issue(t, "localhost", true, time.Now().Add(48*time.Hour))
-	p.write(t, "egress.key", keyPEM)
-	p.write(t, "egress.crt", certPEM)
+	certPEM, keyPEM, next := p.Issue(t, "localhost", true, time.Now().Add(48*time.Hour))
+	p.Write(t, "egress.key", keyPEM)
+	p.Write(t, "egress.crt", certPEM)
 	eventually(t, "new egress connections to get the new certificate", func() bool {
 		resp, err := call("https")
 		return err == nil && serialOf(resp) == next
@@ -140,9 +142,9 @@ func TestEgressTLSOnReload(t *testing.T) {
 func TestEgressKeepAliveAcrossAReloadToClientCertificates(t *testing.T) {
 	e, up := vendor(t, "s3cret", time.Hour)
 	t.Setenv("TG_TEST_EGRESS_SECRET", "s3cret")
-	server, clients := newPKI(t, "Egress CA"), newPKI(t, "App CA")
-	certPEM, keyPEM, _ := server.issue(t, "localhost", true, time.Now().Add(time.Hour))
-	certFile, keyFile := server.write(t, "egress.crt", certPEM), server.write(t, "egress.key", keyPEM)
+	server, clients := testpki.New(t, "Egress CA"), testpki.New(t, "App CA")
+	certPEM, keyPEM, _ := server.Issue(t, "localhost", true, time.Now().Add(time.Hour))
+	certFile, keyFile := server.Write(t, "egress.crt", certPEM), server.Write(t, "egress.key", keyPEM)
 	addr := freeAddr(t)
 	entry := func(tlsBlock string) string {
 		return fmt.Sprintf(`
@@ -176,7 +178,7 @@ func TestEgressKeepAliveAcrossAReloadToClientCertificates(t *testing.T) {
 	if code := send("localhost"); code != http.StatusOK {
 		t.Fatalf("before the reload: %d", code)
 	}
-	f.reload(entry(fmt.Sprintf("    tls: { cert_file: %s, key_file: %s, client_ca_file: %s }\n", certFile, keyFile, clients.caFile)))
+	f.reload(entry(fmt.Sprintf("    tls: { cert_file: %s, key_file: %s, client_ca_file: %s }\n", certFile, keyFile, clients.File)))
 	before := len(up.Seen())
 	if code := send("rebound.example"); code != http.StatusMisdirectedRequest {
 		t.Fatalf("a re-bound name on the old plain connection: %d, want 421", code)

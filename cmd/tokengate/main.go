@@ -31,6 +31,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/tokengate/tokengate/internal/diagnose"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=v1.2.3".
@@ -101,7 +103,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp): // --help printed the flags
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), errors.Is(err, diagnose.ErrUsage):
 		fmt.Fprintln(stderr, err)
 		return 2
 	default:

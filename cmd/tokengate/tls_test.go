@@ -1,18 +1,10 @@
 package main
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
@@ -22,87 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengate/tokengate/internal/testpki"
 	"github.com/tokengate/tokengate/verifier/verifiertest"
 )
-
-// pki is a test CA issuing real certificates.
-type pki struct {
-	dir    string
-	ca     *x509.Certificate
-	caKey  *ecdsa.PrivateKey
-	caFile string
-	serial int64
-}
-
-func newPKI(t *testing.T, name string) *pki {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	p := &pki{dir: t.TempDir(), ca: ca, caKey: key, serial: 100}
-	p.caFile = p.write(t, "ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	return p
-}
-
-func (p *pki) write(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	path := filepath.Join(p.dir, name)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// issue makes a leaf certificate; server certificates cover localhost and
-// 127.0.0.1. It returns PEM certificate and key and the serial.
-func (p *pki) issue(t *testing.T, cn string, server bool, notAfter time.Time) ([]byte, []byte, int64) {
-	t.Helper()
-	p.serial++
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(p.serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kd, _ := x509.MarshalPKCS8PrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}), p.serial
-}
-
-func (p *pki) pool() *x509.CertPool {
-	pool := x509.NewCertPool()
-	pool.AddCert(p.ca)
-	return pool
-}
 
 // tlsGate starts tokengate on HTTPS with the given extra tls settings.
 type tlsGate struct {
 	s         *server
 	url       string
-	pki       *pki // issues the server certificate
-	clientPKI *pki // the client CA, when client certificates are verified
+	pki       *testpki.CA // issues the server certificate
+	clientPKI *testpki.CA // the client CA, when client certificates are verified
 	certFile  string
 	keyFile   string
 	idp       *verifiertest.IdP
@@ -112,15 +33,15 @@ type tlsGate struct {
 // "request" or "require" verifies them against a client CA of its own.
 func startTLSGate(t *testing.T, clientAuth, routes string) *tlsGate {
 	t.Helper()
-	g := &tlsGate{pki: newPKI(t, "Test Root CA"), idp: verifiertest.New()}
+	g := &tlsGate{pki: testpki.New(t, "Test Root CA"), idp: verifiertest.New()}
 	tlsExtra := ""
 	if clientAuth != "" {
-		g.clientPKI = newPKI(t, "Client CA")
-		tlsExtra = fmt.Sprintf("  client_ca_file: %s\n  client_auth: %s\n", g.clientPKI.caFile, clientAuth)
+		g.clientPKI = testpki.New(t, "Client CA")
+		tlsExtra = fmt.Sprintf("  client_ca_file: %s\n  client_auth: %s\n", g.clientPKI.File, clientAuth)
 	}
 	t.Cleanup(g.idp.Close)
-	certPEM, keyPEM, _ := g.pki.issue(t, "localhost", true, time.Now().Add(24*time.Hour))
-	g.certFile, g.keyFile = g.pki.write(t, "tls.crt", certPEM), g.pki.write(t, "tls.key", keyPEM)
+	certPEM, keyPEM, _ := g.pki.Issue(t, "localhost", true, time.Now().Add(24*time.Hour))
+	g.certFile, g.keyFile = g.pki.Write(t, "tls.crt", certPEM), g.pki.Write(t, "tls.key", keyPEM)
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "subject="+r.Header.Get("X-Auth-Client-Cert-Subject"))
 	}))
@@ -133,7 +54,7 @@ func startTLSGate(t *testing.T, clientAuth, routes string) *tlsGate {
 const publicRoute = "  - { path: /status, public: true }\n"
 
 func (g *tlsGate) client(h2 bool, cert *tls.Certificate, keepAlive bool) *http.Client {
-	tc := &tls.Config{RootCAs: g.pki.pool()}
+	tc := &tls.Config{RootCAs: g.pki.Pool()}
 	if cert != nil {
 		// Always present it, even when the server's CA list does not name
 		// its issuer: the server must do the refusing.
@@ -168,7 +89,7 @@ func TestHTTPSServesHTTP1AndHTTP2(t *testing.T) {
 		t.Logf("negotiated %s, ALPN %q, %s", tls.VersionName(resp.TLS.Version), resp.TLS.NegotiatedProtocol, resp.Proto)
 	}
 	// TLS 1.1 is refused.
-	_, err := tls.Dial("tcp", strings.TrimPrefix(g.url, "https://"), &tls.Config{RootCAs: g.pki.pool(), MaxVersion: tls.VersionTLS11})
+	_, err := tls.Dial("tcp", strings.TrimPrefix(g.url, "https://"), &tls.Config{RootCAs: g.pki.Pool(), MaxVersion: tls.VersionTLS11})
 	if err == nil {
 		t.Fatal("a TLS 1.1 handshake succeeded")
 	}
@@ -193,11 +114,11 @@ func TestCertificateRotationOnDiskWithoutDroppingConnections(t *testing.T) {
 		return resp
 	}
 	first := serialOf(get(old))
-	certPEM, keyPEM, newSerial := g.pki.issue(t, "localhost", true, time.Now().Add(48*time.Hour))
+	certPEM, keyPEM, newSerial := g.pki.Issue(t, "localhost", true, time.Now().Add(48*time.Hour))
 	// cert-manager style: the key, then the certificate, replaced in place.
 	changed := time.Now()
-	g.pki.write(t, "tls.key", keyPEM)
-	g.pki.write(t, "tls.crt", certPEM)
+	g.pki.Write(t, "tls.key", keyPEM)
+	g.pki.Write(t, "tls.crt", certPEM)
 	var took time.Duration
 	eventually(t, "new connections get the new certificate", func() bool {
 		if serialOf(get(g.client(false, nil, false))) == newSerial {
@@ -221,14 +142,14 @@ func TestBrokenNewCertificateKeepsTheOldOne(t *testing.T) {
 	}
 	resp.Body.Close()
 	before := serialOf(resp)
-	g.pki.write(t, "tls.crt", []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
+	g.pki.Write(t, "tls.crt", []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
 	if changed, err := g.s.pubLn.TLS().Certificates().Reload(); changed || err == nil {
 		t.Fatalf("a broken certificate was taken: changed=%v err=%v", changed, err)
 	}
 	// An expired pair is refused too.
-	certPEM, keyPEM, _ := g.pki.issue(t, "localhost", true, time.Now().Add(-time.Minute))
-	g.pki.write(t, "tls.key", keyPEM)
-	g.pki.write(t, "tls.crt", certPEM)
+	certPEM, keyPEM, _ := g.pki.Issue(t, "localhost", true, time.Now().Add(-time.Minute))
+	g.pki.Write(t, "tls.key", keyPEM)
+	g.pki.Write(t, "tls.crt", certPEM)
 	if changed, err := g.s.pubLn.TLS().Certificates().Reload(); changed || err == nil || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("an expired certificate was taken: changed=%v err=%v", changed, err)
 	}
@@ -248,7 +169,7 @@ func TestClientCertificates(t *testing.T) {
 	for _, mode := range []string{"require", "request"} {
 		t.Run(mode, func(t *testing.T) {
 			g := startTLSGate(t, mode, routes)
-			certPEM, keyPEM, _ := g.clientPKI.issue(t, "aftership", false, time.Now().Add(time.Hour))
+			certPEM, keyPEM, _ := g.clientPKI.Issue(t, "aftership", false, time.Now().Add(time.Hour))
 			pair, err := tls.X509KeyPair(certPEM, keyPEM)
 			if err != nil {
 				t.Fatal(err)
@@ -284,8 +205,8 @@ func TestClientCertificates(t *testing.T) {
 				}
 			}
 			// A certificate from another CA is refused at the handshake in both modes.
-			other := newPKI(t, "Other CA")
-			oc, ok, _ := other.issue(t, "aftership", false, time.Now().Add(time.Hour))
+			other := testpki.New(t, "Other CA")
+			oc, ok, _ := other.Issue(t, "aftership", false, time.Now().Add(time.Hour))
 			opair, _ := tls.X509KeyPair(oc, ok)
 			if _, _, err := post(g.client(false, &opair, false), "/partner"); err == nil {
 				t.Fatal("a certificate from an unknown CA was accepted")
@@ -326,58 +247,19 @@ func TestUpstreamWithASelfSignedCAWorksOnlyWithCAFile(t *testing.T) {
 	}
 }
 
-func TestCheckReportsCertificateProblems(t *testing.T) {
-	p := newPKI(t, "CA")
-	soon, soonKey, _ := p.issue(t, "localhost", true, time.Now().Add(3*24*time.Hour))
-	_, otherKey, _ := p.issue(t, "localhost", true, time.Now().Add(90*24*time.Hour))
-	cases := []struct {
-		name     string
-		cert     []byte
-		key      []byte
-		server   string
-		problems []string
-	}{
-		{"unreadable", nil, soonKey, "", []string{"tls.cert_file: open"}},
-		{"key does not match", soon, otherKey, "", []string{"tls.cert_file: certificate and key do not load as a pair"}},
-		{"expiring within 14 days, wrong name", soon, soonKey, "hooks.example.com", []string{"tls.cert_file: certificate expires in", `does not cover server_name "hooks.example.com"`}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir := t.TempDir()
-			cf, kf := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-			if c.cert != nil {
-				_ = os.WriteFile(cf, c.cert, 0o600)
-			}
-			_ = os.WriteFile(kf, c.key, 0o600)
-			y := fmt.Sprintf("upstream: http://127.0.0.1:9\nroutes: [{path: /a, public: true}]\ntls: { cert_file: %q, key_file: %q, server_name: %q }\n", cf, kf, c.server)
-			path := filepath.Join(dir, "tokengate.yaml")
-			_ = os.WriteFile(path, []byte(y), 0o600)
-			var out strings.Builder
-			if err := check(context.Background(), path, &out); err == nil {
-				t.Fatalf("check passed:\n%s", out.String())
-			}
-			for _, w := range c.problems {
-				if !strings.Contains(out.String(), w) {
-					t.Errorf("output lacks %q:\n%s", w, out.String())
-				}
-			}
-		})
-	}
-}
-
 // TestPublicTLSChangedOnReload: a tls block added to the public listener
 // by a reload serves HTTPS at the same address for new connections (it
 // took a restart before); removing it serves plain HTTP again.
 func TestPublicTLSChangedOnReload(t *testing.T) {
 	r := startRunning(t, false, "")
-	p := newPKI(t, "Test Root CA")
-	certPEM, keyPEM, serial := p.issue(t, "localhost", true, time.Now().Add(24*time.Hour))
-	certFile, keyFile := p.write(t, "tls.crt", certPEM), p.write(t, "tls.key", keyPEM)
+	p := testpki.New(t, "Test Root CA")
+	certPEM, keyPEM, serial := p.Issue(t, "localhost", true, time.Now().Add(24*time.Hour))
+	certFile, keyFile := p.Write(t, "tls.crt", certPEM), p.Write(t, "tls.key", keyPEM)
 	plainYAML := gateYAML(r.idp, r.recv.URL, hooksRoute+publicRoute)
 	r.write(plainYAML)
 	eventually(t, "the public route to be served", func() bool { code, _ := r.get(r.pub + "/status"); return code == 200 })
 	r.write(plainYAML + fmt.Sprintf("tls:\n  cert_file: %s\n  key_file: %s\n", certFile, keyFile))
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool()}, DisableKeepAlives: true}}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.Pool()}, DisableKeepAlives: true}}
 	https := strings.Replace(r.pub, "http://", "https://", 1) + "/status"
 	eventually(t, "HTTPS at the public address", func() bool {
 		resp, err := c.Get(https)
@@ -397,24 +279,4 @@ func TestPublicTLSChangedOnReload(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-}
-
-func TestCertificatePairProblemsNameTheFileAtFault(t *testing.T) {
-	p := newPKI(t, "pair")
-	cert, key, _ := p.issue(t, "localhost", true, time.Now().Add(24*time.Hour))
-	certFile, keyFile := p.write(t, "tls.crt", cert), p.write(t, "tls.key", key)
-	garbage := p.write(t, "garbage", []byte("not PEM"))
-	missing := filepath.Join(t.TempDir(), "missing")
-	for _, c := range []struct{ cert, key, want string }{
-		{certFile, missing, "tls.key_file: open "},
-		{certFile, garbage, "tls.key_file: no PEM private key"},
-		{missing, keyFile, "tls.cert_file: open "},
-		{garbage, keyFile, "tls.cert_file: no PEM certificate"},
-		{keyFile, certFile, "tls.cert_file: no PEM certificate"},
-	} {
-		_, problems := checkCertPair("tls.cert_file", c.cert, c.key, "", time.Now())
-		if len(problems) != 1 || !strings.HasPrefix(problems[0], c.want) {
-			t.Errorf("cert %s, key %s: %q, want %q", filepath.Base(c.cert), filepath.Base(c.key), problems, c.want)
-		}
-	}
 }

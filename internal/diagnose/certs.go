@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"context"
@@ -45,6 +45,8 @@ func checkCertPair(path, certFile, keyFile, name string, now time.Time) (summary
 	return summary, problems
 }
 
+// checkCAFile reports a CA file that cannot be read or holds no PEM
+// certificate.
 func checkCAFile(path, file string) []string {
 	b, err := os.ReadFile(file)
 	if err != nil {
