@@ -1,45 +1,19 @@
-package main
+package gate
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/tokengate/tokengate/listener"
 	"github.com/tokengate/tokengate/verifier/verifiertest"
 )
-
-// shortTimeouts make the listeners' bounds observable in a test.
-var shortTimeouts = listener.Timeouts{ReadHeader: 300 * time.Millisecond, Idle: 500 * time.Millisecond, WriteStall: 500 * time.Millisecond}
-
-// startShort starts tokengate on the config y with shortTimeouts.
-func startShort(t *testing.T, y string) *server {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "tokengate.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := startWith(ctx, path, zap.NewNop(), serveOptions{timeouts: shortTimeouts})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = s.shutdown() })
-	return s
-}
 
 // endless is an upstream whose answer to /stream?id=ID never ends (up to
 // 1 GiB); cut receives ID when writing it fails, that is when tokengate

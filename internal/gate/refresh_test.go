@@ -1,4 +1,4 @@
-package main
+package gate
 
 import (
 	"context"
@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/egress/egresstest"
 )
@@ -32,7 +30,7 @@ func consented(t *testing.T) (srv *egresstest.AuthServer, path, rtFile string) {
 	}))
 	t.Cleanup(up.Close)
 	path, rtFile, _ = authCodeConfig(t, srv, up.URL)
-	authURL, out, code := runAuthorize(t, []string{"deployteq", "--config", path}, strings.NewReader(""))
+	authURL, out, code := runAuthorize(t, path, false, strings.NewReader(""))
 	resp, err := http.Get(authURL)
 	if err != nil {
 		t.Fatal(err)
@@ -45,22 +43,9 @@ func consented(t *testing.T) (srv *egresstest.AuthServer, path, rtFile string) {
 	return srv, path, rtFile
 }
 
-// waitFor receives from ch within 10s or fails the test naming what.
-func waitFor[T any](t *testing.T, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatalf("timed out waiting for %s", what)
-	}
-	var zero T
-	return zero
-}
-
 // executes reports whether an app request through the egress reaches the
 // vendor's API within the entry's wait_timeout.
-func executes(t *testing.T, s *server) bool {
+func executes(t *testing.T, s *Gate) bool {
 	t.Helper()
 	resp, err := http.Post("http://"+s.eg.addrs()["deployteq"]+"/webhooks/execute", "application/json", strings.NewReader("{}"))
 	if err != nil {
@@ -89,7 +74,7 @@ func TestReloadDuringARefreshKeepsTheGrant(t *testing.T) {
 	if err := os.WriteFile(path, []byte(strings.Replace(string(y), "wait_timeout: 2s", "wait_timeout: 3s", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.reload(t.Context(), "test"); err != nil {
+	if err := s.Reload(t.Context(), "test"); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -117,13 +102,13 @@ func TestShutdownDuringARefreshStoresTheRotatedToken(t *testing.T) {
 	defer release()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s, err := start(ctx, path, zap.NewNop())
+	s, err := start(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, arrived, "the gate's first refresh at the vendor")
 	stopped := make(chan error, 1)
-	go func() { cancel(); stopped <- s.shutdown() }()
+	go func() { cancel(); stopped <- s.Shutdown(context.Background()) }()
 	select {
 	case <-abandoned:
 		t.Error("shutdown cancelled the refresh at the vendor after it rotated the token")

@@ -1,9 +1,8 @@
-package main
+package gate
 
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,17 +16,6 @@ import (
 
 	"github.com/tokengate/tokengate/egress/egresstest"
 )
-
-// freeAddr returns a loopback address nobody listens on right now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // recorder is a receiver that keeps what tokengate forwarded.
 type recorder struct {
@@ -193,32 +181,10 @@ egress:%[4]s`, pub, recv.URL, hash, entries.String(), `"`+strings.ReplaceAll(all
 	}
 }
 
-func get(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
-}
-
-// vendor is a token endpoint for client "client" with tokens of the given
-// lifetime and an upstream that checks them, both closed with the test.
-func vendor(t *testing.T, secret string, ttl time.Duration) (*egresstest.TokenEndpoint, *egresstest.Upstream) {
-	t.Helper()
-	e := egresstest.NewTokenEndpoint("client", secret, ttl)
-	t.Cleanup(e.Close)
-	up := egresstest.NewUpstream(e)
-	t.Cleanup(up.Close)
-	return e, up
-}
-
 // startVendorEgress starts an egress-only tokengate whose one entry,
 // "vendor", calls up with tokens from e, sending secret (from the
 // environment); extra is one more line of the entry.
-func startVendorEgress(t *testing.T, e *egresstest.TokenEndpoint, up *egresstest.Upstream, secret, extra string) *server {
+func startVendorEgress(t *testing.T, e *egresstest.TokenEndpoint, up *egresstest.Upstream, secret, extra string) *Gate {
 	t.Helper()
 	t.Setenv("TG_TEST_EGRESS_SECRET", secret)
 	return startYAML(t, fmt.Sprintf(`
@@ -348,7 +314,7 @@ func TestEgressReload(t *testing.T) {
 	}
 	addrA := s.eg.addrs()["a"]
 	write(entry("a", "one") + entry("b", "two") + entry("c", "one"))
-	if err := s.reload(t.Context(), "test"); err != nil {
+	if err := s.Reload(t.Context(), "test"); err != nil {
 		t.Fatal(err)
 	}
 	call("a")
@@ -365,7 +331,7 @@ func TestEgressReload(t *testing.T) {
 		t.Error("the changed entry did not request its new scope")
 	}
 	write(entry("a", "one"))
-	if err := s.reload(t.Context(), "test"); err != nil {
+	if err := s.Reload(t.Context(), "test"); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := s.eg.addrs()["b"]; ok {

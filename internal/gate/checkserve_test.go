@@ -1,13 +1,12 @@
-package main
+package gate
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/diagnose"
 )
@@ -42,9 +41,9 @@ func TestCheckRefusesWhatServeRefuses(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := write(t, dir, "tokengate.yaml", strings.ReplaceAll(base, "%KEY%", c.key(dir)))
-			s, serr := start(t.Context(), path, zap.NewNop())
+			s, serr := start(t.Context(), path)
 			if serr == nil {
-				_ = s.shutdown()
+				_ = s.Shutdown(context.Background())
 				t.Fatal("serve started; this case must be one serve refuses")
 			}
 			var out bytes.Buffer

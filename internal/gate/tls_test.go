@@ -1,4 +1,4 @@
-package main
+package gate
 
 import (
 	"crypto/tls"
@@ -20,7 +20,7 @@ import (
 
 // tlsGate starts tokengate on HTTPS with the given extra tls settings.
 type tlsGate struct {
-	s         *server
+	s         *Gate
 	url       string
 	pki       *testpki.CA // issues the server certificate
 	clientPKI *testpki.CA // the client CA, when client certificates are verified

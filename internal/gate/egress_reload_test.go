@@ -1,4 +1,4 @@
-package main
+package gate
 
 import (
 	"bufio"
@@ -20,7 +20,7 @@ import (
 // rewrites and reloads.
 type egressFixture struct {
 	t    *testing.T
-	s    *server
+	s    *Gate
 	path string
 }
 
@@ -34,7 +34,7 @@ func (f *egressFixture) write(entries string) {
 func (f *egressFixture) reload(entries string) {
 	f.t.Helper()
 	f.write(entries)
-	if err := f.s.reload(f.t.Context(), "test"); err != nil {
+	if err := f.s.Reload(f.t.Context(), "test"); err != nil {
 		f.t.Fatalf("reload: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package gate
 
 import (
 	"bufio"
@@ -146,7 +146,7 @@ func signedGate(t *testing.T, idp *verifiertest.IdP, upstream, extra string) str
 	return "http://" + signedServer(t, idp, upstream, extra).pubLn.Addr().String()
 }
 
-func signedServer(t *testing.T, idp *verifiertest.IdP, upstream, extra string) *server {
+func signedServer(t *testing.T, idp *verifiertest.IdP, upstream, extra string) *Gate {
 	t.Helper()
 	return startYAML(t, fmt.Sprintf(`
 listen: 127.0.0.1:0
@@ -1115,7 +1115,7 @@ func TestRedisPauseWhileRecordingADeliveryIsRetried(t *testing.T) {
 }
 
 // readyz is the admin /readyz answer.
-func readyz(t *testing.T, s *server) (int, string) {
+func readyz(t *testing.T, s *Gate) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + s.adminLn.Addr().String() + "/readyz")
 	if err != nil {
@@ -1189,7 +1189,7 @@ func TestAFailedReloadKeepsTheReplayStore(t *testing.T) {
 		if err := os.WriteFile(s.path, []byte(y), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		return s.reload(t.Context(), "test")
+		return s.Reload(t.Context(), "test")
 	}
 	broken := filepath.Join(t.TempDir(), "broken.pem")
 	if err := os.WriteFile(broken, []byte("not a certificate"), 0o600); err != nil {
