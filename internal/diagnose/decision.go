@@ -64,6 +64,7 @@ func decide(ctx context.Context, cfg *config.Config, st *stack.Stack, sigs []pro
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
+// RoundTrip calls f.
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // matchRoute names the configured route of req (the handler's own

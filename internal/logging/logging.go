@@ -1,9 +1,3 @@
-// Package logging builds the process logger of tokengate's commands: zap,
-// JSON by default, passed to every component and never global. serve's
-// logger buffers (the access log writes a line per request: buffered, a
-// line costs an encode and a copy, not a write(2)) and flushes every
-// second, when the buffer fills, at stop, and at once after any warning
-// or error, so problems are never held back.
 package logging
 
 import (
@@ -59,6 +53,7 @@ type flushOnWarn struct {
 	ws *zapcore.BufferedWriteSyncer
 }
 
+// Check adds this core to entries it logs, so that Write sees them.
 func (f flushOnWarn) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
 	if f.Enabled(e.Level) {
 		return ce.AddCore(e, f)
@@ -66,10 +61,12 @@ func (f flushOnWarn) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.C
 	return ce
 }
 
+// With keeps the flushing on the derived core.
 func (f flushOnWarn) With(fields []zapcore.Field) zapcore.Core {
 	return flushOnWarn{f.Core.With(fields), f.ws}
 }
 
+// Write logs the entry and flushes the buffer at warn level and above.
 func (f flushOnWarn) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	err := f.Core.Write(e, fields)
 	if e.Level >= zapcore.WarnLevel {

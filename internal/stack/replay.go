@@ -147,6 +147,7 @@ func deliveryLease(cfg *config.Config) time.Duration {
 // level; failures reach the log through the requests they fail.
 type redisLog struct{ log *zap.Logger }
 
+// Printf logs one go-redis message at debug level.
 func (l redisLog) Printf(_ context.Context, format string, v ...any) {
 	l.log.Debug("redis: " + fmt.Sprintf(format, v...))
 }

@@ -120,6 +120,8 @@ type clientCheck struct {
 	ids    map[string]bool
 }
 
+// VerifyFor verifies with next, then refuses a token of the embedded
+// Token URL whose client is not in the list.
 func (c clientCheck) VerifyFor(ctx context.Context, token string, issuers []string) (*verifier.Principal, error) {
 	p, err := c.next.VerifyFor(ctx, token, issuers)
 	if err == nil && p.Source == c.source && !c.ids[p.ClientID] {

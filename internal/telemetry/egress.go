@@ -41,8 +41,10 @@ type expiryCollector struct {
 	expiries func(report func(egress string, secondsLeft float64))
 }
 
+// Describe sends the gauge's one description.
 func (c expiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- expiryDesc }
 
+// Collect sends each running egress entry's seconds left.
 func (c expiryCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.expiries == nil {
 		return
