@@ -1,273 +1,32 @@
 package main
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/tokengate/tokengate/egress/egresstest"
 )
 
-// authCodeConfig writes an egress-only config with one Deployteq-like
-// authorization-code entry whose redirect_uri is a free loopback port.
-func authCodeConfig(t *testing.T, srv *egresstest.AuthServer, upstream string) (path, rtFile, redirect string) {
-	t.Helper()
-	dir := t.TempDir()
-	rtFile = filepath.Join(dir, "deployteq-refresh-token")
-	redirect = "http://" + freeAddr(t) + "/callback"
-	t.Setenv("TG_TEST_DEPLOYTEQ_SECRET", srv.Secret)
-	y := fmt.Sprintf(`admin_listen: 127.0.0.1:0
-egress:
-  - name: deployteq
-    listen: 127.0.0.1:0
-    upstream: %s
-    insecure_http: true
-    wait_timeout: 2s
-    token:
-      grant: authorization_code
-      url: %s
-      authorize_url: %s
-      redirect_uri: %s
-      refresh_token_file: %s
-      client_id: %s
-      client_secret: "${TG_TEST_DEPLOYTEQ_SECRET}"
-      scopes: ["apps.webhook:execute", offline_access]
-`, upstream, srv.TokenURL(), srv.AuthorizeURL(), redirect, rtFile, srv.ClientID)
-	path = filepath.Join(dir, "tokengate.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, rtFile, redirect
-}
-
-// runAuthorize starts `tokengate authorize` and returns the URL it asks
-// to open and a channel with its result and output.
-func runAuthorize(t *testing.T, args []string, stdin io.Reader) (string, <-chan string, <-chan int) {
-	t.Helper()
-	pr, pw := io.Pipe()
-	out := make(chan string, 1)
-	code := make(chan int, 1)
-	go func() {
-		var errOut strings.Builder
-		c := run(append([]string{"authorize"}, args...), stdin, pw, &errOut)
-		pw.CloseWithError(fmt.Errorf("exit %d: %s", c, errOut.String()))
-		code <- c
-	}()
-	urlCh := make(chan string, 1)
-	go func() {
-		var all strings.Builder
-		sc := bufio.NewScanner(pr)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			all.WriteString(line + "\n")
-			if l := strings.TrimSpace(line); !sent && strings.HasPrefix(l, "http") {
-				urlCh <- l
-				sent = true
-			}
-		}
-		if !sent {
-			urlCh <- ""
-		}
-		out <- all.String()
-	}()
-	select {
-	case u := <-urlCh:
-		if u == "" {
-			t.Fatalf("authorize printed no URL:\n%s", <-out)
-		}
-		return u, out, code
-	case <-time.After(10 * time.Second):
-		t.Fatal("authorize printed no URL in time")
-	}
-	return "", nil, nil
-}
-
-func fileContent(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
-}
-
-// TestAuthorizeLoopbackThenServe: `tokengate authorize` listens on the
-// loopback redirect_uri; the test plays the browser (following the
-// server's redirect); the refresh token is stored, never printed; then
-// `serve` calls the vendor with access tokens from it. When the grant is
-// revoked, app requests get 503 telling the operator to run authorize,
-// and invalid_grant is counted once.
-func TestAuthorizeLoopbackThenServe(t *testing.T) {
-	srv := egresstest.NewAuthServer("deployteq-app", "app-secret", time.Hour)
-	defer srv.Close()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !srv.Valid(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")) {
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		_, _ = io.WriteString(w, "webhook executed")
-	}))
-	defer up.Close()
-	path, rtFile, _ := authCodeConfig(t, srv, up.URL)
-
-	authURL, out, code := runAuthorize(t, []string{"deployteq", "--config", path}, strings.NewReader(""))
-	resp, err := http.Get(authURL) // the browser: consent, redirect to the loopback listener
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "consent received") {
-		t.Fatalf("redirect page: %d %s", resp.StatusCode, page)
-	}
-	if c := <-code; c != 0 {
-		t.Fatalf("authorize exit %d:\n%s", c, <-out)
-	}
-	printed := <-out
-	rt := fileContent(t, rtFile)
-	if rt == "" || strings.Contains(printed, rt) {
-		t.Fatalf("refresh token missing, or printed:\n%s", printed)
-	}
-	for _, want := range []string{"scope granted: apps.webhook:execute offline_access", "60 minutes", "mode 0600"} {
-		if !strings.Contains(printed, want) {
-			t.Errorf("output lacks %q:\n%s", want, printed)
-		}
-	}
-
-	s := startAt(t, path)
-	app := "http://" + s.eg.addrs()["deployteq"] + "/webhooks/execute"
-	call := func() (int, string) {
-		resp, err := http.Post(app, "application/json", strings.NewReader("{}"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	if st, body := call(); st != 200 || body != "webhook executed" {
-		t.Fatalf("app request with the consented grant: %d %s", st, body)
-	}
-	if fileContent(t, rtFile) == rt {
-		t.Error("serve refreshed, but the rotated refresh token was not stored")
-	}
-	srv.Revoke()
-	st, body := call()
-	if st != http.StatusServiceUnavailable || !strings.Contains(body, "tokengate authorize deployteq") {
-		t.Fatalf("after revocation: %d %s, want 503 naming tokengate authorize", st, body)
-	}
-	n := srv.Requests()
-	call()
-	if srv.Requests() != n {
-		t.Errorf("%d more token requests after invalid_grant, want none", srv.Requests()-n)
-	}
-	metrics := get(t, "http://"+s.adminLn.Addr().String()+"/metrics")
-	if !strings.Contains(metrics, `tokengate_egress_token_requests_total{egress="deployteq",result="invalid_grant"} 1`) {
-		t.Errorf("invalid_grant not counted once:\n%s", grepLines(metrics, "egress_token_requests"))
-	}
-}
-
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
-// TestAuthorizePaste: --paste reads the address the browser was sent to.
-func TestAuthorizePaste(t *testing.T) {
-	srv := egresstest.NewAuthServer("deployteq-app", "app-secret", time.Hour)
-	defer srv.Close()
-	path, rtFile, _ := authCodeConfig(t, srv, "http://127.0.0.1:9")
-	stdin, paste := io.Pipe()
-	authURL, out, code := runAuthorize(t, []string{"deployteq", "--config", path, "--paste"}, stdin)
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(authURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	fmt.Fprintln(paste, resp.Header.Get("Location")) // copied from the address bar
-	if got := <-code; got != 0 {
-		t.Fatalf("exit %d:\n%s", got, <-out)
-	}
-	if fileContent(t, rtFile) == "" {
-		t.Fatal("no refresh token stored")
-	}
-}
-
-// TestAuthorizeRefusesForgedRedirect: any web page can make the browser
-// request the loopback redirect address (<img src=…/callback?…>). A
-// redirect with a wrong or missing state is refused with 400 and nothing
-// is exchanged; the browser's noise (favicon.ico, a POST) gets 404/405;
-// authorize keeps waiting, and the real redirect then completes the run.
-func TestAuthorizeRefusesForgedRedirect(t *testing.T) {
-	srv := egresstest.NewAuthServer("deployteq-app", "app-secret", time.Hour)
-	defer srv.Close()
-	path, rtFile, redirect := authCodeConfig(t, srv, "http://127.0.0.1:9")
-	authURL, out, code := runAuthorize(t, []string{"deployteq", "--config", path}, strings.NewReader(""))
-	base := strings.TrimSuffix(redirect, "/callback")
-	for _, tc := range []struct {
-		method, url string
-		want        int
+// TestAuthorizeCommandLine: the command's own parsing of authorize, through
+// run (the flow itself is internal/consent's): the entry's NAME before or
+// after the flags, exit 2 without one, exit 1 naming the problem for an
+// entry that does not exist or needs no consent.
+func TestAuthorizeCommandLine(t *testing.T) {
+	t.Setenv("TG_TEST_SECRET", "s")
+	path := writeConfig(t, "admin_listen: 127.0.0.1:0\negress:\n  - name: vendor\n    listen: 127.0.0.1:0\n    upstream: https://vendor.example\n"+
+		"    token: { url: https://vendor.example/token, client_id: c, client_secret: \"${TG_TEST_SECRET}\" }\n")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
 	}{
-		{"GET", redirect + "?code=attacker-code&state=forged", http.StatusBadRequest},
-		{"GET", redirect + "?code=attacker-code", http.StatusBadRequest}, // <img src=…/callback?code=…>
-		{"GET", redirect, http.StatusBadRequest},                         // <img src=…/callback>
-		{"GET", redirect + "?error=access_denied", http.StatusBadRequest},
-		{"GET", base + "/favicon.ico", http.StatusNotFound},
-		{"POST", redirect + "?code=attacker-code&state=forged", http.StatusMethodNotAllowed},
+		{[]string{"--config", path}, 2, "authorize needs the egress entry's NAME"},
+		{[]string{"nope", "--config", path}, 1, `has no egress entry named "nope"`},
+		{[]string{"--config", path, "vendor"}, 1, "egress vendor uses grant client_credentials"},
+		{[]string{"--config", path, "vendor", "extra"}, 2, "unexpected arguments"},
 	} {
-		req, _ := http.NewRequest(tc.method, tc.url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v: authorize stopped waiting for the real redirect", tc.method, tc.url, err)
+		var out, errOut strings.Builder
+		code := run(append([]string{"authorize"}, c.args...), strings.NewReader(""), &out, &errOut)
+		if code != c.code || !strings.Contains(errOut.String(), c.want) {
+			t.Errorf("authorize %q: exit %d, want %d with %q; stderr %q", c.args, code, c.code, c.want, errOut.String())
 		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("%s %s: %d, want %d", tc.method, tc.url, resp.StatusCode, tc.want)
-		}
-		select {
-		case c := <-code:
-			t.Fatalf("authorize ended (exit %d) on %s %s:\n%s", c, tc.method, tc.url, <-out)
-		default:
-		}
-	}
-	if n := srv.Requests(); n != 0 {
-		t.Fatalf("%d token requests: a forged code was exchanged", n)
-	}
-	if _, err := os.Stat(rtFile); !os.IsNotExist(err) {
-		t.Fatal("a refresh token file was written")
-	}
-	resp, err := http.Get(authURL) // the real consent still completes the run
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("the real redirect: %d", resp.StatusCode)
-	}
-	select {
-	case c := <-code:
-		printed := <-out
-		if c != 0 || !strings.Contains(printed, "still waiting") {
-			t.Fatalf("exit %d, want 0 with a note on the refused redirects:\n%s", c, printed)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("authorize did not finish after the real redirect")
-	}
-	if fileContent(t, rtFile) == "" || srv.Requests() != 1 {
-		t.Fatalf("want the real code exchanged once and its refresh token stored (token requests %d)", srv.Requests())
 	}
 }

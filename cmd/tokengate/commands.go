@@ -1,23 +1,25 @@
 package main
 
-// This file holds every command's implementation; main.go dispatches.
+// Each command: its flags, then one call to the package that does it.
 
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tokengate/tokengate/internal/clientsecret"
+	"github.com/tokengate/tokengate/internal/consent"
+	"github.com/tokengate/tokengate/internal/diagnose"
+	"github.com/tokengate/tokengate/internal/quickstart"
 )
 
 func cmdServe(args []string, stderr io.Writer) error {
@@ -60,9 +62,73 @@ func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		token = line
 	}
 	if token != "" {
-		return checkToken(context.Background(), f.config, token, route, stdout)
+		return diagnose.Token(context.Background(), f.config, token, route, stdout)
 	}
-	return check(context.Background(), f.config, stdout)
+	return diagnose.Check(context.Background(), f.config, stdout)
+}
+
+// cmdQuickstart runs a whole webhook receiver on one machine with no
+// identity provider: a demo "legacy" receiver that prints every webhook it
+// gets, and tokengate in front of it serving the Token URL too
+// (examples/quickstart.yaml).
+func cmdQuickstart(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("quickstart", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("config", "examples/quickstart.yaml", "tokengate configuration")
+	recvAddr := fs.String("receiver", "127.0.0.1:9000", "address of the demo receiver (the config's upstream)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return runQuickstart(ctx, *cfg, *recvAddr, stdout, stderr)
+}
+
+// runQuickstart starts the demo receiver, then serves cfg in front of it
+// with a console log, until ctx ends.
+func runQuickstart(ctx context.Context, cfg, recvAddr string, stdout, stderr io.Writer) error {
+	recv, err := quickstart.Receiver(cfg, recvAddr, stdout)
+	if err != nil {
+		return err
+	}
+	defer recv.Close()
+	log, _, err := newLogger("console", "info", stderr, false)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, log)
+}
+
+// cmdAuthorize is `tokengate authorize NAME --config FILE [--paste]`: an
+// operator's one consent for an egress entry with grant:
+// authorization_code.
+func cmdAuthorize(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	var paste bool
+	var timeout time.Duration
+	f, fs, err := parseFlags("authorize", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&paste, "paste", false, "read the redirected address (or the bare code) from stdin instead of listening on the loopback redirect_uri")
+		fs.DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the consent")
+	})
+	if err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() == 1 {
+		name = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if name == "" {
+		return fmt.Errorf("%w: authorize needs the egress entry's NAME", errUsage)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return consent.Authorize(ctx, f.config, name, paste, stdin, stdout)
 }
 
 // cmdNewClient makes a client for the embedded token endpoint: a random
@@ -86,27 +152,7 @@ func cmdNewClient(args []string, stdout, stderr io.Writer) error {
 	if name == "" || strings.ContainsAny(name, ": \t\n") {
 		return fmt.Errorf("%w: tokengate new-client NAME [--scopes a,b] (NAME without spaces or ':')", errUsage)
 	}
-	var raw [32]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return err
-	}
-	// base64url has no '+' or '%', so senders that skip the RFC 6749
-	// §2.3.1 form-encoding of Basic credentials still work.
-	secret := base64.RawURLEncoding.EncodeToString(raw[:])
-	hash, err := bcrypt.GenerateFromPassword([]byte(secret), *cost)
-	if err != nil {
-		return err
-	}
-	list := strings.FieldsFunc(*scopes, func(r rune) bool { return r == ',' || r == ' ' })
-	quoted := make([]string, len(list))
-	for i, s := range list {
-		quoted[i] = fmt.Sprintf("%q", s)
-	}
-	fmt.Fprintf(stdout, "client_id:     %s\nclient_secret: %s\n\n", name, secret)
-	fmt.Fprintln(stdout, "The secret is shown only this once: give it to the sender now.")
-	fmt.Fprintln(stdout, "Add this client under token_endpoint.clients in your tokengate config:")
-	fmt.Fprintf(stdout, "\n  - client_id: %s\n    client_secret_hash: %q\n    scopes: [%s]\n", name, hash, strings.Join(quoted, ", "))
-	return nil
+	return clientsecret.NewClient(name, *scopes, *cost, stdout)
 }
 
 // cmdHashSecret prints the bcrypt hash of a secret read from stdin.
@@ -117,23 +163,11 @@ func cmdHashSecret(args []string, stdin io.Reader, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return err
+	err := clientsecret.Hash(stdin, *cost, stdout)
+	if errors.Is(err, clientsecret.ErrNoSecret) {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	secret := strings.TrimRight(line, "\r\n")
-	switch {
-	case secret == "":
-		return fmt.Errorf("%w: give the secret on stdin, e.g. printf %%s \"$SECRET\" | tokengate hash-secret", errUsage)
-	case len(secret) > 72:
-		return errors.New("bcrypt uses at most 72 bytes of a secret; use a shorter one")
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(secret), *cost)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, string(hash))
-	return nil
+	return err
 }
 
 // cmdProbe GETs a URL (default the admin /readyz) and exits 0 on 200: a
@@ -146,16 +180,5 @@ func cmdProbe(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	client := &http.Client{Timeout: *timeout}
-	resp, err := client.Get(*url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s %s", *url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	fmt.Fprint(stdout, string(body))
-	return nil
+	return diagnose.Probe(*url, *timeout, stdout)
 }

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"go.uber.org/zap"
 )
 
 func TestRunExitCodes(t *testing.T) {
@@ -32,27 +30,6 @@ func TestRunExitCodes(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "bogus: unknown field") {
 		t.Fatalf("stdout = %q", out.String())
-	}
-}
-
-func TestServeLoggerBuffersInfoAndFlushesWarningsAndAtStop(t *testing.T) {
-	var buf safeBuffer
-	log, stop, err := newLogger("json", "info", &buf, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log.Info("request", zap.String("path", "/a"))
-	if strings.Contains(buf.String(), "/a") {
-		t.Fatal("an access-log line was written at once: the log is not buffered")
-	}
-	log.Warn("problem")
-	if s := buf.String(); !strings.Contains(s, "/a") || !strings.Contains(s, "problem") {
-		t.Fatalf("a warning must flush the buffer at once: %q", s)
-	}
-	log.Info("last", zap.String("path", "/b"))
-	stop()
-	if !strings.Contains(buf.String(), "/b") {
-		t.Fatal("stop did not flush the buffered line")
 	}
 }
 

@@ -1,0 +1,37 @@
+package gate
+
+import (
+	"errors"
+	"net/http"
+)
+
+// adminHandler serves /healthz, /readyz and /metrics on the admin port.
+func (g *Gate) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := g.Ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", g.m.Handler())
+	return mux
+}
+
+// Ready reports why the gate cannot serve every request yet, or nil: it
+// is shutting down, an issuer's keys are not fetched yet, the Redis
+// replay store does not answer, or an egress entry that needs a token for
+// readiness has none.
+func (g *Gate) Ready() error {
+	if g.draining.Load() {
+		return errors.New("shutting down")
+	}
+	if err := g.cur.Load().Ready(); err != nil {
+		return err
+	}
+	return g.eg.ready()
+}

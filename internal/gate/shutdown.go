@@ -1,0 +1,53 @@
+package gate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.uber.org/zap"
+)
+
+// Shutdown stops accepting connections at once, lets requests in flight
+// finish within the configuration's shutdown_grace (and ctx), waits for a
+// refresh-token refresh at the vendor so its rotated token is stored,
+// then stops the admin listener and closes the replay store. Later calls
+// return the first call's result. An error says what was cut off.
+func (g *Gate) Shutdown(ctx context.Context) error {
+	g.shutdownOnce.Do(func() { g.shutdownErr = g.stop(ctx) })
+	return g.shutdownErr
+}
+
+func (g *Gate) stop(ctx context.Context) error {
+	if g.stopWatch != nil {
+		g.stopWatch()
+	}
+	g.cur.Load().Stop()
+	g.draining.Store(true)
+	grace := g.cur.Load().Config().ShutdownGrace.D()
+	g.log.Info("shutting down: no new connections, draining requests in flight", zap.Duration("grace", grace))
+	ctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	egressDone := make(chan struct{})
+	go func() { g.eg.shutdown(ctx); close(egressDone) }()
+	var err error
+	if g.pubLn != nil {
+		err = g.pubLn.Shutdown(ctx) // what is still in flight at the deadline is cut off
+	}
+	<-egressDone
+	if g.adminLn != nil {
+		_ = g.adminLn.Close()
+	}
+	if t := g.cur.Load().Transport(); t != nil {
+		t.CloseIdleConnections()
+	}
+	g.b.Close()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("requests still in flight after the %v grace period were cut off", grace)
+		}
+		return err
+	}
+	g.log.Info("stopped cleanly")
+	return nil
+}

@@ -1,0 +1,179 @@
+package stack
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"reflect"
+
+	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/telemetry"
+	"github.com/tokengate/tokengate/issuer"
+	"github.com/tokengate/tokengate/proxy"
+)
+
+// Options are a Builder's collaborators; all optional.
+type Options struct {
+	// Logger receives warnings (a throw-away key, an upstream whose
+	// certificate is not verified) and the components' own logs. nil: no
+	// logging.
+	Logger *zap.Logger
+	// Metrics receive every component's observations. nil: no metrics.
+	Metrics *telemetry.Metrics
+}
+
+// Builder builds stacks; it outlives reloads. Not safe for concurrent
+// use: one build (and its commit or abort) at a time.
+type Builder struct {
+	log     *zap.Logger
+	metrics *telemetry.Metrics // nil: no metrics
+	// keepClaims: some route or header uses claims beyond the registered
+	// ones, so JWT verifiers keep them all (set per build).
+	keepClaims bool
+	// generated is the throw-away signing key made when the token endpoint
+	// has no key files; kept across reloads so tokens stay valid.
+	generated *issuer.Key
+	// replay is the signed-webhook replay store, kept across reloads;
+	// pending is a new one built for a stack that does not serve yet.
+	replay, pending *replayHolder
+}
+
+// NewBuilder returns a Builder with nothing built yet.
+func NewBuilder(o Options) *Builder {
+	log := o.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Builder{log: log, metrics: o.Metrics}
+}
+
+// Build wires a validated configuration. When prev verifies exactly as the
+// new configuration would, its verifiers, keys and cache are kept, so a
+// reload that only changes routes or clients loses no cached token.
+func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
+	vk, err := verificationKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b.keepClaims = usesClaims(cfg)
+	if b.keepClaims {
+		vk += "+claims"
+	}
+	st := &Stack{cfg: cfg, verifyKey: vk}
+	if !cfg.Receiving() {
+		st.handler = notReceiving()
+		return st, nil
+	}
+	if prev != nil && prev.verifyKey == vk && prev.cache != nil {
+		st.cache, st.jwts, st.keys, st.embedded = prev.cache, prev.jwts, prev.keys, prev.embedded
+	} else if err := b.buildVerifiers(cfg, st); err != nil {
+		return nil, err
+	}
+	fwd, err := proxy.NewForwarding(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	if te := cfg.TokenEndpoint; te != nil {
+		if st.tokens, err = b.buildIssuer(te, st.keys, fwd.ClientIP); err != nil {
+			return nil, err
+		}
+	}
+	if prev != nil && prev.transport != nil && reflect.DeepEqual(prev.cfg.Upstream, cfg.Upstream) {
+		st.transport = prev.transport
+	} else {
+		if st.transport, err = proxy.NewTransport(cfg.Upstream); err != nil {
+			return nil, err
+		}
+		if cfg.Upstream.InsecureSkipTLSVerify {
+			b.log.Warn("upstream.insecure_skip_tls_verify is ON: the receiver's certificate is NOT verified; anyone on the path can impersonate it")
+		}
+	}
+	sigs, err := b.Signatures(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st.replayHealth = b.replayHealth(cfg)
+	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd, Signatures: sigs}
+	if b.metrics != nil {
+		opts.Observer = b.metrics
+	}
+	h, err := proxy.New(cfg, st.Verifier(), opts)
+	if err != nil {
+		return nil, err
+	}
+	st.handler = h
+	if st.tokens != nil {
+		st.handler = withTokenEndpoint(st.tokens, h)
+	}
+	return st, nil
+}
+
+// Verification builds what decides whether a token verifies (every
+// issuer's verifier, the token endpoint's keys, the cache) as Build does,
+// without the token endpoint's handler, the upstream transport or a
+// network call: for check --token, which sends its one request through a
+// handler of its own. The Stack returned does not serve (Handler is nil).
+func (b *Builder) Verification(cfg *config.Config) (*Stack, error) {
+	b.keepClaims = usesClaims(cfg)
+	st := &Stack{cfg: cfg}
+	if err := b.buildVerifiers(cfg, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// usesClaims reports whether a route policy or a header needs claims
+// beyond the registered and scope claims.
+func usesClaims(cfg *config.Config) bool {
+	if len(cfg.Headers.Claims) > 0 {
+		return true
+	}
+	for _, r := range cfg.Routes {
+		if len(r.Require.Claims) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// verificationKey identifies everything that decides how a token verifies:
+// issuers, cache settings, and the token endpoint's identity and keys
+// (including the key files' contents). Routes and clients are not in it.
+func verificationKey(cfg *config.Config) (string, error) {
+	v := struct {
+		Issuers []config.Issuer
+		Cache   config.Cache
+		TE      any
+	}{Issuers: cfg.Issuers, Cache: cfg.Cache}
+	if te := cfg.TokenEndpoint; te != nil {
+		var sums []string
+		for _, f := range te.SigningKeyFiles {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return "", fmt.Errorf("token_endpoint.signing_key_files: %w", err)
+			}
+			s := sha256.Sum256(b)
+			sums = append(sums, fmt.Sprintf("%x", s))
+		}
+		v.TE = []any{te.Name, te.Issuer, te.Audience, te.Algorithm, sums, te.ClockSkew.D()}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b)), nil
+}
+
+// notReceiving answers on the public listener of a process whose
+// configuration has no receiving side any more (reloaded to egress only).
+func notReceiving() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"error":"not_found","error_description":"this tokengate has no receiving side configured"}` + "\n"))
+	})
+}
