@@ -169,6 +169,6 @@ func (s *egressSet) shutdown(ctx context.Context) {
 	// refresh token (lost otherwise: the next start would send the spent
 	// one, and a vendor with reuse detection revokes the grant).
 	if err := egress.DrainRefreshes(ctx); err != nil {
-		s.log.Error("shutdown: a refresh token refresh was still at the vendor after the grace period; if the vendor rotated the token, the grant must be authorized again", zap.Error(err))
+		s.log.Error("shutdown: a rotated refresh token could not be stored; the grant must be authorized again", zap.Error(err))
 	}
 }
