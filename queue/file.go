@@ -90,7 +90,7 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 	path := filepath.Join(o.Dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("queue: %s is in use by another process (a running gate?): %w", path, err)
+		return nil, fmt.Errorf("queue: %s is in use by another process (a running gate?): %w: %w", path, ErrInUse, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: opening %s: %w", path, err)
