@@ -198,3 +198,42 @@ func TestQueueStoreHealthDecidesReadiness(t *testing.T) {
 		t.Fatalf("/readyz with a new, empty directory: %d, want 503 until a restart", code)
 	}
 }
+
+// TestQueueAcrossReloads: a reload keeps the queue and its store; a new
+// upstream.url takes the next attempts; a queued route the running queue
+// does not know (added by the reload) answers 503, never 202.
+func TestQueueAcrossReloads(t *testing.T) {
+	oldRecv := &queueReceiver{addr: freeAddr(t)}
+	newRecv := &queueReceiver{addr: freeAddr(t)}
+	dir := filepath.Join(t.TempDir(), "queue")
+	path := queuedConfig(t, oldRecv.addr, dir)
+	g := startQueued(t, path)
+	if a := sendQueued(t, g, "d-1", `{"n":1}`); a.status != http.StatusAccepted {
+		t.Fatalf("before the reload: %d", a.status)
+	}
+	y, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y2 := strings.Replace(string(y), oldRecv.addr, newRecv.addr, 1) + `  - name: added
+    path: /hooks/added
+    signature: { scheme: github, secrets: ["${GH_QUEUED}"] }
+    delivery: { mode: queued }
+`
+	if err := os.WriteFile(path, []byte(y2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(t.Context(), "test"); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	newRecv.up(t)
+	eventually(t, "the stored message delivered to the new upstream", func() bool { hs, _ := newRecv.received(); return len(hs) == 1 })
+	body := `{"n":2}`
+	a := post(t, "http://"+g.Addr()+"/hooks/added", githubHeaders("queued-github-secret", "d-2", body), body)
+	if a.status != http.StatusServiceUnavailable {
+		t.Fatalf("a queued route added by a reload: %d, want 503 until a restart", a.status)
+	}
+	if a := sendQueued(t, g, "d-3", `{"n":3}`); a.status != http.StatusAccepted {
+		t.Fatalf("the known queued route after the reload: %d, want 202", a.status)
+	}
+}
