@@ -21,6 +21,8 @@
 # Ports:   8080 public (webhooks, Token URL), 9090 admin (/healthz /readyz /metrics);
 #          config files for this image bind them on every interface (":8080", ":9090").
 # User:    65532 (distroless "nonroot"); the filesystem can be read-only.
+# State:   /var/lib/tokengate (owned by 65532): mount a volume there for the
+#          delivery queue's file store and refresh tokens.
 # Health:  /tokengate probe  (GETs http://127.0.0.1:9090/readyz; no curl needed)
 #
 # CI builds the binary with the RUN line below verbatim (.ci/run extracts it),
@@ -33,9 +35,13 @@ RUN go mod download
 COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/tokengate ./cmd/tokengate
+RUN mkdir -p /out/state
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/tokengate /tokengate
+# The state directory (queue store, refresh tokens), owned by the user: a
+# named volume mounted here starts with this owner.
+COPY --from=build --chown=65532:65532 /out/state /var/lib/tokengate
 USER 65532:65532
 ENV TOKENGATE_CONFIG=/etc/tokengate/config.yaml
 EXPOSE 8080 9090

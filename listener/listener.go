@@ -60,6 +60,9 @@ type Options struct {
 	Name string
 	// Addr is the TCP address to bind ("127.0.0.1:0" picks a port).
 	Addr string
+	// Listener, when set, is served instead of binding Addr (a Unix
+	// socket); Shutdown and Close close it.
+	Listener net.Listener
 	// Handler serves the requests; SetHandler replaces it. Nil: 404.
 	Handler http.Handler
 	// TLS, when set, serves HTTPS (HTTP/2 and HTTP/1.1 by ALPN);
@@ -103,7 +106,10 @@ func New(o Options) (*Listener, error) {
 		o.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	t := o.Timeouts.withDefaults()
-	ln, err := net.Listen("tcp", o.Addr)
+	ln, err := o.Listener, error(nil)
+	if ln == nil {
+		ln, err = net.Listen("tcp", o.Addr)
+	}
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			by := "another program"

@@ -53,6 +53,7 @@ type FileOptions struct {
 // in-memory index of what is due. One process opens it at a time.
 type FileStore struct {
 	db       *bolt.DB
+	opened   os.FileInfo // the file opened, for Check
 	max      int64
 	onCommit func(int)
 
@@ -89,7 +90,7 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 	path := filepath.Join(o.Dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("queue: %s is in use by another process (a running gate?): %w", path, err)
+		return nil, fmt.Errorf("queue: %s is in use by another process (a running gate?): %w: %w", path, ErrInUse, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: opening %s: %w", path, err)
@@ -98,7 +99,12 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	s := &FileStore{db: db, max: o.MaxBytes, onCommit: o.onCommit, idx: map[string]*entry{}, due: map[string]*dueHeap{}}
+	fi, err := os.Stat(path)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	s := &FileStore{db: db, opened: fi, max: o.MaxBytes, onCommit: o.onCommit, idx: map[string]*entry{}, due: map[string]*dueHeap{}}
 	if err := s.load(); err != nil {
 		db.Close()
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -119,7 +120,7 @@ type Options struct {
 type Queue struct {
 	store  Store
 	routes map[string]*routeState
-	target *url.URL
+	target atomic.Pointer[url.URL]
 	rt     http.RoundTripper
 	obs    Observer
 	log    *zap.Logger
@@ -141,7 +142,7 @@ func New(store Store, o Options) (*Queue, error) {
 	if store == nil || o.Target == nil {
 		return nil, errors.New("queue: a store and a target are required")
 	}
-	q := &Queue{store: store, routes: map[string]*routeState{}, target: o.Target, rt: o.Transport, obs: o.Observer,
+	q := &Queue{store: store, routes: map[string]*routeState{}, rt: o.Transport, obs: o.Observer,
 		log: o.Logger, now: o.Now, grace: o.Grace, poll: o.Poll, every: o.StatsEvery, jitter: o.jitter}
 	for _, ro := range o.Routes {
 		if ro.Name == "" {
@@ -153,6 +154,7 @@ func New(store Store, o Options) (*Queue, error) {
 		ro.defaults()
 		q.routes[ro.Name] = &routeState{RouteOptions: ro, wake: make(chan struct{}, 1)}
 	}
+	q.target.Store(o.Target)
 	if q.rt == nil {
 		q.rt = http.DefaultTransport
 	}
@@ -169,6 +171,14 @@ func New(store Store, o Options) (*Queue, error) {
 		q.jitter = randFloat
 	}
 	return q, nil
+}
+
+// SetTarget makes the next attempts go to target (a reload changed
+// upstream.url); attempts in flight keep theirs.
+func (q *Queue) SetTarget(target *url.URL) {
+	if target != nil {
+		q.target.Store(target)
+	}
 }
 
 // Enqueue stores m (route, request and identity filled in by the caller)

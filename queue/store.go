@@ -16,6 +16,8 @@ var (
 	ErrUnavailable = errors.New("queue store unavailable")
 	// ErrNotFound: no stored message has this id.
 	ErrNotFound = errors.New("no such message")
+	// ErrInUse: another process (a running gate) holds the file store.
+	ErrInUse = errors.New("store locked")
 	// ErrUnknownRoute: the message names a route that is not queued.
 	ErrUnknownRoute = errors.New("route is not queued")
 )

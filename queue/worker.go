@@ -226,7 +226,7 @@ func (q *Queue) attempt(ctx context.Context, ro *RouteOptions, m *Message) (Answ
 // request rebuilds m for the target, as the reverse proxy would send it.
 func (q *Queue) request(ctx context.Context, m *Message) (*http.Request, error) {
 	out := &http.Request{URL: &url.URL{Path: m.Path, RawQuery: m.Query}, Header: http.Header{}}
-	(&httputil.ProxyRequest{In: out, Out: out}).SetURL(q.target)
+	(&httputil.ProxyRequest{In: out, Out: out}).SetURL(q.target.Load())
 	req, err := http.NewRequestWithContext(ctx, m.Method, out.URL.String(), bytes.NewReader(m.Body))
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@
 //	tokengate new-client NAME [--scopes] a Token URL client: secret once, YAML with its bcrypt hash (internal/clientsecret)
 //	tokengate hash-secret                bcrypt hash of a secret read from stdin (internal/clientsecret)
 //	tokengate authorize NAME             one user's consent for an egress entry (internal/consent)
+//	tokengate queue COMMAND [ID]         the delivery queue's stored messages (internal/queuecli)
 //	tokengate version                    the version stamped at build time
 package main
 
@@ -25,6 +26,7 @@ import (
 	"os"
 
 	"github.com/tokengate/tokengate/internal/diagnose"
+	"github.com/tokengate/tokengate/internal/queuecli"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=v1.2.3".
@@ -52,6 +54,10 @@ Usage:
                                     one user's consent for an egress entry with
                                     grant: authorization_code (PKCE); stores its refresh token
   tokengate hash-secret [--cost N]  print the bcrypt hash of a secret read from stdin
+  tokengate queue list|show ID|retry ID|retry --dead|drop ID|stats --config FILE
+                                    the delivery queue's stored messages (list: [--route R]
+                                    [--state pending|dead] [--limit N]); through the running
+                                    gate, or on the store when none runs
 
 serve, check and authorize also take --log-format json|console and
 --log-level debug|info|warn|error. Every command's --help lists its flags.
@@ -89,13 +95,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdAuthorize(args[1:], stdin, stdout, stderr)
 	case "hash-secret":
 		err = cmdHashSecret(args[1:], stdin, stdout, stderr)
+	case "queue":
+		err = cmdQueue(args[1:], stdout, stderr)
 	default:
 		err = fmt.Errorf("%w: unknown command %q (see tokengate help)", errUsage, args[0])
 	}
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp): // --help printed the flags
 		return 0
-	case errors.Is(err, errUsage), errors.Is(err, diagnose.ErrUsage):
+	case errors.Is(err, errUsage), errors.Is(err, diagnose.ErrUsage), errors.Is(err, queuecli.ErrUsage):
 		fmt.Fprintln(stderr, err)
 		return 2
 	default:

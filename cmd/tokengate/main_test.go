@@ -62,6 +62,7 @@ func TestEveryHelpExitsZeroAndListsItsFlags(t *testing.T) {
 		{"new-client", []string{"-scopes", "-cost"}},
 		{"authorize", []string{"-config", "-paste", "-timeout"}},
 		{"hash-secret", []string{"-cost"}},
+		{"queue", []string{"-config", "-route", "-state", "-limit", "-dead"}},
 	}
 	for _, c := range cases {
 		t.Run(c.cmd, func(t *testing.T) {

@@ -48,6 +48,7 @@ func Check(ctx context.Context, path string, out io.Writer) error {
 		fmt.Fprintln(out, "  warning: "+w)
 	}
 	problems = append(problems, checkReplayStore(ctx, cfg)...)
+	problems = append(problems, checkQueueStore(ctx, cfg, out)...)
 	problems = append(problems, checkEgress(ctx, cfg, badPaths, out)...)
 	if w := checkUpstreamListening(ctx, cfg.Upstream.URL); w != "" {
 		fmt.Fprintln(out, "  warning: "+w)

@@ -24,7 +24,8 @@ func (g *Gate) adminHandler() http.Handler {
 
 // Ready reports why the gate cannot serve every request yet, or nil: it
 // is shutting down, an issuer's keys are not fetched yet, the Redis
-// replay store does not answer, or an egress entry that needs a token for
+// replay store does not answer, the queue store cannot be written (a
+// receiver that is down is no reason), or an egress entry that needs a token for
 // readiness has none.
 func (g *Gate) Ready() error {
 	if g.draining.Load() {
@@ -32,6 +33,11 @@ func (g *Gate) Ready() error {
 	}
 	if err := g.cur.Load().Ready(); err != nil {
 		return err
+	}
+	if g.queue != nil {
+		if err := g.queue.ready(); err != nil {
+			return err
+		}
 	}
 	return g.eg.ready()
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -31,6 +32,9 @@ type Options struct {
 	// Timeouts of every listener; zero fields take the listener package's
 	// defaults, and Idle the configuration's idle_timeout.
 	Timeouts listener.Timeouts
+	// QueueCheckEvery is how often the queue store's health is checked
+	// for /readyz. Default DefaultQueueCheckEvery.
+	QueueCheckEvery time.Duration
 }
 
 // Gate is a running tokengate: public and admin listeners, the current
@@ -50,6 +54,7 @@ type Gate struct {
 
 	pubLn, adminLn *listener.Listener
 	eg             *egressSet
+	queue          *queueRunner // nil: no route was queued at New
 	stopWatch      func()
 	errc           chan error
 
@@ -98,9 +103,19 @@ func New(path string, o Options) (*Gate, error) {
 		}
 	}})
 	g.eg = newEgressSet(g.log, g.m, g.timeouts)
-	g.b = stack.NewBuilder(stack.Options{Logger: g.log, Metrics: g.m})
+	if g.queue, err = openQueue(cfg, upstreamTransport{g}, g.m, g.log, o.QueueCheckEvery); err != nil {
+		return nil, err
+	}
+	so := stack.Options{Logger: g.log, Metrics: g.m}
+	if g.queue != nil {
+		so.Queue = g.queue // never a typed nil in the interface
+	}
+	g.b = stack.NewBuilder(so)
 	st, err := g.b.Build(cfg, nil)
 	if err != nil {
+		if g.queue != nil {
+			g.queue.stop()
+		}
 		return nil, err
 	}
 	g.b.CommitReplay()
@@ -113,7 +128,14 @@ func New(path string, o Options) (*Gate, error) {
 // key fetching, serves in the background, and watches the configuration
 // file (a change reloads). ctx bounds the background work of the stack it
 // starts; Shutdown ends it all.
-func (g *Gate) Start(ctx context.Context) error {
+func (g *Gate) Start(ctx context.Context) (err error) {
+	if g.queue != nil {
+		defer func() {
+			if err != nil {
+				g.queue.stop() // releases the store's lock
+			}
+		}()
+	}
 	st := g.cur.Load()
 	cfg := st.Config()
 	if cfg.Receiving() {
@@ -125,7 +147,6 @@ func (g *Gate) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	var err error
 	if g.adminLn, err = g.listen("admin", cfg.AdminListen, g.adminHandler(), nil); err != nil {
 		g.closeListeners()
 		return fmt.Errorf("admin_listen: %w", err)
@@ -136,6 +157,9 @@ func (g *Gate) Start(ctx context.Context) error {
 		return err
 	}
 	st.WarmUp(ctx, g.log)
+	if g.queue != nil {
+		g.queue.start(ctx, g.timeouts) // before the public listener: what is stored from an earlier run goes first
+	}
 	if g.pubLn != nil {
 		g.pubLn.Start()
 	}

@@ -11,7 +11,9 @@ import (
 // Shutdown stops accepting connections at once, lets requests in flight
 // finish within the configuration's shutdown_grace (and ctx), waits for a
 // refresh-token refresh at the vendor so its rotated token is stored,
-// then stops the admin listener and closes the replay store. Later calls
+// stops the delivery queue (attempts in flight get shutdown_grace too;
+// what is left stays stored), then stops the admin listener and closes
+// the replay store. Later calls
 // return the first call's result. An error says what was cut off.
 func (g *Gate) Shutdown(ctx context.Context) error {
 	g.shutdownOnce.Do(func() { g.shutdownErr = g.stop(ctx) })
@@ -35,6 +37,9 @@ func (g *Gate) stop(ctx context.Context) error {
 		err = g.pubLn.Shutdown(ctx) // what is still in flight at the deadline is cut off
 	}
 	<-egressDone
+	if g.queue != nil {
+		g.queue.stop() // after the public listener: nothing enqueues any more
+	}
 	if g.adminLn != nil {
 		_ = g.adminLn.Close()
 	}

@@ -24,6 +24,11 @@ type Options struct {
 	Logger *zap.Logger
 	// Metrics receive every component's observations. nil: no metrics.
 	Metrics *telemetry.Metrics
+	// Queue stores the requests of queued routes; it outlives reloads.
+	// nil: a queued route answers 503 (no store is open: one opens only
+	// when the gate starts with a queued route, so a reload that adds the
+	// first one needs a restart).
+	Queue proxy.Enqueuer
 }
 
 // Builder builds stacks; it outlives reloads. Not safe for concurrent
@@ -31,6 +36,7 @@ type Options struct {
 type Builder struct {
 	log     *zap.Logger
 	metrics *telemetry.Metrics // nil: no metrics
+	queue   proxy.Enqueuer     // nil: no queue store open
 	// keepClaims: some route or header uses claims beyond the registered
 	// ones, so JWT verifiers keep them all (set per build).
 	keepClaims bool
@@ -48,7 +54,7 @@ func NewBuilder(o Options) *Builder {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Builder{log: log, metrics: o.Metrics}
+	return &Builder{log: log, metrics: o.Metrics, queue: o.Queue}
 }
 
 // Build wires a validated configuration. When prev verifies exactly as the
@@ -100,6 +106,9 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd, Signatures: sigs}
 	if b.metrics != nil {
 		opts.Observer = b.metrics
+	}
+	if cfg.QueuedRoutes() {
+		opts.Queue = b.enqueuer()
 	}
 	h, err := proxy.New(cfg, st.Verifier(), opts)
 	if err != nil {

@@ -57,6 +57,7 @@ type Metrics struct {
 	egressWaits         *prometheus.CounterVec
 
 	signatures *prometheus.CounterVec
+	queue      queueMetrics
 }
 
 // New registers every metric in a registry of its own, with the Go
@@ -110,6 +111,8 @@ func New(o Options) *Metrics {
 	m.signatures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokengate_signature_verifications_total", Help: "Signed-webhook verifications by route and result: ok, signature_missing, signature_malformed, signature_mismatch, timestamp_outside_tolerance, duplicate_message, message_in_flight, replay_store_unavailable, replay_store_full.",
 	}, []string{"route", "result"})
+	m.queue = newQueueMetrics()
+	m.reg.MustRegister(m.queue.collectors()...)
 	m.reg.MustRegister(
 		m.signatures, m.egressRequests, m.egressTokenRequests, m.egressRetries, m.egressWaits, expiryCollector{o.TokenExpiries},
 		m.requests, m.requestDuration, m.verifyDuration, m.cacheHits, m.cacheMisses, m.cacheEvictions,

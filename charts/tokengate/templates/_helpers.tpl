@@ -55,6 +55,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- include "tokengate.queueChecks" (dict "cfg" $cfg "Values" .Values) -}}
 {{- toYaml $cfg -}}
 {{- end -}}
 
@@ -174,4 +175,26 @@ rendered.
 
 {{- define "tokengate.clientSecretsName" -}}
 {{- printf "%s-client-secrets" (include "tokengate.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Queued routes with the embedded file store (queue.store file://DIR,
+     the default file:///var/lib/tokengate/queue): DIR must be on a
+     writable volume, and one pod holds the store at a time. */}}
+{{- define "tokengate.queueChecks" -}}
+{{- $queued := false -}}
+{{- range $r := (default list .cfg.routes) -}}
+{{- if eq (toString (dig "delivery" "mode" "" $r)) "queued" -}}
+{{- $queued = true -}}
+{{- end -}}
+{{- end -}}
+{{- $store := toString (dig "queue" "store" "file:///var/lib/tokengate/queue" .cfg) -}}
+{{- if and $queued (hasPrefix "file://" $store) -}}
+{{- if gt (int .Values.replicaCount) 1 -}}
+{{- fail (printf "queued routes with the file store %s: one pod holds the store at a time, and %d replicas cannot share it. Set queue.store to a redis:// (or rediss://) URL to use redis:// for replicas, or set replicaCount: 1." $store (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- $dir := trimPrefix "file://" $store -}}
+{{- if not (include "tokengate.writable" (dict "path" (printf "%s/queue.db" (trimSuffix "/" $dir)) "Values" .Values)) -}}
+{{- fail (printf "queued routes keep their messages in %s, which is not on a writable volume (the container's root filesystem is read-only), and messages there must outlive the pod. Set persistence.enabled=true (mounted at %s) and queue.store under it (default file:///var/lib/tokengate/queue), or mount a writable volume there with extraVolumes and extraVolumeMounts, or use a redis:// store." $dir .Values.persistence.mountPath) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}

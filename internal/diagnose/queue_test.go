@@ -1,0 +1,90 @@
+package diagnose
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tokengate/tokengate/internal/gate"
+	"github.com/tokengate/tokengate/queue"
+)
+
+func queuedCheckConfig(t *testing.T, store string) string {
+	t.Helper()
+	t.Setenv("GH_CHECK_QUEUE", "check-queue-secret")
+	return writeConfig(t, fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: http://127.0.0.1:9
+queue: { store: %q }
+routes:
+  - name: gh
+    path: /hooks/gh
+    signature: { scheme: github, secrets: ["${GH_CHECK_QUEUE}"] }
+    delivery: { mode: queued }
+`, store))
+}
+
+// TestCheckOpensTheQueueStore: check opens the queue store as serve
+// would; a file store a running gate holds is fine, one that cannot be
+// opened or a Redis that does not answer is a problem.
+func TestCheckOpensTheQueueStore(t *testing.T) {
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadRedis := ln.Addr().String()
+	ln.Close()
+	for _, c := range []struct {
+		name    string
+		store   func(t *testing.T) string // the queue.store URL, with whatever holds it
+		want    string
+		problem bool
+	}{
+		{"free file store", func(t *testing.T) string { return "file://" + filepath.Join(t.TempDir(), "q") }, "writable (0 pending, 0 dead)", false},
+		{"held by a running gate", func(t *testing.T) string {
+			store := "file://" + filepath.Join(t.TempDir(), "q")
+			g, err := gate.New(queuedCheckConfig(t, store), gate.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = g.Shutdown(context.Background()) })
+			return store
+		}, "in use by a running gate (0 pending, 0 dead)", false},
+		{"locked, no control socket", func(t *testing.T) string {
+			dir := filepath.Join(t.TempDir(), "q")
+			s, err := queue.OpenFile(queue.FileOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return "file://" + dir
+		}, "in use by a running gate", false},
+		{"not a directory", func(t *testing.T) string { return "file://" + notADir }, "queue.store: queue:", true},
+		{"redis down", func(t *testing.T) string { return "redis://" + deadRedis }, "queue.store: cannot be written", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := queuedCheckConfig(t, c.store(t))
+			var out bytes.Buffer
+			err := Check(t.Context(), path, &out)
+			if !strings.Contains(out.String(), c.want) {
+				t.Fatalf("check output has no %q:\n%s", c.want, out.String())
+			}
+			if (err != nil) != c.problem {
+				t.Fatalf("check: %v, want a problem: %v\n%s", err, c.problem, out.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,239 @@
+package gate
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/queue"
+)
+
+// queueReceiver is the receiver of queued messages, started on addr only
+// when the test says (before that, nothing listens there: it is down).
+type queueReceiver struct {
+	addr string
+	srv  *http.Server
+	mu   sync.Mutex
+	got  []http.Header
+	body []string
+}
+
+func (r *queueReceiver) up(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.got = append(r.got, req.Header.Clone())
+		r.body = append(r.body, string(b))
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go func() { _ = r.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = r.srv.Close() })
+}
+
+func (r *queueReceiver) received() ([]http.Header, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]http.Header(nil), r.got...), append([]string(nil), r.body...)
+}
+
+// queuedConfig writes a config with one queued GitHub route whose
+// receiver is recv and whose store is dir; it returns its path.
+func queuedConfig(t *testing.T, recv, dir string) string {
+	t.Helper()
+	t.Setenv("GH_QUEUED", "queued-github-secret")
+	return write(t, t.TempDir(), "tokengate.yaml", fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+shutdown_grace: 2s
+upstream: http://%s
+queue: { store: "file://%s" }
+routes:
+  - name: gh
+    path: /hooks/gh
+    signature: { scheme: github, secrets: ["${GH_QUEUED}"] }
+    delivery: { mode: queued, backoff: { initial: 50ms, max: 200ms } }
+`, recv, dir))
+}
+
+// startQueued starts a gate on the config at path, stopped with the test.
+func startQueued(t *testing.T, path string) *Gate {
+	t.Helper()
+	g, err := startWith(t.Context(), path, Options{QueueCheckEvery: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Shutdown(context.Background()) })
+	return g
+}
+
+// sendQueued posts a signed GitHub message and returns the answer.
+func sendQueued(t *testing.T, g *Gate, delivery, body string) answer {
+	t.Helper()
+	return post(t, "http://"+g.Addr()+"/hooks/gh", githubHeaders("queued-github-secret", delivery, body), body)
+}
+
+// stored counts the gate's pending and dead messages.
+func stored(t *testing.T, g *Gate) (pending, dead int64) {
+	t.Helper()
+	st, err := g.queue.q.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		pending, dead = pending+s.Pending, dead+s.Dead
+	}
+	return pending, dead
+}
+
+// TestQueuedMessageWaitsForTheReceiver: with the receiver down, a sender
+// gets 202 and /readyz stays ready; once the receiver is up the message
+// reaches it exactly once, with the sender's delivery id as
+// X-Tokengate-Delivery-Id, and the metrics count it.
+func TestQueuedMessageWaitsForTheReceiver(t *testing.T) {
+	recv := &queueReceiver{addr: freeAddr(t)}
+	g := startQueued(t, queuedConfig(t, recv.addr, filepath.Join(t.TempDir(), "queue")))
+	const body, delivery = `{"action":"opened"}`, "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+	if a := sendQueued(t, g, delivery, body); a.status != http.StatusAccepted {
+		t.Fatalf("receiver down: %d %+v, want 202", a.status, a)
+	}
+	eventually(t, "a failed attempt", func() bool {
+		return strings.Contains(get(t, "http://"+g.AdminAddr()+"/metrics"), `tokengate_queue_attempts_total{outcome="retry",route="gh"}`)
+	})
+	if code, b := readyz(t, g); code != http.StatusOK {
+		t.Fatalf("/readyz with the receiver down: %d %s, want 200 (storing is the point)", code, b)
+	}
+	recv.up(t)
+	eventually(t, "the stored message delivered", func() bool { p, d := stored(t, g); return p == 0 && d == 0 })
+	hs, bodies := recv.received()
+	if len(hs) != 1 || bodies[0] != body {
+		t.Fatalf("receiver got %d messages %q, want the one once", len(hs), bodies)
+	}
+	if id := hs[0].Get(queue.HeaderDeliveryID); id != delivery {
+		t.Fatalf("%s = %q, want the sender's %q", queue.HeaderDeliveryID, id, delivery)
+	}
+	m := get(t, "http://"+g.AdminAddr()+"/metrics")
+	for _, want := range []string{`tokengate_queue_attempts_total{outcome="delivered",route="gh"} 1`, `tokengate_queue_messages{route="gh",state="pending"}`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics has no %s:\n%s", want, grep(m, "tokengate_queue"))
+		}
+	}
+}
+
+// TestQueuedMessagesSurviveShutdown: messages stored while the receiver
+// is down outlive the gate's Shutdown; a new gate on the same store
+// (whose lock the first released) delivers every one of them.
+func TestQueuedMessagesSurviveShutdown(t *testing.T) {
+	recv := &queueReceiver{addr: freeAddr(t)}
+	path := queuedConfig(t, recv.addr, filepath.Join(t.TempDir(), "queue"))
+	g, err := startWith(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if a := sendQueued(t, g, fmt.Sprintf("d-%d", i), fmt.Sprintf(`{"n":%d}`, i)); a.status != http.StatusAccepted {
+			t.Fatalf("message %d: %d, want 202", i, a.status)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Shutdown(context.Background()) }()
+	if err := waitFor(t, done, "Shutdown"); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	recv.up(t)
+	g2 := startQueued(t, path)
+	eventually(t, "the stored messages delivered by the new gate", func() bool { p, _ := stored(t, g2); return p == 0 })
+	hs, bodies := recv.received()
+	ids := map[string]bool{}
+	for _, h := range hs {
+		ids[h.Get(queue.HeaderDeliveryID)] = true
+	}
+	if len(hs) != 3 || !ids["d-0"] || !ids["d-1"] || !ids["d-2"] {
+		t.Fatalf("after the restart the receiver got %q (ids %v), want the three once each", bodies, ids)
+	}
+}
+
+// TestQueueStoreHealthDecidesReadiness: a store that cannot be written
+// (its directory removed: what is written would be lost with the process)
+// makes /readyz 503 and a queued route refuse with 503 instead of
+// acknowledging; a receiver that is down does not.
+func TestQueueStoreHealthDecidesReadiness(t *testing.T) {
+	recv := &queueReceiver{addr: freeAddr(t)}
+	dir := filepath.Join(t.TempDir(), "queue")
+	g := startQueued(t, queuedConfig(t, recv.addr, dir))
+	if a := sendQueued(t, g, "d-1", `{}`); a.status != http.StatusAccepted {
+		t.Fatalf("healthy store: %d, want 202", a.status)
+	}
+	if code, b := readyz(t, g); code != http.StatusOK {
+		t.Fatalf("/readyz, receiver down, store fine: %d %s", code, b)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "/readyz 503 after the store's directory went away", func() bool {
+		code, b := readyz(t, g)
+		return code == http.StatusServiceUnavailable && strings.Contains(b, "queue store")
+	})
+	if a := sendQueued(t, g, "d-2", `{"lost":"no"}`); a.status != http.StatusServiceUnavailable || a.retryAfter == "" {
+		t.Fatalf("unwritable store: %d (Retry-After %q), want 503 with Retry-After", a.status, a.retryAfter)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // several checks: the file is still not the one held
+	if code, _ := readyz(t, g); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with a new, empty directory: %d, want 503 until a restart", code)
+	}
+}
+
+// TestQueueAcrossReloads: a reload keeps the queue and its store; a new
+// upstream.url takes the next attempts; a queued route the running queue
+// does not know (added by the reload) answers 503, never 202.
+func TestQueueAcrossReloads(t *testing.T) {
+	oldRecv := &queueReceiver{addr: freeAddr(t)}
+	newRecv := &queueReceiver{addr: freeAddr(t)}
+	dir := filepath.Join(t.TempDir(), "queue")
+	path := queuedConfig(t, oldRecv.addr, dir)
+	g := startQueued(t, path)
+	if a := sendQueued(t, g, "d-1", `{"n":1}`); a.status != http.StatusAccepted {
+		t.Fatalf("before the reload: %d", a.status)
+	}
+	y, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y2 := strings.Replace(string(y), oldRecv.addr, newRecv.addr, 1) + `  - name: added
+    path: /hooks/added
+    signature: { scheme: github, secrets: ["${GH_QUEUED}"] }
+    delivery: { mode: queued }
+`
+	if err := os.WriteFile(path, []byte(y2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(t.Context(), "test"); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	newRecv.up(t)
+	eventually(t, "the stored message delivered to the new upstream", func() bool { hs, _ := newRecv.received(); return len(hs) == 1 })
+	body := `{"n":2}`
+	a := post(t, "http://"+g.Addr()+"/hooks/added", githubHeaders("queued-github-secret", "d-2", body), body)
+	if a.status != http.StatusServiceUnavailable {
+		t.Fatalf("a queued route added by a reload: %d, want 503 until a restart", a.status)
+	}
+	if a := sendQueued(t, g, "d-3", `{"n":3}`); a.status != http.StatusAccepted {
+		t.Fatalf("the known queued route after the reload: %d, want 202", a.status)
+	}
+}
