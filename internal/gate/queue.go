@@ -99,6 +99,15 @@ func (r *queueRunner) start(ctx context.Context, timeouts listener.Timeouts) {
 // stopped: nothing enqueues any more.
 func (r *queueRunner) stop() { r.once.Do(r.close) }
 
+// beginStop tells the worker to take no new deliveries; its attempts in
+// flight get their grace while the public listener drains, so a shutdown
+// takes one shutdown_grace, not two. stop waits for it.
+func (r *queueRunner) beginStop() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
+
 func (r *queueRunner) close() {
 	if r.cancel != nil {
 		r.cancel()

@@ -11,8 +11,9 @@ import (
 // Shutdown stops accepting connections at once, lets requests in flight
 // finish within the configuration's shutdown_grace (and ctx), waits for a
 // refresh-token refresh at the vendor so its rotated token is stored,
-// stops the delivery queue (attempts in flight get shutdown_grace too;
-// what is left stays stored), then stops the admin listener and closes
+// stops the delivery queue (its attempts in flight get shutdown_grace
+// beside the public drain, not after it; what is left stays stored), then
+// stops the admin listener and closes
 // the replay store. Later calls
 // return the first call's result. An error says what was cut off.
 func (g *Gate) Shutdown(ctx context.Context) error {
@@ -26,6 +27,9 @@ func (g *Gate) stop(ctx context.Context) error {
 	}
 	g.cur.Load().Stop()
 	g.draining.Store(true)
+	if g.queue != nil {
+		g.queue.beginStop() // deliveries wind down beside the public drain
+	}
 	grace := g.cur.Load().Config().ShutdownGrace.D()
 	g.log.Info("shutting down: no new connections, draining requests in flight", zap.Duration("grace", grace))
 	ctx, cancel := context.WithTimeout(ctx, grace)
