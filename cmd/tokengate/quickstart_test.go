@@ -47,15 +47,22 @@ func TestQuickstartEgressCurl(t *testing.T) {
 		}
 	}()
 	var resp *http.Response
-	for range 100 { // until the listeners are up
+	// Until the listeners are up: generous, a busy machine starts slowly
+	// (the property is that the curl works, not how soon).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		resp, err = http.Post("http://"+eg+"/hooks/aftership", "application/x-www-form-urlencoded", strings.NewReader(`{"tracking_number":"1Z999AA10123456784"}`))
 		if err == nil {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
+		select {
+		case qerr := <-done:
+			done <- qerr // for the deferred wait
+			t.Fatalf("the quickstart stopped before its egress answered: %v", qerr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the quickstart's egress did not answer within a minute: %v", err)
+		}
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
