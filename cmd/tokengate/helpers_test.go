@@ -58,11 +58,11 @@ routes:
 
 const hooksRoute = "  - { name: hooks, path_prefix: /hooks, require: { scopes: [\"webhooks:write\"] } }\n"
 
-// eventually polls cond for up to 10s; file watching and key fetching are
+// eventually polls cond for up to 30s; file watching and key fetching are
 // asynchronous by nature.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

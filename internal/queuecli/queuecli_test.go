@@ -93,10 +93,10 @@ func mustRun(t *testing.T, path, cmd string, args []string, o Options) string {
 	return out
 }
 
-// eventually polls cond for up to 10s.
+// eventually polls cond for up to 30s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
