@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,4 +191,17 @@ func newUpstreamURL(t *testing.T) string {
 	u := newUpstream()
 	t.Cleanup(u.Close)
 	return u.URL
+}
+
+// TestClaimNamesAreThoseRoutesAndHeadersRead: the list verifiers are told
+// to keep.
+func TestClaimNamesAreThoseRoutesAndHeadersRead(t *testing.T) {
+	cfg := &config.Config{Routes: []config.Route{{Require: config.Require{Claims: map[string]string{"tenant": "acme", "env": "prod"}}}, {}}}
+	cfg.Headers.Claims = map[string]string{"tenant": "Tenant", "region": "Region"}
+	if got := ClaimNames(cfg); !slices.Equal(got, []string{"env", "region", "tenant"}) {
+		t.Fatalf("ClaimNames = %q", got)
+	}
+	if got := ClaimNames(&config.Config{}); got == nil || len(got) != 0 {
+		t.Fatalf("no claims used: %#v, want an empty, non-nil list (nil would keep every claim)", got)
+	}
 }

@@ -261,3 +261,21 @@ func MatchRoute(cfg *config.Config, method, host, urlPath string) int {
 // ClaimMatches reports whether a claim value satisfies a route's
 // require.claims entry, exactly as the handler decides it.
 func ClaimMatches(v any, want string) bool { return claimEquals(v, want) }
+
+// ClaimNames are the claims the handler reads from a principal: those of
+// route claim policies and of claim headers, sorted, never nil. Verifiers
+// keep only these (verifier JWTOptions/IntrospectionOptions.ClaimNames),
+// so a cached token holds no other claim.
+func ClaimNames(cfg *config.Config) []string {
+	names := []string{}
+	for k := range cfg.Headers.Claims {
+		names = append(names, k)
+	}
+	for _, r := range cfg.Routes {
+		for k := range r.Require.Claims {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}

@@ -20,7 +20,7 @@ type claims struct {
 	issuer, subject, clientID   string
 	audience, scopes            []string
 	expiry, notBefore, issuedAt time.Time
-	all                         map[string]any
+	all                         map[string]any // the kept claims (claimFilter)
 	// From introspection answers: RFC 7662 "active" and "token_type", and
 	// "token_use" (Amazon Cognito's name for it). nil/"" when absent.
 	active              *bool
@@ -62,10 +62,9 @@ type claimValues [len(registeredNames)][]byte
 
 // parseClaims decodes a claim set strictly: names match exactly (RFC 7519
 // §4: "EXP" is not "exp"), a registered claim given twice is refused, a
-// time must be a JSON number, the text must be UTF-8. The full map of
-// claims (for claim policies and claim headers) is decoded as well only
-// when all is true.
-func parseClaims(payload []byte, all bool) (*claims, error) {
+// time must be a JSON number, the text must be UTF-8. The claims routes
+// and headers read (claims.all) are picked by the verifier's claimFilter.
+func parseClaims(payload []byte) (*claims, error) {
 	if !utf8.Valid(payload) {
 		// JSON text is UTF-8 (RFC 8259 §8.1). Go's decoder would turn other
 		// bytes into U+FFFD in the claim map while the raw claim strings kept
@@ -92,11 +91,6 @@ func parseClaims(payload []byte, all bool) (*claims, error) {
 	}
 	if err := c.readRest(&raw); err != nil {
 		return nil, err
-	}
-	if all {
-		if c.all, err = claimMap(payload); err != nil {
-			return nil, fmt.Errorf("claims: %w", err)
-		}
 	}
 	return c, nil
 }

@@ -3,8 +3,11 @@ package verifier
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"slices"
 	"testing"
@@ -119,13 +122,25 @@ func TestStoreMatchesAModelLRU(t *testing.T) {
 // TestCachedTokensTakeLittleMemory verifies real ES256 tokens (one sender,
 // a new token each time, as a sender that asks for a token per webhook)
 // through the Set and the cache, and measures the live heap each cached
-// token adds. It was about 340 bytes when every entry held its own
-// Principal in a general-purpose LRU.
+// token adds: with the registered claims only, and with a claim header
+// (KeepClaims, ClaimNames [tenant]) on tokens that carry other claims too.
+// It was about 400 bytes when every entry held its own Principal in a
+// general-purpose LRU, and about 1,400 with every claim kept.
 func TestCachedTokensTakeLittleMemory(t *testing.T) {
-	const n = 10_000
+	for _, c := range []struct {
+		name  string
+		keep  bool
+		names []string
+	}{{"registered claims", false, nil}, {"claim header", true, []string{"tenant"}}} {
+		t.Run(c.name, func(t *testing.T) { testCachedTokenMemory(t, c.keep, c.names) })
+	}
+}
+
+func testCachedTokenMemory(t *testing.T, keep bool, names []string) {
+	const n = 5_000
 	k := verifiertest.NewKey(jose.ES256)
 	j, err := NewJWT(JWTOptions{Name: "idp", Issuer: "https://idp.example", KeySet: mustStatic(t, k.Public()),
-		Audiences: []string{"aud"}, Algorithms: []string{"ES256"}})
+		Audiences: []string{"aud"}, Algorithms: []string{"ES256"}, KeepClaims: keep, ClaimNames: names})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +152,8 @@ func TestCachedTokensTakeLittleMemory(t *testing.T) {
 	tokens := make([]string, n)
 	for i := range tokens {
 		tokens[i] = verifiertest.Sign(k, map[string]any{"iss": "https://idp.example", "aud": "aud", "sub": "sender", "client_id": "sender",
-			"scope": "webhooks:write", "exp": exp - int64(i%600), "iat": exp - 3600, "jti": fmt.Sprint(i)}, nil)
+			"scope": "webhooks:write", "exp": exp - int64(i%600), "iat": exp - 3600, "jti": fmt.Sprint(i),
+			"tenant": "acme", "email": "hooks@sender.example", "roles": []string{"sender", "webhooks"}}, nil)
 	}
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -161,5 +177,59 @@ func TestCachedTokensTakeLittleMemory(t *testing.T) {
 	if err != nil || p.Subject != "sender" || p.Expiry.Unix() != exp-7 || !p.HasScope("webhooks:write") || p.TokenID() != hex.EncodeToString(func() []byte { k := cacheKey(tokens[7]); return k[:4] }()) {
 		t.Fatalf("cached principal %+v, %v", p, err)
 	}
+	if want := map[string]any{"tenant": "acme"}; keep && !reflect.DeepEqual(p.Claims, want) {
+		t.Fatalf("claims %v, want %v", p.Claims, want)
+	}
 	runtime.KeepAlive(tokens)
+}
+
+// TestOnlyNamedClaimsAreKept: with ClaimNames, a principal holds those
+// claims only, decoded as before (numbers exact, lists), from a JWT and
+// from an introspection answer; nil keeps every claim; an empty list none.
+func TestOnlyNamedClaimsAreKept(t *testing.T) {
+	k := verifiertest.NewKey(jose.ES256)
+	claims := map[string]any{"iss": "https://partner.example", "aud": "https://hooks.example.com", "sub": "s", "exp": time.Now().Add(time.Hour).Unix(),
+		"tenant": "acme", "level": json.Number("12345678901234567890"), "groups": []string{"a", "b"}, "email": "x@y"}
+	tok := verifiertest.Sign(k, claims, nil)
+	in := verifiertest.NewIntrospector()
+	defer in.Close()
+	active := verifiertest.ActiveClaims("x", time.Hour)
+	for _, name := range []string{"tenant", "level", "groups", "email"} {
+		active[name] = claims[name]
+	}
+	in.Add("opaque", active)
+	for _, c := range []struct {
+		names []string
+		want  []string
+	}{
+		{[]string{"tenant", "level", "groups", "absent"}, []string{"groups", "level", "tenant"}},
+		{[]string{}, nil},
+	} {
+		j, err := NewJWT(JWTOptions{Name: "idp", Issuer: "https://partner.example", KeySet: mustStatic(t, k.Public()),
+			Audiences: []string{"https://hooks.example.com"}, Algorithms: []string{"ES256"}, KeepClaims: true, ClaimNames: c.names})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromJWT, err := j.Verify(context.Background(), tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromIntro, err := newIntrospection(t, in, func(o *IntrospectionOptions) { o.ClaimNames = c.names }).Verify(context.Background(), "opaque")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, p := range map[string]*Principal{"jwt": fromJWT, "introspection": fromIntro} {
+			got := slices.Sorted(maps.Keys(p.Claims))
+			if !slices.Equal(got, c.want) {
+				t.Errorf("%s, names %q: kept %q, want %q", what, c.names, got, c.want)
+			}
+			if len(c.want) > 0 && (p.Claims["level"] != json.Number("12345678901234567890") || !reflect.DeepEqual(p.Claims["groups"], []any{"a", "b"}) || p.Claims["tenant"] != "acme") {
+				t.Errorf("%s: claims decoded differently: %#v", what, p.Claims)
+			}
+		}
+	}
+	all, err := newIntrospection(t, in, nil).Verify(context.Background(), "opaque")
+	if err != nil || all.Claims["email"] != "x@y" || all.Claims["active"] != nil {
+		t.Fatalf("without ClaimNames: %v, %v; want every member but active", all.Claims, err)
+	}
 }
