@@ -53,7 +53,7 @@ egress:
 	}
 	defer p.stop()
 	cpu0 := p.cpuSeconds()
-	st := load("http://"+p.addr, e.o.conns, e.o.duration, func(int64) (request, bool) {
+	st := e.load("http://"+p.addr, e.o.conns, e.o.duration, func(int64) (request, bool) {
 		return request{path: "/hooks/aftership"}, true
 	})
 	r := e.fill("egress", st, p, cpu0)
