@@ -90,7 +90,9 @@ func render(o options, rows []row, checks []string) string {
 	fmt.Fprintf(&b, "# tokengate benchmark\n\n")
 	fmt.Fprintf(&b, "%s on %s (%d cores, %s), %s. Closed loop, %d connections. Every scenario runs %d rounds; each round runs tokengate for %v (cold scenarios: until their tokens are used) and then, at once, the bare proxy (httputil.ReverseProxy, same transport) under the same requests, connections and time bound; the table shows medians over the rounds, and \"vs bare\" is the median of the per-round ratios. CPU s / 10k req is user+system time of the process (from /proc/PID/stat) per 10,000 requests. Introspection endpoint delay %v. Every process on loopback.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), model, runtime.Version(), o.conns, o.rounds, o.duration, o.delay)
-	if worst, name := worstSpread(rows); worst > noisySpread {
+	if worst, name := worstSpread(rows); name == "" {
+		fmt.Fprintf(&b, "One round per scenario: no spread of the bare proxy measured.\n\n")
+	} else if worst > noisySpread {
 		fmt.Fprintf(&b, "**Noisy run: the bare proxy's req/s spread by up to %.0f%% between the rounds of one scenario (%s), above the %.0f%% this harness trusts.** Other load shared the machine; the ratios are medians of neighbouring rounds, and CPU per request, which waiting for the CPU does not inflate, is the steadier comparison.\n\n", worst*100, name, noisySpread*100)
 	} else {
 		fmt.Fprintf(&b, "The bare proxy's req/s spread by at most %.0f%% between the rounds of one scenario (%s): within the %.0f%% this harness trusts.\n\n", worst*100, name, noisySpread*100)

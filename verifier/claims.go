@@ -175,22 +175,39 @@ func claimString(name string, raw []byte) (string, error) {
 
 func isNull(raw []byte) bool { return len(raw) == 0 || string(raw) == "null" }
 
-// stringOrList reads a claim that is a string or a list of strings.
+// stringOrList reads a claim that is a string or a list of strings (a
+// null in the list reads as "", as encoding/json decodes it). raw is valid
+// JSON (members checked the whole document), so the list is split by
+// valueEnd, without encoding/json's decoder state per claim.
 func stringOrList(name string, raw []byte) ([]string, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, err := claimString(name, raw)
+		if err != nil {
 			return nil, fmt.Errorf("claim %q: %w", name, err)
 		}
 		return []string{s}, nil
 	case '[':
-		var l []string
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return nil, fmt.Errorf("claim %q holds a non-string", name)
+		l := []string{}
+		i := skipSpace(raw, 1)
+		for i < len(raw) && raw[i] != ']' {
+			end := valueEnd(raw, i)
+			v := raw[i:end]
+			if string(v) != "null" && v[0] != '"' {
+				return nil, fmt.Errorf("claim %q holds a non-string", name)
+			}
+			s, err := claimString(name, v)
+			if err != nil {
+				return nil, fmt.Errorf("claim %q: %w", name, err)
+			}
+			l = append(l, s)
+			i = skipSpace(raw, end)
+			if i < len(raw) && raw[i] == ',' {
+				i = skipSpace(raw, i+1)
+			}
 		}
 		return l, nil
 	}
