@@ -14,8 +14,9 @@ import (
 // its own (the key, the times) and points at a profile: the rest of its
 // Principal, shared by every cached token with the same issuer, subject,
 // client, audience, scopes, kept claims and signing key. Slots live in
-// fixed-size chunks linked by index (no per-entry allocation, nothing for
-// the garbage collector to follow but the profile) and are found through
+// fixed-size chunks linked by index (no per-entry allocation, and no
+// pointer: the garbage collector never scans them; a slot names its
+// profile by number) and are found through
 // an open-addressing table of slot numbers under a keyed hash, so that
 // chosen tokens cannot pile up in one run of the table.
 type store struct {
@@ -29,6 +30,8 @@ type store struct {
 	tail     uint32   // least recently used slot + 1
 	n, max   int
 	profiles map[profileKey]*profile
+	profs    []*profile // by number - 1
+	freeProf []uint32   // numbers of profs free for reuse
 	onEvict  func()
 }
 
@@ -36,8 +39,8 @@ type store struct {
 type slot struct {
 	key        [32]byte
 	until      int64 // unix nanoseconds: reused before this
-	expSec     int64 // the token's expiry (Principal.Expiry), 0 and 0: none
-	prof       *profile
+	expSec     int64  // the token's expiry (Principal.Expiry), 0 and 0: none
+	prof       uint32 // profile number + 1
 	prev, next uint32 // slot number + 1 (0: none), LRU order or free list
 	expNsec    uint32
 }
@@ -48,6 +51,7 @@ type profile struct {
 	p    Principal
 	key  profileKey
 	refs int
+	num  uint32 // its number + 1 (slot.prof)
 }
 
 // profileKey identifies a profile. Lists and the claim map are compared by
@@ -100,13 +104,14 @@ func (s *store) get(key *[32]byte, now time.Time) (*Principal, bool) {
 		return nil, false
 	}
 	e := s.at(ref - 1)
-	if now.UnixNano() >= e.until || e.prof.p.KeyWithdrawn() {
+	prof := s.profs[e.prof-1]
+	if now.UnixNano() >= e.until || prof.p.KeyWithdrawn() {
 		s.remove(pos, ref)
 		return nil, false
 	}
 	s.unlink(ref)
 	s.pushFront(ref)
-	return e.principal(), true
+	return e.principal(prof), true
 }
 
 // hit is a cached principal and the text of its token id in one
@@ -118,8 +123,8 @@ type hit struct {
 
 // principal returns a new Principal for the slot's token: its profile,
 // its expiry and its token id.
-func (e *slot) principal() *Principal {
-	h := &hit{p: e.prof.p}
+func (e *slot) principal(prof *profile) *Principal {
+	h := &hit{p: prof.p}
 	if e.expSec != 0 || e.expNsec != 0 {
 		h.p.Expiry = time.Unix(e.expSec, int64(e.expNsec)).UTC()
 	}
@@ -269,9 +274,9 @@ func (s *store) pushFront(ref uint32) {
 	}
 }
 
-// profileOf returns the shared profile of p, making one if needed, with
-// one more reference.
-func (s *store) profileOf(p *Principal) *profile {
+// profileOf returns the number + 1 of the shared profile of p, making one
+// if needed, with one more reference.
+func (s *store) profileOf(p *Principal) uint32 {
 	k := profileKey{
 		source: p.Source, issuer: p.Issuer, subject: p.Subject, clientID: p.ClientID,
 		aud: unsafe.SliceData(p.Audience), nAud: len(p.Audience),
@@ -283,19 +288,30 @@ func (s *store) profileOf(p *Principal) *profile {
 	}
 	if pr := s.profiles[k]; pr != nil {
 		pr.refs++
-		return pr
+		return pr.num
 	}
 	pr := &profile{p: *p, key: k, refs: 1}
 	pr.p.Expiry, pr.p.tokenID = time.Time{}, ""
+	if n := len(s.freeProf); n > 0 {
+		pr.num, s.freeProf = s.freeProf[n-1], s.freeProf[:n-1]
+		s.profs[pr.num-1] = pr
+	} else {
+		s.profs = append(s.profs, pr)
+		pr.num = uint32(len(s.profs))
+	}
 	s.profiles[k] = pr
-	return pr
+	return pr.num
 }
 
-func (s *store) release(pr *profile) {
-	if pr == nil {
+// release drops one reference to profile num + 1.
+func (s *store) release(num uint32) {
+	if num == 0 {
 		return
 	}
+	pr := s.profs[num-1]
 	if pr.refs--; pr.refs == 0 {
 		delete(s.profiles, pr.key)
+		s.profs[num-1] = nil
+		s.freeProf = append(s.freeProf, num)
 	}
 }
