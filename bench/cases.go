@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -183,6 +184,9 @@ func (e *env) invalidFlood() (row, error) {
 	if err != nil {
 		return r, err
 	}
+	// The start-up fetch, the refetch burst of 3, then at most one
+	// fetch a second for as long as the process lived.
+	r.jwksAllowance = 4 + int(math.Ceil(time.Since(p.started).Seconds()))
 	p.stop()
 	isValid := func(x result) bool { return x.class == classValid }
 	for _, x := range st.results {

@@ -37,7 +37,8 @@ func targets(r row) []string {
 		out = append(out, verdict(r.introspections == 1, "burst: exactly one introspection call for 500 requests at once", strconv.Itoa(r.introspections)))
 	case "invalid-flood":
 		out = append(out,
-			verdict(r.jwks <= 4, "invalid-flood: unknown-kid refetches within the bucket: burst 3, then one per 30 s cooldown (plus the start-up fetch; runs are shorter than 30 s)", strconv.Itoa(r.jwks)),
+			verdict(r.jwks <= r.jwksAllowance, "invalid-flood: unknown-kid refetches within the policy: the start-up fetch, a burst of 3, then at most one a second shared by every waiting token",
+				fmt.Sprintf("%d (worst round; at most %d for its process lifetime)", r.jwks, r.jwksAllowance)),
 			verdict(r.introspections <= 200, "invalid-flood: at most one introspection call per distinct bad opaque token (100 garbage + 100 unknown opaque) per negative TTL", strconv.Itoa(r.introspections)),
 			verdict(r.wrong == 0, "invalid-flood: no wrong decision", strconv.Itoa(r.wrong)))
 	case "egress":

@@ -64,7 +64,7 @@ func summarise(name string, ss, bs []row) row {
 	}
 	last := ss[len(ss)-1]
 	r := row{name: name, rounds: len(ss), note: last.note, jwks: last.jwks, introspections: last.introspections,
-		distinct: last.distinct, tokenAllowance: last.tokenAllowance, entries: last.entries}
+		distinct: last.distinct, tokenAllowance: last.tokenAllowance, entries: last.entries, jwksAllowance: last.jwksAllowance}
 	ratios := pick(ss, func(r row) float64 { return r.ratio })
 	r.ratio, r.ratioMin, r.ratioMax = median(ratios), slices.Min(ratios), slices.Max(ratios)
 	r.rps = median(pick(ss, func(r row) float64 { return r.rps }))
@@ -77,7 +77,7 @@ func summarise(name string, ss, bs []row) row {
 		r.jwks, r.introspections = max(r.jwks, s.jwks), max(r.introspections, s.introspections)
 		r.wrong, r.waits, r.tokenRequests = max(r.wrong, s.wrong), max(r.waits, s.waits), max(r.tokenRequests, s.tokenRequests)
 		r.distinct, r.tokenAllowance = min(r.distinct, s.distinct), min(r.tokenAllowance, s.tokenAllowance)
-		r.entries = min(r.entries, s.entries)
+		r.entries, r.jwksAllowance = min(r.entries, s.entries), min(r.jwksAllowance, s.jwksAllowance)
 	}
 	bare := pick(bs, func(r row) float64 { return r.rps })
 	r.bare = bareSide{rps: median(bare), cpuPer10k: median(pick(bs, func(r row) float64 { return r.cpuPer10k })),

@@ -87,6 +87,7 @@ type row struct {
 	distinct             int     // introspect-cold: distinct tokens sent
 	entries, restRSSMB   float64 // cold scenarios: cache entries and RSS after the run
 	wrong                int     // invalid-flood: wrong decisions
+	jwksAllowance        int     // invalid-flood: the most JWKS fetches the refetch policy allows
 	// egress: token requests made, the most one per refresh allows, and
 	// requests that had to wait for a token
 	tokenRequests, tokenAllowance, waits int
