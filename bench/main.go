@@ -2,7 +2,8 @@
 // the same run, on loopback, with real identity providers.
 //
 //	go run ./bench                 # every scenario, writes bench/results/LATEST.md
-//	go run ./bench -smoke          # a second per scenario (CI: proves it runs)
+//	go run ./bench -smoke          # short rounds per scenario (CI: proves it runs)
+//	go run ./bench -only cache-1m -o ""  # 1,000,000 cached tokens (minutes)
 //	go run ./bench soak -d 10m     # bounded soak: decisions, 5xx, RSS, goroutines
 //	go run ./bench slow -n 3000    # slow-body connections: RSS bound, denials closed at once
 //
@@ -54,8 +55,9 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
-	smoke := fs.Bool("smoke", false, "one second per scenario and small token sets: proves the harness runs, measures nothing")
-	d := fs.Duration("d", 8*time.Second, "duration of each timed scenario")
+	smoke := fs.Bool("smoke", false, "short rounds and small token sets: proves the harness runs, measures nothing")
+	d := fs.Duration("d", 3*time.Second, "duration of each timed round (tokengate, then the bare proxy)")
+	rounds := fs.Int("rounds", 3, "rounds per scenario, each against the bare proxy (the table shows medians)")
 	conns := fs.Int("c", 32, "connections of the closed-loop generator")
 	delay := fs.Duration("introspection-delay", 2*time.Millisecond, "latency of the test introspection endpoint")
 	out := fs.String("o", "bench/results/LATEST.md", "where to write the table (empty: nowhere)")
@@ -66,9 +68,10 @@ func run(ctx context.Context, args []string) error {
 	if *memlimit != "" {
 		tokengateEnv = append(tokengateEnv, "GOMEMLIMIT="+*memlimit)
 	}
-	o := options{duration: *d, conns: *conns, delay: *delay, smoke: *smoke, only: *only, coldTokens: 100_000, coldOpaque: 10_000}
+	o := options{duration: *d, rounds: max(*rounds, 1), conns: *conns, delay: *delay, smoke: *smoke, only: *only,
+		rsTokens: 20_000, coldTokens: 100_000, bigTokens: 1_000_000, coldOpaque: 3_000}
 	if *smoke {
-		o.duration, o.coldTokens, o.coldOpaque = time.Second, 2_000, 500
+		o.duration, o.rsTokens, o.coldTokens, o.bigTokens, o.coldOpaque = 300*time.Millisecond, 300, 2_000, 5_000, 300
 	}
 	return benchmark(ctx, o, *out)
 }

@@ -16,11 +16,14 @@ import (
 
 type options struct {
 	duration   time.Duration
+	rounds     int
 	conns      int
 	delay      time.Duration
 	smoke      bool
 	only       string
-	coldTokens int
+	rsTokens   int // jwt-cold-rs256: tokens minted (RSA signing is slow)
+	coldTokens int // cache-100k
+	bigTokens  int // cache-1m
 	coldOpaque int
 }
 
@@ -30,6 +33,11 @@ const (
 	partnerIss   = "https://partner.example"
 	jwksCooldown = 30 * time.Second
 	negativeTTL  = 10 * time.Second
+	// benchMaxEntries is the cache bound of the bench config: room for
+	// the 1M-token scenario (the default is 100,000). Its max_ttl is an
+	// hour (default 5 minutes), so that the first of 1M tokens is still
+	// cached when the last one arrives minutes later.
+	benchMaxEntries = 1_100_000
 )
 
 // env is what every scenario shares: the sink, the identity providers, the
@@ -43,9 +51,29 @@ type env struct {
 	intro  *verifiertest.Introspector
 	esKey  *verifiertest.Key
 	secret string // bcrypt hash of benchSecret
+	// minted are the cold scenarios' tokens, minted once for all rounds.
+	minted map[string][]string
+	// last is the load the latest scenario put on tokengate, for its bare
+	// round.
+	last loadSpec
 }
 
-// row is one line of the results table.
+// loadSpec is one closed-loop load: connections, time bound, requests.
+type loadSpec struct {
+	conns int
+	d     time.Duration
+	next  func(i int64) (request, bool)
+}
+
+// load runs a closed-loop load and remembers it, so that the bare proxy
+// gets the same.
+func (e *env) load(base string, conns int, d time.Duration, next func(i int64) (request, bool)) *stats {
+	e.last = loadSpec{conns: conns, d: d, next: next}
+	return load(base, conns, d, next)
+}
+
+// row is one line of the results table: one round, or the medians of a
+// scenario's rounds (round.go).
 type row struct {
 	name      string
 	requests  int
@@ -57,12 +85,26 @@ type row struct {
 	// identity-provider calls during the scenario; -1: not applicable
 	jwks, introspections int
 	distinct             int     // introspect-cold: distinct tokens sent
-	entries, restRSSMB   float64 // jwt-cold: cache entries and RSS after the run
+	entries, restRSSMB   float64 // cold scenarios: cache entries and RSS after the run
 	wrong                int     // invalid-flood: wrong decisions
+	jwksAllowance        int     // invalid-flood: the most JWKS fetches the refetch policy allows
 	// egress: token requests made, the most one per refresh allows, and
 	// requests that had to wait for a token
 	tokenRequests, tokenAllowance, waits int
 	note                                 string
+	// Set on a scenario's summary row: its bare rounds and the spread of
+	// their req/s ((max-min)/median), the range of the per-round ratios,
+	// and the rounds run.
+	bare               bareSide
+	ratioMin, ratioMax float64
+	rounds             int
+}
+
+// bareSide is the bare proxy's side of a summary row: medians of its
+// rounds, and the spread of its req/s between them.
+type bareSide struct {
+	rps, cpuPer10k, spread float64
+	p99                    time.Duration
 }
 
 // idpCalls renders the identity-provider calls for the table.
@@ -80,66 +122,54 @@ func (r row) idpCalls() string {
 	return strings.Join(parts, ", ")
 }
 
+// scenario is one row of the table. optIn scenarios run only when -only
+// names them.
+type scenario struct {
+	name  string
+	run   func() (row, error)
+	optIn bool
+}
+
 func benchmark(ctx context.Context, o options, out string) error {
 	e, err := newEnv(o)
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	fmt.Fprintf(os.Stderr, "bench: %d connections, %v per scenario, introspection delay %v\n", o.conns, o.duration, o.delay)
+	fmt.Fprintf(os.Stderr, "bench: %d connections, %d rounds of %v against the bare proxy per scenario, introspection delay %v\n", o.conns, o.rounds, o.duration, o.delay)
+	scenarios := []scenario{
+		{name: "jwt-hot", run: e.jwtHot},
+		{name: "introspect-hot", run: e.introspectHot},
+		{name: "token-url returning client", run: e.tokenURLReturning},
+		{name: "jwt-cold-rs256", run: func() (row, error) { return e.jwtCold("jwt-cold-rs256", e.idp.Signer(), o.rsTokens, o.duration) }},
+		{name: "cache-100k", run: func() (row, error) { return e.jwtCold("cache-100k", e.esKey, o.coldTokens, 90*time.Second) }},
+		{name: "cache-1m", optIn: true, run: func() (row, error) { return e.jwtCold("cache-1m", e.esKey, o.bigTokens, 8*time.Minute) }},
+		{name: "introspect-cold", run: e.introspectCold},
+		{name: "burst", run: e.burst},
+		{name: "invalid-flood", run: e.invalidFlood},
+		{name: "big-body", run: e.bigBody},
+		{name: "egress", run: e.egress},
+		{name: "signed-1k", run: func() (row, error) { return e.signed("signed-1k", false) }},
+		{name: "signed-1k-redis", run: func() (row, error) { return e.signed("signed-1k-redis", true) }},
+	}
 	var rows []row
-	var bare row
 	var check []string
-	want := func(name string) bool { return o.only == "" || strings.Contains(name, o.only) || name == "bare" }
-	add := func(r row, err error) error {
-		if err != nil {
-			return err
-		}
-		if bare.rps > 0 && r.rps > 0 && r.name != "bare" {
-			r.ratio = r.rps / bare.rps
-		}
-		rows = append(rows, r)
-		fmt.Fprintf(os.Stderr, "  %-22s %8.0f req/s  p50 %-9v p99 %-9v %s %s\n", r.name, r.rps, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.idpCalls(), r.note)
-		return ctx.Err()
-	}
-	if err := add(e.runBare()); err != nil {
-		return err
-	}
-	bare = rows[0]
-	bare.ratio = 1
-	rows[0].ratio = 1
-	scenarios := []struct {
-		name string
-		run  func() (row, error)
-	}{
-		{"jwt-hot", e.jwtHot},
-		{"introspect-hot", e.introspectHot},
-		{"jwt-cold-rs256", func() (row, error) { return e.jwtCold("jwt-cold-rs256", e.idp.Signer()) }},
-		{"jwt-cold-es256", func() (row, error) { return e.jwtCold("jwt-cold-es256", e.esKey) }},
-		{"introspect-cold", e.introspectCold},
-		{"burst", e.burst},
-		{"invalid-flood", e.invalidFlood},
-		{"token-endpoint", e.tokenEndpoint},
-		{"big-body", e.bigBody},
-		{"egress", e.egress},
-		{"signed-1k", func() (row, error) { return e.signed("signed-1k", false) }},
-		{"signed-1k-redis", func() (row, error) { return e.signed("signed-1k-redis", true) }},
-	}
 	for _, s := range scenarios {
-		if !want(s.name) {
+		if o.only == "" && s.optIn || !strings.Contains(s.name, o.only) {
 			continue
 		}
-		r, err := s.run()
-		if err := add(r, err); err != nil {
+		rounds := o.rounds
+		if s.optIn {
+			rounds = 1 // minutes per round: one, stated in its row
+		}
+		r, err := e.rounds(ctx, s.name, rounds, s.run)
+		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		check = append(check, targets(rows[len(rows)-1], bare)...)
+		rows = append(rows, r)
+		check = append(check, targets(r)...)
 	}
-	if err := add(e.runBare()); err != nil {
-		return err
-	}
-	rows[len(rows)-1].name = "bare (again, at the end)"
-	rows[len(rows)-1].ratio = rows[len(rows)-1].rps / bare.rps
+	check = append(check, crossTargets(rows)...)
 	ready, idleRSS, err := e.idle()
 	if err != nil {
 		return err
@@ -150,16 +180,6 @@ func benchmark(ctx context.Context, o options, out string) error {
 		return err
 	}
 	check = append(check, microTargets(m)...)
-	byName := map[string]row{}
-	for _, r := range rows {
-		byName[r.name] = r
-	}
-	if hot, ok := byName["jwt-hot"]; ok {
-		if big, ok := byName["big-body"]; ok {
-			check = append(check, verdict(big.peakRSSMB <= hot.peakRSSMB+10, "big-body: peak RSS does not follow the body size (within 10 MB of jwt-hot)",
-				fmt.Sprintf("%.1f MB with 50 MB bodies vs %.1f MB", big.peakRSSMB, hot.peakRSSMB)))
-		}
-	}
 	check = append(check,
 		verdict(idleRSS < 30, "idle RSS under 30 MB (embedded issuer)", fmt.Sprintf("%.1f MB", idleRSS)),
 		verdict(ready < 200*time.Millisecond, "start to ready under 200 ms (embedded issuer)", ready.Round(time.Millisecond).String()))
@@ -182,7 +202,7 @@ func newEnv(o options) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{o: o, dir: dir, idp: verifiertest.New(), intro: verifiertest.NewIntrospector()}
+	e := &env{o: o, dir: dir, idp: verifiertest.New(), intro: verifiertest.NewIntrospector(), minted: map[string][]string{}}
 	e.esKey = e.idp.Keys()[1]
 	e.intro.SetDelay(o.delay)
 	e.sink = httptest.NewServer(sink())
@@ -223,8 +243,8 @@ func (e *env) config(embeddedOnly bool) string {
     # Raised bounds: the cold-opaque scenario measures introspection
     # throughput, not the flood limit (default 16 in flight, 50/s).
     introspection: { url: %q, client_id: %q, client_secret: %q, timeout: 5s, max_concurrent: 256, rate_per_second: 1000000, burst: 1000000 }
-cache: { max_entries: 200000, negative_ttl: %s }
-`, e.idp.Issuer(), benchAud, jwksCooldown, partnerIss, benchAud, e.intro.URL(), e.intro.ClientID, e.intro.ClientSecret, negativeTTL)
+cache: { max_entries: %d, max_ttl: 1h, negative_ttl: %s }
+`, e.idp.Issuer(), benchAud, jwksCooldown, partnerIss, benchAud, e.intro.URL(), e.intro.ClientID, e.intro.ClientSecret, benchMaxEntries, negativeTTL)
 	}
 	fmt.Fprintf(&b, `token_endpoint:
   issuer: %q
@@ -254,7 +274,7 @@ func (e *env) measure(name string, embeddedOnly bool, conns int, d time.Duration
 	}
 	jwks0, intro0 := e.idp.JWKSFetches(), e.intro.Calls()
 	cpu0 := p.cpuSeconds()
-	st := load("http://"+p.addr, conns, d, next)
+	st := e.load("http://"+p.addr, conns, d, next)
 	r := e.fill(name, st, p, cpu0)
 	r.jwks, r.introspections = int(e.idp.JWKSFetches()-jwks0), int(e.intro.Calls()-intro0)
 	return r, st, p, nil

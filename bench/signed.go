@@ -55,7 +55,7 @@ routes:
 	body := `{"type":"shipment.updated","data":{"pad":"` + strings.Repeat("x", signedBodySize-45) + `"}}`
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	cpu0 := p.cpuSeconds()
-	st := load("http://"+p.addr, e.o.conns, e.o.duration, func(i int64) (request, bool) {
+	st := e.load("http://"+p.addr, e.o.conns, e.o.duration, func(i int64) (request, bool) {
 		id := "msg_" + run + "_" + strconv.FormatInt(i, 10)
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
 		m := hmac.New(sha256.New, key)

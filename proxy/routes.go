@@ -42,6 +42,9 @@ type route struct {
 	sigMaxBody int64
 	scheme     string     // the signature scheme, named when no credential came
 	trusted    [][32]byte // SPKI hashes of tls.client_ca_file's CAs, for client_cert routes
+	// index is the lookup table of the routes compiled with this one
+	// (compileRoutes sets it on every route of the list).
+	index *routeIndex
 }
 
 // credentials says which credentials a request on the route is judged
@@ -100,27 +103,53 @@ func compileRoutes(cfg *config.Config) []*route {
 		cr.scopeHint = strings.Join(hint, " ")
 		out = append(out, cr)
 	}
+	idx := newRouteIndex(out)
+	for _, r := range out {
+		r.index = idx
+	}
 	return out
 }
 
-// match returns the first route for method, host and the cleaned path.
+// match returns the first route, in configuration order, for method, host
+// and the cleaned path. It looks the candidates up by host and by the
+// path's own prefixes (routeIndex) instead of trying every route.
 func match(routes []*route, method, host, cleaned string) *route {
-	for _, r := range routes {
-		if r.host != "" && !strings.EqualFold(r.host, hostOnly(host)) {
-			continue
-		}
-		if r.exact != "" && cleaned != r.exact {
-			continue
-		}
-		if r.prefix != "" && r.prefix != "/" && cleaned != r.prefix && !strings.HasPrefix(cleaned, r.prefix+"/") {
-			continue
-		}
-		if len(r.methods) > 0 && !slices.Contains(r.methods, method) {
-			continue
-		}
-		return r
+	r, _ := matchCounting(routes, method, host, cleaned)
+	return r
+}
+
+// matchCounting is match that also says how many routes it tried.
+func matchCounting(routes []*route, method, host, cleaned string) (*route, int) {
+	if len(routes) > 0 && routes[0].index.of(routes) {
+		return routes[0].index.match(method, host, cleaned)
 	}
-	return nil
+	return matchLinear(routes, method, hostOnly(host), cleaned)
+}
+
+// matchLinear tries every route in order: the definition of which route a
+// request takes, which routeIndex must reproduce.
+func matchLinear(routes []*route, method, host, cleaned string) (*route, int) {
+	for i, r := range routes {
+		if r.matches(method, host, cleaned) {
+			return r, i + 1
+		}
+	}
+	return nil, len(routes)
+}
+
+// matches reports whether a request with method, host (port removed) and
+// the cleaned path falls under the route.
+func (r *route) matches(method, host, cleaned string) bool {
+	if r.host != "" && !strings.EqualFold(r.host, host) {
+		return false
+	}
+	if r.exact != "" && cleaned != r.exact {
+		return false
+	}
+	if r.prefix != "" && r.prefix != "/" && cleaned != r.prefix && !strings.HasPrefix(cleaned, r.prefix+"/") {
+		return false
+	}
+	return len(r.methods) == 0 || slices.Contains(r.methods, method)
 }
 
 func hostOnly(hostport string) string {
@@ -232,3 +261,21 @@ func MatchRoute(cfg *config.Config, method, host, urlPath string) int {
 // ClaimMatches reports whether a claim value satisfies a route's
 // require.claims entry, exactly as the handler decides it.
 func ClaimMatches(v any, want string) bool { return claimEquals(v, want) }
+
+// ClaimNames are the claims the handler reads from a principal: those of
+// route claim policies and of claim headers, sorted, never nil. Verifiers
+// keep only these (verifier JWTOptions/IntrospectionOptions.ClaimNames),
+// so a cached token holds no other claim.
+func ClaimNames(cfg *config.Config) []string {
+	names := []string{}
+	for k := range cfg.Headers.Claims {
+		names = append(names, k)
+	}
+	for _, r := range cfg.Routes {
+		for k := range r.Require.Claims {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}

@@ -48,7 +48,7 @@ type CacheStats struct {
 // concurrent misses of one token are merged into one verification.
 type Cache struct {
 	next    Verifier
-	pos     *lru.Cache[[32]byte, entry]
+	pos     *store
 	neg     *lru.Cache[[32]byte, time.Time]
 	sf      singleflight.Group
 	maxTTL  time.Duration
@@ -63,11 +63,6 @@ type Cache struct {
 	calls   atomic.Uint64
 }
 
-type entry struct {
-	p       *Principal
-	expires time.Time
-}
-
 var _ Verifier = (*Cache)(nil)
 
 // NewCache wraps next. It starts no goroutine.
@@ -79,17 +74,14 @@ func NewCache(next Verifier, o CacheOptions) (*Cache, error) {
 		o.Now = time.Now
 	}
 	c := &Cache{next: next, maxTTL: o.MaxTTL, negTTL: o.NegativeTTL, now: o.Now, onHit: o.OnHit, onMiss: o.OnMiss}
-	var err error
-	c.pos, err = lru.NewWithEvict(o.MaxEntries, func([32]byte, entry) {
+	c.pos = newStore(o.MaxEntries, func() {
 		c.evicted.Add(1)
 		if o.OnEvict != nil {
 			o.OnEvict()
 		}
 	})
-	if err != nil {
-		return nil, err
-	}
 	if o.NegativeTTL > 0 {
+		var err error
 		if c.neg, err = lru.New[[32]byte, time.Time](max(o.NegativeMaxEntries, 1)); err != nil {
 			return nil, err
 		}
@@ -121,15 +113,12 @@ type scopedVerifier interface {
 func (c *Cache) VerifyFor(ctx context.Context, token string, issuers []string) (*Principal, error) {
 	key := cacheKey(token)
 	now := c.now()
-	if e, ok := c.pos.Get(key); ok {
-		if now.Before(e.expires) && !e.p.KeyWithdrawn() {
-			c.hits.Add(1)
-			if c.onHit != nil {
-				c.onHit(c.now().Sub(now))
-			}
-			return e.p, nil
+	if p, ok := c.pos.get(&key, now); ok {
+		c.hits.Add(1)
+		if c.onHit != nil {
+			c.onHit(c.now().Sub(now))
 		}
-		c.pos.Remove(key)
+		return p, nil
 	}
 	if c.neg != nil {
 		if until, ok := c.neg.Get(key); ok {
@@ -148,6 +137,7 @@ func (c *Cache) VerifyFor(ctx context.Context, token string, issuers []string) (
 	if issuers != nil {
 		sfKey += strings.Join(issuers, "\x00") // a merged call answers only callers of the same route scope
 	}
+	k := key // the closure's own copy: key itself stays on the stack for hits
 	ch := c.sf.DoChan(sfKey, func() (any, error) {
 		c.calls.Add(1)
 		// Detached from the first caller's cancellation: other callers wait
@@ -159,7 +149,7 @@ func (c *Cache) VerifyFor(ctx context.Context, token string, issuers []string) (
 		} else {
 			p, err = c.next.Verify(context.WithoutCancel(ctx), token)
 		}
-		c.store(key, p, err)
+		c.store(k, p, err)
 		return p, err
 	})
 	select {
@@ -185,7 +175,7 @@ func (c *Cache) store(key [32]byte, p *Principal, err error) {
 			exp = p.Expiry
 		}
 		if exp.After(now) {
-			c.pos.Add(key, entry{p: p, expires: exp})
+			c.pos.add(&key, p, exp)
 		}
 		return
 	}
@@ -204,13 +194,7 @@ const expiredPerStore = 2
 // MaxEntries dead entries in memory. Each new entry pays for removing up to
 // two dead ones: memory follows the live tokens, at O(1) per miss.
 func (c *Cache) dropExpired(now time.Time) {
-	for range expiredPerStore {
-		k, e, ok := c.pos.GetOldest()
-		if !ok || now.Before(e.expires) {
-			break
-		}
-		c.pos.Remove(k)
-	}
+	c.pos.dropExpired(now, expiredPerStore)
 	if c.neg == nil {
 		return
 	}
@@ -224,7 +208,7 @@ func (c *Cache) dropExpired(now time.Time) {
 }
 
 // Len is the number of cached verifications.
-func (c *Cache) Len() int { return c.pos.Len() }
+func (c *Cache) Len() int { return c.pos.len() }
 
 // Stats returns the counters so far.
 func (c *Cache) Stats() CacheStats {

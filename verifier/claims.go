@@ -20,7 +20,7 @@ type claims struct {
 	issuer, subject, clientID   string
 	audience, scopes            []string
 	expiry, notBefore, issuedAt time.Time
-	all                         map[string]any
+	all                         map[string]any // the kept claims (claimFilter)
 	// From introspection answers: RFC 7662 "active" and "token_type", and
 	// "token_use" (Amazon Cognito's name for it). nil/"" when absent.
 	active              *bool
@@ -62,10 +62,9 @@ type claimValues [len(registeredNames)][]byte
 
 // parseClaims decodes a claim set strictly: names match exactly (RFC 7519
 // §4: "EXP" is not "exp"), a registered claim given twice is refused, a
-// time must be a JSON number, the text must be UTF-8. The full map of
-// claims (for claim policies and claim headers) is decoded as well only
-// when all is true.
-func parseClaims(payload []byte, all bool) (*claims, error) {
+// time must be a JSON number, the text must be UTF-8. The claims routes
+// and headers read (claims.all) are picked by the verifier's claimFilter.
+func parseClaims(payload []byte) (*claims, error) {
 	if !utf8.Valid(payload) {
 		// JSON text is UTF-8 (RFC 8259 §8.1). Go's decoder would turn other
 		// bytes into U+FFFD in the claim map while the raw claim strings kept
@@ -92,11 +91,6 @@ func parseClaims(payload []byte, all bool) (*claims, error) {
 	}
 	if err := c.readRest(&raw); err != nil {
 		return nil, err
-	}
-	if all {
-		if c.all, err = claimMap(payload); err != nil {
-			return nil, fmt.Errorf("claims: %w", err)
-		}
 	}
 	return c, nil
 }
@@ -181,22 +175,39 @@ func claimString(name string, raw []byte) (string, error) {
 
 func isNull(raw []byte) bool { return len(raw) == 0 || string(raw) == "null" }
 
-// stringOrList reads a claim that is a string or a list of strings.
+// stringOrList reads a claim that is a string or a list of strings (a
+// null in the list reads as "", as encoding/json decodes it). raw is valid
+// JSON (members checked the whole document), so the list is split by
+// valueEnd, without encoding/json's decoder state per claim.
 func stringOrList(name string, raw []byte) ([]string, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
 	switch raw[0] {
 	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, err := claimString(name, raw)
+		if err != nil {
 			return nil, fmt.Errorf("claim %q: %w", name, err)
 		}
 		return []string{s}, nil
 	case '[':
-		var l []string
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return nil, fmt.Errorf("claim %q holds a non-string", name)
+		l := []string{}
+		i := skipSpace(raw, 1)
+		for i < len(raw) && raw[i] != ']' {
+			end := valueEnd(raw, i)
+			v := raw[i:end]
+			if string(v) != "null" && v[0] != '"' {
+				return nil, fmt.Errorf("claim %q holds a non-string", name)
+			}
+			s, err := claimString(name, v)
+			if err != nil {
+				return nil, fmt.Errorf("claim %q: %w", name, err)
+			}
+			l = append(l, s)
+			i = skipSpace(raw, end)
+			if i < len(raw) && raw[i] == ',' {
+				i = skipSpace(raw, i+1)
+			}
 		}
 		return l, nil
 	}

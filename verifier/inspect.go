@@ -39,7 +39,7 @@ func Inspect(token string) (*TokenInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := parseClaims(jws.payload, false)
+	c, err := parseClaims(jws.payload)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"unique"
@@ -20,6 +21,8 @@ const maxInterned = 4096
 type interner struct {
 	lists sync.Map // unique.Handle[string] of listKey → []string
 	n     atomic.Int32
+	maps  sync.Map // unique.Handle[string] of a claim map's JSON → the map
+	nMaps atomic.Int32
 }
 
 func newInterner() *interner { return &interner{} }
@@ -64,10 +67,42 @@ func listKey(b []byte, l []string) []byte {
 	return b
 }
 
-// principal builds a principal whose repeated values are shared.
-func (in *interner) principal(c *claims, source string) *Principal {
+// claims returns a shared copy of a map of kept claims, found by its JSON
+// text (json.Marshal sorts the names; the values were decoded from valid
+// UTF-8 JSON with exact numbers, so equal text means equal claims).
+// Callers must not modify it.
+func (in *interner) claims(m map[string]any) map[string]any {
+	if len(m) == 0 {
+		return m
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return m
+	}
+	key := unique.Make(string(b))
+	if v, ok := in.maps.Load(key); ok {
+		return v.(map[string]any)
+	}
+	if in.nMaps.Load() >= maxInterned {
+		return m
+	}
+	v, loaded := in.maps.LoadOrStore(key, m)
+	if !loaded {
+		in.nMaps.Add(1)
+	}
+	return v.(map[string]any)
+}
+
+// principal builds a principal whose repeated values are shared, its kept
+// claims too when shareClaims (named claims only: a map of every claim is
+// the token's own).
+func (in *interner) principal(c *claims, source string, shareClaims bool) *Principal {
+	all := c.all
+	if shareClaims {
+		all = in.claims(all)
+	}
 	return &Principal{
 		Source: source, Issuer: in.str(c.issuer), Subject: in.str(c.subject), ClientID: in.str(c.clientID),
-		Audience: in.list(c.audience), Scopes: in.list(c.scopes), Expiry: c.expiry, Claims: c.all,
+		Audience: in.list(c.audience), Scopes: in.list(c.scopes), Expiry: c.expiry, Claims: all,
 	}
 }

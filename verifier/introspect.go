@@ -59,6 +59,11 @@ type IntrospectionOptions struct {
 	// OnVerify, if set, is called after every verification with the time
 	// it took and its error (metrics).
 	OnVerify func(elapsed time.Duration, err error)
+	// ClaimNames limits Principal.Claims to these members of the answer:
+	// the ones route policies and claim headers read (a cached token holds
+	// its claims as long as it is cached; empty: none). nil keeps every
+	// member but "active".
+	ClaimNames []string
 }
 
 // Introspection verifies opaque tokens by asking an RFC 7662 endpoint. A
@@ -68,6 +73,7 @@ type Introspection struct {
 	o      IntrospectionOptions
 	auth   string // precomputed Basic header
 	intern *interner
+	keep   *claimFilter
 	rules  claimRules
 	slots  *semaphore.Weighted // MaxConcurrent calls in flight
 	rate   *rate.Limiter
@@ -107,7 +113,7 @@ func NewIntrospection(o IntrospectionOptions) (*Introspection, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	in := &Introspection{o: o, intern: newInterner(), rules: claimRules{audiences: o.Audiences, anyAudience: o.SkipAudienceCheck}, slots: semaphore.NewWeighted(int64(o.MaxConcurrent)), rate: rate.NewLimiter(rate.Limit(o.RatePerSecond), o.Burst)}
+	in := &Introspection{o: o, intern: newInterner(), keep: newClaimFilter(true, o.ClaimNames), rules: claimRules{audiences: o.Audiences, anyAudience: o.SkipAudienceCheck}, slots: semaphore.NewWeighted(int64(o.MaxConcurrent)), rate: rate.NewLimiter(rate.Limit(o.RatePerSecond), o.Burst)}
 	if !o.PostAuth && !o.NoAuth {
 		// RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
 		req, _ := http.NewRequest(http.MethodPost, "http://x", nil)
@@ -215,7 +221,10 @@ func (in *Introspection) call(ctx context.Context, token string) (*Principal, er
 // principal reads an introspection answer: an active access token of this
 // issuer, valid now, for one of the audiences.
 func (in *Introspection) principal(body []byte) (*Principal, error) {
-	c, err := parseClaims(body, true)
+	c, err := parseClaims(body)
+	if err == nil {
+		c.all, err = in.keep.pick(body)
+	}
 	if err != nil {
 		if errors.Is(err, errNotObject) {
 			return nil, unavailable(in.o.Name, errors.New("introspection answer is not an RFC 7662 JSON object"))
@@ -241,7 +250,7 @@ func (in *Introspection) principal(body []byte) (*Principal, error) {
 		return nil, err
 	}
 	delete(c.all, "active")
-	return in.intern.principal(c, in.o.Name), nil
+	return in.intern.principal(c, in.o.Name, in.keep.shared()), nil
 }
 
 // notAccessToken reports whether an introspection answer's token_type

@@ -50,9 +50,13 @@ type JWTOptions struct {
 	// next token once they are older). Default 1m.
 	RefreshInterval time.Duration
 	// KeepClaims fills Principal.Claims with every claim (needed for claim
-	// policies and claim headers). Without it only the registered and
-	// scope claims are decoded, which is cheaper.
+	// policies and claim headers), or with the ClaimNames only. Without it
+	// only the registered and scope claims are decoded, which is cheaper.
 	KeepClaims bool
+	// ClaimNames, with KeepClaims, limits Principal.Claims to these claims:
+	// the ones route policies and claim headers read (a cached token holds
+	// its claims as long as it is cached). nil keeps every claim.
+	ClaimNames []string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// OnJWKSFetch, if set, is called after every JWKS fetch.
@@ -71,6 +75,7 @@ type JWT struct {
 	o      JWTOptions
 	algs   []jose.SignatureAlgorithm
 	intern *interner
+	keep   *claimFilter
 	rules  claimRules
 	// keys is the issuer's key set: in memory (KeySet), or remote at
 	// JWKSURL or at the jwks_uri that discovery finds on first use.
@@ -97,7 +102,7 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 5 * time.Second}
 	}
-	j := &JWT{o: o, intern: newInterner(), rules: claimRules{
+	j := &JWT{o: o, intern: newInterner(), keep: newClaimFilter(o.KeepClaims, o.ClaimNames), rules: claimRules{
 		audiences: o.Audiences, anyAudience: o.SkipAudienceCheck, skew: o.ClockSkew, needExpiry: true, issuedAt: true,
 	}}
 	for _, a := range o.Algorithms {
@@ -217,12 +222,10 @@ func (j *JWT) check(ctx context.Context, t *parsedJWT) (*Principal, error) {
 	if err := j.checkClaims(t.claims); err != nil {
 		return nil, err
 	}
-	if j.o.KeepClaims {
-		if t.claims.all, err = claimMap(t.payload); err != nil {
-			return nil, invalid("malformed claims", err)
-		}
+	if t.claims.all, err = j.keep.pick(t.payload); err != nil {
+		return nil, invalid("malformed claims", err)
 	}
-	p := j.intern.principal(t.claims, j.o.Name)
+	p := j.intern.principal(t.claims, j.o.Name, j.keep.shared())
 	p.keyGone = used.gone
 	return p, nil
 }
@@ -264,7 +267,7 @@ func parseJWT(token string) (*parsedJWT, error) {
 		return nil, err
 	}
 	t := &parsedJWT{compactJWS: jws, raw: token}
-	if t.claims, err = parseClaims(jws.payload, false); err != nil {
+	if t.claims, err = parseClaims(jws.payload); err != nil {
 		return nil, invalid("malformed claims", err)
 	}
 	return t, nil
