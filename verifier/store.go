@@ -38,7 +38,7 @@ type store struct {
 // slot is one cached verification.
 type slot struct {
 	key        [32]byte
-	until      int64 // unix nanoseconds: reused before this
+	until      int64  // unix nanoseconds: reused before this
 	expSec     int64  // the token's expiry (Principal.Expiry), 0 and 0: none
 	prof       uint32 // profile number + 1
 	prev, next uint32 // slot number + 1 (0: none), LRU order or free list
