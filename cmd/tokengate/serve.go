@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/gate"
+	"github.com/tokengate/tokengate/internal/memlimit"
 )
 
 // serve runs the gate on the configuration at path until ctx ends or a
@@ -17,6 +19,12 @@ import (
 // period. SIGHUP reloads the configuration, even an unchanged one, and
 // refetches every JWKS.
 func serve(ctx context.Context, path string, log *zap.Logger) error {
+	// A soft memory limit from the container's cgroup limit (GOMEMLIMIT wins).
+	if limit, err := memlimit.Apply(); err != nil {
+		log.Warn("no memory limit derived from the container", zap.Error(err))
+	} else if limit != math.MaxInt64 {
+		log.Info("memory limit derived from the container", zap.Int64("bytes", limit))
+	}
 	g, err := gate.New(path, gate.Options{Logger: log, Version: version})
 	if err != nil {
 		return err
