@@ -10,7 +10,7 @@ import (
 )
 
 // store is the positive side of Cache: verified tokens in least recently
-// used order, at about 80 bytes each. A token's slot holds only what is
+// used order, at about 70 bytes each (a 64-byte slot and its table entry). A token's slot holds only what is
 // its own (the key, the times) and points at a profile: the rest of its
 // Principal, shared by every cached token with the same issuer, subject,
 // client, audience, scopes, kept claims and signing key. Slots live in
@@ -38,7 +38,7 @@ type store struct {
 // slot is one cached verification.
 type slot struct {
 	key        [32]byte
-	until      int64 // unix nanoseconds: reused before this
+	until      int64  // unix nanoseconds: reused before this
 	expSec     int64  // the token's expiry (Principal.Expiry), 0 and 0: none
 	prof       uint32 // profile number + 1
 	prev, next uint32 // slot number + 1 (0: none), LRU order or free list
