@@ -10,15 +10,15 @@ import (
 )
 
 // store is the positive side of Cache: verified tokens in least recently
-// used order, at about 80 bytes each. A token's slot holds only what is
-// its own (the key, the times) and points at a profile: the rest of its
-// Principal, shared by every cached token with the same issuer, subject,
-// client, audience, scopes, kept claims and signing key. Slots live in
-// fixed-size chunks linked by index (no per-entry allocation, and no
-// pointer: the garbage collector never scans them; a slot names its
-// profile by number) and are found through
-// an open-addressing table of slot numbers under a keyed hash, so that
-// chosen tokens cannot pile up in one run of the table.
+// used order, at about 70 bytes each (a 64-byte slot and its table entry).
+// A token's slot holds only what is its own (the key, the times) and names
+// a profile: the rest of its Principal, shared by every cached token with
+// the same issuer, subject, client, audience, scopes, kept claims and
+// signing key. Slots live in fixed-size chunks linked by index (no
+// per-entry allocation, and no pointer: the garbage collector never scans
+// them; a slot names its profile by number) and are found through an
+// open-addressing table of slot numbers under a keyed hash, so that chosen
+// tokens cannot pile up in one run of the table.
 type store struct {
 	mu       sync.Mutex
 	seed     maphash.Seed
