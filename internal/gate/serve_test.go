@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -307,5 +308,49 @@ func TestSIGHUPRefetchesEveryJWKS(t *testing.T) {
 	eventually(t, "the second refetch", func() bool { return r.idp.JWKSFetches() > before })
 	if got := r.post("/hooks/a", r.token("webhooks:write")); got != 200 {
 		t.Fatalf("token of the key published before SIGHUP: %d", got)
+	}
+}
+
+// TestReloadThatReadsAnotherClaimDropsTheCache: verifications keep only
+// the claims routes and claim headers read, so a reload that reads another
+// claim must verify anew (a cached token would lack it).
+func TestReloadThatReadsAnotherClaimDropsTheCache(t *testing.T) {
+	var mu sync.Mutex
+	var seen http.Header
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		seen = req.Header.Clone()
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	r := startRunning(t, false, "")
+	claims := func(extra string) string {
+		return gateYAML(r.idp, recv.URL, hooksRoute) + "headers: { claims: { email: Email" + extra + " } }\n"
+	}
+	r.write(claims(""))
+	if err := r.s.Reload(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	c := r.idp.Claims(testAud, "webhooks:write")
+	c["email"], c["tenant"] = "ops@example.com", "acme"
+	tok := r.idp.Mint(c)
+	header := func(name string) string {
+		t.Helper()
+		if code := r.post("/hooks/a", tok); code != 200 {
+			t.Fatalf("post: %d", code)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return seen.Get(name)
+	}
+	if got := header("X-Auth-Email"); got != "ops@example.com" {
+		t.Fatalf("X-Auth-Email = %q", got)
+	}
+	r.write(claims(", tenant: Tenant"))
+	if err := r.s.Reload(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got := header("X-Auth-Tenant"); got != "acme" {
+		t.Fatalf("X-Auth-Tenant after the reload that names it = %q, want acme (a cached verification without the claim was reused)", got)
 	}
 }

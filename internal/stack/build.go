@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -40,6 +41,9 @@ type Builder struct {
 	// keepClaims: some route or header uses claims beyond the registered
 	// ones, so JWT verifiers keep them all (set per build).
 	keepClaims bool
+	// claimNames are the claims routes and claim headers read: the only
+	// ones a verification keeps (set per build, with keepClaims).
+	claimNames []string
 	// generated is the throw-away signing key made when the token endpoint
 	// has no key files; kept across reloads so tokens stay valid.
 	generated *issuer.Key
@@ -66,8 +70,11 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 		return nil, err
 	}
 	b.keepClaims = usesClaims(cfg)
+	b.claimNames = proxy.ClaimNames(cfg)
 	if b.keepClaims {
-		vk += "+claims"
+		// the claims kept decide what a cached verification holds: a
+		// reload that reads another claim must not reuse the cache
+		vk += "+claims:" + strings.Join(b.claimNames, "\x00")
 	}
 	st := &Stack{cfg: cfg, verifyKey: vk}
 	if !cfg.Receiving() {
@@ -128,6 +135,7 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 // handler of its own. The Stack returned does not serve (Handler is nil).
 func (b *Builder) Verification(cfg *config.Config) (*Stack, error) {
 	b.keepClaims = usesClaims(cfg)
+	b.claimNames = proxy.ClaimNames(cfg)
 	st := &Stack{cfg: cfg}
 	if err := b.buildVerifiers(cfg, st); err != nil {
 		return nil, err

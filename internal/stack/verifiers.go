@@ -25,6 +25,7 @@ func (b *Builder) Issuer(is config.Issuer) (verifier.Verifier, error) {
 			Audiences: is.Audiences, SkipAudienceCheck: is.InsecureSkipAudienceCheck,
 			Client:        &http.Client{Timeout: in.Timeout.D()},
 			MaxConcurrent: in.MaxConcurrent, RatePerSecond: in.RatePerSecond, Burst: in.Burst,
+			ClaimNames: b.claimNames,
 		}
 		if b.metrics != nil {
 			o.OnCall = func(err error) { b.metrics.Introspected(name, errors.Is(err, verifier.ErrUnavailable)) }
@@ -37,7 +38,7 @@ func (b *Builder) Issuer(is config.Issuer) (verifier.Verifier, error) {
 		SkipAudienceCheck: is.InsecureSkipAudienceCheck, Algorithms: is.Algorithms,
 		ClockSkew: is.ClockSkew.D(), RequiredType: is.RequiredType,
 		Client: &http.Client{Timeout: is.Timeout.D()}, RefreshCooldown: is.JWKSRefreshCooldown.D(),
-		KeepClaims:      b.keepClaims,
+		KeepClaims: b.keepClaims, ClaimNames: b.claimNames,
 		RefreshInterval: is.JWKSRefreshInterval.D(),
 		OnJWKSFetch: func(err error) {
 			if b.metrics != nil {
@@ -105,7 +106,7 @@ func (b *Builder) buildVerifiers(cfg *config.Config, st *Stack) error {
 		local, err := verifier.NewJWT(verifier.JWTOptions{
 			Name: te.Name, Issuer: te.Issuer, KeySet: jwks, Audiences: []string{te.Audience},
 			Algorithms: pub, ClockSkew: te.ClockSkew.D(), RequiredType: issuer.TokenType,
-			KeepClaims: b.keepClaims, OnVerify: b.onVerify(telemetry.PathEmbedded),
+			KeepClaims: b.keepClaims, ClaimNames: b.claimNames, OnVerify: b.onVerify(telemetry.PathEmbedded),
 		})
 		if err != nil {
 			return err
