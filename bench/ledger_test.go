@@ -1,0 +1,49 @@
+package main
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestLedgerTally(t *testing.T) {
+	cases := []struct {
+		name      string
+		acked     []string
+		delivered []string
+		want      tally
+	}{
+		{name: "empty"},
+		{name: "all delivered once", acked: []string{"a", "b"}, delivered: []string{"b", "a"},
+			want: tally{acked: 2, takes: 2, distinct: 2}},
+		{name: "a duplicate", acked: []string{"a", "b"}, delivered: []string{"a", "b", "a"},
+			want: tally{acked: 2, takes: 3, distinct: 2, duplicates: 1}},
+		{name: "a loss hidden by a duplicate in the totals", acked: []string{"a", "b"}, delivered: []string{"a", "a"},
+			want: tally{acked: 2, takes: 2, distinct: 1, duplicates: 1, missing: 1, lost: []string{"b"}}},
+		{name: "delivered but never acknowledged", acked: []string{"a"}, delivered: []string{"a", "z", "z", "z"},
+			want: tally{acked: 1, takes: 4, distinct: 2, duplicates: 2, unacked: 1}},
+		{name: "acked twice counts once", acked: []string{"a", "a"}, delivered: nil,
+			want: tally{acked: 1, missing: 1, lost: []string{"a"}}},
+		{name: "lost ids: the first five, sorted", acked: []string{"g", "f", "e", "d", "c", "b", "a"},
+			want: tally{acked: 7, missing: 7, lost: []string{"a", "b", "c", "d", "e"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLedger()
+			for _, id := range c.acked {
+				l.ack(id)
+			}
+			for _, id := range c.delivered {
+				l.deliver(id)
+			}
+			got := l.tally()
+			if got.acked != c.want.acked || got.takes != c.want.takes || got.distinct != c.want.distinct ||
+				got.duplicates != c.want.duplicates || got.missing != c.want.missing || got.unacked != c.want.unacked ||
+				!slices.Equal(got.lost, c.want.lost) {
+				t.Fatalf("tally = %+v, want %+v", got, c.want)
+			}
+			if b := l.backlog(); b != c.want.missing {
+				t.Fatalf("backlog = %d, want %d (the missing ones)", b, c.want.missing)
+			}
+		})
+	}
+}
