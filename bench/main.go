@@ -6,6 +6,7 @@
 //	go run ./bench -only cache-1m -o ""  # 1,000,000 cached tokens (minutes)
 //	go run ./bench soak -d 10m     # bounded soak: decisions, 5xx, RSS, goroutines
 //	go run ./bench slow -n 3000    # slow-body connections: RSS bound, denials closed at once
+//	go run ./bench queued -d 20s -down 2m -kill 10s -store file   # queued delivery: throughput, receiver down, kill -9
 //
 // Run it from the repository root: it builds ./cmd/tokengate.
 package main
@@ -52,6 +53,21 @@ func run(ctx context.Context, args []string) error {
 			allowed := fs.Float64("allowed", 0.5, "fraction of connections that carry a valid token")
 			_ = fs.Parse(args[1:])
 			return slowConns(ctx, *n, *hold, *allowed)
+		case "queued":
+			fs := flag.NewFlagSet("queued", flag.ExitOnError)
+			var o queuedOpts
+			fs.DurationVar(&o.d, "d", 20*time.Second, "duration of each throughput round; load before and after the receiver outage")
+			fs.DurationVar(&o.down, "down", 2*time.Minute, "how long the receiver is down")
+			fs.DurationVar(&o.kill, "kill", 10*time.Second, "interval between kill -9s of the gate")
+			fs.IntVar(&o.kills, "kills", 3, "kill -9s of the gate")
+			fs.IntVar(&o.rounds, "rounds", 3, "throughput rounds, each against the bare proxy")
+			fs.IntVar(&o.conns, "c", 32, "connections of the closed-loop generator")
+			fs.IntVar(&o.concurrency, "concurrency", 4, "the queued route's delivery concurrency")
+			fs.StringVar(&o.store, "store", "file", "queue store: file or redis (a redis-server the bench starts, appendfsync always)")
+			fs.DurationVar(&o.drain, "drain", 3*time.Minute, "longest wait for the backlog to drain")
+			fs.StringVar(&o.out, "o", "", "also write the reports here (e.g. bench/results/QUEUED.md)")
+			_ = fs.Parse(args[1:])
+			return queuedBench(ctx, o)
 		}
 	}
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)

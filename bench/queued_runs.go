@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// queuedBench is the opt-in "queued" subcommand: throughput of a queued
+// route against the bare proxy, a receiver outage, and kill -9 of the gate
+// under load. Each prints a short report; out, if set, gets them all.
+func queuedBench(ctx context.Context, o queuedOpts) error {
+	e, err := newEnv(options{delay: 2 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	recv, err := newReceiver()
+	if err != nil {
+		return err
+	}
+	defer recv.down()
+	e.sink.Close()
+	e.sink.URL = recv.URL() // the bare proxy forwards to the same receiver
+	q := &queuedEnv{env: e, o: o, recv: recv, token: e.idp.Mint(e.idp.Claims(benchAud, "webhooks:write"))}
+	if o.store == "redis" {
+		if q.redis, err = startRedis(e.dir); err != nil {
+			return err
+		}
+		defer q.redis.stop()
+	} else if o.store != "file" {
+		return fmt.Errorf("-store %q: file or redis", o.store)
+	}
+	var report strings.Builder
+	fmt.Fprintf(&report, "# queued delivery: store %s, %d connections, route concurrency %d, backoff 200ms..2s\n\n", o.store, o.conns, o.concurrency)
+	for _, m := range []func(context.Context, *strings.Builder) error{q.throughput, q.receiverDown, q.killNine} {
+		if err := m(ctx, &report); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(o.out, []byte(report.String()), 0o644)
+	}
+	return nil
+}
+
+// emit prints a section and keeps it for the file.
+func emit(report *strings.Builder, format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	fmt.Print(s)
+	report.WriteString(s)
+}
+
+// throughput alternates rounds: the queued gate for d (then the wait for
+// its backlog to drain), then the bare proxy for d under the same load.
+func (q *queuedEnv) throughput(ctx context.Context, report *strings.Builder) error {
+	emit(report, "## throughput: %d rounds of %v, queued route vs bare httputil.ReverseProxy\n\n", q.o.rounds, q.d())
+	emit(report, "| round | queued ack/s | bare req/s | ratio | p99 queued | p99 bare | delivered/s during load | backlog at end | drain | statuses |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	var ratios []float64
+	for k := range q.o.rounds {
+		led := newLedger()
+		q.recv.led.Store(led)
+		cfg, err := q.queuedConfig(fmt.Sprintf("tp%d", k))
+		if err != nil {
+			return err
+		}
+		p, err := startTokengate(q.bin, cfg)
+		if err != nil {
+			return err
+		}
+		lctx, cancel := context.WithTimeout(ctx, q.d())
+		st, _ := queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, q.o.conns, led)
+		cancel()
+		during := led.tally()
+		drain, ok := waitDrain(led, q.o.drain)
+		p.stop()
+		acked := float64(during.acked) / st.elapsed.Seconds()
+		b, err := q.runBare(loadSpec{conns: q.o.conns, d: q.d(), next: func(int64) (request, bool) {
+			return request{path: "/hooks/q", token: q.token}, true
+		}})
+		if err != nil {
+			return err
+		}
+		ratio := 0.0
+		if b.rps > 0 {
+			ratio = acked / b.rps
+		}
+		ratios = append(ratios, ratio)
+		drained := drain.Round(time.Millisecond).String()
+		if !ok {
+			drained = "NOT drained in " + q.o.drain.String()
+		}
+		emit(report, "| %d | %.0f | %.0f | %.2f× | %v | %v | %.0f | %d | %s | %v |\n", k+1, acked, b.rps, ratio,
+			st.percentile(0.99, nil).Round(time.Microsecond), b.p99.Round(time.Microsecond),
+			float64(during.distinct)/st.elapsed.Seconds(), during.missing, drained, st.statuses())
+	}
+	emit(report, "\nmedian ratio %.2f× (acknowledged req/s over the bare proxy's req/s, each round against its neighbour)\n\n", median(ratios))
+	return nil
+}
+
+func (q *queuedEnv) d() time.Duration { return q.o.d }
+
+// receiverDown runs load for down+d/2... : the receiver is up for the
+// first d/2, down for down, then up again while the load runs another d/2;
+// then the drain is waited for.
+func (q *queuedEnv) receiverDown(ctx context.Context, report *strings.Builder) error {
+	led := newLedger()
+	q.recv.led.Store(led)
+	cfg, err := q.queuedConfig("down")
+	if err != nil {
+		return err
+	}
+	p, err := startTokengate(q.bin, cfg)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	emit(report, "## receiver down: load for %v, the receiver down for %v of it (from %v)\n\n", q.o.d+q.o.down, q.o.down, q.o.d/2)
+	lctx, cancel := context.WithTimeout(ctx, q.o.d+q.o.down)
+	defer cancel()
+	done := make(chan struct{})
+	var st *stats
+	var errs int64
+	go func() {
+		defer close(done)
+		st, errs = queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, q.o.conns, led)
+	}()
+	var back time.Time
+	var atDown, atUp tally
+	select {
+	case <-time.After(q.o.d / 2):
+		q.recv.down()
+		atDown = led.tally()
+	case <-lctx.Done():
+	}
+	select {
+	case <-time.After(q.o.down):
+	case <-ctx.Done():
+	}
+	atUp = led.tally()
+	if err := q.recv.up(); err != nil {
+		return err
+	}
+	back = time.Now()
+	<-done
+	endLoad := led.tally()
+	drain, ok := waitDrain(led, q.o.drain)
+	sinceBack := time.Since(back)
+	t := led.tally()
+	emit(report, "acknowledged %d (%.0f/s, p99 %v, statuses %v, transport errors %d); acknowledged while the receiver was down: %d\n",
+		t.acked, float64(endLoad.acked)/st.elapsed.Seconds(), st.percentile(0.99, nil).Round(time.Microsecond), st.statuses(), errs, atUp.acked-atDown.acked)
+	emit(report, "delivered: %d taken, %d distinct ids, %d duplicates, %d taken but never acknowledged; backlog when the load ended %d\n",
+		t.takes, t.distinct, t.duplicates, t.unacked, endLoad.missing)
+	emit(report, "drain after the load ended: %v (%v after the receiver returned); drained: %v\n", drain.Round(time.Millisecond), sinceBack.Round(time.Millisecond), ok)
+	emit(report, "%s\n\n", verdictLine(t, 0))
+	return nil
+}
+
+// killNine runs load while the gate is SIGKILLed every kill interval and
+// started again on the same config and store, kills times; the load runs
+// one more interval after the last restart, then the drain is waited for.
+func (q *queuedEnv) killNine(ctx context.Context, report *strings.Builder) error {
+	led := newLedger()
+	q.recv.led.Store(led)
+	cfg, err := q.queuedConfig("kill")
+	if err != nil {
+		return err
+	}
+	p, err := startTokengate(q.bin, cfg)
+	if err != nil {
+		return err
+	}
+	addr := p.addr
+	emit(report, "## kill -9: the gate SIGKILLed every %v, %d times, under load, restarted on the same store\n\n", q.o.kill, q.o.kills)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	var st *stats
+	var errs int64
+	go func() {
+		defer close(done)
+		st, errs = queuedLoad(lctx, func() string { return "http://" + addr }, q.token, q.o.conns, led)
+	}()
+	var inFlight []int64
+	var restarts []time.Duration
+	for range q.o.kills {
+		select {
+		case <-time.After(q.o.kill):
+		case <-ctx.Done():
+		}
+		inFlight = append(inFlight, q.recv.inFlight.Load())
+		kill9(p)
+		if p, err = startTokengate(q.bin, cfg); err != nil {
+			cancel()
+			<-done
+			return fmt.Errorf("restart after kill -9: %w", err)
+		}
+		restarts = append(restarts, p.ready)
+	}
+	select {
+	case <-time.After(q.o.kill):
+	case <-ctx.Done():
+	}
+	cancel()
+	<-done
+	endLoad := led.tally()
+	drain, ok := waitDrain(led, q.o.drain)
+	p.stop()
+	t := led.tally()
+	bound := int64(q.o.kills * q.o.concurrency)
+	emit(report, "acknowledged %d (statuses %v, transport errors while the gate was down %d); restart to ready %v\n",
+		t.acked, st.statuses(), errs, restarts)
+	emit(report, "receiver requests in flight at each kill: %v; attempts in flight at most %d per kill (route concurrency) → duplicate bound %d\n",
+		inFlight, q.o.concurrency, bound)
+	emit(report, "delivered: %d taken, %d distinct ids, %d duplicates, %d taken but never acknowledged (no 202 reached the sender: allowed); backlog when the load ended %d\n",
+		t.takes, t.distinct, t.duplicates, t.unacked, endLoad.missing)
+	emit(report, "drain after the load ended: %v; drained: %v\n", drain.Round(time.Millisecond), ok)
+	emit(report, "%s\n\n", verdictLine(t, int(bound)))
+	return nil
+}
+
+// verdictLine says whether every acknowledged message was delivered and
+// the duplicates stayed within bound.
+func verdictLine(t tally, bound int) string {
+	loss := "PASS: every acknowledged message delivered"
+	if t.missing > 0 {
+		loss = fmt.Sprintf("FAIL: %d acknowledged messages never delivered (e.g. %v)", t.missing, t.lost)
+	}
+	dup := fmt.Sprintf("PASS: %d duplicates ≤ %d", t.duplicates, bound)
+	if t.duplicates > bound {
+		dup = fmt.Sprintf("FAIL: %d duplicates > %d", t.duplicates, bound)
+	}
+	return loss + "; " + dup
+}
