@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string) error {
 			fs.IntVar(&o.concurrency, "concurrency", 4, "the queued route's delivery concurrency")
 			fs.StringVar(&o.store, "store", "file", "queue store: file or redis (a redis-server the bench starts, appendfsync always)")
 			fs.DurationVar(&o.drain, "drain", 3*time.Minute, "longest wait for the backlog to drain")
+			fs.StringVar(&o.only, "only", "", "run only these measurements: throughput, down, kill (comma-separated; empty: all)")
 			fs.StringVar(&o.out, "o", "", "also write the reports here (e.g. bench/results/QUEUED.md)")
 			_ = fs.Parse(args[1:])
 			return queuedBench(ctx, o)

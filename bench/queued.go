@@ -28,7 +28,7 @@ type queuedOpts struct {
 	concurrency   int
 	store         string // file | redis
 	drain         time.Duration
-	out           string
+	out, only     string
 }
 
 // receiver is the counting webhook receiver in the bench process: every
