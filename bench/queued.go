@@ -104,9 +104,9 @@ type queuedEnv struct {
 	token string
 }
 
-// queuedConfig writes a config with one queued route on a fresh store
-// (a new directory, or a new Redis database index per call is not
-// needed: a fresh route name per call keeps runs apart in one Redis).
+// queuedConfig writes a config with one queued route of its own name (so
+// runs sharing one Redis stay apart) on a fresh file store directory or
+// the bench's redis-server.
 func (q *queuedEnv) queuedConfig(name string) (string, error) {
 	store := "file://" + filepath.Join(q.dir, "queue-"+name)
 	if q.redis != nil {

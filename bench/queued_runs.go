@@ -115,9 +115,9 @@ func (q *queuedEnv) throughput(ctx context.Context, report *strings.Builder) err
 
 func (q *queuedEnv) d() time.Duration { return q.o.d }
 
-// receiverDown runs load for down+d/2... : the receiver is up for the
-// first d/2, down for down, then up again while the load runs another d/2;
-// then the drain is waited for.
+// receiverDown runs load for d+down: the receiver is up for the first d/2,
+// down for down, then up again for the last d/2; then the drain is waited
+// for.
 func (q *queuedEnv) receiverDown(ctx context.Context, report *strings.Builder) error {
 	led := newLedger()
 	q.recv.led.Store(led)
