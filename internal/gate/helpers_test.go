@@ -1,9 +1,7 @@
 package gate
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/tokengate/tokengate/egress/egresstest"
 	"github.com/tokengate/tokengate/internal/consent"
+	"github.com/tokengate/tokengate/internal/consent/consenttest"
 	"github.com/tokengate/tokengate/listener"
 )
 
@@ -133,85 +132,18 @@ func vendor(t *testing.T, secret string, ttl time.Duration) (*egresstest.TokenEn
 	return e, up
 }
 
-// authCodeConfig writes an egress-only config with one Deployteq-like
-// authorization-code entry whose redirect_uri is a free loopback port.
+// authCodeConfig writes an egress-only config with one authorization-code
+// entry, "deployteq" (consenttest.Config).
 func authCodeConfig(t *testing.T, srv *egresstest.AuthServer, upstream string) (path, rtFile, redirect string) {
-	t.Helper()
-	dir := t.TempDir()
-	rtFile = filepath.Join(dir, "deployteq-refresh-token")
-	redirect = "http://" + freeAddr(t) + "/callback"
-	t.Setenv("TG_TEST_DEPLOYTEQ_SECRET", srv.Secret)
-	y := fmt.Sprintf(`admin_listen: 127.0.0.1:0
-egress:
-  - name: deployteq
-    listen: 127.0.0.1:0
-    upstream: %s
-    insecure_http: true
-    wait_timeout: 2s
-    token:
-      grant: authorization_code
-      url: %s
-      authorize_url: %s
-      redirect_uri: %s
-      refresh_token_file: %s
-      client_id: %s
-      client_secret: "${TG_TEST_DEPLOYTEQ_SECRET}"
-      scopes: ["apps.webhook:execute", offline_access]
-`, upstream, srv.TokenURL(), srv.AuthorizeURL(), redirect, rtFile, srv.ClientID)
-	path = filepath.Join(dir, "tokengate.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, rtFile, redirect
+	return consenttest.Config(t, srv, upstream)
 }
 
-// runAuthorize starts `tokengate authorize` (consent.Authorize) for the
-// entry "deployteq" and returns the URL it asks to open and channels with
-// its exit status as the command would have it (0, or 1 on an error) and
-// its output.
+// runAuthorize starts `tokengate authorize` for "deployteq" and returns
+// the URL it asks to open and channels with its exit status and output.
 func runAuthorize(t *testing.T, path string, paste bool, stdin io.Reader) (string, <-chan string, <-chan int) {
-	t.Helper()
-	pr, pw := io.Pipe()
-	out := make(chan string, 1)
-	code := make(chan int, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-		defer cancel()
-		c, err := 0, consent.Authorize(ctx, path, "deployteq", paste, stdin, pw)
-		if err != nil {
-			c = 1
-		}
-		pw.CloseWithError(fmt.Errorf("exit %d: %v", c, err))
-		code <- c
-	}()
-	urlCh := make(chan string, 1)
-	go func() {
-		var all strings.Builder
-		sc := bufio.NewScanner(pr)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			all.WriteString(line + "\n")
-			if l := strings.TrimSpace(line); !sent && strings.HasPrefix(l, "http") {
-				urlCh <- l
-				sent = true
-			}
-		}
-		if !sent {
-			urlCh <- ""
-		}
-		out <- all.String()
-	}()
-	select {
-	case u := <-urlCh:
-		if u == "" {
-			t.Fatalf("authorize printed no URL:\n%s", <-out)
-		}
-		return u, out, code
-	case <-time.After(10 * time.Second):
-		t.Fatal("authorize printed no URL in time")
-	}
-	return "", nil, nil
+	return consenttest.Run(t, func(ctx context.Context, out io.Writer) error {
+		return consent.Authorize(ctx, path, consenttest.Entry, paste, stdin, out)
+	})
 }
 
 func fileContent(t *testing.T, path string) string {
