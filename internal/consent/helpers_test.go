@@ -33,4 +33,3 @@ func fileContent(t *testing.T, path string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
-
