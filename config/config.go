@@ -97,6 +97,9 @@ type Config struct {
 	// policy: the replay store and the memory bound on signed bodies.
 	Signatures Signatures `yaml:"signatures"`
 	Queue      Queue      `yaml:"queue"` // where queued routes keep messages (delivery.go)
+	// Redis, when set, is the server replicas share state through
+	// (redis.go).
+	Redis *Redis `yaml:"redis"`
 
 	lines    map[string]int  // YAML path → line, for messages
 	envPaths map[string]bool // YAML paths whose value came from one ${VAR}

@@ -360,3 +360,34 @@ func TestClientHashesOfTwoBcryptCostsAreRefused(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestRedisBlockValidation(t *testing.T) {
+	base := "upstream: http://127.0.0.1:9\nissuers:\n  - name: a\n    issuer: https://idp.example\n    audiences: [x]\nroutes:\n  - path_prefix: /r\n    require: { issuers: [a] }\n"
+	cases := []struct {
+		name, yaml string
+		env        map[string]string
+		want       string // substring of the error, "" for valid
+	}{
+		{"valid", "redis:\n  url: redis://127.0.0.1:6379/0\n", nil, ""},
+		{"env key", "redis:\n  url: redis://127.0.0.1:6379/0\n  token_key: ${K}\n", map[string]string{"K": "x"}, ""},
+		{"no url", "redis:\n  timeout: 1s\n", nil, "redis.url"},
+		{"bad scheme", "redis:\n  url: http://127.0.0.1:6379\n", nil, "redis:// or rediss://"},
+		{"literal password", "redis:\n  url: redis://:hunter2@127.0.0.1:6379\n", nil, "from the environment"},
+		{"literal key", "redis:\n  url: redis://127.0.0.1:6379\n  token_key: abc\n", nil, "must come from the environment"},
+		{"both keys", "redis:\n  url: redis://127.0.0.1:6379\n  token_key: ${K}\n  token_key_file: /k\n", map[string]string{"K": "x"}, "not both"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(base+tc.yaml), t.TempDir(), Options{LookupEnv: func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("valid config refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -29,6 +29,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.BodyReadTimeout, Duration(DefaultBodyReadTimeout))
 	setDefault(&c.IdleTimeout, Duration(DefaultIdleTimeout))
 	c.Upstream.applyDefaults()
+	c.Redis.applyDefaults()
 	c.TLS.applyDefaults()
 	for i := range c.Issuers {
 		is := &c.Issuers[i]

@@ -49,6 +49,7 @@ func (c *Config) Validate() error {
 		v.signatures()
 		v.delivery()
 	}
+	v.redis()
 	v.egress()
 	return errors.Join(v.errs...)
 }
