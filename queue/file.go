@@ -53,6 +53,7 @@ type FileOptions struct {
 // in-memory index of what is due. One process opens it at a time.
 type FileStore struct {
 	db       *bolt.DB
+	commits  *committer
 	opened   os.FileInfo // the file opened, for Check
 	max      int64
 	onCommit func(int)
@@ -109,6 +110,7 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 		db.Close()
 		return nil, err
 	}
+	s.commits = newCommitter(db)
 	return s, nil
 }
 
@@ -170,7 +172,7 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 	}
 	s.bytes += size // reserved while the commit runs
 	s.mu.Unlock()
-	err = s.db.Batch(func(tx *bolt.Tx) error {
+	err = s.commits.do(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketPayload).Put([]byte(m.ID), payload); err != nil {
 			return err
 		}
@@ -258,7 +260,7 @@ func (s *FileStore) write(id string, update func(tx *bolt.Tx) error, apply func(
 	if e.gone {
 		return ErrNotFound
 	}
-	if err := s.db.Batch(update); err != nil {
+	if err := s.commits.do(update); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return err
 		}
@@ -381,7 +383,11 @@ func (s *FileStore) Stats(ctx context.Context) ([]RouteStats, error) {
 	return statsOf(s.idx), nil
 }
 
-// Close closes the file.
-func (s *FileStore) Close() error { return s.db.Close() }
+// Close lets the commit running finish and closes the file; a write
+// after Close fails.
+func (s *FileStore) Close() error {
+	s.commits.close()
+	return s.db.Close()
+}
 
 var _ Store = (*FileStore)(nil)
