@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/queue"
 )
 
 // queuedBench is the opt-in "queued" subcommand: throughput of a queued
@@ -222,11 +224,11 @@ func (q *queuedEnv) killNine(ctx context.Context, report *strings.Builder) error
 	drain, ok := waitDrain(led, q.o.drain)
 	p.stop()
 	t := led.tally()
-	bound := int64(q.o.kills * q.o.concurrency)
+	bound := int64(q.o.kills * (q.o.concurrency + queue.SettleWindow)) // attempts in flight + answered ones being written
 	emit(report, "acknowledged %d (statuses %v, transport errors while the gate was down %d); restart to ready %v\n",
 		t.acked, st.statuses(), errs, restarts)
-	emit(report, "receiver requests in flight at each kill: %v; attempts in flight at most %d per kill (route concurrency) → duplicate bound %d\n",
-		inFlight, q.o.concurrency, bound)
+	emit(report, "receiver requests in flight at each kill: %v; at most %d per kill (route concurrency %d in flight + %d answered whose outcome is being written) → duplicate bound %d\n",
+		inFlight, q.o.concurrency+queue.SettleWindow, q.o.concurrency, queue.SettleWindow, bound)
 	emit(report, "delivered: %d taken, %d distinct ids, %d duplicates, %d taken but never acknowledged (no 202 reached the sender: allowed); backlog when the load ended %d\n",
 		t.takes, t.distinct, t.duplicates, t.unacked, endLoad.missing)
 	emit(report, "drain after the load ended: %v; drained: %v\n", drain.Round(time.Millisecond), ok)

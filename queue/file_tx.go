@@ -14,15 +14,16 @@ func read(tx *bolt.Tx, id string) (*Message, error) {
 	if payload == nil || rv == nil {
 		return nil, ErrNotFound
 	}
+	m := &Message{}
 	var r record
 	if err := json.Unmarshal(rv, &r); err != nil {
 		return nil, fmt.Errorf("queue: index entry %q: %w", id, err)
 	}
-	p, err := json.Marshal(r.Progress)
-	if err != nil {
+	if err := decodePayload(payload, m); err != nil {
 		return nil, err
 	}
-	return decode(payload, p)
+	m.Progress = r.Progress
+	return m, nil
 }
 
 // putProgress rewrites a message's record with p.

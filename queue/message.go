@@ -116,15 +116,13 @@ func validID(id string) bool {
 }
 
 // payload is the immutable part as stored.
-func encodePayload(m *Message) ([]byte, error) { return json.Marshal(m) }
-
 func encodeProgress(p Progress) ([]byte, error) { return json.Marshal(p) }
 
 // decode rebuilds a message from its two stored parts.
 func decode(payload, progress []byte) (*Message, error) {
 	m := &Message{}
-	if err := json.Unmarshal(payload, m); err != nil {
-		return nil, fmt.Errorf("queue: stored message: %w", err)
+	if err := decodePayload(payload, m); err != nil {
+		return nil, err
 	}
 	if err := json.Unmarshal(progress, &m.Progress); err != nil {
 		return nil, fmt.Errorf("queue: stored progress of %s: %w", m.ID, err)

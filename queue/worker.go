@@ -61,6 +61,11 @@ func (q *Queue) runRoute(ctx, attempts context.Context, rs *routeState) {
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
 	slots := make(chan struct{}, rs.Concurrency)
+	// settling bounds the answered attempts whose outcome is being
+	// written: an attempt frees its delivery slot once it holds one, so
+	// the next attempt does not wait for the store's commit. A crash can
+	// thus repeat up to Concurrency+SettleWindow messages of the route.
+	settling := make(chan struct{}, SettleWindow)
 	freed := make(chan struct{}, 1)
 	timer := time.NewTimer(q.poll)
 	defer timer.Stop()
@@ -75,12 +80,16 @@ func (q *Queue) runRoute(ctx, attempts context.Context, rs *routeState) {
 			for _, m := range msgs {
 				slots <- struct{}{}
 				inflight.Go(func() {
-					q.deliver(attempts, &rs.RouteOptions, m)
+					outcome := q.try(attempts, &rs.RouteOptions, m)
+					m.Body = nil // settling writes progress only
+					settling <- struct{}{}
 					<-slots
 					select {
 					case freed <- struct{}{}:
 					default:
 					}
+					q.settle(attempts, m, outcome)
+					<-settling
 				})
 			}
 			if err == nil && len(msgs) == free {
@@ -117,11 +126,22 @@ func (q *Queue) DeliverDue(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
+// SettleWindow is how many answered attempts of a route may have their
+// outcome being written at once, beside the Concurrency in flight: with
+// group commits, deliveries then do not wait one fsync each.
+const SettleWindow = 64
+
 // settleTimeout bounds writing an attempt's outcome.
 const settleTimeout = 10 * time.Second
 
 // deliver makes one attempt and stores its outcome.
 func (q *Queue) deliver(ctx context.Context, ro *RouteOptions, m *Message) {
+	q.settle(ctx, m, q.try(ctx, ro, m))
+}
+
+// try makes one attempt (or finds m expired) and returns the outcome,
+// with m's progress updated to match.
+func (q *Queue) try(ctx context.Context, ro *RouteOptions, m *Message) string {
 	now := q.now()
 	outcome := OutcomeRetry
 	switch {
@@ -140,6 +160,11 @@ func (q *Queue) deliver(ctx context.Context, ro *RouteOptions, m *Message) {
 		now = q.now()
 		outcome, m.Reason, m.Next = q.judge(ro, m, ans, wait, now)
 	}
+	return outcome
+}
+
+// settle stores an attempt's outcome.
+func (q *Queue) settle(ctx context.Context, m *Message, outcome string) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	var err error

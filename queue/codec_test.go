@@ -1,0 +1,65 @@
+package queue
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestPayloadRoundTrip(t *testing.T) {
+	at := time.Date(2026, 12, 7, 2, 30, 0, 123456789, time.FixedZone("x", 3600))
+	cases := []struct {
+		name string
+		m    Message
+	}{
+		{"empty", Message{ID: "a", Received: at}},
+		{"full", Message{ID: "0193a1b2c3d4e5f6a7b8c9d0e1f2", DeliveryID: "msg_1", Route: "github", Method: "POST", Path: "/hooks/gh", Query: "a=1&b=%20",
+			Header:   http.Header{"Content-Type": {"application/json"}, "X-Multi": {"1", "", "3"}, "X-Ünicode": {"ü\x00"}},
+			Body:     []byte("{\"a\": 1}\r\n\x00\xff"),
+			Received: at, Identity: Identity{Subject: "s", ClientID: "c", Issuer: "https://i", Signature: "github"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := encodePayload(&tc.m)
+			must(t, err)
+			var got Message
+			must(t, decodePayload(p, &got))
+			if !got.Received.Equal(tc.m.Received) {
+				t.Fatalf("received %v, want %v", got.Received, tc.m.Received)
+			}
+			got.Received, tc.m.Received = time.Time{}, time.Time{}
+			if len(got.Body) == 0 && len(tc.m.Body) == 0 {
+				got.Body, tc.m.Body = nil, nil
+			}
+			if !reflect.DeepEqual(got, tc.m) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, tc.m)
+			}
+			for i := range len(p) { // every truncation is an error, never a panic or a short message
+				var m Message
+				if err := decodePayload(p[:i], &m); !errors.Is(err, errCorrupt) && err == nil {
+					t.Fatalf("payload cut at %d of %d decoded without error", i, len(p))
+				}
+			}
+			var m Message
+			if err := decodePayload(append(p, 0), &m); err == nil {
+				t.Fatal("a payload with a trailing byte decoded")
+			}
+		})
+	}
+}
+
+// TestPayloadReadsTheJSONFormEarlierVersionsStored: messages stored
+// before the binary form are still delivered.
+func TestPayloadReadsTheJSONFormEarlierVersionsStored(t *testing.T) {
+	old := Message{ID: "0193a1b2c3d4e5f6a7b8c9d0e1f2", Route: "r", Method: "POST", Path: "/p", Header: http.Header{"A": {"b"}}, Body: []byte("body"), Received: time.Unix(1, 0).UTC()}
+	p, err := json.Marshal(&old)
+	must(t, err)
+	var got Message
+	must(t, decodePayload(p, &got))
+	if got.ID != old.ID || string(got.Body) != "body" || got.Header.Get("A") != "b" {
+		t.Fatalf("old JSON payload read as %+v", got)
+	}
+}
