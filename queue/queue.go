@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -119,7 +120,7 @@ type Options struct {
 // it takes them.
 type Queue struct {
 	store  Store
-	routes map[string]*routeState
+	routes atomic.Pointer[routeSet]
 	target atomic.Pointer[url.URL]
 	rt     http.RoundTripper
 	obs    Observer
@@ -129,12 +130,9 @@ type Queue struct {
 	poll   time.Duration
 	every  time.Duration
 	jitter func() float64
-}
 
-// routeState is one route's options and its worker's wake-up.
-type routeState struct {
-	RouteOptions
-	wake chan struct{}
+	mu  sync.Mutex // of route changes and run
+	run *running   // set while Run runs
 }
 
 // New returns a Queue over store; it delivers nothing until Run.
@@ -142,18 +140,17 @@ func New(store Store, o Options) (*Queue, error) {
 	if store == nil || o.Target == nil {
 		return nil, errors.New("queue: a store and a target are required")
 	}
-	q := &Queue{store: store, routes: map[string]*routeState{}, rt: o.Transport, obs: o.Observer,
+	q := &Queue{store: store, rt: o.Transport, obs: o.Observer,
 		log: o.Logger, now: o.Now, grace: o.Grace, poll: o.Poll, every: o.StatsEvery, jitter: o.jitter}
-	for _, ro := range o.Routes {
-		if ro.Name == "" {
-			return nil, errors.New("queue: a route without a name")
-		}
-		if _, dup := q.routes[ro.Name]; dup {
-			return nil, fmt.Errorf("queue: route %q given twice", ro.Name)
-		}
-		ro.defaults()
-		q.routes[ro.Name] = &routeState{RouteOptions: ro, wake: make(chan struct{}, 1)}
+	routes, err := checkRoutes(o.Routes)
+	if err != nil {
+		return nil, err
 	}
+	set := routeSet{}
+	for _, ro := range routes {
+		set[ro.Name] = newRouteState(ro)
+	}
+	q.routes.Store(&set)
 	q.target.Store(o.Target)
 	if q.rt == nil {
 		q.rt = http.DefaultTransport
@@ -187,7 +184,7 @@ func (q *Queue) SetTarget(target *url.URL) {
 // means the message was not acknowledged: ErrFull and ErrUnavailable are
 // for 503 with Retry-After.
 func (q *Queue) Enqueue(ctx context.Context, m *Message) error {
-	rs := q.routes[m.Route]
+	rs := q.route(m.Route)
 	if rs == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownRoute, m.Route)
 	}
@@ -199,19 +196,12 @@ func (q *Queue) Enqueue(ctx context.Context, m *Message) error {
 	if m.Received.IsZero() {
 		m.Received = now
 	}
-	m.Progress = Progress{State: Pending, Next: now, Expires: m.Received.Add(rs.MaxAge)}
+	m.Progress = Progress{State: Pending, Next: now, Expires: m.Received.Add(rs.options().MaxAge)}
 	if err := q.store.Add(ctx, m); err != nil {
 		return err
 	}
 	rs.signal()
 	return nil
-}
-
-func (rs *routeState) signal() {
-	select {
-	case rs.wake <- struct{}{}:
-	default:
-	}
 }
 
 // List returns up to limit (0: all) messages of route in state, oldest
@@ -232,14 +222,14 @@ func (q *Queue) Retry(ctx context.Context, id string) error {
 		return err
 	}
 	maxAge := DefaultMaxAge
-	if rs := q.routes[m.Route]; rs != nil {
-		maxAge = rs.MaxAge
+	if rs := q.route(m.Route); rs != nil {
+		maxAge = rs.options().MaxAge
 	}
 	now := q.now()
 	if err := q.store.Revive(ctx, id, Progress{State: Pending, Next: now, Expires: now.Add(maxAge), Last: m.Last}); err != nil {
 		return err
 	}
-	if rs := q.routes[m.Route]; rs != nil {
+	if rs := q.route(m.Route); rs != nil {
 		rs.signal()
 	}
 	return nil

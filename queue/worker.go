@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,14 +36,21 @@ func randFloat() float64 { return rand.Float64() }
 func (q *Queue) Run(ctx context.Context) error {
 	attempts, cut := context.WithCancel(context.WithoutCancel(ctx))
 	defer cut()
+	q.adoptStored(ctx)
 	var wg sync.WaitGroup
-	for _, rs := range q.routes {
-		wg.Go(func() { q.runRoute(ctx, attempts, rs) })
+	q.mu.Lock()
+	q.run = &running{ctx: ctx, attempts: attempts, wg: &wg}
+	for _, rs := range *q.routes.Load() {
+		q.startRoute(rs)
 	}
+	q.mu.Unlock()
 	if q.obs != nil {
 		wg.Go(func() { q.report(ctx) })
 	}
 	<-ctx.Done()
+	q.mu.Lock()
+	q.run = nil // a route added from now on is not started
+	q.mu.Unlock()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	grace := time.NewTimer(q.grace)
@@ -56,38 +64,36 @@ func (q *Queue) Run(ctx context.Context) error {
 	return nil
 }
 
-// runRoute keeps up to rs.Concurrency attempts of one route in flight.
+// runRoute keeps up to the route's Concurrency attempts in flight (read
+// afresh each pass: a reload may change it).
 func (q *Queue) runRoute(ctx, attempts context.Context, rs *routeState) {
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
-	slots := make(chan struct{}, rs.Concurrency)
+	var busy atomic.Int64
 	// settling bounds the answered attempts whose outcome is being
 	// written: an attempt frees its delivery slot once it holds one, so
 	// the next attempt does not wait for the store's commit. A crash can
 	// thus repeat up to Concurrency+SettleWindow messages of the route.
 	settling := make(chan struct{}, SettleWindow)
-	freed := make(chan struct{}, 1)
 	timer := time.NewTimer(q.poll)
 	defer timer.Stop()
 	failing := false
 	for {
-		if free := cap(slots) - len(slots); free > 0 {
-			msgs, err := q.store.Lease(ctx, rs.Name, q.now(), free)
+		ro := rs.options()
+		if free := ro.Concurrency - int(busy.Load()); free > 0 {
+			msgs, err := q.store.Lease(ctx, rs.name, q.now(), free)
 			if err != nil && ctx.Err() == nil && !failing {
-				q.log.Warn("queue: cannot read due messages; trying again", zap.String("route", rs.Name), zap.Error(err))
+				q.log.Warn("queue: cannot read due messages; trying again", zap.String("route", rs.name), zap.Error(err))
 			}
 			failing = err != nil
 			for _, m := range msgs {
-				slots <- struct{}{}
+				busy.Add(1)
 				inflight.Go(func() {
-					outcome := q.try(attempts, &rs.RouteOptions, m)
+					outcome := q.try(attempts, &ro, m)
 					m.Body = nil // settling writes progress only
 					settling <- struct{}{}
-					<-slots
-					select {
-					case freed <- struct{}{}:
-					default:
-					}
+					busy.Add(-1)
+					rs.signal()
 					q.settle(attempts, m, outcome)
 					<-settling
 				})
@@ -101,7 +107,6 @@ func (q *Queue) runRoute(ctx, attempts context.Context, rs *routeState) {
 		case <-ctx.Done():
 			return
 		case <-rs.wake:
-		case <-freed:
 		case <-timer.C:
 		}
 	}
@@ -114,12 +119,13 @@ func (q *Queue) DeliverDue(ctx context.Context) (int, error) {
 	var wg sync.WaitGroup
 	n := 0
 	var errs []error
-	for _, rs := range q.routes {
-		msgs, err := q.store.Lease(ctx, rs.Name, q.now(), rs.Concurrency)
+	for _, rs := range *q.routes.Load() {
+		ro := rs.options()
+		msgs, err := q.store.Lease(ctx, rs.name, q.now(), ro.Concurrency)
 		errs = append(errs, err)
 		n += len(msgs)
 		for _, m := range msgs {
-			wg.Go(func() { q.deliver(ctx, &rs.RouteOptions, m) })
+			wg.Go(func() { q.deliver(ctx, &ro, m) })
 		}
 	}
 	wg.Wait()
@@ -309,7 +315,7 @@ func (q *Queue) report(ctx context.Context) {
 				}
 				q.obs.ObserveStored(s, age)
 			}
-			for r := range q.routes {
+			for r := range *q.routes.Load() {
 				if !seen[r] {
 					q.obs.ObserveStored(RouteStats{Route: r}, 0)
 				}

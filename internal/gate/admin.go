@@ -34,8 +34,8 @@ func (g *Gate) Ready() error {
 	if err := g.cur.Load().Ready(); err != nil {
 		return err
 	}
-	if g.queue != nil {
-		if err := g.queue.ready(); err != nil {
+	if q := g.queue.Load(); q != nil {
+		if err := q.ready(); err != nil {
 			return err
 		}
 	}

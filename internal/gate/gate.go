@@ -54,7 +54,9 @@ type Gate struct {
 
 	pubLn, adminLn *listener.Listener
 	eg             *egressSet
-	queue          *queueRunner // nil: no route was queued at New
+	queue          atomic.Pointer[queueRunner] // nil until a configuration queues a route
+	queueMu        sync.Mutex                  // orders opening a queue on reload with Shutdown
+	queueEvery     time.Duration
 	stopWatch      func()
 	errc           chan error
 
@@ -103,18 +105,17 @@ func New(path string, o Options) (*Gate, error) {
 		}
 	}})
 	g.eg = newEgressSet(g.log, g.m, g.timeouts)
-	if g.queue, err = openQueue(cfg, upstreamTransport{g}, g.m, g.log, o.QueueCheckEvery); err != nil {
+	g.queueEvery = o.QueueCheckEvery
+	q, err := openQueue(cfg, upstreamTransport{g}, g.m, g.log, g.queueEvery)
+	if err != nil {
 		return nil, err
 	}
-	so := stack.Options{Logger: g.log, Metrics: g.m}
-	if g.queue != nil {
-		so.Queue = g.queue // never a typed nil in the interface
-	}
-	g.b = stack.NewBuilder(so)
+	g.queue.Store(q)
+	g.b = stack.NewBuilder(stack.Options{Logger: g.log, Metrics: g.m, Queue: queueRef{g}})
 	st, err := g.b.Build(cfg, nil)
 	if err != nil {
-		if g.queue != nil {
-			g.queue.stop()
+		if q != nil {
+			q.stop()
 		}
 		return nil, err
 	}
@@ -129,10 +130,10 @@ func New(path string, o Options) (*Gate, error) {
 // file (a change reloads). ctx bounds the background work of the stack it
 // starts; Shutdown ends it all.
 func (g *Gate) Start(ctx context.Context) (err error) {
-	if g.queue != nil {
+	if q := g.queue.Load(); q != nil {
 		defer func() {
 			if err != nil {
-				g.queue.stop() // releases the store's lock
+				q.stop() // releases the store's lock
 			}
 		}()
 	}
@@ -157,8 +158,8 @@ func (g *Gate) Start(ctx context.Context) (err error) {
 		return err
 	}
 	st.WarmUp(ctx, g.log)
-	if g.queue != nil {
-		g.queue.start(ctx, g.timeouts) // before the public listener: what is stored from an earlier run goes first
+	if q := g.queue.Load(); q != nil {
+		q.start(ctx, g.timeouts) // before the public listener: what is stored from an earlier run goes first
 	}
 	if g.pubLn != nil {
 		g.pubLn.Start()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +29,7 @@ type queueRunner struct {
 	log    *zap.Logger
 	store  queue.Store
 	q      *queue.Queue
-	cfg    config.Queue         // the store's settings at open
-	routes []queue.RouteOptions // fixed at New: a reload cannot change them
+	cfg    config.Queue // the store's settings at open
 	every  time.Duration
 	ctl    *listener.Listener // nil: no control socket (Redis store)
 	cancel context.CancelFunc
@@ -54,11 +52,11 @@ func openQueue(cfg *config.Config, rt http.RoundTripper, m *telemetry.Metrics, l
 	if err != nil {
 		return nil, err
 	}
-	r := &queueRunner{log: log.Named("queue"), store: store, cfg: cfg.Queue, routes: queue.RoutesFromConfig(cfg), every: every}
+	r := &queueRunner{log: log.Named("queue"), store: store, cfg: cfg.Queue, every: every}
 	if r.every <= 0 {
 		r.every = DefaultQueueCheckEvery
 	}
-	r.q, err = queue.New(store, queue.Options{Routes: r.routes, Target: target, Transport: rt,
+	r.q, err = queue.New(store, queue.Options{Routes: queue.RoutesFromConfig(cfg), Target: target, Transport: rt,
 		Observer: m, Logger: r.log, Grace: cfg.ShutdownGrace.D()})
 	if err != nil {
 		store.Close()
@@ -183,25 +181,72 @@ func (r *queueRunner) Enqueue(ctx context.Context, m *queue.Message) error {
 }
 
 // reloaded tells the queue what a new configuration changes: the
-// receiver's URL is taken at once; the store and the queued routes'
-// delivery settings are fixed until a restart (a queued route the queue
-// does not know answers 503).
+// receiver's URL and the queued routes' delivery settings are taken at
+// once (a route no longer queued keeps delivering what it stored); the
+// store is fixed until a restart.
 func (r *queueRunner) reloaded(log *zap.Logger, cfg *config.Config) {
 	if r == nil {
-		if cfg.QueuedRoutes() {
-			log.Warn("queued routes were added by a reload: they answer 503 until a restart opens the queue store")
-		}
 		return
 	}
 	if u, err := url.Parse(cfg.Upstream.URL); err == nil && cfg.Upstream.URL != "" {
 		r.q.SetTarget(u)
 	}
-	if cfg.Queue != r.cfg {
+	if cfg.Queue != r.cfg && cfg.QueuedRoutes() {
 		log.Warn("queue.store and queue.max_bytes changes take effect only after a restart; the queue keeps its store")
 	}
-	if !reflect.DeepEqual(queue.RoutesFromConfig(cfg), r.routes) {
-		log.Warn("queued routes or their delivery settings changed: they take effect only after a restart; until then a queued route the queue does not know answers 503, and the others keep their delivery settings")
+	if err := r.q.SetRoutes(queue.RoutesFromConfig(cfg)); err != nil { // validated with the configuration
+		log.Error("the queued routes of the reloaded configuration were not applied; the queue keeps the last ones", zap.Error(err))
 	}
+}
+
+// openQueueOnReload opens the queue store when a reloaded configuration
+// queues a route and none is open yet, and starts it; an error (the
+// store cannot be opened) fails the reload, so the old configuration
+// keeps serving rather than answering 503 on the new queued routes.
+func (g *Gate) openQueueOnReload(ctx context.Context, cfg *config.Config) error {
+	if g.queue.Load() != nil || !cfg.QueuedRoutes() {
+		return nil
+	}
+	q, err := openQueue(cfg, upstreamTransport{g}, g.m, g.log, g.queueEvery)
+	if err != nil {
+		return err
+	}
+	g.queueMu.Lock()
+	defer g.queueMu.Unlock()
+	if g.draining.Load() {
+		q.stop()
+		return errors.New("shutting down")
+	}
+	g.queue.Store(q)
+	q.start(ctx, g.timeouts)
+	g.log.Info("queue store opened for the queued routes of the reloaded configuration", zap.String("store", redactedStore(cfg.Queue.Store)))
+	return nil
+}
+
+// redactedStore is a store URL without its password.
+func redactedStore(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
+}
+
+// queueRef hands a queued route's messages to the gate's queue, opened at
+// New or by a reload.
+type queueRef struct{ g *Gate }
+
+// errNoQueue says why a queued route refuses: no store is open (a reload
+// that failed to open one was refused, so this is a bug's safety net).
+var errNoQueue = fmt.Errorf("%w: no queue store is open", queue.ErrUnavailable)
+
+// Enqueue stores m in the open queue.
+func (r queueRef) Enqueue(ctx context.Context, m *queue.Message) error {
+	q := r.g.queue.Load()
+	if q == nil {
+		return errNoQueue
+	}
+	return q.Enqueue(ctx, m)
 }
 
 // upstreamTransport sends the queue's attempts through the current

@@ -89,7 +89,7 @@ func sendQueued(t *testing.T, g *Gate, delivery, body string) answer {
 // stored counts the gate's pending and dead messages.
 func stored(t *testing.T, g *Gate) (pending, dead int64) {
 	t.Helper()
-	st, err := g.queue.q.Stats(t.Context())
+	st, err := g.queue.Load().q.Stats(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,8 +200,9 @@ func TestQueueStoreHealthDecidesReadiness(t *testing.T) {
 }
 
 // TestQueueAcrossReloads: a reload keeps the queue and its store; a new
-// upstream.url takes the next attempts; a queued route the running queue
-// does not know (added by the reload) answers 503, never 202.
+// upstream.url takes the next attempts; a queued route added by the
+// reload stores and delivers at once (202, never 503), and a route the
+// reload stops queueing still delivers what it stored.
 func TestQueueAcrossReloads(t *testing.T) {
 	oldRecv := &queueReceiver{addr: freeAddr(t)}
 	newRecv := &queueReceiver{addr: freeAddr(t)}
@@ -230,10 +231,61 @@ func TestQueueAcrossReloads(t *testing.T) {
 	eventually(t, "the stored message delivered to the new upstream", func() bool { hs, _ := newRecv.received(); return len(hs) == 1 })
 	body := `{"n":2}`
 	a := post(t, "http://"+g.Addr()+"/hooks/added", githubHeaders("queued-github-secret", "d-2", body), body)
-	if a.status != http.StatusServiceUnavailable {
-		t.Fatalf("a queued route added by a reload: %d, want 503 until a restart", a.status)
+	if a.status != http.StatusAccepted {
+		t.Fatalf("a queued route added by a reload: %d, want 202", a.status)
 	}
+	eventually(t, "the added route's message delivered", func() bool { hs, _ := newRecv.received(); return len(hs) == 2 })
 	if a := sendQueued(t, g, "d-3", `{"n":3}`); a.status != http.StatusAccepted {
 		t.Fatalf("the known queued route after the reload: %d, want 202", a.status)
 	}
+	eventually(t, "the known route's message delivered", func() bool { hs, _ := newRecv.received(); return len(hs) == 3 })
+}
+
+// TestReloadOpensTheQueue: a gate started without a queued route opens
+// the store when a reload adds one, and the route takes messages at once;
+// a store that cannot be opened fails the reload (the old configuration
+// keeps serving) instead of answering 503.
+func TestReloadOpensTheQueue(t *testing.T) {
+	recv := &queueReceiver{addr: freeAddr(t)}
+	recv.up(t)
+	dir := filepath.Join(t.TempDir(), "queue")
+	path := queuedConfig(t, recv.addr, dir)
+	y, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := strings.Replace(string(y), "delivery: { mode: queued, backoff: { initial: 50ms, max: 200ms } }", "", 1)
+	if err := os.WriteFile(path, []byte(direct), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startQueued(t, path)
+	if g.queue.Load() != nil {
+		t.Fatal("a queue was opened with no queued route")
+	}
+
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(y), "file://"+dir, "file://"+blocker+"/queue", 1) // a directory under a file
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(t.Context(), "test"); err == nil {
+		t.Fatal("a reload whose queue store cannot be opened succeeded")
+	}
+	if a := sendQueued(t, g, "d-0", `{"n":0}`); a.status != http.StatusNoContent { // the receiver answers 204
+		t.Fatalf("after the refused reload the route is still direct: %d, want the receiver's 204", a.status)
+	}
+
+	if err := os.WriteFile(path, y, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(t.Context(), "test"); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if a := sendQueued(t, g, "d-1", `{"n":1}`); a.status != http.StatusAccepted {
+		t.Fatalf("a route queued by a reload: %d, want 202", a.status)
+	}
+	eventually(t, "the message delivered", func() bool { hs, _ := recv.received(); return len(hs) == 2 })
 }

@@ -49,6 +49,9 @@ func (g *Gate) reload(ctx context.Context, why string, force bool) error {
 	if err == nil {
 		plan, err = g.eg.prepare(st.Config().Egress, st.Config().BodyReadTimeout.D())
 	}
+	if err == nil {
+		err = g.openQueueOnReload(ctx, st.Config()) // before the swap: the new routes store at once
+	}
 	if err != nil {
 		g.b.AbortReplay()
 		g.reloadFailed(why, err)
@@ -56,7 +59,7 @@ func (g *Gate) reload(ctx context.Context, why string, force bool) error {
 	}
 	g.swap(ctx, old, st)
 	g.b.CommitReplay()
-	g.queue.reloaded(g.log, st.Config())
+	g.queue.Load().reloaded(g.log, st.Config())
 	if tlsChanged {
 		g.pubLn.SetTLS(pubTLS) // new connections; established ones keep theirs
 		g.log.Info("public listener TLS settings replaced", zap.Bool("tls", pubTLS != nil))

@@ -26,9 +26,12 @@ func (g *Gate) stop(ctx context.Context) error {
 		g.stopWatch()
 	}
 	g.cur.Load().Stop()
+	g.queueMu.Lock() // a reload opening a queue store now sees draining
 	g.draining.Store(true)
-	if g.queue != nil {
-		g.queue.beginStop() // deliveries wind down beside the public drain
+	q := g.queue.Load()
+	g.queueMu.Unlock()
+	if q != nil {
+		q.beginStop() // deliveries wind down beside the public drain
 	}
 	grace := g.cur.Load().Config().ShutdownGrace.D()
 	g.log.Info("shutting down: no new connections, draining requests in flight", zap.Duration("grace", grace))
@@ -41,8 +44,8 @@ func (g *Gate) stop(ctx context.Context) error {
 		err = g.pubLn.Shutdown(ctx) // what is still in flight at the deadline is cut off
 	}
 	<-egressDone
-	if g.queue != nil {
-		g.queue.stop() // after the public listener: nothing enqueues any more
+	if q != nil {
+		q.stop() // after the public listener: nothing enqueues any more
 	}
 	if g.adminLn != nil {
 		_ = g.adminLn.Close()
