@@ -172,10 +172,17 @@ func (r *RedisStore) Lease(ctx context.Context, route string, now time.Time, n i
 			entries = append(entries, st.Messages...)
 		}
 	}
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i], _ = e.Values["id"].(string)
+	}
+	got, err := r.getMany(ctx, ids)
+	if err != nil {
+		return nil, err // nothing handed out: the entries are claimed again after the lease
+	}
 	out := make([]*Message, 0, len(entries))
-	for _, e := range entries {
-		id, _ := e.Values["id"].(string)
-		m, err := r.Get(ctx, id)
+	for i, e := range entries {
+		m, err := got[i].m, got[i].err
 		if errors.Is(err, ErrNotFound) || err == nil && m.State != Pending {
 			// dropped (or buried) meanwhile: the entry is stale
 			_ = r.c.XAck(ctx, s, group, e.ID).Err()
@@ -267,22 +274,55 @@ func (r *RedisStore) Drop(ctx context.Context, id string) error {
 
 // Get returns one message.
 func (r *RedisStore) Get(ctx context.Context, id string) (*Message, error) {
-	if !validID(id) {
-		return nil, ErrNotFound
-	}
-	vals, err := r.c.HMGet(ctx, r.key("m"), id).Result()
+	got, err := r.getMany(ctx, []string{id})
 	if err != nil {
+		return nil, err
+	}
+	return got[0].m, got[0].err
+}
+
+// got is one message read by getMany, or why not (ErrNotFound, a
+// corrupt payload).
+type got struct {
+	m   *Message
+	err error
+}
+
+// getMany reads messages in one round trip; the error is the
+// connection's, each message's own is in its got.
+func (r *RedisStore) getMany(ctx context.Context, ids []string) ([]got, error) {
+	out := make([]got, len(ids))
+	payloads := make([]*redis.StringCmd, len(ids))
+	progress := make([]*redis.StringCmd, len(ids))
+	_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			if validID(id) {
+				payloads[i] = p.HGet(ctx, r.key("m"), id)
+				progress[i] = p.HGet(ctx, r.key("p"), id)
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, unavailable(err)
 	}
-	payload, _ := vals[0].(string)
-	progress, err := r.c.HGet(ctx, r.key("p"), id).Result()
-	if errors.Is(err, redis.Nil) || payload == "" {
-		return nil, ErrNotFound
+	for i := range ids {
+		if payloads[i] == nil {
+			out[i].err = ErrNotFound
+			continue
+		}
+		pl, perr := payloads[i].Result()
+		pr, prerr := progress[i].Result()
+		switch {
+		case errors.Is(perr, redis.Nil) || errors.Is(prerr, redis.Nil) || pl == "":
+			out[i].err = ErrNotFound
+		case perr != nil || prerr != nil:
+			return nil, unavailable(errors.Join(perr, prerr))
+		default:
+			out[i].m, out[i].err = decode([]byte(pl), []byte(pr))
+		}
 	}
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	return decode([]byte(payload), []byte(progress))
+	return out, nil
 }
 
 // List returns up to limit messages of route in state, oldest first
