@@ -42,8 +42,9 @@ type variant struct {
 
 const reserialised = "something between the sender and here (a proxy, an API gateway, a framework that parses and re-encodes JSON, or the tool that made this capture) changed the body's bytes; the gate must receive the exact bytes the sender signed"
 
-// bodyVariants are the bodies a proxy's re-serialisation, an editor or a
-// line-ending conversion would turn body into (or back from).
+// bodyVariants are the bodies an editor, a line-ending conversion or a
+// proxy's re-serialisation would turn body into (or back from), the
+// smallest change first.
 func bodyVariants(body []byte) []variant {
 	var out []variant
 	add := func(what, why string, b []byte) {
@@ -57,19 +58,6 @@ func bodyVariants(body []byte) []variant {
 		}
 		out = append(out, variant{what, why, b})
 	}
-	if json.Valid(body) {
-		var compact bytes.Buffer
-		_ = json.Compact(&compact, body)
-		add("the JSON re-encoded compactly (white space removed)", reserialised, compact.Bytes())
-		add("the JSON re-encoded compactly, with a trailing newline", reserialised, append(bytes.Clone(compact.Bytes()), '\n'))
-		add(`the JSON re-encoded with a space after each ":" and "," (as Python's json.dumps writes it)`, reserialised, spaced(compact.Bytes()))
-		for _, ind := range []struct{ name, s string }{{"2 spaces", "  "}, {"4 spaces", "    "}, {"tabs", "\t"}} {
-			var pretty bytes.Buffer
-			_ = json.Indent(&pretty, compact.Bytes(), "", ind.s)
-			add("the JSON pretty-printed, indented with "+ind.name, reserialised, pretty.Bytes())
-			add("the JSON pretty-printed, indented with "+ind.name+", with a trailing newline", reserialised, append(pretty.Bytes(), '\n'))
-		}
-	}
 	switch {
 	case bytes.HasSuffix(body, []byte("\r\n")):
 		add(`the body without its trailing \r\n`, "the sender signed the body without it: the file (an editor) or something on the way added it", body[:len(body)-2])
@@ -82,6 +70,19 @@ func bodyVariants(body []byte) []variant {
 		add(`the body with its \r\n line endings made \n`, "something on the way (or the capture, or an editor) converted the body's line endings", bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n")))
 	} else if bytes.Contains(body, []byte("\n")) {
 		add(`the body with its \n line endings made \r\n`, "something on the way (or the capture, or an editor) converted the body's line endings", bytes.ReplaceAll(body, []byte("\n"), []byte("\r\n")))
+	}
+	if json.Valid(body) {
+		var compact bytes.Buffer
+		_ = json.Compact(&compact, body)
+		add("the JSON re-encoded compactly (white space removed)", reserialised, compact.Bytes())
+		add("the JSON re-encoded compactly, with a trailing newline", reserialised, append(bytes.Clone(compact.Bytes()), '\n'))
+		add(`the JSON re-encoded with a space after each ":" and "," (as Python's json.dumps writes it)`, reserialised, spaced(compact.Bytes()))
+		for _, ind := range []struct{ name, s string }{{"2 spaces", "  "}, {"4 spaces", "    "}, {"tabs", "\t"}} {
+			var pretty bytes.Buffer
+			_ = json.Indent(&pretty, compact.Bytes(), "", ind.s)
+			add("the JSON pretty-printed, indented with "+ind.name, reserialised, pretty.Bytes())
+			add("the JSON pretty-printed, indented with "+ind.name+", with a trailing newline", reserialised, append(pretty.Bytes(), '\n'))
+		}
 	}
 	return out
 }
@@ -107,19 +108,18 @@ func spaced(compact []byte) []byte {
 	return out
 }
 
-// bodyCause: one of the route's secrets signs a variant of the body.
+// bodyCause: one of the route's secrets signs a variant of the body;
+// the first found (the smallest change first) is named.
 func (w *webhookCheck) bodyCause(variants []variant) bool {
-	found := false
 	for _, v := range variants {
 		for i, k := range w.keys {
 			if label, ok := w.rd.Signs(k, v.body); ok {
-				found = true
 				w.no("body changed: %s matches (%s) over %s, not over the body as received: %s", secretName(w.sig, i), label, v.what, v.why)
-				break
+				return true
 			}
 		}
 	}
-	return found
+	return false
 }
 
 // secretCause: one of the route's secrets, read another way than the
