@@ -310,11 +310,11 @@ func abs(d time.Duration) time.Duration {
 	return d
 }
 
-// shortValue is a header value as sent, escaped, shortened past 40
-// characters.
+// shortValue is a header value as sent, escaped, shortened past 24
+// characters (a signature is shown only by its start).
 func shortValue(v string) string {
-	if len(v) > 40 {
-		return fmt.Sprintf("%s… (%d characters)", visible([]byte(v[:40])), len(v))
+	if len(v) > 24 {
+		return fmt.Sprintf("%s… (%d characters)", visible([]byte(v[:24])), len(v))
 	}
 	return visible([]byte(v))
 }

@@ -283,7 +283,7 @@ func TestCheckWebhookExplains(t *testing.T) {
 			}()}}, body, true, true),
 			code: 1,
 			want: []string{
-				`✗ secret read differently: secrets[0] matches (v1) when read as whsec_ and base64, decoded (as Standard Webhooks reads a secret); the stripe scheme reads it as used as written`,
+				`✗ secret read differently: secrets[0] matches (v1) when read as whsec_ and base64, decoded (as Standard Webhooks reads a secret), but the stripe verifier reads it as: used as written`,
 				`decision REFUSED: 401 invalid_signature "signature mismatch"`,
 			},
 		},
@@ -292,7 +292,7 @@ func TestCheckWebhookExplains(t *testing.T) {
 			file: rawRequest("/webhooks/standard", standardHeaders([]byte(swSecret), nil, "msg_3", now, body), body, true, true),
 			code: 1,
 			want: []string{
-				`✗ secret read differently: secrets[0] matches (v1) when read as the whole string as raw bytes, not base64-decoded; the standard-webhooks scheme reads it as whsec_ and base64, decoded`,
+				`✗ secret read differently: secrets[0] matches (v1) when read as the whole string as raw bytes, not base64-decoded, but the standard-webhooks verifier reads it as: whsec_ and base64, decoded`,
 				`decision REFUSED: 401 invalid_signature "signature mismatch"`,
 			},
 		},

@@ -130,7 +130,7 @@ func (w *webhookCheck) secretCause() (n int, found bool) {
 			n++
 			if label, ok := w.rd.Signs(k, w.c.body); ok {
 				found = true
-				w.no("secret read differently: %s matches (%s) when read as %s; the %s scheme reads it as %s. The sender and the gate read the same secret differently", secretName(w.sig, i), label, k.Form, w.sig.Scheme, w.keys[i].Form)
+				w.no("secret read differently: %s matches (%s) when read as %s, but the %s verifier reads it as: %s. The sender and the gate read the same secret differently", secretName(w.sig, i), label, k.Form, w.sig.Scheme, w.keys[i].Form)
 			}
 		}
 	}
