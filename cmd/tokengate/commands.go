@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -38,10 +39,11 @@ func cmdServe(args []string, stderr io.Writer) error {
 }
 
 func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var token, route string
+	var token, webhook, route string
 	f, fs, err := parseFlags("check", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&token, "token", "", `explain the gate's decision on this token ("-": read it from stdin)`)
-		fs.StringVar(&route, "route", "", `with --token: the request to decide, "METHOD PATH" (default: the first route that requires a token)`)
+		fs.StringVar(&webhook, "webhook", "", `explain the gate's decision on the raw HTTP request in this file ("-": stdin), a signed webhook as a delivery log or capture shows it`)
+		fs.StringVar(&route, "route", "", `with --token: the request to decide, "METHOD PATH" (default: the first route that requires a token); with --webhook: replaces the file's request line`)
 	})
 	if err != nil {
 		return err
@@ -51,8 +53,14 @@ func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	} else if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	if route != "" && token == "" {
-		return fmt.Errorf("%w: --route needs --token", errUsage)
+	if route != "" && token == "" && webhook == "" {
+		return fmt.Errorf("%w: --route needs --token or --webhook", errUsage)
+	}
+	if token != "" && webhook != "" {
+		return fmt.Errorf("%w: --token and --webhook explain one request each: give one", errUsage)
+	}
+	if webhook != "" {
+		return checkWebhook(f.config, webhook, route, stdin, stdout)
 	}
 	if token == "-" {
 		line, err := bufio.NewReader(io.LimitReader(stdin, 64<<10)).ReadString('\n')
@@ -65,6 +73,21 @@ func cmdCheck(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return diagnose.Token(context.Background(), f.config, token, route, stdout)
 	}
 	return diagnose.Check(context.Background(), f.config, stdout)
+}
+
+// checkWebhook is check --webhook: the request file (or stdin) through
+// the gate's real route table and signature verifiers.
+func checkWebhook(config, file, route string, stdin io.Reader, stdout io.Writer) error {
+	in, name := stdin, "stdin"
+	if file != "-" {
+		fh, err := os.Open(file)
+		if err != nil {
+			return fmt.Errorf("%w: --webhook: %w", errUsage, err)
+		}
+		defer fh.Close()
+		in, name = fh, file
+	}
+	return diagnose.Webhook(context.Background(), config, in, name, route, stdout)
 }
 
 // cmdQuickstart runs a whole webhook receiver on one machine with no

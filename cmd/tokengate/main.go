@@ -9,6 +9,7 @@
 //	tokengate serve --config FILE        run the gate (internal/gate; SIGHUP and SIGTERM here, serve.go)
 //	tokengate check --config FILE        validate the config and probe every issuer (internal/diagnose)
 //	tokengate check --token TOKEN        explain the gate's decision on one token (internal/diagnose)
+//	tokengate check --webhook FILE       explain the gate's decision on one captured signed webhook (internal/diagnose)
 //	tokengate quickstart [--config FILE] demo receiver (internal/quickstart) + gate, no identity provider
 //	tokengate probe [--url URL]          healthcheck for distroless containers (internal/diagnose)
 //	tokengate new-client NAME [--scopes] a Token URL client: secret once, YAML with its bcrypt hash (internal/clientsecret)
@@ -40,6 +41,11 @@ Usage:
   tokengate check   --config FILE --token TOKEN [--route "METHOD PATH"]
                                     explain what the gate would do with one token
                                     (--token - reads it from stdin); exit 0 = forwarded
+  tokengate check   --config FILE --webhook REQUEST_FILE [--route "METHOD PATH"]
+                                    explain what the gate would do with one signed webhook,
+                                    a raw HTTP request as a delivery log shows it (- = stdin):
+                                    signed content, secrets (never shown), timestamp, cause;
+                                    nothing is claimed; exit 0 = forwarded
   tokengate quickstart [--config FILE] [--receiver ADDR]
                                     demo: a receiver on 127.0.0.1:9000 that prints webhooks,
                                     and tokengate in front of it (default examples/quickstart.yaml,

@@ -14,6 +14,17 @@
 //     and handler (the upstream replaced by a recorder), then every value
 //     the decision compared, one line each, ✓ or ✗. The token is never
 //     printed; its fingerprint is.
+//   - Webhook (`tokengate check --webhook`): what would the gate do with
+//     this signed webhook? One raw HTTP request, read from a file as a
+//     delivery log shows it, through the real route table, the route's
+//     signature verifier and handler (the upstream and the replay store
+//     replaced by recorders: nothing is claimed), then what the scheme
+//     read, the exact content signed, how each secret is read, which
+//     comparison matched, the timestamp against the tolerance, and the
+//     cause of a refusal, found by trying the alternatives (a body
+//     re-serialised, a secret read raw or decoded, another route's
+//     secret, a clock off). No secret and no expected signature is
+//     printed.
 //   - Probe (`tokengate probe`): does a URL (the admin /readyz) answer 200?
 //     A healthcheck for distroless images.
 //

@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"time"
 
 	"github.com/tokengate/tokengate/config"
-	"github.com/tokengate/tokengate/internal/stack"
 )
 
 // ErrRefused is Token's verdict on a token the gate would not forward.
@@ -54,16 +54,14 @@ func Token(ctx context.Context, path, token, route string, out io.Writer) error 
 	if err != nil {
 		return err
 	}
-	b := stack.NewBuilder(stack.Options{})
-	st, err := b.Verification(cfg)
+	st, sigs, err := build(cfg, &claimRecorder{})
 	if err != nil {
 		return err
 	}
-	sigs, err := b.Signatures(cfg)
-	if err != nil {
-		return err
-	}
-	d, err := decide(ctx, cfg, st, sigs, method, target, token)
+	req := httptest.NewRequestWithContext(ctx, method, target, strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	d, err := decide(cfg, st, sigs, req)
 	if err != nil {
 		return err
 	}
@@ -97,13 +95,8 @@ func bareToken(s string) string {
 // pickRoute parses --route "METHOD PATH" (a full URL also gives the Host);
 // without it, the first route that requires a token is used.
 func pickRoute(cfg *config.Config, spec string) (method, target string, err error) {
-	if spec = strings.TrimSpace(spec); spec != "" {
-		m, p, ok := strings.Cut(spec, " ")
-		p = strings.TrimSpace(p)
-		if !ok || m == "" || p == "" || (p[0] != '/' && !strings.HasPrefix(p, "http://") && !strings.HasPrefix(p, "https://")) {
-			return "", "", fmt.Errorf(`%w: --route takes "METHOD PATH", e.g. --route "POST /webhooks/aftership"`, ErrUsage)
-		}
-		return strings.ToUpper(m), p, nil
+	if strings.TrimSpace(spec) != "" {
+		return parseRouteSpec(spec)
 	}
 	for _, r := range cfg.Routes {
 		if !r.NeedsToken() {
@@ -123,4 +116,15 @@ func pickRoute(cfg *config.Config, spec string) (method, target string, err erro
 		return method, target, nil
 	}
 	return "", "", errors.New("no route requires a token; name one with --route METHOD PATH")
+}
+
+// parseRouteSpec parses --route "METHOD PATH" (a full URL also gives the
+// Host).
+func parseRouteSpec(spec string) (method, target string, err error) {
+	m, p, ok := strings.Cut(strings.TrimSpace(spec), " ")
+	p = strings.TrimSpace(p)
+	if !ok || m == "" || p == "" || (p[0] != '/' && !strings.HasPrefix(p, "http://") && !strings.HasPrefix(p, "https://")) {
+		return "", "", fmt.Errorf(`%w: --route takes "METHOD PATH", e.g. --route "POST /webhooks/aftership"`, ErrUsage)
+	}
+	return strings.ToUpper(m), p, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tokengate/tokengate/internal/telemetry"
 	"github.com/tokengate/tokengate/issuer"
 	"github.com/tokengate/tokengate/proxy"
+	"github.com/tokengate/tokengate/signature"
 )
 
 // Options are a Builder's collaborators; all optional.
@@ -30,6 +31,11 @@ type Options struct {
 	// when the gate starts with a queued route, so a reload that adds the
 	// first one needs a restart).
 	Queue proxy.Enqueuer
+	// ReplayStore, when set, stands in for the store
+	// signatures.replay_store names: check --webhook passes a recorder,
+	// so that nothing is claimed in the real store. nil: the configured
+	// store.
+	ReplayStore signature.Store
 }
 
 // Builder builds stacks; it outlives reloads. Not safe for concurrent
@@ -50,6 +56,8 @@ type Builder struct {
 	// replay is the signed-webhook replay store, kept across reloads;
 	// pending is a new one built for a stack that does not serve yet.
 	replay, pending *replayHolder
+	// replayOverride replaces the configured replay store (Options.ReplayStore).
+	replayOverride signature.Store
 }
 
 // NewBuilder returns a Builder with nothing built yet.
@@ -58,7 +66,7 @@ func NewBuilder(o Options) *Builder {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Builder{log: log, metrics: o.Metrics, queue: o.Queue}
+	return &Builder{log: log, metrics: o.Metrics, queue: o.Queue, replayOverride: o.ReplayStore}
 }
 
 // Build wires a validated configuration. When prev verifies exactly as the

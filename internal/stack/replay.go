@@ -25,8 +25,12 @@ type replayHolder struct {
 // ReplayStore returns the store s asks for, reusing the current one
 // when it is the same. A new store is pending until the stack built with
 // it serves (CommitReplay) or is dropped (AbortReplay): a reload that
-// fails never closes the store the running stack uses.
+// fails never closes the store the running stack uses. With
+// Options.ReplayStore, that store is returned instead.
 func (b *Builder) ReplayStore(s config.Signatures) (signature.Store, error) {
+	if b.replayOverride != nil {
+		return b.replayOverride, nil
+	}
 	key := fmt.Sprintf("%s|%d|%s", s.ReplayStore, s.ReplayMemoryEntries, s.StoreTimeout.D())
 	if h := b.replay; h != nil && h.key == key {
 		return h.store, nil
