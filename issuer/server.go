@@ -112,7 +112,7 @@ type Server struct {
 	perIP   *ratelimit.Keyed
 	perCl   *ratelimit.Keyed // failed logins per client id
 	ipFails *ratelimit.Keyed // failed logins per address
-	known   *remembered   // secrets that passed bcrypt, by keyed hash
+	known   *remembered      // secrets that passed bcrypt, by keyed hash
 	// hashSem caps concurrent bcrypt comparisons so that a flood of bad
 	// logins cannot occupy every core.
 	hashSem  *semaphore.Weighted
