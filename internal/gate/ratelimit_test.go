@@ -181,3 +181,66 @@ func TestTokenURLBucketsSharedAcrossReplicas(t *testing.T) {
 		})
 	}
 }
+
+// TestRedisDownRateLimitsCountInMemory: with the redis: block's server
+// down, nothing authentic is refused for it: a route's sender within its
+// limit is forwarded, a Token URL login with the right secret gets its
+// token; the limits still hold, counted in this replica's memory; each
+// such decision is counted in tokengate_rate_limit_redis_fallbacks_total.
+func TestRedisDownRateLimitsCountInMemory(t *testing.T) {
+	srv := redistest.Start(t)
+	idp := verifiertest.New()
+	defer idp.Close()
+	recv := newSignedReceiver(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte("right-secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := fmt.Sprintf(`listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+upstream: %s
+issuers: [{ name: idp, issuer: %s, audiences: [https://hooks.example.com] }]
+token_endpoint:
+  issuer: http://localhost:8080
+  rate_limit: { per_client: 0.001, per_client_burst: 2 }
+  clients:
+    - { client_id: aftership, client_secret_hash: %q, scopes: [w] }
+routes:
+  - name: aftership
+    path: /hooks/aftership
+    require: { issuers: [idp] }
+    rate_limit: { key: client_id, rate: 1/h, burst: 2 }
+redis: { url: %q, timeout: 300ms }
+`, recv.URL, idp.Issuer(), hash, srv.URL())
+	g := startYAML(t, y)
+	gate := "http://" + g.Addr()
+	srv.Stop()
+	h := http.Header{"Authorization": {"Bearer " + idp.Mint(idp.Claims("https://hooks.example.com"))}}
+	for i := range 2 {
+		if a := post(t, gate+"/hooks/aftership", h, "{}"); a.status != http.StatusOK {
+			t.Fatalf("request %d within the limit, Redis down: %d %q, want forwarded", i+1, a.status, a.Desc)
+		}
+	}
+	if a := post(t, gate+"/hooks/aftership", h, "{}"); a.status != http.StatusTooManyRequests {
+		t.Fatalf("past the limit, Redis down: %d, want 429 counted in memory", a.status)
+	}
+	if st, _ := tokenRequest(t, gate, "aftership", "right-secret"); st != http.StatusOK {
+		t.Fatalf("the right secret, Redis down: %d, want a token", st)
+	}
+	for range 2 {
+		tokenRequest(t, gate, "aftership", "wrong")
+	}
+	if st, _ := tokenRequest(t, gate, "aftership", "wrong"); st != http.StatusTooManyRequests {
+		t.Fatalf("guessing past per_client_burst, Redis down: %d, want 429 counted in memory", st)
+	}
+	m := get(t, "http://"+g.AdminAddr()+"/metrics")
+	for _, want := range []string{
+		`tokengate_rate_limit_redis_fallbacks_total{limiter="route:aftership"}`,
+		`tokengate_rate_limit_redis_fallbacks_total{limiter="token_endpoint_per_client"}`,
+		`tokengate_route_rate_limited_total{route="aftership"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s:\n%s", want, grep(m, "rate_limit"))
+		}
+	}
+}

@@ -44,6 +44,7 @@ func (b *Builder) redisClient(cfg *config.Config) (*sharedRedis, error) {
 	}
 	b.abortShared()
 	b.redisBuilt = true
+	redis.SetLogger(redisLog{b.log}) // go-redis's own messages, at debug level
 	c, err := redisconn.New(cfg.Redis)
 	if err != nil {
 		return nil, err
