@@ -18,7 +18,7 @@ import (
 // measureFor lengthens TestRouteRateLimitSharedAcrossReplicas to measure
 // the shared rate over a longer run (it prints configured vs measured):
 //
-//	go test ./internal/gate -run SharedAcrossReplicas -v -args -ratelimit.measure=20s
+//	go test ./internal/gate -run TestRouteRateLimitSharedAcrossReplicas -v -args -ratelimit.measure=20s
 var measureFor = flag.Duration("ratelimit.measure", 3*time.Second, "how long TestRouteRateLimitSharedAcrossReplicas hammers the two replicas")
 
 // replicaGate starts a gate on y plus a redis: block naming url.
