@@ -292,6 +292,9 @@ type Route struct {
 	Signature *Signature `yaml:"signature"`
 	// Delivery queued: stored, then delivered until taken (delivery.go).
 	Delivery *Delivery `yaml:"delivery"`
+	// RateLimit bounds the requests one sender gets through the route
+	// (ratelimit.go). nil: no limit.
+	RateLimit *RouteRateLimit `yaml:"rate_limit"`
 }
 
 // Require is a route's token policy.

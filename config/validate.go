@@ -48,6 +48,7 @@ func (c *Config) Validate() error {
 		v.routes()
 		v.signatures()
 		v.delivery()
+		v.rateLimits()
 	}
 	v.redis()
 	v.egress()

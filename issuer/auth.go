@@ -50,7 +50,7 @@ func (s *Server) authenticate(ctx context.Context, tr *tokenRequest, ip string, 
 	}
 	// An address whose failures used up its bucket gets no more bcrypt
 	// work (a returning sender with the right secret passed above).
-	if spent, wait := s.ipFails.spent(ip, now); spent {
+	if spent, wait := s.ipFails.Spent(ctx, ip); spent {
 		s.loginFailed(tr.clientID, known, ip, "too many failures from this address")
 		return nil, &rateLimitError{wait}
 	}
@@ -75,7 +75,7 @@ func (s *Server) authenticate(ctx context.Context, tr *tokenRequest, ip string, 
 		s.known.remember(client.ID, matched, now)
 		return client, nil
 	}
-	s.ipFails.allow(ip, now)
+	s.ipFails.Take(ctx, ip)
 	reason := "wrong secret"
 	switch {
 	case len(secrets) == 0:
@@ -84,7 +84,7 @@ func (s *Server) authenticate(ctx context.Context, tr *tokenRequest, ip string, 
 		reason = "unknown client"
 	}
 	s.loginFailed(tr.clientID, known, ip, reason)
-	if allowed, wait := s.perCl.allow(tr.clientID, now); !allowed {
+	if allowed, wait := s.perCl.Take(ctx, tr.clientID); !allowed {
 		return nil, &rateLimitError{wait}
 	}
 	return nil, invalidClient

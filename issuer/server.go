@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +17,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/tokengate/tokengate/ratelimit"
 )
 
 // GrantClientCredentials is the only grant served.
@@ -85,6 +86,16 @@ type Options struct {
 	ClientIP func(*http.Request) string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Shared, when set, counts the per-address, per-client and
+	// failed-login buckets in Redis, so that replicas share them (N
+	// replicas give a sender or an attacker the budget of one). While
+	// Redis fails each replica counts in its own memory (see package
+	// ratelimit); nil: in memory only.
+	Shared *ratelimit.Redis
+	// OnLimitFallback, if set, is called with the bucket family
+	// (LimitPerIP, LimitPerClient, LimitIPFailures) of each decision made
+	// in memory because Redis failed.
+	OnLimitFallback func(limiter string)
 	// Logger receives failed logins (client id and address, never the
 	// secret) and issued tokens (client id, never the token).
 	Logger *zap.Logger
@@ -98,10 +109,10 @@ type Server struct {
 	o       Options
 	clients map[string]*Client
 	dummy   []byte // hash compared for unknown clients, so timing says nothing
-	perIP   *keyedLimiter
-	perCl   *keyedLimiter
-	ipFails *keyedLimiter // failed logins per address
-	known   *remembered   // secrets that passed bcrypt, by keyed hash
+	perIP   *ratelimit.Keyed
+	perCl   *ratelimit.Keyed // failed logins per client id
+	ipFails *ratelimit.Keyed // failed logins per address
+	known   *remembered      // secrets that passed bcrypt, by keyed hash
 	// hashSem caps concurrent bcrypt comparisons so that a flood of bad
 	// logins cannot occupy every core.
 	hashSem  *semaphore.Weighted
@@ -154,9 +165,9 @@ func New(o Options) (*Server, error) {
 	o.Clients = slices.Clone(o.Clients) // hashed secrets are filled in
 	s := &Server{
 		o: o, clients: map[string]*Client{},
-		perIP:   newKeyedLimiter(o.PerIPRate, o.PerIPBurst),
-		perCl:   newKeyedLimiter(o.PerClientRate, o.PerClientBurst),
-		ipFails: newKeyedLimiter(o.PerIPFailRate, o.PerIPFailBurst),
+		perIP:   o.limiter(LimitPerIP, o.PerIPRate, o.PerIPBurst),
+		perCl:   o.limiter(LimitPerClient, o.PerClientRate, o.PerClientBurst),
+		ipFails: o.limiter(LimitIPFailures, o.PerIPFailRate, o.PerIPFailBurst),
 		known:   newRemembered(o.SecretCacheTTL),
 		hashSem: semaphore.NewWeighted(int64(o.MaxConcurrentHashChecks)),
 		compare: bcrypt.CompareHashAndPassword,
@@ -236,7 +247,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "the request cannot be read safely"})
 		return
 	}
-	if ok, wait := s.perIP.allow(ip, now); !ok {
+	if ok, wait := s.perIP.Take(r.Context(), ip); !ok {
 		dropBody(w, r)
 		s.tooMany(w, wait)
 		return
@@ -320,7 +331,7 @@ func (s *Server) mint(clientID string, scopes []string, now time.Time, ttl time.
 }
 
 func (s *Server) tooMany(w http.ResponseWriter, wait time.Duration) {
-	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(wait)))
+	w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 	s.fail(w, &oauthError{status: http.StatusTooManyRequests, code: "slow_down", desc: "too many token requests; retry later"})
 }
 

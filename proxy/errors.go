@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/ratelimit"
 	"github.com/tokengate/tokengate/signature"
 	"github.com/tokengate/tokengate/verifier"
 )
@@ -110,6 +111,8 @@ func classify(err error) answer {
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight from this client; retry later", DecisionUnavailable, false}
 	case errors.Is(err, errBodyBudget):
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight; retry later", DecisionUnavailable, false}
+	case errors.Is(err, errRateLimited):
+		return answer{http.StatusTooManyRequests, "rate_limited", "too many requests from this sender on this route; retry after the time in Retry-After", DecisionRateLimited, false}
 	case errors.Is(err, verifier.ErrUnavailable):
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "the token cannot be checked right now; retry later", DecisionUnavailable, false}
 	case errors.Is(err, verifier.ErrInvalidToken):
@@ -129,6 +132,15 @@ func classify(err error) answer {
 	default:
 		return answer{http.StatusBadGateway, "upstream_unavailable", "the receiver cannot be reached", DecisionError, false}
 	}
+}
+
+// retryAfterOf is the Retry-After a refusal carries of its own (a rate
+// limit's wait, in whole seconds rounded up, at least 1), or "".
+func retryAfterOf(err error) string {
+	if rl, ok := errors.AsType[*rateLimitedError](err); ok {
+		return ratelimit.RetryAfter(rl.wait)
+	}
+	return ""
 }
 
 // describe is the text after the sentinel, e.g. "more than one

@@ -50,6 +50,10 @@ type Options struct {
 	Signatures []SignatureVerifier
 	// Queue stores the requests of queued routes (queued.go); required then.
 	Queue Enqueuer
+	// RateLimits holds, for each of cfg.Routes in order, the limiter of
+	// the route's rate_limit (nil entries, or a short list: an in-memory
+	// limiter of the route's own).
+	RateLimits []RateLimiter
 }
 
 // Handler is tokengate's public http.Handler: route, bearer token, verify,
@@ -99,6 +103,7 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		o.Forwarding = f
 	}
 	routes := compileRoutes(cfg)
+	compileLimits(cfg, routes, o.RateLimits)
 	for i, r := range cfg.Routes {
 		if r.Signature == nil {
 			continue
@@ -233,6 +238,9 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 		if bodyPending && r.ProtoMajor == 1 {
 			w.Header().Set("Connection", "close")
 		}
+		if ra := retryAfterOf(err); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
 		h.writeAnswer(w, a, rt)
 		if bodyPending {
 			// Never wait for a body that will not be forwarded: without
@@ -260,6 +268,9 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 		return deny(err, rt)
 	}
 	if rt.public {
+		if err := h.limit(r, st); err != nil {
+			return deny(err, rt)
+		}
 		return "", h.forward(w, r, st, DecisionPublic)
 	}
 	if err := rt.allowClientCert(r.TLS); err != nil {
@@ -293,7 +304,11 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 			_, d := deny(err, rt)
 			return token, d
 		}
-		defer h.settle(st)
+		defer h.settle(st) // releases the claim of a message not forwarded
+	}
+	if err := h.limit(r, st); err != nil {
+		_, d := deny(err, rt)
+		return token, d
 	}
 	return token, h.forward(w, r, st, DecisionAllow)
 }

@@ -42,6 +42,8 @@ type route struct {
 	sigMaxBody int64
 	scheme     string     // the signature scheme, named when no credential came
 	trusted    [][32]byte // SPKI hashes of tls.client_ca_file's CAs, for client_cert routes
+	// limit is the route's per-sender rate limit, nil for none.
+	limit *routeLimit
 	// index is the lookup table of the routes compiled with this one
 	// (compileRoutes sets it on every route of the list).
 	index *routeIndex

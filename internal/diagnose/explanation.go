@@ -22,6 +22,8 @@ type explainer struct {
 	now      time.Time
 	kind     string
 	findings []finding
+	// limited: the sender is past the route's rate limit right now.
+	limited bool
 }
 
 func (e *explainer) ok(format string, a ...any) {
@@ -61,6 +63,7 @@ func (e *explainer) explain(ctx context.Context, token string, d *decision) {
 		}
 	default:
 		e.explainRoute(p, d)
+		e.explainRateLimit(ctx, p, d.route)
 	}
 	if !d.forwarded && !e.anyRefusal() {
 		e.no("the gate answered %d: %s", d.status, d.desc)

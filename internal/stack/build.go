@@ -58,6 +58,13 @@ type Builder struct {
 	replay, pending *replayHolder
 	// replayOverride replaces the configured replay store (Options.ReplayStore).
 	replayOverride signature.Store
+	// redisCur is the redis: block's client of the serving stack;
+	// redisNext the one the last build used (redisBuilt: a build ran since
+	// the last commit or abort). limitsCur and limitsNext are the route
+	// rate limiters, by route name, likewise (shared.go).
+	redisCur, redisNext   *sharedRedis
+	redisBuilt            bool
+	limitsCur, limitsNext map[string]*routeLimiter
 }
 
 // NewBuilder returns a Builder with nothing built yet.
@@ -85,6 +92,10 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 		vk += "+claims:" + strings.Join(b.claimNames, "\x00")
 	}
 	st := &Stack{cfg: cfg, verifyKey: vk}
+	shared, err := b.redisClient(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if !cfg.Receiving() {
 		st.handler = notReceiving()
 		return st, nil
@@ -99,7 +110,7 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 		return nil, err
 	}
 	if te := cfg.TokenEndpoint; te != nil {
-		if st.tokens, err = b.buildIssuer(te, st.keys, fwd.ClientIP); err != nil {
+		if st.tokens, err = b.buildIssuer(te, st.keys, fwd.ClientIP, shared); err != nil {
 			return nil, err
 		}
 	}
@@ -118,7 +129,8 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 		return nil, err
 	}
 	st.replayHealth = b.replayHealth(cfg)
-	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd, Signatures: sigs}
+	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd, Signatures: sigs,
+		RateLimits: b.rateLimits(cfg, shared)}
 	if b.metrics != nil {
 		opts.Observer = b.metrics
 	}

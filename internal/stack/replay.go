@@ -38,7 +38,7 @@ func (b *Builder) ReplayStore(s config.Signatures) (signature.Store, error) {
 	if h := b.pending; h != nil && h.key == key {
 		return h.store, nil
 	}
-	b.AbortReplay()
+	b.abortReplayStore()
 	h := &replayHolder{key: key}
 	if s.RedisReplay() {
 		redis.SetLogger(redisLog{b.log})
@@ -56,8 +56,11 @@ func (b *Builder) ReplayStore(s config.Signatures) (signature.Store, error) {
 
 // CommitReplay makes the pending store the current one once the stack
 // built with it serves; the old Redis client is closed a minute later,
-// when requests still on the old stack are done with it.
+// when requests still on the old stack are done with it. The redis:
+// block's client and the route rate limiters the build used are
+// committed alike (shared.go).
 func (b *Builder) CommitReplay() {
+	b.commitShared()
 	h := b.pending
 	if h == nil {
 		return
@@ -68,17 +71,24 @@ func (b *Builder) CommitReplay() {
 	b.replay, b.pending = h, nil
 }
 
-// AbortReplay closes a store built for a stack that will not serve.
+// AbortReplay closes a store (and a redis: client) built for a stack
+// that will not serve.
 func (b *Builder) AbortReplay() {
+	b.abortShared()
+	b.abortReplayStore()
+}
+
+func (b *Builder) abortReplayStore() {
 	if h := b.pending; h != nil && h.redis != nil {
 		_ = h.redis.Close()
 	}
 	b.pending = nil
 }
 
-// Close closes the current replay store's Redis client, if any (at
-// shutdown, once no request uses it).
+// Close closes the current replay store's Redis client and the redis:
+// block's, if any (at shutdown, once no request uses them).
 func (b *Builder) Close() {
+	b.closeShared()
 	if r := b.replay; r != nil && r.redis != nil {
 		_ = r.redis.Close()
 	}

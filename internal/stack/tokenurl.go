@@ -53,7 +53,7 @@ func publicKeys(keys []*issuer.Key) []jose.JSONWebKey {
 }
 
 // buildIssuer starts the token endpoint with the given keys.
-func (b *Builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clientIP func(*http.Request) string) (*issuer.Server, error) {
+func (b *Builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clientIP func(*http.Request) string, shared *sharedRedis) (*issuer.Server, error) {
 	clients := make([]issuer.Client, 0, len(te.Clients))
 	for _, c := range te.Clients {
 		// A client_secret_file secret is hashed by the issuer, at its clients' highest cost.
@@ -72,8 +72,12 @@ func (b *Builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clie
 		MaxConcurrentHashChecks: te.MaxConcurrentHashChecks, Logger: b.log.Named("token_endpoint"),
 		ClientIP: clientIP, BodyReadTimeout: te.BodyReadTimeout.D(), WriteTimeout: te.BodyReadTimeout.D(),
 	}
+	if shared != nil {
+		o.Shared = shared.limits // replicas share the buckets
+	}
 	if b.metrics != nil {
 		o.OnIssued, o.OnLoginFailed = b.metrics.TokenIssued, b.metrics.LoginFailed
+		o.OnLimitFallback = b.metrics.RateLimitFallback
 	}
 	return issuer.New(o)
 }

@@ -50,7 +50,7 @@ func TestProductionDocsListEveryMetricAndDecision(t *testing.T) {
 	}
 	for _, d := range []string{proxy.DecisionAllow, proxy.DecisionPublic, proxy.DecisionNoRoute, proxy.DecisionNoToken,
 		proxy.DecisionBadRequest, proxy.DecisionInvalid, proxy.DecisionForbidden, proxy.DecisionUnavailable, proxy.DecisionError,
-		proxy.DecisionBadSignature, proxy.DecisionReplayed, proxy.DecisionDuplicate} {
+		proxy.DecisionBadSignature, proxy.DecisionReplayed, proxy.DecisionDuplicate, proxy.DecisionRateLimited} {
 		if !regexp.MustCompile(`\b` + d + `\b`).MatchString(row) {
 			t.Errorf("the decision %q is not in docs/production.md's tokengate_requests_total row", d)
 		}

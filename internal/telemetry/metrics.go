@@ -58,6 +58,7 @@ type Metrics struct {
 
 	signatures *prometheus.CounterVec
 	queue      queueMetrics
+	rateLimits rateLimitMetrics
 }
 
 // New registers every metric in a registry of its own, with the Go
@@ -113,6 +114,8 @@ func New(o Options) *Metrics {
 	}, []string{"route", "result"})
 	m.queue = newQueueMetrics()
 	m.reg.MustRegister(m.queue.collectors()...)
+	m.rateLimits = newRateLimitMetrics()
+	m.reg.MustRegister(m.rateLimits.collectors()...)
 	m.reg.MustRegister(
 		m.signatures, m.egressRequests, m.egressTokenRequests, m.egressRetries, m.egressWaits, expiryCollector{o.TokenExpiries},
 		m.requests, m.requestDuration, m.verifyDuration, m.cacheHits, m.cacheMisses, m.cacheEvictions,
