@@ -22,7 +22,7 @@ type Stack struct {
 	cache     *verifier.Cache
 	jwts      []*verifier.JWT
 	intro     *verifier.Introspection // the introspection issuer, nil without one
-	embedded  *verifier.JWT // the token endpoint's own issuer, nil without one
+	embedded  *verifier.JWT           // the token endpoint's own issuer, nil without one
 	tokens    *issuer.Server
 	keys      []*issuer.Key
 	transport *http.Transport
