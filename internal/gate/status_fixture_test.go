@@ -46,9 +46,10 @@ type statusFixture struct {
 	secret []string // every secret and token the gate holds or saw
 }
 
-// leakyEndpoint is a token endpoint that refuses every request and puts
-// everything it was sent (Basic credentials decoded, every form value)
-// and some HTML into its error_description.
+// leakyEndpoint is a token endpoint that answers every request 503 and
+// puts everything it was sent (the Basic credentials, decoded too, every
+// form value: client secret, refresh token) and some HTML into its
+// error_description.
 func leakyEndpoint(t *testing.T) *httptest.Server {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
@@ -61,13 +62,10 @@ func leakyEndpoint(t *testing.T) *httptest.Server {
 		for k, v := range r.PostForm {
 			echo = append(echo, k+"="+strings.Join(v, ","))
 		}
-		code, status := "temporarily_unavailable", http.StatusServiceUnavailable
-		if r.PostForm.Get("grant_type") == "refresh_token" {
-			code, status = "invalid_grant", http.StatusBadRequest
-		}
+		// 503: retried, never "refused", so every attempt echoes again
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": stInjectedHTML + " you sent " + strings.Join(echo, " ")})
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "temporarily_unavailable", "error_description": stInjectedHTML + " you sent " + strings.Join(echo, " ")})
 	}))
 	t.Cleanup(s.Close)
 	return s
@@ -206,7 +204,8 @@ func (f *statusFixture) traffic(t *testing.T) {
 	f.secret = append(f.secret, seen[len(seen)-1].Token)
 	eventually(t, "the leaky entries' failures and the dead letter", func() bool {
 		s := f.snapshot(t)
-		return s.egress(stLeakyEntry).LastError != "" && s.egress(stAuthCodeEntry).LastError != "" && s.queue("ghdead").Dead == 1
+		return strings.Contains(s.egress(stLeakyEntry).LastError, "client_secret=") &&
+			strings.Contains(s.egress(stAuthCodeEntry).LastError, "refresh_token=") && s.queue("ghdead").Dead == 1
 	})
 }
 
