@@ -2,6 +2,7 @@ package gate
 
 import (
 	"context"
+	"encoding/base64"
 	"net/url"
 	"sort"
 	"time"
@@ -193,13 +194,13 @@ func (r *queueRunner) status(ctx context.Context, now time.Time) *status.Queue {
 }
 
 // secretsOf lists every secret cfg holds, for the status page's second
-// redaction: client secrets, signing secrets, the Redis token key and
-// the passwords of Redis URLs.
+// redaction: client secrets (and the Basic credentials made of them),
+// signing secrets, the Redis token key and the passwords of Redis URLs.
 func secretsOf(cfg *config.Config) []string {
 	var out []string
 	for _, is := range cfg.Issuers {
 		if in := is.Introspection; in != nil {
-			out = append(out, in.ClientSecret)
+			out = append(out, basicForms(in.ClientID, in.ClientSecret)...)
 		}
 	}
 	for _, r := range cfg.Routes {
@@ -208,7 +209,7 @@ func secretsOf(cfg *config.Config) []string {
 		}
 	}
 	for _, e := range cfg.Egress {
-		out = append(out, e.Token.ClientSecret)
+		out = append(out, basicForms(e.Token.ClientID, e.Token.ClientSecret)...)
 	}
 	if te := cfg.TokenEndpoint; te != nil {
 		for _, c := range te.Clients {
@@ -227,4 +228,14 @@ func secretsOf(cfg *config.Config) []string {
 		}
 	}
 	return out
+}
+
+// basicForms are a client secret and the Basic credentials carrying it
+// (RFC 6749 §2.3.1 form-encodes both parts first; many clients do not).
+func basicForms(id, secret string) []string {
+	if secret == "" {
+		return nil
+	}
+	b64 := base64.RawStdEncoding.EncodeToString // a prefix of the padded form too
+	return []string{secret, b64([]byte(id + ":" + secret)), b64([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret)))}
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +44,7 @@ type statusFixture struct {
 	intro  *verifiertest.Introspector
 	admin  string
 	up     *egresstest.Upstream
+	grants sync.Map // grant types the leaky endpoint was asked for
 	secret []string // every secret and token the gate holds or saw
 }
 
@@ -50,17 +52,20 @@ type statusFixture struct {
 // puts everything it was sent (the Basic credentials, decoded too, every
 // form value: client secret, refresh token) and some HTML into its
 // error_description.
-func leakyEndpoint(t *testing.T) *httptest.Server {
+func leakyEndpoint(t *testing.T, grants *sync.Map) *httptest.Server {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
-		var echo []string
+		grants.Store(r.PostForm.Get("grant_type"), true)
+		var echo []string // the secrets first: a long text is cut
+		for _, k := range []string{"refresh_token", "client_secret"} {
+			if v := r.PostForm.Get(k); v != "" {
+				echo = append(echo, k+"="+v)
+			}
+		}
 		if id, sec, ok := r.BasicAuth(); ok {
 			idu, _ := url.QueryUnescape(id)
 			secu, _ := url.QueryUnescape(sec)
-			echo = append(echo, "basic="+id+":"+sec, "decoded="+idu+":"+secu, r.Header.Get("Authorization"))
-		}
-		for k, v := range r.PostForm {
-			echo = append(echo, k+"="+strings.Join(v, ","))
+			echo = append(echo, "decoded="+idu+":"+secu, "basic="+id+":"+sec, r.Header.Get("Authorization"))
 		}
 		// 503: retried, never "refused", so every attempt echoes again
 		w.Header().Set("Content-Type", "application/json")
@@ -90,7 +95,7 @@ func newStatusFixture(t *testing.T) *statusFixture {
 	t.Cleanup(recv.Close)
 	e, up := vendor(t, stClientSecret, time.Hour)
 	f.up = up
-	leaky := leakyEndpoint(t)
+	leaky := leakyEndpoint(t, &f.grants)
 	dir := t.TempDir()
 	rtFile := write(t, dir, "refresh-token", stRefreshToken+"\n")
 	t.Setenv("TG_ST_EGRESS_SECRET", stClientSecret)
@@ -204,8 +209,9 @@ func (f *statusFixture) traffic(t *testing.T) {
 	f.secret = append(f.secret, seen[len(seen)-1].Token)
 	eventually(t, "the leaky entries' failures and the dead letter", func() bool {
 		s := f.snapshot(t)
-		return strings.Contains(s.egress(stLeakyEntry).LastError, "client_secret=") &&
-			strings.Contains(s.egress(stAuthCodeEntry).LastError, "refresh_token=") && s.queue("ghdead").Dead == 1
+		_, cc := f.grants.Load("client_credentials")
+		_, rt := f.grants.Load("refresh_token")
+		return cc && rt && s.egress(stLeakyEntry).LastError != "" && s.egress(stAuthCodeEntry).LastError != "" && s.queue("ghdead").Dead == 1
 	})
 }
 
