@@ -169,8 +169,8 @@ egress:
 
 // traffic sends real requests: on the bearer route one allowed, one
 // without a token, one with too little scope and one with a token the
-// introspection endpoint does not know; one signed message to each queued
-// route; one request through the egress entry. It adds the tokens sent
+// introspection endpoint does not know; one no route takes; one signed
+// message to each queued route; one request through the egress entry. It adds the tokens sent
 // to f.secret and waits until the state they cause is visible.
 func (f *statusFixture) traffic(t *testing.T) {
 	t.Helper()
@@ -189,6 +189,9 @@ func (f *statusFixture) traffic(t *testing.T) {
 		if a := post(t, pub+"/api/orders", h, `{}`); a.status != c.want {
 			t.Fatalf("bearer route, token %.10q: %d, want %d", c.token, a.status, c.want)
 		}
+	}
+	if a := post(t, pub+"/nowhere", nil, `{}`); a.status != http.StatusNotFound {
+		t.Fatalf("no route: %d, want 404", a.status)
 	}
 	for _, p := range []string{"/hooks/gh", "/hooks/ghdead"} {
 		body := `{"action":"opened"}`

@@ -1,11 +1,13 @@
 package gate
 
 import (
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokengate/tokengate/internal/status"
 )
@@ -15,7 +17,7 @@ import (
 // and a real JWKS), the routes' requests and refusals by reason, the
 // egress token held (and the failures of the entries that have none), the
 // replay store, the delivery queue's pending message and dead letter, and
-// a refused reload. Neither answer ever holds a client secret, a token, a
+// a refused then a successful reload. Neither answer ever holds a client secret, a token, a
 // refresh token or a signing secret (the fixture's token endpoint echoes
 // every credential it is sent), and both carry the security headers.
 func TestStatusPage(t *testing.T) {
@@ -44,6 +46,9 @@ func TestStatusPage(t *testing.T) {
 		}
 		if gh := s.route("gh"); gh.Auth != "signature" || !gh.Queued || gh.Counts.Requests != 1 || gh.Counts.Refused != 0 {
 			t.Errorf("route gh: %+v, want a queued signature route with 1 request, none refused", gh)
+		}
+		if none := s.route("(none)"); none.Auth != "" || none.Counts.Requests != 1 || !slices.Equal(none.Reasons, []status.Reason{{Reason: "no_route", Count: 1}}) {
+			t.Errorf("route (none): %+v, want the request no route took", none)
 		}
 		v := s.egress(stEgressEntry)
 		if !v.TokenHeld || v.ExpiresInSeconds < 1800 || v.LastResult != "success" || v.Grant != "client_credentials" || v.LastError != "" || v.Expires.IsZero() {
@@ -111,7 +116,8 @@ func TestStatusPage(t *testing.T) {
 		}
 	})
 
-	t.Run("refused reload", func(t *testing.T) {
+	t.Run("reloads", func(t *testing.T) {
+		good := fileContent(t, f.path)
 		write(t, filepath.Dir(f.path), filepath.Base(f.path), "listen: 127.0.0.1:0\nbogus_key: 1\n")
 		if err := f.g.Reload(t.Context(), "status test"); err == nil {
 			t.Fatal("a bad configuration reloaded")
@@ -123,5 +129,37 @@ func TestStatusPage(t *testing.T) {
 		if !strings.Contains(get(t, f.admin+"/"), "last reload refused") {
 			t.Errorf("the page does not say the reload was refused")
 		}
+		write(t, filepath.Dir(f.path), filepath.Base(f.path), good+"\n# changed\n")
+		if err := f.g.Reload(t.Context(), "status test"); err != nil {
+			t.Fatal(err)
+		}
+		if s := f.snapshot(t); s.Reload.Result != status.ReloadSuccess || s.Reload.Error != "" || s.Reload.Trigger != "status test" {
+			t.Errorf("reload: %+v, want the success", s.Reload)
+		}
 	})
+}
+
+// TestStatusPageOfAnEgressOnlyGate: a gate that only calls out shows its
+// egress entries, and no issuer, route, replay store or queue.
+func TestStatusPageOfAnEgressOnlyGate(t *testing.T) {
+	e, up := vendor(t, stClientSecret, time.Hour)
+	t.Setenv("TG_ST_EGRESS_SECRET", stClientSecret)
+	g := startYAML(t, fmt.Sprintf(`
+admin_listen: 127.0.0.1:0
+egress:
+  - name: only
+    listen: 127.0.0.1:0
+    upstream: %s
+    insecure_http: true
+    token: { url: %s, client_id: client, client_secret: "${TG_ST_EGRESS_SECRET}" }
+`, up.URL, e.URL))
+	f := &statusFixture{g: g, admin: "http://" + g.AdminAddr()}
+	eventually(t, "the token", func() bool { return f.snapshot(t).egress("only").TokenHeld })
+	s := f.snapshot(t)
+	if len(s.Issuers) != 0 || len(s.Routes) != 0 || s.Replay.Kind != "" || s.Queue != nil || len(s.Egress) != 1 {
+		t.Errorf("egress-only gate: %+v", s.Snapshot)
+	}
+	if page := get(t, f.admin+"/"); !strings.Contains(page, "No routes") || strings.Contains(page, stClientSecret) {
+		t.Errorf("egress-only page:\n%s", page)
+	}
 }
