@@ -73,7 +73,7 @@ func TestPageEscapesEveryValue(t *testing.T) {
 // else (no script, no image, no form, no framing); both answers carry it
 // with nosniff and no-store.
 func TestPolicyCoversTheStyle(t *testing.T) {
-	resp, body := serve(t, Page(fixed(Snapshot{})))
+	_, body := serve(t, Page(fixed(Snapshot{})))
 	m := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatal("no style element")
@@ -85,7 +85,7 @@ func TestPolicyCoversTheStyle(t *testing.T) {
 		h    http.Handler
 		ct   string
 	}{{"page", Page(fixed(Snapshot{})), "text/html; charset=utf-8"}, {"json", JSON(fixed(Snapshot{})), "application/json"}} {
-		resp, _ = serve(t, c.h)
+		resp, _ := serve(t, c.h)
 		h := resp.Header
 		if h.Get("Content-Security-Policy") != want || h.Get("Content-Type") != c.ct || h.Get("X-Content-Type-Options") != "nosniff" ||
 			h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "no-referrer" || h.Get("X-Frame-Options") != "DENY" {
