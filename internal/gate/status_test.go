@@ -109,10 +109,15 @@ func TestStatusPage(t *testing.T) {
 				t.Errorf("%s: %d %v", c.path, resp.StatusCode, h)
 			}
 		}
-		if resp, err := http.Get(f.admin + "/nothing-here"); err != nil || resp.StatusCode != http.StatusNotFound {
-			t.Errorf("an unknown admin path: %v %v, want 404", resp, err)
-		} else {
+		for _, u := range []string{f.admin + "/nothing-here", "http://" + f.g.Addr() + "/status.json", "http://" + f.g.Addr() + "/"} {
+			resp, err := http.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
 			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Security-Policy") != "" {
+				t.Errorf("%s: %d, want 404 (the status page is on the admin listener only)", u, resp.StatusCode)
+			}
 		}
 	})
 
