@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -87,6 +88,8 @@ type Source struct {
 	failures  int
 	notBefore time.Time     // no token request before this (backoff)
 	changed   chan struct{} // closed when tok or notBefore change
+	last      attemptRecord // the last token request (Status)
+	waits     atomic.Uint64 // callers that found no valid token (Status)
 }
 
 // NewSource makes a Source; Run starts its background refresh, Close
@@ -144,6 +147,7 @@ func (s *Source) Token(ctx context.Context) (*Token, error) {
 	if t := s.usable(time.Now()); t != nil {
 		return t, nil
 	}
+	s.waits.Add(1)
 	if s.o.OnWait != nil {
 		s.o.OnWait()
 	}
@@ -282,6 +286,7 @@ func (s *Source) record(tok *Token, err error) {
 }
 
 func (s *Source) report(result string) {
+	s.last = attemptRecord{at: time.Now(), result: result}
 	if s.o.OnTokenRequest != nil {
 		s.o.OnTokenRequest(result)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"go.uber.org/zap"
@@ -134,4 +135,16 @@ func (q *Queue) startRoute(rs *routeState) {
 	if r := q.run; r != nil {
 		r.wg.Go(func() { q.runRoute(r.ctx, r.attempts, rs) })
 	}
+}
+
+// RouteNames lists the routes the queue delivers, sorted: the configured
+// ones and those kept for what they stored.
+func (q *Queue) RouteNames() []string {
+	set := *q.routes.Load()
+	names := make([]string, 0, len(set))
+	for name := range set {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -77,6 +78,7 @@ type Introspection struct {
 	rules  claimRules
 	slots  *semaphore.Weighted // MaxConcurrent calls in flight
 	rate   *rate.Limiter
+	last   atomic.Pointer[IntrospectionStatus] // Status
 }
 
 // errIntrospectionBusy: the call was not made because of the bounds.
@@ -154,6 +156,7 @@ func (in *Introspection) verify(ctx context.Context, token string) (*Principal, 
 		return nil, unavailable(in.o.Name, fmt.Errorf("%w: %g per second", errIntrospectionBusy, in.o.RatePerSecond))
 	}
 	p, err := in.call(ctx, token)
+	in.record(err)
 	if in.o.OnCall != nil {
 		in.o.OnCall(err)
 	}

@@ -38,6 +38,9 @@ type keySource interface {
 	// snapshot returns the keys held and when they were fetched (the zero
 	// time for keys held in memory), for `tokengate check`.
 	snapshot(ctx context.Context) ([]key, time.Time, error)
+	// status reports the keys held, fetch times and errors, from memory
+	// only (the status page).
+	status() KeyStatus
 }
 
 var _ keySource = (*StaticKeySet)(nil)

@@ -3,9 +3,12 @@ package gate
 import (
 	"errors"
 	"net/http"
+
+	"github.com/tokengate/tokengate/internal/status"
 )
 
-// adminHandler serves /healthz, /readyz and /metrics on the admin port.
+// adminHandler serves /healthz, /readyz, /metrics and the status page
+// (/ and /status.json) on the admin port.
 func (g *Gate) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -19,6 +22,8 @@ func (g *Gate) adminHandler() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", g.m.Handler())
+	mux.Handle("GET /{$}", status.Page(g))
+	mux.Handle("GET /status.json", status.JSON(g))
 	return mux
 }
 

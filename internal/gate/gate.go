@@ -16,6 +16,7 @@ import (
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
 	"github.com/tokengate/tokengate/internal/stack"
+	"github.com/tokengate/tokengate/internal/status"
 	"github.com/tokengate/tokengate/internal/telemetry"
 	"github.com/tokengate/tokengate/listener"
 	"github.com/tokengate/tokengate/proxy"
@@ -52,6 +53,10 @@ type Gate struct {
 	reloadMu sync.Mutex
 	lastSum  [32]byte
 
+	started  time.Time                     // when New ran (the status page's uptime)
+	traffic  *status.Traffic               // recent requests by route (status page)
+	lastLoad atomic.Pointer[status.Reload] // the last configuration load (status page)
+
 	pubLn, adminLn *listener.Listener
 	eg             *egressSet
 	queue          atomic.Pointer[queueRunner] // nil until a configuration queues a route
@@ -84,7 +89,9 @@ func New(path string, o Options) (*Gate, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gate{path: path, log: o.Logger, version: o.Version, errc: make(chan error, 2), lastSum: sha256.Sum256(data), timeouts: o.Timeouts}
+	g := &Gate{path: path, log: o.Logger, version: o.Version, errc: make(chan error, 2), lastSum: sha256.Sum256(data), timeouts: o.Timeouts,
+		started: time.Now(), traffic: status.NewTraffic(nil)}
+	g.lastLoad.Store(&status.Reload{At: g.started.UTC(), Result: status.ReloadStart})
 	if g.log == nil {
 		g.log = zap.NewNop()
 	}
@@ -94,7 +101,7 @@ func New(path string, o Options) (*Gate, error) {
 	if g.timeouts.Idle <= 0 {
 		g.timeouts.Idle = cfg.IdleTimeout.D()
 	}
-	g.m = telemetry.New(telemetry.Options{Version: g.version, CacheEntries: func() float64 {
+	g.m = telemetry.New(telemetry.Options{Version: g.version, Recent: g.traffic, CacheEntries: func() float64 {
 		if st := g.cur.Load(); st != nil && st.Cache() != nil {
 			return float64(st.Cache().Len())
 		}

@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/stack"
+	"github.com/tokengate/tokengate/internal/status"
 	"github.com/tokengate/tokengate/listener"
 )
 
@@ -70,6 +72,7 @@ func (g *Gate) reload(ctx context.Context, why string, force bool) error {
 	}
 	g.lastSum = sum
 	g.m.Reloaded(true)
+	g.lastLoad.Store(&status.Reload{At: time.Now().UTC(), Result: status.ReloadSuccess, Trigger: why})
 	g.log.Info("configuration reloaded", zap.String("trigger", why), zap.Bool("cache_kept", st.Cache() == old.Cache()))
 	return nil
 }
@@ -94,6 +97,7 @@ func (g *Gate) buildFromFile(old *stack.Stack, force bool) (*stack.Stack, [32]by
 
 func (g *Gate) reloadFailed(why string, err error) {
 	g.m.Reloaded(false)
+	g.lastLoad.Store(&status.Reload{At: time.Now().UTC(), Result: status.ReloadFailure, Trigger: why, Error: err.Error()})
 	var ce *config.Error
 	if errors.As(err, &ce) {
 		for _, e := range ce.Errs {

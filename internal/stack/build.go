@@ -101,7 +101,7 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 		return st, nil
 	}
 	if prev != nil && prev.verifyKey == vk && prev.cache != nil {
-		st.cache, st.jwts, st.keys, st.embedded = prev.cache, prev.jwts, prev.keys, prev.embedded
+		st.cache, st.jwts, st.keys, st.embedded, st.intro = prev.cache, prev.jwts, prev.keys, prev.embedded, prev.intro
 	} else if err := b.buildVerifiers(cfg, st); err != nil {
 		return nil, err
 	}
@@ -129,6 +129,7 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 		return nil, err
 	}
 	st.replayHealth = b.replayHealth(cfg)
+	st.replay = b.replayStatus(cfg)
 	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd, Signatures: sigs,
 		RateLimits: b.rateLimits(cfg, shared)}
 	if b.metrics != nil {

@@ -21,7 +21,8 @@ type Stack struct {
 	handler   http.Handler
 	cache     *verifier.Cache
 	jwts      []*verifier.JWT
-	embedded  *verifier.JWT // the token endpoint's own issuer, nil without one
+	intro     *verifier.Introspection // the introspection issuer, nil without one
+	embedded  *verifier.JWT           // the token endpoint's own issuer, nil without one
 	tokens    *issuer.Server
 	keys      []*issuer.Key
 	transport *http.Transport
@@ -29,6 +30,8 @@ type Stack struct {
 	stopWarm  context.CancelFunc
 	// replayHealth reports the Redis replay store's health (nil: none).
 	replayHealth func() error
+	// replay describes the replay store the routes use (status page).
+	replay ReplayStatus
 }
 
 // Config is the configuration the stack was built from.

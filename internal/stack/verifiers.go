@@ -79,6 +79,7 @@ func (b *Builder) buildVerifiers(cfg *config.Config, st *Stack) error {
 		switch v := v.(type) {
 		case *verifier.Introspection:
 			intro = &verifier.Issuer{Name: is.Name, Iss: is.Issuer, Verifier: v}
+			st.intro = v
 		case *verifier.JWT:
 			st.jwts = append(st.jwts, v)
 			jwts = append(jwts, verifier.Issuer{Name: is.Name, Iss: is.Issuer, Verifier: v})

@@ -31,6 +31,16 @@ type Options struct {
 	// its access token, calling report once per entry, at scrape time.
 	// nil: no entries.
 	TokenExpiries func(report func(egress string, secondsLeft float64))
+	// Recent, when set, is also told of every request on the public
+	// listener (the status page's per-minute counts). nil: not told.
+	Recent RequestRecorder
+}
+
+// RequestRecorder keeps recent requests by route and decision.
+type RequestRecorder interface {
+	// Record counts one request; it must be cheap and never block for
+	// long (it runs on every request).
+	Record(route, decision string)
 }
 
 // Metrics are tokengate's Prometheus metrics. They live for the process
@@ -59,12 +69,13 @@ type Metrics struct {
 	signatures *prometheus.CounterVec
 	queue      queueMetrics
 	rateLimits rateLimitMetrics
+	recent     RequestRecorder // nil: none
 }
 
 // New registers every metric in a registry of its own, with the Go
 // runtime and process collectors.
 func New(o Options) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), recent: o.Recent}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokengate_requests_total", Help: "Requests on the public listener by route, decision and HTTP status code.",
 	}, []string{"route", "decision", "code"})

@@ -10,13 +10,17 @@ import (
 // configuration reloads.
 
 // ObserveRequest counts one request on the public listener and its
-// latency (proxy.Observer). An empty route is "(none)".
+// latency (proxy.Observer), and tells Options.Recent. An empty route is
+// "(none)".
 func (m *Metrics) ObserveRequest(route, decision string, status int, elapsed time.Duration) {
 	if route == "" {
 		route = "(none)"
 	}
 	m.requests.WithLabelValues(route, decision, strconv.Itoa(status)).Inc()
 	m.requestDuration.WithLabelValues(route).Observe(elapsed.Seconds())
+	if m.recent != nil {
+		m.recent.Record(route, decision)
+	}
 }
 
 // ObserveUpstream records how long the receiver took (proxy.Observer).
