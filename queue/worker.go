@@ -75,32 +75,43 @@ func (q *Queue) runRoute(ctx, attempts context.Context, rs *routeState) {
 	// the next attempt does not wait for the store's commit. A crash can
 	// thus repeat up to Concurrency+SettleWindow messages of the route.
 	settling := make(chan struct{}, SettleWindow)
+	// ready are leased ahead (Prefetch per slot), so a slot that frees
+	// does not wait for a lease of one message (a Redis round trip).
+	var ready []*Message
+	defer func() { q.release(attempts, ready) }()
 	timer := time.NewTimer(q.poll)
 	defer timer.Stop()
-	failing := false
+	failing, more := false, false
 	for {
 		ro := rs.options()
-		if free := ro.Concurrency - int(busy.Load()); free > 0 {
-			msgs, err := q.store.Lease(ctx, rs.name, q.now(), free)
+		free := ro.Concurrency - int(busy.Load())
+		if free > 0 && len(ready) < free {
+			want := free - len(ready) + Prefetch*ro.Concurrency
+			msgs, err := q.store.Lease(ctx, rs.name, q.now(), want)
 			if err != nil && ctx.Err() == nil && !failing {
 				q.log.Warn("queue: cannot read due messages; trying again", zap.String("route", rs.name), zap.Error(err))
 			}
 			failing = err != nil
-			for _, m := range msgs {
-				busy.Add(1)
-				inflight.Go(func() {
-					outcome := q.try(attempts, &ro, m)
-					m.Body = nil // settling writes progress only
-					settling <- struct{}{}
-					busy.Add(-1)
-					rs.signal()
-					q.settle(attempts, m, outcome)
-					<-settling
-				})
-			}
-			if err == nil && len(msgs) == free {
-				continue // there may be more due
-			}
+			more = err == nil && len(msgs) == want
+			ready = append(ready, msgs...)
+		}
+		for ; free > 0 && len(ready) > 0; free-- {
+			m := ready[0]
+			ready[0] = nil
+			ready = ready[1:]
+			busy.Add(1)
+			inflight.Go(func() {
+				outcome := q.try(attempts, &ro, m)
+				m.Body = nil // settling writes progress only
+				settling <- struct{}{}
+				busy.Add(-1)
+				rs.signal()
+				q.settle(attempts, m, outcome)
+				<-settling
+			})
+		}
+		if free > 0 && more && ctx.Err() == nil {
+			continue // there may be more due
 		}
 		timer.Reset(q.poll)
 		select {
@@ -108,6 +119,24 @@ func (q *Queue) runRoute(ctx, attempts context.Context, rs *routeState) {
 			return
 		case <-rs.wake:
 		case <-timer.C:
+		}
+	}
+}
+
+// release gives leased messages that were never attempted back to the
+// store, due at once, their attempts unchanged.
+func (q *Queue) release(ctx context.Context, ms []*Message) {
+	if len(ms) == 0 {
+		return
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	now := q.now()
+	for _, m := range ms {
+		m.Next = now
+		if err := q.store.Retry(sctx, m); err != nil && !errors.Is(err, ErrNotFound) {
+			q.log.Warn("queue: could not hand back a message leased ahead; it is due again after its lease", zap.String("route", m.Route),
+				zap.String("id", m.ID), zap.Error(err))
 		}
 	}
 }
@@ -131,6 +160,10 @@ func (q *Queue) DeliverDue(ctx context.Context) (int, error) {
 	wg.Wait()
 	return n, errors.Join(errs...)
 }
+
+// Prefetch is how many messages per unit of a route's Concurrency are
+// leased ahead of a free slot.
+const Prefetch = 3
 
 // SettleWindow is how many answered attempts of a route may have their
 // outcome being written at once, beside the Concurrency in flight: with
