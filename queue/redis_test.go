@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -63,5 +65,49 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	srv.Stop()
 	if err := s.Add(context.Background(), msg("gh", t0, "x")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("redis down: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestShutdownHandsBackMessagesLeasedAhead: messages a replica leased
+// ahead but never attempted are handed back at shutdown, so another
+// replica delivers them at once instead of after the lease (an hour here).
+func TestShutdownHandsBackMessagesLeasedAhead(t *testing.T) {
+	srv := redistest.Start(t)
+	open := func(name string) *RedisStore {
+		s, err := OpenRedis(srv.URL(), RedisOptions{Lease: time.Hour, Consumer: name})
+		must(t, err)
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	rc := newReceiver(t)
+	started := make(chan struct{}, 10)
+	rc.answer = func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-r.Context().Done() // the first attempt never answers
+	}
+	a := open("a")
+	qa, err := New(a, Options{Routes: []RouteOptions{{Name: "gh", Concurrency: 1}}, Target: mustURL(rc.URL), Grace: 100 * time.Millisecond})
+	must(t, err)
+	for i := range 3 {
+		enqueueOn(t, qa, "gh", fmt.Sprint(i))
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- qa.Run(ctx) }()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no attempt started within 10s")
+	}
+	stop()
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of its context ending")
+	}
+	b := open("b")
+	got := lease(t, b, "gh", time.Now(), 10)
+	if len(got) < 2 {
+		t.Fatalf("replica B leased %d messages at once, want the 2 that A leased ahead and never attempted (and the cut one)", len(got))
 	}
 }
