@@ -63,6 +63,12 @@ type SourceOptions struct {
 	// OnWait is called when a caller finds no valid token and has to
 	// wait for one (in steady state, with the background refresh, never).
 	OnWait func()
+	// Shared, when set, shares the entry's tokens with the other replicas
+	// (token.shared: redis): one token request per token lifetime for the
+	// fleet; without an answer from Redis, a client-credentials entry
+	// requests its own tokens. With a Grant that is a RefreshGrant, give
+	// its AuthCodeOptions the same store.
+	Shared *SharedStore
 }
 
 // Grant makes one token request, without retries; the Source retries,
@@ -110,7 +116,14 @@ func NewSource(o SourceOptions) *Source {
 		forced: rate.NewLimiter(rate.Every(forcedRefreshEvery), 1),
 		ctx:    ctx, cancel: cancel, changed: make(chan struct{}),
 	}
-	if g, ok := o.Grant.(interface{ useLogger(*zap.Logger) }); ok {
+	if o.Shared != nil {
+		sg := &sharedGrant{st: o.Shared, inner: o.Grant, refreshAt: s.refreshAt}
+		if o.Grant == nil {
+			sg.own = func(ctx context.Context) (*Token, error) { return Fetch(ctx, o.Token) }
+		}
+		s.o.Grant = sg
+	}
+	if g, ok := s.o.Grant.(interface{ useLogger(*zap.Logger) }); ok {
 		g.useLogger(s.log)
 	}
 	return s
@@ -258,6 +271,10 @@ func (s *Source) record(tok *Token, err error) {
 	defer s.signal()
 	if err == nil {
 		s.tok, s.lastErr, s.failures, s.notBefore = tok, nil, 0, time.Time{}
+		if tok.fromShared {
+			s.log.Debug("access token taken from the shared store", zap.Time("refresh_at", s.refreshAt(tok)))
+			return
+		}
 		s.report(resultSuccess)
 		s.log.Info("access token obtained", zap.Duration("lifetime", tok.Lifetime().Round(time.Second)),
 			zap.Time("refresh_at", s.refreshAt(tok)), zap.String("scope", tok.Scope))
@@ -272,7 +289,9 @@ func (s *Source) record(tok *Token, err error) {
 		s.report(te.Label())
 		fields = append(fields, zap.String("error", te.Code), zap.String("description", te.Description), zap.Int("status", te.Status))
 	} else {
-		s.report(errorOther)
+		if !isNotRequested(err) {
+			s.report(errorOther)
+		}
 		fields = append(fields, zap.Error(err))
 	}
 	s.lastErr = err
@@ -356,16 +375,21 @@ func later(a, b time.Time) time.Time {
 // token does not get a token request per call).
 func (s *Source) Invalidate(t *Token) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.tok != t {
+		s.mu.Unlock()
 		return true // already dropped or replaced: the retry uses the next one
 	}
 	if !s.forced.Allow() {
+		s.mu.Unlock()
 		return false
 	}
 	s.tok = nil
 	s.signal()
+	s.mu.Unlock()
 	s.log.Info("upstream refused the access token; fetching a new one")
+	if sg, ok := s.o.Grant.(*sharedGrant); ok {
+		sg.invalidate(t) // before the retry asks for a token: it must not get t back
+	}
 	return true
 }
 

@@ -112,6 +112,20 @@ func (a *AuthServer) Valid(token string) bool {
 	return ok && time.Now().Before(exp)
 }
 
+// Issued returns every access and refresh token issued so far.
+func (a *AuthServer) Issued() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]string, 0, len(a.access)+len(a.refresh))
+	for tok := range a.access {
+		out = append(out, tok)
+	}
+	for tok := range a.refresh {
+		out = append(out, tok)
+	}
+	return out
+}
+
 // Revoke revokes every token issued so far (the user withdrew consent).
 func (a *AuthServer) Revoke() {
 	a.mu.Lock()
