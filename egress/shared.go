@@ -39,6 +39,7 @@ type sharedGrant struct {
 	refreshAt func(*Token) time.Time
 	log       *zap.Logger
 	degraded  atomic.Bool
+	skipUntil atomic.Int64 // unix ns: after a failure, Redis is not asked again before this
 
 	mu      sync.Mutex
 	refused string // the stored value of the last token an upstream refused here
@@ -72,8 +73,19 @@ func (g *sharedGrant) fresh(t *Token) bool {
 	return !refused && now.Before(g.refreshAt(t)) && now.Before(usableUntil(t))
 }
 
+// redisRetryAfter: after Redis failed, a replica uses its own tokens
+// without asking Redis (whose failure may take its dial retries, about
+// a second) for this long.
+const redisRetryAfter = 5 * time.Second
+
+// errNotAsked: Redis failed a moment ago and was not asked.
+var errNotAsked = errors.New("Redis failed moments ago and is not asked again yet")
+
 // Token implements Grant.
 func (g *sharedGrant) Token(ctx context.Context) (*Token, error) {
+	if time.Now().UnixNano() < g.skipUntil.Load() {
+		return g.fallback(ctx, errNotAsked)
+	}
 	t, err := g.st.loadToken(ctx)
 	for {
 		if err != nil {
@@ -141,6 +153,9 @@ func (g *sharedGrant) locked(ctx context.Context, l *sharedLock) (*Token, error)
 
 // fallback is the answer when Redis failed with err.
 func (g *sharedGrant) fallback(ctx context.Context, err error) (*Token, error) {
+	if !errors.Is(err, errNotAsked) {
+		g.skipUntil.Store(time.Now().Add(redisRetryAfter).UnixNano())
+	}
 	if !g.degraded.Swap(true) {
 		if g.own != nil {
 			g.log.Warn("the shared token store does not answer: this replica requests its own tokens until it does", zap.Error(err))

@@ -47,7 +47,7 @@ func (g *Gate) reload(ctx context.Context, why string, force bool) error {
 		pubTLS, err = tlsSetup(st.Config().TLS, g.log)
 	}
 	if err == nil {
-		plan, err = g.eg.prepare(st.Config().Egress, st.Config().BodyReadTimeout.D())
+		plan, err = g.eg.prepare(st.Config())
 	}
 	if err != nil {
 		g.b.AbortReplay()
