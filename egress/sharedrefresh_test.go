@@ -183,8 +183,8 @@ func TestSharedRefreshWaitsForAnUnstoredRotation(t *testing.T) {
 	defer srv.Close()
 	rd := redistest.Start(t)
 	p := newCutProxy(t, rd.Addr())
-	a, ao := acReplica(t, srv, p.URL(), 2*time.Second) // lock 4 s, a spending mark honoured 8 s
-	x, _ := acReplica(t, srv, rd.URL(), 2*time.Second)
+	a, ao := acReplica(t, srv, p.URL(), 3*time.Second) // lock 6 s, a spending mark honoured 12 s
+	x, _ := acReplica(t, srv, rd.URL(), 3*time.Second)
 	authorizeShared(t, ao)
 	arrived, _, release := srv.StallRefreshes()
 	defer release()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -131,24 +130,6 @@ func NewSource(o SourceOptions) *Source {
 
 // Name is the egress entry's name.
 func (s *Source) Name() string { return s.o.Name }
-
-// UnavailableError is returned when no valid token could be had within
-// the wait bound. Its text names the egress and the cause, never a secret.
-type UnavailableError struct {
-	Egress string
-	// Cause is the last token request's failure (often a *TokenError), or
-	// why waiting ended.
-	Cause error
-	// RetryAfter is when a new token request may be made.
-	RetryAfter time.Duration
-}
-
-func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("egress %s: no valid access token: %v", e.Egress, e.Cause)
-}
-
-// Unwrap returns the cause.
-func (e *UnavailableError) Unwrap() error { return e.Cause }
 
 // Token returns a token that is valid now and will be for the request's
 // flight. When there is none it joins (or starts) the one token request
@@ -310,16 +291,6 @@ func (s *Source) report(result string) {
 func (s *Source) signal() {
 	close(s.changed)
 	s.changed = make(chan struct{})
-}
-
-// backoff is the wait after n consecutive failures: min·2^(n-1), capped,
-// with jitter in its upper half so replicas do not retry in step.
-func backoff(lo, hi time.Duration, n int) time.Duration {
-	d := hi
-	if n < 32 {
-		d = min(lo<<(n-1), hi)
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // Run renews the token in the background until ctx ends or Close is
