@@ -186,18 +186,7 @@ func TestSharedRefreshWaitsForAnUnstoredRotation(t *testing.T) {
 	a, ao := acReplica(t, srv, p.URL(), 3*time.Second) // lock 6 s, a spending mark honoured 12 s
 	x, _ := acReplica(t, srv, rd.URL(), 3*time.Second)
 	authorizeShared(t, ao)
-	arrived, _, release := srv.StallRefreshes()
-	defer release()
-	aErr := make(chan error, 1)
-	go func() { _, err := a.src.o.Grant.Token(context.Background()); aErr <- err }()
-	waitFor(t, arrived, "A's refresh at the vendor")
-	p.Cut()
-	release()
-	err := waitFor(t, aErr, "A to give up writing the rotated token")
-	var te *TokenError
-	if !errors.As(err, &te) || te.Code != errorNotStored {
-		t.Fatalf("A: %v, want %s", err, errorNotStored)
-	}
+	cutAfterRotation(t, srv, p, a, ao)
 	lock := x.store.lockKey()
 	eventually(t, "A's lock to expire", func() bool { return x.store.c.Exists(t.Context(), lock).Val() == 0 })
 	before := srv.Requests()
@@ -218,6 +207,57 @@ func TestSharedRefreshWaitsForAnUnstoredRotation(t *testing.T) {
 	}
 	if srv.ReuseDetected() != 0 {
 		t.Fatalf("the vendor saw a refresh token twice")
+	}
+}
+
+// cutAfterRotation cuts replica a off Redis while its refresh is at the
+// vendor (the refresh token rotated there), and waits until a gives up
+// writing the rotated token for now: a copy is in its file.
+func cutAfterRotation(t *testing.T, srv *egresstest.AuthServer, p *cutProxy, a *replica, ao AuthCodeOptions) {
+	t.Helper()
+	before := fileToken(t, ao.RefreshTokenFile)
+	arrived, _, release := srv.StallRefreshes()
+	defer release()
+	aErr := make(chan error, 1)
+	go func() { _, err := a.src.o.Grant.Token(context.Background()); aErr <- err }()
+	waitFor(t, arrived, "A's refresh at the vendor")
+	p.Cut()
+	release()
+	err := waitFor(t, aErr, "A to give up writing the rotated token")
+	var te *TokenError
+	if !errors.As(err, &te) || te.Code != errorNotStored {
+		t.Fatalf("A: %v, want %s", err, errorNotStored)
+	}
+	if now := fileToken(t, ao.RefreshTokenFile); now == before || now == "" {
+		t.Fatal("the rotated refresh token Redis did not take is not in A's file")
+	}
+}
+
+// TestSharedShutdownStoresAnUnstoredRotation: a gate whose rotated
+// refresh token Redis did not take shuts down once Redis answers again:
+// the drain writes the token, and a replica started later refreshes with
+// it (the vendor never sees a refresh token twice).
+func TestSharedShutdownStoresAnUnstoredRotation(t *testing.T) {
+	srv := egresstest.NewAuthServer("deployteq-app", "app-secret", time.Hour)
+	defer srv.Close()
+	rd := redistest.Start(t)
+	p := newCutProxy(t, rd.Addr())
+	a, ao := acReplica(t, srv, p.URL(), 2*time.Second)
+	authorizeShared(t, ao)
+	cutAfterRotation(t, srv, p, a, ao)
+	p.Heal()
+	a.src.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := DrainRefreshes(ctx); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	y, _ := acReplica(t, srv, rd.URL(), 2*time.Second) // the next start
+	if _, err := y.src.o.Grant.Token(t.Context()); err != nil {
+		t.Fatalf("after the drain: %v", err)
+	}
+	if srv.ReuseDetected() != 0 {
+		t.Fatal("the vendor saw a refresh token twice")
 	}
 }
 
