@@ -102,3 +102,35 @@ func TestAuthorizationCodeNeedsAWritableVolume(t *testing.T) {
 		})
 	}
 }
+
+// sharedAuthCodeValues is authCodeValues with the entry shared through
+// Redis and no refresh token file.
+var sharedAuthCodeValues = strings.Replace(strings.Replace(authCodeValues,
+	"          refresh_token_file: /var/lib/tokengate/deployteq-refresh-token\n", "          shared: redis\n", 1),
+	"    egress:\n", "    redis: { url: \"redis://redis:6379/0\", token_key_file: /secrets/redis-token-key }\n    egress:\n", 1) +
+	"secret: { stringData: { deployteq-client-secret: s, redis-token-key: a2V5 } }\n"
+
+// TestSharedAuthorizationCodeRunsOnReplicas: an authorization_code entry
+// with token.shared: redis refreshes under a Redis lock, so helm renders
+// it with three replicas, rolling, with no refresh token file; shared
+// without a redis block it refuses and says what to add.
+func TestSharedAuthorizationCodeRunsOnReplicas(t *testing.T) {
+	values := valuesFile(t, sharedAuthCodeValues)
+	docs := renderAll(t, "-f", values, "--set", "replicaCount=3")
+	dep := find(docs, "Deployment", "")
+	if get(dep, "spec", "replicas") != float64(3) && get(dep, "spec", "replicas") != 3 {
+		t.Fatalf("replicas = %v", get(dep, "spec", "replicas"))
+	}
+	if get(dep, "spec", "strategy", "type") == "Recreate" {
+		t.Error("a shared entry forced Recreate: the replicas need not be replaced one at a time")
+	}
+	startsWith(t, docs)
+	noRedis := valuesFile(t, strings.Replace(sharedAuthCodeValues, "    redis: { url: \"redis://redis:6379/0\", token_key_file: /secrets/redis-token-key }\n", "", 1))
+	if msg := templateFails(t, "-f", noRedis, "--set", "replicaCount=3"); !strings.Contains(msg, "egress deployteq: token.shared: redis needs tokengate.config.redis.url") {
+		t.Fatalf("shared without a redis block:\n%s", msg)
+	}
+	withFile := valuesFile(t, strings.Replace(sharedAuthCodeValues, "          shared: redis\n", "          shared: redis\n          refresh_token_file: /var/lib/tokengate/deployteq-refresh-token\n", 1))
+	if msg := templateFails(t, "-f", withFile, "--set", "replicaCount=3"); !strings.Contains(msg, "not on a writable volume") {
+		t.Fatalf("a shared entry's refresh token file on no writable volume was accepted:\n%s", msg)
+	}
+}

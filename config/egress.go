@@ -111,9 +111,23 @@ type EgressToken struct {
 	// receive the code itself.
 	RedirectURI string `yaml:"redirect_uri"`
 	// RefreshTokenFile holds the refresh token (authorization_code): on a
-	// writable volume when the vendor rotates refresh tokens.
+	// writable volume when the vendor rotates refresh tokens. Optional
+	// with Shared (the refresh token then lives in Redis; the file, when
+	// set, keeps a copy and seeds an empty Redis).
 	RefreshTokenFile string `yaml:"refresh_token_file"`
+	// Shared: "redis" makes every replica use one access token (and, for
+	// authorization_code, one refresh token) kept in the top-level redis
+	// block's server, encrypted with redis.token_key: one token request
+	// per token lifetime for the whole fleet, and refresh-token rotation
+	// under a Redis lock. "" (default): each replica its own token.
+	Shared string `yaml:"shared"`
 }
+
+// SharedRedis is EgressToken.Shared for tokens shared through Redis.
+const SharedRedis = "redis"
+
+// SharedOn reports whether the entry shares its tokens through Redis.
+func (t *EgressToken) SharedOn() bool { return t.Shared == SharedRedis }
 
 // Egress grants (EgressToken.Grant).
 const (
@@ -251,8 +265,8 @@ func (v *validator) egressToken(p string, e Egress) {
 		if u, err := url.Parse(t.RedirectURI); t.RedirectURI == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
 			v.add(p+".redirect_uri", "required: the redirect URL registered with the vendor (absolute http or https, no fragment)")
 		}
-		if t.RefreshTokenFile == "" {
-			v.add(p+".refresh_token_file", "required with grant: authorization_code: where `tokengate authorize` stores the refresh token")
+		if t.RefreshTokenFile == "" && !t.SharedOn() {
+			v.add(p+".refresh_token_file", "required with grant: authorization_code (unless shared: redis): where `tokengate authorize` stores the refresh token")
 		}
 		if t.Auth != EgressAuthBasic && t.Auth != EgressAuthForm {
 			v.add(p+".auth", "grant: authorization_code takes basic or form client authentication, got %q", t.Auth)
@@ -260,6 +274,7 @@ func (v *validator) egressToken(p string, e Egress) {
 	default:
 		v.add(p+".grant", "must be client_credentials or authorization_code, got %q", t.Grant)
 	}
+	v.egressShared(p+".shared", t.Shared)
 	for k := range t.Params {
 		if reservedTokenParams[k] || k == "" {
 			v.add(p+".params."+k, "%q is set by tokengate (use scopes, client_id, client_secret)", k)

@@ -204,6 +204,9 @@ func (c *Config) resolveFiles(dir string) []error {
 	for _, p := range []*string{&c.Upstream.CAFile, &c.Upstream.CertFile, &c.Upstream.KeyFile} {
 		abs(p)
 	}
+	if c.Redis != nil {
+		abs(&c.Redis.TokenKeyFile)
+	}
 	if t := c.TLS; t != nil {
 		for _, p := range []*string{&t.CertFile, &t.KeyFile, &t.ClientCAFile} {
 			abs(p)

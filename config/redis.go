@@ -1,7 +1,10 @@
 package config
 
 import (
+	"encoding/base64"
+	"fmt"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -74,4 +77,44 @@ func (v *validator) redisURL(p, raw string) {
 			v.add(p, "a password in the URL must come from the environment (${REDIS_URL} or redis://:${REDIS_PASSWORD}@host)")
 		}
 	}
+}
+
+// TokenKeySize is the length of redis.token_key once decoded: AES-256.
+const TokenKeySize = 32
+
+// egressShared checks an egress entry's token.shared at p: "redis" needs
+// the redis block and a token key (tokens are stored encrypted).
+func (v *validator) egressShared(p, shared string) {
+	switch shared {
+	case "":
+		return
+	case SharedRedis:
+	default:
+		v.add(p, "must be redis (or left out: each replica its own token), got %q", shared)
+		return
+	}
+	r := v.c.Redis
+	if !r.On() {
+		v.add(p, "shared: redis needs the top-level redis block (redis.url) that the replicas share")
+		return
+	}
+	switch {
+	case r.TokenKey == "" && r.TokenKeyFile == "":
+		v.add(p, "shared: redis needs redis.token_key (${ENV}: base64 of 32 random bytes, `openssl rand -base64 32`) or redis.token_key_file: tokens are stored in Redis encrypted with it")
+	case r.TokenKey != "":
+		if _, err := DecodeTokenKey(r.TokenKey); err != nil {
+			v.add(p, "shared: redis: redis.token_key %v", err)
+		}
+	}
+}
+
+// DecodeTokenKey decodes redis.token_key (or the content of
+// token_key_file, surrounding white space trimmed): strict base64 of
+// TokenKeySize bytes. The error never holds the key.
+func DecodeTokenKey(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != TokenKeySize {
+		return nil, fmt.Errorf("must be base64 of %d random bytes (`openssl rand -base64 32`)", TokenKeySize)
+	}
+	return b, nil
 }

@@ -48,6 +48,20 @@ type AuthCodeOptions struct {
 	// WriteFile stores a refresh token (given the resolved path); default
 	// WriteFileAtomic.
 	WriteFile func(path string, data []byte) error
+	// Shared, when set, keeps the refresh token in Redis for every
+	// replica (the same store as the Source's SourceOptions.Shared):
+	// each refresh runs under its lock, and RefreshTokenFile, optional
+	// then, keeps a copy and seeds an empty store.
+	Shared *SharedStore
+}
+
+// refreshState is the process-wide state of the entry's refresh token:
+// its file's, or without a file its shared store's.
+func (o AuthCodeOptions) refreshState() *refreshFile {
+	if o.RefreshTokenFile == "" && o.Shared != nil {
+		return refreshFileFor("", "shared:"+o.Shared.base)
+	}
+	return refreshFileFor(o.RefreshTokenFile, "")
 }
 
 func (o AuthCodeOptions) config() *oauth2.Config {
@@ -234,7 +248,11 @@ func (a *Authorization) Exchange(ctx context.Context, code string) (*Granted, er
 	if tok.RefreshToken == "" {
 		return nil, errors.New("the server granted no refresh token: ask for the offline_access scope (Deployteq) or whatever the server needs for one; nothing stored")
 	}
-	if err := a.store(ctx, tok.RefreshToken); err != nil {
+	if a.o.Shared != nil {
+		if err := a.storeShared(ctx, tok.RefreshToken); err != nil {
+			return nil, err
+		}
+	} else if err := a.store(ctx, tok.RefreshToken); err != nil {
 		return nil, fmt.Errorf("storing the refresh token in %s: %w", a.o.RefreshTokenFile, err)
 	}
 	g := &Granted{Scope: strings.Join(a.o.Token.Scopes, " "), Expiry: tok.Expiry}
@@ -249,7 +267,7 @@ func (a *Authorization) Exchange(ctx context.Context, code string) (*Granted, er
 // rotated token over it afterwards); a token kept in memory by a failed
 // write belongs to the old consent and is dropped.
 func (a *Authorization) store(ctx context.Context, rt string) error {
-	f := refreshFileFor(a.o.RefreshTokenFile)
+	f := a.o.refreshState()
 	release, err := f.lock(ctx)
 	if err != nil {
 		return err
@@ -288,7 +306,7 @@ func NewRefreshGrant(o AuthCodeOptions) *RefreshGrant {
 	refreshFiles.Lock()
 	epoch := refreshFiles.epoch
 	refreshFiles.Unlock()
-	return &RefreshGrant{o: o, file: refreshFileFor(o.RefreshTokenFile), epoch: epoch, log: zap.NewNop()}
+	return &RefreshGrant{o: o, file: o.refreshState(), epoch: epoch, log: zap.NewNop()}
 }
 
 // useLogger gives the grant its Source's logger (for DrainRefreshes).
@@ -298,6 +316,16 @@ func (g *RefreshGrant) useLogger(l *zap.Logger) { g.log = l }
 // another refresh of the same file; once this one starts, ctx's
 // cancellation no longer stops it (only the token timeout does).
 func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
+	if st := g.o.Shared; st != nil {
+		// A Source wraps a shared grant and holds the lock when it calls
+		// tokenLocked; a caller of its own takes the lock here.
+		l, err := st.waitLock(ctx)
+		if err != nil {
+			return nil, &notRequested{err}
+		}
+		defer st.release(l)
+		return g.tokenLocked(ctx, l)
+	}
 	release, err := g.file.lock(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("waiting for another refresh of %s: %w", g.o.RefreshTokenFile, err)

@@ -2,6 +2,8 @@ package egress
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -19,7 +21,9 @@ import (
 // server, and the two must never send the same refresh token (a server
 // with reuse detection revokes the whole grant).
 type refreshFile struct {
-	path string
+	path string // "" for a shared entry without a file
+	// id names this process as the spender of a shared refresh token.
+	id string
 	// sem is held for a whole refresh: read the file, ask the server,
 	// store the rotated token. Also held to store a new consent.
 	sem chan struct{}
@@ -34,6 +38,10 @@ type refreshFile struct {
 	// run is the refresh under way, nil if none; guarded by
 	// refreshFiles' mutex.
 	run *refreshRun
+	// Shared entries, guarded by sem: seen is set once this process has
+	// read the shared record; pendingCommit writes pending to Redis.
+	seen          bool
+	pendingCommit func(context.Context) error
 }
 
 // refreshRun is one refresh from the moment it may reach the server
@@ -90,14 +98,20 @@ func (f *refreshFile) end(run *refreshRun) {
 // refreshFileFor returns the state of path, keyed by resolvePath(path):
 // every spelling of one file (relative, through a linked directory, a
 // symbolic link to the file itself) shares one in-process lock and one
-// lock file, in this process and in any other.
-func refreshFileFor(path string) *refreshFile {
-	key := resolvePath(path)
+// lock file, in this process and in any other. Without a path, key
+// names the state (a shared entry without a file).
+func refreshFileFor(path, key string) *refreshFile {
+	if path != "" {
+		path = resolvePath(path)
+		key = path
+	}
 	refreshFiles.Lock()
 	defer refreshFiles.Unlock()
 	f := refreshFiles.m[key]
 	if f == nil {
-		f = &refreshFile{path: key, sem: make(chan struct{}, 1)}
+		var id [12]byte
+		_, _ = rand.Read(id[:])
+		f = &refreshFile{path: path, id: hex.EncodeToString(id[:]), sem: make(chan struct{}, 1)}
 		refreshFiles.m[key] = f
 	}
 	return f
@@ -146,6 +160,9 @@ func (f *refreshFile) lock(ctx context.Context) (release func(), err error) {
 	case f.sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+	if f.path == "" {
+		return func() { <-f.sem }, nil
 	}
 	unlockFile, err := lockFile(ctx, f.path+".lock")
 	if err != nil {
@@ -201,6 +218,12 @@ func (f *refreshFile) acquire(ctx context.Context) bool {
 // storePending writes a rotated token kept in memory after a failed
 // write, unless a new consent replaced the file meanwhile; f.sem is held.
 func (f *refreshFile) storePending() error {
+	if f.pendingCommit != nil {
+		if err := f.pendingCommit(context.Background()); err != nil {
+			return f.notStored(err)
+		}
+		return nil
+	}
 	if b, err := os.ReadFile(f.path); err == nil {
 		if rt := strings.TrimSpace(string(b)); rt != "" && rt != f.spent {
 			f.pending = ""

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,6 +63,12 @@ type SourceOptions struct {
 	// OnWait is called when a caller finds no valid token and has to
 	// wait for one (in steady state, with the background refresh, never).
 	OnWait func()
+	// Shared, when set, shares the entry's tokens with the other replicas
+	// (token.shared: redis): one token request per token lifetime for the
+	// fleet; without an answer from Redis, a client-credentials entry
+	// requests its own tokens. With a Grant that is a RefreshGrant, give
+	// its AuthCodeOptions the same store.
+	Shared *SharedStore
 }
 
 // Grant makes one token request, without retries; the Source retries,
@@ -113,7 +118,14 @@ func NewSource(o SourceOptions) *Source {
 		forced: rate.NewLimiter(rate.Every(forcedRefreshEvery), 1),
 		ctx:    ctx, cancel: cancel, changed: make(chan struct{}),
 	}
-	if g, ok := o.Grant.(interface{ useLogger(*zap.Logger) }); ok {
+	if o.Shared != nil {
+		sg := &sharedGrant{st: o.Shared, inner: o.Grant, refreshAt: s.refreshAt}
+		if o.Grant == nil {
+			sg.own = func(ctx context.Context) (*Token, error) { return Fetch(ctx, o.Token) }
+		}
+		s.o.Grant = sg
+	}
+	if g, ok := s.o.Grant.(interface{ useLogger(*zap.Logger) }); ok {
 		g.useLogger(s.log)
 	}
 	return s
@@ -121,24 +133,6 @@ func NewSource(o SourceOptions) *Source {
 
 // Name is the egress entry's name.
 func (s *Source) Name() string { return s.o.Name }
-
-// UnavailableError is returned when no valid token could be had within
-// the wait bound. Its text names the egress and the cause, never a secret.
-type UnavailableError struct {
-	Egress string
-	// Cause is the last token request's failure (often a *TokenError), or
-	// why waiting ended.
-	Cause error
-	// RetryAfter is when a new token request may be made.
-	RetryAfter time.Duration
-}
-
-func (e *UnavailableError) Error() string {
-	return fmt.Sprintf("egress %s: no valid access token: %v", e.Egress, e.Cause)
-}
-
-// Unwrap returns the cause.
-func (e *UnavailableError) Unwrap() error { return e.Cause }
 
 // Token returns a token that is valid now and will be for the request's
 // flight. When there is none it joins (or starts) the one token request
@@ -262,6 +256,10 @@ func (s *Source) record(tok *Token, err error) {
 	defer s.signal()
 	if err == nil {
 		s.tok, s.lastErr, s.failures, s.notBefore = tok, nil, 0, time.Time{}
+		if tok.fromShared {
+			s.log.Debug("access token taken from the shared store", zap.Time("refresh_at", s.refreshAt(tok)))
+			return
+		}
 		s.report(resultSuccess)
 		s.log.Info("access token obtained", zap.Duration("lifetime", tok.Lifetime().Round(time.Second)),
 			zap.Time("refresh_at", s.refreshAt(tok)), zap.String("scope", tok.Scope))
@@ -276,7 +274,9 @@ func (s *Source) record(tok *Token, err error) {
 		s.report(te.Label())
 		fields = append(fields, zap.String("error", te.Code), zap.String("description", te.Description), zap.Int("status", te.Status))
 	} else {
-		s.report(errorOther)
+		if !isNotRequested(err) {
+			s.report(errorOther)
+		}
 		fields = append(fields, zap.Error(err))
 	}
 	s.lastErr = err
@@ -296,16 +296,6 @@ func (s *Source) report(result string) {
 func (s *Source) signal() {
 	close(s.changed)
 	s.changed = make(chan struct{})
-}
-
-// backoff is the wait after n consecutive failures: min·2^(n-1), capped,
-// with jitter in its upper half so replicas do not retry in step.
-func backoff(lo, hi time.Duration, n int) time.Duration {
-	d := hi
-	if n < 32 {
-		d = min(lo<<(n-1), hi)
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // Run renews the token in the background until ctx ends or Close is
@@ -361,16 +351,21 @@ func later(a, b time.Time) time.Time {
 // token does not get a token request per call).
 func (s *Source) Invalidate(t *Token) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.tok != t {
+		s.mu.Unlock()
 		return true // already dropped or replaced: the retry uses the next one
 	}
 	if !s.forced.Allow() {
+		s.mu.Unlock()
 		return false
 	}
 	s.tok = nil
 	s.signal()
+	s.mu.Unlock()
 	s.log.Info("upstream refused the access token; fetching a new one")
+	if sg, ok := s.o.Grant.(*sharedGrant); ok {
+		sg.invalidate(t) // before the retry asks for a token: it must not get t back
+	}
 	return true
 }
 

@@ -82,6 +82,9 @@ type Token struct {
 	Obtained, Expiry time.Time
 	// Scope is the granted scope, when the answer named one.
 	Scope string
+
+	shared     string // its sealed value in the shared store, "" if not stored there
+	fromShared bool   // read from the shared store, not requested here
 }
 
 // Lifetime is the token's whole validity from when it was obtained.

@@ -35,6 +35,7 @@ type AuthServer struct {
 	requests atomic.Int64
 
 	stall atomic.Pointer[stall]
+	delay atomic.Int64 // before each refresh answer
 
 	mu       sync.Mutex
 	codes    map[string]*grantCode
@@ -83,6 +84,11 @@ func (a *AuthServer) SetDeny(deny bool) { a.deny.Store(deny) }
 // SetRotate turns refresh-token rotation on (default) or off.
 func (a *AuthServer) SetRotate(on bool) { a.rotate.Store(on) }
 
+// SetRefreshDelay makes every refresh-token answer wait d after the
+// refresh was processed (a slow vendor: the rotated token is issued, the
+// answer still on its way).
+func (a *AuthServer) SetRefreshDelay(d time.Duration) { a.delay.Store(int64(d)) }
+
 // SetCodeTTL changes how long new codes stay valid.
 func (a *AuthServer) SetCodeTTL(d time.Duration) { a.codeTTL.Store(int64(d)) }
 
@@ -110,6 +116,20 @@ func (a *AuthServer) Valid(token string) bool {
 	defer a.mu.Unlock()
 	exp, ok := a.access[token]
 	return ok && time.Now().Before(exp)
+}
+
+// Issued returns every access and refresh token issued so far.
+func (a *AuthServer) Issued() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]string, 0, len(a.access)+len(a.refresh))
+	for tok := range a.access {
+		out = append(out, tok)
+	}
+	for tok := range a.refresh {
+		out = append(out, tok)
+	}
+	return out
 }
 
 // Revoke revokes every token issued so far (the user withdrew consent).
@@ -175,6 +195,13 @@ func (a *AuthServer) StallRefreshes() (arrived, abandoned <-chan struct{}, relea
 func (a *AuthServer) token(w http.ResponseWriter, r *http.Request) {
 	rec := httptest.NewRecorder()
 	a.answer(rec, r)
+	if d := time.Duration(a.delay.Load()); d > 0 && r.PostForm.Get("grant_type") == "refresh_token" {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if st := a.stall.Load(); st != nil && r.PostForm.Get("grant_type") == "refresh_token" {
 		select {
 		case st.arrived <- struct{}{}:

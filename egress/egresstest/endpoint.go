@@ -112,6 +112,17 @@ func (e *TokenEndpoint) Check(token string, now time.Time) error {
 	return nil
 }
 
+// Issued returns every token issued so far, expired or not.
+func (e *TokenEndpoint) Issued() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.issued))
+	for tok := range e.issued {
+		out = append(out, tok)
+	}
+	return out
+}
+
 // Revoke makes token invalid from now on.
 func (e *TokenEndpoint) Revoke(token string) {
 	e.mu.Lock()

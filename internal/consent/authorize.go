@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/egress"
+	"github.com/tokengate/tokengate/internal/redisconn"
 	"github.com/tokengate/tokengate/internal/stack"
 )
 
@@ -40,7 +41,18 @@ func Authorize(ctx context.Context, path, name string, paste bool, stdin io.Read
 	if err != nil {
 		return err
 	}
-	a, err := egress.NewAuthorization(stack.AuthCodeOptions(*entry, topts))
+	ao := stack.AuthCodeOptions(*entry, topts)
+	if entry.Token.SharedOn() {
+		c, err := redisconn.New(cfg.Redis)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if ao.Shared, err = stack.SharedStore(*entry, cfg.Redis, c, topts, nil, nil); err != nil {
+			return err
+		}
+	}
+	a, err := egress.NewAuthorization(ao)
 	if err != nil {
 		return err
 	}
@@ -57,7 +69,14 @@ func Authorize(ctx context.Context, path, name string, paste bool, stdin io.Read
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "authorized: refresh token stored in %s (mode 0600)\n", entry.Token.RefreshTokenFile)
+	switch {
+	case entry.Token.SharedOn() && entry.Token.RefreshTokenFile != "":
+		fmt.Fprintf(out, "authorized: refresh token stored in Redis (encrypted, shared by the replicas) and in %s (mode 0600)\n", entry.Token.RefreshTokenFile)
+	case entry.Token.SharedOn():
+		fmt.Fprintln(out, "authorized: refresh token stored in Redis (encrypted, shared by the replicas)")
+	default:
+		fmt.Fprintf(out, "authorized: refresh token stored in %s (mode 0600)\n", entry.Token.RefreshTokenFile)
+	}
 	fmt.Fprintf(out, "  scope granted: %s\n", g.Scope)
 	if !g.Expiry.IsZero() {
 		fmt.Fprintf(out, "  first access token valid until %s; tokengate serve renews it from the refresh token\n", g.Expiry.UTC().Format(time.RFC3339))

@@ -105,6 +105,9 @@ func checkOwnClient(te *config.TokenEndpoint, e config.Egress, prefix string) fi
 // spent: a refresh by check would race the running gate on rotation.
 func checkRefreshTokenFile(e config.Egress, prefix string) finding {
 	f := e.Token.RefreshTokenFile
+	if f == "" && e.Token.SharedOn() {
+		return finding{summary: "refresh token kept in Redis (shared; not read or spent by check)"}
+	}
 	b, err := os.ReadFile(f)
 	switch {
 	case errors.Is(err, os.ErrNotExist):

@@ -112,3 +112,19 @@ egress:
 		}
 	}
 }
+
+// TestCheckSharedRefreshTokenNeedsNoFile: a shared authorization-code
+// entry keeps its refresh token in Redis; check neither asks for a file
+// nor reads (or spends) the shared token.
+func TestCheckSharedRefreshTokenNeedsNoFile(t *testing.T) {
+	y := "admin_listen: 127.0.0.1:0\nredis: { url: \"redis://127.0.0.1:1/0\", token_key: \"${TG_TEST_KEY}\" }\negress:\n  - name: vendor\n    listen: 127.0.0.1:0\n    upstream: https://vendor.example\n" +
+		"    token:\n      grant: authorization_code\n      url: https://vendor.example/oauth2/token\n      authorize_url: https://vendor.example/oauth2/auth\n" +
+		"      redirect_uri: http://127.0.0.1:8765/callback\n      client_id: c\n      client_secret: ${TG_TEST_SECRET}\n      shared: redis\n"
+	t.Setenv("TG_TEST_SECRET", "s")
+	t.Setenv("TG_TEST_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	path := write(t, t.TempDir(), "tokengate.yaml", y)
+	var out bytes.Buffer
+	if err := Check(t.Context(), path, &out); err != nil || !strings.Contains(out.String(), "refresh token kept in Redis") {
+		t.Fatalf("check: %v\n%s", err, out.String())
+	}
+}

@@ -23,6 +23,7 @@ import (
 type egressRunner struct {
 	cfg       config.Egress
 	bodyRead  time.Duration // the configuration's body_read_timeout
+	shared    *sharedRedis  // the client a shared entry's store uses, nil if not shared
 	source    *egress.Source
 	handler   http.Handler
 	transport *http.Transport
@@ -45,6 +46,7 @@ type egressSet struct {
 	timeouts listener.Timeouts
 
 	mu        sync.Mutex
+	redis     *sharedRedis               // the redis block's client, nil while no entry shares
 	runners   map[string]*egressRunner   // by entry name
 	listeners map[string]*egressListener // by listenKey
 	keys      map[string]string          // entry name → listenKey
@@ -55,8 +57,9 @@ func newEgressSet(log *zap.Logger, m *telemetry.Metrics, t listener.Timeouts) *e
 		listeners: map[string]*egressListener{}, keys: map[string]string{}}
 }
 
-// newRunner builds an entry's source and handler without starting them.
-func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration) (*egressRunner, error) {
+// newRunner builds an entry's source and handler without starting them;
+// a shared entry's store uses rc.
+func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration, rc *sharedRedis) (*egressRunner, error) {
 	upstream, err := url.Parse(c.Upstream.URL)
 	if err != nil {
 		return nil, err
@@ -80,8 +83,23 @@ func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration) (*egressR
 		WaitTimeout:   c.WaitTimeout.D(),
 		Logger:        s.log,
 	}
+	var shared *egress.SharedStore
+	if c.Token.SharedOn() {
+		var onEvent func(string)
+		if s.m != nil {
+			onEvent = s.m.EgressShared(name)
+		}
+		if shared, err = stack.SharedStore(c, &rc.cfg, rc.c, topts, s.log, onEvent); err != nil {
+			return nil, err
+		}
+		so.Shared = shared
+	} else {
+		rc = nil
+	}
 	if c.Token.AuthorizationCode() {
-		so.Grant = egress.NewRefreshGrant(stack.AuthCodeOptions(c, topts))
+		ao := stack.AuthCodeOptions(c, topts)
+		ao.Shared = shared
+		so.Grant = egress.NewRefreshGrant(ao)
 	}
 	ho := egress.HandlerOptions{
 		Name: name, Upstream: upstream, Transport: transport,
@@ -98,7 +116,7 @@ func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration) (*egressR
 	}
 	src := egress.NewSource(so)
 	ho.Tokens = src
-	return &egressRunner{cfg: c, bodyRead: bodyRead, source: src, handler: egress.NewHandler(ho), transport: transport}, nil
+	return &egressRunner{cfg: c, bodyRead: bodyRead, shared: rc, source: src, handler: egress.NewHandler(ho), transport: transport}, nil
 }
 
 // stop ends a runner's background refresh and its idle connections.
@@ -170,5 +188,8 @@ func (s *egressSet) shutdown(ctx context.Context) {
 	// one, and a vendor with reuse detection revokes the grant).
 	if err := egress.DrainRefreshes(ctx); err != nil {
 		s.log.Error("shutdown: a rotated refresh token could not be stored; the grant must be authorized again", zap.Error(err))
+	}
+	if s.redis != nil {
+		_ = s.redis.c.Close() // after the drain: a rotated refresh token is written through it
 	}
 }

@@ -32,6 +32,8 @@ func listenKey(c config.Egress) string {
 // and changed TLS settings loaded, nothing running or swapped yet. commit
 // applies it; discard undoes it.
 type egressPlan struct {
+	redis     *sharedRedis             // the redis block's client the plan's shared entries use
+	newRedis  bool                     // made by prepare (closed by discard)
 	runners   map[string]*egressRunner // by entry name
 	fresh     []*egressRunner
 	keys      map[string]string          // entry name → listenKey
@@ -46,14 +48,19 @@ type tlsChange struct {
 	cfg   *config.TLS
 }
 
-// prepare builds what cfgs need; bodyRead bounds reading an app's body.
-// Entries whose configuration did not change keep their runner, so a
-// reload loses no token; addresses that stay keep their listener.
-func (s *egressSet) prepare(cfgs []config.Egress, bodyRead time.Duration) (*egressPlan, error) {
+// prepare builds what cfg's egress entries need. Entries whose
+// configuration (and, for a shared one, the redis block) did not change
+// keep their runner, so a reload loses no token; addresses that stay
+// keep their listener.
+func (s *egressSet) prepare(cfg *config.Config) (*egressPlan, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	cfgs, bodyRead := cfg.Egress, cfg.BodyReadTimeout.D()
 	p := &egressPlan{runners: map[string]*egressRunner{}, keys: map[string]string{}, listeners: map[string]*egressListener{},
 		handlers: map[string]http.Handler{}, tls: map[string]tlsChange{}}
+	if err := s.prepareRedis(p, cfg); err != nil {
+		return nil, err
+	}
 	for i, c := range cfgs {
 		if err := s.prepareEntry(p, c, bodyRead); err != nil {
 			p.discard()
@@ -65,9 +72,9 @@ func (s *egressSet) prepare(cfgs []config.Egress, bodyRead time.Duration) (*egre
 
 func (s *egressSet) prepareEntry(p *egressPlan, c config.Egress, bodyRead time.Duration) error {
 	r := s.runners[c.Name]
-	if r == nil || !reflect.DeepEqual(r.cfg, c) || r.bodyRead != bodyRead {
+	if r == nil || !reflect.DeepEqual(r.cfg, c) || r.bodyRead != bodyRead || c.Token.SharedOn() && r.shared != p.redis {
 		var err error
-		if r, err = s.newRunner(c, bodyRead); err != nil {
+		if r, err = s.newRunner(c, bodyRead, p.redis); err != nil {
 			return err
 		}
 		p.fresh = append(p.fresh, r)
@@ -104,6 +111,9 @@ func (s *egressSet) prepareEntry(p *egressPlan, c config.Egress, bodyRead time.D
 
 // discard closes what prepare made.
 func (p *egressPlan) discard() {
+	if p.newRedis {
+		defer p.redis.c.Close()
+	}
 	for _, r := range p.fresh {
 		r.stop()
 	}
@@ -153,5 +163,10 @@ func (s *egressSet) commit(ctx context.Context, p *egressPlan) {
 			}()
 		}
 	}
-	s.runners, s.listeners, s.keys = p.runners, p.listeners, p.keys
+	if old := s.redis; old != nil && old != p.redis {
+		// Stopped runners may still be writing a rotated refresh token
+		// through it: closed a minute later.
+		time.AfterFunc(time.Minute, func() { _ = old.c.Close() })
+	}
+	s.runners, s.listeners, s.keys, s.redis = p.runners, p.listeners, p.keys, p.redis
 }

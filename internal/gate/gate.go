@@ -159,7 +159,7 @@ func (g *Gate) Start(ctx context.Context) (err error) {
 		g.closeListeners()
 		return fmt.Errorf("admin_listen: %w", err)
 	}
-	plan, err := g.eg.prepare(cfg.Egress, cfg.BodyReadTimeout.D())
+	plan, err := g.eg.prepare(cfg)
 	if err != nil {
 		g.closeListeners()
 		return err

@@ -49,7 +49,7 @@ func (g *Gate) reload(ctx context.Context, why string, force bool) error {
 		pubTLS, err = tlsSetup(st.Config().TLS, g.log)
 	}
 	if err == nil {
-		plan, err = g.eg.prepare(st.Config().Egress, st.Config().BodyReadTimeout.D())
+		plan, err = g.eg.prepare(st.Config())
 	}
 	if err == nil {
 		err = g.openQueueOnReload(ctx, st.Config()) // before the swap: the new routes store at once

@@ -5,6 +5,7 @@
 package redisconn
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -20,6 +21,9 @@ import (
 // running it twice is safe). The URL, which may hold a password, is never
 // part of an error.
 func New(r *config.Redis) (*redis.Client, error) {
+	if !r.On() {
+		return nil, errors.New("redis: no redis.url configured")
+	}
 	o, err := redis.ParseURL(r.URL)
 	if err != nil {
 		return nil, fmt.Errorf("redis.url: not a usable redis:// or rediss:// URL")

@@ -32,6 +32,13 @@ func (m *Metrics) EgressWaits(name string) func() {
 	return m.egressWaits.WithLabelValues(name).Inc
 }
 
+// EgressShared returns the hook that counts what a shared egress entry's
+// token store did (egress.SharedOptions.OnEvent): read, fetched,
+// fallback (Redis did not answer), invalidated.
+func (m *Metrics) EgressShared(name string) func(outcome string) {
+	return func(outcome string) { m.egressShared.WithLabelValues(name, outcome).Inc() }
+}
+
 var expiryDesc = prometheus.NewDesc("tokengate_egress_token_expiry_seconds",
 	"Seconds left on the egress's current access token (0: none).", []string{"egress"}, nil)
 

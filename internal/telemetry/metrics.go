@@ -65,6 +65,7 @@ type Metrics struct {
 	egressTokenRequests *prometheus.CounterVec
 	egressRetries       *prometheus.CounterVec
 	egressWaits         *prometheus.CounterVec
+	egressShared        *prometheus.CounterVec
 
 	signatures *prometheus.CounterVec
 	queue      queueMetrics
@@ -120,6 +121,9 @@ func New(o Options) *Metrics {
 	m.egressWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokengate_egress_token_waits_total", Help: "Egress requests that found no valid token and had to wait for one (0 in steady state).",
 	}, []string{"egress"})
+	m.egressShared = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokengate_egress_shared_tokens_total", Help: "Shared egress tokens (token.shared: redis) by egress and outcome: read (taken from Redis), fetched (requested here and stored for the other replicas), fallback (Redis did not answer: this replica's own token), invalidated (an upstream 401 deleted the shared token).",
+	}, []string{"egress", "outcome"})
 	m.signatures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokengate_signature_verifications_total", Help: "Signed-webhook verifications by route and result: ok, signature_missing, signature_malformed, signature_mismatch, timestamp_outside_tolerance, duplicate_message, message_in_flight, replay_store_unavailable, replay_store_full.",
 	}, []string{"route", "result"})
@@ -128,7 +132,7 @@ func New(o Options) *Metrics {
 	m.rateLimits = newRateLimitMetrics()
 	m.reg.MustRegister(m.rateLimits.collectors()...)
 	m.reg.MustRegister(
-		m.signatures, m.egressRequests, m.egressTokenRequests, m.egressRetries, m.egressWaits, expiryCollector{o.TokenExpiries},
+		m.signatures, m.egressRequests, m.egressTokenRequests, m.egressRetries, m.egressWaits, m.egressShared, expiryCollector{o.TokenExpiries},
 		m.requests, m.requestDuration, m.verifyDuration, m.cacheHits, m.cacheMisses, m.cacheEvictions,
 		m.jwksFetches, m.introspections, m.tokensIssued, m.loginFailures, m.upstream, m.reloads, m.lastReload,
 		build, entries,

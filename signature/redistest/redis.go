@@ -87,7 +87,7 @@ func (s *Server) Restart() error {
 		return fmt.Errorf("starting redis-server: %w", err)
 	}
 	s.cmd = cmd
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if s.ping() {
 			return nil

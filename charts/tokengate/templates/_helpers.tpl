@@ -41,16 +41,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set . "signing_key_files" (list "/secrets/signing.pem") -}}
 {{- end -}}
 {{- end -}}
-{{- /* A refresh token that rotates cannot be shared by replicas: each would
-     spend it, and the vendor's reuse detection revokes the grant. */ -}}
+{{- /* A refresh token that rotates cannot be shared by replicas through a
+     file: each would spend it, and the vendor's reuse detection revokes
+     the grant. token.shared: redis keeps it in Redis, where every refresh
+     runs under a lock: then replicas are fine, and the file is optional. */ -}}
 {{- range $e := (default list $cfg.egress) -}}
+{{- $sharedEntry := eq (toString (dig "token" "shared" "" $e)) "redis" -}}
+{{- if and $sharedEntry (not (dig "url" "" (default dict $cfg.redis))) -}}
+{{- fail (printf "egress %s: token.shared: redis needs tokengate.config.redis.url (the Redis server the replicas share) and redis.token_key_file (e.g. /secrets/redis-token-key, given as secret.stringData.redis-token-key: `openssl rand -base64 32`)" $e.name) -}}
+{{- end -}}
 {{- if eq (toString (dig "token" "grant" "" $e)) "authorization_code" -}}
-{{- if gt (int $.Values.replicaCount) 1 -}}
-{{- fail (printf "egress %s uses grant: authorization_code: its refresh token rotates, and %d replicas sharing it would race on every refresh (the vendor's reuse detection then revokes the grant). Set replicaCount: 1 for this release, or run that egress in a separate release with replicaCount: 1." $e.name (int $.Values.replicaCount)) -}}
+{{- if and (not $sharedEntry) (gt (int $.Values.replicaCount) 1) -}}
+{{- fail (printf "egress %s uses grant: authorization_code: its refresh token rotates, and %d replicas sharing it would race on every refresh (the vendor's reuse detection then revokes the grant). Set token.shared: redis on the entry (with a redis block: the replicas then refresh under a Redis lock), or replicaCount: 1 for this release, or run that egress in a separate release with replicaCount: 1." $e.name (int $.Values.replicaCount)) -}}
 {{- end -}}
 {{- $f := toString (dig "token" "refresh_token_file" "" $e) -}}
 {{- /* /secrets/ is read-only: fit only for a vendor that never rotates (the file must then be given, see tokengate.secretState). */ -}}
-{{- if not (or (hasPrefix "/secrets/" $f) (include "tokengate.writable" (dict "path" $f "Values" $.Values))) -}}
+{{- if and (or $f (not $sharedEntry)) (not (or (hasPrefix "/secrets/" $f) (include "tokengate.writable" (dict "path" $f "Values" $.Values)))) -}}
 {{- fail (printf "egress %s: refresh_token_file %q is not on a writable volume (the container's root filesystem is read-only): `tokengate authorize` and every rotation write it there. Set persistence.enabled=true and put the file under persistence.mountPath (%s), or mount a writable volume with extraVolumes and extraVolumeMounts. (Only if the vendor never rotates refresh tokens may it be a file of the Secret, /secrets/NAME.)" $e.name $f $.Values.persistence.mountPath) -}}
 {{- end -}}
 {{- end -}}

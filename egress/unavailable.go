@@ -1,0 +1,35 @@
+package egress
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// UnavailableError is returned when no valid token could be had within
+// the wait bound. Its text names the egress and the cause, never a secret.
+type UnavailableError struct {
+	Egress string
+	// Cause is the last token request's failure (often a *TokenError), or
+	// why waiting ended.
+	Cause error
+	// RetryAfter is when a new token request may be made.
+	RetryAfter time.Duration
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("egress %s: no valid access token: %v", e.Egress, e.Cause)
+}
+
+// Unwrap returns the cause.
+func (e *UnavailableError) Unwrap() error { return e.Cause }
+
+// backoff is the wait after n consecutive failures: min·2^(n-1), capped,
+// with jitter in its upper half so replicas do not retry in step.
+func backoff(lo, hi time.Duration, n int) time.Duration {
+	d := hi
+	if n < 32 {
+		d = min(lo<<(n-1), hi)
+	}
+	return d/2 + rand.N(d/2+1)
+}
