@@ -35,6 +35,9 @@ type Options struct {
 	// QueueCheckEvery is how often the queue store's health is checked
 	// for /readyz. Default DefaultQueueCheckEvery.
 	QueueCheckEvery time.Duration
+	// Getenv reads the OTEL_* variables that turn tracing on and set it
+	// up (tracing.go); default os.Getenv.
+	Getenv func(string) string
 }
 
 // Gate is a running tokengate: public and admin listeners, the current
@@ -45,6 +48,7 @@ type Gate struct {
 	version  string
 	b        *stack.Builder
 	m        *telemetry.Metrics
+	tr       *telemetry.Tracing // nil: tracing off
 	cur      atomic.Pointer[stack.Stack]
 	draining atomic.Bool
 	timeouts listener.Timeouts // of every listener
@@ -102,11 +106,15 @@ func New(path string, o Options) (*Gate, error) {
 			report(src.Name(), src.SecondsLeft())
 		}
 	}})
-	g.eg = newEgressSet(g.log, g.m, g.timeouts)
-	if g.queue, err = openQueue(cfg, upstreamTransport{g}, g.m, g.log, o.QueueCheckEvery); err != nil {
+	if g.tr, err = newTracing(cfg, o, g.log, g.version); err != nil {
 		return nil, err
 	}
-	so := stack.Options{Logger: g.log, Metrics: g.m}
+	g.eg = newEgressSet(g.log, g.m, g.tr, g.timeouts)
+	if g.queue, err = openQueue(cfg, upstreamTransport{g}, g.m, g.tr, g.log, o.QueueCheckEvery); err != nil {
+		g.stopTracing()
+		return nil, err
+	}
+	so := stack.Options{Logger: g.log, Metrics: g.m, Tracing: g.tr}
 	if g.queue != nil {
 		so.Queue = g.queue // never a typed nil in the interface
 	}
@@ -116,6 +124,7 @@ func New(path string, o Options) (*Gate, error) {
 		if g.queue != nil {
 			g.queue.stop()
 		}
+		g.stopTracing()
 		return nil, err
 	}
 	g.b.CommitReplay()

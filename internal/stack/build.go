@@ -30,6 +30,10 @@ type Options struct {
 	// when the gate starts with a queued route, so a reload that adds the
 	// first one needs a restart).
 	Queue proxy.Enqueuer
+	// Tracing, when set, wraps the public handler in a server span per
+	// request and has the proxy trace and propagate. nil: tracing off,
+	// nothing wrapped.
+	Tracing *telemetry.Tracing
 }
 
 // Builder builds stacks; it outlives reloads. Not safe for concurrent
@@ -38,6 +42,7 @@ type Builder struct {
 	log     *zap.Logger
 	metrics *telemetry.Metrics // nil: no metrics
 	queue   proxy.Enqueuer     // nil: no queue store open
+	tracing *telemetry.Tracing // nil: tracing off
 	// keepClaims: some route or header uses claims beyond the registered
 	// ones, so JWT verifiers keep them all (set per build).
 	keepClaims bool
@@ -58,7 +63,7 @@ func NewBuilder(o Options) *Builder {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Builder{log: log, metrics: o.Metrics, queue: o.Queue}
+	return &Builder{log: log, metrics: o.Metrics, queue: o.Queue, tracing: o.Tracing}
 }
 
 // Build wires a validated configuration. When prev verifies exactly as the
@@ -110,7 +115,8 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 		return nil, err
 	}
 	st.replayHealth = b.replayHealth(cfg)
-	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd, Signatures: sigs}
+	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd, Signatures: sigs,
+		Propagator: b.tracing.Propagator()}
 	if b.metrics != nil {
 		opts.Observer = b.metrics
 	}
@@ -124,6 +130,17 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 	st.handler = h
 	if st.tokens != nil {
 		st.handler = withTokenEndpoint(st.tokens, h)
+	}
+	if b.tracing != nil {
+		var trust []string
+		if t := cfg.Telemetry.Tracing; t != nil {
+			trust = t.TrustIncoming
+		}
+		trusted, err := telemetry.TrustPeers(trust)
+		if err != nil {
+			return nil, err
+		}
+		st.handler = b.tracing.Handler(st.handler, "", trusted)
 	}
 	return st, nil
 }
