@@ -237,7 +237,7 @@ telemetry:
 		resp.Body.Close()
 		return resp
 	}
-	spoof := http.Header{"X-Forwarded-For": {"203.0.113.9"}}
+	spoof := http.Header{"X-Forwarded-For": {"203.0.113.9"}, "User-Agent": {strings.Repeat("u", 64<<10)}}
 	if resp := send(clientFrom("127.0.0.1"), pub+"/hooks/bearer/x", tok1, "00-"+untrustedTrace+"-"+senderSpan+"-01", spoof, "{}"); resp.StatusCode != 200 {
 		t.Fatalf("untrusted bearer request: %d", resp.StatusCode)
 	}
@@ -301,8 +301,11 @@ telemetry:
 	if tr1 == untrustedTrace || len(srv1.ParentSpanId) != 0 {
 		t.Errorf("an untrusted sender's traceparent became the parent: trace %s parent %x", tr1, srv1.ParentSpanId)
 	}
-	if hex.EncodeToString(srv1.Links[0].SpanId) != senderSpan {
-		t.Errorf("the link is to span %x, want the sender's %s", srv1.Links[0].SpanId, senderSpan)
+	if hex.EncodeToString(srv1.Links[0].SpanId) != senderSpan || srv1.Links[0].TraceState != "" {
+		t.Errorf("the link is to span %x with tracestate %q, want the sender's %s and none of its tracestate", srv1.Links[0].SpanId, srv1.Links[0].TraceState, senderSpan)
+	}
+	if ua := attrs(srv1)["user_agent.original"]; len(ua) > 256 {
+		t.Errorf("a sender's 64 KiB User-Agent is held in the span (%d bytes): every queued span could hold that much", len(ua))
 	}
 	wantAttrs(t, srv1, map[string]string{"tokengate.route": "hooks", "tokengate.decision": proxy.DecisionAllow, "http.response.status_code": "200",
 		"tokengate.issuer": "idp", "client.address": "127.0.0.1"}) // not the X-Forwarded-For of an untrusted peer

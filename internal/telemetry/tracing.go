@@ -34,6 +34,11 @@ import (
 const (
 	DefaultServiceName = "tokengate"
 	DefaultSampler     = "parentbased_always_on"
+	// MaxAttributeLength bounds every attribute value a span holds
+	// (unless OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT sets a bound): a sender
+	// chooses its User-Agent and path, up to the 256 KiB request head,
+	// and up to 2048 spans wait in the export queue.
+	MaxAttributeLength = 256
 )
 
 // TracingOptions are what NewTracing reads besides the environment.
@@ -102,8 +107,13 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	if o.Logger != nil {
 		otel.SetErrorHandler(exportErrors(o.Logger))
 	}
+	limits := sdktrace.NewSpanLimits() // the OTEL_SPAN_*/OTEL_ATTRIBUTE_* variables
+	if limits.AttributeValueLengthLimit < 0 {
+		limits.AttributeValueLengthLimit = MaxAttributeLength
+	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp), // a full queue drops spans; a request never waits for the collector
+		sdktrace.WithSpanLimits(limits),
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(newSampler(s.Sampler, s.SamplerArg)),
 	)
@@ -265,17 +275,21 @@ func (t *Tracing) Propagator() propagation.TextMapPropagator {
 // Handler wraps a listener's handler in a server span per request
 // (otelhttp), named "METHOD name" (the proxy renames its spans after the
 // route). A request's traceparent is continued only when trusted says
-// so; anyone else's starts a new trace with a link to theirs. With
+// so (nil: never); anyone else's starts a new trace with a link to
+// theirs, its tracestate dropped first: nothing of it is kept. With
 // tracing off it returns next itself.
 func (t *Tracing) Handler(next http.Handler, name string, trusted func(*http.Request) bool) http.Handler {
 	if t == nil {
 		return next
 	}
-	return otelhttp.NewHandler(next, name,
+	if trusted == nil {
+		trusted = func(*http.Request) bool { return false }
+	}
+	h := otelhttp.NewHandler(next, name,
 		otelhttp.WithTracerProvider(t.tp),
 		otelhttp.WithMeterProvider(noopmetric.NewMeterProvider()),
 		otelhttp.WithPropagators(t.prop),
-		otelhttp.WithPublicEndpointFn(func(r *http.Request) bool { return trusted == nil || !trusted(r) }),
+		otelhttp.WithPublicEndpointFn(func(r *http.Request) bool { return !trusted(r) }),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 			if name == "" {
 				return spans.MethodName(r.Method)
@@ -283,6 +297,12 @@ func (t *Tracing) Handler(next http.Handler, name string, trusted func(*http.Req
 			return spans.MethodName(r.Method) + " " + name
 		}),
 	)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !trusted(r) {
+			r.Header.Del("Tracestate")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Shutdown exports the spans still queued, within ctx.
