@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
@@ -241,5 +242,48 @@ func TestUntrustedPeersStartANewTrace(t *testing.T) {
 	}
 	if _, err := TrustPeers([]string{"10.0.0.0/33"}); err == nil {
 		t.Error("a bad CIDR was accepted")
+	}
+}
+
+// TestServerSpanTrustsOnlyTrustedPeers: through Handler, a trusted peer's
+// traceparent is the server span's parent and its tracestate is kept; an
+// untrusted peer's request starts a new trace whose link to the sender's
+// keeps nothing of its tracestate.
+func TestServerSpanTrustsOnlyTrustedPeers(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr, err := NewTracing(t.Context(), TracingOptions{Getenv: envOf(nil), Exporter: exp, Config: &config.Tracing{Sampler: "always_on"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted, err := TrustPeers([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tr.Handler(noContent, "", trusted)
+	const sender = "0af7651916cd43dd8448eb211c80319c"
+	for _, peer := range []string{"10.0.0.1:1000", "192.0.2.7:1000"} {
+		r := httptest.NewRequest(http.MethodPost, "/hooks/x", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("Traceparent", "00-"+sender+"-b7ad6b7169203331-01")
+		r.Header.Set("Tracestate", "vendor="+strings.Repeat("v", 200))
+		h.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if err := tr.tp.ForceFlush(context.Background()); err != nil { // Shutdown would empty the exporter
+		t.Fatal(err)
+	}
+	got := exp.GetSpans()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d spans, want 2", len(got))
+	}
+	in, out := got[0], got[1]
+	if in.Parent.TraceID().String() != sender || in.SpanContext.TraceState().Len() != 1 || len(in.Links) != 0 {
+		t.Errorf("trusted peer: parent %v, tracestate %q, links %d; want the sender's trace and tracestate", in.Parent, in.SpanContext.TraceState(), len(in.Links))
+	}
+	if out.Parent.IsValid() || out.SpanContext.TraceID().String() == sender || len(out.Links) != 1 ||
+		out.Links[0].SpanContext.TraceID().String() != sender || out.Links[0].SpanContext.TraceState().Len() != 0 {
+		t.Errorf("untrusted peer: parent %v, trace %v, links %+v; want a new trace linked to the sender's, without its tracestate", out.Parent, out.SpanContext.TraceID(), out.Links)
 	}
 }
