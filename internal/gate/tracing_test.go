@@ -173,18 +173,28 @@ func TestTracesExportedOverOTLP(t *testing.T) {
 	idp := verifiertest.New()
 	t.Cleanup(idp.Close)
 	recv := newRecorder(t)
+	intro := verifiertest.NewIntrospector()
+	t.Cleanup(intro.Close)
+	const opaque = "opaque-partner-token-0123456789"
+	intro.Add(opaque, verifiertest.ActiveClaims("webhooks:write", time.Hour))
 	tokens, vend := vendor(t, egressSecret, time.Hour)
 	t.Setenv("TG_TEST_EGRESS_SECRET", egressSecret)
 	t.Setenv("GH_TRACED", "traced-github-secret")
+	t.Setenv("TG_TEST_INTROSPECTION_SECRET", intro.ClientSecret)
 	path := write(t, t.TempDir(), "tokengate.yaml", fmt.Sprintf(`
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 shutdown_grace: 5s
 upstream: %s
-issuers: [{ name: idp, issuer: %s, audiences: [%s] }]
+issuers:
+  - { name: idp, issuer: %s, audiences: [%s] }
+  - name: partner
+    audiences: [%s]
+    introspection: { url: %s, client_id: %s, client_secret: "${TG_TEST_INTROSPECTION_SECRET}" }
 queue: { store: "file://%s" }
 routes:
-  - { name: hooks, path_prefix: /hooks/bearer, require: { scopes: ["webhooks:write"] } }
+  - { name: hooks, path_prefix: /hooks/bearer, require: { issuers: [idp], scopes: ["webhooks:write"] } }
+  - { name: partner, path_prefix: /hooks/partner, require: { issuers: [partner] } }
   - name: gh
     path: /hooks/gh
     signature: { scheme: github, secrets: ["${GH_TRACED}"] }
@@ -201,7 +211,7 @@ telemetry:
     sampler: always_on
     service_name: tokengate-test
     trust_incoming: [127.0.0.2]
-`, recv.URL, idp.Issuer(), testAud, t.TempDir(), vend.URL, tokens.URL, otlp.URL))
+`, recv.URL, idp.Issuer(), testAud, testAud, intro.URL(), intro.ClientID, t.TempDir(), vend.URL, tokens.URL, otlp.URL))
 	core, logs := observer.New(zap.InfoLevel)
 	g, err := startWith(t.Context(), path, Options{Logger: zap.New(core), QueueCheckEvery: 50 * time.Millisecond})
 	if err != nil {
@@ -250,6 +260,10 @@ telemetry:
 		t.Fatalf("trusted bearer request: %d", resp.StatusCode)
 	}
 	fwd2, _ := recv.last()
+	// 2b: an opaque token, introspected.
+	if resp := send(clientFrom("127.0.0.1"), pub+"/hooks/partner", opaque, "00-"+untrustedTrace+"-"+senderSpan+"-01", nil, "{}"); resp.StatusCode != 200 {
+		t.Fatalf("introspected request: %d", resp.StatusCode)
+	}
 	// 3: a signed webhook, queued, delivered later.
 	ghBody := `{"action":"traced"}`
 	ghSig := githubHeaders("traced-github-secret", "d-traced-1", ghBody)
@@ -280,7 +294,7 @@ telemetry:
 	all, raw := otlp.exported()
 	s := spanSet(all)
 	t.Logf("exported spans:%s", s)
-	secrets := []string{tok1, tok2, egressSecret, "traced-github-secret", ghSig.Get("X-Hub-Signature-256"), strings.TrimPrefix(ghSig.Get("X-Hub-Signature-256"), "sha256=")}
+	secrets := []string{tok1, tok2, opaque, intro.ClientSecret, egressSecret, "traced-github-secret", ghSig.Get("X-Hub-Signature-256"), strings.TrimPrefix(ghSig.Get("X-Hub-Signature-256"), "sha256=")}
 	for _, v := range seen {
 		secrets = append(secrets, v.Token)
 	}
@@ -334,6 +348,12 @@ telemetry:
 	if ts := fwd2.Header.Get("Tracestate"); ts != "sender=chosen" {
 		t.Errorf("a trusted proxy's tracestate was not passed on: %q", ts)
 	}
+
+	// 2b: the introspection call is the verification's child.
+	srvP := s.named(t, "POST partner", nil)
+	vP := s.childOf(t, srvP, "verify")
+	wantAttrs(t, vP, map[string]string{"tokengate.cache": "miss", "tokengate.issuer": "partner"})
+	wantAttrs(t, s.childOf(t, vP, "introspection"), map[string]string{"tokengate.issuer": "partner", "tokengate.result": "active"})
 
 	// 3: the queued webhook: claim, store; the delivery links back.
 	srv3 := s.named(t, "POST gh", nil)
