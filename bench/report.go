@@ -22,9 +22,9 @@ func verdict(ok bool, what, got string) string {
 func targets(r row) []string {
 	var out []string
 	switch r.name {
-	case "jwt-hot", "introspect-hot":
+	case "jwt-hot", "jwt-hot-traced", "introspect-hot":
 		min := 0.9
-		if r.name == "jwt-hot" {
+		if strings.HasPrefix(r.name, "jwt-hot") {
 			min = 0.95 // with the access log on (tokengate at --log-level info)
 		}
 		out = append(out,

@@ -139,6 +139,7 @@ func benchmark(ctx context.Context, o options, out string) error {
 	fmt.Fprintf(os.Stderr, "bench: %d connections, %d rounds of %v against the bare proxy per scenario, introspection delay %v\n", o.conns, o.rounds, o.duration, o.delay)
 	scenarios := []scenario{
 		{name: "jwt-hot", run: e.jwtHot},
+		{name: "jwt-hot-traced", run: e.jwtHotTraced},
 		{name: "introspect-hot", run: e.introspectHot},
 		{name: "token-url returning client", run: e.tokenURLReturning},
 		{name: "jwt-cold-rs256", run: func() (row, error) { return e.jwtCold("jwt-cold-rs256", e.idp.Signer(), o.rsTokens, o.duration) }},

@@ -100,6 +100,8 @@ type Config struct {
 	// Redis, when set, is the server replicas share state through
 	// (redis.go).
 	Redis *Redis `yaml:"redis"`
+	// Telemetry configures OpenTelemetry tracing (telemetry.go).
+	Telemetry Telemetry `yaml:"telemetry"`
 
 	lines    map[string]int  // YAML path → line, for messages
 	envPaths map[string]bool // YAML paths whose value came from one ${VAR}

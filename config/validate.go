@@ -52,6 +52,7 @@ func (c *Config) Validate() error {
 	}
 	v.redis()
 	v.egress()
+	v.tracing()
 	return errors.Join(v.errs...)
 }
 
@@ -103,14 +104,19 @@ func (v *validator) upstream() {
 }
 
 func (v *validator) tls() {
-	for i, p := range v.c.TrustedProxies {
-		if _, err := netip.ParsePrefix(p); err != nil {
-			if _, err := netip.ParseAddr(p); err != nil {
-				v.add(fmt.Sprintf("trusted_proxies[%d]", i), "%q is neither a CIDR nor an IP address", p)
+	v.cidrs("trusted_proxies", v.c.TrustedProxies)
+	v.listenerTLS("tls", v.c.TLS)
+}
+
+// cidrs checks a list of CIDRs or single addresses at path p.
+func (v *validator) cidrs(p string, list []string) {
+	for i, c := range list {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			if _, err := netip.ParseAddr(c); err != nil {
+				v.add(fmt.Sprintf("%s[%d]", p, i), "%q is neither a CIDR nor an IP address", c)
 			}
 		}
 	}
-	v.listenerTLS("tls", v.c.TLS)
 }
 
 // listenerTLS checks a listener's TLS block (public or egress).

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -88,6 +89,11 @@ type HandlerOptions struct {
 	Observer Observer
 	// Logger receives one line per request (no query, no token).
 	Logger *zap.Logger
+	// Propagator, when set, turns tracing on (tracing.go): the request's
+	// server span (made by the gate, continuing the app's trace) gets an
+	// upstream span, and the vendor gets our W3C trace context. nil:
+	// trace headers pass as the app sent them.
+	Propagator propagation.TextMapPropagator
 }
 
 // Handler forwards an application's requests to the upstream with a
@@ -136,7 +142,7 @@ type reqState struct {
 	bodyErr atomic.Pointer[error] // why reading the app's body failed
 	retried string                // retry outcome, for the log
 	rec     recorder              // the response writer's status
-	fields  [7]zap.Field          // the access-log line's fields
+	fields  [9]zap.Field          // the access-log line's fields
 }
 
 type stateKey struct{}
@@ -166,7 +172,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if st.retried != "" {
 			fields = append(fields, zap.String("retry", st.retried))
 		}
+		if h.o.Propagator != nil {
+			fields = h.traceRequest(r.Context(), st, fields)
+		}
 		ce.Write(fields...)
+	} else if h.o.Propagator != nil {
+		h.traceRequest(r.Context(), st, nil)
 	}
 }
 
@@ -210,7 +221,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, st *reqState) {
 		h.writeError(w, http.StatusServiceUnavailable, "token_unavailable", err.Error(), retry)
 		return
 	}
-	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	ctx, span := h.upstreamSpan(r.Context())
+	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
+	endUpstreamSpan(span, st.rec.code)
 }
 
 // rewrite points the request at the upstream and sets the token.
@@ -221,6 +234,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	}
 	st := stateOf(pr.In.Context())
 	pr.Out.Header.Set("Authorization", "Bearer "+st.tok.Value)
+	h.injectTrace(pr)
 	if st.replay != nil {
 		body := st.replay
 		pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }

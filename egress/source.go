@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
@@ -69,6 +70,11 @@ type SourceOptions struct {
 	// requests its own tokens. With a Grant that is a RefreshGrant, give
 	// its AuthCodeOptions the same store.
 	Shared *SharedStore
+	// Tracer, when set, makes each token request a span that begins a
+	// trace of its own (it serves every caller waiting, and the
+	// background refresh). nil: none. A caller's wait is a span of its
+	// request's trace whatever this says (tracing.go).
+	Tracer trace.TracerProvider
 }
 
 // Grant makes one token request, without retries; the Source retries,
@@ -139,8 +145,19 @@ func (s *Source) Name() string { return s.o.Name }
 // in flight and waits for it, at most WaitTimeout.
 func (s *Source) Token(ctx context.Context) (*Token, error) {
 	if t := s.usable(time.Now()); t != nil {
+		_, span := tokenSpan(ctx, s.o.Name) // held: a span of no length, when sampled
+		endTokenSpan(span, false, nil)
 		return t, nil
 	}
+	_, span := tokenSpan(ctx, s.o.Name)
+	t, err := s.wait(ctx)
+	endTokenSpan(span, true, err)
+	return t, err
+}
+
+// wait joins (or starts) the token request in flight and waits for a
+// valid token, at most WaitTimeout.
+func (s *Source) wait(ctx context.Context) (*Token, error) {
 	s.waits.Add(1)
 	if s.o.OnWait != nil {
 		s.o.OnWait()
@@ -243,10 +260,16 @@ func (s *Source) flight() (any, error) {
 func (s *Source) attempt() (*Token, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.o.WaitTimeout+s.o.Token.timeout())
 	defer cancel()
+	ctx, span := s.requestSpan(ctx)
+	var tok *Token
+	var err error
 	if s.o.Grant != nil {
-		return s.o.Grant.Token(ctx)
+		tok, err = s.o.Grant.Token(ctx)
+	} else {
+		tok, err = Fetch(ctx, s.o.Token)
 	}
-	return Fetch(ctx, s.o.Token)
+	endRequestSpan(span, tokenResult(err))
+	return tok, err
 }
 
 // record installs a new token, or notes a failure and sets the backoff.
@@ -367,29 +390,6 @@ func (s *Source) Invalidate(t *Token) bool {
 		sg.invalidate(t) // before the retry asks for a token: it must not get t back
 	}
 	return true
-}
-
-// Ready reports why the Source holds no valid token, or nil.
-func (s *Source) Ready() error {
-	if s.usable(time.Now()) != nil {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lastErr != nil {
-		return fmt.Errorf("egress %s: no valid token: %w", s.o.Name, s.lastErr)
-	}
-	return fmt.Errorf("egress %s: no token yet", s.o.Name)
-}
-
-// SecondsLeft is the time until the current token expires, 0 without one.
-func (s *Source) SecondsLeft() float64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tok == nil {
-		return 0
-	}
-	return max(time.Until(s.tok.Expiry).Seconds(), 0)
 }
 
 // Close stops the background refresh and the retries. A token request

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -54,6 +56,11 @@ type Options struct {
 	// the route's rate_limit (nil entries, or a short list: an in-memory
 	// limiter of the route's own).
 	RateLimits []RateLimiter
+	// Propagator, when set, turns tracing on (tracing.go): the server span
+	// in each request's context is named after its route, forwarded
+	// requests get an upstream span, and the receiver gets our W3C trace
+	// context in place of the sender's. nil: trace headers pass as sent.
+	Propagator propagation.TextMapPropagator
 }
 
 // Handler is tokengate's public http.Handler: route, bearer token, verify,
@@ -73,6 +80,7 @@ type Handler struct {
 	now        func() time.Time
 	fwd        *Forwarding
 	queued     queuedRoutes
+	prop       propagation.TextMapPropagator // nil: tracing off
 	signedLimits
 }
 
@@ -126,6 +134,7 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		obs:          o.Observer,
 		now:          o.Now,
 		fwd:          o.Forwarding,
+		prop:         o.Propagator,
 		signedLimits: newSignedLimits(cfg),
 	}
 	if h.queued, err = compileQueued(cfg, routes, o.Queue); err != nil {
@@ -156,7 +165,8 @@ type state struct {
 	delivery       // a verified signed message's delivery (signed.go)
 	// upstreamStatus is the receiver's status (0: no answer).
 	upstreamStatus int
-	fields         [12]zap.Field // the access-log line's fields
+	upSpan         trace.Span    // the upstream client span, nil unless sampled
+	fields         [14]zap.Field // the access-log line's fields
 }
 
 // body records why reading the sender's body failed (read by the
@@ -224,7 +234,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if st.err != nil {
 			fields = append(fields, zap.String("reason", st.err.Error()))
 		}
+		if h.prop != nil {
+			fields = h.traceRequest(r.Context(), r, st, decision, fields)
+		}
 		ce.Write(fields...)
+	} else if h.prop != nil {
+		h.traceRequest(r.Context(), r, st, decision, nil)
 	}
 }
 
@@ -347,8 +362,10 @@ func (h *Handler) forward(w *recorder, r *http.Request, st *state, decision stri
 	}
 	ctx, stop := h.detach(ctx, st)
 	defer stop()
+	ctx = h.upstreamSpan(ctx, st)
 	st.upstream = h.now()
 	h.rp.ServeHTTP(w, r.WithContext(ctx))
+	endUpstreamSpan(st)
 	if h.obs != nil && st.err == nil {
 		h.obs.ObserveUpstream(h.now().Sub(st.upstream))
 	}
@@ -392,4 +409,5 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	h.headers.apply(pr.Out.Header, st.principal, keepAuth, trusted)
 	h.headers.clientCert(pr.Out.Header, pr.In.TLS)
 	h.fwd.apply(pr, trusted)
+	h.injectTrace(pr)
 }

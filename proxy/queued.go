@@ -12,9 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/spans"
 	"github.com/tokengate/tokengate/queue"
 	"github.com/tokengate/tokengate/signature"
 )
@@ -107,7 +109,7 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 	h.rewrite(&httputil.ProxyRequest{In: in, Out: out})
 	m := &queue.Message{
 		Route: st.route.name, Method: r.Method, Path: st.path, Query: r.URL.RawQuery,
-		Header: out.Header, Body: body, Received: h.now(),
+		Header: out.Header, Body: body, Received: h.now(), Trace: h.storedTrace(out.Header),
 	}
 	if p := st.principal; p != nil {
 		m.Identity.Subject, m.Identity.ClientID, m.Identity.Issuer = p.Subject, p.ClientID, p.Issuer
@@ -120,7 +122,7 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
 	defer cancel()
-	if err := h.queued.e.Enqueue(sctx, m); err != nil {
+	if err := h.store(sctx, m); err != nil {
 		if !errors.Is(err, queue.ErrFull) {
 			h.log.Warn("queue: a verified message could not be stored; the sender gets 503 and retries", zap.String("route", st.route.name), zap.Error(err))
 			return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueUnavailable, err))
@@ -168,4 +170,23 @@ func removeHopByHop(h http.Header) {
 	for _, k := range hopByHop {
 		h.Del(k)
 	}
+}
+
+// store enqueues m within a "queue.store" span (when sampled).
+func (h *Handler) store(ctx context.Context, m *queue.Message) error {
+	ctx, span := spans.Start(ctx, "queue.store")
+	err := h.queued.e.Enqueue(ctx, m)
+	if span.IsRecording() {
+		r := "stored"
+		switch {
+		case errors.Is(err, queue.ErrFull):
+			r = "full"
+		case err != nil:
+			r = "unavailable"
+			span.SetStatus(codes.Error, r)
+		}
+		span.SetAttributes(spans.Route.String(m.Route), spans.Result.String(r))
+		span.End()
+	}
+	return err
 }

@@ -291,7 +291,7 @@ func TestQueuedRefusedRequestsAreNeverStored(t *testing.T) {
 // released: once there is room, the sender's retry is stored (not
 // answered as a duplicate or in flight).
 func TestQueueFullIs503NotADrop(t *testing.T) {
-	qe := newQueuedEnv(t, "", 2000) // the small message (~540 bytes) and the big one (~1750) do not fit together
+	qe := newQueuedEnv(t, "", 1500) // the small message (377 bytes stored) and the big one (1283) do not fit together
 	qe.q = mustQueue(t, qe.store, qe.up.URL)
 	small := `{"n":1}`
 	ackOf(t, qe.do(http.MethodPost, "/hooks/gh-queued", small, "X-Hub-Signature-256", githubSignature(small)), http.StatusAccepted)

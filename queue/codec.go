@@ -24,7 +24,7 @@ func encodePayload(m *Message) ([]byte, error) {
 		return nil, fmt.Errorf("queue: arrival time: %w", err)
 	}
 	n := 1 + len(m.Body) + len(rt) + 16*binary.MaxVarintLen64
-	for _, s := range []string{m.ID, m.DeliveryID, m.Route, m.Method, m.Path, m.Query, m.Identity.Subject, m.Identity.ClientID, m.Identity.Issuer, m.Identity.Signature} {
+	for _, s := range []string{m.ID, m.DeliveryID, m.Route, m.Method, m.Path, m.Query, m.Identity.Subject, m.Identity.ClientID, m.Identity.Issuer, m.Identity.Signature, m.Trace} {
 		n += len(s)
 	}
 	for k, vs := range m.Header {
@@ -47,7 +47,7 @@ func encodePayload(m *Message) ([]byte, error) {
 		}
 	}
 	b = appendBytes(b, rt)
-	for _, s := range []string{m.Identity.Subject, m.Identity.ClientID, m.Identity.Issuer, m.Identity.Signature} {
+	for _, s := range []string{m.Identity.Subject, m.Identity.ClientID, m.Identity.Issuer, m.Identity.Signature, m.Trace} {
 		b = appendString(b, s)
 	}
 	return appendBytes(b, m.Body), nil
@@ -96,7 +96,7 @@ func decodePayload(p []byte, m *Message) error {
 			return fmt.Errorf("%w: arrival time: %w", errCorrupt, err)
 		}
 	}
-	for _, s := range []*string{&m.Identity.Subject, &m.Identity.ClientID, &m.Identity.Issuer, &m.Identity.Signature} {
+	for _, s := range []*string{&m.Identity.Subject, &m.Identity.ClientID, &m.Identity.Issuer, &m.Identity.Signature, &m.Trace} {
 		*s = r.string()
 	}
 	m.Body = append([]byte(nil), r.bytes()...) // the caller's buffer may be the database's memory

@@ -19,7 +19,8 @@ func TestPayloadRoundTrip(t *testing.T) {
 		{"full", Message{ID: "0193a1b2c3d4e5f6a7b8c9d0e1f2", DeliveryID: "msg_1", Route: "github", Method: "POST", Path: "/hooks/gh", Query: "a=1&b=%20",
 			Header:   http.Header{"Content-Type": {"application/json"}, "X-Multi": {"1", "", "3"}, "X-Ünicode": {"ü\x00"}},
 			Body:     []byte("{\"a\": 1}\r\n\x00\xff"),
-			Received: at, Identity: Identity{Subject: "s", ClientID: "c", Issuer: "https://i", Signature: "github"}}},
+			Received: at, Identity: Identity{Subject: "s", ClientID: "c", Issuer: "https://i", Signature: "github"},
+			Trace: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 )
 
 // Message is one verified request, stored until the receiver takes it.
-// Its payload (everything up to Identity) never changes once stored; its
+// Its payload (every field but Progress) never changes once stored; its
 // Progress does, with every attempt.
 type Message struct {
 	// ID is the store's unique id (time-ordered hex), set by Enqueue.
@@ -34,6 +34,11 @@ type Message struct {
 	Received time.Time `json:"received"`
 	// Identity is what the gate verified about the sender.
 	Identity Identity `json:"identity"`
+	// Trace is the W3C traceparent of the request that stored the
+	// message, when tracing was on: each delivery attempt's span links to
+	// it. Messages stored without it (by an older version, or with
+	// tracing off) have none; their attempts start unlinked traces.
+	Trace string `json:"trace,omitempty"`
 
 	Progress `json:"-"`
 

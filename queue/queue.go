@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -111,6 +113,13 @@ type Options struct {
 	Grace time.Duration
 	// Poll and StatsEvery: see DefaultPoll and DefaultStatsEvery.
 	Poll, StatsEvery time.Duration
+	// Tracer, when set, makes each attempt a span that begins a trace of
+	// its own, linked to the request that stored the message
+	// (Message.Trace); Propagator then sends the receiver the attempt's
+	// trace context in place of any stored one. nil: no spans, and the
+	// stored headers go as they are.
+	Tracer     trace.TracerProvider
+	Propagator propagation.TextMapPropagator
 
 	// jitter, for tests, returns a number in [0, 1).
 	jitter func() float64
@@ -130,6 +139,8 @@ type Queue struct {
 	poll   time.Duration
 	every  time.Duration
 	jitter func() float64
+	tp     trace.TracerProvider          // nil: tracing off
+	prop   propagation.TextMapPropagator // nil: tracing off
 
 	mu  sync.Mutex // of route changes and run
 	run *running   // set while Run runs
@@ -142,6 +153,9 @@ func New(store Store, o Options) (*Queue, error) {
 	}
 	q := &Queue{store: store, rt: o.Transport, obs: o.Observer,
 		log: o.Logger, now: o.Now, grace: o.Grace, poll: o.Poll, every: o.StatsEvery, jitter: o.jitter}
+	if o.Tracer != nil && o.Propagator != nil {
+		q.tp, q.prop = o.Tracer, o.Propagator
+	}
 	routes, err := checkRoutes(o.Routes)
 	if err != nil {
 		return nil, err

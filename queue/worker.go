@@ -188,16 +188,19 @@ func (q *Queue) try(ctx context.Context, ro *RouteOptions, m *Message) string {
 		outcome, m.Reason = OutcomeDead, "max_age"
 	default:
 		m.Attempts++
-		ans, wait := q.attempt(ctx, ro, m)
+		actx, span := q.startAttempt(ctx, m)
+		ans, wait := q.attempt(actx, ro, m)
 		if ans.Status == 0 && ctx.Err() != nil { // shutdown cut it short: not counted
 			m.Attempts--
 			m.Next = now
 			outcome = OutcomeAborted
+			endAttempt(span, ans, outcome)
 			break
 		}
 		m.Last = &ans
 		now = q.now()
 		outcome, m.Reason, m.Next = q.judge(ro, m, ans, wait, now)
+		endAttempt(span, ans, outcome)
 	}
 	return outcome
 }
@@ -306,6 +309,7 @@ func (q *Queue) request(ctx context.Context, m *Message) (*http.Request, error) 
 	}
 	req.Header.Set(HeaderDeliveryID, m.DeliveryID)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(m.Attempts))
+	q.injectTrace(ctx, req.Header)
 	return req, nil
 }
 

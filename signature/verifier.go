@@ -9,6 +9,11 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/tokengate/tokengate/internal/spans"
 )
 
 // DefaultTolerance is how far a signed timestamp may be from now; a
@@ -130,7 +135,9 @@ func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) (*Rec
 		return &Receipt{}, nil
 	}
 	t := Ticket{Scope: v.route, Key: v.replayKey(identity), Owner: newOwner(), Until: v.now().Add(v.lease)}
+	ctx, span := spans.Start(ctx, "replay.claim")
 	state, err := v.store.Claim(ctx, t, v.lease)
+	endClaim(span, v.route, state, err)
 	switch {
 	case errors.Is(err, ErrStoreFull):
 		return nil, &Error{Reason: ReasonFull, Cause: err, kind: ErrStoreUnavailable}
@@ -200,4 +207,27 @@ func (v *Verifier) replayKey(identity [][]byte) string {
 		put(b)
 	}
 	return base64.RawURLEncoding.EncodeToString(d.Sum(nil))
+}
+
+// endClaim records a replay-store claim's result on its span: claimed,
+// duplicate, in_flight, full or unavailable. Never the replay key, the
+// message id or the signature.
+func endClaim(span trace.Span, route string, state State, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	r := "claimed"
+	switch {
+	case errors.Is(err, ErrStoreFull):
+		r = "full"
+	case err != nil:
+		r = "unavailable"
+		span.SetStatus(codes.Error, r)
+	case state == Taken:
+		r = "duplicate"
+	case state == InFlight:
+		r = "in_flight"
+	}
+	span.SetAttributes(spans.Route.String(route), spans.Result.String(r))
+	span.End()
 }

@@ -12,6 +12,8 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/tokengate/tokengate/internal/spans"
 )
 
 // CacheOptions configures a Cache.
@@ -111,6 +113,20 @@ type scopedVerifier interface {
 // route's policy then checks Principal.Source); a miss is verified only by
 // the route's issuers.
 func (c *Cache) VerifyFor(ctx context.Context, token string, issuers []string) (*Principal, error) {
+	ctx, span := spans.Start(ctx, "verify")
+	p, how, err := c.verifyFor(ctx, token, issuers)
+	endVerify(span, how, p, err)
+	return p, err
+}
+
+// How a verification was answered, for its span.
+const (
+	answeredHit      = "hit"
+	answeredNegative = "negative_hit"
+	answeredMiss     = "miss"
+)
+
+func (c *Cache) verifyFor(ctx context.Context, token string, issuers []string) (*Principal, string, error) {
 	key := cacheKey(token)
 	now := c.now()
 	if p, ok := c.pos.get(&key, now); ok {
@@ -118,13 +134,13 @@ func (c *Cache) VerifyFor(ctx context.Context, token string, issuers []string) (
 		if c.onHit != nil {
 			c.onHit(c.now().Sub(now))
 		}
-		return p, nil
+		return p, answeredHit, nil
 	}
 	if c.neg != nil {
 		if until, ok := c.neg.Get(key); ok {
 			if now.Before(until) {
 				c.negHits.Add(1)
-				return nil, &InvalidError{Reason: "token is not active"}
+				return nil, answeredNegative, &InvalidError{Reason: "token is not active"}
 			}
 			c.neg.Remove(key)
 		}
@@ -154,12 +170,12 @@ func (c *Cache) VerifyFor(ctx context.Context, token string, issuers []string) (
 	})
 	select {
 	case <-ctx.Done():
-		return nil, unavailable("cache", ctx.Err())
+		return nil, answeredMiss, unavailable("cache", ctx.Err())
 	case r := <-ch:
 		if r.Err != nil {
-			return nil, r.Err
+			return nil, answeredMiss, r.Err
 		}
-		return r.Val.(*Principal), nil
+		return r.Val.(*Principal), answeredMiss, nil
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
+
+	"github.com/tokengate/tokengate/internal/spans"
 )
 
 // MaxIntrospectionResponse bounds an introspection answer.
@@ -155,10 +157,18 @@ func (in *Introspection) verify(ctx context.Context, token string) (*Principal, 
 	if !in.rate.Allow() {
 		return nil, unavailable(in.o.Name, fmt.Errorf("%w: %g per second", errIntrospectionBusy, in.o.RatePerSecond))
 	}
+	ctx, span := spans.Start(ctx, "introspection")
 	p, err := in.call(ctx, token)
 	in.record(err)
 	if in.o.OnCall != nil {
 		in.o.OnCall(err)
+	}
+	if span.IsRecording() {
+		r := resultActive
+		if err != nil {
+			r = verdict(err)
+		}
+		endCall(span, in.o.Name, r)
 	}
 	return p, err
 }

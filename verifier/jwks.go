@@ -15,6 +15,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/time/rate"
+
+	"github.com/tokengate/tokengate/internal/spans"
 )
 
 // MaxJWKSSize bounds a JWKS document.
@@ -54,6 +56,7 @@ var (
 // that "identity provider down" becomes 503, not 401.
 type RemoteKeySet struct {
 	loc     *jwksLocation
+	name    string // the issuer's, for spans
 	client  *http.Client
 	maxAge  time.Duration
 	now     func() time.Time
@@ -99,6 +102,8 @@ type KeySetOptions struct {
 	OnFetch func(err error)
 	// OnWarn, if set, is told about keys the set ignores (weak RSA keys).
 	OnWarn func(msg string)
+	// Name is the issuer's configured name, on the spans of its fetches.
+	Name string
 }
 
 // NewRemoteKeySet returns a key set for url. It fetches nothing until asked.
@@ -122,7 +127,7 @@ func newRemoteKeySet(loc *jwksLocation, o KeySetOptions) *RemoteKeySet {
 		o.Cooldown = DefaultRefreshCooldown
 	}
 	return &RemoteKeySet{
-		loc: loc, client: o.Client, maxAge: o.MaxAge, now: o.Now, onFetch: o.OnFetch, onWarn: o.OnWarn,
+		loc: loc, name: o.Name, client: o.Client, maxAge: o.MaxAge, now: o.Now, onFetch: o.OnFetch, onWarn: o.OnWarn,
 		refetch: rate.NewLimiter(rate.Every(o.Cooldown), refetchBurst), maxWaiters: maxRefetchWaiters,
 	}
 }
@@ -153,7 +158,7 @@ func (k *RemoteKeySet) Refresh(ctx context.Context) error {
 		case <-earlier.done:
 		}
 	}
-	return wait(ctx, k.fetchNow())
+	return wait(ctx, k.fetchNow(ctx))
 }
 
 // Run refreshes the keys every MaxAge until ctx ends, so that a withdrawn
@@ -199,6 +204,7 @@ func (k *RemoteKeySet) snapshot(ctx context.Context) ([]key, time.Time, error) {
 }
 
 func (k *RemoteKeySet) fetch(ctx context.Context) error {
+	ctx, span := spans.Start(ctx, "jwks.fetch")
 	k.mu.RLock()
 	etag := k.etag
 	k.mu.RUnlock()
@@ -226,6 +232,16 @@ func (k *RemoteKeySet) fetch(ctx context.Context) error {
 	}
 	if k.onFetch != nil {
 		k.onFetch(err)
+	}
+	if span.IsRecording() {
+		r := resultFetched
+		switch {
+		case err != nil:
+			r = resultUnavailable
+		case jwks == nil:
+			r = resultNotModified
+		}
+		endCall(span, k.name, r)
 	}
 	return err
 }

@@ -114,7 +114,7 @@ func NewJWT(o JWTOptions) (*JWT, error) {
 	}
 	ko := KeySetOptions{
 		Client: o.Client, Cooldown: o.RefreshCooldown, MaxAge: o.RefreshInterval, Now: o.Now,
-		OnFetch: o.OnJWKSFetch, OnWarn: o.OnJWKSWarning,
+		OnFetch: o.OnJWKSFetch, OnWarn: o.OnJWKSWarning, Name: o.Name,
 	}
 	switch {
 	case o.KeySet != nil:

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/tokengate/tokengate/internal/spans"
 )
 
 // floodRefetchInterval is the least time between two JWKS fetches caused
@@ -34,6 +36,10 @@ type fetchCall struct {
 	done chan struct{}
 	err  error
 	seq  uint64 // set when it starts: fetches are numbered 1, 2, …
+	// parent carries the span of the request whose unknown kid caused
+	// the fetch (spans.Detached: never its cancellation), so the fetch's
+	// span is that request's child.
+	parent context.Context
 }
 
 func wait(ctx context.Context, call *fetchCall) error {
@@ -63,7 +69,7 @@ func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]key, error) {
 	now := k.now()
 	if len(keys) > 0 {
 		if now.Sub(fetched) > k.maxAge && now.Sub(attempted) > min(k.maxAge, 5*time.Second) {
-			k.fetchNow() // in the background; this token uses the keys held
+			k.fetchNow(context.Background()) // in the background; this token uses the keys held: not its span
 		}
 		return keys, nil
 	}
@@ -74,7 +80,7 @@ func (k *RemoteKeySet) keysFor(ctx context.Context, kid string) ([]key, error) {
 	// fetch is not charged to the bucket.
 	charged := !fetched.IsZero()
 	for range 3 { // a joined fetch that started before the token, then a fresh one
-		call, err := k.nextFetch(charged)
+		call, err := k.nextFetch(ctx, charged)
 		if err != nil {
 			return nil, err
 		}
@@ -109,7 +115,8 @@ func every(l rate.Limit) time.Duration {
 // fetch ran within the interval), or a new flood fetch due
 // floodRefetchInterval after the last charged one. Past maxWaiters it is
 // errRefetchLimited; a fetch is then in flight or due already.
-func (k *RemoteKeySet) nextFetch(charged bool) (*fetchCall, error) {
+// ctx's span, if any, becomes the parent of a fetch it starts.
+func (k *RemoteKeySet) nextFetch(ctx context.Context, charged bool) (*fetchCall, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if charged && k.waiters >= k.maxWaiters {
@@ -123,7 +130,7 @@ func (k *RemoteKeySet) nextFetch(charged bool) (*fetchCall, error) {
 		return k.due, nil
 	}
 	now := k.now()
-	call := &fetchCall{done: make(chan struct{})}
+	call := &fetchCall{done: make(chan struct{}), parent: spans.Detached(ctx)}
 	if !charged || !now.Before(k.spacedUntil) && k.refetch.AllowN(now, 1) {
 		k.launch(call, charged, now)
 		return call, nil
@@ -151,14 +158,15 @@ func (k *RemoteKeySet) startDue(call *fetchCall) {
 }
 
 // fetchNow returns the fetch in flight or starts one outside the bucket
-// (start-up, SIGHUP, the periodic refresh). It never waits.
-func (k *RemoteKeySet) fetchNow() *fetchCall {
+// (start-up, SIGHUP, the periodic refresh). It never waits. ctx's span,
+// if any, becomes the parent of a fetch it starts.
+func (k *RemoteKeySet) fetchNow(ctx context.Context) *fetchCall {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.inflight != nil {
 		return k.inflight
 	}
-	call := &fetchCall{done: make(chan struct{})}
+	call := &fetchCall{done: make(chan struct{}), parent: spans.Detached(ctx)}
 	k.launch(call, false, k.now())
 	return call
 }
@@ -172,7 +180,7 @@ func (k *RemoteKeySet) launch(call *fetchCall, charged bool, now time.Time) {
 		k.lastCharged = now
 	}
 	go func() {
-		call.err = k.fetch(context.Background()) // the client's timeout bounds it
+		call.err = k.fetch(call.parent) // never cancelled: the client's timeout bounds it
 		k.mu.Lock()
 		k.inflight = nil
 		k.mu.Unlock()

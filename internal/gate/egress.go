@@ -43,6 +43,7 @@ type egressListener struct {
 type egressSet struct {
 	log      *zap.Logger
 	m        *telemetry.Metrics
+	tr       *telemetry.Tracing // nil: tracing off
 	timeouts listener.Timeouts
 
 	mu        sync.Mutex
@@ -52,8 +53,8 @@ type egressSet struct {
 	keys      map[string]string          // entry name → listenKey
 }
 
-func newEgressSet(log *zap.Logger, m *telemetry.Metrics, t listener.Timeouts) *egressSet {
-	return &egressSet{log: log.Named("egress"), m: m, timeouts: t, runners: map[string]*egressRunner{},
+func newEgressSet(log *zap.Logger, m *telemetry.Metrics, tr *telemetry.Tracing, t listener.Timeouts) *egressSet {
+	return &egressSet{log: log.Named("egress"), m: m, tr: tr, timeouts: t, runners: map[string]*egressRunner{},
 		listeners: map[string]*egressListener{}, keys: map[string]string{}}
 }
 
@@ -82,6 +83,7 @@ func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration, rc *share
 		RefreshBefore: c.Token.RefreshBefore.D(),
 		WaitTimeout:   c.WaitTimeout.D(),
 		Logger:        s.log,
+		Tracer:        s.tr.Provider(),
 	}
 	var shared *egress.SharedStore
 	if c.Token.SharedOn() {
@@ -108,6 +110,7 @@ func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration, rc *share
 		// A browser cannot present a client certificate; without that,
 		// only requests addressed to a loopback name are taken.
 		LoopbackHosts: !c.ClientCertsRequired(),
+		Propagator:    s.tr.Propagator(),
 	}
 	if s.m != nil {
 		so.OnTokenRequest = s.m.EgressTokenRequests(name)
@@ -116,7 +119,10 @@ func (s *egressSet) newRunner(c config.Egress, bodyRead time.Duration, rc *share
 	}
 	src := egress.NewSource(so)
 	ho.Tokens = src
-	return &egressRunner{cfg: c, bodyRead: bodyRead, shared: rc, source: src, handler: egress.NewHandler(ho), transport: transport}, nil
+	// The app's trace is continued: an egress listener's callers are the
+	// operator's own apps (loopback, or holding a client certificate).
+	h := s.tr.Handler(egress.NewHandler(ho), "egress "+name, trustApps)
+	return &egressRunner{cfg: c, bodyRead: bodyRead, shared: rc, source: src, handler: h, transport: transport}, nil
 }
 
 // stop ends a runner's background refresh and its idle connections.

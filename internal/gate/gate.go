@@ -36,6 +36,9 @@ type Options struct {
 	// QueueCheckEvery is how often the queue store's health is checked
 	// for /readyz. Default DefaultQueueCheckEvery.
 	QueueCheckEvery time.Duration
+	// Getenv reads the OTEL_* variables that turn tracing on and set it
+	// up (tracing.go); default os.Getenv.
+	Getenv func(string) string
 }
 
 // Gate is a running tokengate: public and admin listeners, the current
@@ -46,6 +49,7 @@ type Gate struct {
 	version  string
 	b        *stack.Builder
 	m        *telemetry.Metrics
+	tr       *telemetry.Tracing // nil: tracing off
 	cur      atomic.Pointer[stack.Stack]
 	draining atomic.Bool
 	timeouts listener.Timeouts // of every listener
@@ -111,19 +115,24 @@ func New(path string, o Options) (*Gate, error) {
 			report(src.Name(), src.SecondsLeft())
 		}
 	}})
-	g.eg = newEgressSet(g.log, g.m, g.timeouts)
+	if g.tr, err = newTracing(cfg, o, g.log, g.version); err != nil {
+		return nil, err
+	}
+	g.eg = newEgressSet(g.log, g.m, g.tr, g.timeouts)
 	g.queueEvery = o.QueueCheckEvery
-	q, err := openQueue(cfg, upstreamTransport{g}, g.m, g.log, g.queueEvery)
+	q, err := openQueue(cfg, upstreamTransport{g}, g.m, g.tr, g.log, g.queueEvery)
 	if err != nil {
+		g.stopTracing()
 		return nil, err
 	}
 	g.queue.Store(q)
-	g.b = stack.NewBuilder(stack.Options{Logger: g.log, Metrics: g.m, Queue: queueRef{g}})
+	g.b = stack.NewBuilder(stack.Options{Logger: g.log, Metrics: g.m, Queue: queueRef{g}, Tracing: g.tr})
 	st, err := g.b.Build(cfg, nil)
 	if err != nil {
 		if q != nil {
 			q.stop()
 		}
+		g.stopTracing()
 		return nil, err
 	}
 	g.b.CommitReplay()

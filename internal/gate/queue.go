@@ -40,7 +40,7 @@ type queueRunner struct {
 
 // openQueue opens cfg's queue store and builds the queue over it; nil
 // when no route is queued. rt sends every attempt.
-func openQueue(cfg *config.Config, rt http.RoundTripper, m *telemetry.Metrics, log *zap.Logger, every time.Duration) (*queueRunner, error) {
+func openQueue(cfg *config.Config, rt http.RoundTripper, m *telemetry.Metrics, tr *telemetry.Tracing, log *zap.Logger, every time.Duration) (*queueRunner, error) {
 	if !cfg.QueuedRoutes() {
 		return nil, nil
 	}
@@ -57,7 +57,7 @@ func openQueue(cfg *config.Config, rt http.RoundTripper, m *telemetry.Metrics, l
 		r.every = DefaultQueueCheckEvery
 	}
 	r.q, err = queue.New(store, queue.Options{Routes: queue.RoutesFromConfig(cfg), Target: target, Transport: rt,
-		Observer: m, Logger: r.log, Grace: cfg.ShutdownGrace.D()})
+		Observer: m, Logger: r.log, Grace: cfg.ShutdownGrace.D(), Tracer: tr.Provider(), Propagator: tr.Propagator()})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -207,7 +207,7 @@ func (g *Gate) openQueueOnReload(ctx context.Context, cfg *config.Config) error 
 	if g.queue.Load() != nil || !cfg.QueuedRoutes() {
 		return nil
 	}
-	q, err := openQueue(cfg, upstreamTransport{g}, g.m, g.log, g.queueEvery)
+	q, err := openQueue(cfg, upstreamTransport{g}, g.m, g.tr, g.log, g.queueEvery)
 	if err != nil {
 		return err
 	}

@@ -61,6 +61,7 @@ func (g *Gate) reload(ctx context.Context, why string, force bool) error {
 	}
 	g.swap(ctx, old, st)
 	g.b.CommitReplay()
+	tracingReloaded(g.log, old.Config(), st.Config())
 	g.queue.Load().reloaded(g.log, st.Config())
 	if tlsChanged {
 		g.pubLn.SetTLS(pubTLS) // new connections; established ones keep theirs

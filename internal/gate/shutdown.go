@@ -54,6 +54,7 @@ func (g *Gate) stop(ctx context.Context) error {
 		t.CloseIdleConnections()
 	}
 	g.b.Close()
+	g.stopTracing() // after the queue: its last attempts' spans are exported
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("requests still in flight after the %v grace period were cut off", grace)

@@ -27,15 +27,17 @@ type Options struct {
 	// Metrics receive every component's observations. nil: no metrics.
 	Metrics *telemetry.Metrics
 	// Queue stores the requests of queued routes; it outlives reloads.
-	// nil: a queued route answers 503 (no store is open: one opens only
-	// when the gate starts with a queued route, so a reload that adds the
-	// first one needs a restart).
+	// nil: a queued route answers 503 (no store is open).
 	Queue proxy.Enqueuer
 	// ReplayStore, when set, stands in for the store
 	// signatures.replay_store names: check --webhook passes a recorder,
 	// so that nothing is claimed in the real store. nil: the configured
 	// store.
 	ReplayStore signature.Store
+	// Tracing, when set, wraps the public handler in a server span per
+	// request and has the proxy trace and propagate. nil: tracing off,
+	// nothing wrapped.
+	Tracing *telemetry.Tracing
 }
 
 // Builder builds stacks; it outlives reloads. Not safe for concurrent
@@ -44,6 +46,7 @@ type Builder struct {
 	log     *zap.Logger
 	metrics *telemetry.Metrics // nil: no metrics
 	queue   proxy.Enqueuer     // nil: no queue store open
+	tracing *telemetry.Tracing // nil: tracing off
 	// keepClaims: some route or header uses claims beyond the registered
 	// ones, so JWT verifiers keep them all (set per build).
 	keepClaims bool
@@ -73,7 +76,7 @@ func NewBuilder(o Options) *Builder {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Builder{log: log, metrics: o.Metrics, queue: o.Queue, replayOverride: o.ReplayStore}
+	return &Builder{log: log, metrics: o.Metrics, queue: o.Queue, replayOverride: o.ReplayStore, tracing: o.Tracing}
 }
 
 // Build wires a validated configuration. When prev verifies exactly as the
@@ -131,7 +134,7 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 	st.replayHealth = b.replayHealth(cfg)
 	st.replay = b.replayStatus(cfg)
 	opts := proxy.Options{Logger: b.log.Named("access"), Transport: st.transport, Forwarding: fwd, Signatures: sigs,
-		RateLimits: b.rateLimits(cfg, shared)}
+		RateLimits: b.rateLimits(cfg, shared), Propagator: b.tracing.Propagator()}
 	if b.metrics != nil {
 		opts.Observer = b.metrics
 	}
@@ -145,6 +148,17 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 	st.handler = h
 	if st.tokens != nil {
 		st.handler = withTokenEndpoint(st.tokens, h)
+	}
+	if b.tracing != nil {
+		var trust []string
+		if t := cfg.Telemetry.Tracing; t != nil {
+			trust = t.TrustIncoming
+		}
+		trusted, err := telemetry.TrustPeers(trust)
+		if err != nil {
+			return nil, err
+		}
+		st.handler = b.tracing.Handler(st.handler, "", trusted)
 	}
 	return st, nil
 }
