@@ -89,7 +89,7 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	path := filepath.Join(o.Dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("queue: %s is in use by another process (a running gate?): %w: %w", path, ErrInUse, err)
 	}
