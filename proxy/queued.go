@@ -50,11 +50,12 @@ type queuedRoute struct {
 	idHeader string
 }
 
-// senderIDHeaders name each scheme's message-id header.
+// senderIDHeaders name the message-id header of each scheme whose
+// signature covers it. GitHub's X-GitHub-Delivery and Shopify's
+// X-Shopify-Webhook-Id are not signed: anyone replaying a signed body can
+// set them, so their messages are named by what the signature covers.
 var senderIDHeaders = map[string]string{
 	signature.StandardWebhooks: "Webhook-Id",
-	signature.GitHub:           "X-Github-Delivery",
-	signature.Shopify:          "X-Shopify-Webhook-Id",
 }
 
 // deliveryIDRE is the form a sender's id must have to be reused.
@@ -118,6 +119,8 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 		m.Identity.Signature = st.route.scheme
 		if id := r.Header.Get(q.idHeader); q.idHeader != "" && deliveryIDRE.MatchString(id) {
 			m.DeliveryID = id
+		} else if deliveryIDRE.MatchString(st.receipt.MessageID) {
+			m.DeliveryID = st.receipt.MessageID
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)

@@ -128,14 +128,16 @@ func TestQueuedReceiverDownSenderGets202ThenDelivered(t *testing.T) {
 	l.Close() // the receiver is down
 	qe := newQueuedEnv(t, "http://"+addr, 0)
 
-	const body, delivery = `{"action":"opened"}`, "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+	const body, ghDelivery = `{"action":"opened"}`, "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 	send := func() *http.Response {
-		return qe.do(http.MethodPost, "/hooks/gh-queued?x=1", body, "X-Hub-Signature-256", githubSignature(body), "X-GitHub-Delivery", delivery,
+		return qe.do(http.MethodPost, "/hooks/gh-queued?x=1", body, "X-Hub-Signature-256", githubSignature(body), "X-GitHub-Delivery", ghDelivery,
 			"X-Auth-Subject", "spoofed", "X-Forwarded-For", "203.0.113.9", "Connection", "X-Drop", "X-Drop", "1", "X-Tokengate-Attempt", "7")
 	}
-	if a := ackOf(t, send(), http.StatusAccepted); a.DeliveryID != delivery {
-		t.Fatalf("delivery id %q, want the sender's %q", a.DeliveryID, delivery)
+	a := ackOf(t, send(), http.StatusAccepted)
+	if a.DeliveryID == "" || a.DeliveryID == ghDelivery {
+		t.Fatalf("delivery id %q, want one named by the signed message, not the unsigned X-GitHub-Delivery", a.DeliveryID)
 	}
+	delivery := a.DeliveryID
 	if resp := send(); resp.StatusCode != http.StatusOK || !strings.Contains(bodyOf(resp), "duplicate") {
 		t.Fatalf("a copy of a stored message: %d %s, want 200 duplicate", resp.StatusCode, bodyOf(resp))
 	}
@@ -186,7 +188,7 @@ func TestQueuedReceiverDownSenderGets202ThenDelivered(t *testing.T) {
 		"forwarded-for":      {r.Header.Get("X-Forwarded-For"), "127.0.0.1"},
 		"connection-named":   {r.Header.Get("X-Drop"), ""},
 		"forwarded-proto":    {r.Header.Get("X-Forwarded-Proto"), "http"},
-		"sender's X-GitHub-": {r.Header.Get("X-Github-Delivery"), delivery},
+		"sender's X-GitHub-": {r.Header.Get("X-Github-Delivery"), ghDelivery},
 	}
 	for what, c := range checks {
 		if c[0] != c[1] {
@@ -304,4 +306,25 @@ func TestQueueFullIs503NotADrop(t *testing.T) {
 		t.Fatalf("attempted %d", n)
 	}
 	ackOf(t, qe.do(http.MethodPost, "/hooks/gh-queued", big, "X-Hub-Signature-256", githubSignature(big)), http.StatusAccepted)
+}
+
+// TestQueuedDeliveryIDIsTheSignedMessages: GitHub's X-GitHub-Delivery is
+// not signed, so two different signed bodies sent under one of them are
+// two messages with two delivery ids (a receiver that de-duplicates on
+// the id would otherwise drop the second), and the header cannot name a
+// message: the id follows what the signature covers.
+func TestQueuedDeliveryIDIsTheSignedMessages(t *testing.T) {
+	qe := newQueuedEnv(t, "", 0)
+	qe.q = mustQueue(t, qe.store, qe.up.URL)
+	ids := map[string]bool{}
+	for _, body := range []string{`{"n":1}`, `{"n":2}`} {
+		a := ackOf(t, qe.do(http.MethodPost, "/hooks/gh-queued", body, "X-Hub-Signature-256", githubSignature(body), "X-GitHub-Delivery", "same-id-1"), http.StatusAccepted)
+		if a.DeliveryID == "same-id-1" {
+			t.Fatalf("the unsigned X-GitHub-Delivery named a stored message")
+		}
+		ids[a.DeliveryID] = true
+	}
+	if len(ids) != 2 {
+		t.Fatalf("two different signed messages under one X-GitHub-Delivery got delivery ids %v, want two", ids)
+	}
 }

@@ -16,6 +16,11 @@ type Receipt struct {
 	// StoreErr is set when the store failed and the route fails open: the
 	// message was not checked for replays.
 	StoreErr error
+	// MessageID names the message by what its signature covers (the
+	// replay key: route, scheme and signed values, hashed; unpadded
+	// base64url): two messages share it only if they are the same signed
+	// message, whatever unsigned headers (X-GitHub-Delivery) say.
+	MessageID string
 }
 
 // Claimed reports whether the receipt holds a claim in a store, to be

@@ -131,10 +131,11 @@ func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) (*Rec
 	if !ok {
 		return nil, refused(ReasonMismatch)
 	}
+	key := v.replayKey(identity)
 	if v.store == nil {
-		return &Receipt{}, nil
+		return &Receipt{MessageID: key}, nil
 	}
-	t := Ticket{Scope: v.route, Key: v.replayKey(identity), Owner: newOwner(), Until: v.now().Add(v.lease)}
+	t := Ticket{Scope: v.route, Key: key, Owner: newOwner(), Until: v.now().Add(v.lease)}
 	ctx, span := spans.Start(ctx, "replay.claim")
 	state, err := v.store.Claim(ctx, t, v.lease)
 	endClaim(span, v.route, state, err)
@@ -147,7 +148,7 @@ func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) (*Rec
 		// taken for a message in flight.
 		_ = v.store.Release(context.WithoutCancel(ctx), t)
 		if v.failOpen {
-			return &Receipt{StoreErr: err}, nil
+			return &Receipt{StoreErr: err, MessageID: key}, nil
 		}
 		return nil, &Error{Reason: ReasonUnavailable, Cause: err, kind: ErrStoreUnavailable}
 	case state == Taken:
@@ -155,7 +156,7 @@ func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) (*Rec
 	case state == InFlight:
 		return nil, &Error{Reason: ReasonInFlight, kind: ErrInFlight}
 	}
-	return &Receipt{store: v.store, ticket: t, ttl: v.window()}, nil
+	return &Receipt{store: v.store, ticket: t, ttl: v.window(), MessageID: key}, nil
 }
 
 // window is how long a delivered message is remembered: as long as its

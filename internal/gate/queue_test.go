@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -101,14 +102,16 @@ func stored(t *testing.T, g *Gate) (pending, dead int64) {
 
 // TestQueuedMessageWaitsForTheReceiver: with the receiver down, a sender
 // gets 202 and /readyz stays ready; once the receiver is up the message
-// reaches it exactly once, with the sender's delivery id as
-// X-Tokengate-Delivery-Id, and the metrics count it.
+// reaches it exactly once, with the delivery id the 202 named as
+// X-Tokengate-Delivery-Id (not the unsigned X-GitHub-Delivery), and the
+// metrics count it.
 func TestQueuedMessageWaitsForTheReceiver(t *testing.T) {
 	recv := &queueReceiver{addr: freeAddr(t)}
 	g := startQueued(t, queuedConfig(t, recv.addr, filepath.Join(t.TempDir(), "queue")))
 	const body, delivery = `{"action":"opened"}`, "72d3162e-cc78-11e3-81ab-4c9367dc0958"
-	if a := sendQueued(t, g, delivery, body); a.status != http.StatusAccepted {
-		t.Fatalf("receiver down: %d %+v, want 202", a.status, a)
+	a := sendQueued(t, g, delivery, body)
+	if a.status != http.StatusAccepted || a.DeliveryID == "" || a.DeliveryID == delivery {
+		t.Fatalf("receiver down: %d %+v, want 202 with a delivery id of the signed message", a.status, a)
 	}
 	eventually(t, "a failed attempt", func() bool {
 		return strings.Contains(get(t, "http://"+g.AdminAddr()+"/metrics"), `tokengate_queue_attempts_total{outcome="retry",route="gh"}`)
@@ -122,8 +125,8 @@ func TestQueuedMessageWaitsForTheReceiver(t *testing.T) {
 	if len(hs) != 1 || bodies[0] != body {
 		t.Fatalf("receiver got %d messages %q, want the one once", len(hs), bodies)
 	}
-	if id := hs[0].Get(queue.HeaderDeliveryID); id != delivery {
-		t.Fatalf("%s = %q, want the sender's %q", queue.HeaderDeliveryID, id, delivery)
+	if id := hs[0].Get(queue.HeaderDeliveryID); id != a.DeliveryID {
+		t.Fatalf("%s = %q, want the acknowledged %q", queue.HeaderDeliveryID, id, a.DeliveryID)
 	}
 	m := get(t, "http://"+g.AdminAddr()+"/metrics")
 	for _, want := range []string{`tokengate_queue_attempts_total{outcome="delivered",route="gh"} 1`, `tokengate_queue_messages{route="gh",state="pending"}`} {
@@ -143,10 +146,13 @@ func TestQueuedMessagesSurviveShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	acked := map[string]bool{}
 	for i := range 3 {
-		if a := sendQueued(t, g, fmt.Sprintf("d-%d", i), fmt.Sprintf(`{"n":%d}`, i)); a.status != http.StatusAccepted {
+		a := sendQueued(t, g, fmt.Sprintf("d-%d", i), fmt.Sprintf(`{"n":%d}`, i))
+		if a.status != http.StatusAccepted {
 			t.Fatalf("message %d: %d, want 202", i, a.status)
 		}
+		acked[a.DeliveryID] = true
 	}
 	done := make(chan error, 1)
 	go func() { done <- g.Shutdown(context.Background()) }()
@@ -161,7 +167,7 @@ func TestQueuedMessagesSurviveShutdown(t *testing.T) {
 	for _, h := range hs {
 		ids[h.Get(queue.HeaderDeliveryID)] = true
 	}
-	if len(hs) != 3 || !ids["d-0"] || !ids["d-1"] || !ids["d-2"] {
+	if len(hs) != 3 || len(ids) != 3 || !maps.Equal(ids, acked) {
 		t.Fatalf("after the restart the receiver got %q (ids %v), want the three once each", bodies, ids)
 	}
 }

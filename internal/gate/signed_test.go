@@ -93,6 +93,8 @@ type answer struct {
 	Desc       string `json:"error_description"`
 	// Result is "duplicate" for a copy of a delivered message (200).
 	Result string `json:"result"`
+	// DeliveryID is a queued message's X-Tokengate-Delivery-Id (202).
+	DeliveryID string `json:"delivery_id"`
 }
 
 func post(t *testing.T, url string, h http.Header, body string) answer {
