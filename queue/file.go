@@ -46,6 +46,9 @@ type FileOptions struct {
 	// onCommit, for tests, is called with the transaction id of every
 	// commit that stored a new message (once per message).
 	onCommit func(txid int)
+	// fault, for tests, fails every commit while it returns an error (a
+	// full disk).
+	fault func() error
 }
 
 // FileStore is the embedded Store: one bbolt file, written in group
@@ -111,6 +114,7 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 		return nil, err
 	}
 	s.commits = newCommitter(db)
+	s.commits.fault = o.fault
 	return s, nil
 }
 
@@ -264,12 +268,34 @@ func (s *FileStore) write(id string, update func(tx *bolt.Tx) error, apply func(
 		if errors.Is(err, ErrNotFound) {
 			return err
 		}
+		s.mu.Lock()
+		s.unlease(id, e)
+		s.mu.Unlock()
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	s.mu.Lock()
 	apply(e)
 	s.mu.Unlock()
 	return nil
+}
+
+// writeFailedRetry is how soon a message whose attempt's outcome could
+// not be written (a full disk) is attempted again.
+const writeFailedRetry = 5 * time.Second
+
+// unlease hands a leased entry whose outcome could not be written back to
+// the schedule, due a little later: its stored state is what it was, and
+// nothing else would ever lease it again in this process. s.mu is held.
+func (s *FileStore) unlease(id string, e *entry) {
+	if !e.leased || e.gone {
+		return
+	}
+	e.leased = false
+	if later := time.Now().Add(writeFailedRetry); e.next.Before(later) {
+		e.next = later
+	}
+	e.gen++
+	s.push(id, e)
 }
 
 // remove forgets a deleted entry; s.mu is held.

@@ -24,6 +24,7 @@ type committer struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
+	fault   func() error // tests: a commit fails while it returns an error
 }
 
 type commitReq struct {
@@ -77,6 +78,14 @@ func (c *committer) run() {
 // transaction is rolled back and each write is made alone, so one bad
 // write fails only itself.
 func (c *committer) commit(group []commitReq) {
+	if c.fault != nil {
+		if err := c.fault(); err != nil {
+			for _, r := range group {
+				r.done <- err
+			}
+			return
+		}
+	}
 	err := c.db.Update(func(tx *bolt.Tx) error {
 		for _, r := range group {
 			if err := r.fn(tx); err != nil {

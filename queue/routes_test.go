@@ -2,8 +2,10 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -100,4 +102,31 @@ func TestStoredRouteNoLongerConfiguredIsDelivered(t *testing.T) {
 	if got := rc.got(); len(got) != 1 || got[0].body != "acknowledged" {
 		t.Fatalf("receiver got %+v", got)
 	}
+}
+
+// TestAttemptWhoseOutcomeCannotBeWrittenIsTriedAgain: while the store
+// cannot be written (a full disk), an attempt's outcome is lost; the
+// message must not stay leased in the running gate (stuck until a
+// restart): once writes work again it is attempted and delivered.
+func TestAttemptWhoseOutcomeCannotBeWrittenIsTriedAgain(t *testing.T) {
+	rc := newReceiver(t)
+	rc.answerWith(http.StatusServiceUnavailable, nil, "down")
+	var full atomic.Bool
+	s, err := OpenFile(FileOptions{Dir: t.TempDir(), fault: func() error {
+		if full.Load() {
+			return errors.New("no space left on device")
+		}
+		return nil
+	}})
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	q, err := New(s, Options{Routes: []RouteOptions{{Name: "gh", BackoffInitial: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}}, Target: mustURL(rc.URL), Poll: 20 * time.Millisecond})
+	must(t, err)
+	enqueueOn(t, q, "gh", "acknowledged")
+	full.Store(true)
+	runQueue(t, q)
+	waitFor(t, "an attempt while the disk is full", func() bool { return len(rc.got()) >= 1 })
+	rc.answerWith(http.StatusOK, nil, "")
+	full.Store(false)
+	waitFor(t, "the message delivered once the store takes writes again", func() bool { return storedCount(s) == 0 })
 }
