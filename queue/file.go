@@ -91,6 +91,9 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
+	if err := safePlace(o.Dir); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(o.Dir, FileName)
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
 	if errors.Is(err, berrors.ErrTimeout) {
@@ -116,6 +119,28 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 	s.commits = newCommitter(db)
 	s.commits.fault = o.fault
 	return s, nil
+}
+
+// safePlace refuses a store directory anyone may write into (another
+// local user could plant a database of forged messages while the gate is
+// stopped) and a store file that is not a plain file (a symbolic link
+// would make the gate, and check, write where it points).
+func safePlace(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("queue: %s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("queue: %s is writable by every local user (mode %04o): `chmod o-w` it (0700 is what the gate creates)", dir, fi.Mode().Perm())
+	}
+	path := filepath.Join(dir, FileName)
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("queue: %s is not a plain file (a symbolic link?): the store must be a regular file", path)
+	}
+	return nil
 }
 
 // load creates the buckets and rebuilds the index: every pending message

@@ -188,3 +188,31 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 	st, _ := s.Stats(context.Background())
 	t.Logf("%d acknowledged before the kill, %+v stored after", len(got), st)
 }
+
+// TestFileStoreRefusesAnUnsafePlace: a store directory every local user
+// may write into (a planted database of forged messages) and a store file
+// that is a symbolic link (the gate would write where it points) are
+// refused with a message that says what to do.
+func TestFileStoreRefusesAnUnsafePlace(t *testing.T) {
+	open := t.TempDir()
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenFile(FileOptions{Dir: open}); err == nil || !strings.Contains(err.Error(), "chmod o-w") {
+		t.Fatalf("a world-writable directory: %v, want refused", err)
+	}
+	linked := t.TempDir()
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.WriteFile(target, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(linked, FileName)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenFile(FileOptions{Dir: linked}); err == nil || !strings.Contains(err.Error(), "not a plain file") {
+		t.Fatalf("a symbolic link as the store: %v, want refused", err)
+	}
+	if fi, err := os.Stat(target); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("the link's target was written or changed: %v %v", fi, err)
+	}
+}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/queue"
@@ -25,6 +28,12 @@ func checkQueueStore(ctx context.Context, cfg *config.Config, out io.Writer) []s
 		defer c.Close()
 		if st, err := c.Stats(ctx); err == nil {
 			fmt.Fprintf(out, "queue    file store %s: in use by a running gate (%s)\n", dir, summary(st))
+			return nil
+		}
+	}
+	if dir, ok := cfg.Queue.FileDir(); ok {
+		if _, err := os.Lstat(filepath.Join(dir, queue.FileName)); errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(out, "queue    file store %s: not created yet (serve creates %s; check creates nothing)\n", dir, queue.FileName)
 			return nil
 		}
 	}
