@@ -50,7 +50,24 @@ func TestCheckOpensTheQueueStore(t *testing.T) {
 		want    string
 		problem bool
 	}{
-		{"free file store", func(t *testing.T) string { return "file://" + filepath.Join(t.TempDir(), "q") }, "writable (0 pending, 0 dead)", false},
+		{"free file store", func(t *testing.T) string {
+			dir := filepath.Join(t.TempDir(), "q")
+			s, err := queue.OpenFile(queue.FileOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			return "file://" + dir
+		}, "writable (0 pending, 0 dead)", false},
+		{"not created yet", func(t *testing.T) string {
+			dir := filepath.Join(t.TempDir(), "q")
+			t.Cleanup(func() {
+				if _, err := os.Stat(dir); err == nil {
+					t.Error("check created the store's directory")
+				}
+			})
+			return "file://" + dir
+		}, "not created yet", false},
 		{"held by a running gate", func(t *testing.T) string {
 			store := "file://" + filepath.Join(t.TempDir(), "q")
 			g, err := gate.New(queuedCheckConfig(t, store), gate.Options{})
