@@ -111,6 +111,8 @@ func classify(err error) answer {
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight from this client; retry later", DecisionUnavailable, false}
 	case errors.Is(err, errBodyBudget):
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight; retry later", DecisionUnavailable, false}
+	case errors.Is(err, ErrNoSenderIdentity):
+		return answer{http.StatusForbidden, DecisionNoSenderIdentity, ErrNoSenderIdentity.Error(), DecisionNoSenderIdentity, false}
 	case errors.Is(err, errRateLimited):
 		return answer{http.StatusTooManyRequests, "rate_limited", "too many requests from this sender on this route; retry after the time in Retry-After", DecisionRateLimited, false}
 	case errors.Is(err, verifier.ErrUnavailable):
