@@ -27,11 +27,19 @@ func (e *explainer) explainRateLimit(ctx context.Context, p *verifier.Principal,
 		e.ok("%s: counted per address or signed route, which a token does not name: not looked up", what)
 		return
 	}
-	who := fmt.Sprintf("client_id %q", p.ClientID)
-	if rl.Key == config.RateKeySubject {
-		who = fmt.Sprintf("sub %q", p.Subject)
+	claim, id, ok := proxy.Sender(rl.Key, p)
+	if !ok {
+		e.no("%s: the token names no client_id or sub: the gate answers 403 %s (the route's per-sender rate limit cannot count it)", what, proxy.DecisionNoSenderIdentity)
+		return
 	}
-	who += fmt.Sprintf(" of issuer %q", p.Source)
+	who := fmt.Sprintf("%s %q of issuer %q", claim, id, p.Source)
+	want := "client_id"
+	if rl.Key == config.RateKeySubject {
+		want = "sub"
+	}
+	if claim != want {
+		who += fmt.Sprintf(" (the token has no %s: counted by its %s instead)", want, claim)
+	}
 	if !e.cfg.Redis.On() {
 		e.ok("%s: %s is counted in each running gate's memory, which check cannot see (with a redis: block the shared bucket is read)", what, who)
 		return
@@ -43,7 +51,8 @@ func (e *explainer) explainRateLimit(ctx context.Context, p *verifier.Principal,
 	}
 	defer c.Close()
 	shared := ratelimit.NewRedis(c, ratelimit.RedisOptions{Timeout: e.cfg.Redis.Timeout.D()})
-	st, err := shared.Peek(ctx, proxy.RouteLimiterName(r.Name), proxy.SenderKey(rl.Key, p, ""), lim)
+	key, _ := proxy.SenderKey(rl.Key, p, "") // fails only where Sender did
+	st, err := shared.Peek(ctx, proxy.RouteLimiterName(r.Name), key, lim)
 	switch {
 	case err != nil:
 		e.no("%s: the shared bucket in Redis could not be read: %v", what, err)
