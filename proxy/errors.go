@@ -87,6 +87,8 @@ func classify(err error) answer {
 		return answer{http.StatusUnauthorized, "", noCredentialsText(err), DecisionNoToken, true}
 	case errors.Is(err, errMalformed), errors.Is(err, errTokenInQuery), errors.Is(err, errEncodedSlash), errors.Is(err, errPathParameter):
 		return answer{http.StatusBadRequest, "invalid_request", describe(err), DecisionBadRequest, true}
+	case errors.Is(err, ErrForwardedFor):
+		return answer{http.StatusBadRequest, "invalid_request", ErrForwardedFor.Error(), DecisionBadRequest, false}
 	case errors.Is(err, errUpgrade):
 		return answer{http.StatusBadRequest, "invalid_request", errUpgrade.Error(), DecisionBadRequest, false}
 	case errors.Is(err, errWrongIssuer):

@@ -100,7 +100,7 @@ func (h *Handler) limit(r *http.Request, st *state) error {
 	if rl == nil {
 		return nil
 	}
-	key, err := SenderKey(rl.key, st.principal, h.fwd.ClientIP(r))
+	key, err := SenderKey(rl.key, st.principal, st.client)
 	if err != nil {
 		h.noSenderIdentity(st)
 		return err
