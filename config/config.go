@@ -81,7 +81,10 @@ type Config struct {
 	// TrustedProxies are the CIDRs (or addresses) of proxies in front of
 	// tokengate. Only from these peers are X-Forwarded-For/-Proto/-Host
 	// kept and extended; from anyone else they are replaced. The client
-	// address in logs and rate limits is resolved through them.
+	// address in logs and rate limits is resolved through them: the
+	// right-most X-Forwarded-For entry not among them (ip, ip:port, [ipv6]
+	// or [ipv6]:port); a request whose entry there is not an address is
+	// refused 400. Default: none (the peer is the client).
 	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	Upstream      Upstream       `yaml:"upstream"`

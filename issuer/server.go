@@ -82,8 +82,11 @@ type Options struct {
 	// past it); WriteTimeout bounds writing any answer. Default
 	// DefaultTimeout each.
 	BodyReadTimeout, WriteTimeout time.Duration
-	// ClientIP resolves the caller's address; default: RemoteAddr's host.
-	ClientIP func(*http.Request) string
+	// ClientIP resolves the caller's address (the per-address buckets
+	// count it); default: RemoteAddr's host. An error refuses the request
+	// (400 invalid_request with the error's text): the caller is unknown,
+	// and no bucket stands in for it.
+	ClientIP func(*http.Request) (string, error)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Shared, when set, counts the per-address, per-client and
@@ -181,11 +184,11 @@ func New(o Options) (*Server, error) {
 	return s, nil
 }
 
-func remoteHost(r *http.Request) string {
+func remoteHost(r *http.Request) (string, error) {
 	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
+		return h, nil
 	}
-	return r.RemoteAddr
+	return r.RemoteAddr, nil
 }
 
 // Paths lists every path this server answers, for the listener's mux.
@@ -239,12 +242,18 @@ type tokenResponse struct {
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	ip := s.o.ClientIP(r)
+	ip, ipErr := s.o.ClientIP(r)
 	now := s.o.Now()
 	if err := s.startBody(w); err != nil {
 		s.o.Logger.Error("the token endpoint cannot bound its request bodies: its http.ResponseWriter does not support read deadlines", zap.Error(err))
 		dropBody(w, r)
 		s.fail(w, &oauthError{status: http.StatusInternalServerError, code: "server_error", desc: "the request cannot be read safely"})
+		return
+	}
+	if ipErr != nil {
+		s.o.Logger.Warn("token request refused: its address cannot be resolved", zap.String("peer", r.RemoteAddr), zap.Error(ipErr))
+		dropBody(w, r)
+		s.fail(w, badRequest(ipErr.Error()))
 		return
 	}
 	if ok, wait := s.perIP.Take(r.Context(), ip); !ok {

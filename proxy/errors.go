@@ -87,6 +87,8 @@ func classify(err error) answer {
 		return answer{http.StatusUnauthorized, "", noCredentialsText(err), DecisionNoToken, true}
 	case errors.Is(err, errMalformed), errors.Is(err, errTokenInQuery), errors.Is(err, errEncodedSlash), errors.Is(err, errPathParameter):
 		return answer{http.StatusBadRequest, "invalid_request", describe(err), DecisionBadRequest, true}
+	case errors.Is(err, ErrForwardedFor):
+		return answer{http.StatusBadRequest, "invalid_request", ErrForwardedFor.Error(), DecisionBadRequest, false}
 	case errors.Is(err, errUpgrade):
 		return answer{http.StatusBadRequest, "invalid_request", errUpgrade.Error(), DecisionBadRequest, false}
 	case errors.Is(err, errWrongIssuer):
@@ -111,6 +113,8 @@ func classify(err error) answer {
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight from this client; retry later", DecisionUnavailable, false}
 	case errors.Is(err, errBodyBudget):
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight; retry later", DecisionUnavailable, false}
+	case errors.Is(err, ErrNoSenderIdentity):
+		return answer{http.StatusForbidden, DecisionNoSenderIdentity, ErrNoSenderIdentity.Error(), DecisionNoSenderIdentity, false}
 	case errors.Is(err, errRateLimited):
 		return answer{http.StatusTooManyRequests, "rate_limited", "too many requests from this sender on this route; retry after the time in Retry-After", DecisionRateLimited, false}
 	case errors.Is(err, verifier.ErrUnavailable):

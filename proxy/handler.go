@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/verifier"
@@ -155,6 +154,7 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 type state struct {
 	route     *route
 	principal *verifier.Principal
+	client    string // the resolved client address (Forwarding.ClientIP)
 	path      string
 	err       error
 	upstream  time.Time
@@ -208,39 +208,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.obs != nil {
 		h.obs.ObserveRequest(name, decision, status, elapsed)
 	}
-	if ce := h.log.Check(zapcore.InfoLevel, "request"); ce != nil {
-		// The fields live in st (already allocated): the line's encoding
-		// is the only allocation the access log adds.
-		fields := append(st.fields[:0],
-			zap.String("method", r.Method),
-			zap.String("path", st.path),
-			zap.String("route", name),
-			zap.Int("status", status),
-			zap.String("decision", decision),
-			zap.Duration("latency", elapsed),
-			zap.String("client", h.fwd.ClientIP(r)),
-		)
-		tokenID := ""
-		if p := st.principal; p != nil {
-			fields = append(fields, zap.String("sub", p.Subject), zap.String("client_id", p.ClientID), zap.String("issuer", p.Source))
-			tokenID = p.TokenID() // the cache's hash, not a second one
-		}
-		if tokenID == "" && token != "" {
-			tokenID = TokenID(token)
-		}
-		if tokenID != "" {
-			fields = append(fields, zap.String("token_id", tokenID))
-		}
-		if st.err != nil {
-			fields = append(fields, zap.String("reason", st.err.Error()))
-		}
-		if h.prop != nil {
-			fields = h.traceRequest(r.Context(), r, st, decision, fields)
-		}
-		ce.Write(fields...)
-	} else if h.prop != nil {
-		h.traceRequest(r.Context(), r, st, decision, nil)
-	}
+	h.accessLog(r, st, token, name, decision, status, elapsed)
 }
 
 // serve decides and answers; it returns the token (for the log's token id)
@@ -264,6 +232,11 @@ func (h *Handler) serve(w *recorder, r *http.Request, st *state) (string, string
 			_ = http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0))
 		}
 		return "", a.decision
+	}
+	var err error
+	if st.client, err = h.fwd.ClientIP(r); err != nil {
+		st.path = cleanPath(r.URL.Path)
+		return deny(err, nil)
 	}
 	if err := checkPath(r.URL); err != nil {
 		st.path = "(rejected)"

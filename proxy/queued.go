@@ -93,7 +93,7 @@ func compileQueued(cfg *config.Config, routes []*route, e Enqueuer) (queuedRoute
 func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRoute) string {
 	body := st.delivery.body
 	if st.receipt == nil { // not read for a signature
-		b, release, err := h.readSigned(w, r, h.maxBody)
+		b, release, err := h.readSigned(w, r, st, h.maxBody)
 		defer release()
 		if err != nil {
 			return h.refuseQueued(w, st, err)

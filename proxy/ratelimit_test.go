@@ -217,19 +217,94 @@ func TestRateLimitedQueuedRequestIsNeverStored(t *testing.T) {
 	}
 }
 
-// TestSenderKeysAreCanonical: the bucket key joins the issuer and the
-// identity with length prefixes, so no identity spelled to contain a
-// separator reaches another issuer's sender's bucket; IPv6 counts by /64.
+// TestSenderKeysAreCanonical: the bucket key joins the issuer, the
+// identity's claim and its value with length prefixes, so no identity
+// spelled to contain a separator reaches another issuer's sender's bucket,
+// and a subject never shares the bucket of an equal client id; IPv6
+// counts by /64.
 func TestSenderKeysAreCanonical(t *testing.T) {
-	a := SenderKey(config.RateKeyClientID, &verifier.Principal{Source: "idp", ClientID: "ab"}, "")
-	b := SenderKey(config.RateKeyClientID, &verifier.Principal{Source: "idpa", ClientID: "b"}, "")
+	key := func(kind string, p *verifier.Principal, ip string) string {
+		t.Helper()
+		k, err := SenderKey(kind, p, ip)
+		if err != nil {
+			t.Fatalf("SenderKey(%s, %+v): %v", kind, p, err)
+		}
+		return k
+	}
+	a := key(config.RateKeyClientID, &verifier.Principal{Source: "idp", ClientID: "ab"}, "")
+	b := key(config.RateKeyClientID, &verifier.Principal{Source: "idpa", ClientID: "b"}, "")
 	if a == b {
 		t.Fatal("issuer and client id joined without a length prefix")
 	}
-	if SenderKey(config.RateKeyRemoteIP, nil, "2001:db8::1") != SenderKey(config.RateKeyRemoteIP, nil, "2001:db8::2") {
+	bySub := key(config.RateKeyClientID, &verifier.Principal{Source: "idp", Subject: "x"}, "")
+	byCid := key(config.RateKeyClientID, &verifier.Principal{Source: "idp", ClientID: "x"}, "")
+	if bySub == byCid || bySub != key(config.RateKeySubject, &verifier.Principal{Source: "idp", Subject: "x", ClientID: "y"}, "") {
+		t.Fatal("a subject and an equal client id share a bucket, or one subject has two")
+	}
+	if key(config.RateKeyRemoteIP, nil, "2001:db8::1") != key(config.RateKeyRemoteIP, nil, "2001:db8::2") {
 		t.Fatal("two addresses of one /64 have two buckets")
 	}
-	if SenderKey(config.RateKeySignatureRoute, nil, "192.0.2.1") != "" {
+	if key(config.RateKeySignatureRoute, nil, "192.0.2.1") != "" {
 		t.Fatal("signature_route depends on something besides the route")
+	}
+}
+
+// TestRouteRateLimitNeverSharesOneBucketBetweenAnonymousTokens: a token
+// without the route's key claim is counted by its other verified
+// identity (no client id: its sub; no sub: its client id, also read from
+// Entra ID v1's appid), so one sender spending its bucket never limits
+// another; a token naming neither is refused 403
+// rate_limit_identity_missing and never forwarded.
+func TestRouteRateLimitNeverSharesOneBucketBetweenAnonymousTokens(t *testing.T) {
+	e := newLimitedEnv(t)
+	mint := func(kv ...string) string {
+		c := e.idp.Claims(audience)
+		delete(c, "client_id")
+		delete(c, "sub")
+		for i := 0; i+1 < len(kv); i += 2 {
+			c[kv[i]] = kv[i+1]
+		}
+		c["jti"] = strconv.FormatInt(time.Now().UnixNano(), 10)
+		return e.idp.Mint(c)
+	}
+	send := func(path, tok string) *http.Response {
+		return e.do(http.MethodPost, path, "{}", bearer(tok)...)
+	}
+	cases := []struct {
+		name  string
+		path  string
+		a, b  string // a spends its whole bucket; then b must pass
+		burst int
+	}{
+		{"client_id route, tokens with only a sub", "/hooks/by-client", mint("sub", "alice"), mint("sub", "bob"), 2},
+		{"client_id route, Entra ID v1 appid", "/hooks/by-client", mint("appid", "11111111-1111-1111-1111-111111111111"), mint("appid", "22222222-2222-2222-2222-222222222222"), 2},
+		{"client_id route, a sub equal to another token's client id", "/hooks/by-client", mint("sub", "carol"), mint("client_id", "carol"), 2},
+		{"subject route, tokens with only a client id", "/hooks/by-subject", mint("client_id", "dave"), mint("client_id", "erin"), 1},
+	}
+	for _, c := range cases {
+		for i := range c.burst {
+			if resp := send(c.path, c.a); resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: sender A's request %d of its burst: %d %s", c.name, i+1, resp.StatusCode, bodyOf(resp))
+			}
+		}
+		want429(t, send(c.path, c.a), 3000, 3600)
+		if resp := send(c.path, c.b); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: sender B refused after sender A spent its bucket: %d %s (one bucket shared)", c.name, resp.StatusCode, bodyOf(resp))
+		}
+	}
+	before := len(e.up.requests())
+	for _, path := range []string{"/hooks/by-client", "/hooks/by-subject"} {
+		resp := send(path, mint())
+		var body struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if resp.StatusCode != http.StatusForbidden || json.Unmarshal([]byte(bodyOf(resp)), &body) != nil ||
+			body.Error != "rate_limit_identity_missing" || body.Description != ErrNoSenderIdentity.Error() {
+			t.Fatalf("%s, a token with neither client_id nor sub: %d %s, want 403 rate_limit_identity_missing", path, resp.StatusCode, bodyOf(resp))
+		}
+	}
+	if n := len(e.up.requests()); n != before {
+		t.Fatal("a token naming no sender reached the upstream")
 	}
 }

@@ -49,9 +49,9 @@ const firstChunk = 4 << 10
 // budget and to the client's share) only when a byte that does not fit
 // is in hand, to at most twice what it holds. release must be called when
 // the request is done.
-func (h *Handler) readSigned(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, func(), error) {
+func (h *Handler) readSigned(w http.ResponseWriter, r *http.Request, st *state, limit int64) ([]byte, func(), error) {
 	var reserved int64
-	client := clientKey(h.fwd.ClientIP(r))
+	client := clientKey(st.client)
 	release := func() { h.budget.release(client, reserved) }
 	if r.ContentLength > limit {
 		return nil, release, errTooLarge
@@ -136,7 +136,7 @@ func (h *Handler) checkSignature(w http.ResponseWriter, r *http.Request, st *sta
 		h.observeSignature(rt, err)
 		return func() {}, err
 	}
-	body, release, err := h.readSigned(w, r, rt.sigMaxBody)
+	body, release, err := h.readSigned(w, r, st, rt.sigMaxBody)
 	if err != nil {
 		return release, err
 	}

@@ -100,7 +100,7 @@ func (h *Handler) traceRequest(ctx context.Context, r *http.Request, st *state, 
 			name = st.route.name
 			span.SetName(spans.MethodName(r.Method) + " " + name)
 		}
-		span.SetAttributes(spans.Route.String(name), spans.Decision.String(decision), clientAddress.String(h.fwd.ClientIP(r)))
+		span.SetAttributes(spans.Route.String(name), spans.Decision.String(decision), clientAddress.String(st.client))
 		if p := st.principal; p != nil {
 			span.SetAttributes(spans.Issuer.String(p.Source), spans.ClientID.String(p.ClientID))
 		}

@@ -34,7 +34,7 @@ const maxNumericDate = 253402300799
 // constants; each may appear once. The last three only mean something in
 // an introspection answer.
 var registeredNames = [...]string{
-	"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "azp", "cid", "scope", "scp",
+	"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "azp", "cid", "appid", "scope", "scp",
 	"active", "token_type", "token_use",
 }
 
@@ -49,6 +49,7 @@ const (
 	claimClientID
 	claimAzp
 	claimCid
+	claimAppid
 	claimScope
 	claimScp
 	claimActive
@@ -119,11 +120,11 @@ func (c *claims) readAtOnce(i int, raw []byte) (err error) {
 
 // readRest reads, once the scan is over, the claims that depend on one
 // another or need more than a string: the client ("client_id", else
-// "azp", else "cid"), "aud", the times and the scopes ("scope", else
+// "azp", else "cid", else "appid": Microsoft Entra ID v1), "aud", the times and the scopes ("scope", else
 // "scp").
 func (c *claims) readRest(raw *claimValues) error {
 	var err error
-	for _, r := range []([]byte){raw[claimClientID], raw[claimAzp], raw[claimCid]} {
+	for _, r := range []([]byte){raw[claimClientID], raw[claimAzp], raw[claimCid], raw[claimAppid]} {
 		if c.clientID == "" && !isNull(r) {
 			if c.clientID, err = claimString("client_id", r); err != nil {
 				return err

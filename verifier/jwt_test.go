@@ -209,6 +209,8 @@ func TestJWTScopesAndClientID(t *testing.T) {
 		{"scp string", with(idp.Claims(aud), "scope", nil, "scp", "x y"), []string{"x", "y"}, "aftership"},
 		{"azp", with(idp.Claims(aud), "client_id", nil, "azp", "deployteq"), nil, "deployteq"},
 		{"cid", with(idp.Claims(aud), "client_id", nil, "cid", "akamai"), nil, "akamai"},
+		{"appid (Entra ID v1)", with(idp.Claims(aud), "client_id", nil, "appid", "6731de76-14a6-49ae-97bc-6eba6914391e"), nil, "6731de76-14a6-49ae-97bc-6eba6914391e"},
+		{"azp before appid", with(idp.Claims(aud), "client_id", nil, "azp", "v2-app", "appid", "v1-app"), nil, "v2-app"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

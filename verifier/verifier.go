@@ -26,7 +26,8 @@ type Principal struct {
 	Source string
 	// Issuer is the token's "iss".
 	Issuer string
-	// Subject is "sub"; ClientID is "client_id", "azp" or "cid".
+	// Subject is "sub"; ClientID is "client_id", "azp", "cid" or
+	// "appid" (Microsoft Entra ID v1), the first present.
 	Subject, ClientID string
 	// Audience is "aud"; Scopes come from "scope" or "scp".
 	Audience, Scopes []string

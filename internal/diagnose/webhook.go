@@ -85,6 +85,11 @@ func Webhook(ctx context.Context, path string, in io.Reader, name, route string,
 	}
 	w := &webhookCheck{cfg: cfg, c: c, d: d, now: time.Now(), out: out, rec: rec}
 	w.explain()
+	w.rateLimit(ctx)
+	if d.forwarded && w.limited {
+		fmt.Fprintln(out, "decision REFUSED: 429 rate_limited: the webhook is good, but the route is past its rate_limit right now")
+		return ErrWebhookRefused
+	}
 	if d.forwarded {
 		fmt.Fprintln(out, "decision FORWARDED: the upstream would receive this request")
 		return nil
@@ -108,6 +113,8 @@ type webhookCheck struct {
 	// matched is the index of the secret whose signature matches the
 	// body as received (-1: none).
 	matched int
+	// limited: the route's shared bucket is spent right now.
+	limited bool
 }
 
 func (w *webhookCheck) line(f finding) { fmt.Fprintf(w.out, "  %s\n", f.line()) }

@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,6 +21,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/stack"
 	"github.com/tokengate/tokengate/signature/redistest"
 )
 
@@ -383,5 +387,88 @@ routes:
 	if n != 0 {
 		keys, _ := rc.Keys(ctx, "*").Result()
 		t.Fatalf("check --webhook wrote %d keys to the replay store: %q", n, keys)
+	}
+}
+
+// TestCheckWebhookSaysTheRouteRateLimit: check --webhook names the
+// matched route's rate_limit and, with a redis: block, reads the route's
+// one signature bucket without taking from it: once a gate has spent it,
+// a well-signed webhook is REFUSED 429, as the gate would answer. A
+// bucket per address is named, not looked up; without Redis it says
+// check cannot see the gates' memory.
+func TestCheckWebhookSaysTheRouteRateLimit(t *testing.T) {
+	srv := redistest.Start(t)
+	t.Setenv("T_GH", ghSecret)
+	recv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer recv.Close()
+	routes := fmt.Sprintf(`
+upstream: %s
+routes:
+  - name: github
+    path: /webhooks/github
+    signature: { scheme: github, secrets: ["${T_GH}"] }
+    rate_limit: { key: signature_route, rate: 1/h, burst: 1 }
+  - name: github-by-ip
+    path: /webhooks/github-by-ip
+    signature: { scheme: github, secrets: ["${T_GH}"] }
+    rate_limit: { key: remote_ip, rate: 1/h, burst: 1 }
+`, recv.URL)
+	shared := writeConfig(t, routes+fmt.Sprintf("redis: { url: %q }\n", srv.URL()))
+	memory := writeConfig(t, routes)
+	body := `{"zen":"Keep it logically awesome."}`
+	file := func(path string) string {
+		return rawRequest(path, [][2]string{{"X-Hub-Signature-256", githubSig(ghSecret, body)}, {"X-GitHub-Delivery", "72d3162e"}}, body, true, true)
+	}
+	check := func(cfg, path string) (string, error) {
+		var out bytes.Buffer
+		err := Webhook(context.Background(), cfg, strings.NewReader(file(path)), "req.http", "", &out)
+		return out.String(), err
+	}
+	const header = "rate     rate_limit 1/h, burst 1 per %s (check does not count this request)"
+	cases := []struct {
+		name, cfg, path, want string
+	}{
+		{"redis, fresh bucket", shared, "/webhooks/github", "✓ the route's one bucket has 1.0 of 1 requests left now (read in Redis without taking one)"},
+		{"redis, fresh bucket, checked again", shared, "/webhooks/github", "✓ the route's one bucket has 1.0 of 1 requests left now"},
+		{"memory", memory, "/webhooks/github", "✓ the route's one bucket is counted in each running gate's memory, which check cannot see"},
+		{"per address", shared, "/webhooks/github-by-ip", "✓ counted per client address (resolved through trusted_proxies), which a captured request does not carry: not looked up"},
+	}
+	for _, c := range cases {
+		key := config.RateKeySignatureRoute
+		if strings.HasSuffix(c.path, "by-ip") {
+			key = config.RateKeyRemoteIP
+		}
+		out, err := check(c.cfg, c.path)
+		if err != nil || !strings.Contains(out, fmt.Sprintf(header, key)) || !strings.Contains(out, c.want) || !strings.Contains(out, "decision FORWARDED") {
+			t.Fatalf("%s: %v\n%s\nwant %q", c.name, err, out, c.want)
+		}
+	}
+	// A gate on the shared configuration spends the route's bucket.
+	cfg, err := config.Load(shared, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := stack.NewBuilder(stack.Options{})
+	defer b.Close()
+	st, err := b.Build(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.CommitReplay()
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/github", strings.NewReader(body))
+	req.Header.Set("X-Hub-Signature-256", githubSig(ghSecret, body))
+	req.Header.Set("X-GitHub-Delivery", "first")
+	rec := httptest.NewRecorder()
+	st.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("the gate's request: %d %s", rec.Code, rec.Body)
+	}
+	out, err := check(shared, "/webhooks/github")
+	if !errors.Is(err, ErrWebhookRefused) || !strings.Contains(out, "✗ the route's one bucket is past it now: the gate answers 429 rate_limited, however well signed; its next request is accepted in") ||
+		!strings.Contains(out, "decision REFUSED: 429 rate_limited") {
+		t.Fatalf("a spent bucket: %v\n%s", err, out)
+	}
+	if testing.Verbose() {
+		t.Logf("output:\n%s", out)
 	}
 }

@@ -53,7 +53,7 @@ func publicKeys(keys []*issuer.Key) []jose.JSONWebKey {
 }
 
 // buildIssuer starts the token endpoint with the given keys.
-func (b *Builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clientIP func(*http.Request) string, shared *sharedRedis) (*issuer.Server, error) {
+func (b *Builder) buildIssuer(te *config.TokenEndpoint, keys []*issuer.Key, clientIP func(*http.Request) (string, error), shared *sharedRedis) (*issuer.Server, error) {
 	clients := make([]issuer.Client, 0, len(te.Clients))
 	for _, c := range te.Clients {
 		// A client_secret_file secret is hashed by the issuer, at its clients' highest cost.
