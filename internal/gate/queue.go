@@ -73,8 +73,10 @@ func (r *queueRunner) start(ctx context.Context, timeouts listener.Timeouts) {
 	r.cancel, r.done = cancel, make(chan struct{})
 	go func() {
 		defer close(r.done)
-		go r.watchHealth(runCtx)
+		var wg sync.WaitGroup
+		wg.Go(func() { r.watchHealth(runCtx) }) // stop waits for it: a check never meets the store's Close
 		_ = r.q.Run(runCtx)
+		wg.Wait()
 	}()
 	dir, ok := r.cfg.FileDir()
 	if !ok {
