@@ -105,22 +105,36 @@ func validate(cmd string, args []string, o Options) error {
 	return nil
 }
 
-// routes are o.Route, or every queued route of cfg.
-func routes(cfg *config.Config, route string) ([]string, error) {
+// routes are o.Route, or every queued route of cfg and every route that
+// has stored messages (a route a reload or restart stopped queueing keeps
+// its messages, dead letters included, until they are retried or dropped).
+func routes(ctx context.Context, op queue.Operator, cfg *config.Config, route string) ([]string, error) {
+	seen := map[string]bool{}
 	var all []string
-	for _, r := range queue.RoutesFromConfig(cfg) {
-		if route == "" || r.Name == route {
-			all = append(all, r.Name)
+	add := func(name string) {
+		if !seen[name] && (route == "" || name == route) {
+			seen[name] = true
+			all = append(all, name)
 		}
 	}
+	for _, r := range queue.RoutesFromConfig(cfg) {
+		add(r.Name)
+	}
+	stats, err := op.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range stats {
+		add(st.Route)
+	}
 	if route != "" && len(all) == 0 {
-		return nil, fmt.Errorf("%w: --route %q is not a queued route of this configuration", ErrUsage, route)
+		return nil, fmt.Errorf("%w: --route %q is neither a queued route of this configuration nor a route with stored messages", ErrUsage, route)
 	}
 	return all, nil
 }
 
 func list(ctx context.Context, op queue.Operator, cfg *config.Config, o Options, out io.Writer) error {
-	rs, err := routes(cfg, o.Route)
+	rs, err := routes(ctx, op, cfg, o.Route)
 	if err != nil {
 		return err
 	}
@@ -197,7 +211,7 @@ func show(ctx context.Context, op queue.Operator, id string, out io.Writer) erro
 }
 
 func retryDead(ctx context.Context, op queue.Operator, cfg *config.Config, route string, out io.Writer) error {
-	rs, err := routes(cfg, route)
+	rs, err := routes(ctx, op, cfg, route)
 	if err != nil {
 		return err
 	}
