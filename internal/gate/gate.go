@@ -164,7 +164,7 @@ func (g *Gate) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if g.adminLn, err = g.listen("admin", cfg.AdminListen, g.adminHandler(), nil); err != nil {
+	if g.adminLn, err = g.listen("admin", cfg.AdminListen, g.adminHandler(cfg.AdminListen), nil); err != nil {
 		g.closeListeners()
 		return fmt.Errorf("admin_listen: %w", err)
 	}
