@@ -22,8 +22,8 @@ func (g *Gate) adminHandler(adminListen string) http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", g.m.Handler())
-	mux.Handle("GET /{$}", status.SameHost(adminListen, status.Page(g)))
-	mux.Handle("GET /status.json", status.SameHost(adminListen, status.JSON(g)))
+	mux.Handle("GET /{$}", status.SameHost(adminListen, g.statusC.Page()))
+	mux.Handle("GET /status.json", status.SameHost(adminListen, g.statusC.JSON()))
 	return mux
 }
 
