@@ -6,10 +6,9 @@ import (
 	"testing"
 )
 
-// BadURLs are redis URLs whose password was not percent-encoded, with the
-// pieces of the password that no error may show. Tests of every package
-// that parses a redis URL run them.
-var BadURLs = []struct {
+// badURLs are redis URLs whose password was not percent-encoded, with the
+// pieces of the password that no error may show.
+var badURLs = []struct {
 	Name, URL string
 	Pieces    []string
 }{
@@ -26,7 +25,7 @@ var BadURLs = []struct {
 // TestErrorsNeverHoldTheURL: every refusal names the reason, never a
 // part of the URL (a piece of the password).
 func TestErrorsNeverHoldTheURL(t *testing.T) {
-	for _, tc := range BadURLs {
+	for _, tc := range badURLs {
 		t.Run(tc.Name, func(t *testing.T) {
 			err := Check(tc.URL)
 			if err == nil {
