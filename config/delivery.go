@@ -205,6 +205,8 @@ func (v *validator) queueStore(largest ByteSize) {
 	q := v.c.Queue
 	u, err := url.Parse(q.Store)
 	switch {
+	case err != nil && strings.HasPrefix(q.Store, "redis"):
+		v.redisURL("queue.store", q.Store) // says why, without the URL
 	case err != nil:
 		v.add("queue.store", "must be file:///absolute/dir or a redis:// or rediss:// URL")
 	case u.Scheme == "file":
@@ -212,11 +214,7 @@ func (v *validator) queueStore(largest ByteSize) {
 			v.add("queue.store", "a file store is file:///absolute/clean/dir (three slashes), got %q", q.Store)
 		}
 	case u.Scheme == "redis" || u.Scheme == "rediss":
-		if u.Host == "" {
-			v.add("queue.store", "a redis URL needs a host")
-		} else if _, hasPass := u.User.Password(); hasPass && !v.c.envRefs["queue.store"] {
-			v.add("queue.store", "a password in the URL must come from the environment (${REDIS_URL} or redis://:${REDIS_PASSWORD}@host)")
-		}
+		v.redisURL("queue.store", q.Store)
 	default:
 		v.add("queue.store", "must be file:///absolute/dir or a redis:// or rediss:// URL, got scheme %q", u.Scheme)
 	}

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/redisurl"
 )
 
 // DefaultRedisTimeout bounds each command to the shared Redis server.
@@ -63,19 +65,18 @@ func (v *validator) redis() {
 	}
 }
 
-// redisURL checks a redis:// or rediss:// URL at path p: a host, and a
-// password only from the environment.
+// redisURL checks a redis:// or rediss:// URL at path p (redisurl.Check:
+// parsed as the client will, the password not cut short by an unescaped
+// character), and a password only from the environment. No message holds
+// a part of the URL.
 func (v *validator) redisURL(p, raw string) {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil || (u.Scheme != "redis" && u.Scheme != "rediss"):
-		v.add(p, "must be a redis:// or rediss:// URL")
-	case u.Host == "":
-		v.add(p, "a redis URL needs a host")
-	default:
-		if _, hasPass := u.User.Password(); hasPass && !v.c.envRefs[p] {
-			v.add(p, "a password in the URL must come from the environment (${REDIS_URL} or redis://:${REDIS_PASSWORD}@host)")
-		}
+	if err := redisurl.Check(raw); err != nil {
+		v.add(p, "%v", err)
+		return
+	}
+	u, _ := url.Parse(raw)
+	if _, hasPass := u.User.Password(); hasPass && !v.c.envRefs[p] {
+		v.add(p, "a password in the URL must come from the environment (${REDIS_URL} or redis://:${REDIS_PASSWORD}@host)")
 	}
 }
 

@@ -173,11 +173,10 @@ func (v *validator) signatures() {
 	}
 	s := v.c.Signatures
 	if s.RedisReplay() {
-		u, err := url.Parse(s.ReplayStore)
-		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		if u, err := url.Parse(s.ReplayStore); err == nil && u.Scheme != "redis" && u.Scheme != "rediss" {
 			v.add("signatures.replay_store", "must be memory or a redis:// or rediss:// URL")
-		} else if _, hasPass := u.User.Password(); hasPass && !v.c.envRefs["signatures.replay_store"] {
-			v.add("signatures.replay_store", "a password in the URL must come from the environment (${REDIS_URL} or redis://:${REDIS_PASSWORD}@host)")
+		} else {
+			v.redisURL("signatures.replay_store", s.ReplayStore)
 		}
 	}
 	if s.StoreTimeout.D() <= 0 || s.BodyMemory <= 0 || s.ReplayMemoryEntries <= 0 {

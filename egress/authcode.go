@@ -364,7 +364,7 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized,
 			Description: fmt.Sprintf("the refresh token in %s was refused (invalid_grant: revoked or expired): run `tokengate authorize %s --config FILE`", g.o.RefreshTokenFile, g.o.Name)}
 	}
-	r := g.o.Token.redactor(rt)
+	r := g.o.Token.redactor(append(heldFrom(ctx), rt)...)
 	ts := g.o.config().TokenSource(g.o.client(ctx), &oauth2.Token{RefreshToken: rt})
 	tok, err := ts.Token()
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"mime"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,7 +47,19 @@ func (o TokenOptions) redactor(sent ...string) redactor {
 			base64.RawStdEncoding.EncodeToString([]byte(s)), base64.RawURLEncoding.EncodeToString([]byte(s)))
 		forms = append(forms, escapedForms(s)...)
 	}
-	return redactor{}.with(append(forms, sent...)...)
+	for _, t := range sent {
+		forms = append(forms, tokenForms(t)...)
+	}
+	return redactor{}.with(forms...)
+}
+
+// tokenForms are a token as is, form-encoded and as %q or JSON would
+// escape it.
+func tokenForms(t string) []string {
+	if t == "" {
+		return nil
+	}
+	return append([]string{t, url.QueryEscape(t)}, escapedForms(t)...)
 }
 
 // escapedForms are s as it appears inside a %q or a JSON string.
@@ -78,15 +91,21 @@ func (r redactor) with(more ...string) redactor {
 	return redactor{forms: forms}
 }
 
-// text makes endpoint-supplied text safe to log and show: every form
-// replaced by [redacted] first, then control characters turned into
+// text makes endpoint-supplied text safe to log and show: the values of
+// token-bearing fields (scrubFieldText) and every form replaced by
+// [redacted] first, then control characters turned into
 // spaces, then cut at n bytes (cutting first could leave a part of a
 // secret that no longer matches).
 func (r redactor) text(s string, n int) string {
+	return clean(r.hide(scrubFieldText(s)), n)
+}
+
+// hide replaces every form in s.
+func (r redactor) hide(s string) string {
 	for _, f := range r.forms {
 		s = replaceFold(s, f)
 	}
-	return clean(s, n)
+	return s
 }
 
 // replaceFold replaces every occurrence of f in s, ignoring ASCII case
@@ -148,7 +167,9 @@ func (r redactor) seal(err error) error {
 // excerpt is the start of an answer body for an error message, when it is
 // JSON or plain text (an HTML error page is left out). JSON is decoded
 // and encoded again, so that an escape such as \u0026 cannot disguise a
-// secret from the redactor.
+// secret from the redactor, with the values of token-bearing members
+// replaced (scrubFields): a 5xx answer carrying an access_token shows
+// that it did, never the token.
 func excerpt(body []byte, contentType string) string {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	switch {
@@ -159,6 +180,7 @@ func excerpt(body []byte, contentType string) string {
 		if d.Decode(&v) != nil {
 			return ""
 		}
+		v = scrubFields(v)
 		var b bytes.Buffer
 		e := json.NewEncoder(&b)
 		e.SetEscapeHTML(false)
@@ -170,4 +192,58 @@ func excerpt(body []byte, contentType string) string {
 		return strings.TrimSpace(string(body))
 	}
 	return ""
+}
+
+// Token-bearing fields: their values are never shown, whoever's they are
+// (the endpoint may echo another client's token or a token it issued
+// before). The strong names are unambiguous in any spelling; code and
+// token are names of other things too ("error code: …") and are matched
+// only as a JSON member or a form parameter.
+var (
+	strongFields = []string{"access_token", "refresh_token", "id_token", "client_secret", "client_assertion",
+		"assertion", "code_verifier", "device_code", "subject_token", "actor_token", "issued_token", "password"}
+	weakFields = []string{"code", "token"}
+	// JSON member ("name": "value", escapes included), form parameter
+	// (name=value) and, for strong names, "name: value" in prose.
+	jsonField  = regexp.MustCompile(`(?i)("(?:` + strings.Join(append(slices.Clone(strongFields), weakFields...), "|") + `)"\s*:\s*)"(?:[^"\\]|\\.)*"`)
+	formField  = regexp.MustCompile(`(?i)((?:^|[\s&?;,{(\[])(?:` + strings.Join(append(slices.Clone(strongFields), weakFields...), "|") + `)=)[^&\s"',;}\])]+`)
+	proseField = regexp.MustCompile(`(?i)(\b(?:` + strings.Join(strongFields, "|") + `)['"]?\s*[:=]\s*['"]?)[^\s&"',;}\])\[]+`)
+)
+
+// scrubFieldText replaces the values of token-bearing fields in text.
+func scrubFieldText(s string) string {
+	s = jsonField.ReplaceAllString(s, `${1}"`+redacted+`"`)
+	s = formField.ReplaceAllString(s, "${1}"+redacted)
+	return proseField.ReplaceAllString(s, "${1}"+redacted)
+}
+
+// scrubFields replaces, in a decoded JSON value, the value of every
+// member named as a token-bearing field (any case, at any depth); numbers
+// and booleans are left (an error "code": 400 is no secret).
+func scrubFields(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, m := range v {
+			switch m.(type) {
+			case json.Number, bool, nil:
+			default:
+				if tokenField(k) {
+					v[k] = redacted
+					continue
+				}
+			}
+			v[k] = scrubFields(m)
+		}
+	case []any:
+		for i, m := range v {
+			v[i] = scrubFields(m)
+		}
+	}
+	return v
+}
+
+// tokenField reports whether a member name is a token-bearing field's.
+func tokenField(name string) bool {
+	name = strings.ToLower(name)
+	return slices.Contains(strongFields, name) || slices.Contains(weakFields, name)
 }

@@ -77,7 +77,7 @@ func (g *RefreshGrant) tokenLocked(ctx context.Context, l *sharedLock) (*Token, 
 		return nil, &notRequested{err}
 	}
 	rt := rec.rt
-	r := g.o.Token.redactor(rt)
+	r := g.o.Token.redactor(append(heldFrom(ctx), rt)...)
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tok, err := g.o.config().TokenSource(g.o.client(rctx), &oauth2.Token{RefreshToken: rt}).Token()

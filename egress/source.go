@@ -101,6 +101,7 @@ type Source struct {
 	changed   chan struct{} // closed when tok or notBefore change
 	last      attemptRecord // the last token request (Status)
 	waits     atomic.Uint64 // callers that found no valid token (Status)
+	held      heldTokens    // the newest access tokens, hidden from error texts
 }
 
 // NewSource makes a Source; Run starts its background refresh, Close
@@ -185,18 +186,6 @@ func (s *Source) wait(ctx context.Context) (*Token, error) {
 	}
 }
 
-// unavailable builds the error callers get, preferring the token
-// endpoint's own failure as the cause.
-func (s *Source) unavailable(why error) *UnavailableError {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cause := why
-	if s.lastErr != nil {
-		cause = s.lastErr
-	}
-	return &UnavailableError{Egress: s.o.Name, Cause: cause, RetryAfter: max(time.Until(s.notBefore), time.Second)}
-}
-
 // usable returns the current token if it is valid at now with a margin.
 func (s *Source) usable(now time.Time) *Token {
 	s.mu.Lock()
@@ -258,7 +247,9 @@ func (s *Source) flight() (any, error) {
 // attempt makes one token request, bounded by its own clock, not by
 // Close: the token timeout, plus WaitTimeout for another refresh's lock.
 func (s *Source) attempt() (*Token, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.o.WaitTimeout+s.o.Token.timeout())
+	s.mu.Lock()
+	ctx, cancel := context.WithTimeout(withHeld(context.Background(), s.held), s.o.WaitTimeout+s.o.Token.timeout())
+	s.mu.Unlock()
 	defer cancel()
 	ctx, span := s.requestSpan(ctx)
 	var tok *Token
@@ -279,6 +270,7 @@ func (s *Source) record(tok *Token, err error) {
 	defer s.signal()
 	if err == nil {
 		s.tok, s.lastErr, s.failures, s.notBefore = tok, nil, 0, time.Time{}
+		s.held.add(tok.Value)
 		if tok.fromShared {
 			s.log.Debug("access token taken from the shared store", zap.Time("refresh_at", s.refreshAt(tok)))
 			return
@@ -288,6 +280,7 @@ func (s *Source) record(tok *Token, err error) {
 			zap.Time("refresh_at", s.refreshAt(tok)), zap.String("scope", tok.Scope))
 		return
 	}
+	err = s.held.scrub(err)
 	s.failures++
 	wait := backoff(s.o.MinBackoff, s.o.MaxBackoff, s.failures)
 	fields := []zap.Field{zap.Int("failures", s.failures)}

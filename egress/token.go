@@ -180,7 +180,7 @@ func Fetch(ctx context.Context, o TokenOptions) (*Token, error) {
 		return shapeTransport{style: o.Auth, next: next}
 	})
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
-	r := o.redactor()
+	r := o.redactor(heldFrom(ctx)...)
 	tok, err := cc.Token(ctx)
 	if err != nil {
 		return nil, r.seal(classify(err, r))

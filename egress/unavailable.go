@@ -24,6 +24,18 @@ func (e *UnavailableError) Error() string {
 // Unwrap returns the cause.
 func (e *UnavailableError) Unwrap() error { return e.Cause }
 
+// unavailable builds the error callers get, preferring the token
+// endpoint's own failure as the cause.
+func (s *Source) unavailable(why error) *UnavailableError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cause := why
+	if s.lastErr != nil {
+		cause = s.lastErr
+	}
+	return &UnavailableError{Egress: s.o.Name, Cause: cause, RetryAfter: max(time.Until(s.notBefore), time.Second)}
+}
+
 // backoff is the wait after n consecutive failures: min·2^(n-1), capped,
 // with jitter in its upper half so replicas do not retry in step.
 func backoff(lo, hi time.Duration, n int) time.Duration {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tokengate/tokengate/internal/redisurl"
 )
 
 // DefaultRedisPrefix namespaces the queue's keys; the braces make every
@@ -57,9 +59,9 @@ type RedisStore struct {
 
 // OpenRedis connects lazily to a redis:// or rediss:// URL.
 func OpenRedis(rawURL string, o RedisOptions) (*RedisStore, error) {
-	ro, err := redis.ParseURL(rawURL)
+	ro, err := redisurl.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
+		return nil, fmt.Errorf("queue: %w", err) // never the URL: it may hold a password
 	}
 	if o.Lease <= 0 {
 		o.Lease = 2 * time.Minute

@@ -7,6 +7,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/internal/redisurl"
 )
 
 // keyPrefix namespaces tokengate's replay keys in a shared Redis.
@@ -76,9 +78,9 @@ type RedisOptions struct {
 // client reconnects by itself when the server comes back. A background
 // ping every HealthInterval keeps Health current until Close.
 func NewRedisStore(rawURL string, o RedisOptions) (*RedisStore, error) {
-	ro, err := redis.ParseURL(rawURL)
+	ro, err := redisurl.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("replay store: %w", err)
+		return nil, fmt.Errorf("replay store: %w", err) // never the URL: it may hold a password
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = time.Second

@@ -42,7 +42,7 @@ func fixedLocation(url string) *jwksLocation {
 
 // discoveredLocation finds the JWKS URL of issuer by OIDC discovery.
 func discoveredLocation(name, issuer string, client *http.Client, now func() time.Time) *jwksLocation {
-	return &jwksLocation{name: name, issuer: issuer, client: client, now: now, discovering: make(chan struct{}, 1)}
+	return &jwksLocation{name: name, issuer: issuer, client: capBodies(client, MaxDiscoverySize), now: now, discovering: make(chan struct{}, 1)}
 }
 
 // known returns the JWKS URL, or "" before discovery succeeded. It reads
@@ -77,7 +77,7 @@ func (l *jwksLocation) resolve(ctx context.Context, force bool) (string, error) 
 	p, err := oidc.NewProvider(oidc.ClientContext(ctx, l.client), l.issuer)
 	l.discoveredAt = l.now()
 	if err != nil {
-		l.discoverErr = &discoveryError{fmt.Errorf("issuer %s: OIDC discovery: %w", l.name, err)}
+		l.discoverErr = &discoveryError{bound(fmt.Errorf("issuer %s: OIDC discovery: %w", l.name, err))}
 		return "", l.discoverErr
 	}
 	var meta struct {

@@ -214,6 +214,7 @@ func (k *RemoteKeySet) fetch(ctx context.Context) error {
 	if err == nil && jwks != nil {
 		parsed, warnings, err = parseJWKS(jwks)
 	}
+	err = bound(err) // a status line, or a JWKS URL from a discovery document
 	k.mu.Lock()
 	k.attempted = k.now()
 	k.lastErr = err

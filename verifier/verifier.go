@@ -115,7 +115,7 @@ func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailab
 func (e *UnavailableError) Unwrap() error { return e.Cause }
 
 func unavailable(issuer string, cause error) error {
-	return &UnavailableError{Issuer: issuer, Cause: cause}
+	return &UnavailableError{Issuer: issuer, Cause: bound(cause)}
 }
 
 // Reason returns the sender-safe reason of a rejection, or "".

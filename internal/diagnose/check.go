@@ -30,6 +30,7 @@ func Check(ctx context.Context, path string, out io.Writer) error {
 	fmt.Fprintf(out, "config   %s\n", path)
 	if !cfg.Receiving() {
 		fmt.Fprintf(out, "calling side only (admin %s)\n", cfg.AdminListen)
+		problems = append(problems, checkSharedRedis(ctx, cfg, badPaths, out)...)
 		problems = append(problems, checkEgress(ctx, cfg, badPaths, out)...)
 		return report(path, problems, out)
 	}
@@ -47,8 +48,11 @@ func Check(ctx context.Context, path string, out io.Writer) error {
 	for _, w := range unboundSubjects(cfg) {
 		fmt.Fprintln(out, "  warning: "+w)
 	}
-	problems = append(problems, checkReplayStore(ctx, cfg)...)
-	problems = append(problems, checkQueueStore(ctx, cfg, out)...)
+	problems = append(problems, checkReplayStore(ctx, cfg, badPaths)...)
+	if !notProbed("queue.store", badPaths) {
+		problems = append(problems, checkQueueStore(ctx, cfg, out)...)
+	}
+	problems = append(problems, checkSharedRedis(ctx, cfg, badPaths, out)...)
 	problems = append(problems, checkEgress(ctx, cfg, badPaths, out)...)
 	if w := checkUpstreamListening(ctx, cfg.Upstream.URL); w != "" {
 		fmt.Fprintln(out, "  warning: "+w)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/egress/egresstest"
+	"github.com/tokengate/tokengate/signature/redistest"
 )
 
 func TestCheckFindsARefreshTokenDirectoryItCannotWrite(t *testing.T) {
@@ -115,9 +116,11 @@ egress:
 
 // TestCheckSharedRefreshTokenNeedsNoFile: a shared authorization-code
 // entry keeps its refresh token in Redis; check neither asks for a file
-// nor reads (or spends) the shared token.
+// nor reads (or spends) the shared token (the store is empty: reading it
+// would find no token). It PINGs the Redis, which answers.
 func TestCheckSharedRefreshTokenNeedsNoFile(t *testing.T) {
-	y := "admin_listen: 127.0.0.1:0\nredis: { url: \"redis://127.0.0.1:1/0\", token_key: \"${TG_TEST_KEY}\" }\negress:\n  - name: vendor\n    listen: 127.0.0.1:0\n    upstream: https://vendor.example\n" +
+	srv := redistest.Start(t)
+	y := "admin_listen: 127.0.0.1:0\nredis: { url: \"" + srv.URL() + "\", token_key: \"${TG_TEST_KEY}\" }\negress:\n  - name: vendor\n    listen: 127.0.0.1:0\n    upstream: https://vendor.example\n" +
 		"    token:\n      grant: authorization_code\n      url: https://vendor.example/oauth2/token\n      authorize_url: https://vendor.example/oauth2/auth\n" +
 		"      redirect_uri: http://127.0.0.1:8765/callback\n      client_id: c\n      client_secret: ${TG_TEST_SECRET}\n      shared: redis\n"
 	t.Setenv("TG_TEST_SECRET", "s")

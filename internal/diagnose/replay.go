@@ -9,9 +9,10 @@ import (
 	"github.com/tokengate/tokengate/signature"
 )
 
-// checkReplayStore pings a Redis replay store once and checks every
-// signature route's secrets decode for its scheme.
-func checkReplayStore(ctx context.Context, cfg *config.Config) []string {
+// checkReplayStore pings a Redis replay store once (unless its URL is
+// among the configuration's problems) and checks every signature route's
+// secrets decode for its scheme.
+func checkReplayStore(ctx context.Context, cfg *config.Config, badPaths map[string]bool) []string {
 	var problems []string
 	b := stack.NewBuilder(stack.Options{})
 	for i, r := range cfg.Routes {
@@ -21,7 +22,7 @@ func checkReplayStore(ctx context.Context, cfg *config.Config) []string {
 			}
 		}
 	}
-	if !cfg.Signatures.RedisReplay() {
+	if !cfg.Signatures.RedisReplay() || notProbed("signatures.replay_store", badPaths) {
 		return problems
 	}
 	st, err := b.ReplayStore(cfg.Signatures)

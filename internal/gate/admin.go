@@ -8,8 +8,8 @@ import (
 )
 
 // adminHandler serves /healthz, /readyz, /metrics and the status page
-// (/ and /status.json) on the admin port.
-func (g *Gate) adminHandler() http.Handler {
+// (/ and /status.json) on the admin port listening at adminListen.
+func (g *Gate) adminHandler(adminListen string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -22,8 +22,8 @@ func (g *Gate) adminHandler() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", g.m.Handler())
-	mux.Handle("GET /{$}", status.Page(g))
-	mux.Handle("GET /status.json", status.JSON(g))
+	mux.Handle("GET /{$}", status.SameHost(adminListen, g.statusC.Page()))
+	mux.Handle("GET /status.json", status.SameHost(adminListen, g.statusC.JSON()))
 	return mux
 }
 

@@ -58,6 +58,7 @@ type Gate struct {
 	lastSum  [32]byte
 
 	started  time.Time                     // when New ran (the status page's uptime)
+	statusC  *status.Cache                 // the status page's builds (admin.go)
 	traffic  *status.Traffic               // recent requests by route (status page)
 	lastLoad atomic.Pointer[status.Reload] // the last configuration load (status page)
 
@@ -96,6 +97,7 @@ func New(path string, o Options) (*Gate, error) {
 	g := &Gate{path: path, log: o.Logger, version: o.Version, errc: make(chan error, 2), lastSum: sha256.Sum256(data), timeouts: o.Timeouts,
 		started: time.Now(), traffic: status.NewTraffic(nil)}
 	g.lastLoad.Store(&status.Reload{At: g.started.UTC(), Result: status.ReloadStart})
+	g.statusC = status.NewCache(g, status.CacheOptions{})
 	if g.log == nil {
 		g.log = zap.NewNop()
 	}
@@ -164,7 +166,7 @@ func (g *Gate) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if g.adminLn, err = g.listen("admin", cfg.AdminListen, g.adminHandler(), nil); err != nil {
+	if g.adminLn, err = g.listen("admin", cfg.AdminListen, g.adminHandler(cfg.AdminListen), nil); err != nil {
 		g.closeListeners()
 		return fmt.Errorf("admin_listen: %w", err)
 	}

@@ -74,6 +74,7 @@ func (g *Gate) reload(ctx context.Context, why string, force bool) error {
 	g.lastSum = sum
 	g.m.Reloaded(true)
 	g.lastLoad.Store(&status.Reload{At: time.Now().UTC(), Result: status.ReloadSuccess, Trigger: why})
+	g.statusC.Invalidate() // the reload shows at once
 	g.log.Info("configuration reloaded", zap.String("trigger", why), zap.Bool("cache_kept", st.Cache() == old.Cache()))
 	return nil
 }
@@ -99,6 +100,7 @@ func (g *Gate) buildFromFile(old *stack.Stack, force bool) (*stack.Stack, [32]by
 func (g *Gate) reloadFailed(why string, err error) {
 	g.m.Reloaded(false)
 	g.lastLoad.Store(&status.Reload{At: time.Now().UTC(), Result: status.ReloadFailure, Trigger: why, Error: err.Error()})
+	g.statusC.Invalidate()
 	var ce *config.Error
 	if errors.As(err, &ce) {
 		for _, e := range ce.Errs {

@@ -27,6 +27,7 @@ func (g *Gate) Status(ctx context.Context) status.Snapshot {
 		Version: g.version, Now: now.UTC(), Started: g.started.UTC(), UptimeSeconds: now.Sub(g.started).Seconds(),
 		WindowMinutes: status.Window, Issuers: issuerStatus(st, now), Routes: g.routeStatus(cfg),
 		Egress: g.eg.status(cfg, now), Replay: replayStatus(st.Replay()), Reload: *g.lastLoad.Load(),
+		SharedRedis: sharedRedisStatus(st.SharedRedis()),
 	}
 	if q := g.queue.Load(); q != nil {
 		s.Queue = q.status(ctx, now)
@@ -113,11 +114,25 @@ func orEmpty[T any](s []T) []T {
 }
 
 func replayStatus(r stack.ReplayStatus) status.Replay {
-	s := status.Replay{Kind: r.Kind, Reachable: r.Kind != "", FailOpen: r.FailOpen}
+	if r.Kind == "" {
+		return status.Replay{Kind: status.ReplayNone}
+	}
+	s := status.Replay{Kind: r.Kind, Reachable: true, FailOpen: r.FailOpen}
 	if r.Health != nil {
 		if err := r.Health(); err != nil {
 			s.Reachable, s.Error = false, err.Error()
 		}
+	}
+	return s
+}
+
+func sharedRedisStatus(r stack.SharedRedisStatus) status.SharedRedis {
+	if !r.Configured {
+		return status.SharedRedis{}
+	}
+	s := status.SharedRedis{Configured: true, Reachable: true}
+	if err := r.Health(); err != nil {
+		s.Reachable, s.Error = false, err.Error()
 	}
 	return s
 }

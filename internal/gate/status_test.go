@@ -161,7 +161,7 @@ egress:
 	f := &statusFixture{g: g, admin: "http://" + g.AdminAddr()}
 	eventually(t, "the token", func() bool { return f.snapshot(t).egress("only").TokenHeld })
 	s := f.snapshot(t)
-	if len(s.Issuers) != 0 || len(s.Routes) != 0 || s.Replay.Kind != "" || s.Queue != nil || len(s.Egress) != 1 {
+	if len(s.Issuers) != 0 || len(s.Routes) != 0 || s.Replay.Kind != status.ReplayNone || s.Queue != nil || len(s.Egress) != 1 {
 		t.Errorf("egress-only gate: %+v", s.Snapshot)
 	}
 	if page := get(t, f.admin+"/"); !strings.Contains(page, "No routes") || strings.Contains(page, stClientSecret) {

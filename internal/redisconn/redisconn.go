@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/redisurl"
 )
 
 // New returns a client for r (which must be On), connecting lazily: a
@@ -24,9 +25,9 @@ func New(r *config.Redis) (*redis.Client, error) {
 	if !r.On() {
 		return nil, errors.New("redis: no redis.url configured")
 	}
-	o, err := redis.ParseURL(r.URL)
+	o, err := redisurl.Parse(r.URL)
 	if err != nil {
-		return nil, fmt.Errorf("redis.url: not a usable redis:// or rediss:// URL")
+		return nil, fmt.Errorf("redis.url: %w", err)
 	}
 	t := r.Timeout.D()
 	if t <= 0 {

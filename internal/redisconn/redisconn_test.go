@@ -27,9 +27,11 @@ func TestNewTalksToTheServer(t *testing.T) {
 }
 
 // TestNewHidesThePassword: a URL it cannot use is refused without
-// quoting its password.
+// quoting its password; so is one whose unescaped # would make a piece of
+// the password the host.
 func TestNewHidesThePassword(t *testing.T) {
-	for _, u := range []string{"redis://:hunter2@127.0.0.1:6379/x", "redis://:hunter2@[::1:6379/0"} {
+	for _, u := range []string{"redis://:hunter2@127.0.0.1:6379/x", "redis://:hunter2@[::1:6379/0",
+		"redis://:hun^ter2@127.0.0.1:6379/0", "redis://:p@ssw0rd#hunter2@127.0.0.1:6379/0"} {
 		_, err := New(&config.Redis{URL: u})
 		if err == nil || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%s: err = %v", u, err)

@@ -99,6 +99,7 @@ func (b *Builder) Build(cfg *config.Config, prev *Stack) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.shared = sharedStatus(shared)
 	if !cfg.Receiving() {
 		st.handler = notReceiving()
 		return st, nil

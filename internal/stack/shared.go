@@ -23,6 +23,13 @@ type sharedRedis struct {
 	key    string // url and timeout: equal → the same client
 	client *redis.Client
 	limits *ratelimit.Redis
+	health *sharedHealth
+}
+
+// close stops the health pings and closes the client.
+func (h *sharedRedis) close() {
+	h.health.close()
+	_ = h.client.Close()
 }
 
 // redisClient returns the client of cfg.Redis (nil without one): the
@@ -51,7 +58,7 @@ func (b *Builder) redisClient(cfg *config.Config) (*sharedRedis, error) {
 	}
 	h := &sharedRedis{key: key, client: c, limits: ratelimit.NewRedis(c, ratelimit.RedisOptions{
 		Timeout: cfg.Redis.Timeout.D(), Logger: b.log.Named("ratelimit"),
-	})}
+	}), health: watchShared(c, cfg.Redis.Timeout.D(), b.log.Named("redis"))}
 	b.redisNext = h
 	return h, nil
 }
@@ -116,6 +123,7 @@ func (b *Builder) commitShared() {
 		return
 	}
 	if old := b.redisCur; old != nil && old != b.redisNext {
+		old.health.close() // at once: the ping is cancelled; the client serves the old stack a minute more
 		time.AfterFunc(time.Minute, func() { _ = old.client.Close() })
 	}
 	b.redisCur, b.redisNext, b.redisBuilt = b.redisNext, nil, false
@@ -125,7 +133,7 @@ func (b *Builder) commitShared() {
 // abortShared closes a client made for a stack that will not serve.
 func (b *Builder) abortShared() {
 	if h := b.redisNext; h != nil && h != b.redisCur {
-		_ = h.client.Close()
+		h.close()
 	}
 	b.redisNext, b.redisBuilt, b.limitsNext = nil, false, nil
 }
@@ -134,6 +142,6 @@ func (b *Builder) abortShared() {
 func (b *Builder) closeShared() {
 	b.abortShared()
 	if h := b.redisCur; h != nil {
-		_ = h.client.Close()
+		h.close()
 	}
 }

@@ -32,6 +32,8 @@ type Stack struct {
 	replayHealth func() error
 	// replay describes the replay store the routes use (status page).
 	replay ReplayStatus
+	// shared describes the redis: block's server (status page).
+	shared SharedRedisStatus
 }
 
 // Config is the configuration the stack was built from.

@@ -1,12 +1,9 @@
 package status
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"math"
@@ -29,7 +26,7 @@ var css = mustRead("style.css")
 var ContentSecurityPolicy = fmt.Sprintf("default-src 'none'; style-src 'sha256-%s'; img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 	base64.StdEncoding.EncodeToString(func() []byte { h := sha256.Sum256([]byte(css)); return h[:] }()))
 
-var page = template.Must(template.New("page.html").Funcs(template.FuncMap{
+var pageTemplate = template.Must(template.New("page.html").Funcs(template.FuncMap{
 	// css is trusted: it is the embedded file the policy's hash covers.
 	"css":       func() template.CSS { return template.CSS(css) },
 	"dur":       func(s float64) string { return seconds(s) },
@@ -101,40 +98,14 @@ func securityHeaders(w http.ResponseWriter, contentType string) {
 	h.Set("X-Frame-Options", "DENY")
 }
 
-// snapshot asks src within statusTimeout.
-func snapshot(r *http.Request, src Source) Snapshot {
-	ctx, cancel := context.WithTimeout(r.Context(), statusTimeout)
-	defer cancel()
-	return src.Status(ctx)
-}
-
-// Page serves the status page: HTML rendered on the server, every value
-// escaped by html/template.
+// Page serves src's status page, each request building it anew; a
+// listener serves a Cache's instead.
 func Page(src Source) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b bytes.Buffer
-		if err := page.Execute(&b, view{snapshot(r, src)}); err != nil {
-			securityHeaders(w, "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusInternalServerError)
-			_, _ = fmt.Fprintln(w, "status page: rendering failed")
-			return
-		}
-		securityHeaders(w, "text/html; charset=utf-8")
-		_, _ = w.Write(b.Bytes())
-	})
+	return NewCache(src, CacheOptions{CacheFor: time.Nanosecond}).Page()
 }
 
-// JSON serves the same snapshot as the page, as JSON.
+// JSON serves src's snapshot as JSON, each request building it anew; a
+// listener serves a Cache's instead.
 func JSON(src Source) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := json.MarshalIndent(snapshot(r, src), "", "  ")
-		if err != nil {
-			securityHeaders(w, "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusInternalServerError)
-			_, _ = fmt.Fprintln(w, "status: encoding failed")
-			return
-		}
-		securityHeaders(w, "application/json")
-		_, _ = w.Write(append(b, '\n'))
-	})
+	return NewCache(src, CacheOptions{CacheFor: time.Nanosecond}).JSON()
 }

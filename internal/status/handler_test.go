@@ -29,12 +29,13 @@ func evilSnapshot() Snapshot {
 	c := tr.Counts()[evil]
 	return Snapshot{
 		Version: evil, Now: now, Started: now.Add(-time.Hour), UptimeSeconds: 3600, WindowMinutes: Window,
-		Issuers: []Issuer{{Name: evil, Kind: KindJWT, KeyIDs: []string{evil}, LastError: evil, Discovery: evil}},
-		Routes:  []Route{{Name: evil, Auth: evil, Counts: c, Reasons: c.Reasons()}},
-		Egress:  []Egress{{Name: evil, Grant: evil, LastResult: evil, LastError: evil, LastAttempt: now}},
-		Replay:  Replay{Kind: evil, Error: evil},
-		Queue:   &Queue{Store: evil, Error: evil, StatsError: evil, Routes: []QueueRoute{{Route: evil, Pending: 1}}},
-		Reload:  Reload{At: now, Result: ReloadFailure, Trigger: evil, Error: evil},
+		Issuers:     []Issuer{{Name: evil, Kind: KindJWT, KeyIDs: []string{evil}, LastError: evil, Discovery: evil}},
+		Routes:      []Route{{Name: evil, Auth: evil, Counts: c, Reasons: c.Reasons()}},
+		Egress:      []Egress{{Name: evil, Grant: evil, LastResult: evil, LastError: evil, LastAttempt: now}},
+		Replay:      Replay{Kind: evil, Error: evil},
+		SharedRedis: SharedRedis{Configured: true, Error: evil},
+		Queue:       &Queue{Store: evil, Error: evil, StatsError: evil, Routes: []QueueRoute{{Route: evil, Pending: 1}}},
+		Reload:      Reload{At: now, Result: ReloadFailure, Trigger: evil, Error: evil},
 	}
 }
 

@@ -31,13 +31,14 @@ type Snapshot struct {
 	Started       time.Time `json:"started"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
 	// WindowMinutes is how many minutes the routes' counts cover.
-	WindowMinutes int      `json:"window_minutes"`
-	Issuers       []Issuer `json:"issuers"`
-	Routes        []Route  `json:"routes"`
-	Egress        []Egress `json:"egress"`
-	Replay        Replay   `json:"replay"`
-	Queue         *Queue   `json:"queue,omitempty"`
-	Reload        Reload   `json:"reload"`
+	WindowMinutes int         `json:"window_minutes"`
+	Issuers       []Issuer    `json:"issuers"`
+	Routes        []Route     `json:"routes"`
+	Egress        []Egress    `json:"egress"`
+	Replay        Replay      `json:"replay"`
+	Queue         *Queue      `json:"queue,omitempty"`
+	SharedRedis   SharedRedis `json:"shared_redis"`
+	Reload        Reload      `json:"reload"`
 }
 
 // Issuer is one issuer of the receiving side.
@@ -105,15 +106,33 @@ type Egress struct {
 	ReadyRequiresToken bool `json:"ready_requires_token"`
 }
 
+// ReplayNone is Replay.Kind when no route keeps replay ids.
+const ReplayNone = "none"
+
 // Replay is the signed-webhook replay store.
 type Replay struct {
-	// Kind is memory or redis; "" when no route keeps replay ids.
+	// Kind is memory, redis, or ReplayNone when no route keeps replay ids
+	// (then Reachable is false and means nothing).
 	Kind string `json:"kind"`
 	// Reachable: the store answers (always true for memory).
 	Reachable bool `json:"reachable"`
 	// FailOpen: signed routes serve, unchecked, while Redis is down.
 	FailOpen bool `json:"fail_open,omitempty"`
 	// Error is why Redis does not answer.
+	Error string `json:"error,omitempty"`
+}
+
+// SharedRedis is the server of the top-level redis: block (route rate
+// limits, the Token URL's buckets, shared egress tokens). What uses it
+// falls back when it does not answer — rate limits count in each
+// replica's memory, shared egress entries request their own tokens — so
+// readiness does not depend on it; this is where a broken one shows.
+type SharedRedis struct {
+	// Configured: the configuration has a redis: block.
+	Configured bool `json:"configured"`
+	// Reachable: the last background PING (AUTH included) answered.
+	Reachable bool `json:"reachable"`
+	// Error is why it does not answer (redacted).
 	Error string `json:"error,omitempty"`
 }
 
@@ -191,7 +210,7 @@ func (s *Snapshot) texts() []*string {
 	for i := range s.Egress {
 		out = append(out, &s.Egress[i].LastError)
 	}
-	out = append(out, &s.Replay.Error, &s.Reload.Error, &s.Reload.Trigger)
+	out = append(out, &s.Replay.Error, &s.SharedRedis.Error, &s.Reload.Error, &s.Reload.Trigger)
 	if q := s.Queue; q != nil {
 		out = append(out, &q.Error, &q.StatsError)
 	}

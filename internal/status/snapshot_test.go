@@ -26,7 +26,7 @@ func TestRedactHidesEverySecret(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := Snapshot{Issuers: []Issuer{{LastError: c.text}}, Egress: []Egress{{LastError: c.text}}, Queue: &Queue{Error: c.text, StatsError: c.text}}
-			s.Replay.Error, s.Reload.Error, s.Reload.Trigger = c.text, c.text, c.text
+			s.Replay.Error, s.SharedRedis.Error, s.Reload.Error, s.Reload.Trigger = c.text, c.text, c.text, c.text
 			s.Redact(c.secrets)
 			for i, got := range s.texts() {
 				if *got != c.want {
