@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tokengate/tokengate/queue"
 )
 
@@ -25,6 +27,7 @@ type queuedOpts struct {
 	d, down, kill time.Duration
 	kills, rounds int
 	conns         int
+	rate          float64 // offered load of the down and kill runs (0: closed loop)
 	concurrency   int
 	store         string // file | redis
 	drain         time.Duration
@@ -167,7 +170,11 @@ func sendQueued(c *http.Client, base, token string) ackResult {
 // acknowledgement (202 with a delivery id) goes into led; transport errors
 // (a killed gate) are counted and retried after a pause. It returns the
 // answers in the stats type the other scenarios use.
-func queuedLoad(ctx context.Context, base func() string, token string, conns int, led *ledger) (*stats, int64) {
+func queuedLoad(ctx context.Context, base func() string, token string, conns int, perSecond float64, led *ledger) (*stats, int64) {
+	var lim *rate.Limiter // nil: closed loop, as fast as answers come
+	if perSecond > 0 {
+		lim = rate.NewLimiter(rate.Limit(perSecond), 1)
+	}
 	c := client(conns)
 	defer c.CloseIdleConnections()
 	var mu sync.Mutex
@@ -179,6 +186,9 @@ func queuedLoad(ctx context.Context, base func() string, token string, conns int
 		wg.Go(func() {
 			var local []result
 			for ctx.Err() == nil {
+				if lim != nil && lim.Wait(ctx) != nil {
+					break
+				}
 				r := sendQueued(c, base(), token)
 				if r.err {
 					if ctx.Err() == nil {

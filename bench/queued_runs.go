@@ -37,7 +37,11 @@ func queuedBench(ctx context.Context, o queuedOpts) error {
 		return fmt.Errorf("-store %q: file or redis", o.store)
 	}
 	var report strings.Builder
-	fmt.Fprintf(&report, "# queued delivery: store %s, %d connections, route concurrency %d, backoff 200ms..2s\n\n", o.store, o.conns, o.concurrency)
+	load := "closed loop"
+	if o.rate > 0 {
+		load = fmt.Sprintf("%.0f req/s offered in the receiver-down and kill runs", o.rate)
+	}
+	fmt.Fprintf(&report, "# queued delivery: store %s, %d connections (%s), route concurrency %d, backoff 200ms..2s\n\n", o.store, o.conns, load, o.concurrency)
 	for _, m := range []struct {
 		name string
 		run  func(context.Context, *strings.Builder) error
@@ -86,7 +90,7 @@ func (q *queuedEnv) throughput(ctx context.Context, report *strings.Builder) err
 			return err
 		}
 		lctx, cancel := context.WithTimeout(ctx, q.d())
-		st, _ := queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, q.o.conns, led)
+		st, _ := queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, q.o.conns, 0, led)
 		cancel()
 		during := led.tally()
 		drain, ok := waitDrain(led, q.o.drain)
@@ -140,7 +144,7 @@ func (q *queuedEnv) receiverDown(ctx context.Context, report *strings.Builder) e
 	var errs int64
 	go func() {
 		defer close(done)
-		st, errs = queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, q.o.conns, led)
+		st, errs = queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, q.o.conns, q.o.rate, led)
 	}()
 	var back time.Time
 	var atDown, atUp tally
@@ -196,7 +200,7 @@ func (q *queuedEnv) killNine(ctx context.Context, report *strings.Builder) error
 	var errs int64
 	go func() {
 		defer close(done)
-		st, errs = queuedLoad(lctx, func() string { return "http://" + addr }, q.token, q.o.conns, led)
+		st, errs = queuedLoad(lctx, func() string { return "http://" + addr }, q.token, q.o.conns, q.o.rate, led)
 	}()
 	var inFlight []int64
 	var restarts []time.Duration
