@@ -113,7 +113,7 @@ type queuedEnv struct {
 func (q *queuedEnv) queuedConfig(name string) (string, error) {
 	store := "file://" + filepath.Join(q.dir, "queue-"+name)
 	if q.redis != nil {
-		store = q.redis.URL()
+		store = q.redis.URL(map[string]int{"down": 2, "kill": 3}[name]) // a database per run: no run delivers another's leftovers
 	}
 	path := filepath.Join(q.dir, "queued-"+name+".yaml")
 	cfg := fmt.Sprintf(`listen: %s
@@ -265,7 +265,7 @@ func startRedis(dir string) (*redisProc, error) {
 	return r, nil
 }
 
-func (r *redisProc) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+func (r *redisProc) URL(db int) string { return fmt.Sprintf("redis://127.0.0.1:%d/%d", r.port, db) }
 
 // stop ends the redis-server by its PID.
 func (r *redisProc) stop() {
