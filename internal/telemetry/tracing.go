@@ -28,6 +28,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/spans"
+	"github.com/tokengate/tokengate/internal/tracehdr"
 )
 
 // Tracing defaults.
@@ -276,8 +277,11 @@ func (t *Tracing) Propagator() propagation.TextMapPropagator {
 // (otelhttp), named "METHOD name" (the proxy renames its spans after the
 // route). A request's traceparent is continued only when trusted says
 // so (nil: never); anyone else's starts a new trace with a link to
-// theirs, its tracestate dropped first: nothing of it is kept. With
-// tracing off it returns next itself.
+// theirs, its tracestate dropped first, and next sees none of its trace
+// context or baggage headers (any tracing system's, any spelling:
+// tracehdr), so nothing of it is kept, forwarded or stored. A trusted
+// peer's headers all reach next. With tracing off it returns next
+// itself.
 func (t *Tracing) Handler(next http.Handler, name string, trusted func(*http.Request) bool) http.Handler {
 	if t == nil {
 		return next
@@ -285,7 +289,13 @@ func (t *Tracing) Handler(next http.Handler, name string, trusted func(*http.Req
 	if trusted == nil {
 		trusted = func(*http.Request) bool { return false }
 	}
-	h := otelhttp.NewHandler(next, name,
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !trusted(r) {
+			tracehdr.Strip(r.Header) // after otelhttp read the traceparent for the link
+		}
+		next.ServeHTTP(w, r)
+	})
+	h := otelhttp.NewHandler(inner, name,
 		otelhttp.WithTracerProvider(t.tp),
 		otelhttp.WithMeterProvider(noopmetric.NewMeterProvider()),
 		otelhttp.WithPropagators(t.prop),
