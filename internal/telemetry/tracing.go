@@ -321,12 +321,22 @@ func (t *Tracing) Handler(next http.Handler, name string, trusted func(*http.Req
 	})
 }
 
-// Shutdown exports the spans still queued, within ctx.
+// Shutdown exports the spans still queued, and returns when ctx ends at
+// the latest: an export or an exporter's close that hangs (a collector
+// that never answers) goes on in the background, never holding the
+// caller.
 func (t *Tracing) Shutdown(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	return t.tp.Shutdown(ctx)
+	done := make(chan error, 1)
+	go func() { done <- t.tp.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // TrustPeers returns whether a request's peer (never X-Forwarded-For) is
