@@ -7,17 +7,9 @@ import (
 
 // Defaults applied by Load to fields the YAML leaves unset.
 const (
-	DefaultListen        = ":8080"
-	DefaultAdminListen   = "127.0.0.1:9090"
-	DefaultShutdownGrace = 30 * time.Second
-	// ShutdownOverrun is the most a SIGTERM shutdown runs past
-	// shutdown_grace: the final export of queued spans (tracing on) gets
-	// what is left of the grace, at most 5s, and at least this long when
-	// the drain used all of it. (An egress refresh-token refresh already
-	// at the vendor is waited for too, within its token timeout.) A
-	// Kubernetes terminationGracePeriodSeconds must exceed
-	// shutdown_grace plus this.
-	ShutdownOverrun            = time.Second
+	DefaultListen              = ":8080"
+	DefaultAdminListen         = "127.0.0.1:9090"
+	DefaultShutdownGrace       = 30 * time.Second
 	DefaultDialTimeout         = 5 * time.Second
 	DefaultResponseTimeout     = 30 * time.Second
 	DefaultMaxBodyBytes        = 10 << 20 // 10 MiB
@@ -54,6 +46,14 @@ const (
 	IntrospectionAuthPost  = "post"
 	IntrospectionAuthNone  = "none"
 )
+
+// ShutdownOverrun is the most a SIGTERM shutdown runs past shutdown_grace:
+// the final export of queued spans (tracing on) gets what is left of the
+// grace, at most 5s, and at least this long when the drain used all of
+// it. (An egress refresh-token refresh already at the vendor is waited
+// for too, within its token timeout.) A Kubernetes
+// terminationGracePeriodSeconds must exceed shutdown_grace plus this.
+const ShutdownOverrun = time.Second
 
 // DefaultAlgorithms is the JWT signature algorithm allow-list used when an
 // issuer sets none: asymmetric algorithms only. HMAC ("HS*") and "none" are
