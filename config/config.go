@@ -47,6 +47,14 @@ const (
 	IntrospectionAuthNone  = "none"
 )
 
+// ShutdownOverrun is the most a SIGTERM shutdown runs past shutdown_grace:
+// the final export of queued spans (tracing on) gets what is left of the
+// grace, at most 5s, and at least this long when the drain used all of
+// it. (An egress refresh-token refresh already at the vendor is waited
+// for too, within its token timeout.) A Kubernetes
+// terminationGracePeriodSeconds must exceed shutdown_grace plus this.
+const ShutdownOverrun = time.Second
+
 // DefaultAlgorithms is the JWT signature algorithm allow-list used when an
 // issuer sets none: asymmetric algorithms only. HMAC ("HS*") and "none" are
 // never accepted with keys from a JWKS.

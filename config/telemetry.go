@@ -1,8 +1,11 @@
 package config
 
 import (
+	"errors"
+	"math"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -80,14 +83,8 @@ func (v *validator) tracing() {
 	}
 	const p = "telemetry.tracing"
 	if t.Endpoint != "" {
-		u, err := url.Parse(t.Endpoint)
-		switch {
-		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-			v.add(p+".endpoint", "must be an absolute http or https URL (the collector's OTLP base URL, e.g. http://otel-collector:4318), got %q", t.Endpoint)
-		case u.User != nil:
-			v.add(p+".endpoint", "must not carry credentials: give the collector's headers in OTEL_EXPORTER_OTLP_HEADERS")
-		case u.RawQuery != "" || u.Fragment != "":
-			v.add(p+".endpoint", "must not carry a query or fragment")
+		if err := CheckCollectorURL(t.Endpoint); err != nil {
+			v.add(p+".endpoint", "%v", err)
 		}
 	}
 	switch t.Protocol {
@@ -102,7 +99,7 @@ func (v *validator) tracing() {
 	}
 	if a := t.SamplerArg; a != nil {
 		switch {
-		case *a < 0 || *a > 1:
+		case math.IsNaN(*a) || *a < 0 || *a > 1:
 			v.add(p+".sampler_arg", "must be a ratio from 0 to 1, got %v", *a)
 		case t.Sampler != "" && !SamplerTakesArg(t.Sampler):
 			v.add(p+".sampler_arg", "is read only by the traceidratio and parentbased_traceidratio samplers, not %s", t.Sampler)
@@ -117,4 +114,27 @@ func (v *validator) tracing() {
 		}
 	}
 	v.cidrs(p+".trust_incoming", t.TrustIncoming)
+}
+
+// CheckCollectorURL checks a collector's OTLP endpoint
+// (telemetry.tracing.endpoint, OTEL_EXPORTER_OTLP_ENDPOINT): an absolute
+// http or https URL with a host and a valid port, without credentials, a
+// query or a fragment. The error never holds the URL or a part of it: a
+// mistyped one may carry credentials.
+func CheckCollectorURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.Opaque != "":
+		return errors.New("must be an absolute http or https URL (the collector's OTLP base URL, e.g. http://otel-collector:4318); the value is not shown, it may hold credentials")
+	case u.User != nil:
+		return errors.New("must not carry credentials: give the collector's headers in OTEL_EXPORTER_OTLP_HEADERS")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return errors.New("must not carry a query or fragment")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return errors.New("must have a port from 1 to 65535")
+		}
+	}
+	return nil
 }

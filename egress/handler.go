@@ -91,8 +91,9 @@ type HandlerOptions struct {
 	Logger *zap.Logger
 	// Propagator, when set, turns tracing on (tracing.go): the request's
 	// server span (made by the gate, continuing the app's trace) gets an
-	// upstream span, and the vendor gets our W3C trace context. nil:
-	// trace headers pass as the app sent them.
+	// upstream span, and the vendor gets our traceparent and none of the
+	// app's trace context. nil: trace headers pass as the app sent them,
+	// except its baggage, which never leaves.
 	Propagator propagation.TextMapPropagator
 }
 

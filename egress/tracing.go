@@ -12,14 +12,15 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/internal/spans"
+	"github.com/tokengate/tokengate/internal/tracehdr"
 )
 
 // Tracing (HandlerOptions.Propagator set): the egress listener's server
 // span, made by the gate, continues the app's trace (an egress listener
 // binds loopback or requires client certificates: its callers are the
 // operator's own apps). The handler adds a "token" span (Source.Token)
-// and an "upstream" client span, and sends the vendor our trace context
-// in place of the app's.
+// and an "upstream" client span, and sends the vendor our traceparent
+// in place of the app's trace context (injectTrace).
 
 // upstreamSpan starts the client span of the request to the vendor, when
 // the trace is sampled.
@@ -46,15 +47,24 @@ func endUpstreamSpan(span trace.Span, code int) {
 	span.End()
 }
 
-// injectTrace replaces the app's trace context with ours (the upstream
-// span's, or the server span's when the trace is not sampled).
+// injectTrace sends the vendor tokengate's traceparent in place of the
+// app's trace context (the upstream span's, or the server span's when
+// the trace is not sampled), without tracestate: the app's tracestate
+// entries and baggage are its own tracing's, not the vendor's. Every
+// other trace-context header of the app (b3, uber-trace-id, …, any
+// spelling) is removed. With tracing off only the app's baggage is
+// removed: trace ids pass as sent, internal context never leaves.
 func (h *Handler) injectTrace(pr *httputil.ProxyRequest) {
 	if h.o.Propagator == nil {
+		tracehdr.StripBaggage(pr.Out.Header)
 		return
 	}
-	pr.Out.Header.Del("Traceparent")
-	pr.Out.Header.Del("Tracestate")
-	h.o.Propagator.Inject(pr.In.Context(), propagation.HeaderCarrier(pr.Out.Header))
+	tracehdr.Strip(pr.Out.Header)
+	ctx := pr.In.Context()
+	if sc := trace.SpanContextFromContext(ctx); sc.TraceState().Len() > 0 {
+		ctx = trace.ContextWithSpanContext(ctx, sc.WithTraceState(trace.TraceState{}))
+	}
+	h.o.Propagator.Inject(ctx, propagation.HeaderCarrier(pr.Out.Header))
 }
 
 // traceRequest records the egress entry and any retry on the server

@@ -20,7 +20,9 @@ import (
 // the route, decision and verified client id, wraps the forwarded
 // request in an "upstream" client span, and sends the receiver our trace
 // context: whatever traceparent or tracestate the sender sent is
-// replaced, never passed on.
+// replaced, never passed on (the gate's server-span handler already
+// removed an untrusted sender's other trace and baggage headers:
+// telemetry.Tracing.Handler).
 
 // traceHeaders are the W3C trace context headers tokengate writes itself
 // when tracing is on.

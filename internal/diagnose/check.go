@@ -7,11 +7,13 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/stack"
+	"github.com/tokengate/tokengate/internal/telemetry"
 )
 
 // probeTimeout bounds each issuer probe of `tokengate check`.
@@ -27,6 +29,7 @@ func Check(ctx context.Context, path string, out io.Writer) error {
 		return cerr
 	}
 	problems, badPaths := configProblems(cerr)
+	problems = append(problems, tracingProblems(cfg)...)
 	fmt.Fprintf(out, "config   %s\n", path)
 	if !cfg.Receiving() {
 		fmt.Fprintf(out, "calling side only (admin %s)\n", cfg.AdminListen)
@@ -58,6 +61,20 @@ func Check(ctx context.Context, path string, out io.Writer) error {
 		fmt.Fprintln(out, "  warning: "+w)
 	}
 	return report(path, problems, out)
+}
+
+// tracingProblems checks telemetry.tracing with the OTEL_* variables of
+// this environment as the gate's start does: one problem per variable.
+func tracingProblems(cfg *config.Config) []string {
+	err := telemetry.CheckTracing(cfg.Telemetry.Tracing, os.Getenv)
+	if err == nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		out = append(out, "tracing: "+l)
+	}
+	return out
 }
 
 // configProblems lists the configuration's own problems, and the YAML

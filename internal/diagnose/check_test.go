@@ -245,3 +245,33 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestCheckRefusesInvalidOTELVariables: check runs the start's tracing
+// checks on this environment's OTEL_* variables: a bogus sampler and a
+// malformed header are problems naming the variable, and the header's
+// value is never shown.
+func TestCheckRefusesInvalidOTELVariables(t *testing.T) {
+	idp := verifiertest.New()
+	defer idp.Close()
+	path := writeConfig(t, fmt.Sprintf(`
+upstream: http://127.0.0.1:9000
+issuers: [{ name: idp, issuer: %s, audiences: [https://hooks.example.com] }]
+routes: [{ path_prefix: /hooks }]
+`, idp.Issuer()))
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318") // turns tracing on
+	t.Setenv("OTEL_TRACES_SAMPLER", "bogus")
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=OTLPAPIKEY_Rr5%zz")
+	var out bytes.Buffer
+	err := Check(context.Background(), path, &out)
+	if err == nil {
+		t.Fatalf("check passed with invalid OTEL_* variables:\n%s", out.String())
+	}
+	for _, want := range []string{"tracing: OTEL_TRACES_SAMPLER: unknown sampler", "tracing: OTEL_EXPORTER_OTLP_HEADERS:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "OTLPAPIKEY") {
+		t.Errorf("check shows the header's value:\n%s", out.String())
+	}
+}

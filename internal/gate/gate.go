@@ -124,7 +124,7 @@ func New(path string, o Options) (*Gate, error) {
 	g.queueEvery = o.QueueCheckEvery
 	q, err := openQueue(cfg, upstreamTransport{g}, g.m, g.tr, g.log, g.queueEvery)
 	if err != nil {
-		g.stopTracing()
+		g.stopTracing(time.Now()) // nothing served: nothing to wait for
 		return nil, err
 	}
 	g.queue.Store(q)
@@ -134,7 +134,7 @@ func New(path string, o Options) (*Gate, error) {
 		if q != nil {
 			q.stop()
 		}
-		g.stopTracing()
+		g.stopTracing(time.Now()) // nothing served: nothing to wait for
 		return nil, err
 	}
 	g.b.CommitReplay()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -13,8 +14,8 @@ import (
 // refresh-token refresh at the vendor so its rotated token is stored,
 // stops the delivery queue (its attempts in flight get shutdown_grace
 // beside the public drain, not after it; what is left stays stored), then
-// stops the admin listener and closes
-// the replay store. Later calls
+// stops the admin listener, closes the replay store and exports the spans
+// still queued (at most config.ShutdownOverrun past the grace). Later calls
 // return the first call's result. An error says what was cut off.
 func (g *Gate) Shutdown(ctx context.Context) error {
 	g.shutdownOnce.Do(func() { g.shutdownErr = g.stop(ctx) })
@@ -35,7 +36,8 @@ func (g *Gate) stop(ctx context.Context) error {
 	}
 	grace := g.cur.Load().Config().ShutdownGrace.D()
 	g.log.Info("shutting down: no new connections, draining requests in flight", zap.Duration("grace", grace))
-	ctx, cancel := context.WithTimeout(ctx, grace)
+	graceEnd := time.Now().Add(grace)
+	ctx, cancel := context.WithDeadline(ctx, graceEnd)
 	defer cancel()
 	egressDone := make(chan struct{})
 	go func() { g.eg.shutdown(ctx); close(egressDone) }()
@@ -54,7 +56,7 @@ func (g *Gate) stop(ctx context.Context) error {
 		t.CloseIdleConnections()
 	}
 	g.b.Close()
-	g.stopTracing() // after the queue: its last attempts' spans are exported
+	g.stopTracing(graceEnd) // after the queue: its last attempts' spans are exported
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("requests still in flight after the %v grace period were cut off", grace)

@@ -12,8 +12,10 @@ import (
 	"github.com/tokengate/tokengate/internal/telemetry"
 )
 
-// tracingFlush bounds exporting the spans still queued at shutdown.
-const tracingFlush = 5 * time.Second
+// Exporting the spans still queued at shutdown gets what is left of
+// shutdown_grace, within these bounds: at most tracingFlushMax, at least
+// config.ShutdownOverrun (the drain may have used the whole grace).
+const tracingFlushMax = 5 * time.Second
 
 // newTracing sets up OpenTelemetry tracing from the configuration's
 // telemetry.tracing block and the OTEL_* environment; nil when neither
@@ -39,16 +41,23 @@ func newTracing(cfg *config.Config, o Options, log *zap.Logger, version string) 
 	return tr, nil
 }
 
-// stopTracing exports the spans still queued.
-func (g *Gate) stopTracing() {
+// stopTracing exports the spans still queued, by graceEnd (the end of
+// shutdown_grace) within the bounds above: a collector that hangs never
+// holds the exit longer.
+func (g *Gate) stopTracing(graceEnd time.Time) {
 	if g.tr == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), tracingFlush)
+	ctx, cancel := context.WithTimeout(context.Background(), flushTime(time.Until(graceEnd)))
 	defer cancel()
 	if err := g.tr.Shutdown(ctx); err != nil {
 		g.log.Warn("tracing: spans still queued at shutdown were not exported", zap.Error(err))
 	}
+}
+
+// flushTime is the final export's time, given what is left of the grace.
+func flushTime(left time.Duration) time.Duration {
+	return min(max(left, config.ShutdownOverrun), tracingFlushMax)
 }
 
 // trustApps continues every egress caller's trace.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/spans"
+	"github.com/tokengate/tokengate/internal/tracehdr"
 )
 
 // Tracing defaults.
@@ -35,7 +36,7 @@ const (
 	DefaultServiceName = "tokengate"
 	DefaultSampler     = "parentbased_always_on"
 	// MaxAttributeLength bounds every attribute value a span holds
-	// (unless OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT sets a bound): a sender
+	// (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT may only lower it): a sender
 	// chooses its User-Agent and path, up to the 256 KiB request head,
 	// and up to 2048 spans wait in the export queue.
 	MaxAttributeLength = 256
@@ -85,7 +86,9 @@ type TracingSettings struct {
 // neither the configuration has a telemetry.tracing block nor
 // OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
 // set, or OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none says so.
-// An invalid OTEL_* value is an error naming the variable.
+// An invalid OTEL_* value is an error naming the variable (otelenv.go),
+// checked before the SDK reads any; the SDK's own log goes to Logger,
+// without values (sdklog.go).
 func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
@@ -94,6 +97,7 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	if err != nil || !on {
 		return nil, err
 	}
+	otel.SetLogger(sdkLogger(o.Logger)) // before the SDK reads anything
 	exp := o.Exporter
 	if exp == nil {
 		if exp, err = newExporter(ctx, s); err != nil {
@@ -108,8 +112,8 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 		otel.SetErrorHandler(exportErrors(o.Logger))
 	}
 	limits := sdktrace.NewSpanLimits() // the OTEL_SPAN_*/OTEL_ATTRIBUTE_* variables
-	if limits.AttributeValueLengthLimit < 0 {
-		limits.AttributeValueLengthLimit = MaxAttributeLength
+	if l := limits.AttributeValueLengthLimit; l < 1 || l > MaxAttributeLength {
+		limits.AttributeValueLengthLimit = MaxAttributeLength // a variable only lowers it
 	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp), // a full queue drops spans; a request never waits for the collector
@@ -121,10 +125,11 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 }
 
 // resolveTracing merges the configuration block with the environment.
+// With tracing on, every OTEL_* variable is checked first (otelenv.go).
 func resolveTracing(c *config.Tracing, getenv func(string) string) (TracingSettings, bool, error) {
 	s := TracingSettings{Protocol: config.ProtocolHTTPProtobuf, Sampler: DefaultSampler, SamplerArg: 1}
-	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
-		return s, false, nil
+	if off, err := envBool(getenv, "OTEL_SDK_DISABLED"); err != nil || off {
+		return s, false, err
 	}
 	switch e := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")); e {
 	case "", "otlp":
@@ -133,36 +138,38 @@ func resolveTracing(c *config.Tracing, getenv func(string) string) (TracingSetti
 	default:
 		return s, false, fmt.Errorf("OTEL_TRACES_EXPORTER: %q is not supported (otlp or none)", e)
 	}
-	if c == nil && getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+	if c == nil && strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_ENDPOINT")) == "" && strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")) == "" {
 		return s, false, nil
+	}
+	if err := checkEnv(getenv); err != nil {
+		return s, false, err
 	}
 	if c == nil {
 		c = &config.Tracing{}
 	}
 	s.Endpoint = c.Endpoint
-	if p := firstSet(c.Protocol, getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), getenv("OTEL_EXPORTER_OTLP_PROTOCOL")); p != "" {
-		if p != config.ProtocolHTTPProtobuf && p != config.ProtocolGRPC {
-			return s, false, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL: %q is not supported (http/protobuf or grpc)", p)
-		}
+	env := func(k string) string { return strings.TrimSpace(getenv(k)) }
+	if p := firstSet(c.Protocol, env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), env("OTEL_EXPORTER_OTLP_PROTOCOL")); p != "" {
 		s.Protocol = p
 	}
-	if n := firstSet(c.Sampler, strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER"))); n != "" {
-		if !slices.Contains(config.TracingSamplers, n) {
-			return s, false, fmt.Errorf("OTEL_TRACES_SAMPLER: unknown sampler %q (one of %s)", n, strings.Join(config.TracingSamplers, ", "))
-		}
+	if n := firstSet(c.Sampler, env("OTEL_TRACES_SAMPLER")); n != "" {
 		s.Sampler = n
 	}
-	switch a := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG")); {
+	switch a := env("OTEL_TRACES_SAMPLER_ARG"); {
 	case c.SamplerArg != nil:
 		s.SamplerArg = *c.SamplerArg
 	case a != "" && config.SamplerTakesArg(s.Sampler):
-		f, err := strconv.ParseFloat(a, 64)
-		if err != nil || f < 0 || f > 1 {
-			return s, false, fmt.Errorf("OTEL_TRACES_SAMPLER_ARG: %q is not a ratio from 0 to 1", a)
-		}
-		s.SamplerArg = f
+		s.SamplerArg, _ = strconv.ParseFloat(a, 64) // checked
 	}
 	return s, true, nil
+}
+
+// CheckTracing checks the configuration's telemetry.tracing block with
+// the OTEL_* environment as the gate's start does (tokengate check):
+// nil when tracing is off or would start.
+func CheckTracing(c *config.Tracing, getenv func(string) string) error {
+	_, _, err := resolveTracing(c, getenv)
+	return err
 }
 
 func firstSet(vals ...string) string {
@@ -276,8 +283,11 @@ func (t *Tracing) Propagator() propagation.TextMapPropagator {
 // (otelhttp), named "METHOD name" (the proxy renames its spans after the
 // route). A request's traceparent is continued only when trusted says
 // so (nil: never); anyone else's starts a new trace with a link to
-// theirs, its tracestate dropped first: nothing of it is kept. With
-// tracing off it returns next itself.
+// theirs, its tracestate dropped first, and next sees none of its trace
+// context or baggage headers (any tracing system's, any spelling:
+// tracehdr), so nothing of it is kept, forwarded or stored. A trusted
+// peer's headers all reach next. With tracing off it returns next
+// itself.
 func (t *Tracing) Handler(next http.Handler, name string, trusted func(*http.Request) bool) http.Handler {
 	if t == nil {
 		return next
@@ -285,7 +295,13 @@ func (t *Tracing) Handler(next http.Handler, name string, trusted func(*http.Req
 	if trusted == nil {
 		trusted = func(*http.Request) bool { return false }
 	}
-	h := otelhttp.NewHandler(next, name,
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !trusted(r) {
+			tracehdr.Strip(r.Header) // after otelhttp read the traceparent for the link
+		}
+		next.ServeHTTP(w, r)
+	})
+	h := otelhttp.NewHandler(inner, name,
 		otelhttp.WithTracerProvider(t.tp),
 		otelhttp.WithMeterProvider(noopmetric.NewMeterProvider()),
 		otelhttp.WithPropagators(t.prop),
@@ -305,12 +321,22 @@ func (t *Tracing) Handler(next http.Handler, name string, trusted func(*http.Req
 	})
 }
 
-// Shutdown exports the spans still queued, within ctx.
+// Shutdown exports the spans still queued, and returns when ctx ends at
+// the latest: an export or an exporter's close that hangs (a collector
+// that never answers) goes on in the background, never holding the
+// caller.
 func (t *Tracing) Shutdown(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	return t.tp.Shutdown(ctx)
+	done := make(chan error, 1)
+	go func() { done <- t.tp.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // TrustPeers returns whether a request's peer (never X-Forwarded-For) is
