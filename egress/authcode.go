@@ -366,6 +366,7 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	}
 	r := g.o.Token.redactor(rt)
 	ts := g.o.config().TokenSource(g.o.client(ctx), &oauth2.Token{RefreshToken: rt})
+	sent := time.Now()
 	tok, err := ts.Token()
 	if err != nil {
 		te := classify(err, r)
@@ -382,7 +383,7 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 			return nil, r.with(tok.RefreshToken).seal(g.notStored(err))
 		}
 	}
-	t, err := accept(tok, time.Now(), g.o.Token, r)
+	t, err := accept(tok, sent, g.o.Token, r)
 	return t, r.seal(err)
 }
 

@@ -80,6 +80,7 @@ func (g *RefreshGrant) tokenLocked(ctx context.Context, l *sharedLock) (*Token, 
 	r := g.o.Token.redactor(rt)
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	sent := time.Now()
 	tok, err := g.o.config().TokenSource(g.o.client(rctx), &oauth2.Token{RefreshToken: rt}).Token()
 	if err != nil {
 		te := classify(err, r)
@@ -97,7 +98,7 @@ func (g *RefreshGrant) tokenLocked(ctx context.Context, l *sharedLock) (*Token, 
 	} else if err := g.storeRotated(l, rec.gen, tok.RefreshToken); err != nil {
 		return nil, r.seal(g.notStoredShared(err))
 	}
-	t, err := accept(tok, time.Now(), g.o.Token, r)
+	t, err := accept(tok, sent, g.o.Token, r)
 	return t, r.seal(err)
 }
 
