@@ -244,7 +244,7 @@ func (a *Authorization) Exchange(ctx context.Context, code string) (*Granted, er
 		}
 		return nil, r.seal(te)
 	}
-	r = r.with(tok.AccessToken, tok.RefreshToken)
+	r = r.withTokens(tok.AccessToken, tok.RefreshToken)
 	if tok.RefreshToken == "" {
 		return nil, errors.New("the server granted no refresh token: ask for the offline_access scope (Deployteq) or whatever the server needs for one; nothing stored")
 	}
@@ -364,7 +364,7 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized,
 			Description: fmt.Sprintf("the refresh token in %s was refused (invalid_grant: revoked or expired): run `tokengate authorize %s --config FILE`", g.o.RefreshTokenFile, g.o.Name)}
 	}
-	r := g.o.Token.redactor(rt)
+	r := g.o.Token.redactor(rt, f.prev)
 	ts := g.o.config().TokenSource(g.o.client(ctx), &oauth2.Token{RefreshToken: rt})
 	sent := time.Now()
 	tok, err := ts.Token()
@@ -377,10 +377,11 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 		return nil, r.seal(te)
 	}
 	if tok.RefreshToken != "" && tok.RefreshToken != rt {
+		f.prev = rt
 		if err := g.o.write(f, tok.RefreshToken); err != nil {
 			f.pending, f.spent, f.storeErr = tok.RefreshToken, rt, err
 			f.store = func(s string) error { return g.o.write(f, s) }
-			return nil, r.with(tok.RefreshToken).seal(g.notStored(err))
+			return nil, r.withTokens(tok.RefreshToken).seal(g.notStored(err))
 		}
 	}
 	t, err := accept(tok, sent, g.o.Token, r)

@@ -34,7 +34,8 @@ const (
 type redactor struct{ forms []string }
 
 // redactor makes the redactor of o's token requests; sent are other
-// secrets the request carried (the refresh token).
+// secrets the request carried or the grant held (the refresh token sent,
+// the one before it), hidden with their encodings too (withTokens).
 func (o TokenOptions) redactor(sent ...string) redactor {
 	var forms []string
 	if s := o.ClientSecret; s != "" {
@@ -46,7 +47,7 @@ func (o TokenOptions) redactor(sent ...string) redactor {
 			base64.RawStdEncoding.EncodeToString([]byte(s)), base64.RawURLEncoding.EncodeToString([]byte(s)))
 		forms = append(forms, escapedForms(s)...)
 	}
-	return redactor{}.with(append(forms, sent...)...)
+	return redactor{}.with(forms...).withTokens(sent...)
 }
 
 // escapedForms are s as it appears inside a %q or a JSON string.

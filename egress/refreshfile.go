@@ -31,6 +31,7 @@ type refreshFile struct {
 	pending string // rotated by the server, not yet stored
 	spent   string // the refresh token pending replaced
 	refused string // refused by the server (invalid_grant)
+	prev    string // the refresh token this process rotated away last: hidden from error texts like the current one
 	// store writes pending (the grant's WriteFile), for DrainRefreshes;
 	// storeErr is why it could not be written last.
 	store    func(string) error

@@ -77,7 +77,7 @@ func (g *RefreshGrant) tokenLocked(ctx context.Context, l *sharedLock) (*Token, 
 		return nil, &notRequested{err}
 	}
 	rt := rec.rt
-	r := g.o.Token.redactor(rt)
+	r := g.o.Token.redactor(rt, f.prev)
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	sent := time.Now()
@@ -92,11 +92,14 @@ func (g *RefreshGrant) tokenLocked(ctx context.Context, l *sharedLock) (*Token, 
 		st.settle(rec.gen, f.id, state)
 		return nil, r.seal(te)
 	}
-	r = r.with(tok.RefreshToken)
+	r = r.withTokens(tok.RefreshToken)
 	if tok.RefreshToken == "" || tok.RefreshToken == rt {
 		st.settle(rec.gen, f.id, stateReady)
-	} else if err := g.storeRotated(l, rec.gen, tok.RefreshToken); err != nil {
-		return nil, r.seal(g.notStoredShared(err))
+	} else {
+		f.prev = rt
+		if err := g.storeRotated(l, rec.gen, tok.RefreshToken); err != nil {
+			return nil, r.seal(g.notStoredShared(err))
+		}
 	}
 	t, err := accept(tok, sent, g.o.Token, r)
 	return t, r.seal(err)

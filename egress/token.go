@@ -225,7 +225,7 @@ func (o TokenOptions) httpClient(wrap func(http.RoundTripper) http.RoundTripper)
 // out its expiry, counted from sent; the answer's text passes through r,
 // which also hides the tokens it carried.
 func accept(tok *oauth2.Token, sent time.Time, o TokenOptions, r redactor) (*Token, error) {
-	r = r.with(tok.AccessToken, tok.RefreshToken)
+	r = r.withTokens(tok.AccessToken, tok.RefreshToken)
 	if tt := tok.TokenType; tt != "" && !strings.EqualFold(tt, "bearer") {
 		tt = r.text(tt, maxTokenTypeLen)
 		return nil, &TokenError{Code: errorUnsupportedType, Description: fmt.Sprintf(
