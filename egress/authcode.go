@@ -277,7 +277,7 @@ func (a *Authorization) store(ctx context.Context, rt string) error {
 		return err
 	}
 	f.pending = ""
-	return nil
+	return f.consentedUnshared(rt)
 }
 
 // RefreshGrant obtains access tokens with the stored refresh token
@@ -363,6 +363,9 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	case rt == f.refused:
 		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized,
 			Description: fmt.Sprintf("the refresh token in %s was refused (invalid_grant: revoked or expired): run `tokengate authorize %s --config FILE`", g.o.RefreshTokenFile, g.o.Name)}
+	case f.knowledge(g.log).spent(rt):
+		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized,
+			Description: fmt.Sprintf("the refresh token in %s is one this gate already spent (sent again, a vendor with reuse detection revokes the grant): run `tokengate authorize %s --config FILE`", g.o.RefreshTokenFile, g.o.Name)}
 	}
 	r := g.o.Token.redactor(rt, f.prev)
 	ts := g.o.config().TokenSource(g.o.client(ctx), &oauth2.Token{RefreshToken: rt})
@@ -378,6 +381,7 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	}
 	if tok.RefreshToken != "" && tok.RefreshToken != rt {
 		f.prev = rt
+		g.rotatedUnshared(rt, tok.RefreshToken)
 		if err := g.o.write(f, tok.RefreshToken); err != nil {
 			f.pending, f.spent, f.storeErr = tok.RefreshToken, rt, err
 			f.store = func(s string) error { return g.o.write(f, s) }

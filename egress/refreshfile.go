@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,10 +40,17 @@ type refreshFile struct {
 	// run is the refresh under way, nil if none; guarded by
 	// refreshFiles' mutex.
 	run *refreshRun
-	// Shared entries, guarded by sem: seen is set once this process has
-	// read the shared record; pendingCommit writes pending to Redis.
-	seen          bool
+	// Shared entries, guarded by sem: pendingCommit writes pending to
+	// Redis; memo is what this process knows of the shared refresh token
+	// (sharedmemo.go), memoDisk the sidecar's content as last read or
+	// written, held the newest token this process stored (memo.Held).
 	pendingCommit func(context.Context) error
+	memo          sharedMemo
+	memoDisk      []byte
+	held          string
+	// seenMax is the highest generation seen in a shared access token
+	// (noted without sem; knowledge merges it).
+	seenMax atomic.Uint64
 }
 
 // refreshRun is one refresh from the moment it may reach the server

@@ -88,6 +88,7 @@ type Token struct {
 
 	shared     string // its sealed value in the shared store, "" if not stored there
 	fromShared bool   // read from the shared store, not requested here
+	refreshGen uint64 // the shared refresh token's generation it came with, 0 if none
 }
 
 // Lifetime is the token's whole validity from when it was obtained.
