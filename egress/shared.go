@@ -161,6 +161,21 @@ func (g *sharedGrant) observe(t *Token) {
 	}
 }
 
+// newConsent reports whether the shared refresh token's generation is
+// newer than any this replica saw (one HGET; false for a client
+// credentials entry, or when Redis does not answer): a Source backing
+// off retries at once (consentWatcher).
+func (g *sharedGrant) newConsent(ctx context.Context) bool {
+	rg, ok := g.inner.(*RefreshGrant)
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.st.opTimeout)
+	defer cancel()
+	gen, err := g.st.refreshGeneration(ctx)
+	return err == nil && gen > rg.file.seenMax.Load()
+}
+
 // fallback is the answer when Redis failed with err.
 func (g *sharedGrant) fallback(ctx context.Context, err error) (*Token, error) {
 	if !errors.Is(err, errNotAsked) {

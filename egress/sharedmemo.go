@@ -148,6 +148,7 @@ func (f *refreshFile) knowledge(log *zap.Logger) *sharedMemo {
 // been shared (or had a sidecar): an entry that was never shared gets no
 // new file. f.sem is held.
 func (f *refreshFile) persist() error {
+	f.raiseSeen(f.memo.Max)
 	p := f.sidecar()
 	if p == "" || f.memoDisk == nil && !f.memo.Shared && f.memo.Max == 0 {
 		return nil
@@ -181,20 +182,24 @@ func (f *refreshFile) heldToken(m *sharedMemo) (string, bool) {
 	return "", false
 }
 
+// raiseSeen raises seenMax to gen; it reports whether it did.
+func (f *refreshFile) raiseSeen(gen uint64) bool {
+	for {
+		old := f.seenMax.Load()
+		if gen <= old {
+			return false
+		}
+		if f.seenMax.CompareAndSwap(old, gen) {
+			return true
+		}
+	}
+}
+
 // observe notes generation gen, seen in a shared access token, and
 // writes it to the sidecar if the file is free at once (otherwise the
 // refresh holding it notes it).
 func (f *refreshFile) observe(gen uint64, log *zap.Logger) {
-	for {
-		old := f.seenMax.Load()
-		if gen <= old {
-			return
-		}
-		if f.seenMax.CompareAndSwap(old, gen) {
-			break
-		}
-	}
-	if f.path == "" {
+	if !f.raiseSeen(gen) || f.path == "" {
 		return
 	}
 	select {

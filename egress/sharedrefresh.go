@@ -53,6 +53,7 @@ func (g *RefreshGrant) tokenLocked(ctx context.Context, l *sharedLock) (*Token, 
 		}
 	}
 	m := f.knowledge(g.log)
+	defer g.persistMemo()
 	rec, err := st.loadRefresh(ctx)
 	if err != nil {
 		return nil, &notRequested{fmt.Errorf("reading the shared refresh token: %w", err)}
@@ -62,23 +63,22 @@ func (g *RefreshGrant) tokenLocked(ctx context.Context, l *sharedLock) (*Token, 
 			return nil, err
 		}
 	}
-	defer g.persistMemo()
 	m.Shared = true
+	stale := rec.gen < m.Max || m.spent(rec.rt)
+	m.observe(rec.gen)
 	switch {
 	case rec.state == stateRefused || rec.rt == f.refused:
 		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized, Description: fmt.Sprintf(
 			"the shared refresh token was refused (invalid_grant: revoked or expired): run `tokengate authorize %s --config FILE`", g.o.Name)}
 	case rec.state == stateSpending && rec.spender != f.id && rec.age < st.staleAfter():
-		m.observe(rec.gen)
 		return nil, &notRequested{errors.New("another replica's refresh has not stored its rotated refresh token yet: waiting for it (the old one may be spent, and a vendor with reuse detection revokes the grant when it comes back)")}
-	case rec.gen < m.Max || m.spent(rec.rt):
+	case stale:
 		if rec, err = g.restore(ctx, l, rec, m); err != nil {
 			return nil, err
 		}
 	case rec.state == stateSpending && rec.spender != f.id:
 		g.log.Warn("another replica's refresh never stored a rotated refresh token: taking over with the stored one", zap.Duration("marked_for", rec.age.Round(time.Second)))
 	}
-	m.observe(rec.gen)
 	if err := st.markSpending(ctx, l, rec.gen, f.id); err != nil {
 		return nil, &notRequested{err}
 	}
