@@ -55,39 +55,54 @@ func refreshes(t *testing.T, srv *egresstest.AuthServer, r *replica, what string
 // rotates it again, then Redis loses everything (FLUSHALL, or a restart
 // without persistence) and X restarts. X does not seed Redis from its
 // file, whose token A spent: the file's <file>.shared (mode 0600, no
-// token in it) says the token came from Redis. X asks for authorize,
-// sends nothing, and works once authorize stored a new consent.
+// token in it) says the token came from Redis. X asks for authorize and
+// sends nothing. Authorize resets that: a shared one stores the consent
+// in Redis; an unshared one (the file only) makes the file seed Redis
+// again. Either way both replicas work on.
 func TestSharedRefreshRestartedReplicaDoesNotReseedItsCopy(t *testing.T) {
-	srv := egresstest.NewAuthServer("deployteq-app", "app-secret", time.Hour)
-	defer srv.Close()
-	rd := redistest.Start(t)
-	x, xo := acReplica(t, srv, rd.URL(), 2*time.Second)
-	a, _ := acReplica(t, srv, rd.URL(), 2*time.Second)
-	authorizeShared(t, xo)
-	refreshes(t, srv, x, "X") // X's file: the token A spends next
-	refreshes(t, srv, a, "A")
-	if err := x.store.c.FlushAll(t.Context()).Err(); err != nil {
-		t.Fatal(err)
-	}
-	x.src.Close()
-	restart(xo.RefreshTokenFile)
-	x2, xo2 := acReplicaAt(t, srv, rd.URL(), 2*time.Second, xo.RefreshTokenFile)
-	refreshNeedsAuthorize(t, srv, x2, "gone from Redis")
+	for _, tc := range []struct {
+		name      string
+		authorize func(t *testing.T, o AuthCodeOptions)
+	}{
+		{"shared authorize", authorizeShared},
+		{"unshared authorize, the file seeds", func(t *testing.T, o AuthCodeOptions) {
+			o.Shared = nil
+			authorized(t, o)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := egresstest.NewAuthServer("deployteq-app", "app-secret", time.Hour)
+			defer srv.Close()
+			rd := redistest.Start(t)
+			x, xo := acReplica(t, srv, rd.URL(), 2*time.Second)
+			a, _ := acReplica(t, srv, rd.URL(), 2*time.Second)
+			authorizeShared(t, xo)
+			refreshes(t, srv, x, "X") // X's file: the token A spends next
+			refreshes(t, srv, a, "A")
+			if err := x.store.c.FlushAll(t.Context()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			x.src.Close()
+			restart(xo.RefreshTokenFile)
+			x2, xo2 := acReplicaAt(t, srv, rd.URL(), 2*time.Second, xo.RefreshTokenFile)
+			refreshNeedsAuthorize(t, srv, x2, "gone from Redis")
 
-	side := xo.RefreshTokenFile + sidecarSuffix
-	fi, err := os.Stat(side)
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("%s: %v, mode %v, want 0600", side, err, fi.Mode().Perm())
+			side := xo.RefreshTokenFile + sidecarSuffix
+			fi, err := os.Stat(side)
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("%s: %v, want mode 0600", side, err)
+			}
+			b, _ := os.ReadFile(side)
+			for _, tok := range srv.Issued() {
+				if strings.Contains(string(b), tok) {
+					t.Fatalf("%s holds a token in clear", side)
+				}
+			}
+			tc.authorize(t, xo2)
+			refreshes(t, srv, x2, "X after a new consent")
+			refreshes(t, srv, a, "A after a new consent")
+		})
 	}
-	b, _ := os.ReadFile(side)
-	for _, tok := range srv.Issued() {
-		if strings.Contains(string(b), tok) {
-			t.Fatalf("%s holds a token in clear", side)
-		}
-	}
-	authorizeShared(t, xo2)
-	refreshes(t, srv, x2, "X after a new consent")
-	refreshes(t, srv, a, "A after a new consent")
 }
 
 // TestSharedRefreshGoneBackIsNotSent: Redis's record goes back to a
