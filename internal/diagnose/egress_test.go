@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tokengate/tokengate/egress/egresstest"
+	"github.com/tokengate/tokengate/signature/redistest"
 )
 
 func TestCheckFindsARefreshTokenDirectoryItCannotWrite(t *testing.T) {
@@ -137,6 +138,7 @@ func TestCheckSharedRefreshTokenNeedsNoFile(t *testing.T) {
 // passes a good one.
 func TestCheckLoadsTheTokenKeyFileAsServeDoes(t *testing.T) {
 	const good = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	rd := redistest.Start(t) // the Redis answers: only the key is wrong
 	for _, tc := range []struct {
 		name    string
 		content *string // nil: no file
@@ -154,7 +156,7 @@ func TestCheckLoadsTheTokenKeyFileAsServeDoes(t *testing.T) {
 			if tc.content != nil {
 				write(t, dir, "redis-token-key", *tc.content)
 			}
-			y := "admin_listen: 127.0.0.1:0\nredis: { url: \"redis://127.0.0.1:1/0\", token_key_file: " + keyFile + " }\negress:\n  - name: vendor\n    listen: 127.0.0.1:0\n    upstream: https://vendor.example\n" +
+			y := "admin_listen: 127.0.0.1:0\nredis: { url: \"" + rd.URL() + "\", token_key_file: " + keyFile + " }\negress:\n  - name: vendor\n    listen: 127.0.0.1:0\n    upstream: https://vendor.example\n" +
 				"    token:\n      grant: authorization_code\n      url: https://vendor.example/oauth2/token\n      authorize_url: https://vendor.example/oauth2/auth\n" +
 				"      redirect_uri: http://127.0.0.1:8765/callback\n      client_id: c\n      client_secret: ${TG_TEST_SECRET}\n      shared: redis\n"
 			t.Setenv("TG_TEST_SECRET", "s")
