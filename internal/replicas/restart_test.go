@@ -19,13 +19,13 @@ import (
 
 // TestRestartAfterRedisLostTheRefreshTokenDoesNotReseed: two gates share
 // an authorization-code entry, each with its own refresh_token_file (a
-// pod's own volume). Gate 1 stops; gate 2 rotates the refresh token on;
-// Redis loses everything (FLUSHALL); gate 1 starts again. Its file holds
-// a token gate 2 spent: gate 1 does not seed Redis from it (the file's
-// <file>.shared says it came from Redis), answers 503 naming the cause,
-// and the vendor never sees a refresh token twice. After `tokengate
-// authorize`, both gates serve again within seconds (they notice the new
-// consent while backing off).
+// pod's own volume). Gate 1 stops; gate 2 rotates the refresh token on,
+// then stops; Redis loses everything (FLUSHALL); gate 1 starts again. Its
+// file holds a token gate 2 spent: gate 1 does not seed Redis from it
+// (the file's <file>.shared says it came from Redis), answers 503 naming
+// the cause, and the vendor never sees a refresh token twice. After
+// `tokengate authorize`, gate 1 serves again (it notices the new consent
+// while backing off), and so does gate 2, started again.
 func TestRestartAfterRedisLostTheRefreshTokenDoesNotReseed(t *testing.T) {
 	t.Parallel()
 	bin := binary(t)
@@ -84,6 +84,7 @@ egress:
 	n := srv.Refreshes()
 	eventually(t, "gate 2 to rotate past gate 1's copy", func() bool { return srv.Refreshes() >= n+2 || srv.ReuseDetected() > 0 })
 	l.end()
+	g2.stop(t) // no refresh in flight: one would store its rotated token again after the flush
 	o, err := redis.ParseURL(rd.URL())
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +104,7 @@ egress:
 		t.Fatalf("a refresh token was sent after Redis lost the record (reuse detected %d)", srv.ReuseDetected())
 	}
 	authorize(t, bin, path1, "deployteq", env...)
+	g2 = start(t, bin, path2, env...)
 	for i, g := range []*gate{g1, g2} {
 		eventually(t, fmt.Sprintf("gate %d to serve after authorize", i+1), func() bool { c, _ := post(t, g); return c == http.StatusOK })
 	}
