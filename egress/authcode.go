@@ -244,7 +244,7 @@ func (a *Authorization) Exchange(ctx context.Context, code string) (*Granted, er
 		}
 		return nil, r.seal(te)
 	}
-	r = r.with(tok.AccessToken, tok.RefreshToken)
+	r = r.withTokens(tok.AccessToken, tok.RefreshToken)
 	if tok.RefreshToken == "" {
 		return nil, errors.New("the server granted no refresh token: ask for the offline_access scope (Deployteq) or whatever the server needs for one; nothing stored")
 	}
@@ -277,7 +277,7 @@ func (a *Authorization) store(ctx context.Context, rt string) error {
 		return err
 	}
 	f.pending = ""
-	return nil
+	return f.consentedUnshared(rt)
 }
 
 // RefreshGrant obtains access tokens with the stored refresh token
@@ -363,9 +363,13 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 	case rt == f.refused:
 		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized,
 			Description: fmt.Sprintf("the refresh token in %s was refused (invalid_grant: revoked or expired): run `tokengate authorize %s --config FILE`", g.o.RefreshTokenFile, g.o.Name)}
+	case f.knowledge(g.log).spent(rt):
+		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized,
+			Description: fmt.Sprintf("the refresh token in %s is one this gate already spent (sent again, a vendor with reuse detection revokes the grant): run `tokengate authorize %s --config FILE`", g.o.RefreshTokenFile, g.o.Name)}
 	}
-	r := g.o.Token.redactor(append(heldFrom(ctx), rt)...)
+	r := g.o.Token.redactor(append(heldFrom(ctx), rt, f.prev)...)
 	ts := g.o.config().TokenSource(g.o.client(ctx), &oauth2.Token{RefreshToken: rt})
+	sent := time.Now()
 	tok, err := ts.Token()
 	if err != nil {
 		te := classify(err, r)
@@ -376,13 +380,15 @@ func (g *RefreshGrant) Token(ctx context.Context) (*Token, error) {
 		return nil, r.seal(te)
 	}
 	if tok.RefreshToken != "" && tok.RefreshToken != rt {
+		f.prev = rt
+		g.rotatedUnshared(rt, tok.RefreshToken)
 		if err := g.o.write(f, tok.RefreshToken); err != nil {
 			f.pending, f.spent, f.storeErr = tok.RefreshToken, rt, err
 			f.store = func(s string) error { return g.o.write(f, s) }
-			return nil, r.with(tok.RefreshToken).seal(g.notStored(err))
+			return nil, r.withTokens(tok.RefreshToken).seal(g.notStored(err))
 		}
 	}
-	t, err := accept(tok, time.Now(), g.o.Token, r)
+	t, err := accept(tok, sent, g.o.Token, r)
 	return t, r.seal(err)
 }
 

@@ -35,7 +35,8 @@ const (
 type redactor struct{ forms []string }
 
 // redactor makes the redactor of o's token requests; sent are other
-// secrets the request carried (the refresh token).
+// secrets the request carried or the grant held (the refresh token sent,
+// the one before it), hidden with their encodings too (withTokens).
 func (o TokenOptions) redactor(sent ...string) redactor {
 	var forms []string
 	if s := o.ClientSecret; s != "" {
@@ -59,7 +60,7 @@ func tokenForms(t string) []string {
 	if t == "" {
 		return nil
 	}
-	return append([]string{t, url.QueryEscape(t)}, escapedForms(t)...)
+	return append(append([]string{t, url.QueryEscape(t)}, escapedForms(t)...), tokenEncodings(t)...)
 }
 
 // escapedForms are s as it appears inside a %q or a JSON string.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -31,6 +32,7 @@ type refreshFile struct {
 	pending string // rotated by the server, not yet stored
 	spent   string // the refresh token pending replaced
 	refused string // refused by the server (invalid_grant)
+	prev    string // the refresh token this process rotated away last: hidden from error texts like the current one
 	// store writes pending (the grant's WriteFile), for DrainRefreshes;
 	// storeErr is why it could not be written last.
 	store    func(string) error
@@ -38,10 +40,17 @@ type refreshFile struct {
 	// run is the refresh under way, nil if none; guarded by
 	// refreshFiles' mutex.
 	run *refreshRun
-	// Shared entries, guarded by sem: seen is set once this process has
-	// read the shared record; pendingCommit writes pending to Redis.
-	seen          bool
+	// Shared entries, guarded by sem: pendingCommit writes pending to
+	// Redis; memo is what this process knows of the shared refresh token
+	// (sharedmemo.go), memoDisk the sidecar's content as last read or
+	// written, held the newest token this process stored (memo.Held).
 	pendingCommit func(context.Context) error
+	memo          sharedMemo
+	memoDisk      []byte
+	held          string
+	// seenMax is the highest generation seen in a shared access token
+	// (noted without sem; knowledge merges it).
+	seenMax atomic.Uint64
 }
 
 // refreshRun is one refresh from the moment it may reach the server

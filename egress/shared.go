@@ -94,6 +94,7 @@ func (g *sharedGrant) Token(ctx context.Context) (*Token, error) {
 		g.reachable()
 		if g.fresh(t) {
 			g.st.event(SharedRead)
+			g.observe(t)
 			return t, nil
 		}
 		var l *sharedLock
@@ -122,6 +123,7 @@ func (g *sharedGrant) locked(ctx context.Context, l *sharedLock) (*Token, error)
 	defer g.st.release(l)
 	if t, err := g.st.loadToken(ctx); err == nil && g.fresh(t) {
 		g.st.event(SharedRead) // stored between our look and our lock
+		g.observe(t)
 		return t, nil
 	}
 	var t *Token
@@ -149,6 +151,29 @@ func (g *sharedGrant) locked(ctx context.Context, l *sharedLock) (*Token, error)
 	}
 	g.st.event(SharedFetched)
 	return t, nil
+}
+
+// observe passes the refresh token generation a shared access token
+// came with to the refresh grant, which remembers the highest seen.
+func (g *sharedGrant) observe(t *Token) {
+	if rg, ok := g.inner.(*RefreshGrant); ok && t.refreshGen > 0 {
+		rg.file.observe(t.refreshGen, g.log)
+	}
+}
+
+// newConsent reports whether the shared refresh token's generation is
+// newer than any this replica saw (one HGET; false for a client
+// credentials entry, or when Redis does not answer): a Source backing
+// off retries at once (consentWatcher).
+func (g *sharedGrant) newConsent(ctx context.Context) bool {
+	rg, ok := g.inner.(*RefreshGrant)
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.st.opTimeout)
+	defer cancel()
+	gen, err := g.st.refreshGeneration(ctx)
+	return err == nil && gen > rg.file.seenMax.Load()
 }
 
 // fallback is the answer when Redis failed with err.

@@ -11,7 +11,10 @@ import (
 )
 
 // The shared refresh token of an authorization-code entry is a Redis
-// hash: g (its generation, counting every stored token), st (ready,
+// hash: g (its generation: a rotation stores g+1; a new consent, and a
+// seed, take Redis's clock in microseconds if that is more, so that they
+// are newer than every generation of an earlier consent, even one a
+// replica saw before Redis went back), st (ready,
 // spending while a replica's refresh may be at the vendor, refused after
 // invalid_grant), by and at (the spender and since when, by Redis's
 // clock) and ct (the token sealed with the key name and g as additional
@@ -34,20 +37,41 @@ type refreshRecord struct {
 	spender string
 	age     time.Duration // since the spending mark, by Redis's clock
 	rt      string
+	hw      uint64 // the highest generation a replica that found the record stale saw, 0 if none
 }
 
 var (
 	// loadRefreshScript: the record's fields and the server's time.
 	loadRefreshScript = redis.NewScript(`
-local r = redis.call('HMGET', KEYS[1], 'g', 'st', 'by', 'at', 'ct')
+local r = redis.call('HMGET', KEYS[1], 'g', 'st', 'by', 'at', 'ct', 'hw')
 local t = redis.call('TIME')
-return {r[1] or '', r[2] or '', r[3] or '', r[4] or '', r[5] or '', t[1], t[2]}`)
+return {r[1] or '', r[2] or '', r[3] or '', r[4] or '', r[5] or '', t[1], t[2], r[6] or ''}`)
 	// seedRefreshScript: under the lock, create the record (generation
-	// 1) unless there is one → 1, 0; -1 without the lock.
+	// ARGV[3]) unless there is one → 1, 0; -1 without the lock.
 	seedRefreshScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[2], 'g', '1', 'st', 'ready', 'ct', ARGV[2])
+redis.call('HSET', KEYS[2], 'g', ARGV[3], 'st', 'ready', 'ct', ARGV[2])
+return 1`)
+	// restoreRefreshScript: under the lock, replace a stale record
+	// (generation ARGV[2]) with the newest token a replica holds, as
+	// generation ARGV[3] → 1; 0 if the record moved; -1 without the
+	// lock.
+	restoreRefreshScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if (redis.call('HGET', KEYS[2], 'g') or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], 'g', ARGV[3], 'st', 'ready', 'ct', ARGV[4])
+redis.call('HDEL', KEYS[2], 'by', 'at', 'hw')
+return 1`)
+	// markStaleScript: under the lock, note on the stale record of
+	// generation ARGV[2] that a replica saw generation ARGV[3] (hw, the
+	// highest reported): a replica that believes it rotated last but saw
+	// less does not restore its token, which may be spent.
+	markStaleScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if (redis.call('HGET', KEYS[2], 'g') or '') ~= ARGV[2] then return 0 end
+local hw = tonumber(redis.call('HGET', KEYS[2], 'hw') or '0')
+if tonumber(ARGV[3]) > hw then redis.call('HSET', KEYS[2], 'hw', ARGV[3]) end
 return 1`)
 	// markSpendingScript: under the lock, mark generation ARGV[2] as
 	// being spent by ARGV[3] → 1; 0 if the generation moved; -1 without
@@ -91,7 +115,7 @@ local g = redis.call('HGET', KEYS[2], 'g') or '0'
 if g == ARGV[3] and redis.call('HGET', KEYS[2], 'ct') == ARGV[4] then return 1 end
 if g ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[2], 'g', ARGV[3], 'st', 'ready', 'ct', ARGV[4])
-redis.call('HDEL', KEYS[2], 'by', 'at')
+redis.call('HDEL', KEYS[2], 'by', 'at', 'hw')
 redis.call('DEL', KEYS[3])
 return 1`)
 )
@@ -111,7 +135,7 @@ func (s *SharedStore) loadRefresh(ctx context.Context) (*refreshRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(vs) != 7 || vs[0] == "" {
+	if len(vs) != 8 || vs[0] == "" {
 		return nil, nil
 	}
 	gen, err := strconv.ParseUint(vs[0], 10, 64)
@@ -119,6 +143,7 @@ func (s *SharedStore) loadRefresh(ctx context.Context) (*refreshRecord, error) {
 		return nil, fmt.Errorf("the shared refresh token's generation %q is not a number", vs[0])
 	}
 	rec := &refreshRecord{gen: gen, state: vs[1], spender: vs[2]}
+	rec.hw, _ = strconv.ParseUint(vs[7], 10, 64)
 	if at, err := strconv.ParseInt(vs[3], 10, 64); err == nil {
 		sec, _ := strconv.ParseInt(vs[5], 10, 64)
 		usec, _ := strconv.ParseInt(vs[6], 10, 64)
@@ -132,10 +157,25 @@ func (s *SharedStore) loadRefresh(ctx context.Context) (*refreshRecord, error) {
 	return rec, nil
 }
 
-// seedRefresh stores rt as generation 1 if there is no record yet, and
-// returns the record then there.
+// nextGeneration is the generation that follows after for a new
+// consent or a seed: Redis's clock in microseconds, or after+1 if that
+// is more.
+func (s *SharedStore) nextGeneration(ctx context.Context, after uint64) (uint64, error) {
+	now, err := s.c.Time(ctx).Result()
+	if err != nil {
+		return 0, err
+	}
+	return max(after+1, uint64(max(now.UnixMicro(), 0))), nil
+}
+
+// seedRefresh stores rt as the first generation if there is no record
+// yet, and returns the record then there.
 func (s *SharedStore) seedRefresh(ctx context.Context, l *sharedLock, rt string) (*refreshRecord, error) {
-	n, err := seedRefreshScript.Run(ctx, s.c, []string{s.lockKey(), s.refreshKey()}, l.owner, s.seal(s.refreshAD(1), []byte(rt))).Int()
+	gen, err := s.nextGeneration(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	n, err := seedRefreshScript.Run(ctx, s.c, []string{s.lockKey(), s.refreshKey()}, l.owner, s.seal(s.refreshAD(gen), []byte(rt)), gen).Int()
 	switch {
 	case err != nil:
 		return nil, err
@@ -175,25 +215,61 @@ func (s *SharedStore) settle(gen uint64, spender, state string) {
 }
 
 // replaceRefresh stores a new consent's refresh token as the next
-// generation and deletes the old consent's access token; l is held.
-func (s *SharedStore) replaceRefresh(ctx context.Context, l *sharedLock, rt string) error {
+// generation (nextGeneration) and deletes the old consent's access
+// token; l is held. It returns the generation stored.
+func (s *SharedStore) replaceRefresh(ctx context.Context, l *sharedLock, rt string) (uint64, error) {
 	for {
 		g, err := s.c.HGet(ctx, s.refreshKey(), "g").Uint64()
 		if errors.Is(err, redis.Nil) {
 			g, err = 0, nil
 		}
 		if err != nil {
-			return err
+			return 0, err
+		}
+		next, err := s.nextGeneration(ctx, g)
+		if err != nil {
+			return 0, err
 		}
 		n, err := replaceRefreshScript.Run(ctx, s.c, []string{s.lockKey(), s.refreshKey(), s.tokenKey()},
-			l.owner, g, g+1, s.seal(s.refreshAD(g+1), []byte(rt))).Int()
+			l.owner, g, next, s.seal(s.refreshAD(next), []byte(rt))).Int()
 		switch {
 		case err != nil:
-			return err
+			return 0, err
 		case n < 0:
-			return errLockLost
+			return 0, errLockLost
 		case n > 0:
-			return nil
+			return next, nil
 		}
 	}
+}
+
+// restoreRefresh replaces the stale record of generation stale with rt,
+// the newest token this replica holds, as generation gen; l is held.
+func (s *SharedStore) restoreRefresh(ctx context.Context, l *sharedLock, stale, gen uint64, rt string) error {
+	n, err := restoreRefreshScript.Run(ctx, s.c, []string{s.lockKey(), s.refreshKey()}, l.owner, stale, gen, s.seal(s.refreshAD(gen), []byte(rt))).Int()
+	switch {
+	case err != nil:
+		return err
+	case n < 0:
+		return errLockLost
+	case n == 0:
+		return errors.New("the shared refresh token changed while the lock was held: nothing was sent")
+	}
+	return nil
+}
+
+// refreshGeneration is the shared refresh token's generation, 0 when
+// there is none (one HGET: cheap enough to ask while failing).
+func (s *SharedStore) refreshGeneration(ctx context.Context) (uint64, error) {
+	g, err := s.c.HGet(ctx, s.refreshKey(), "g").Uint64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return g, err
+}
+
+// markStale reports on the stale record of generation stale that this
+// replica saw generation seen; l is held.
+func (s *SharedStore) markStale(ctx context.Context, l *sharedLock, stale, seen uint64) error {
+	return markStaleScript.Run(ctx, s.c, []string{s.lockKey(), s.refreshKey()}, l.owner, stale, seen).Err()
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -54,22 +52,30 @@ func (g *RefreshGrant) tokenLocked(ctx context.Context, l *sharedLock) (*Token, 
 			return nil, g.notStoredShared(err)
 		}
 	}
+	m := f.knowledge(g.log)
+	defer g.persistMemo()
 	rec, err := st.loadRefresh(ctx)
 	if err != nil {
 		return nil, &notRequested{fmt.Errorf("reading the shared refresh token: %w", err)}
 	}
 	if rec == nil {
-		if rec, err = g.seed(ctx, l); err != nil {
+		if rec, err = g.seed(ctx, l, m); err != nil {
 			return nil, err
 		}
 	}
-	f.seen = true
+	m.Shared = true
+	stale := rec.gen < m.Max || m.spent(rec.rt)
+	m.observe(rec.gen)
 	switch {
 	case rec.state == stateRefused || rec.rt == f.refused:
 		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized, Description: fmt.Sprintf(
 			"the shared refresh token was refused (invalid_grant: revoked or expired): run `tokengate authorize %s --config FILE`", g.o.Name)}
 	case rec.state == stateSpending && rec.spender != f.id && rec.age < st.staleAfter():
 		return nil, &notRequested{errors.New("another replica's refresh has not stored its rotated refresh token yet: waiting for it (the old one may be spent, and a vendor with reuse detection revokes the grant when it comes back)")}
+	case stale:
+		if rec, err = g.restore(ctx, l, rec, m); err != nil {
+			return nil, err
+		}
 	case rec.state == stateSpending && rec.spender != f.id:
 		g.log.Warn("another replica's refresh never stored a rotated refresh token: taking over with the stored one", zap.Duration("marked_for", rec.age.Round(time.Second)))
 	}
@@ -77,9 +83,10 @@ func (g *RefreshGrant) tokenLocked(ctx context.Context, l *sharedLock) (*Token, 
 		return nil, &notRequested{err}
 	}
 	rt := rec.rt
-	r := g.o.Token.redactor(append(heldFrom(ctx), rt)...)
+	r := g.o.Token.redactor(append(heldFrom(ctx), rt, f.prev)...)
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	sent := time.Now()
 	tok, err := g.o.config().TokenSource(g.o.client(rctx), &oauth2.Token{RefreshToken: rt}).Token()
 	if err != nil {
 		te := classify(err, r)
@@ -91,48 +98,22 @@ func (g *RefreshGrant) tokenLocked(ctx context.Context, l *sharedLock) (*Token, 
 		st.settle(rec.gen, f.id, state)
 		return nil, r.seal(te)
 	}
-	r = r.with(tok.RefreshToken)
+	r = r.withTokens(tok.RefreshToken)
+	gen := rec.gen
 	if tok.RefreshToken == "" || tok.RefreshToken == rt {
 		st.settle(rec.gen, f.id, stateReady)
-	} else if err := g.storeRotated(l, rec.gen, tok.RefreshToken); err != nil {
-		return nil, r.seal(g.notStoredShared(err))
-	}
-	t, err := accept(tok, time.Now(), g.o.Token, r)
-	return t, r.seal(err)
-}
-
-// seed makes the first record from the refresh token file, when this
-// process has never seen one: a gate that ran unshared, or a file
-// `tokengate authorize` wrote. A record that vanished after this process
-// saw one (Redis flushed, or restarted without persistence) is not
-// re-made from what this replica holds: another may have spent it since.
-func (g *RefreshGrant) seed(ctx context.Context, l *sharedLock) (*refreshRecord, error) {
-	f := g.file
-	authorize := fmt.Sprintf("run `tokengate authorize %s --config FILE` (it stores the refresh token in Redis, encrypted)", g.o.Name)
-	if f.seen {
-		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized, Description: "the shared refresh token is gone from Redis (flushed, or restarted without persistence); the copy this replica holds may have been spent by another, so none is sent: " + authorize}
-	}
-	var rt string
-	if f.path != "" {
-		if b, err := os.ReadFile(f.path); err == nil {
-			rt = strings.TrimSpace(string(b))
+	} else {
+		f.prev, gen = rt, rec.gen+1
+		m.spend(rt)
+		if err := g.storeRotated(l, rec.gen, tok.RefreshToken); err != nil {
+			return nil, r.seal(g.notStoredShared(err))
 		}
 	}
-	switch {
-	case rt == "":
-		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized, Description: "no shared refresh token in Redis yet: " + authorize}
-	case rt == f.refused:
-		return nil, &TokenError{Code: errorAuthorizationRequired, Status: http.StatusUnauthorized, Description: "the refresh token in " + f.path + " was refused (invalid_grant): " + authorize}
+	t, err := accept(tok, sent, g.o.Token, r)
+	if t != nil {
+		t.refreshGen = gen
 	}
-	rec, err := g.o.Shared.seedRefresh(ctx, l, rt)
-	if err == nil && rec == nil {
-		err = errors.New("no record after seeding")
-	}
-	if err != nil {
-		return nil, &notRequested{fmt.Errorf("seeding the shared refresh token from %s: %w", f.path, err)}
-	}
-	g.log.Info("the shared refresh token was seeded from the refresh token file", zap.String("refresh_token_file", f.path))
-	return rec, nil
+	return t, r.seal(err)
 }
 
 // storeRotated writes the rotated refresh token rt, successor of
@@ -141,6 +122,9 @@ func (g *RefreshGrant) seed(ctx context.Context, l *sharedLock) (*refreshRecord,
 // memory, and the file): the next attempt, or shutdown, writes it.
 func (g *RefreshGrant) storeRotated(l *sharedLock, gen uint64, rt string) error {
 	st, f := g.o.Shared, g.file
+	f.memo.hold(gen+1, rt) // noted beside the file before the file holds it
+	f.held = rt
+	g.persistMemo()
 	if f.path != "" {
 		if err := g.o.write(f, rt); err != nil {
 			g.log.Warn("the rotated refresh token could not be written to the refresh token file (a copy: Redis holds the shared one)",
@@ -194,10 +178,17 @@ func (a *Authorization) storeShared(ctx context.Context, rt string) error {
 		return err
 	}
 	defer release()
-	if err := st.replaceRefresh(ctx, l, rt); err != nil {
+	gen, err := st.replaceRefresh(ctx, l, rt)
+	if err != nil {
 		return fmt.Errorf("storing the refresh token in Redis: %w", err)
 	}
 	f.pending, f.pendingCommit = "", nil
+	f.knowledge(zap.NewNop())
+	f.memo.hold(gen, rt)
+	f.held = rt
+	if err := f.persist(); err != nil {
+		return fmt.Errorf("stored in Redis, but %s could not be written: %w", f.sidecar(), err)
+	}
 	if f.path != "" {
 		if err := a.o.write(f, rt); err != nil {
 			return fmt.Errorf("stored in Redis, but not in %s: %w", f.path, err)

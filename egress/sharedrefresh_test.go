@@ -23,12 +23,18 @@ import (
 // a refresh token file of its own (as a pod's own volume).
 func acReplica(t *testing.T, srv *egresstest.AuthServer, url string, tokenTimeout time.Duration) (*replica, AuthCodeOptions) {
 	t.Helper()
+	return acReplicaAt(t, srv, url, tokenTimeout, filepath.Join(t.TempDir(), "refresh-token"))
+}
+
+// acReplicaAt is acReplica with the refresh token file file ("": none).
+func acReplicaAt(t *testing.T, srv *egresstest.AuthServer, url string, tokenTimeout time.Duration, file string) (*replica, AuthCodeOptions) {
+	t.Helper()
 	topts := TokenOptions{URL: srv.TokenURL(), ClientID: "deployteq-app", ClientSecret: "app-secret", Auth: AuthBasic,
 		Scopes: []string{"apps.webhook:execute", "offline_access"}, Client: &http.Client{Timeout: tokenTimeout}}
 	ev := &eventLog{n: map[string]int{}}
 	st := sharedStore(t, url, testKey, topts, true, ev, zap.NewNop())
 	o := AuthCodeOptions{Name: "deployteq", Token: topts, AuthorizeURL: srv.AuthorizeURL(), RedirectURI: "https://app.example.com/cb",
-		RefreshTokenFile: filepath.Join(t.TempDir(), "refresh-token"), Shared: st}
+		RefreshTokenFile: file, Shared: st}
 	forgetRefreshFile(t, o.RefreshTokenFile)
 	s := NewSource(SourceOptions{Name: "deployteq", Token: topts, Grant: NewRefreshGrant(o), Shared: st, WaitTimeout: 5 * time.Second,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})

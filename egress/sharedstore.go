@@ -204,6 +204,10 @@ type storedToken struct {
 	Obtained int64  `json:"o"` // unix ms
 	Expiry   int64  `json:"e"` // unix ms
 	Scope    string `json:"s,omitempty"`
+	// Gen is the shared refresh token's generation the token came with
+	// (authorization code): each replica that reads the token learns it,
+	// so that it knows when Redis goes back to an older one.
+	Gen uint64 `json:"g,omitempty"`
 }
 
 // loadToken returns the shared access token, nil if none (or if it does
@@ -230,12 +234,12 @@ func (s *SharedStore) openToken(v string) *Token {
 		return nil
 	}
 	return &Token{Value: st.Value, Obtained: time.UnixMilli(st.Obtained), Expiry: time.UnixMilli(st.Expiry), Scope: st.Scope,
-		shared: v, fromShared: true}
+		shared: v, fromShared: true, refreshGen: st.Gen}
 }
 
 // saveToken stores t sealed, for ttl; it returns the stored value.
 func (s *SharedStore) saveToken(ctx context.Context, t *Token, ttl time.Duration) (string, error) {
-	plain, err := json.Marshal(storedToken{Value: t.Value, Obtained: t.Obtained.UnixMilli(), Expiry: t.Expiry.UnixMilli(), Scope: t.Scope})
+	plain, err := json.Marshal(storedToken{Value: t.Value, Obtained: t.Obtained.UnixMilli(), Expiry: t.Expiry.UnixMilli(), Scope: t.Scope, Gen: t.refreshGen})
 	if err != nil {
 		return "", err
 	}

@@ -218,16 +218,10 @@ func (s *Source) refreshAt(t *Token) time.Time {
 func (s *Source) flight() (any, error) {
 	for {
 		s.mu.Lock()
-		wait := time.Until(s.notBefore)
+		wait, failing := time.Until(s.notBefore), s.failures > 0
 		s.mu.Unlock()
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-s.ctx.Done():
-				t.Stop()
-				return nil, errStopped
-			}
+		if wait > 0 && s.pause(wait, failing, nil, nil) == pauseStopped {
+			return nil, errStopped
 		}
 		tok, err := s.attempt()
 		s.record(tok, err)
@@ -312,52 +306,6 @@ func (s *Source) report(result string) {
 func (s *Source) signal() {
 	close(s.changed)
 	s.changed = make(chan struct{})
-}
-
-// Run renews the token in the background until ctx ends or Close is
-// called: it fetches one at once, then again at each token's refresh
-// time, and keeps retrying with backoff while none is valid, so that
-// readiness recovers without waiting for a request.
-func (s *Source) Run(ctx context.Context) {
-	for {
-		s.mu.Lock()
-		next := s.notBefore
-		if s.tok != nil && time.Now().Before(usableUntil(s.tok)) {
-			next = later(s.refreshAt(s.tok), s.notBefore)
-		}
-		changed := s.changed
-		s.mu.Unlock()
-		if wait := time.Until(next); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-s.ctx.Done():
-				t.Stop()
-				return
-			case <-changed:
-				t.Stop()
-				continue
-			case <-t.C:
-			}
-		}
-		ch := s.group.DoChan(flightKey, s.flight)
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.ctx.Done():
-			return
-		case <-ch:
-		}
-	}
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // Invalidate drops t after the upstream refused it, so that the next

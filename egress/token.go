@@ -77,14 +77,18 @@ type TokenOptions struct {
 type Token struct {
 	// Value is the access token. It is a secret: never log it.
 	Value string
-	// Obtained is when the answer arrived; Expiry when the token expires
-	// (both carry a monotonic clock reading).
+	// Obtained is when the token request was sent, and Expiry is counted
+	// from then (a vendor counts expires_in from the moment it issued
+	// the token, which is after the request left but before its answer
+	// arrived: counting from the answer would use a slow vendor's token
+	// past its expiry). Both carry a monotonic clock reading.
 	Obtained, Expiry time.Time
 	// Scope is the granted scope, when the answer named one.
 	Scope string
 
 	shared     string // its sealed value in the shared store, "" if not stored there
 	fromShared bool   // read from the shared store, not requested here
+	refreshGen uint64 // the shared refresh token's generation it came with, 0 if none
 }
 
 // Lifetime is the token's whole validity from when it was obtained.
@@ -181,11 +185,12 @@ func Fetch(ctx context.Context, o TokenOptions) (*Token, error) {
 	})
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
 	r := o.redactor(heldFrom(ctx)...)
+	sent := time.Now()
 	tok, err := cc.Token(ctx)
 	if err != nil {
 		return nil, r.seal(classify(err, r))
 	}
-	t, err := accept(tok, time.Now(), o, r)
+	t, err := accept(tok, sent, o, r)
 	return t, r.seal(err)
 }
 
@@ -217,10 +222,11 @@ func (o TokenOptions) httpClient(wrap func(http.RoundTripper) http.RoundTripper)
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// accept checks a token answer and works out its expiry; the answer's
-// text passes through r, which also hides the tokens it carried.
-func accept(tok *oauth2.Token, now time.Time, o TokenOptions, r redactor) (*Token, error) {
-	r = r.with(tok.AccessToken, tok.RefreshToken)
+// accept checks a token answer to the request sent at sent and works
+// out its expiry, counted from sent; the answer's text passes through r,
+// which also hides the tokens it carried.
+func accept(tok *oauth2.Token, sent time.Time, o TokenOptions, r redactor) (*Token, error) {
+	r = r.withTokens(tok.AccessToken, tok.RefreshToken)
 	if tt := tok.TokenType; tt != "" && !strings.EqualFold(tt, "bearer") {
 		tt = r.text(tt, maxTokenTypeLen)
 		return nil, &TokenError{Code: errorUnsupportedType, Description: fmt.Sprintf(
@@ -229,9 +235,12 @@ func accept(tok *oauth2.Token, now time.Time, o TokenOptions, r redactor) (*Toke
 	if !headerSafe(tok.AccessToken) {
 		return nil, &TokenError{Code: errorBadResponse, Description: "the access_token holds characters an Authorization header cannot carry (spaces, control characters or non-ASCII)"}
 	}
+	now := time.Now()
 	var expiry time.Time
 	if !tok.Expiry.IsZero() {
-		expiry = now.Add(tok.Expiry.Sub(now))
+		// x/oauth2 counts expires_in from when it read the answer: moved
+		// back by the time the request took, it counts from sent.
+		expiry = sent.Add(tok.Expiry.Sub(now))
 	}
 	if exp, ok := jwtExpiry(tok.AccessToken); ok {
 		if e := now.Add(exp.Sub(now)); expiry.IsZero() || e.Before(expiry) {
@@ -243,12 +252,12 @@ func accept(tok *oauth2.Token, now time.Time, o TokenOptions, r redactor) (*Toke
 		if d <= 0 {
 			d = DefaultLifetime
 		}
-		expiry = now.Add(d)
+		expiry = sent.Add(d)
 	}
 	if left := expiry.Sub(now); left < minLifetime {
 		return nil, &TokenError{Code: errorTooShort, Description: fmt.Sprintf("the token is valid for %v only (at least %v needed)", left.Round(time.Millisecond), minLifetime)}
 	}
-	t := &Token{Value: tok.AccessToken, Obtained: now, Expiry: expiry}
+	t := &Token{Value: tok.AccessToken, Obtained: sent, Expiry: expiry}
 	if s, ok := tok.Extra("scope").(string); ok {
 		t.Scope = r.text(s, maxScopeLen)
 	}

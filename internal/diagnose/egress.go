@@ -30,7 +30,7 @@ func checkEgress(ctx context.Context, cfg *config.Config, bad map[string]bool, o
 	results := make([]finding, len(cfg.Egress))
 	var wg sync.WaitGroup
 	for i, e := range cfg.Egress {
-		wg.Go(func() { results[i] = probeEgress(ctx, cfg.TokenEndpoint, e, fmt.Sprintf("egress[%d]", i), bad) })
+		wg.Go(func() { results[i] = probeEgress(ctx, cfg, e, fmt.Sprintf("egress[%d]", i), bad) })
 	}
 	wg.Wait()
 	fmt.Fprintln(out, "egress")
@@ -44,10 +44,14 @@ func checkEgress(ctx context.Context, cfg *config.Config, bad map[string]bool, o
 	return problems
 }
 
-func probeEgress(ctx context.Context, te *config.TokenEndpoint, e config.Egress, prefix string, bad map[string]bool) finding {
+func probeEgress(ctx context.Context, cfg *config.Config, e config.Egress, prefix string, bad map[string]bool) finding {
 	if notProbed(prefix, bad) {
 		return finding{summary: "not probed (fix the config first)"}
 	}
+	if f, ok := checkTokenKey(cfg, e, prefix); !ok {
+		return f
+	}
+	te := cfg.TokenEndpoint
 	if te != nil && strings.TrimSuffix(te.Issuer, "/")+te.Path == e.Token.URL {
 		return checkOwnClient(te, e, prefix)
 	}
@@ -74,6 +78,19 @@ func probeEgress(ctx context.Context, te *config.TokenEndpoint, e config.Egress,
 		s += ", scope " + tok.Scope
 	}
 	return finding{summary: s}
+}
+
+// checkTokenKey loads a shared entry's redis.token_key as serve does
+// (stack.TokenKey): a token_key_file missing, empty or not base64 of 32
+// bytes makes serve refuse to start, so check fails too.
+func checkTokenKey(cfg *config.Config, e config.Egress, prefix string) (finding, bool) {
+	if !e.Token.SharedOn() {
+		return finding{}, true
+	}
+	if _, err := stack.TokenKey(cfg.Redis); err != nil {
+		return finding{"FAILED", fmt.Sprintf("%s.token.shared: serve would refuse it: %v", prefix, err)}, false
+	}
+	return finding{}, true
 }
 
 // checkOwnClient checks an egress entry whose Token URL is this

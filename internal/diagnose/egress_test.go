@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -131,3 +132,53 @@ func TestCheckSharedRefreshTokenNeedsNoFile(t *testing.T) {
 		t.Fatalf("check: %v\n%s", err, out.String())
 	}
 }
+
+// TestCheckLoadsTheTokenKeyFileAsServeDoes: a shared entry's
+// redis.token_key_file that is missing, empty, not base64, or base64 of
+// other than 32 bytes makes serve refuse to start; check fails on it
+// too, naming the file's problem (and never printing the key), and
+// passes a good one.
+func TestCheckLoadsTheTokenKeyFileAsServeDoes(t *testing.T) {
+	const good = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	rd := redistest.Start(t) // the Redis answers: only the key is wrong
+	for _, tc := range []struct {
+		name    string
+		content *string // nil: no file
+		want    string  // "" : check passes
+	}{
+		{"missing", nil, "no such file"},
+		{"empty", ptr(""), "base64 of 32"},
+		{"not base64", ptr("not a key!\n"), "base64 of 32"},
+		{"16 bytes", ptr("AAECAwQFBgcICQoLDA0ODw==\n"), "base64 of 32"},
+		{"good", ptr(good + "\n"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			keyFile := filepath.Join(dir, "redis-token-key")
+			if tc.content != nil {
+				write(t, dir, "redis-token-key", *tc.content)
+			}
+			y := "admin_listen: 127.0.0.1:0\nredis: { url: \"" + rd.URL() + "\", token_key_file: " + keyFile + " }\negress:\n  - name: vendor\n    listen: 127.0.0.1:0\n    upstream: https://vendor.example\n" +
+				"    token:\n      grant: authorization_code\n      url: https://vendor.example/oauth2/token\n      authorize_url: https://vendor.example/oauth2/auth\n" +
+				"      redirect_uri: http://127.0.0.1:8765/callback\n      client_id: c\n      client_secret: ${TG_TEST_SECRET}\n      shared: redis\n"
+			t.Setenv("TG_TEST_SECRET", "s")
+			path := write(t, dir, "tokengate.yaml", y)
+			var out bytes.Buffer
+			err := Check(t.Context(), path, &out)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("check refused a good key file: %v\n%s", err, out.String())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(out.String(), "egress[0].token.shared: serve would refuse it: redis.token_key_file") || !strings.Contains(out.String(), tc.want) {
+				t.Fatalf("check: %v\n%s", err, out.String())
+			}
+			if tc.content != nil && strings.TrimSpace(*tc.content) != "" && strings.Contains(out.String(), strings.TrimSpace(*tc.content)) {
+				t.Fatalf("check printed the key file's content:\n%s", out.String())
+			}
+		})
+	}
+}
+
+func ptr(s string) *string { return &s }
