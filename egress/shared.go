@@ -79,7 +79,7 @@ func (g *sharedGrant) fresh(t *Token) bool {
 const redisRetryAfter = 5 * time.Second
 
 // errNotAsked: Redis failed a moment ago and was not asked.
-var errNotAsked = errors.New("Redis failed moments ago and is not asked again yet")
+var errNotAsked = errors.New("the shared Redis failed moments ago and is not asked again yet")
 
 // Token implements Grant.
 func (g *sharedGrant) Token(ctx context.Context) (*Token, error) {

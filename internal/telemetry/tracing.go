@@ -117,6 +117,7 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp), // a full queue drops spans; a request never waits for the collector
+		//lint:ignore SA1019 WithRawSpanLimits would make a variable's 0 mean "none" instead of the default
 		sdktrace.WithSpanLimits(limits),
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(newSampler(s.Sampler, s.SamplerArg)),
