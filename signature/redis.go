@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/tokengate/tokengate/internal/pinger"
 	"github.com/tokengate/tokengate/internal/redisurl"
 )
 
@@ -55,7 +56,7 @@ type RedisStore struct {
 	log      *zap.Logger
 	releases *retrier
 	takes    *retrier
-	health   health
+	health   *pinger.Watcher
 }
 
 var _ Store = (*RedisStore)(nil)
@@ -102,7 +103,9 @@ func NewRedisStore(rawURL string, o RedisOptions) (*RedisStore, error) {
 	r.takes.gaveUp = func(err error) {
 		log.Warn("replay store: a delivered message could not be recorded within its replay window", zap.Error(err))
 	}
-	r.health.watch(r.Ping, o.Timeout, log)
+	r.health = pinger.Start(pinger.Options{Ping: r.Ping, Timeout: o.Timeout, Interval: HealthInterval, Name: "replay store: Redis", Log: log,
+		Down: "replay store unreachable: signed requests on replay routes get 503 and /readyz fails until it answers",
+		Up:   "replay store reachable again"})
 	return r, nil
 }
 
@@ -171,12 +174,12 @@ func (r *RedisStore) Ping(ctx context.Context) error { return r.c.Ping(ctx).Err(
 // Redis: nil when it answered, else an error that names the replay store
 // (and never holds the URL or its password). It fails until the first
 // ping answers.
-func (r *RedisStore) Health() error { return r.health.get() }
+func (r *RedisStore) Health() error { return r.health.Err() }
 
 // Close stops the commands retried in the background and closes the
 // client's connections.
 func (r *RedisStore) Close() error {
-	r.health.close()
+	r.health.Stop()
 	r.releases.close()
 	r.takes.close()
 	return r.c.Close()

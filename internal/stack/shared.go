@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/pinger"
 	"github.com/tokengate/tokengate/internal/redisconn"
 	"github.com/tokengate/tokengate/proxy"
 	"github.com/tokengate/tokengate/ratelimit"
@@ -23,12 +24,12 @@ type sharedRedis struct {
 	key    string // url and timeout: equal → the same client
 	client *redis.Client
 	limits *ratelimit.Redis
-	health *sharedHealth
+	health *pinger.Watcher
 }
 
 // close stops the health pings and closes the client.
 func (h *sharedRedis) close() {
-	h.health.close()
+	h.health.Stop()
 	_ = h.client.Close()
 }
 
@@ -59,6 +60,7 @@ func (b *Builder) redisClient(cfg *config.Config) (*sharedRedis, error) {
 	h := &sharedRedis{key: key, client: c, limits: ratelimit.NewRedis(c, ratelimit.RedisOptions{
 		Timeout: cfg.Redis.Timeout.D(), Logger: b.log.Named("ratelimit"),
 	}), health: watchShared(c, cfg.Redis.Timeout.D(), b.log.Named("redis"))}
+
 	b.redisNext = h
 	return h, nil
 }
@@ -123,7 +125,7 @@ func (b *Builder) commitShared() {
 		return
 	}
 	if old := b.redisCur; old != nil && old != b.redisNext {
-		old.health.close() // at once: the ping is cancelled; the client serves the old stack a minute more
+		old.health.Stop() // at once: the ping is cancelled; the client serves the old stack a minute more
 		time.AfterFunc(time.Minute, func() { _ = old.client.Close() })
 	}
 	b.redisCur, b.redisNext, b.redisBuilt = b.redisNext, nil, false
