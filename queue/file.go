@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the file the embedded store keeps in its directory.
@@ -78,96 +76,6 @@ type entry struct {
 	leased   bool
 	gone     bool   // removed; a writer waiting on mu must not bring it back
 	gen      uint64 // bumped whenever next changes: older heap items are stale
-}
-
-// OpenFile opens (or creates) the store in o.Dir.
-func OpenFile(o FileOptions) (*FileStore, error) {
-	if o.Dir == "" {
-		return nil, errors.New("queue: no directory")
-	}
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = time.Second
-	}
-	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	if err := safePlace(o.Dir); err != nil {
-		return nil, err
-	}
-	path := filepath.Join(o.Dir, FileName)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("queue: %s is in use by another process (a running gate?): %w: %w", path, ErrInUse, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("queue: opening %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil { // a file made by hand is tightened
-		db.Close()
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	s := &FileStore{db: db, opened: fi, max: o.MaxBytes, onCommit: o.onCommit, idx: map[string]*entry{}, due: map[string]*dueHeap{}}
-	if err := s.load(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	s.commits = newCommitter(db)
-	s.commits.fault = o.fault
-	return s, nil
-}
-
-// safePlace refuses a store directory anyone may write into (another
-// local user could plant a database of forged messages while the gate is
-// stopped) and a store file that is not a plain file (a symbolic link
-// would make the gate, and check, write where it points).
-func safePlace(dir string) error {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("queue: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("queue: %s is not a directory", dir)
-	}
-	if fi.Mode().Perm()&0o002 != 0 {
-		return fmt.Errorf("queue: %s is writable by every local user (mode %04o): `chmod o-w` it (0700 is what the gate creates)", dir, fi.Mode().Perm())
-	}
-	path := filepath.Join(dir, FileName)
-	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
-		return fmt.Errorf("queue: %s is not a plain file (a symbolic link?): the store must be a regular file", path)
-	}
-	return nil
-}
-
-// load creates the buckets and rebuilds the index: every pending message
-// is due again (an attempt cut short by a crash is made again).
-func (s *FileStore) load() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketPayload); err != nil {
-			return err
-		}
-		b, err := tx.CreateBucketIfNotExists(bucketIndex)
-		if err != nil {
-			return err
-		}
-		return b.ForEach(func(k, v []byte) error {
-			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("queue: index entry %q: %w", k, err)
-			}
-			e := &entry{route: r.Route, received: r.Received, size: r.Size, state: r.Progress.State, next: r.Progress.Next}
-			s.idx[string(k)] = e
-			s.bytes += r.Size
-			if e.state == Pending {
-				s.push(string(k), e)
-			}
-			return nil
-		})
-	})
 }
 
 // push schedules a pending entry; s.mu is held.
@@ -272,126 +180,6 @@ func (s *FileStore) Lease(ctx context.Context, route string, now time.Time, n in
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return out, nil
-}
-
-// write runs change on id's entry with its writes serialized: update
-// writes the transaction (ErrNotFound when the message is gone), apply
-// then updates the index under s.mu.
-func (s *FileStore) write(id string, update func(tx *bolt.Tx) error, apply func(e *entry)) error {
-	s.mu.Lock()
-	e := s.idx[id]
-	s.mu.Unlock()
-	if e == nil {
-		return ErrNotFound
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.gone {
-		return ErrNotFound
-	}
-	if err := s.commits.do(update); err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return err
-		}
-		s.mu.Lock()
-		s.unlease(id, e)
-		s.mu.Unlock()
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	s.mu.Lock()
-	apply(e)
-	s.mu.Unlock()
-	return nil
-}
-
-// writeFailedRetry is how soon a message whose attempt's outcome could
-// not be written (a full disk) is attempted again.
-const writeFailedRetry = 5 * time.Second
-
-// unlease hands a leased entry whose outcome could not be written back to
-// the schedule, due a little later: its stored state is what it was, and
-// nothing else would ever lease it again in this process. s.mu is held.
-func (s *FileStore) unlease(id string, e *entry) {
-	if !e.leased || e.gone {
-		return
-	}
-	e.leased = false
-	if later := time.Now().Add(writeFailedRetry); e.next.Before(later) {
-		e.next = later
-	}
-	e.gen++
-	s.push(id, e)
-}
-
-// remove forgets a deleted entry; s.mu is held.
-func (s *FileStore) remove(id string, e *entry) {
-	e.gone = true
-	delete(s.idx, id)
-	s.bytes -= e.size
-}
-
-// Ack removes a delivered message.
-func (s *FileStore) Ack(ctx context.Context, m *Message) error {
-	return s.write(m.ID, func(tx *bolt.Tx) error { return deleteMessage(tx, m.ID) },
-		func(e *entry) { s.remove(m.ID, e) })
-}
-
-// Retry stores m.Progress and makes the message due at m.Next.
-func (s *FileStore) Retry(ctx context.Context, m *Message) error {
-	p := m.Progress
-	p.State = Pending
-	return s.write(m.ID, func(tx *bolt.Tx) error { return putProgress(tx, m.ID, func(q *Progress) { *q = p }) },
-		func(e *entry) {
-			e.state, e.next, e.leased = Pending, p.Next, false
-			e.gen++
-			s.push(m.ID, e)
-		})
-}
-
-// Bury stores m.Progress and makes the message a dead letter.
-func (s *FileStore) Bury(ctx context.Context, m *Message) error {
-	p := m.Progress
-	p.State = Dead
-	return s.write(m.ID, func(tx *bolt.Tx) error { return putProgress(tx, m.ID, func(q *Progress) { *q = p }) },
-		func(e *entry) {
-			e.state, e.leased = Dead, false
-			e.gen++
-		})
-}
-
-// Revive makes a dead letter pending with p, or a pending message that is
-// not leased due at p.Next.
-func (s *FileStore) Revive(ctx context.Context, id string, p Progress) error {
-	s.mu.Lock()
-	e := s.idx[id]
-	leased := e != nil && e.leased
-	s.mu.Unlock()
-	if leased {
-		return nil
-	}
-	return s.write(id, func(tx *bolt.Tx) error {
-		return putProgress(tx, id, func(q *Progress) {
-			if q.State == Dead {
-				*q = p
-			} else {
-				q.Next = p.Next
-			}
-			q.State = Pending
-		})
-	}, func(e *entry) {
-		if e.leased { // leased since: the attempt's outcome will be written
-			return
-		}
-		e.state, e.next = Pending, p.Next
-		e.gen++
-		s.push(id, e)
-	})
-}
-
-// Drop removes a message, whatever its state.
-func (s *FileStore) Drop(ctx context.Context, id string) error {
-	return s.write(id, func(tx *bolt.Tx) error { return deleteMessage(tx, id) },
-		func(e *entry) { s.remove(id, e) })
 }
 
 // Get returns one message.

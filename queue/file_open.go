@@ -1,0 +1,103 @@
+package queue
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// OpenFile opens (or creates) the store in o.Dir.
+func OpenFile(o FileOptions) (*FileStore, error) {
+	if o.Dir == "" {
+		return nil, errors.New("queue: no directory")
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = time.Second
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if err := safePlace(o.Dir); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(o.Dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("queue: %s is in use by another process (a running gate?): %w: %w", path, ErrInUse, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: opening %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil { // a file made by hand is tightened
+		db.Close()
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	s := &FileStore{db: db, opened: fi, max: o.MaxBytes, onCommit: o.onCommit, idx: map[string]*entry{}, due: map[string]*dueHeap{}}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.commits = newCommitter(db)
+	s.commits.fault = o.fault
+	return s, nil
+}
+
+// safePlace refuses a store directory anyone may write into (another
+// local user could plant a database of forged messages while the gate is
+// stopped) and a store file that is not a plain file (a symbolic link
+// would make the gate, and check, write where it points).
+func safePlace(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("queue: %s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
+		return fmt.Errorf("queue: %s is writable by every local user (mode %04o): `chmod o-w` it (0700 is what the gate creates)", dir, fi.Mode().Perm())
+	}
+	path := filepath.Join(dir, FileName)
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("queue: %s is not a plain file (a symbolic link?): the store must be a regular file", path)
+	}
+	return nil
+}
+
+// load creates the buckets and rebuilds the index: every pending message
+// is due again (an attempt cut short by a crash is made again).
+func (s *FileStore) load() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketPayload); err != nil {
+			return err
+		}
+		b, err := tx.CreateBucketIfNotExists(bucketIndex)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("queue: index entry %q: %w", k, err)
+			}
+			e := &entry{route: r.Route, received: r.Received, size: r.Size, state: r.Progress.State, next: r.Progress.Next}
+			s.idx[string(k)] = e
+			s.bytes += r.Size
+			if e.state == Pending {
+				s.push(string(k), e)
+			}
+			return nil
+		})
+	})
+}
