@@ -222,3 +222,14 @@ func (v *validator) queueStore(largest ByteSize) {
 		v.add("queue.max_bytes", "must hold at least one message of the largest body a queued route takes (%d)", largest)
 	}
 }
+
+// RedactedURL is a store URL (queue.store, redis.url, replay_store) as it
+// may be shown: without its password, and never the raw text of one that
+// does not parse (it could hold the password unescaped).
+func RedactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

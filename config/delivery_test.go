@@ -83,3 +83,15 @@ func TestQueueStoreForms(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactedURLNeverShowsAPassword(t *testing.T) {
+	for _, c := range []struct{ raw, want string }{
+		{"redis://:hunter2@127.0.0.1:6379/0", "redis://:xxxxx@127.0.0.1:6379/0"},
+		{"file:///var/lib/tokengate/queue", "file:///var/lib/tokengate/queue"},
+		{"redis://:Gen^Pass{Top}Secret|9@127.0.0.1:1/0", "(unparsable URL)"},
+	} {
+		if got := RedactedURL(c.raw); got != c.want || strings.Contains(got, "hunter2") {
+			t.Errorf("RedactedURL(%q) = %q, want %q", c.raw, got, c.want)
+		}
+	}
+}

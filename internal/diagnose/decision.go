@@ -3,6 +3,7 @@ package diagnose
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +28,22 @@ type decision struct {
 	status     int
 	code, desc string
 	route      *config.Route // nil: no route matched
+}
+
+// verdict prints the decision line: FORWARDED (nil), or REFUSED with
+// the status the gate sends (refused). limited: the request would pass
+// but its sender is past the route's rate_limit right now (why says so).
+func (d *decision) verdict(out io.Writer, limited bool, why string, refused error) error {
+	switch {
+	case d.forwarded && limited:
+		fmt.Fprintf(out, "decision REFUSED: 429 rate_limited: %s\n", why)
+		return refused
+	case d.forwarded:
+		fmt.Fprintln(out, "decision FORWARDED: the upstream would receive this request")
+		return nil
+	}
+	fmt.Fprintf(out, "decision REFUSED: %d %s %q\n", d.status, d.code, d.desc)
+	return refused
 }
 
 // decide sends req through the handler the gate would serve, with a

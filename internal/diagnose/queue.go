@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 
@@ -39,7 +38,7 @@ func checkQueueStore(ctx context.Context, cfg *config.Config, out io.Writer) []s
 	}
 	store, err := queue.OpenFromConfig(cfg)
 	if errors.Is(err, queue.ErrInUse) {
-		fmt.Fprintf(out, "queue    %s: in use by a running gate\n", redactedStore(cfg.Queue.Store))
+		fmt.Fprintf(out, "queue    %s: in use by a running gate\n", config.RedactedURL(cfg.Queue.Store))
 		return nil
 	}
 	if err != nil {
@@ -55,7 +54,7 @@ func checkQueueStore(ctx context.Context, cfg *config.Config, out io.Writer) []s
 	if err != nil {
 		return []string{fmt.Sprintf("queue.store: %v", err)}
 	}
-	fmt.Fprintf(out, "queue    %s: writable (%s)\n", redactedStore(cfg.Queue.Store), summary(st))
+	fmt.Fprintf(out, "queue    %s: writable (%s)\n", config.RedactedURL(cfg.Queue.Store), summary(st))
 	return nil
 }
 
@@ -66,13 +65,4 @@ func summary(st []queue.RouteStats) string {
 		p, d = p+s.Pending, d+s.Dead
 	}
 	return fmt.Sprintf("%d pending, %d dead", p, d)
-}
-
-// redactedStore is the store's URL without a password.
-func redactedStore(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }

@@ -32,7 +32,7 @@ func checkSharedRedis(ctx context.Context, cfg *config.Config, badPaths map[stri
 		return []string{fmt.Sprintf("redis.url: the shared Redis does not answer PING (%s): rate limits would count in each replica's memory and shared egress entries request their own tokens",
 			withoutPassword(err.Error(), cfg.Redis.URL))}
 	}
-	fmt.Fprintf(out, "redis    %s: answers PING (rate limits, shared egress tokens)\n", redactedStore(cfg.Redis.URL))
+	fmt.Fprintf(out, "redis    %s: answers PING (rate limits, shared egress tokens)\n", config.RedactedURL(cfg.Redis.URL))
 	return nil
 }
 

@@ -74,16 +74,7 @@ func Token(ctx context.Context, path, token, route string, out io.Writer) error 
 	for _, f := range e.findings {
 		fmt.Fprintf(out, "  %s\n", f.line())
 	}
-	if d.forwarded && e.limited {
-		fmt.Fprintln(out, "decision REFUSED: 429 rate_limited: the token is good, but its sender is past the route's rate_limit right now")
-		return ErrRefused
-	}
-	if d.forwarded {
-		fmt.Fprintln(out, "decision FORWARDED: the upstream would receive this request")
-		return nil
-	}
-	fmt.Fprintf(out, "decision REFUSED: %d %s %q\n", d.status, d.code, d.desc)
-	return ErrRefused
+	return d.verdict(out, e.limited, "the token is good, but its sender is past the route's rate_limit right now", ErrRefused)
 }
 
 // bareToken accepts a token as pasted: with or without "Bearer " and

@@ -86,16 +86,7 @@ func Webhook(ctx context.Context, path string, in io.Reader, name, route string,
 	w := &webhookCheck{cfg: cfg, c: c, d: d, now: time.Now(), out: out, rec: rec}
 	w.explain()
 	w.rateLimit(ctx)
-	if d.forwarded && w.limited {
-		fmt.Fprintln(out, "decision REFUSED: 429 rate_limited: the webhook is good, but the route is past its rate_limit right now")
-		return ErrWebhookRefused
-	}
-	if d.forwarded {
-		fmt.Fprintln(out, "decision FORWARDED: the upstream would receive this request")
-		return nil
-	}
-	fmt.Fprintf(out, "decision REFUSED: %d %s %q\n", d.status, d.code, d.desc)
-	return ErrWebhookRefused
+	return d.verdict(out, w.limited, "the webhook is good, but the route is past its rate_limit right now", ErrWebhookRefused)
 }
 
 // webhookCheck explains the decision on one captured request.

@@ -221,17 +221,8 @@ func (g *Gate) openQueueOnReload(ctx context.Context, cfg *config.Config) error 
 	}
 	g.queue.Store(q)
 	q.start(ctx, g.timeouts)
-	g.log.Info("queue store opened for the queued routes of the reloaded configuration", zap.String("store", redactedStore(cfg.Queue.Store)))
+	g.log.Info("queue store opened for the queued routes of the reloaded configuration", zap.String("store", config.RedactedURL(cfg.Queue.Store)))
 	return nil
-}
-
-// redactedStore is a store URL without its password.
-func redactedStore(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable)"
-	}
-	return u.Redacted()
 }
 
 // queueRef hands a queued route's messages to the gate's queue, opened at
