@@ -64,3 +64,49 @@ func TestPayloadReadsTheJSONFormEarlierVersionsStored(t *testing.T) {
 		t.Fatalf("old JSON payload read as %+v", got)
 	}
 }
+
+func TestRecordRoundTrip(t *testing.T) {
+	at := time.Date(2026, 12, 7, 2, 30, 0, 123456789, time.UTC)
+	cases := []struct {
+		name string
+		r    record
+	}{
+		{"new", record{Route: "github", Received: at, Size: 512, Progress: Progress{State: Pending, Next: at, Expires: at.Add(72 * time.Hour)}}},
+		{"zero times", record{Route: "r", Progress: Progress{State: Pending}}},
+		{"dead with an answer", record{Route: "r", Received: at, Size: 1 << 20, Progress: Progress{State: Dead, Attempts: 25, Next: at, Expires: at,
+			Reason: "max_attempts", Last: &Answer{Status: 503, Body: "busy\x00ü", Error: "", At: at.Add(time.Second)}}}},
+		{"no status", record{Route: "r", Received: at, Progress: Progress{State: Pending, Attempts: 1, Last: &Answer{Error: "connection refused", At: at}}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := encodeRecord(tc.r)
+			got, err := decodeRecord(b)
+			must(t, err)
+			if !reflect.DeepEqual(got, tc.r) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, tc.r)
+			}
+			for i := range len(b) { // every truncation is an error
+				if _, err := decodeRecord(b[:i]); err == nil {
+					t.Fatalf("record cut at %d of %d decoded without error", i, len(b))
+				}
+			}
+			if _, err := decodeRecord(append(b, 0)); err == nil {
+				t.Fatal("a record with a trailing byte decoded")
+			}
+		})
+	}
+}
+
+// TestRecordReadsTheJSONFormEarlierVersionsStored: a store written by an
+// earlier version opens and its messages keep their progress.
+func TestRecordReadsTheJSONFormEarlierVersionsStored(t *testing.T) {
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	old := record{Route: "r", Received: at, Size: 4, Progress: Progress{State: Dead, Attempts: 3, Reason: "refused", Last: &Answer{Status: 400, At: at}}}
+	b, err := json.Marshal(old)
+	must(t, err)
+	got, err := decodeRecord(b)
+	must(t, err)
+	if !reflect.DeepEqual(got, old) {
+		t.Fatalf("old JSON record read as %+v, want %+v", got, old)
+	}
+}

@@ -1,8 +1,8 @@
 package queue
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -17,7 +17,7 @@ const FileName = "queue.db"
 
 var (
 	bucketPayload = []byte("payload") // id → the message's payload (JSON)
-	bucketIndex   = []byte("index")   // id → record (JSON): route, arrival, size, progress
+	bucketIndex   = []byte("index")   // id → record (encodeRecord): route, arrival, size, progress
 )
 
 // record is what the file store keeps of a message beside its payload:
@@ -63,7 +63,13 @@ type FileStore struct {
 	idx   map[string]*entry
 	due   map[string]*dueHeap
 	bytes int64 // stored payloads, plus those being added
+	hot   int64 // payload bytes of the messages kept in memory (entry.hot)
 }
+
+// hotBudget bounds the payload bytes of new messages the file store keeps
+// in memory for their first lease, which then reads nothing back from the
+// file: under load a message is usually leased moments after it is stored.
+const hotBudget = 4 << 20
 
 // entry is the index's view of one message.
 type entry struct {
@@ -76,6 +82,31 @@ type entry struct {
 	leased   bool
 	gone     bool   // removed; a writer waiting on mu must not bring it back
 	gen      uint64 // bumped whenever next changes: older heap items are stale
+	// hot is a private copy of the message as stored, kept for its first
+	// lease while the store's hotBudget allows; any write drops it.
+	hot *Message
+}
+
+// keepHot keeps a private copy of m (stored as size bytes) for its first
+// lease, if the budget allows; s.mu is held.
+func (s *FileStore) keepHot(e *entry, m *Message) {
+	if e.state != Pending || s.hot+e.size > hotBudget {
+		return
+	}
+	c := *m
+	c.Header = m.Header.Clone()
+	c.Body = bytes.Clone(m.Body) // the caller's buffer may be reused once Add returns
+	c.lease = ""
+	e.hot = &c
+	s.hot += e.size
+}
+
+// dropHot forgets e's in-memory copy; s.mu is held.
+func (s *FileStore) dropHot(e *entry) {
+	if e.hot != nil {
+		e.hot = nil
+		s.hot -= e.size
+	}
 }
 
 // push schedules a pending entry; s.mu is held.
@@ -98,10 +129,7 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 		return err
 	}
 	size := int64(len(payload))
-	rec, err := json.Marshal(record{Route: m.Route, Received: m.Received, Size: size, Progress: m.Progress})
-	if err != nil {
-		return err
-	}
+	rec := encodeRecord(record{Route: m.Route, Received: m.Received, Size: size, Progress: m.Progress})
 	s.mu.Lock()
 	if s.max > 0 && s.bytes+size > s.max {
 		s.mu.Unlock()
@@ -129,16 +157,19 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 	s.idx[m.ID] = e
 	if e.state == Pending {
 		s.push(m.ID, e)
+		s.keepHot(e, m)
 	}
 	return nil
 }
 
-// Lease hands out due messages of route, oldest due first.
+// Lease hands out due messages of route, oldest due first: those kept in
+// memory at once, the others read from the file.
 func (s *FileStore) Lease(ctx context.Context, route string, now time.Time, n int) ([]*Message, error) {
 	var ids []string
+	out := make([]*Message, 0, n)
 	s.mu.Lock()
 	if h := s.due[route]; h != nil {
-		for h.Len() > 0 && len(ids) < n {
+		for h.Len() > 0 && len(ids)+len(out) < n {
 			top := h.peek()
 			e := s.idx[top.id]
 			if e == nil || e.gen != top.gen || e.state != Pending || e.leased {
@@ -150,11 +181,18 @@ func (s *FileStore) Lease(ctx context.Context, route string, now time.Time, n in
 			}
 			h.pop()
 			e.leased = true
+			if m := e.hot; m != nil {
+				s.dropHot(e)
+				out = append(out, m)
+				continue
+			}
 			ids = append(ids, top.id)
 		}
 	}
 	s.mu.Unlock()
-	out := make([]*Message, 0, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		for _, id := range ids {
 			m, err := read(tx, id)
@@ -177,7 +215,7 @@ func (s *FileStore) Lease(ctx context.Context, route string, now time.Time, n in
 			}
 		}
 		s.mu.Unlock()
-		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return out, fmt.Errorf("%w: %w", ErrUnavailable, err) // those kept in memory are leased: attempt them
 	}
 	return out, nil
 }

@@ -3,12 +3,18 @@ package queue
 import (
 	"errors"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
 // maxGroup bounds the writes one group commit takes.
 const maxGroup = 512
+
+// commitLinger is how long a commit waits for company while the store is
+// busy: under load it halves the commits (each pays two fsyncs) for at
+// most this much latency.
+const commitLinger = time.Millisecond
 
 // errStoreClosed answers a write that arrives after Close.
 var errStoreClosed = errors.New("queue: store closed")
@@ -24,7 +30,8 @@ type committer struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
-	fault   func() error // tests: a commit fails while it returns an error
+	fault   func() error  // tests: a commit fails while it returns an error
+	linger  time.Duration // commitLinger; tests set their own
 }
 
 type commitReq struct {
@@ -33,7 +40,7 @@ type commitReq struct {
 }
 
 func newCommitter(db *bolt.DB) *committer {
-	c := &committer{db: db, reqs: make(chan commitReq), stop: make(chan struct{}), stopped: make(chan struct{})}
+	c := &committer{db: db, reqs: make(chan commitReq), stop: make(chan struct{}), stopped: make(chan struct{}), linger: commitLinger}
 	go c.run()
 	return c
 }
@@ -53,6 +60,9 @@ func (c *committer) do(fn func(*bolt.Tx) error) error {
 
 func (c *committer) run() {
 	defer close(c.stopped)
+	linger := time.NewTimer(c.linger)
+	linger.Stop()
+	busy := false
 	for {
 		var first commitReq
 		select {
@@ -60,18 +70,42 @@ func (c *committer) run() {
 		case <-c.stop:
 			return
 		}
-		group := []commitReq{first}
-	gather:
-		for len(group) < maxGroup {
-			select {
-			case r := <-c.reqs:
-				group = append(group, r)
-			default:
-				break gather
-			}
-		}
+		group := c.gather(first, busy, linger)
+		busy = len(group) > 1
 		c.commit(group)
 	}
+}
+
+// gather takes the writes waiting beside first. When the store is busy
+// (the last commit had company) it lingers up to c.linger for more,
+// so that under load fewer, larger commits share their fsyncs; a lone
+// write after a quiet spell is committed at once.
+func (c *committer) gather(first commitReq, busy bool, linger *time.Timer) []commitReq {
+	group := []commitReq{first}
+	var wait <-chan time.Time
+	if busy {
+		linger.Reset(c.linger)
+		defer linger.Stop()
+		wait = linger.C
+	}
+	for len(group) < maxGroup {
+		select {
+		case r := <-c.reqs:
+			group = append(group, r)
+			continue
+		default:
+		}
+		if wait == nil {
+			break
+		}
+		select {
+		case r := <-c.reqs:
+			group = append(group, r)
+		case <-wait:
+			wait = nil
+		}
+	}
+	return group
 }
 
 // commit writes group in one transaction; when one write fails, the

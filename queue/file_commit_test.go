@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -50,5 +51,34 @@ func TestGroupCommitOneFailedWriteFailsOnlyItself(t *testing.T) {
 	c.close()
 	if err := c.do(put("late")); !errors.Is(err, errStoreClosed) {
 		t.Fatalf("write after close: %v, want errStoreClosed", err)
+	}
+}
+
+// TestGroupCommitLingersOnlyWhenBusy: after a commit that had company a
+// commit waits for more writes (here they come later and fill a whole
+// group); after a lone one it takes what is waiting and goes at once
+// (were it to linger, this test would wait the hour).
+func TestGroupCommitLingersOnlyWhenBusy(t *testing.T) {
+	c := &committer{reqs: make(chan commitReq), linger: time.Hour}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	req := func() commitReq { return commitReq{done: make(chan error, 1)} }
+
+	group := c.gather(req(), false, timer)
+	if len(group) != 1 {
+		t.Fatalf("quiet store: a group of %d, want the lone write", len(group))
+	}
+
+	started := make(chan struct{})
+	go func() {
+		<-started
+		time.Sleep(10 * time.Millisecond) // arrive while the commit lingers, not before
+		for range maxGroup - 1 {
+			c.reqs <- req()
+		}
+	}()
+	close(started)
+	if group := c.gather(req(), true, timer); len(group) != maxGroup {
+		t.Fatalf("busy store: a group of %d, want the %d writes that came while it lingered", len(group), maxGroup)
 	}
 }

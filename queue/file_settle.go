@@ -34,6 +34,7 @@ func (s *FileStore) write(id string, update func(tx *bolt.Tx) error, apply func(
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	s.mu.Lock()
+	s.dropHot(e) // the stored message changed: the copy would be stale
 	apply(e)
 	s.mu.Unlock()
 	return nil
@@ -60,6 +61,7 @@ func (s *FileStore) unlease(id string, e *entry) {
 
 // remove forgets a deleted entry; s.mu is held.
 func (s *FileStore) remove(id string, e *entry) {
+	s.dropHot(e)
 	e.gone = true
 	delete(s.idx, id)
 	s.bytes -= e.size

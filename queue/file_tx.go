@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -15,8 +14,8 @@ func read(tx *bolt.Tx, id string) (*Message, error) {
 		return nil, ErrNotFound
 	}
 	m := &Message{}
-	var r record
-	if err := json.Unmarshal(rv, &r); err != nil {
+	r, err := decodeRecord(rv)
+	if err != nil {
 		return nil, fmt.Errorf("queue: index entry %q: %w", id, err)
 	}
 	if err := decodePayload(payload, m); err != nil {
@@ -33,16 +32,12 @@ func putProgress(tx *bolt.Tx, id string, p func(*Progress)) error {
 	if rv == nil {
 		return ErrNotFound
 	}
-	var r record
-	if err := json.Unmarshal(rv, &r); err != nil {
-		return err
+	r, err := decodeRecord(rv)
+	if err != nil {
+		return fmt.Errorf("queue: index entry %q: %w", id, err)
 	}
 	p(&r.Progress)
-	nv, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return b.Put([]byte(id), nv)
+	return b.Put([]byte(id), encodeRecord(r))
 }
 
 func deleteMessage(tx *bolt.Tx, id string) error {

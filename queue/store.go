@@ -34,7 +34,8 @@ type Store interface {
 	// Lease hands out up to n pending messages of route that are due at
 	// now and not leased already; each stays leased until Ack, Retry or
 	// Bury (or, in a shared store, until its lease runs out because its
-	// holder died).
+	// holder died). With an error it may still return messages, leased
+	// like any other: the caller attempts them.
 	Lease(ctx context.Context, route string, now time.Time, n int) ([]*Message, error)
 	// Ack removes a leased message: the receiver took it.
 	Ack(ctx context.Context, m *Message) error

@@ -27,8 +27,8 @@ func (c *clock) add(d time.Duration) {
 
 // hit is one attempt as the receiver saw it.
 type hit struct {
-	method, path, query, body string
-	header                    http.Header
+	method, path, query, body, host string
+	header                          http.Header
 }
 
 // receiver is a real HTTP receiver that records attempts and answers
@@ -45,7 +45,7 @@ func newReceiver(t *testing.T) *receiver {
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		rc.mu.Lock()
-		rc.hits = append(rc.hits, hit{r.Method, r.URL.Path, r.URL.RawQuery, string(b), r.Header.Clone()})
+		rc.hits = append(rc.hits, hit{r.Method, r.URL.Path, r.URL.RawQuery, string(b), r.Host, r.Header.Clone()})
 		a := rc.answer
 		rc.mu.Unlock()
 		if a != nil {
@@ -121,7 +121,8 @@ func TestDeliveryCarriesTheMessageAndItsIDs(t *testing.T) {
 		t.Fatalf("receiver got %d requests", len(h))
 	}
 	g := h[0]
-	if g.method != "POST" || g.path != "/base/hooks/gh" || g.query != "x=1" || g.body != `{"a":1}` || g.header.Get("Content-Type") != "application/json" {
+	if g.method != "POST" || g.path != "/base/hooks/gh" || g.query != "x=1" || g.body != `{"a":1}` || g.header.Get("Content-Type") != "application/json" ||
+		g.host != rc.Listener.Addr().String() {
 		t.Fatalf("receiver got %+v", g)
 	}
 	if g.header.Get(HeaderDeliveryID) != m.ID || g.header.Get(HeaderAttempt) != "1" || len(g.header.Values(HeaderAttempt)) != 1 {
