@@ -108,7 +108,7 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 		out.Header.Del(k) // as ReverseProxy does before Rewrite
 	}
 	h.rewrite(&httputil.ProxyRequest{In: in, Out: out})
-	m := &queue.Message{
+	m := &queue.Message{ // out.Header is handed over: nothing here changes it after
 		Route: st.route.name, Method: r.Method, Path: st.path, Query: r.URL.RawQuery,
 		Header: out.Header, Body: body, Received: h.now(), Trace: h.storedTrace(out.Header),
 	}
@@ -134,9 +134,7 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 	}
 	st.upstreamStatus = q.ack // a signed message's claim is settled as taken
 	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", "no-store")
-	hd.Set("X-Content-Type-Options", "nosniff")
+	hd["Content-Type"], hd["Cache-Control"], hd["X-Content-Type-Options"] = ackContentType, ackNoStore, ackNoSniff
 	w.WriteHeader(q.ack)
 	b, _ := json.Marshal(struct {
 		Result     string `json:"result"`
@@ -145,6 +143,14 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 	_, _ = w.Write(append(b, '\n'))
 	return DecisionQueued
 }
+
+// The acknowledgement's header values, shared by every answer (nothing
+// changes a header value in place).
+var (
+	ackContentType = []string{"application/json"}
+	ackNoStore     = []string{"no-store"}
+	ackNoSniff     = []string{"nosniff"}
+)
 
 // refuseQueued answers a queued request that was not stored.
 func (h *Handler) refuseQueued(w *recorder, st *state, err error) string {

@@ -15,10 +15,10 @@ import (
 // FileName is the file the embedded store keeps in its directory.
 const FileName = "queue.db"
 
-var (
-	bucketPayload = []byte("payload") // id → the message's payload (JSON)
-	bucketIndex   = []byte("index")   // id → record (encodeRecord): route, arrival, size, progress
-)
+// bucketMessages holds every message: id → joinValue(record, payload).
+// One bucket, so that storing or removing a message writes one key (the
+// earlier layout, two buckets, is moved into it at open: migrate).
+var bucketMessages = []byte("messages")
 
 // record is what the file store keeps of a message beside its payload:
 // small, read whole at open to rebuild the in-memory index.
@@ -93,8 +93,7 @@ func (s *FileStore) keepHot(e *entry, m *Message) {
 	if e.state != Pending || s.hot+e.size > hotBudget {
 		return
 	}
-	c := *m
-	c.Header = m.Header.Clone()
+	c := *m                      // the header is handed over to the store (Add)
 	c.Body = bytes.Clone(m.Body) // the caller's buffer may be reused once Add returns
 	c.lease = ""
 	e.hot = &c
@@ -137,15 +136,13 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 	}
 	s.bytes += size // reserved while the commit runs
 	s.mu.Unlock()
+	value := joinValue(rec, payload)
 	err = s.commits.do(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketPayload).Put([]byte(m.ID), payload); err != nil {
-			return err
-		}
 		if s.onCommit != nil {
 			id := tx.ID() // after the commit the transaction has no id
 			tx.OnCommit(func() { s.onCommit(id) })
 		}
-		return tx.Bucket(bucketIndex).Put([]byte(m.ID), rec)
+		return tx.Bucket(bucketMessages).Put([]byte(m.ID), value)
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()

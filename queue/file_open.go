@@ -74,19 +74,24 @@ func safePlace(dir string) error {
 	return nil
 }
 
-// load creates the buckets and rebuilds the index: every pending message
-// is due again (an attempt cut short by a crash is made again).
+// load creates the bucket and rebuilds the index from the records (the
+// payloads are not read): every pending message is due again (an attempt
+// cut short by a crash is made again).
 func (s *FileStore) load() error {
+	if err := migrate(s.db); err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketPayload); err != nil {
-			return err
-		}
-		b, err := tx.CreateBucketIfNotExists(bucketIndex)
+		b, err := tx.CreateBucketIfNotExists(bucketMessages)
 		if err != nil {
 			return err
 		}
 		return b.ForEach(func(k, v []byte) error {
-			r, err := decodeRecord(v)
+			rv, _, err := splitValue(v)
+			if err != nil {
+				return fmt.Errorf("queue: stored message %q: %w", k, err)
+			}
+			r, err := decodeRecord(rv)
 			if err != nil {
 				return fmt.Errorf("queue: index entry %q: %w", k, err)
 			}

@@ -1,23 +1,45 @@
 package queue
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
 )
 
+// joinValue is a message as the file store keeps it: its record
+// (length-prefixed), then its payload. Opening the store reads only the
+// records.
+func joinValue(rec, payload []byte) []byte {
+	b := make([]byte, 0, binary.MaxVarintLen64+len(rec)+len(payload))
+	return append(appendBytes(b, rec), payload...)
+}
+
+// splitValue is joinValue's inverse; both parts point into v.
+func splitValue(v []byte) (rec, payload []byte, err error) {
+	r := reader{b: v}
+	rec = r.bytes()
+	if r.err != nil {
+		return nil, nil, errCorrupt
+	}
+	return rec, r.b, nil
+}
+
 // read loads one message in a transaction.
 func read(tx *bolt.Tx, id string) (*Message, error) {
-	payload := tx.Bucket(bucketPayload).Get([]byte(id))
-	rv := tx.Bucket(bucketIndex).Get([]byte(id))
-	if payload == nil || rv == nil {
+	v := tx.Bucket(bucketMessages).Get([]byte(id))
+	if v == nil {
 		return nil, ErrNotFound
 	}
-	m := &Message{}
+	rv, payload, err := splitValue(v)
+	if err != nil {
+		return nil, fmt.Errorf("queue: stored message %q: %w", id, err)
+	}
 	r, err := decodeRecord(rv)
 	if err != nil {
 		return nil, fmt.Errorf("queue: index entry %q: %w", id, err)
 	}
+	m := &Message{}
 	if err := decodePayload(payload, m); err != nil {
 		return nil, err
 	}
@@ -25,27 +47,29 @@ func read(tx *bolt.Tx, id string) (*Message, error) {
 	return m, nil
 }
 
-// putProgress rewrites a message's record with p.
+// putProgress rewrites a message's record with p (its payload unchanged).
 func putProgress(tx *bolt.Tx, id string, p func(*Progress)) error {
-	b := tx.Bucket(bucketIndex)
-	rv := b.Get([]byte(id))
-	if rv == nil {
+	b := tx.Bucket(bucketMessages)
+	v := b.Get([]byte(id))
+	if v == nil {
 		return ErrNotFound
+	}
+	rv, payload, err := splitValue(v)
+	if err != nil {
+		return fmt.Errorf("queue: stored message %q: %w", id, err)
 	}
 	r, err := decodeRecord(rv)
 	if err != nil {
 		return fmt.Errorf("queue: index entry %q: %w", id, err)
 	}
 	p(&r.Progress)
-	return b.Put([]byte(id), encodeRecord(r))
+	return b.Put([]byte(id), joinValue(encodeRecord(r), payload))
 }
 
 func deleteMessage(tx *bolt.Tx, id string) error {
-	if tx.Bucket(bucketIndex).Get([]byte(id)) == nil {
+	b := tx.Bucket(bucketMessages)
+	if b.Get([]byte(id)) == nil {
 		return ErrNotFound
 	}
-	if err := tx.Bucket(bucketPayload).Delete([]byte(id)); err != nil {
-		return err
-	}
-	return tx.Bucket(bucketIndex).Delete([]byte(id))
+	return b.Delete([]byte(id))
 }

@@ -194,7 +194,9 @@ func (q *Queue) SetTarget(target *url.URL) {
 
 // Enqueue stores m (route, request and identity filled in by the caller)
 // and returns once it is durable; it sets m.ID, m.DeliveryID (when the
-// caller has none), m.Received (when zero) and m.Progress. An error
+// caller has none), m.Received (when zero) and m.Progress. m.Header is
+// handed over: the caller does not change it after (m.Body stays its
+// own, e.g. a pooled buffer). An error
 // means the message was not acknowledged: ErrFull and ErrUnavailable are
 // for 503 with Retry-After.
 func (q *Queue) Enqueue(ctx context.Context, m *Message) error {

@@ -29,7 +29,9 @@ var (
 type Store interface {
 	// Add stores a new message (payload and Progress) and returns only
 	// once it is durable. It refuses with ErrFull when the stored bytes
-	// would pass the store's bound.
+	// would pass the store's bound. The store may keep m.Header (never
+	// changed): the caller hands it over and does not change it after;
+	// m.Body stays the caller's.
 	Add(ctx context.Context, m *Message) error
 	// Lease hands out up to n pending messages of route that are due at
 	// now and not leased already; each stays leased until Ack, Retry or
