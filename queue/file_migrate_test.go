@@ -51,7 +51,7 @@ func TestFileStoreMovesTheEarlierLayout(t *testing.T) {
 			put(msg("gh", t0.Add(time.Duration(i)*time.Microsecond), fmt.Sprintf("binary %d", i)), false, false)
 		}
 		must(t, idx.Put([]byte(newID(t0)), encodeRecord(record{Route: "gh", Progress: Progress{State: Pending}}))) // no payload
-		return pay.Put([]byte(newID(t0)), []byte{payloadV1})                                                        // no record
+		return pay.Put([]byte(newID(t0)), []byte{payloadV1})                                                       // no record
 	}))
 	must(t, db.Close())
 
