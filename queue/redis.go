@@ -114,7 +114,11 @@ func (r *RedisStore) Add(ctx context.Context, m *Message) error {
 		return err
 	}
 	keys := []string{r.key("m"), r.key("p"), r.key("b"), r.key("rb"), r.rkey(m.Route, "s"), r.rkey(m.Route, "z"), r.rkey(m.Route, "a")}
-	res, err := addScript.Run(ctx, r.c, keys, m.ID, payload, progress, m.Route, r.o.MaxBytes, ms(m.Next), ms(m.Received)).Text()
+	due := "0" // "1": due at arrival (a new message from Enqueue), straight into the stream
+	if !m.Next.After(m.Received) {
+		due = "1"
+	}
+	res, err := addScript.Run(ctx, r.c, keys, m.ID, payload, progress, m.Route, r.o.MaxBytes, ms(m.Next), ms(m.Received), due).Text()
 	if err != nil {
 		return unavailable(err)
 	}

@@ -8,9 +8,10 @@ import "github.com/redis/go-redis/v9"
 // → ms buried), a (zset: pending id → arrival ms). The per-route suffixes
 // have one length, so no two routes' keys can coincide.
 var (
-	// addScript stores a new message, delayed until it is due (the next
-	// Lease moves it to the stream), unless the bytes would pass the
-	// bound; a retried command finds its message and reports ok.
+	// addScript stores a new message, unless the bytes would pass the
+	// bound: due at once (ARGV[8] = 1) into the stream, which the next
+	// Lease reads; else delayed until due (a Lease moves it to the
+	// stream). A retried command finds its message and reports ok.
 	addScript = redis.NewScript(`
 local size = string.len(ARGV[2])
 local max = tonumber(ARGV[5])
@@ -22,7 +23,11 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('INCRBY', KEYS[3], size)
 redis.call('HINCRBY', KEYS[4], ARGV[4], size)
 redis.call('ZADD', KEYS[7], ARGV[7], ARGV[1])
-redis.call('ZADD', KEYS[6], ARGV[6], ARGV[1])
+if ARGV[8] == '1' then
+  redis.call('XADD', KEYS[5], '*', 'id', ARGV[1])
+else
+  redis.call('ZADD', KEYS[6], ARGV[6], ARGV[1])
+end
 return 'ok'`)
 	// promoteScript moves due delayed ids into the stream.
 	promoteScript = redis.NewScript(`

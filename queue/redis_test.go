@@ -111,3 +111,27 @@ func TestShutdownHandsBackMessagesLeasedAhead(t *testing.T) {
 		t.Fatalf("replica B leased %d messages at once, want the 2 that A leased ahead and never attempted (and the cut one)", len(got))
 	}
 }
+
+// TestRedisNewMessageGoesStraightToTheStream: a message due at arrival
+// (what Enqueue stores) is in its route's stream at once, so a lease
+// reads it without first moving it from the delayed set (which, under
+// load, only happens once a second); one due later waits in the delayed
+// set.
+func TestRedisNewMessageGoesStraightToTheStream(t *testing.T) {
+	srv := redistest.Start(t)
+	s, err := OpenRedis(srv.URL(), RedisOptions{Consumer: "a"})
+	must(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	now := msg("gh", t0, "now")
+	later := msg("gh", t0, "later")
+	later.Next = t0.Add(time.Minute)
+	must(t, s.Add(ctx, now))
+	must(t, s.Add(ctx, later))
+	if n := s.c.XLen(ctx, s.rkey("gh", "s")).Val(); n != 1 {
+		t.Fatalf("stream holds %d entries, want the one due at arrival", n)
+	}
+	if z := s.c.ZRange(ctx, s.rkey("gh", "z"), 0, -1).Val(); len(z) != 1 || z[0] != later.ID {
+		t.Fatalf("delayed set %v, want only the message due later (%s)", z, later.ID)
+	}
+}
