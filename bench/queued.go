@@ -109,7 +109,9 @@ type queuedEnv struct {
 
 // queuedConfig writes a config with one queued route of its own name (so
 // runs sharing one Redis stay apart) on a fresh file store directory or
-// the bench's redis-server.
+// the bench's redis-server. Backoff is compressed (200ms..2s) so that an
+// outage drains in seconds; max_attempts is raised to match, since the
+// default 25 attempts at this backoff span about 40 s.
 func (q *queuedEnv) queuedConfig(name string) (string, error) {
 	store := "file://" + filepath.Join(q.dir, "queue-"+name)
 	if q.redis != nil {
@@ -127,7 +129,7 @@ queue: { store: %q }
 routes:
   - name: %s
     path_prefix: /hooks/q
-    delivery: { mode: queued, concurrency: %d, timeout: 5s, backoff: { initial: 200ms, max: 2s } }
+    delivery: { mode: queued, concurrency: %d, timeout: 5s, max_attempts: 1000, backoff: { initial: 200ms, max: 2s } }
 `, freePort(), freePort(), q.recv.URL(), q.idp.Issuer(), benchAud, store, "q"+strings.ReplaceAll(name, "-", ""), q.o.concurrency)
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
 }
