@@ -32,6 +32,10 @@ type committer struct {
 	once    sync.Once
 	fault   func() error  // tests: a commit fails while it returns an error
 	linger  time.Duration // commitLinger; tests set their own
+	// durable, when set, is asked after every commit whether what was
+	// committed will be found again (the file is still the store's); if
+	// not, the group's writes fail: nothing is acknowledged on it.
+	durable func() error
 }
 
 type commitReq struct {
@@ -39,8 +43,9 @@ type commitReq struct {
 	done chan error
 }
 
-func newCommitter(db *bolt.DB) *committer {
-	c := &committer{db: db, reqs: make(chan commitReq), stop: make(chan struct{}), stopped: make(chan struct{}), linger: commitLinger}
+func newCommitter(db *bolt.DB, fault, durable func() error) *committer {
+	c := &committer{db: db, reqs: make(chan commitReq), stop: make(chan struct{}), stopped: make(chan struct{}), linger: commitLinger,
+		fault: fault, durable: durable}
 	go c.run()
 	return c
 }
@@ -128,6 +133,14 @@ func (c *committer) commit(group []commitReq) {
 		}
 		return nil
 	})
+	if err == nil && c.durable != nil {
+		if derr := c.durable(); derr != nil {
+			for _, r := range group {
+				r.done <- derr
+			}
+			return
+		}
+	}
 	if err == nil || len(group) == 1 {
 		for _, r := range group {
 			r.done <- err
@@ -135,7 +148,11 @@ func (c *committer) commit(group []commitReq) {
 		return
 	}
 	for _, r := range group {
-		r.done <- c.db.Update(r.fn)
+		err := c.db.Update(r.fn)
+		if err == nil && c.durable != nil {
+			err = c.durable()
+		}
+		r.done <- err
 	}
 }
 

@@ -47,8 +47,7 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 		db.Close()
 		return nil, err
 	}
-	s.commits = newCommitter(db)
-	s.commits.fault = o.fault
+	s.commits = newCommitter(db, o.fault, s.stillOpened)
 	return s, nil
 }
 

@@ -3,6 +3,7 @@ package queue
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -214,5 +215,38 @@ func TestFileStoreRefusesAnUnsafePlace(t *testing.T) {
 	}
 	if fi, err := os.Stat(target); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o644 {
 		t.Fatalf("the link's target was written or changed: %v %v", fi, err)
+	}
+}
+
+// TestFileStoreAcknowledgesNothingOnceItsFileIsGone: once the store's
+// file is removed or replaced under the running gate, a write is
+// refused (503 for the sender) instead of acknowledged into a file no
+// restart will open.
+func TestFileStoreAcknowledgesNothingOnceItsFileIsGone(t *testing.T) {
+	cases := []struct {
+		name string
+		pull func(t *testing.T, dir string)
+	}{
+		{"directory removed", func(t *testing.T, dir string) { must(t, os.RemoveAll(dir)) }},
+		{"file moved away", func(t *testing.T, dir string) {
+			must(t, os.Rename(filepath.Join(dir, FileName), filepath.Join(dir, "elsewhere.db")))
+		}},
+		{"file replaced", func(t *testing.T, dir string) {
+			must(t, os.WriteFile(filepath.Join(dir, "new.db"), nil, 0o600))
+			must(t, os.Rename(filepath.Join(dir, "new.db"), filepath.Join(dir, FileName)))
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "queue")
+			s, err := OpenFile(FileOptions{Dir: dir})
+			must(t, err)
+			defer s.Close()
+			must(t, s.Add(context.Background(), msg("gh", t0, "before")))
+			tc.pull(t, dir)
+			if err := s.Add(context.Background(), msg("gh", t0, "after")); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("a write after the store's file went: %v, want ErrUnavailable (nothing acknowledged)", err)
+			}
+		})
 	}
 }
