@@ -62,7 +62,11 @@ func appendBytes(b, p []byte) []byte {
 }
 
 // decodePayload reads a payload in either form into m.
-func decodePayload(p []byte, m *Message) error {
+func decodePayload(p []byte, m *Message) error { return decodePayloadInto(p, m, true) }
+
+// decodePayloadInto reads a payload into m, its body only if withBody (a
+// listing's summary: the body is checked, not copied).
+func decodePayloadInto(p []byte, m *Message, withBody bool) error {
 	if len(p) > 0 && p[0] == '{' {
 		if err := json.Unmarshal(p, m); err != nil {
 			return fmt.Errorf("queue: stored message: %w", err)
@@ -99,7 +103,9 @@ func decodePayload(p []byte, m *Message) error {
 	for _, s := range []*string{&m.Identity.Subject, &m.Identity.ClientID, &m.Identity.Issuer, &m.Identity.Signature, &m.Trace} {
 		*s = r.string()
 	}
-	m.Body = append([]byte(nil), r.bytes()...) // the caller's buffer may be the database's memory
+	if body := r.bytes(); withBody {
+		m.Body = append([]byte(nil), body...) // the caller's buffer may be the database's memory
+	}
 	if r.err != nil || len(r.b) != 0 {
 		return errCorrupt
 	}

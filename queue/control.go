@@ -116,6 +116,10 @@ func reply(w http.ResponseWriter, v any, err error) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// maxControlAnswer bounds what the control client reads of one answer
+// (a shown message's body included).
+const maxControlAnswer = 256 << 20
+
 // ControlClient is an Operator that asks a running gate over its
 // control socket.
 type ControlClient struct{ c *http.Client }
@@ -145,9 +149,12 @@ func (c *ControlClient) call(ctx context.Context, method, path string, q url.Val
 		return fmt.Errorf("queue: the gate's control socket: %w", err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxControlAnswer+1))
 	if err != nil {
 		return err
+	}
+	if len(body) > maxControlAnswer {
+		return fmt.Errorf("queue: the gate's answer is larger than %d MiB: not read", maxControlAnswer>>20)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }

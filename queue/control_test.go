@@ -57,8 +57,11 @@ func TestOperatorsReachARunningGateOverItsSocket(t *testing.T) {
 	}
 	dead, err := op.List(ctx, "gh", Dead, 0)
 	must(t, err)
-	if len(dead) != 1 || dead[0].ID != m.ID || dead[0].Reason != "refused" || dead[0].Last.Status != 404 || string(dead[0].Body) != "{}" {
-		t.Fatalf("dead letters over the socket: %+v", dead)
+	if len(dead) != 1 || dead[0].ID != m.ID || dead[0].Reason != "refused" || dead[0].Last.Status != 404 || dead[0].Body != nil {
+		t.Fatalf("dead letters over the socket: %+v (a listing carries no bodies)", dead)
+	}
+	if whole, err := op.Get(ctx, m.ID); err != nil || string(whole.Body) != "{}" {
+		t.Fatalf("show over the socket: %+v, %v; want the message whole", whole, err)
 	}
 	if n, err := op.RetryDead(ctx, "gh"); err != nil || n != 1 {
 		t.Fatalf("retry-dead: %d, %v", n, err)

@@ -236,7 +236,7 @@ func (s *FileStore) List(ctx context.Context, route string, state State, limit i
 	var out []*Message
 	err := s.db.View(func(tx *bolt.Tx) error {
 		for _, id := range ids {
-			m, err := read(tx, id)
+			m, err := readInto(tx, id, false)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}

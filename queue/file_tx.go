@@ -26,7 +26,10 @@ func splitValue(v []byte) (rec, payload []byte, err error) {
 }
 
 // read loads one message in a transaction.
-func read(tx *bolt.Tx, id string) (*Message, error) {
+func read(tx *bolt.Tx, id string) (*Message, error) { return readInto(tx, id, true) }
+
+// readInto loads one message, its body only if withBody.
+func readInto(tx *bolt.Tx, id string, withBody bool) (*Message, error) {
 	v := tx.Bucket(bucketMessages).Get([]byte(id))
 	if v == nil {
 		return nil, ErrNotFound
@@ -40,7 +43,7 @@ func read(tx *bolt.Tx, id string) (*Message, error) {
 		return nil, fmt.Errorf("queue: index entry %q: %w", id, err)
 	}
 	m := &Message{}
-	if err := decodePayload(payload, m); err != nil {
+	if err := decodePayloadInto(payload, m, withBody); err != nil {
 		return nil, err
 	}
 	m.Progress = r.Progress

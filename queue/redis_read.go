@@ -86,6 +86,7 @@ func (r *RedisStore) List(ctx context.Context, route string, state State, limit 
 		if err != nil {
 			return nil, err
 		}
+		m.Body = nil // a summary: one message's body at a time is held, never a listing's
 		out = append(out, m)
 	}
 	return out, nil

@@ -2,6 +2,7 @@ package queuecli
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/queue"
@@ -146,7 +148,7 @@ func list(ctx context.Context, op queue.Operator, cfg *config.Config, o Options,
 		limit = 50
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tROUTE\tSTATE\tATTEMPTS\tRECEIVED\tNEXT\tLAST")
+	fmt.Fprintln(tw, "ID\tDELIVERY ID\tROUTE\tSTATE\tATTEMPTS\tRECEIVED\tNEXT\tLAST")
 	for _, r := range rs {
 		ms, err := op.List(ctx, r, state, limit)
 		if err != nil {
@@ -157,7 +159,7 @@ func list(ctx context.Context, op queue.Operator, cfg *config.Config, o Options,
 			if m.State == queue.Pending {
 				next = m.Next.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, m.Route, m.State, m.Attempts,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.ID, strconv.Quote(m.DeliveryID), m.Route, m.State, m.Attempts,
 				m.Received.UTC().Format(time.RFC3339), next, last(m))
 		}
 	}
@@ -204,7 +206,11 @@ func show(ctx context.Context, op queue.Operator, id string, out io.Writer) erro
 		*queue.Message
 		Progress queue.Progress `json:"progress"`
 		Body     string         `json:"body"`
-	}{m, m.Progress, string(m.Body)}
+		Encoding string         `json:"body_encoding,omitempty"`
+	}{m, m.Progress, string(m.Body), ""}
+	if !utf8.Valid(m.Body) { // binary: shown whole and exact, not as lossy text
+		v.Body, v.Encoding = base64.StdEncoding.EncodeToString(m.Body), "base64"
+	}
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
