@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -109,7 +110,7 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 	}
 	h.rewrite(&httputil.ProxyRequest{In: in, Out: out})
 	m := &queue.Message{ // out.Header is handed over: nothing here changes it after
-		Route: st.route.name, Method: r.Method, Path: st.path, Query: r.URL.RawQuery,
+		Route: st.route.name, Method: r.Method, Path: st.path, Query: forwardedQuery(r.URL.RawQuery),
 		Header: out.Header, Body: body, Received: h.now(), Trace: h.storedTrace(out.Header),
 	}
 	if p := st.principal; p != nil {
@@ -143,6 +144,27 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 	_, _ = w.Write(append(b, '\n'))
 	return DecisionQueued
 }
+
+// forwardedQuery is a raw query as ReverseProxy forwards it on a direct
+// route: one with a semicolon or a malformed escape is parsed and
+// re-encoded, which drops what Go does not parse as a parameter (a
+// receiver splitting on ';' would read "a=1;access_token=…" as a token
+// in the query); any other query is kept as sent.
+func forwardedQuery(raw string) string {
+	clean := !strings.Contains(raw, ";")
+	for i := 0; clean && i < len(raw); i++ {
+		if raw[i] == '%' {
+			clean = i+2 < len(raw) && isHex(raw[i+1]) && isHex(raw[i+2])
+		}
+	}
+	if clean {
+		return raw
+	}
+	v, _ := url.ParseQuery(raw)
+	return v.Encode()
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
 // The acknowledgement's header values, shared by every answer (nothing
 // changes a header value in place).
