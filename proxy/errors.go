@@ -132,7 +132,7 @@ func classify(err error) answer {
 	case errors.Is(err, errBodyTimeout):
 		return answer{http.StatusRequestTimeout, "request_timeout", "the request body was not received in time", DecisionError, false}
 	case errors.Is(err, errClientGone):
-		return answer{499, "", "", DecisionError, false}
+		return answer{499, "invalid_request", "the request body ended before it was complete", DecisionError, false}
 	default:
 		return answer{http.StatusBadGateway, "upstream_unavailable", "the receiver cannot be reached", DecisionError, false}
 	}
@@ -184,10 +184,14 @@ func isTimeout(err error) bool {
 // writeAnswer renders an answer: RFC 6750 challenge and a JSON body that
 // never echoes the token.
 func (h *Handler) writeAnswer(w http.ResponseWriter, a answer, r *route) {
-	if a.status == 499 {
-		return
-	}
 	hd := w.Header()
+	if a.status == 499 {
+		// Logged as 499 (client went away). A sender that only half-closed
+		// still reads: it gets 400, never the 200 net/http sends for a
+		// handler that writes nothing (nothing was forwarded or stored).
+		hd.Set("Connection", "close")
+		a.status = http.StatusBadRequest
+	}
 	if a.bearer {
 		var b strings.Builder
 		b.WriteString(`Bearer realm="`)

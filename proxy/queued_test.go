@@ -360,3 +360,39 @@ func TestQueuedQueryIsTheForwardedOne(t *testing.T) {
 		})
 	}
 }
+
+// TestHalfClosedShortBodyIsNeverAcknowledged: a sender that sends less
+// body than its Content-Length and half-closes its side still reads the
+// answer: it gets 400, not the 200 net/http sends when a handler writes
+// nothing (an outside attack read "HTTP/1.1 200 OK" here), on a direct
+// route, a queued one and a signed queued one; nothing is stored or
+// delivered.
+func TestHalfClosedShortBodyIsNeverAcknowledged(t *testing.T) {
+	qe := newQueuedEnvYAML(t, "", 0, "")
+	tok := qe.token()
+	for _, tc := range []struct{ name, path, auth string }{
+		{"queued", "/hooks/queued/a", "Authorization: Bearer " + tok},
+		{"signed queued", "/hooks/gh-queued", "X-Hub-Signature-256: sha256=" + strings.Repeat("0", 64)},
+		{"direct", "/hooks/direct/a", "Authorization: Bearer " + tok}, // streamed: the receiver sees a cut request, as behind any proxy
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, rd := rawRequest(t, qe.env, "POST "+tc.path+" HTTP/1.1\r\nHost: x\r\n"+tc.auth+"\r\nContent-Type: application/json\r\nContent-Length: 900\r\n\r\n"+strings.Repeat("a", 400))
+			_ = conn.(*net.TCPConn).CloseWrite() // fails if the gate answered and closed already: its answer is read below
+			_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			resp, err := http.ReadResponse(rd, nil)
+			if err != nil {
+				t.Fatalf("no answer read: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode < 400 {
+				t.Fatalf("a body cut short was answered %d; want a 4xx", resp.StatusCode)
+			}
+			if n := len(qe.up.requests()); tc.name != "direct" && n != 0 {
+				t.Fatalf("the receiver got %d requests", n)
+			}
+		})
+	}
+	if st := qe.stored(); len(st) != 0 {
+		t.Fatalf("stored %+v", st)
+	}
+}
