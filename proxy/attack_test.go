@@ -97,7 +97,7 @@ var spoofable = []string{
 	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Forwarded-Server",
 	"Client-IP", "X-Cluster-Client-IP", "Forwarded-For", "X-Original-Forwarded-For", "X-ProxyUser-Ip",
 	"X-Envoy-External-Address", "Fastly-Client-IP", "X-Forwarded-Uri", "X-Forwarded-By",
-	"Remote-User", "X-Remote-User", "X-Custom-Stripped",
+	"Remote-User", "X-Remote-User", "X-Custom-Stripped", "X-Tokengate-Delivery-Id", "X-Tokengate-Attempt",
 }
 
 func sanitized(t *testing.T, e *env, got seen) {

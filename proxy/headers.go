@@ -10,16 +10,20 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/queue"
 	"github.com/tokengate/tokengate/verifier"
 )
 
 // alwaysStripped are headers legacy frameworks read as the real method, the
-// real URL or an authenticated user. Routes match the request's own method
-// and cleaned path, and only tokengate says who the caller is, so a client
+// real URL or an authenticated user, and the queue's delivery headers.
+// Routes match the request's own method and cleaned path, only tokengate
+// says who the caller is, and only its queue says which delivery a request
+// is (a receiver de-duplicates on it, on direct routes too), so a client
 // never gets to send these.
 var alwaysStripped = []string{
 	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "X-Original-Method",
 	"X-Original-Url", "X-Rewrite-Url", "Remote-User", "X-Remote-User",
+	queue.HeaderDeliveryID, queue.HeaderAttempt,
 }
 
 // proxyStripped are client-address and forwarding headers that only a proxy
