@@ -1,6 +1,7 @@
 package main
 
 import (
+	"hash/maphash"
 	"slices"
 	"sync"
 )
@@ -8,8 +9,16 @@ import (
 // ledger is the queued bench's accounting: the delivery ids the load
 // generator saw acknowledged (202 with a delivery_id) and every delivery
 // the receiver took, so that losses and duplicates are counted from ids,
-// not from totals that could hide one behind the other.
+// not from totals that could hide one behind the other. It is sharded by
+// id: the load generator's connections and the receiver's handlers record
+// into it at every request, and one lock for all of them would cost the
+// queued rounds CPU the bare rounds do not pay.
 type ledger struct {
+	seed   maphash.Seed
+	shards [64]ledgerShard
+}
+
+type ledgerShard struct {
 	mu        sync.Mutex
 	acked     map[string]struct{}
 	delivered map[string]int // id → deliveries taken (answered 2xx)
@@ -17,22 +26,33 @@ type ledger struct {
 }
 
 func newLedger() *ledger {
-	return &ledger{acked: map[string]struct{}{}, delivered: map[string]int{}}
+	l := &ledger{seed: maphash.MakeSeed()}
+	for i := range l.shards {
+		l.shards[i].acked = map[string]struct{}{}
+		l.shards[i].delivered = map[string]int{}
+	}
+	return l
+}
+
+func (l *ledger) shard(id string) *ledgerShard {
+	return &l.shards[maphash.String(l.seed, id)%uint64(len(l.shards))]
 }
 
 // ack records an acknowledged message.
 func (l *ledger) ack(id string) {
-	l.mu.Lock()
-	l.acked[id] = struct{}{}
-	l.mu.Unlock()
+	s := l.shard(id)
+	s.mu.Lock()
+	s.acked[id] = struct{}{}
+	s.mu.Unlock()
 }
 
 // deliver records one delivery the receiver took.
 func (l *ledger) deliver(id string) {
-	l.mu.Lock()
-	l.delivered[id]++
-	l.takes++
-	l.mu.Unlock()
+	s := l.shard(id)
+	s.mu.Lock()
+	s.delivered[id]++
+	s.takes++
+	s.mu.Unlock()
 }
 
 // tally is a ledger's sums at one moment.
@@ -46,22 +66,28 @@ type tally struct {
 	lost       []string // up to 5 of the missing ids, sorted
 }
 
-// tally sums the ledger up.
+// tally sums the ledger up (an id's ack and deliveries are in one shard).
 func (l *ledger) tally() tally {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	t := tally{acked: len(l.acked), takes: l.takes, distinct: len(l.delivered)}
-	for id, n := range l.delivered {
-		t.duplicates += n - 1
-		if _, ok := l.acked[id]; !ok {
-			t.unacked++
+	var t tally
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		t.acked += len(s.acked)
+		t.takes += s.takes
+		t.distinct += len(s.delivered)
+		for id, n := range s.delivered {
+			t.duplicates += n - 1
+			if _, ok := s.acked[id]; !ok {
+				t.unacked++
+			}
 		}
-	}
-	for id := range l.acked {
-		if l.delivered[id] == 0 {
-			t.missing++
-			t.lost = append(t.lost, id)
+		for id := range s.acked {
+			if s.delivered[id] == 0 {
+				t.missing++
+				t.lost = append(t.lost, id)
+			}
 		}
+		s.mu.Unlock()
 	}
 	slices.Sort(t.lost)
 	t.lost = t.lost[:min(len(t.lost), 5)]
@@ -70,13 +96,16 @@ func (l *ledger) tally() tally {
 
 // backlog is the count of acknowledged messages not delivered yet.
 func (l *ledger) backlog() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	n := 0
-	for id := range l.acked {
-		if l.delivered[id] == 0 {
-			n++
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for id := range s.acked {
+			if s.delivered[id] == 0 {
+				n++
+			}
 		}
+		s.mu.Unlock()
 	}
 	return n
 }

@@ -47,3 +47,21 @@ func TestLedgerTally(t *testing.T) {
 		})
 	}
 }
+
+func TestAckedID(t *testing.T) {
+	cases := []struct{ name, body, want string }{
+		{"the gate's acknowledgement", `{"result":"queued","delivery_id":"019ca9450a00ed014085b7273e29"}` + "\n", "019ca9450a00ed014085b7273e29"},
+		{"another result", `{"result":"duplicate","delivery_id":"x"}`, ""},
+		{"no id", `{"result":"queued"}`, ""},
+		{"unterminated", `{"result":"queued","delivery_id":"abc`, ""},
+		{"an escape", `{"result":"queued","delivery_id":"a\"b"}`, ""},
+		{"not JSON", `ok`, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := ackedID([]byte(c.body)); got != c.want {
+				t.Fatalf("ackedID(%s) = %q, want %q", c.body, got, c.want)
+			}
+		})
+	}
+}
