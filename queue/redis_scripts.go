@@ -29,6 +29,26 @@ else
   redis.call('ZADD', KEYS[6], ARGV[6], ARGV[1])
 end
 return 'ok'`)
+	// readScript reads up to ARGV[3] entries no consumer has had
+	// (XREADGROUP ARGV[1] ARGV[2]) and, in the same round trip, each
+	// entry's message: a flat list of entry id, message id, payload and
+	// progress (false when the message is gone).
+	readScript = redis.NewScript(`
+local res = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+local out = {}
+if not res then return out end
+for _, e in ipairs(res[1][2]) do
+  local id = ''
+  local f = e[2]
+  for i = 1, #f, 2 do
+    if f[i] == 'id' then id = f[i+1] end
+  end
+  out[#out+1] = e[1]
+  out[#out+1] = id
+  out[#out+1] = redis.call('HGET', KEYS[2], id)
+  out[#out+1] = redis.call('HGET', KEYS[3], id)
+end
+return out`)
 	// promoteScript moves due delayed ids into the stream.
 	promoteScript = redis.NewScript(`
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/tokengate/tokengate/signature/redistest"
 )
 
@@ -133,5 +135,53 @@ func TestRedisNewMessageGoesStraightToTheStream(t *testing.T) {
 	}
 	if z := s.c.ZRange(ctx, s.rkey("gh", "z"), 0, -1).Val(); len(z) != 1 || z[0] != later.ID {
 		t.Fatalf("delayed set %v, want only the message due later (%s)", z, later.ID)
+	}
+}
+
+// countingHook counts the round trips a client makes (a pipeline is one).
+type countingHook struct{ n atomic.Int64 }
+
+func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+// TestRedisLeaseUnderLoadIsOneRoundTrip: once the route was maintained,
+// a lease of new messages reads the entries and their messages in one
+// round trip (under load, a lease's latency is what delivery waits for);
+// what it hands out is whole, and a message dropped before its lease is
+// skipped and its entry removed.
+func TestRedisLeaseUnderLoadIsOneRoundTrip(t *testing.T) {
+	srv := redistest.Start(t)
+	s, err := OpenRedis(srv.URL(), RedisOptions{Consumer: "a"})
+	must(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	lease(t, s, "gh", t0, 1) // maintains the route now
+	var want []*Message
+	for i := range 3 {
+		m := msg("gh", t0, fmt.Sprint("body ", i))
+		must(t, s.Add(ctx, m))
+		want = append(want, m)
+	}
+	h := &countingHook{}
+	s.c.AddHook(h)
+	got, err := s.Lease(ctx, "gh", t0.Add(time.Millisecond), 2)
+	must(t, err)
+	if n := h.n.Load(); n != 1 {
+		t.Fatalf("a lease of new messages took %d round trips, want 1", n)
+	}
+	if len(got) != 2 || got[0].ID != want[0].ID || string(got[0].Body) != "body 0" || got[1].ID != want[1].ID || string(got[1].Body) != "body 1" {
+		t.Fatalf("leased %v, want the first two messages, whole", ids(got))
+	}
+	must(t, s.Drop(ctx, want[2].ID))
+	if got := lease(t, s, "gh", t0.Add(2*time.Millisecond), 2); len(got) != 0 {
+		t.Fatalf("leased %v, a message dropped before its lease", ids(got))
+	}
+	if n := s.c.XLen(ctx, s.rkey("gh", "s")).Val(); n != 2 {
+		t.Fatalf("stream holds %d entries, want the two leased (the dropped one's stale entry removed)", n)
 	}
 }
