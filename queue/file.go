@@ -217,6 +217,14 @@ func (s *FileStore) Lease(ctx context.Context, route string, now time.Time, n in
 	return out, nil
 }
 
+// Has reports whether a message is stored (an in-memory look-up).
+func (s *FileStore) Has(ctx context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.idx[id]
+	return e != nil && !e.gone, nil
+}
+
 // Get returns one message.
 func (s *FileStore) Get(ctx context.Context, id string) (*Message, error) {
 	var m *Message

@@ -45,6 +45,9 @@ type Message struct {
 	// lease names the store's claim while an attempt runs (a Redis
 	// stream entry id; unused by the file store).
 	lease string
+	// leasedAt is when the worker leased it (to ask, before an attempt
+	// that waited, whether an operator dropped it meanwhile).
+	leasedAt time.Time
 }
 
 // Identity is the verified identity of a message's sender.

@@ -9,6 +9,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Has reports whether a message is stored.
+func (r *RedisStore) Has(ctx context.Context, id string) (bool, error) {
+	n, err := r.c.HExists(ctx, r.key("m"), id).Result()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return n, nil
+}
+
 // Get returns one message.
 func (r *RedisStore) Get(ctx context.Context, id string) (*Message, error) {
 	got, err := r.getMany(ctx, []string{id})

@@ -93,6 +93,10 @@ func (q *Queue) runRoute(ctx, attempts context.Context, rs *routeState) {
 			}
 			failing = err != nil
 			more = err == nil && len(msgs) == want
+			at := time.Now()
+			for _, m := range msgs {
+				m.leasedAt = at
+			}
 			ready = append(ready, msgs...)
 		}
 		for ; free > 0 && len(ready) > 0; free-- {
@@ -101,6 +105,11 @@ func (q *Queue) runRoute(ctx, attempts context.Context, rs *routeState) {
 			ready = ready[1:]
 			busy.Add(1)
 			inflight.Go(func() {
+				if q.droppedMeanwhile(attempts, m) {
+					busy.Add(-1)
+					rs.signal()
+					return
+				}
 				outcome := q.try(attempts, &ro, m)
 				m.Body = nil // settling writes progress only
 				settling <- struct{}{}
@@ -119,24 +128,6 @@ func (q *Queue) runRoute(ctx, attempts context.Context, rs *routeState) {
 			return
 		case <-rs.wake:
 		case <-timer.C:
-		}
-	}
-}
-
-// release gives leased messages that were never attempted back to the
-// store, due at once, their attempts unchanged.
-func (q *Queue) release(ctx context.Context, ms []*Message) {
-	if len(ms) == 0 {
-		return
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
-	now := q.now()
-	for _, m := range ms {
-		m.Next = now
-		if err := q.store.Retry(sctx, m); err != nil && !errors.Is(err, ErrNotFound) {
-			q.log.Warn("queue: could not hand back a message leased ahead; it is due again after its lease", zap.String("route", m.Route),
-				zap.String("id", m.ID), zap.Error(err))
 		}
 	}
 }
