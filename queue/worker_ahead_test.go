@@ -39,7 +39,7 @@ func TestDropReachesAMessageLeasedAhead(t *testing.T) {
 				t.Fatal("no attempt started within 10s")
 			}
 			must(t, q.Drop(context.Background(), second.ID)) // leased ahead by now (Prefetch), waiting for the slot
-			time.Sleep(2 * recheckAfter)                        // it has waited long enough to be asked about
+			time.Sleep(2 * recheckAfter)                     // it has waited long enough to be asked about
 			close(release)
 			select {
 			case p := <-started:
