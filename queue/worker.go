@@ -200,16 +200,22 @@ func (q *Queue) try(ctx context.Context, ro *RouteOptions, m *Message) string {
 func (q *Queue) settle(ctx context.Context, m *Message, outcome string) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	var err error
-	switch outcome {
-	case OutcomeDelivered:
-		err = q.store.Ack(sctx, m)
-	case OutcomeDead:
-		err = q.store.Bury(sctx, m)
+	if outcome == OutcomeDead {
 		q.log.Warn("queue: a message is now a dead letter", zap.String("route", m.Route), zap.String("id", m.ID),
 			zap.String("reason", m.Reason), zap.Int("attempts", m.Attempts))
-	default:
-		err = q.store.Retry(sctx, m)
+	}
+	err := q.record(sctx, m, outcome)
+	for deadline := time.Now().Add(settleRetryFor); errors.Is(err, ErrUnavailable) && time.Now().Before(deadline); {
+		// A blip (Redis restarting, a full disk freed): write the outcome
+		// again rather than leave the message to be attempted again.
+		select {
+		case <-sctx.Done():
+		case <-time.After(settleRetryEvery):
+		}
+		if sctx.Err() != nil {
+			break
+		}
+		err = q.record(sctx, m, outcome)
 	}
 	if err != nil && !errors.Is(err, ErrNotFound) { // not found: dropped by an operator meanwhile
 		q.log.Warn("queue: could not record an attempt; the message is attempted again", zap.String("route", m.Route),
@@ -219,6 +225,28 @@ func (q *Queue) settle(ctx context.Context, m *Message, outcome string) {
 		q.obs.ObserveAttempt(m.Route, outcome)
 	}
 }
+
+// record writes an attempt's outcome once.
+func (q *Queue) record(ctx context.Context, m *Message, outcome string) error {
+	switch outcome {
+	case OutcomeDelivered:
+		return q.store.Ack(ctx, m)
+	case OutcomeDead:
+		return q.store.Bury(ctx, m)
+	default:
+		return q.store.Retry(ctx, m)
+	}
+}
+
+// settleRetryFor bounds how long an outcome the store could not take is
+// written again, every settleRetryEvery; it stays below writeFailedRetry,
+// so a file store message handed back meanwhile is not leased again
+// before its outcome is written. Past it the message is attempted again
+// (file store: 5 s later; Redis: after its lease).
+const (
+	settleRetryFor   = 4 * time.Second
+	settleRetryEvery = 250 * time.Millisecond
+)
 
 // judge decides what an answer means: taken, tried again (when), or dead.
 func (q *Queue) judge(ro *RouteOptions, m *Message, ans Answer, wait time.Duration, now time.Time) (string, string, time.Time) {
