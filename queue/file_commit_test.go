@@ -57,16 +57,22 @@ func TestGroupCommitOneFailedWriteFailsOnlyItself(t *testing.T) {
 // TestGroupCommitLingersOnlyWhenBusy: after a commit that had company a
 // commit waits for more writes (here they come later and fill a whole
 // group); after a lone one it takes what is waiting and goes at once
-// (were it to linger, this test would wait the hour).
+// (were it to linger, it would take the 30 s linger: the test gives it 10).
 func TestGroupCommitLingersOnlyWhenBusy(t *testing.T) {
-	c := &committer{reqs: make(chan commitReq), linger: time.Hour}
+	c := &committer{reqs: make(chan commitReq), linger: 30 * time.Second}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	req := func() commitReq { return commitReq{done: make(chan error, 1)} }
 
-	group := c.gather(req(), false, timer)
-	if len(group) != 1 {
-		t.Fatalf("quiet store: a group of %d, want the lone write", len(group))
+	quiet := make(chan []commitReq, 1)
+	go func() { quiet <- c.gather(req(), false, timer) }()
+	select {
+	case group := <-quiet:
+		if len(group) != 1 {
+			t.Fatalf("quiet store: a group of %d, want the lone write", len(group))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("quiet store: the lone write was held back (10s)")
 	}
 
 	started := make(chan struct{})

@@ -86,13 +86,9 @@ func (s *FileStore) load() error {
 			return err
 		}
 		return b.ForEach(func(k, v []byte) error {
-			rv, _, err := splitValue(v)
+			r, _, err := decodeValue(string(k), v)
 			if err != nil {
-				return fmt.Errorf("queue: stored message %q: %w", k, err)
-			}
-			r, err := decodeRecord(rv)
-			if err != nil {
-				return fmt.Errorf("queue: index entry %q: %w", k, err)
+				return err
 			}
 			e := &entry{route: r.Route, received: r.Received, size: r.Size, state: r.Progress.State, next: r.Progress.Next}
 			s.idx[string(k)] = e

@@ -25,6 +25,20 @@ func splitValue(v []byte) (rec, payload []byte, err error) {
 	return rec, r.b, nil
 }
 
+// decodeValue reads a stored value's record and returns its payload
+// (pointing into v), naming id in errors.
+func decodeValue(id string, v []byte) (record, []byte, error) {
+	rv, payload, err := splitValue(v)
+	if err != nil {
+		return record{}, nil, fmt.Errorf("queue: stored message %q: %w", id, err)
+	}
+	r, err := decodeRecord(rv)
+	if err != nil {
+		return record{}, nil, fmt.Errorf("queue: index entry %q: %w", id, err)
+	}
+	return r, payload, nil
+}
+
 // read loads one message in a transaction.
 func read(tx *bolt.Tx, id string) (*Message, error) { return readInto(tx, id, true) }
 
@@ -34,13 +48,9 @@ func readInto(tx *bolt.Tx, id string, withBody bool) (*Message, error) {
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	rv, payload, err := splitValue(v)
+	r, payload, err := decodeValue(id, v)
 	if err != nil {
-		return nil, fmt.Errorf("queue: stored message %q: %w", id, err)
-	}
-	r, err := decodeRecord(rv)
-	if err != nil {
-		return nil, fmt.Errorf("queue: index entry %q: %w", id, err)
+		return nil, err
 	}
 	m := &Message{}
 	if err := decodePayloadInto(payload, m, withBody); err != nil {
@@ -57,13 +67,9 @@ func putProgress(tx *bolt.Tx, id string, p func(*Progress)) error {
 	if v == nil {
 		return ErrNotFound
 	}
-	rv, payload, err := splitValue(v)
+	r, payload, err := decodeValue(id, v)
 	if err != nil {
-		return fmt.Errorf("queue: stored message %q: %w", id, err)
-	}
-	r, err := decodeRecord(rv)
-	if err != nil {
-		return fmt.Errorf("queue: index entry %q: %w", id, err)
+		return err
 	}
 	p(&r.Progress)
 	return b.Put([]byte(id), joinValue(encodeRecord(r), payload))

@@ -47,7 +47,11 @@ func TestDropReachesAMessageLeasedAhead(t *testing.T) {
 			case <-time.After(time.Second):
 			}
 			stop()
-			<-ran
+			select {
+			case <-ran:
+			case <-time.After(20 * time.Second):
+				t.Fatal("Run did not return within 20s of its context ending")
+			}
 			for _, h := range rc.got() {
 				if h.path == "/second" {
 					t.Fatal("the dropped message reached the receiver")

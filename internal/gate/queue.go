@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/pinger"
 	"github.com/tokengate/tokengate/internal/telemetry"
 	"github.com/tokengate/tokengate/listener"
 	"github.com/tokengate/tokengate/queue"
@@ -34,8 +34,8 @@ type queueRunner struct {
 	ctl    *listener.Listener // nil: no control socket (Redis store)
 	cancel context.CancelFunc
 	done   chan struct{}
-	health atomic.Pointer[error] // nil: writable
-	once   sync.Once             // of stop
+	health *pinger.Watcher // the store's Check in the background; nil: none
+	once   sync.Once       // of stop
 }
 
 // openQueue opens cfg's queue store and builds the queue over it; nil
@@ -68,15 +68,17 @@ func openQueue(cfg *config.Config, rt http.RoundTripper, m *telemetry.Metrics, t
 // start checks the store once, then runs the worker, the health checks
 // and the control socket until stop.
 func (r *queueRunner) start(ctx context.Context, timeouts listener.Timeouts) {
-	r.check(ctx)
+	if c, ok := r.store.(queue.Checker); ok {
+		r.health = pinger.Start(pinger.Options{Ping: c.Check, Timeout: 5 * time.Second, Interval: r.every, Checked: true,
+			Name: "queue store", Fails: "cannot be written", Log: r.log,
+			Down: "the queue store cannot be written: queued routes answer 503 and /readyz is not ready",
+			Up:   "the queue store takes writes again"})
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel, r.done = cancel, make(chan struct{})
 	go func() {
 		defer close(r.done)
-		var wg sync.WaitGroup
-		wg.Go(func() { r.watchHealth(runCtx) }) // stop waits for it: a check never meets the store's Close
 		_ = r.q.Run(runCtx)
-		wg.Wait()
 	}()
 	dir, ok := r.cfg.FileDir()
 	if !ok {
@@ -116,57 +118,15 @@ func (r *queueRunner) close() {
 	if r.ctl != nil {
 		_ = r.ctl.Close()
 	}
+	r.health.Stop() // a check never meets the store's Close
 	if err := r.store.Close(); err != nil {
 		r.log.Warn("closing the queue store", zap.Error(err))
 	}
 }
 
-// check asks the store whether it takes writes and records the answer.
-func (r *queueRunner) check(ctx context.Context) {
-	c, ok := r.store.(queue.Checker)
-	if !ok {
-		return
-	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	r.setHealth(c.Check(cctx))
-}
-
-func (r *queueRunner) watchHealth(ctx context.Context) {
-	t := time.NewTicker(r.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.check(ctx)
-		}
-	}
-}
-
-func (r *queueRunner) setHealth(err error) {
-	old := r.health.Load()
-	switch {
-	case err == nil && old != nil:
-		r.log.Info("the queue store takes writes again")
-		r.health.Store(nil)
-	case err != nil && old == nil:
-		r.log.Error("the queue store cannot be written: queued routes answer 503 and /readyz is not ready", zap.Error(err))
-		r.health.Store(&err)
-	case err != nil:
-		r.health.Store(&err)
-	}
-}
-
 // ready is the store's health: nil when it takes writes. A receiver that
 // is down does not make the gate unready (storing is the point).
-func (r *queueRunner) ready() error {
-	if p := r.health.Load(); p != nil {
-		return fmt.Errorf("queue store: %w", *p)
-	}
-	return nil
-}
+func (r *queueRunner) ready() error { return r.health.Err() }
 
 // Enqueue stores m unless the store is known not to take writes (then
 // the sender gets 503 at once; nothing is acknowledged that a restart
@@ -177,7 +137,7 @@ func (r *queueRunner) Enqueue(ctx context.Context, m *queue.Message) error {
 	}
 	err := r.q.Enqueue(ctx, m)
 	if errors.Is(err, queue.ErrUnavailable) {
-		r.setHealth(err) // until the next check says otherwise
+		r.health.Observe(err) // until the next check says otherwise
 	}
 	return err
 }

@@ -24,6 +24,12 @@ type Options struct {
 	Interval time.Duration
 	// Name says what is pinged in errors ("replay store: Redis").
 	Name string
+	// Fails says how a failed ping reads after Name; default "does not
+	// answer".
+	Fails string
+	// Checked runs the first ping before Start returns, so that Err is
+	// known at once (not "not reached yet").
+	Checked bool
 	// Down is logged (warn) when the server stops answering, Up (info)
 	// when it answers again.
 	Down, Up string
@@ -32,6 +38,8 @@ type Options struct {
 
 // Watcher pings in the background until Stop.
 type Watcher struct {
+	o          Options
+	log        *zap.Logger
 	notChecked error
 	mu         sync.Mutex
 	err        error
@@ -43,15 +51,22 @@ type Watcher struct {
 // was not reached yet.
 func Start(o Options) *Watcher {
 	ctx, stop := context.WithCancel(context.Background())
-	w := &Watcher{notChecked: fmt.Errorf("%s not reached yet", o.Name), stop: stop, done: make(chan struct{})}
+	if o.Fails == "" {
+		o.Fails = "does not answer"
+	}
+	w := &Watcher{o: o, log: o.Log, notChecked: fmt.Errorf("%s not reached yet", o.Name), stop: stop, done: make(chan struct{})}
 	w.err = w.notChecked
-	log := o.Log
-	if log == nil {
-		log = zap.NewNop()
+	if w.log == nil {
+		w.log = zap.NewNop()
+	}
+	first := time.Duration(0)
+	if o.Checked {
+		w.ping(ctx)
+		first = o.Interval
 	}
 	go func() {
 		defer close(w.done)
-		t := time.NewTimer(0)
+		t := time.NewTimer(first)
 		defer t.Stop()
 		for {
 			select {
@@ -59,29 +74,43 @@ func Start(o Options) *Watcher {
 				return
 			case <-t.C:
 			}
-			pctx, cancel := context.WithTimeout(ctx, o.Timeout)
-			err := o.Ping(pctx)
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				err = fmt.Errorf("%s does not answer: %w", o.Name, err)
-			}
-			w.mu.Lock()
-			was := w.err
-			w.err = err
-			w.mu.Unlock()
-			switch {
-			case err != nil && (was == nil || errors.Is(was, w.notChecked)):
-				log.Warn(o.Down, zap.Error(err))
-			case err == nil && was != nil && !errors.Is(was, w.notChecked):
-				log.Info(o.Up)
-			}
+			w.ping(ctx)
 			t.Reset(o.Interval)
 		}
 	}()
 	return w
+}
+
+// ping asks once and records the answer.
+func (w *Watcher) ping(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, w.o.Timeout)
+	err := w.o.Ping(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	w.Observe(err)
+}
+
+// Observe records a result seen outside the pings (a write that failed)
+// until the next ping, logging a change as a ping would.
+func (w *Watcher) Observe(err error) {
+	if w == nil {
+		return
+	}
+	if err != nil {
+		err = fmt.Errorf("%s %s: %w", w.o.Name, w.o.Fails, err)
+	}
+	w.mu.Lock()
+	was := w.err
+	w.err = err
+	w.mu.Unlock()
+	switch {
+	case err != nil && (was == nil || errors.Is(was, w.notChecked)):
+		w.log.Warn(w.o.Down, zap.Error(err))
+	case err == nil && was != nil && !errors.Is(was, w.notChecked):
+		w.log.Info(w.o.Up)
+	}
 }
 
 // Err is the last ping's result: nil when the server answered.

@@ -65,3 +65,37 @@ func TestWatcherKeepsTheLastAnswerAndLogsChangesOnce(t *testing.T) {
 		t.Fatal("a nil watcher has an error")
 	}
 }
+
+// TestCheckedWatcherKnowsAtOnceAndTakesObservedFailures: with Checked,
+// Err is the first ping's answer when Start returns (never "not reached
+// yet"), worded with Fails; a failure observed outside the pings holds
+// until the next ping answers.
+func TestCheckedWatcherKnowsAtOnceAndTakesObservedFailures(t *testing.T) {
+	cases := []struct {
+		name    string
+		ping    error
+		wantErr string
+	}{
+		{"writable", nil, ""},
+		{"not writable", errors.New("disk full"), "queue store cannot be written: disk full"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var answer atomic.Pointer[error]
+			answer.Store(&c.ping)
+			w := Start(Options{Ping: func(context.Context) error { return *answer.Load() }, Timeout: time.Second, Interval: time.Hour,
+				Checked: true, Name: "queue store", Fails: "cannot be written"})
+			defer w.Stop()
+			err := w.Err()
+			if (err == nil) != (c.wantErr == "") || err != nil && err.Error() != c.wantErr {
+				t.Fatalf("Err at once = %v, want %q", err, c.wantErr)
+			}
+			w.Observe(errors.New("write failed"))
+			if err := w.Err(); err == nil || err.Error() != "queue store cannot be written: write failed" {
+				t.Fatalf("after an observed failure Err = %v", err)
+			}
+		})
+	}
+	var none *Watcher
+	none.Observe(errors.New("x")) // a nil watcher takes nothing
+}
