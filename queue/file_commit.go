@@ -14,7 +14,7 @@ const maxGroup = 512
 // commitLinger is how long a commit waits for company while the store is
 // busy: under load it halves the commits (each pays two fsyncs) for at
 // most this much latency.
-const commitLinger = time.Millisecond
+const commitLinger = 3 * time.Millisecond
 
 // errStoreClosed answers a write that arrives after Close.
 var errStoreClosed = errors.New("queue: store closed")

@@ -1,14 +1,11 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -307,35 +304,6 @@ func (q *Queue) attempt(ctx context.Context, ro *RouteOptions, m *Message) (Answ
 		wait = retryAfter(resp.Header.Get("Retry-After"), q.now())
 	}
 	return Answer{Status: resp.StatusCode, Body: excerpt(head), At: q.now()}, wait
-}
-
-// request rebuilds m for the target, as the reverse proxy would send it.
-// The message is this attempt's own: its header values are shared, not
-// copied (nothing in a round trip changes them).
-func (q *Queue) request(ctx context.Context, m *Message) (*http.Request, error) {
-	out := &http.Request{URL: &url.URL{Path: m.Path, RawQuery: m.Query}, Header: http.Header{}}
-	(&httputil.ProxyRequest{In: out, Out: out}).SetURL(q.target.Load())
-	req, err := http.NewRequestWithContext(ctx, m.Method, "", bytes.NewReader(m.Body))
-	if err != nil {
-		return nil, err
-	}
-	req.URL = out.URL // Host stays empty: the target's, as the reverse proxy sends
-	req.Header = make(http.Header, len(m.Header)+4)
-	for k, v := range m.Header {
-		if len(k) == len(HeaderDeliveryID) || len(k) == len(HeaderAttempt) {
-			if n := strings.ReplaceAll(k, "_", "-"); strings.EqualFold(n, HeaderDeliveryID) || strings.EqualFold(n, HeaderAttempt) {
-				continue // only the gate says these
-			}
-		}
-		req.Header[k] = v
-	}
-	if _, ok := req.Header["User-Agent"]; !ok {
-		req.Header["User-Agent"] = []string{""} // as the reverse proxy: no Go default
-	}
-	req.Header[HeaderDeliveryID] = []string{m.DeliveryID}
-	req.Header[HeaderAttempt] = []string{strconv.Itoa(m.Attempts)}
-	q.injectTrace(ctx, req.Header)
-	return req, nil
 }
 
 // retryAfter parses seconds or an HTTP date; -1 when absent or invalid.
