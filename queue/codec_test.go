@@ -3,6 +3,7 @@ package queue
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"testing"
@@ -108,5 +109,20 @@ func TestRecordReadsTheJSONFormEarlierVersionsStored(t *testing.T) {
 	must(t, err)
 	if !reflect.DeepEqual(got, old) {
 		t.Fatalf("old JSON record read as %+v, want %+v", got, old)
+	}
+}
+
+// TestNewIDSortsByArrival: an id is 12 hex digits of the arrival's
+// milliseconds then 16 random ones, so ids sort by arrival and pass
+// validID; two ids of one millisecond differ.
+func TestNewIDSortsByArrival(t *testing.T) {
+	for _, at := range []time.Time{time.UnixMilli(0), time.UnixMilli(1), time.Date(2026, 12, 7, 13, 0, 0, 0, time.UTC), time.UnixMilli(1<<48 - 1)} {
+		a, b := newID(at), newID(at)
+		if want := fmt.Sprintf("%012x", at.UnixMilli()); a[:12] != want || !validID(a) || a == b {
+			t.Fatalf("newID(%v) = %q and %q; want the prefix %s, valid, different", at, a, b, want)
+		}
+		if later := newID(at.Add(time.Millisecond)); later[:12] <= a[:12] && at.UnixMilli() < 1<<48-1 {
+			t.Fatalf("an id a millisecond later, %q, does not sort after %q", later, a)
+		}
 	}
 }

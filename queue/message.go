@@ -104,9 +104,16 @@ const MaxExcerpt = 256
 // newID is a unique, time-ordered id: 12 hex digits of Unix milliseconds
 // and 16 random ones.
 func newID(now time.Time) string {
-	var r [8]byte
-	_, _ = rand.Read(r[:]) // never fails (crypto/rand panics instead)
-	return fmt.Sprintf("%012x%s", now.UnixMilli()&(1<<48-1), hex.EncodeToString(r[:]))
+	var raw [14]byte // 6 bytes of milliseconds, big-endian, then 8 random
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		raw[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(raw[6:]) // never fails (crypto/rand panics instead)
+	var id [28]byte
+	hex.Encode(id[:], raw[:])
+	return string(id[:])
 }
 
 // validID reports whether id has newID's form: store keys are only ever

@@ -40,9 +40,11 @@ func (q *Queue) request(ctx context.Context, m *Message) (*http.Request, error) 
 	if out.ContentLength = int64(len(m.Body)); len(m.Body) == 0 {
 		out.Body, out.GetBody = http.NoBody, noBody
 	} else {
+		// A NopCloser over a bytes.Reader: net/http then writes the head
+		// and a small body in one write, not two.
 		body := m.Body
-		out.Body = newBodyReader(body)
-		out.GetBody = func() (io.ReadCloser, error) { return newBodyReader(body), nil }
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	return out.WithContext(ctx), nil
 }
@@ -51,15 +53,3 @@ func (q *Queue) request(ctx context.Context, m *Message) (*http.Request, error) 
 var noUserAgent = []string{""}
 
 func noBody() (io.ReadCloser, error) { return http.NoBody, nil }
-
-// bodyReader is a stored body as a request body (one allocation).
-type bodyReader struct{ bytes.Reader }
-
-func newBodyReader(b []byte) *bodyReader {
-	r := &bodyReader{}
-	r.Reset(b)
-	return r
-}
-
-// Close implements io.Closer.
-func (*bodyReader) Close() error { return nil }

@@ -3,10 +3,12 @@ package queue
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -77,5 +79,50 @@ func TestAttemptFramesTheBodyAsStored(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// writeCounter counts the writes on the connections it dials.
+type writeCounter struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c writeCounter) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestAttemptSendsHeadAndSmallBodyInOneWrite: an attempt's request head
+// and a small body leave in one write (net/http flushes the head on its
+// own, a second syscall and packet, for a body it does not know to be in
+// memory).
+func TestAttemptSendsHeadAndSmallBodyInOneWrite(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+	t.Cleanup(srv.Close)
+	target, _ := url.Parse(srv.URL)
+	var writes atomic.Int64
+	var d net.Dialer
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		return writeCounter{c, &writes}, err
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	s, err := OpenFile(FileOptions{Dir: t.TempDir()})
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	q, err := New(s, Options{Routes: []RouteOptions{{Name: "gh"}}, Target: target, Transport: tr})
+	must(t, err)
+	for _, body := range []string{`{"a":1}`, ""} {
+		writes.Store(0)
+		req, err := q.request(context.Background(), &Message{Method: http.MethodPost, Path: "/p", Body: []byte(body), DeliveryID: "d", Header: http.Header{}})
+		must(t, err)
+		resp, err := tr.RoundTrip(req)
+		must(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if n := writes.Load(); n != 1 {
+			t.Fatalf("body %q: the request took %d writes, want 1", body, n)
+		}
 	}
 }
