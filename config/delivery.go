@@ -200,6 +200,11 @@ func (v *validator) delivery() {
 	}
 }
 
+// MessageOverhead is what a stored message may take beside its body: its
+// request head (the listener takes at most 256 KiB of it, plus net/http's
+// 4 KiB of slack), the headers the gate adds and the store's record.
+const MessageOverhead ByteSize = 320 << 10
+
 // queueStore validates the queue block, needed once a route is queued.
 func (v *validator) queueStore(largest ByteSize) {
 	q := v.c.Queue
@@ -218,8 +223,8 @@ func (v *validator) queueStore(largest ByteSize) {
 	default:
 		v.add("queue.store", "must be file:///absolute/dir or a redis:// or rediss:// URL, got scheme %q", u.Scheme)
 	}
-	if q.MaxBytes < largest {
-		v.add("queue.max_bytes", "must hold at least one message of the largest body a queued route takes (%d)", largest)
+	if need := largest + MessageOverhead; q.MaxBytes < need {
+		v.add("queue.max_bytes", "must hold at least one message of the largest body a queued route takes: %d (the body, %d, and %d for its head and what the gate stores beside it)", need, largest, MessageOverhead)
 	}
 }
 
