@@ -2,8 +2,10 @@ package queue
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -54,37 +56,30 @@ func TestGroupCommitOneFailedWriteFailsOnlyItself(t *testing.T) {
 	}
 }
 
-// TestGroupCommitLingersOnlyWhenBusy: after a commit that had company a
-// commit waits for more writes (here they come later and fill a whole
-// group); after a lone one it takes what is waiting and goes at once
-// (were it to linger, it would take the 30 s linger: the test gives it 10).
-func TestGroupCommitLingersOnlyWhenBusy(t *testing.T) {
-	c := &committer{reqs: make(chan commitReq), linger: 30 * time.Second}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	req := func() commitReq { return commitReq{done: make(chan error, 1)} }
-
-	quiet := make(chan []commitReq, 1)
-	go func() { quiet <- c.gather(req(), false, timer) }()
-	select {
-	case group := <-quiet:
-		if len(group) != 1 {
-			t.Fatalf("quiet store: a group of %d, want the lone write", len(group))
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("quiet store: the lone write was held back (10s)")
-	}
-
-	started := make(chan struct{})
-	go func() {
-		<-started
-		time.Sleep(10 * time.Millisecond) // arrive while the commit lingers, not before
-		for range maxGroup - 1 {
-			c.reqs <- req()
-		}
-	}()
-	close(started)
-	if group := c.gather(req(), true, timer); len(group) != maxGroup {
-		t.Fatalf("busy store: a group of %d, want the %d writes that came while it lingered", len(group), maxGroup)
+// TestGroupCommitTakesWhatWaitsAndNoMore: the writes waiting when a
+// commit starts share it (up to maxGroup; the rest take the next), and a
+// commit never waits for company: a lone write goes at once.
+func TestGroupCommitTakesWhatWaitsAndNoMore(t *testing.T) {
+	for _, waiting := range []int{0, 1, 31, maxGroup - 1, maxGroup + 10} {
+		t.Run(fmt.Sprint(waiting), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := &committer{reqs: make(chan commitReq)}
+				for range waiting {
+					go func() { c.reqs <- commitReq{done: make(chan error, 1)} }()
+				}
+				synctest.Wait()     // every writer is blocked handing its write over
+				start := time.Now() // the bubble's clock: it moves only if gather waits
+				group := c.gather(commitReq{done: make(chan error, 1)})
+				if waited := time.Since(start); waited != 0 {
+					t.Fatalf("%d writes waiting: the commit waited %s for company", waiting, waited)
+				}
+				if want := min(waiting+1, maxGroup); len(group) != want {
+					t.Fatalf("%d writes waiting: a group of %d, want %d", waiting, len(group), want)
+				}
+				for range waiting + 1 - len(group) { // the rest: the next commit's
+					<-c.reqs
+				}
+			})
+		})
 	}
 }
