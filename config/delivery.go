@@ -202,8 +202,10 @@ func (v *validator) delivery() {
 
 // MessageOverhead is what a stored message may take beside its body: its
 // request head (the listener takes at most 256 KiB of it, plus net/http's
-// 4 KiB of slack), the headers the gate adds and the store's record.
-const MessageOverhead ByteSize = 320 << 10
+// 4 KiB of slack), with room for a query stored escaped as the receiver
+// gets it (up to three times its length: "!" becomes "%21"), the headers
+// the gate adds and the store's record.
+const MessageOverhead ByteSize = 1 << 20
 
 // queueStore validates the queue block, needed once a route is queued.
 func (v *validator) queueStore(largest ByteSize) {

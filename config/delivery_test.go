@@ -66,7 +66,7 @@ func TestDeliveryValidation(t *testing.T) {
 		{"max_bytes below a body", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued }\nqueue: { max_bytes: 1KiB }", "queue.max_bytes", "at least one message"},
 		// An outside attack: max_bytes equal to the largest body passed,
 		// yet no message of that body ever fit (its head is stored too).
-		{"max_bytes only the body", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"], max_body_size: 64KiB }\n    delivery: { mode: queued }\nqueue: { max_bytes: 64KiB }", "queue.max_bytes", "393216 (the body, 65536, and 327680"},
+		{"max_bytes only the body", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"], max_body_size: 64KiB }\n    delivery: { mode: queued }\nqueue: { max_bytes: 64KiB }", "queue.max_bytes", "1114112 (the body, 65536, and 1048576"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse([]byte("upstream: http://127.0.0.1:9000\n"+c.yaml), t.TempDir(), env("GH", "s"))

@@ -299,15 +299,28 @@ func TestReloadOpensTheQueue(t *testing.T) {
 
 // TestTheSmallestMaxBytesHoldsTheLargestMessage: with queue.max_bytes the
 // smallest check accepts, a message of the largest body and about the
-// largest head the listener takes is stored and delivered, not refused
-// with 503 forever (an outside attack: max_bytes equal to the body passed
-// check, yet such a message never fit).
+// largest head the listener takes (many headers, or a query the gate
+// stores escaped, three times longer) is stored and delivered, not refused
+// with 503 forever (outside attacks: max_bytes equal to the body, then
+// the body + 320 KiB, passed check, yet such messages never fit).
 func TestTheSmallestMaxBytesHoldsTheLargestMessage(t *testing.T) {
-	recv := &queueReceiver{addr: freeAddr(t)}
-	recv.up(t)
-	t.Setenv("GH_QUEUED", "queued-github-secret")
 	const maxBody = 64 << 10
-	path := write(t, t.TempDir(), "tokengate.yaml", fmt.Sprintf(`
+	pads := http.Header{}
+	for i := range 62 { // 62 headers of 4 KiB: a head just under the listener's 256 KiB
+		pads.Set(fmt.Sprintf("X-Pad-%02d", i), strings.Repeat("p", 4000))
+	}
+	for _, c := range []struct {
+		name, query string
+		headers     http.Header
+	}{
+		{"a head of headers", "", pads},
+		{"a query stored escaped", "?a=" + strings.Repeat("!", 255_000) + "&b;c", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			recv := &queueReceiver{addr: freeAddr(t)}
+			recv.up(t)
+			t.Setenv("GH_QUEUED", "queued-github-secret")
+			path := write(t, t.TempDir(), "tokengate.yaml", fmt.Sprintf(`
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 shutdown_grace: 2s
@@ -319,17 +332,17 @@ routes:
     signature: { scheme: github, secrets: ["${GH_QUEUED}"], max_body_size: 64KiB }
     delivery: { mode: queued }
 `, recv.addr, filepath.Join(t.TempDir(), "queue"), int64(maxBody+config.MessageOverhead)))
-	g := startQueued(t, path)
-	body := `{"pad":"` + strings.Repeat("x", maxBody-10) + `"}`
-	h := githubHeaders("queued-github-secret", "d-1", body)
-	for i := range 62 { // 62 headers of 4 KiB: a head just under the listener's 256 KiB
-		h.Set(fmt.Sprintf("X-Pad-%02d", i), strings.Repeat("p", 4000))
-	}
-	if a := post(t, "http://"+g.Addr()+"/hooks/gh", h, body); a.status != http.StatusAccepted {
-		t.Fatalf("the largest message on the smallest max_bytes: %d %+v, want 202", a.status, a)
-	}
-	eventually(t, "the message delivered", func() bool { _, bodies := recv.received(); return len(bodies) == 1 })
-	if _, bodies := recv.received(); bodies[0] != body {
-		t.Fatalf("the receiver got a body of %d bytes, want %d", len(bodies[0]), len(body))
+			g := startQueued(t, path)
+			body := `{"pad":"` + strings.Repeat("x", maxBody-10) + `"}`
+			h := githubHeaders("queued-github-secret", "d-1", body)
+			maps.Copy(h, c.headers)
+			if a := post(t, "http://"+g.Addr()+"/hooks/gh"+c.query, h, body); a.status != http.StatusAccepted {
+				t.Fatalf("the largest message on the smallest max_bytes: %d %+v, want 202", a.status, a)
+			}
+			eventually(t, "the message delivered", func() bool { _, bodies := recv.received(); return len(bodies) == 1 })
+			if _, bodies := recv.received(); bodies[0] != body {
+				t.Fatalf("the receiver got a body of %d bytes, want %d", len(bodies[0]), len(body))
+			}
+		})
 	}
 }
