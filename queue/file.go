@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -58,6 +59,7 @@ type FileStore struct {
 	opened   os.FileInfo // the file opened, for Check
 	max      int64
 	onCommit func(int)
+	checking atomic.Bool // a Check's write is waiting on the disk
 
 	mu    sync.Mutex
 	idx   map[string]*entry

@@ -2,10 +2,13 @@ package queue
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Checker is a store that can tell, cheaply, whether it can be written:
@@ -21,26 +24,46 @@ var (
 )
 
 // Check reports whether the file store still takes durable writes: its
-// file is still the one it opened (a store whose directory was removed or
-// replaced keeps writing to a file nobody will open again), and its
-// directory takes a new file, written and synced.
+// file is still the one it opened, and a small write inside it (the one
+// key of its health bucket) commits and syncs as a message's would. The
+// write goes into the file, not a new file beside it: a disk that filled
+// up while a drained queue left free pages in the file is ready again
+// (a new file would fail there until an operator freed space), and one
+// that must grow the file on a full disk is not. One check at a time: a
+// disk that hangs holds one write, not one per check.
 func (s *FileStore) Check(ctx context.Context) error {
 	if err := s.stillOpened(); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(s.db.Path()), ".probe-*")
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	if !s.checking.CompareAndSwap(false, true) {
+		return fmt.Errorf("%w: the last write check is still waiting on the disk", ErrUnavailable)
 	}
-	_, werr := f.Write([]byte{0})
-	serr := f.Sync()
-	cerr := f.Close()
-	rerr := os.Remove(f.Name())
-	if err := errors.Join(werr, serr, cerr, rerr); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	done := make(chan error, 1)
+	go func() {
+		defer s.checking.Store(false)
+		done <- s.commits.do(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists(bucketHealth)
+			if err != nil {
+				return err
+			}
+			var at [8]byte
+			binary.BigEndian.PutUint64(at[:], uint64(time.Now().UnixNano()))
+			return b.Put([]byte("checked"), at[:])
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: the disk did not take a write in time: %w", ErrUnavailable, ctx.Err())
 	}
-	return nil
 }
+
+// bucketHealth holds the one key Check writes; nothing reads it.
+var bucketHealth = []byte("health")
 
 // stillOpened reports whether the store's path still names the file it
 // opened: a removed or replaced file (or directory) takes writes and

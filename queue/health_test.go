@@ -1,0 +1,98 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestFileCheckWritesInsideTheStore: the file store's check is a write in
+// its own file, so it fails while the store's commits fail (a full disk)
+// and passes again once they go through, and it leaves no file beside the
+// store (a full disk that a drained queue left free pages in is ready
+// again; a check needing a new file would stay unready until an operator
+// freed space: a second outside attack).
+func TestFileCheckWritesInsideTheStore(t *testing.T) {
+	dir := t.TempDir()
+	var full atomic.Bool
+	s, err := OpenFile(FileOptions{Dir: dir, fault: func() error {
+		if full.Load() {
+			return errors.New("no space left on device")
+		}
+		return nil
+	}})
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	before := names(t, dir)
+	for _, c := range []struct {
+		name string
+		full bool
+	}{{"fine", false}, {"full", true}, {"freed", false}} {
+		full.Store(c.full)
+		err := s.Check(context.Background())
+		if c.full != (err != nil) || (err != nil && !errors.Is(err, ErrUnavailable)) {
+			t.Fatalf("%s: Check = %v, want failing with ErrUnavailable: %v", c.name, err, c.full)
+		}
+	}
+	if after := names(t, dir); !slices.Equal(before, after) {
+		t.Fatalf("the store's directory went from %v to %v: a check made a file", before, after)
+	}
+}
+
+// TestFileCheckOnAHungDiskIsBoundedAndSingle: while the disk does not
+// answer, a check returns when its context ends, the next check says the
+// last one is still waiting (one write held, not one per check), and once
+// the disk answers the store is ready again.
+func TestFileCheckOnAHungDiskIsBoundedAndSingle(t *testing.T) {
+	release := make(chan struct{})
+	var hung atomic.Bool
+	s, err := OpenFile(FileOptions{Dir: t.TempDir(), fault: func() error {
+		if hung.Load() {
+			<-release
+		}
+		return nil
+	}})
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	hung.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	returned := make(chan error, 1)
+	go func() { returned <- s.Check(ctx) }()
+	select {
+	case err := <-returned:
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("hung disk: Check = %v, want ErrUnavailable", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("hung disk: Check did not return when its 50ms context ended (10s)")
+	}
+	if err := s.Check(context.Background()); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "still waiting") {
+		t.Fatalf("second check on a hung disk: %v, want the last one still waiting", err)
+	}
+	hung.Store(false)
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for err := s.Check(context.Background()); err != nil; err = s.Check(context.Background()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the disk answers again, the check still fails (10s): %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	must(t, err)
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	return out
+}
