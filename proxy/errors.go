@@ -110,9 +110,9 @@ func classify(err error) answer {
 	case errors.Is(err, errQueueUnavailable):
 		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "the message cannot be stored right now; retry later", DecisionUnavailable, false}
 	case errors.Is(err, errClientBudget):
-		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight from this client; retry later", DecisionUnavailable, false}
+		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many request bodies in flight from this client; retry later", DecisionUnavailable, false}
 	case errors.Is(err, errBodyBudget):
-		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many signed requests in flight; retry later", DecisionUnavailable, false}
+		return answer{http.StatusServiceUnavailable, "temporarily_unavailable", "too many request bodies in flight; retry later", DecisionUnavailable, false}
 	case errors.Is(err, ErrNoSenderIdentity):
 		return answer{http.StatusForbidden, DecisionNoSenderIdentity, ErrNoSenderIdentity.Error(), DecisionNoSenderIdentity, false}
 	case errors.Is(err, errRateLimited):
