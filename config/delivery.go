@@ -187,11 +187,18 @@ func (v *validator) delivery() {
 		if d.Timeout <= 0 {
 			v.add(p+".timeout", "must be positive")
 		}
-		body := v.c.Upstream.MaxBodySize
+		// A request with a token is held to upstream.max_body_size, a
+		// signed one to the signature's; auth: any takes both.
+		bearer := r.Signature == nil || r.Auth == AuthAny
+		body := ByteSize(0)
+		if bearer {
+			body = v.c.Upstream.MaxBodySize
+			if body > v.c.Signatures.BodyMemory {
+				v.add(p+".mode", "a queued body is held in memory while it is stored: upstream.max_body_size (%d) must be at most signatures.body_memory (%d)", body, v.c.Signatures.BodyMemory)
+			}
+		}
 		if r.Signature != nil {
-			body = r.Signature.MaxBodySize
-		} else if body > v.c.Signatures.BodyMemory {
-			v.add(p+".mode", "a queued body is held in memory while it is stored: upstream.max_body_size (%d) must be at most signatures.body_memory (%d)", body, v.c.Signatures.BodyMemory)
+			body = max(body, r.Signature.MaxBodySize)
 		}
 		largest = max(largest, body)
 	}

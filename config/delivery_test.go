@@ -66,6 +66,9 @@ func TestDeliveryValidation(t *testing.T) {
 		{"max_bytes below a body", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"] }\n    delivery: { mode: queued }\nqueue: { max_bytes: 1KiB }", "queue.max_bytes", "at least one message"},
 		// An outside attack: max_bytes equal to the largest body passed,
 		// yet no message of that body ever fit (its head is stored too).
+		// A third: on auth: any a sender with a token is held to
+		// upstream.max_body_size (10MiB by default), not the signature's.
+		{"max_bytes for auth any", "routes:\n  - path: /a\n    auth: any\n    signature: { scheme: github, secrets: [\"${GH}\"], max_body_size: 1MiB }\n    delivery: { mode: queued }\nqueue: { max_bytes: 3MiB }", "queue.max_bytes", "the body, 10485760"},
 		{"max_bytes only the body", "routes:\n  - path: /a\n    signature: { scheme: github, secrets: [\"${GH}\"], max_body_size: 64KiB }\n    delivery: { mode: queued }\nqueue: { max_bytes: 64KiB }", "queue.max_bytes", "1114112 (the body, 65536, and 1048576"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -24,13 +23,17 @@ var (
 )
 
 // Check reports whether the file store still takes durable writes: its
-// file is still the one it opened, and a small write inside it (the one
-// key of its health bucket) commits and syncs as a message's would. The
-// write goes into the file, not a new file beside it: a disk that filled
-// up while a drained queue left free pages in the file is ready again
-// (a new file would fail there until an operator freed space), and one
-// that must grow the file on a full disk is not. One check at a time: a
-// disk that hangs holds one write, not one per check.
+// file is still the one it opened, and a message's write commits and
+// syncs inside it. The check puts a key where a new message goes and
+// deletes it in the same transaction: the pages on that path are written
+// afresh, as a new message's would be, and nothing stays. It writes into
+// the file, not a new file beside it: a disk that filled up while a
+// drained queue left free pages in the file is ready again (a new file
+// would fail there until an operator freed space), and one where a new
+// message finds no page is not (a write that only rewrote its own key
+// would fit where no message does: an outside attack saw /readyz ready
+// while every message got 503). One check at a time: a disk that hangs
+// holds one write, not one per check.
 func (s *FileStore) Check(ctx context.Context) error {
 	if err := s.stillOpened(); err != nil {
 		return err
@@ -42,13 +45,15 @@ func (s *FileStore) Check(ctx context.Context) error {
 	go func() {
 		defer s.checking.Store(false)
 		done <- s.commits.do(func(tx *bolt.Tx) error {
-			b, err := tx.CreateBucketIfNotExists(bucketHealth)
-			if err != nil {
+			b := tx.Bucket(bucketMessages)
+			key := []byte(newID(time.Now()))
+			if b.Get(key) != nil {
+				return nil // a message's id: never touched (2^-64)
+			}
+			if err := b.Put(key, []byte{0}); err != nil {
 				return err
 			}
-			var at [8]byte
-			binary.BigEndian.PutUint64(at[:], uint64(time.Now().UnixNano()))
-			return b.Put([]byte("checked"), at[:])
+			return b.Delete(key)
 		})
 	}()
 	select {
@@ -61,9 +66,6 @@ func (s *FileStore) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: the disk did not take a write in time: %w", ErrUnavailable, ctx.Err())
 	}
 }
-
-// bucketHealth holds the one key Check writes; nothing reads it.
-var bucketHealth = []byte("health")
 
 // stillOpened reports whether the store's path still names the file it
 // opened: a removed or replaced file (or directory) takes writes and
