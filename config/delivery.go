@@ -187,18 +187,14 @@ func (v *validator) delivery() {
 		if d.Timeout <= 0 {
 			v.add(p+".timeout", "must be positive")
 		}
-		// A request with a token is held to upstream.max_body_size, a
-		// signed one to the signature's; auth: any takes both.
-		bearer := r.Signature == nil || r.Auth == AuthAny
-		body := ByteSize(0)
-		if bearer {
-			body = v.c.Upstream.MaxBodySize
-			if body > v.c.Signatures.BodyMemory {
-				v.add(p+".mode", "a queued body is held in memory while it is stored: upstream.max_body_size (%d) must be at most signatures.body_memory (%d)", body, v.c.Signatures.BodyMemory)
-			}
-		}
-		if r.Signature != nil {
-			body = max(body, r.Signature.MaxBodySize)
+		// A request with a token (auth: any takes one) is held to
+		// upstream.max_body_size; a route that takes only signed
+		// requests to the signature's, which is at most that.
+		body := v.c.Upstream.MaxBodySize
+		if r.Signature != nil && r.Auth != AuthAny {
+			body = r.Signature.MaxBodySize
+		} else if body > v.c.Signatures.BodyMemory {
+			v.add(p+".mode", "a queued body is held in memory while it is stored: upstream.max_body_size (%d) must be at most signatures.body_memory (%d)", body, v.c.Signatures.BodyMemory)
 		}
 		largest = max(largest, body)
 	}

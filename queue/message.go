@@ -2,6 +2,7 @@ package queue
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -104,12 +105,8 @@ const MaxExcerpt = 256
 // newID is a unique, time-ordered id: 12 hex digits of Unix milliseconds
 // and 16 random ones.
 func newID(now time.Time) string {
-	var raw [14]byte // 6 bytes of milliseconds, big-endian, then 8 random
-	ms := uint64(now.UnixMilli())
-	for i := 5; i >= 0; i-- {
-		raw[i] = byte(ms)
-		ms >>= 8
-	}
+	var raw [14]byte // the low 6 bytes of the milliseconds, big-endian, then 8 random
+	binary.BigEndian.PutUint64(raw[:8], uint64(now.UnixMilli())<<16)
 	_, _ = rand.Read(raw[6:]) // never fails (crypto/rand panics instead)
 	var id [28]byte
 	hex.Encode(id[:], raw[:])

@@ -15,7 +15,7 @@ import (
 // The message is this attempt's own (decoded for it, or handed over by
 // the store): its header map becomes the request's, with the gate's own
 // headers set in it; what settling writes back is progress only.
-func (q *Queue) request(ctx context.Context, m *Message) (*http.Request, error) {
+func (q *Queue) request(ctx context.Context, m *Message) *http.Request {
 	out := &http.Request{URL: &url.URL{Path: m.Path, RawQuery: m.Query}}
 	(&httputil.ProxyRequest{In: out, Out: out}).SetURL(q.target.Load())
 	h := m.Header
@@ -30,13 +30,13 @@ func (q *Queue) request(ctx context.Context, m *Message) (*http.Request, error) 
 		}
 	}
 	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = noUserAgent // as the reverse proxy: no Go default
+		h["User-Agent"] = []string{""} // as the reverse proxy: no Go default
 	}
 	h[HeaderDeliveryID] = []string{m.DeliveryID}
 	h[HeaderAttempt] = []string{strconv.Itoa(m.Attempts)}
 	q.injectTrace(ctx, h)
-	out.Method, out.Proto, out.ProtoMajor, out.ProtoMinor, out.Header = m.Method, "HTTP/1.1", 1, 1, h
-	out.Host = "" // the target's, as the reverse proxy sends
+	out.Method, out.Header = m.Method, h                         // Host stays empty: the target's, as the reverse proxy sends
+	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1 // as http.NewRequest (an Expect: 100-continue is honoured)
 	if out.ContentLength = int64(len(m.Body)); len(m.Body) == 0 {
 		out.Body, out.GetBody = http.NoBody, noBody
 	} else {
@@ -46,10 +46,7 @@ func (q *Queue) request(ctx context.Context, m *Message) (*http.Request, error) 
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	return out.WithContext(ctx), nil
+	return out.WithContext(ctx)
 }
-
-// noUserAgent keeps Go's default User-Agent off a request.
-var noUserAgent = []string{""}
 
 func noBody() (io.ReadCloser, error) { return http.NoBody, nil }

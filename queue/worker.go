@@ -288,11 +288,7 @@ func backoff(ro *RouteOptions, n int, jitter float64) time.Duration {
 func (q *Queue) attempt(ctx context.Context, ro *RouteOptions, m *Message) (Answer, time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, ro.Timeout)
 	defer cancel()
-	req, err := q.request(ctx, m)
-	if err != nil {
-		return Answer{Error: err.Error(), At: q.now()}, -1
-	}
-	resp, err := q.rt.RoundTrip(req)
+	resp, err := q.rt.RoundTrip(q.request(ctx, m))
 	if err != nil {
 		return Answer{Error: shortError(err), At: q.now()}, -1
 	}
