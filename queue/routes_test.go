@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // runQueue runs q until the test ends.
@@ -129,4 +132,47 @@ func TestAttemptWhoseOutcomeCannotBeWrittenIsTriedAgain(t *testing.T) {
 	rc.answerWith(http.StatusOK, nil, "")
 	full.Store(false)
 	waitFor(t, "the message delivered once the store takes writes again", func() bool { return storedCount(s) == 0 })
+}
+
+// TestDeadLetterIsLoggedOnlyOnceStored: an attempt that makes a message a
+// dead letter while the store cannot be written logs that the outcome
+// could not be recorded, not that the message is now a dead letter (it
+// stays pending; an outside attack read "now a dead letter" twice for one
+// message that never became one); once stored, it says so once.
+func TestDeadLetterIsLoggedOnlyOnceStored(t *testing.T) {
+	rc := newReceiver(t)
+	rc.answerWith(http.StatusBadRequest, nil, "never")
+	var full atomic.Bool
+	s, err := OpenFile(FileOptions{Dir: t.TempDir(), fault: func() error {
+		if full.Load() {
+			return errors.New("no space left on device")
+		}
+		return nil
+	}})
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	core, logs := observer.New(zap.WarnLevel)
+	var later atomic.Int64 // what the queue's clock is ahead: the failed write makes it due 5 s later
+	now := func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
+	q, err := New(s, Options{Routes: []RouteOptions{{Name: "gh"}}, Target: mustURL(rc.URL), Logger: zap.New(core), Now: now})
+	must(t, err)
+	enqueueOn(t, q, "gh", "refused")
+	full.Store(true)
+	if n := deliverDue(t, q); n != 1 {
+		t.Fatalf("attempted %d", n)
+	}
+	if n := logs.FilterMessage("queue: a message is now a dead letter").Len(); n != 0 {
+		t.Fatalf("a dead letter that could not be stored was logged as one %d times", n)
+	}
+	if logs.FilterMessage("queue: could not record an attempt; the message is attempted again").Len() == 0 {
+		t.Fatal("the unrecorded outcome was not logged")
+	}
+	full.Store(false)
+	later.Store(int64(time.Minute))
+	if n := deliverDue(t, q); n != 1 {
+		t.Fatalf("attempted again: %d", n)
+	}
+	if n := logs.FilterMessage("queue: a message is now a dead letter").Len(); n != 1 {
+		t.Fatalf("the stored dead letter was logged %d times, want once", n)
+	}
 }

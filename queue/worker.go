@@ -197,10 +197,6 @@ func (q *Queue) try(ctx context.Context, ro *RouteOptions, m *Message) string {
 func (q *Queue) settle(ctx context.Context, m *Message, outcome string) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	if outcome == OutcomeDead {
-		q.log.Warn("queue: a message is now a dead letter", zap.String("route", m.Route), zap.String("id", m.ID),
-			zap.String("reason", m.Reason), zap.Int("attempts", m.Attempts))
-	}
 	err := q.record(sctx, m, outcome)
 	for deadline := time.Now().Add(settleRetryFor); errors.Is(err, ErrUnavailable) && time.Now().Before(deadline); {
 		// A blip (Redis restarting, a full disk freed): write the outcome
@@ -214,9 +210,13 @@ func (q *Queue) settle(ctx context.Context, m *Message, outcome string) {
 		}
 		err = q.record(sctx, m, outcome)
 	}
-	if err != nil && !errors.Is(err, ErrNotFound) { // not found: dropped by an operator meanwhile
+	switch {
+	case err != nil && !errors.Is(err, ErrNotFound): // not found: dropped by an operator meanwhile
 		q.log.Warn("queue: could not record an attempt; the message is attempted again", zap.String("route", m.Route),
 			zap.String("id", m.ID), zap.String("outcome", outcome), zap.Error(err))
+	case err == nil && outcome == OutcomeDead: // said once it is one
+		q.log.Warn("queue: a message is now a dead letter", zap.String("route", m.Route), zap.String("id", m.ID),
+			zap.String("reason", m.Reason), zap.Int("attempts", m.Attempts))
 	}
 	if q.obs != nil {
 		q.obs.ObserveAttempt(m.Route, outcome)
