@@ -19,15 +19,7 @@ import (
 // freed space: a second outside attack).
 func TestFileCheckWritesInsideTheStore(t *testing.T) {
 	dir := t.TempDir()
-	var full atomic.Bool
-	s, err := OpenFile(FileOptions{Dir: dir, fault: func() error {
-		if full.Load() {
-			return errors.New("no space left on device")
-		}
-		return nil
-	}})
-	must(t, err)
-	t.Cleanup(func() { s.Close() })
+	s, full := fillingStore(t, dir)
 	before := names(t, dir)
 	for _, c := range []struct {
 		name string

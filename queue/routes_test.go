@@ -107,15 +107,12 @@ func TestStoredRouteNoLongerConfiguredIsDelivered(t *testing.T) {
 	}
 }
 
-// TestAttemptWhoseOutcomeCannotBeWrittenIsTriedAgain: while the store
-// cannot be written (a full disk), an attempt's outcome is lost; the
-// message must not stay leased in the running gate (stuck until a
-// restart): once writes work again it is attempted and delivered.
-func TestAttemptWhoseOutcomeCannotBeWrittenIsTriedAgain(t *testing.T) {
-	rc := newReceiver(t)
-	rc.answerWith(http.StatusServiceUnavailable, nil, "down")
-	var full atomic.Bool
-	s, err := OpenFile(FileOptions{Dir: t.TempDir(), fault: func() error {
+// fillingStore opens a file store in dir whose commits fail, as on a full
+// disk, while the returned flag is set.
+func fillingStore(t *testing.T, dir string) (*FileStore, *atomic.Bool) {
+	t.Helper()
+	full := new(atomic.Bool)
+	s, err := OpenFile(FileOptions{Dir: dir, fault: func() error {
 		if full.Load() {
 			return errors.New("no space left on device")
 		}
@@ -123,6 +120,17 @@ func TestAttemptWhoseOutcomeCannotBeWrittenIsTriedAgain(t *testing.T) {
 	}})
 	must(t, err)
 	t.Cleanup(func() { s.Close() })
+	return s, full
+}
+
+// TestAttemptWhoseOutcomeCannotBeWrittenIsTriedAgain: while the store
+// cannot be written (a full disk), an attempt's outcome is lost; the
+// message must not stay leased in the running gate (stuck until a
+// restart): once writes work again it is attempted and delivered.
+func TestAttemptWhoseOutcomeCannotBeWrittenIsTriedAgain(t *testing.T) {
+	rc := newReceiver(t)
+	rc.answerWith(http.StatusServiceUnavailable, nil, "down")
+	s, full := fillingStore(t, t.TempDir())
 	q, err := New(s, Options{Routes: []RouteOptions{{Name: "gh", BackoffInitial: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}}, Target: mustURL(rc.URL), Poll: 20 * time.Millisecond})
 	must(t, err)
 	enqueueOn(t, q, "gh", "acknowledged")
@@ -142,15 +150,7 @@ func TestAttemptWhoseOutcomeCannotBeWrittenIsTriedAgain(t *testing.T) {
 func TestDeadLetterIsLoggedOnlyOnceStored(t *testing.T) {
 	rc := newReceiver(t)
 	rc.answerWith(http.StatusBadRequest, nil, "never")
-	var full atomic.Bool
-	s, err := OpenFile(FileOptions{Dir: t.TempDir(), fault: func() error {
-		if full.Load() {
-			return errors.New("no space left on device")
-		}
-		return nil
-	}})
-	must(t, err)
-	t.Cleanup(func() { s.Close() })
+	s, full := fillingStore(t, t.TempDir())
 	core, logs := observer.New(zap.WarnLevel)
 	var later atomic.Int64 // what the queue's clock is ahead: the failed write makes it due 5 s later
 	now := func() time.Time { return time.Now().Add(time.Duration(later.Load())) }
