@@ -59,7 +59,8 @@ type FileStore struct {
 	opened   os.FileInfo // the file opened, for Check
 	max      int64
 	onCommit func(int)
-	checking atomic.Bool // a Check's write is waiting on the disk
+	checking atomic.Bool  // a Check's write is waiting on the disk
+	unfit    atomic.Int64 // the largest value a commit failed to write since a check fit one
 
 	mu    sync.Mutex
 	idx   map[string]*entry
@@ -150,6 +151,9 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 	defer s.mu.Unlock()
 	if err != nil {
 		s.bytes -= size
+		if !errors.Is(err, errStoreClosed) {
+			s.noteUnfit(int64(len(value)))
+		}
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	e := &entry{route: m.Route, received: m.Received, size: size, state: m.State, next: m.Next}

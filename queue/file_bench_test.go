@@ -22,6 +22,7 @@ func BenchmarkFileStoreAddAck(b *testing.B) {
 	ctx := context.Background()
 	b.SetParallelism(16) // 16 per CPU: 32 writers on two cores
 	var waited, adds time.Duration
+	before := s.db.Stats()
 	ch := make(chan [2]time.Duration, 256)
 	b.RunParallel(func(pb *testing.PB) {
 		var w, n time.Duration
@@ -48,4 +49,7 @@ func BenchmarkFileStoreAddAck(b *testing.B) {
 	if adds > 0 {
 		b.ReportMetric(float64(waited)/float64(adds)/1e6, "ms/add")
 	}
+	after := s.db.Stats()
+	st := after.Sub(&before)
+	b.ReportMetric(float64(st.TxStats.GetWrite())/float64(b.N), "pages/op")
 }

@@ -32,8 +32,12 @@ var (
 // would fail there until an operator freed space), and one where a new
 // message finds no page is not (a write that only rewrote its own key
 // would fit where no message does: an outside attack saw /readyz ready
-// while every message got 503). One check at a time: a disk that hangs
-// holds one write, not one per check.
+// while every message got 503). After a message's write failed, the check
+// also stores a probe as large as that message and then removes it, so
+// the store is ready again only once a message that large fits (a
+// one-page check passed on a disk with room for one page while the
+// message kept failing: ready and unready in turn). One check at a time:
+// a disk that hangs holds one write, not one per check.
 func (s *FileStore) Check(ctx context.Context) error {
 	if err := s.stillOpened(); err != nil {
 		return err
@@ -41,20 +45,18 @@ func (s *FileStore) Check(ctx context.Context) error {
 	if !s.checking.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: the last write check is still waiting on the disk", ErrUnavailable)
 	}
+	need := s.unfit.Load()
 	done := make(chan error, 1)
 	go func() {
 		defer s.checking.Store(false)
-		done <- s.commits.do(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketMessages)
-			key := []byte(newID(time.Now()))
-			if b.Get(key) != nil {
-				return nil // a message's id: never touched (2^-64)
-			}
-			if err := b.Put(key, []byte{0}); err != nil {
-				return err
-			}
-			return b.Delete(key)
-		})
+		err := s.commits.do(func(tx *bolt.Tx) error { return probe(tx, need) })
+		if err == nil && need > 0 {
+			s.unfit.CompareAndSwap(need, 0)
+			// The probe's pages are freed for the message that needs them;
+			// if this fails, the next check removes the probe.
+			_ = s.commits.do(func(tx *bolt.Tx) error { return probe(tx, 0) })
+		}
+		done <- err
 	}()
 	select {
 	case err := <-done:
@@ -64,6 +66,51 @@ func (s *FileStore) Check(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 		return fmt.Errorf("%w: the disk did not take a write in time: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// bucketHealth holds the check's probe (probeKey) between the check's two
+// commits; no message is ever stored in it.
+var (
+	bucketHealth = []byte("health")
+	probeKey     = []byte("probe")
+)
+
+// probe is the check's write: a key put and deleted where a new message
+// goes, and, when need > 0, a value of need bytes kept in bucketHealth
+// (need == 0 removes it).
+func probe(tx *bolt.Tx, need int64) error {
+	b := tx.Bucket(bucketMessages)
+	key := []byte(newID(time.Now()))
+	if b.Get(key) == nil { // else a message's id: never touched (2^-64)
+		if err := b.Put(key, []byte{0}); err != nil {
+			return err
+		}
+		if err := b.Delete(key); err != nil {
+			return err
+		}
+	}
+	if need == 0 {
+		if tx.Bucket(bucketHealth) == nil {
+			return nil
+		}
+		return tx.DeleteBucket(bucketHealth)
+	}
+	h, err := tx.CreateBucketIfNotExists(bucketHealth)
+	if err != nil {
+		return err
+	}
+	return h.Put(probeKey, make([]byte, need))
+}
+
+// noteUnfit remembers that a value of size bytes could not be written:
+// the checks then ask for room for it.
+func (s *FileStore) noteUnfit(size int64) {
+	for {
+		cur := s.unfit.Load()
+		if size <= cur || s.unfit.CompareAndSwap(cur, size) {
+			return
+		}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestFileCheckWritesInsideTheStore: the file store's check is a write in
@@ -87,4 +89,37 @@ func names(t *testing.T, dir string) []string {
 		out = append(out, e.Name())
 	}
 	return out
+}
+
+// TestFileCheckAfterAFailedWriteNeedsRoomForIt: once a message's write
+// failed (a full disk), a check passes only by writing as much as that
+// message: a disk with room for the check's page but not for the message
+// was ready and unready in turn (an outside attack). The probe is removed
+// once it fit, and the next check is small again.
+func TestFileCheckAfterAFailedWriteNeedsRoomForIt(t *testing.T) {
+	s, full := fillingStore(t, t.TempDir())
+	const big = 256 << 10
+	full.Store(true)
+	if err := s.Add(context.Background(), msg("gh", time.Now(), strings.Repeat("x", big))); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Add on a full disk = %v, want ErrUnavailable", err)
+	}
+	full.Store(false)
+	for _, c := range []struct {
+		name     string
+		min, max int64 // page bytes the check allocates
+	}{{"after the failed write", big, 1 << 30}, {"once it fit", 0, 64 << 10}} {
+		before := s.db.Stats()
+		must(t, s.Check(context.Background()))
+		after := s.db.Stats()
+		d := after.Sub(&before)
+		if got := d.TxStats.GetPageAlloc(); got < c.min || got > c.max {
+			t.Fatalf("%s: the check allocated %d bytes of pages, want %d..%d", c.name, got, c.min, c.max)
+		}
+	}
+	must(t, s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketHealth) != nil {
+			t.Error("the probe stayed in the store after the check")
+		}
+		return nil
+	}))
 }
