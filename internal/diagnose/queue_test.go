@@ -16,18 +16,23 @@ import (
 
 func queuedCheckConfig(t *testing.T, store string) string {
 	t.Helper()
+	return queuedCheckConfigMax(t, store, "1GiB")
+}
+
+func queuedCheckConfigMax(t *testing.T, store, maxBytes string) string {
+	t.Helper()
 	t.Setenv("GH_CHECK_QUEUE", "check-queue-secret")
 	return writeConfig(t, fmt.Sprintf(`
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
 upstream: http://127.0.0.1:9
-queue: { store: %q }
+queue: { store: %q, max_bytes: %s }
 routes:
   - name: gh
     path: /hooks/gh
     signature: { scheme: github, secrets: ["${GH_CHECK_QUEUE}"] }
     delivery: { mode: queued }
-`, store))
+`, store, maxBytes))
 }
 
 // TestCheckOpensTheQueueStore: check opens the queue store as serve
@@ -49,6 +54,7 @@ func TestCheckOpensTheQueueStore(t *testing.T) {
 		store   func(t *testing.T) string // the queue.store URL, with whatever holds it
 		want    string
 		problem bool
+		max     string // queue.max_bytes (default 1GiB)
 	}{
 		{"free file store", func(t *testing.T) string {
 			dir := filepath.Join(t.TempDir(), "q")
@@ -58,7 +64,7 @@ func TestCheckOpensTheQueueStore(t *testing.T) {
 			}
 			s.Close()
 			return "file://" + dir
-		}, "writable (0 pending, 0 dead)", false},
+		}, "writable (0 pending, 0 dead)", false, ""},
 		{"not created yet", func(t *testing.T) string {
 			dir := filepath.Join(t.TempDir(), "q")
 			t.Cleanup(func() {
@@ -67,7 +73,11 @@ func TestCheckOpensTheQueueStore(t *testing.T) {
 				}
 			})
 			return "file://" + dir
-		}, "not created yet", false},
+		}, "not created yet", false, ""},
+		{"not created, under a file", func(t *testing.T) string { return "file://" + filepath.Join(notADir, "q") }, "not a directory", true, ""},
+		{"not created, max_bytes past the disk's room", func(t *testing.T) string {
+			return "file://" + filepath.Join(t.TempDir(), "q")
+		}, "less than queue.max_bytes", false, "1048576GiB"},
 		{"held by a running gate", func(t *testing.T) string {
 			store := "file://" + filepath.Join(t.TempDir(), "q")
 			g, err := gate.New(queuedCheckConfig(t, store), gate.Options{})
@@ -79,7 +89,7 @@ func TestCheckOpensTheQueueStore(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = g.Shutdown(context.Background()) })
 			return store
-		}, "in use by a running gate (0 pending, 0 dead)", false},
+		}, "in use by a running gate (0 pending, 0 dead)", false, ""},
 		{"locked, no control socket", func(t *testing.T) string {
 			dir := filepath.Join(t.TempDir(), "q")
 			s, err := queue.OpenFile(queue.FileOptions{Dir: dir})
@@ -88,12 +98,16 @@ func TestCheckOpensTheQueueStore(t *testing.T) {
 			}
 			t.Cleanup(func() { s.Close() })
 			return "file://" + dir
-		}, "in use by a running gate", false},
-		{"not a directory", func(t *testing.T) string { return "file://" + notADir }, "queue.store: queue:", true},
-		{"redis down", func(t *testing.T) string { return "redis://" + deadRedis }, "queue.store: cannot be written", true},
+		}, "in use by a running gate", false, ""},
+		{"not a directory", func(t *testing.T) string { return "file://" + notADir }, "queue.store: queue:", true, ""},
+		{"redis down", func(t *testing.T) string { return "redis://" + deadRedis }, "queue.store: cannot be written", true, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			path := queuedCheckConfig(t, c.store(t))
+			max := c.max
+			if max == "" {
+				max = "1GiB"
+			}
+			path := queuedCheckConfigMax(t, c.store(t), max)
 			var out bytes.Buffer
 			err := Check(t.Context(), path, &out)
 			if !strings.Contains(out.String(), c.want) {
