@@ -58,28 +58,52 @@ func TestGroupCommitOneFailedWriteFailsOnlyItself(t *testing.T) {
 
 // TestGroupCommitTakesWhatWaitsAndNoMore: the writes waiting when a
 // commit starts share it (up to maxGroup; the rest take the next), and a
-// commit never waits for company: a lone write goes at once.
+// commit waits for company at most its linger, none once it is full.
 func TestGroupCommitTakesWhatWaitsAndNoMore(t *testing.T) {
-	for _, waiting := range []int{0, 1, 31, maxGroup - 1, maxGroup + 10} {
-		t.Run(fmt.Sprint(waiting), func(t *testing.T) {
+	const linger = 500 * time.Microsecond
+	for _, c := range []struct {
+		waiting int
+		linger  time.Duration
+		wait    time.Duration // the bubble's clock moves only while gather waits
+	}{
+		{0, 0, 0}, {31, 0, 0}, {maxGroup + 10, 0, 0},
+		{0, linger, linger}, {1, linger, linger}, {31, linger, linger},
+		{maxGroup - 1, linger, 0}, {maxGroup + 10, linger, 0},
+	} {
+		t.Run(fmt.Sprint(c.waiting, "/", c.linger), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				c := &committer{reqs: make(chan commitReq)}
-				for range waiting {
-					go func() { c.reqs <- commitReq{done: make(chan error, 1)} }()
+				cm := &committer{reqs: make(chan commitReq), linger: c.linger}
+				for range c.waiting {
+					go func() { cm.reqs <- commitReq{done: make(chan error, 1)} }()
 				}
-				synctest.Wait()     // every writer is blocked handing its write over
-				start := time.Now() // the bubble's clock: it moves only if gather waits
-				group := c.gather(commitReq{done: make(chan error, 1)})
-				if waited := time.Since(start); waited != 0 {
-					t.Fatalf("%d writes waiting: the commit waited %s for company", waiting, waited)
+				synctest.Wait() // every writer is blocked handing its write over
+				start := time.Now()
+				group := cm.gather(commitReq{done: make(chan error, 1)})
+				if waited := time.Since(start); waited != c.wait {
+					t.Fatalf("the commit waited %s for company, want %s", waited, c.wait)
 				}
-				if want := min(waiting+1, maxGroup); len(group) != want {
-					t.Fatalf("%d writes waiting: a group of %d, want %d", waiting, len(group), want)
+				if want := min(c.waiting+1, maxGroup); len(group) != want {
+					t.Fatalf("a group of %d, want %d", len(group), want)
 				}
-				for range waiting + 1 - len(group) { // the rest: the next commit's
-					<-c.reqs
+				for range c.waiting + 1 - len(group) { // the rest: the next commit's
+					<-cm.reqs
 				}
 			})
 		})
 	}
+}
+
+// TestGroupCommitLingerGathersLateWrites: a write that comes within the
+// linger of a commit's first write shares that commit.
+func TestGroupCommitLingerGathersLateWrites(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cm := &committer{reqs: make(chan commitReq), linger: time.Millisecond}
+		go func() {
+			time.Sleep(300 * time.Microsecond)
+			cm.reqs <- commitReq{done: make(chan error, 1)}
+		}()
+		if group := cm.gather(commitReq{done: make(chan error, 1)}); len(group) != 2 {
+			t.Fatalf("a group of %d, want the late write in it (2)", len(group))
+		}
+	})
 }
