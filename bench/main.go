@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string) error {
 			fs.IntVar(&o.conns, "c", 32, "connections of the closed-loop generator")
 			fs.IntVar(&o.concurrency, "concurrency", 4, "the queued route's delivery concurrency")
 			fs.Float64Var(&o.rate, "rate", 0, "steady offered load (req/s) of the receiver-down and kill runs; 0: closed loop, as fast as the gate answers")
+			fs.Float64Var(&o.cpuRate, "cpu-rate", 0, "steady offered load (req/s) of the throughput rounds, the same for the queued route and the bare proxy, to compare their CPU per message; 0: closed loop")
 			fs.StringVar(&o.store, "store", "file", "queue store: file or redis (a redis-server the bench starts, appendfsync always)")
 			fs.DurationVar(&o.drain, "drain", 3*time.Minute, "longest wait for the backlog to drain")
 			fs.StringVar(&o.only, "only", "", "run only these measurements: throughput, down, kill (comma-separated; empty: all)")

@@ -28,6 +28,7 @@ type queuedOpts struct {
 	kills, rounds int
 	conns         int
 	rate          float64 // offered load of the down and kill runs (0: closed loop)
+	cpuRate       float64 // offered load of the throughput rounds (0: closed loop)
 	concurrency   int
 	store         string // file | redis
 	drain         time.Duration

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/tokengate/tokengate/queue"
 )
 
@@ -40,6 +42,9 @@ func queuedBench(ctx context.Context, o queuedOpts) error {
 	load := "closed loop"
 	if o.rate > 0 {
 		load = fmt.Sprintf("%.0f req/s offered in the receiver-down and kill runs", o.rate)
+	}
+	if o.cpuRate > 0 {
+		load += fmt.Sprintf("; %.0f req/s offered in the throughput rounds", o.cpuRate)
 	}
 	fmt.Fprintf(&report, "# queued delivery: store %s, %d connections (%s), route concurrency %d, backoff 200ms..2s, max_attempts 1000 (the default 25 at this compressed backoff spans about 40 s: a longer outage would make messages dead letters, kept but not delivered)\n\n", o.store, o.conns, load, o.concurrency)
 	for _, m := range []struct {
@@ -77,7 +82,7 @@ func emit(report *strings.Builder, format string, args ...any) {
 func (q *queuedEnv) throughput(ctx context.Context, report *strings.Builder) error {
 	emit(report, "## throughput: %d rounds of %v, queued route vs bare httputil.ReverseProxy\n\n", q.o.rounds, q.d())
 	emit(report, "| round | queued ack/s | bare req/s | ratio | p99 queued | p99 bare | delivered/s during load | backlog at end | drain | CPU s/10k queued (load + drain) | CPU s/10k bare | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	var ratios []float64
+	var ratios, cpuRatios []float64
 	for k := range q.o.rounds {
 		led := newLedger()
 		q.recv.led.Store(led)
@@ -91,16 +96,16 @@ func (q *queuedEnv) throughput(ctx context.Context, report *strings.Builder) err
 		}
 		cpu0 := p.cpuSeconds()
 		lctx, cancel := context.WithTimeout(ctx, q.d())
-		st, _ := queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, q.o.conns, 0, led)
+		st, _ := queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, q.o.conns, q.o.cpuRate, led)
 		cancel()
 		during := led.tally()
 		drain, ok := waitDrain(led, q.o.drain)
 		cpu := p.cpuSeconds() - cpu0
 		p.stop()
 		acked := float64(during.acked) / st.elapsed.Seconds()
-		b, err := q.runBare(loadSpec{conns: q.o.conns, d: q.d(), next: func(int64) (request, bool) {
+		b, err := q.runBare(loadSpec{conns: q.o.conns, d: q.d(), next: paced(q.o.cpuRate, q.d(), func(int64) (request, bool) {
 			return request{path: "/hooks/q", token: q.token}, true
-		}})
+		})})
 		if err != nil {
 			return err
 		}
@@ -117,15 +122,37 @@ func (q *queuedEnv) throughput(ctx context.Context, report *strings.Builder) err
 		if during.acked > 0 {
 			cpuPer10k = cpu / float64(during.acked) * 1e4
 		}
+		if b.cpuPer10k > 0 {
+			cpuRatios = append(cpuRatios, cpuPer10k/b.cpuPer10k)
+		}
 		emit(report, "| %d | %.0f | %.0f | %.2f× | %v | %v | %.0f | %d | %s | %.2f | %.2f | %v |\n", k+1, acked, b.rps, ratio,
 			st.percentile(0.99, nil).Round(time.Microsecond), b.p99.Round(time.Microsecond),
 			float64(during.distinct)/st.elapsed.Seconds(), during.missing, drained, cpuPer10k, b.cpuPer10k, st.statuses())
 	}
-	emit(report, "\nmedian ratio %.2f× (acknowledged req/s over the bare proxy's req/s, each round against its neighbour)\n\n", median(ratios))
+	emit(report, "\nmedian ratio %.2f× (acknowledged req/s over the bare proxy's req/s, each round against its neighbour); gate CPU per message %.2f× the bare proxy's (median)\n\n", median(ratios), median(cpuRatios))
 	return nil
 }
 
 func (q *queuedEnv) d() time.Duration { return q.o.d }
+
+// paced makes next wait for a shared limiter of perSecond requests a
+// second (0: next as it is) for at most d: the bare proxy's rounds get the
+// offered load the queued route's got.
+func paced(perSecond float64, d time.Duration, next func(int64) (request, bool)) func(int64) (request, bool) {
+	if perSecond <= 0 {
+		return next
+	}
+	lim := rate.NewLimiter(rate.Limit(perSecond), 1)
+	end := time.Now().Add(d)
+	return func(i int64) (request, bool) {
+		ctx, cancel := context.WithDeadline(context.Background(), end)
+		defer cancel()
+		if lim.Wait(ctx) != nil {
+			return request{}, false
+		}
+		return next(i)
+	}
+}
 
 // receiverDown runs load for d+down: the receiver is up for the first d/2,
 // down for down, then up again for the last d/2; then the drain is waited
