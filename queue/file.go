@@ -140,7 +140,7 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 	s.bytes += size // reserved while the commit runs
 	s.mu.Unlock()
 	value := joinValue(rec, payload)
-	err = s.commits.do(func(tx *bolt.Tx) error {
+	err = s.commits.doForSender(func(tx *bolt.Tx) error {
 		if s.onCommit != nil {
 			id := tx.ID() // after the commit the transaction has no id
 			tx.OnCommit(func() { s.onCommit(id) })

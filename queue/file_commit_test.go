@@ -57,33 +57,39 @@ func TestGroupCommitOneFailedWriteFailsOnlyItself(t *testing.T) {
 }
 
 // TestGroupCommitTakesWhatWaitsAndNoMore: the writes waiting when a
-// commit starts share it (up to maxGroup; the rest take the next), and a
-// commit waits for company at most its linger, none once it is full.
+// commit starts share it (up to maxGroup; the rest take the next); after
+// a shared commit it waits for company at most its linger, none once it
+// is full; after a lone write (one sender writing in turn) it does not
+// wait.
 func TestGroupCommitTakesWhatWaitsAndNoMore(t *testing.T) {
 	const linger = 500 * time.Microsecond
 	for _, c := range []struct {
-		waiting int
-		linger  time.Duration
-		wait    time.Duration // the bubble's clock moves only while gather waits
+		waiting, last int
+		linger        time.Duration
+		wait          time.Duration // the bubble's clock moves only while gather waits
 	}{
-		{0, 0, 0}, {31, 0, 0}, {maxGroup + 10, 0, 0},
-		{0, linger, linger}, {1, linger, linger}, {31, linger, linger},
-		{maxGroup - 1, linger, 0}, {maxGroup + 10, linger, 0},
+		{0, 5, 0, 0}, {31, 5, 0, 0}, {maxGroup + 10, 5, 0, 0},
+		{0, 5, linger, linger}, {1, 5, linger, linger}, {31, 5, linger, linger},
+		{maxGroup - 1, 5, linger, 0}, {maxGroup + 10, 5, linger, 0},
+		{0, 1, linger, 0}, {0, 0, linger, 0}, {3, 1, linger, 0},
 	} {
-		t.Run(fmt.Sprint(c.waiting, "/", c.linger), func(t *testing.T) {
+		t.Run(fmt.Sprint(c.waiting, "/", c.last, "/", c.linger), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				cm := &committer{reqs: make(chan commitReq), linger: c.linger}
+				cm := &committer{reqs: make(chan commitReq), linger: c.linger, last: c.last}
 				for range c.waiting {
-					go func() { cm.reqs <- commitReq{done: make(chan error, 1)} }()
+					go func() { cm.reqs <- commitReq{done: make(chan error, 1), sender: true} }()
 				}
 				synctest.Wait() // every writer is blocked handing its write over
 				start := time.Now()
-				group := cm.gather(commitReq{done: make(chan error, 1)})
+				group := cm.gather(commitReq{done: make(chan error, 1), sender: true})
 				if waited := time.Since(start); waited != c.wait {
 					t.Fatalf("the commit waited %s for company, want %s", waited, c.wait)
 				}
 				if want := min(c.waiting+1, maxGroup); len(group) != want {
 					t.Fatalf("a group of %d, want %d", len(group), want)
+				}
+				if cm.last != len(group) {
+					t.Fatalf("last = %d after a group of %d", cm.last, len(group))
 				}
 				for range c.waiting + 1 - len(group) { // the rest: the next commit's
 					<-cm.reqs
@@ -93,11 +99,12 @@ func TestGroupCommitTakesWhatWaitsAndNoMore(t *testing.T) {
 	}
 }
 
-// TestGroupCommitLingerGathersLateWrites: a write that comes within the
-// linger of a commit's first write shares that commit.
+// TestGroupCommitLingerGathersLateWrites: after a shared commit, a write
+// that comes within the linger of a commit's first write shares that
+// commit.
 func TestGroupCommitLingerGathersLateWrites(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		cm := &committer{reqs: make(chan commitReq), linger: time.Millisecond}
+		cm := &committer{reqs: make(chan commitReq), linger: time.Millisecond, last: 2}
 		go func() {
 			time.Sleep(300 * time.Microsecond)
 			cm.reqs <- commitReq{done: make(chan error, 1)}

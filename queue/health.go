@@ -33,10 +33,10 @@ var (
 // message finds no page is not (a write that only rewrote its own key
 // would fit where no message does: an outside attack saw /readyz ready
 // while every message got 503). After a message's write failed, the check
-// also stores a probe as large as that message and then removes it, so
-// the store is ready again only once a message that large fits (a
-// one-page check passed on a disk with room for one page while the
-// message kept failing: ready and unready in turn). One check at a time:
+// also stores a probe as large as that message, up to probeMax, and then
+// removes it, so the store is ready again only once such a message fits
+// (a one-page check passed on a disk with room for one page while small
+// messages kept failing: ready and unready in turn). One check at a time:
 // a disk that hangs holds one write, not one per check.
 func (s *FileStore) Check(ctx context.Context) error {
 	if err := s.stillOpened(); err != nil {
@@ -45,13 +45,13 @@ func (s *FileStore) Check(ctx context.Context) error {
 	if !s.checking.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: the last write check is still waiting on the disk", ErrUnavailable)
 	}
-	need := s.unfit.Load()
+	need := min(s.unfit.Load(), probeMax)
 	done := make(chan error, 1)
 	go func() {
 		defer s.checking.Store(false)
 		err := s.commits.do(func(tx *bolt.Tx) error { return probe(tx, need) })
 		if err == nil && need > 0 {
-			s.unfit.CompareAndSwap(need, 0)
+			s.unfit.Store(0)
 			// The probe's pages are freed for the message that needs them;
 			// if this fails, the next check removes the probe.
 			_ = s.commits.do(func(tx *bolt.Tx) error { return probe(tx, 0) })
@@ -68,6 +68,17 @@ func (s *FileStore) Check(ctx context.Context) error {
 		return fmt.Errorf("%w: the disk did not take a write in time: %w", ErrUnavailable, ctx.Err())
 	}
 }
+
+// probeMax bounds the check's probe. Readiness speaks for messages up to
+// this size: a larger message that does not fit gets 503 (never
+// acknowledged) and leaves the gate unready until the next check, but
+// cannot keep it unready, and refusing every sender, while smaller
+// messages fit (two outside attacks: one message larger than the volume
+// kept the gate unready until a restart, and each check's full-size probe
+// took whatever space another process freed on a shared disk). A
+// webhook is rarely larger (GitHub caps payloads at 25 MB, most vendors'
+// events are a few KiB).
+const probeMax = 64 << 10
 
 // bucketHealth holds the check's probe (probeKey) between the check's two
 // commits; no message is ever stored in it.

@@ -93,33 +93,45 @@ func names(t *testing.T, dir string) []string {
 
 // TestFileCheckAfterAFailedWriteNeedsRoomForIt: once a message's write
 // failed (a full disk), a check passes only by writing as much as that
-// message: a disk with room for the check's page but not for the message
-// was ready and unready in turn (an outside attack). The probe is removed
-// once it fit, and the next check is small again.
+// message, up to probeMax: a disk with room for the check's page but not
+// for a small message was ready and unready in turn (an outside attack),
+// and a message larger than the disk must not keep the gate unready (and
+// refusing every sender) while smaller ones fit (two more). The probe is
+// removed once it fit, and the next check is small again.
 func TestFileCheckAfterAFailedWriteNeedsRoomForIt(t *testing.T) {
-	s, full := fillingStore(t, t.TempDir())
-	const big = 256 << 10
-	full.Store(true)
-	if err := s.Add(context.Background(), msg("gh", time.Now(), strings.Repeat("x", big))); !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("Add on a full disk = %v, want ErrUnavailable", err)
-	}
-	full.Store(false)
 	for _, c := range []struct {
 		name     string
-		min, max int64 // page bytes the check allocates
-	}{{"after the failed write", big, 1 << 30}, {"once it fit", 0, 64 << 10}} {
-		before := s.db.Stats()
-		must(t, s.Check(context.Background()))
-		after := s.db.Stats()
-		d := after.Sub(&before)
-		if got := d.TxStats.GetPageAlloc(); got < c.min || got > c.max {
-			t.Fatalf("%s: the check allocated %d bytes of pages, want %d..%d", c.name, got, c.min, c.max)
-		}
+		failed   int
+		min, max int64 // page bytes the first check after it allocates
+	}{
+		{"a small message", 40 << 10, 40 << 10, probeMax + 64<<10},
+		{"a message larger than probeMax", 1 << 20, probeMax, probeMax + 64<<10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, full := fillingStore(t, t.TempDir())
+			full.Store(true)
+			if err := s.Add(context.Background(), msg("gh", time.Now(), strings.Repeat("x", c.failed))); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("Add on a full disk = %v, want ErrUnavailable", err)
+			}
+			full.Store(false)
+			for _, k := range []struct {
+				name     string
+				min, max int64
+			}{{"after the failed write", c.min, c.max}, {"once it fit", 0, 32 << 10}} {
+				before := s.db.Stats()
+				must(t, s.Check(context.Background()))
+				after := s.db.Stats()
+				d := after.Sub(&before)
+				if got := d.TxStats.GetPageAlloc(); got < k.min || got > k.max {
+					t.Fatalf("%s: the check allocated %d bytes of pages, want %d..%d", k.name, got, k.min, k.max)
+				}
+			}
+			must(t, s.db.View(func(tx *bolt.Tx) error {
+				if tx.Bucket(bucketHealth) != nil {
+					t.Error("the probe stayed in the store after the check")
+				}
+				return nil
+			}))
+		})
 	}
-	must(t, s.db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketHealth) != nil {
-			t.Error("the probe stayed in the store after the check")
-		}
-		return nil
-	}))
 }
