@@ -51,10 +51,16 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 	return s, nil
 }
 
+// CheckPlace reports why OpenFile would refuse dir as it is (not a
+// directory, writable by every local user, a queue.db that is not a plain
+// file), creating nothing: `check` asks it for a store not created yet.
+func CheckPlace(dir string) error { return safePlace(dir) }
+
 // safePlace refuses a store directory anyone may write into (another
 // local user could plant a database of forged messages while the gate is
 // stopped) and a store file that is not a plain file (a symbolic link
 // would make the gate, and check, write where it points).
+
 func safePlace(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {

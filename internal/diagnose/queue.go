@@ -31,8 +31,15 @@ func checkQueueStore(ctx context.Context, cfg *config.Config, out io.Writer) []s
 		}
 	}
 	if dir, ok := cfg.Queue.FileDir(); ok {
-		if _, err := os.Lstat(filepath.Join(dir, queue.FileName)); errors.Is(err, fs.ErrNotExist) {
+		// Only a store that exists is opened: opening creates (directories
+		// and a file, or the database in an empty queue.db a failed serve
+		// left), and check creates nothing.
+		fi, err := os.Lstat(filepath.Join(dir, queue.FileName))
+		switch {
+		case errors.Is(err, fs.ErrNotExist) || (err == nil && fi.Mode().IsRegular() && fi.Size() == 0):
 			return notCreated(out, dir, int64(cfg.Queue.MaxBytes))
+		case err != nil:
+			return []string{fmt.Sprintf("queue.store: %v", err)}
 		}
 	}
 	store, err := queue.OpenFromConfig(cfg)
@@ -54,41 +61,6 @@ func checkQueueStore(ctx context.Context, cfg *config.Config, out io.Writer) []s
 		return []string{fmt.Sprintf("queue.store: %v", err)}
 	}
 	fmt.Fprintf(out, "queue    %s: writable (%s)\n", config.RedactedURL(cfg.Queue.Store), summary(st))
-	return nil
-}
-
-// notCreated checks, creating nothing, that serve could create the file
-// store in dir: the nearest directory that exists on its path may be
-// written by this process, and its disk has room for the store's first
-// message (a full disk or a read-only mount was "not created yet" and no
-// problem, and serve then answered every queued message 503).
-func notCreated(out io.Writer, dir string, maxBytes int64) []string {
-	base := dir
-	for {
-		_, err := os.Stat(base) // the first that exists is a directory: else Lstat above said ENOTDIR
-		if err == nil {
-			break
-		}
-		up := filepath.Dir(base)
-		if !errors.Is(err, fs.ErrNotExist) || up == base {
-			return []string{fmt.Sprintf("queue.store: %s cannot be created: %v", dir, err)}
-		}
-		base = up
-	}
-	if err := mayCreateIn(base); err != nil {
-		return []string{fmt.Sprintf("queue.store: %s cannot be created: %s is not writable: %v", dir, base, err)}
-	}
-	line := fmt.Sprintf("queue    file store %s: not created yet (serve creates %s; check creates nothing)", dir, queue.FileName)
-	if room := diskRoom(base); room >= 0 {
-		if room < int64(config.MessageOverhead) {
-			return []string{fmt.Sprintf("queue.store: the disk holding %s has %s free; the store needs at least %s", dir, mib(room), mib(int64(config.MessageOverhead)))}
-		}
-		line += fmt.Sprintf(", %s free on its disk", mib(room))
-		if room < maxBytes {
-			line += fmt.Sprintf(", less than queue.max_bytes (%s): once the disk is full, queued routes answer 503", mib(maxBytes))
-		}
-	}
-	fmt.Fprintln(out, line)
 	return nil
 }
 

@@ -78,6 +78,45 @@ func TestCheckOpensTheQueueStore(t *testing.T) {
 		{"not created, max_bytes past the disk's room", func(t *testing.T) string {
 			return "file://" + filepath.Join(t.TempDir(), "q")
 		}, "less than queue.max_bytes", false, "1048576GiB"},
+		{"not created, its directory writable by everyone", func(t *testing.T) string {
+			dir := filepath.Join(t.TempDir(), "q")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			return "file://" + dir
+		}, "writable by every local user", true, ""},
+		{"not created, a link to nowhere", func(t *testing.T) string {
+			dir := filepath.Join(t.TempDir(), "q")
+			if err := os.Symlink(filepath.Join(t.TempDir(), "gone", "x"), dir); err != nil {
+				t.Fatal(err)
+			}
+			return "file://" + dir
+		}, "symbolic link to a path that does not exist", true, ""},
+		{"not created, a name too long", func(t *testing.T) string {
+			return "file://" + createsNothing(t, strings.Repeat("n", 300))
+		}, "file name too long", true, ""},
+		{"not created, a path too long", func(t *testing.T) string {
+			return "file://" + createsNothing(t, strings.Repeat(strings.Repeat("c", 200)+"/", 21))
+		}, "queue.store:", true, ""},
+		{"an empty queue.db a failed serve left", func(t *testing.T) string {
+			dir := filepath.Join(t.TempDir(), "q")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			db := filepath.Join(dir, queue.FileName)
+			if err := os.WriteFile(db, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if fi, err := os.Stat(db); err != nil || fi.Size() != 0 {
+					t.Errorf("check wrote into the empty %s: %v", queue.FileName, err)
+				}
+			})
+			return "file://" + dir
+		}, "not created yet", false, ""},
 		{"held by a running gate", func(t *testing.T) string {
 			store := "file://" + filepath.Join(t.TempDir(), "q")
 			g, err := gate.New(queuedCheckConfig(t, store), gate.Options{})
@@ -99,7 +138,7 @@ func TestCheckOpensTheQueueStore(t *testing.T) {
 			t.Cleanup(func() { s.Close() })
 			return "file://" + dir
 		}, "in use by a running gate", false, ""},
-		{"not a directory", func(t *testing.T) string { return "file://" + notADir }, "queue.store: queue:", true, ""},
+		{"not a directory", func(t *testing.T) string { return "file://" + notADir }, "not a directory", true, ""},
 		{"redis down", func(t *testing.T) string { return "redis://" + deadRedis }, "queue.store: cannot be written", true, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,4 +157,17 @@ func TestCheckOpensTheQueueStore(t *testing.T) {
 			}
 		})
 	}
+}
+
+// createsNothing is a store directory under a fresh directory, rel below
+// it, and fails the test if check created anything there.
+func createsNothing(t *testing.T, rel string) string {
+	t.Helper()
+	root := t.TempDir()
+	t.Cleanup(func() {
+		if entries, err := os.ReadDir(root); err != nil || len(entries) != 0 {
+			t.Errorf("check created %d entries under %s: %v", len(entries), root, err)
+		}
+	})
+	return filepath.Join(root, rel)
 }

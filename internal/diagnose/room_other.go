@@ -3,7 +3,7 @@
 package diagnose
 
 // diskRoom: unknown on this system.
-func diskRoom(string) int64 { return -1 }
+func diskRoom(string) (bytes, inodes int64) { return -1, -1 }
 
 // mayCreateIn: not checked on this system (serve says so when it fails).
 func mayCreateIn(string) error { return nil }

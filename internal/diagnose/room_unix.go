@@ -5,13 +5,18 @@ package diagnose
 import "syscall"
 
 // diskRoom is how many bytes this process may still write on the
-// filesystem holding path (-1: unknown).
-func diskRoom(path string) int64 {
+// filesystem holding path, and how many inodes are free there (-1:
+// unknown; a filesystem that reports no inode table has no such limit).
+func diskRoom(path string) (bytes, inodes int64) {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(path, &st); err != nil {
-		return -1
+		return -1, -1
 	}
-	return int64(st.Bavail) * int64(st.Bsize)
+	inodes = -1
+	if st.Files > 0 {
+		inodes = int64(st.Ffree)
+	}
+	return int64(st.Bavail) * int64(st.Bsize), inodes
 }
 
 // mayCreateIn reports whether this process may create entries in dir

@@ -1,0 +1,70 @@
+package diagnose
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/queue"
+)
+
+// notCreated checks, creating nothing, that serve could create the file
+// store in dir: the nearest directory that exists on its path is one (not
+// a file, not a symbolic link to nothing) that this process may write,
+// the store's directory, if it exists, is one OpenFile accepts, and its
+// disk has room and inodes for the store's first message (a full disk, a read-only mount, a world-writable
+// directory or a dangling link was "not created yet" and no problem, and
+// serve then failed or answered every queued message 503).
+func notCreated(out io.Writer, dir string, maxBytes int64) []string {
+	cant := func(format string, args ...any) []string {
+		return []string{fmt.Sprintf("queue.store: %s cannot be created: ", dir) + fmt.Sprintf(format, args...)}
+	}
+	dir = filepath.Clean(dir)
+	base, missing := dir, 0
+	for {
+		fi, err := os.Lstat(base)
+		if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			if fi, err = os.Stat(base); err != nil {
+				return cant("%s is a symbolic link to a path that does not exist", base)
+			}
+		}
+		if err == nil && !fi.IsDir() {
+			return cant("%s is not a directory", base)
+		}
+		if err == nil {
+			break
+		}
+		up := filepath.Dir(base)
+		if !errors.Is(err, fs.ErrNotExist) || up == base {
+			return cant("%v", err)
+		}
+		base, missing = up, missing+1
+	}
+	if missing == 0 {
+		if err := queue.CheckPlace(dir); err != nil {
+			return []string{fmt.Sprintf("queue.store: %v", err)}
+		}
+	}
+	if err := mayCreateIn(base); err != nil {
+		return cant("%s is not writable: %v", base, err)
+	}
+	line := fmt.Sprintf("queue    file store %s: not created yet (serve creates %s; check creates nothing)", dir, queue.FileName)
+	if room, inodes := diskRoom(base); room >= 0 {
+		if room < int64(config.MessageOverhead) {
+			return []string{fmt.Sprintf("queue.store: the disk holding %s has %s free; the store needs at least %s", dir, mib(room), mib(int64(config.MessageOverhead)))}
+		}
+		if need := int64(missing + 1); inodes >= 0 && inodes < need {
+			return []string{fmt.Sprintf("queue.store: the disk holding %s has %d free inodes; the store needs %d", dir, inodes, need)}
+		}
+		line += fmt.Sprintf(", %s free on its disk", mib(room))
+		if room < maxBytes {
+			line += fmt.Sprintf(", less than queue.max_bytes (%s): once the disk is full, queued routes answer 503", mib(maxBytes))
+		}
+	}
+	fmt.Fprintln(out, line)
+	return nil
+}
