@@ -33,7 +33,7 @@ var (
 // message finds no page is not (a write that only rewrote its own key
 // would fit where no message does: an outside attack saw /readyz ready
 // while every message got 503). After a message's write failed, the check
-// also stores a probe as large as that message, up to probeMax, and then
+// also stores a probe as large as that message, up to ProbeMax, and then
 // removes it, so the store is ready again only once such a message fits
 // (a one-page check passed on a disk with room for one page while small
 // messages kept failing: ready and unready in turn). One check at a time:
@@ -45,7 +45,7 @@ func (s *FileStore) Check(ctx context.Context) error {
 	if !s.checking.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: the last write check is still waiting on the disk", ErrUnavailable)
 	}
-	need := min(s.unfit.Load(), probeMax)
+	need := min(s.unfit.Load(), ProbeMax)
 	done := make(chan error, 1)
 	go func() {
 		defer s.checking.Store(false)
@@ -69,8 +69,9 @@ func (s *FileStore) Check(ctx context.Context) error {
 	}
 }
 
-// probeMax bounds the check's probe. Readiness speaks for messages up to
-// this size: a larger message that does not fit gets 503 (never
+// ProbeMax bounds the check's probe: readiness speaks for messages up to
+// this size (a gate does not let a larger one that failed make it
+// unready): a larger message that does not fit gets 503 (never
 // acknowledged) and leaves the gate unready until the next check, but
 // cannot keep it unready, and refusing every sender, while smaller
 // messages fit (two outside attacks: one message larger than the volume
@@ -78,7 +79,7 @@ func (s *FileStore) Check(ctx context.Context) error {
 // took whatever space another process freed on a shared disk). A
 // webhook is rarely larger (GitHub caps payloads at 25 MB, most vendors'
 // events are a few KiB).
-const probeMax = 64 << 10
+const ProbeMax = 64 << 10
 
 // bucketHealth holds the check's probe (probeKey) between the check's two
 // commits; no message is ever stored in it.

@@ -93,7 +93,7 @@ func names(t *testing.T, dir string) []string {
 
 // TestFileCheckAfterAFailedWriteNeedsRoomForIt: once a message's write
 // failed (a full disk), a check passes only by writing as much as that
-// message, up to probeMax: a disk with room for the check's page but not
+// message, up to ProbeMax: a disk with room for the check's page but not
 // for a small message was ready and unready in turn (an outside attack),
 // and a message larger than the disk must not keep the gate unready (and
 // refusing every sender) while smaller ones fit (two more). The probe is
@@ -104,8 +104,8 @@ func TestFileCheckAfterAFailedWriteNeedsRoomForIt(t *testing.T) {
 		failed   int
 		min, max int64 // page bytes the first check after it allocates
 	}{
-		{"a small message", 40 << 10, 40 << 10, probeMax + 64<<10},
-		{"a message larger than probeMax", 1 << 20, probeMax, probeMax + 64<<10},
+		{"a small message", 40 << 10, 40 << 10, ProbeMax + 64<<10},
+		{"a message larger than ProbeMax", 1 << 20, ProbeMax, ProbeMax + 64<<10},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, full := fillingStore(t, t.TempDir())

@@ -136,10 +136,20 @@ func (r *queueRunner) Enqueue(ctx context.Context, m *queue.Message) error {
 		return err
 	}
 	err := r.q.Enqueue(ctx, m)
-	if errors.Is(err, queue.ErrUnavailable) {
+	if speaksForReadiness(m, err) {
 		r.health.Observe(err) // until the next check says otherwise
 	}
 	return err
+}
+
+// speaksForReadiness reports whether a failed store makes the gate
+// unready until the next check: a store that is unavailable, for a
+// message of a size readiness speaks for (queue.ProbeMax). A larger one
+// that does not fit gets its 503 alone: an outside attack replayed one
+// captured large webhook every second and kept every queued message of
+// every sender refused on a disk that had room for them.
+func speaksForReadiness(m *queue.Message, err error) bool {
+	return errors.Is(err, queue.ErrUnavailable) && len(m.Body) <= queue.ProbeMax
 }
 
 // reloaded tells the queue what a new configuration changes: the

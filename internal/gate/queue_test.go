@@ -346,3 +346,31 @@ routes:
 		})
 	}
 }
+
+// TestOnlyMessagesReadinessSpeaksForMakeTheGateUnready: a message the
+// store could not take makes the gate unready (every sender 503) until
+// the next check only when it is one readiness speaks for; a larger one,
+// replayed, kept every sender refused on a disk with room for them (an
+// outside attack).
+func TestOnlyMessagesReadinessSpeaksForMakeTheGateUnready(t *testing.T) {
+	full := fmt.Errorf("%w: no space left on device", queue.ErrUnavailable)
+	for _, c := range []struct {
+		name string
+		body int
+		err  error
+		want bool
+	}{
+		{"small, store unavailable", 300, full, true},
+		{"at the probe's size", queue.ProbeMax, full, true},
+		{"larger than the probe", queue.ProbeMax + 1, full, false},
+		{"small, queue full", 300, queue.ErrFull, false},
+		{"small, stored", 300, nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := &queue.Message{Body: make([]byte, c.body)}
+			if got := speaksForReadiness(m, c.err); got != c.want {
+				t.Fatalf("speaksForReadiness = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
