@@ -13,9 +13,11 @@ import (
 	"github.com/tokengate/tokengate/queue"
 )
 
-// checkQueueStore opens the queue store once queued routes need it, as
-// serve would, and says what it holds. A file store a running gate holds
-// is fine: the gate answers on its control socket (or holds the lock).
+// checkQueueStore opens the queue store once queued routes need it and
+// says what it holds: a file store read-only (check writes nothing into
+// it: opening it as serve does converts an earlier version's layout),
+// Redis as serve would. A file store a running gate holds is fine: the
+// gate answers on its control socket (or holds the lock).
 func checkQueueStore(ctx context.Context, cfg *config.Config, out io.Writer) []string {
 	if !cfg.QueuedRoutes() {
 		return nil
@@ -41,6 +43,7 @@ func checkQueueStore(ctx context.Context, cfg *config.Config, out io.Writer) []s
 		case err != nil:
 			return []string{fmt.Sprintf("queue.store: %v", err)}
 		}
+		return inspected(out, dir)
 	}
 	store, err := queue.OpenFromConfig(cfg)
 	if errors.Is(err, queue.ErrInUse) {

@@ -5,10 +5,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/tokengate/tokengate/internal/gate"
 	"github.com/tokengate/tokengate/queue"
@@ -170,4 +174,80 @@ func createsNothing(t *testing.T, rel string) string {
 		}
 	})
 	return filepath.Join(root, rel)
+}
+
+// TestCheckWritesNothingIntoAStore: check reads an existing file store
+// without writing it: no commit, no change of mode, and an earlier
+// version's layout is reported, not converted (an outside attack: check
+// before an upgrade converted the store, and a rollback saw no backlog).
+func TestCheckWritesNothingIntoAStore(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		fill func(t *testing.T, dir string)
+		want string
+	}{
+		{"a message pending", func(t *testing.T, dir string) {
+			s, err := queue.OpenFile(queue.FileOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			q, err := queue.New(s, queue.Options{Routes: []queue.RouteOptions{{Name: "gh"}}, Target: &url.URL{Scheme: "http", Host: "127.0.0.1:9"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &queue.Message{Route: "gh", Method: http.MethodPost, Path: "/hooks/gh", Header: http.Header{}, Body: []byte(`{}`)}
+			if err := q.Enqueue(t.Context(), m); err != nil {
+				t.Fatal(err)
+			}
+		}, "writable (1 pending, 0 dead)"},
+		{"an earlier version's layout", func(t *testing.T, dir string) {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			db, err := bolt.Open(filepath.Join(dir, queue.FileName), 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Update(func(tx *bolt.Tx) error {
+				for _, b := range []string{"index", "payload"} {
+					if _, err := tx.CreateBucket([]byte(b)); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}, "an earlier version's layout"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "q")
+			c.fill(t, dir)
+			path := filepath.Join(dir, queue.FileName)
+			if err := os.Chmod(path, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			if err := Check(t.Context(), queuedCheckConfig(t, "file://"+dir), &out); err != nil || !strings.Contains(out.String(), c.want) {
+				t.Fatalf("check: %v, want no problem and %q in:\n%s", err, c.want, out.String())
+			}
+			after, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(before, after) || fi.Mode().Perm() != 0o640 {
+				t.Fatalf("check changed %s (same bytes: %v, mode %04o)", queue.FileName, bytes.Equal(before, after), fi.Mode().Perm())
+			}
+		})
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/queue"
@@ -64,6 +65,37 @@ func notCreated(out io.Writer, dir string, maxBytes int64) []string {
 		if room < maxBytes {
 			line += fmt.Sprintf(", less than queue.max_bytes (%s): once the disk is full, queued routes answer 503", mib(maxBytes))
 		}
+	}
+	fmt.Fprintln(out, line)
+	return nil
+}
+
+// inspected says what the file store in dir holds, read without writing
+// (queue.InspectFile), and whether this process may write it.
+func inspected(out io.Writer, dir string) []string {
+	sum, err := queue.InspectFile(dir, time.Second)
+	if errors.Is(err, queue.ErrInUse) {
+		fmt.Fprintf(out, "queue    file store %s: in use by a running gate\n", dir)
+		return nil
+	}
+	if err != nil {
+		return []string{fmt.Sprintf("queue.store: %v", err)}
+	}
+	for _, p := range []struct {
+		path string
+		may  func(string) error
+	}{{dir, mayCreateIn}, {filepath.Join(dir, queue.FileName), mayWrite}} {
+		if err := p.may(p.path); err != nil {
+			return []string{fmt.Sprintf("queue.store: %s is not writable: %v", p.path, err)}
+		}
+	}
+	what := "writable (" + summary(sum.Stats) + ")"
+	if sum.Earlier {
+		what = "writable; an earlier version's layout: serve converts it when it opens it, and earlier versions do not read the converted file"
+	}
+	line := fmt.Sprintf("queue    file store %s: %s", dir, what)
+	if room, _ := diskRoom(dir); room >= 0 && room < int64(config.MessageOverhead) {
+		line += fmt.Sprintf("; only %s free on its disk: new messages get 503 once the store's free pages are used", mib(room))
 	}
 	fmt.Fprintln(out, line)
 	return nil

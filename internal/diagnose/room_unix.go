@@ -23,3 +23,6 @@ func diskRoom(path string) (bytes, inodes int64) {
 // (access(2) with W_OK|X_OK: a read-only filesystem fails it even for
 // root).
 func mayCreateIn(dir string) error { return syscall.Access(dir, 0x2|0x1) }
+
+// mayWrite reports whether this process may write path (access(2) W_OK).
+func mayWrite(path string) error { return syscall.Access(path, 0x2) }

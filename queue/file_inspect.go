@@ -1,0 +1,65 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// FileSummary is what InspectFile reads of a file store.
+type FileSummary struct {
+	// Stats counts the stored messages per route (empty for an earlier
+	// version's layout, which is not read).
+	Stats []RouteStats
+	// Earlier is true when the file holds an earlier version's layout,
+	// which the next OpenFile converts (and earlier versions then do not
+	// read).
+	Earlier bool
+}
+
+// InspectFile reads the file store in dir without writing anything: no
+// conversion, no change of mode, no commit (`check` asks it, and must
+// not change a store an earlier version may still open). The file is
+// opened read-only under a shared lock, so a running gate's store is
+// ErrInUse. The directory is checked as OpenFile checks it.
+func InspectFile(dir string, lockTimeout time.Duration) (FileSummary, error) {
+	if err := safePlace(dir); err != nil {
+		return FileSummary{}, err
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return FileSummary{}, fmt.Errorf("queue: %s is in use by another process (a running gate?): %w: %w", path, ErrInUse, err)
+	}
+	if err != nil {
+		return FileSummary{}, fmt.Errorf("queue: opening %s read-only: %w", path, err)
+	}
+	defer db.Close()
+	var sum FileSummary
+	err = db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(legacyIndex) != nil || tx.Bucket(legacyPayload) != nil {
+			sum.Earlier = true
+			return nil
+		}
+		b := tx.Bucket(bucketMessages)
+		if b == nil {
+			return nil
+		}
+		idx := map[string]*entry{}
+		err := b.ForEach(func(k, v []byte) error {
+			r, _, err := decodeValue(string(k), v)
+			if err != nil {
+				return err
+			}
+			idx[string(k)] = &entry{route: r.Route, received: r.Received, size: r.Size, state: r.Progress.State}
+			return nil
+		})
+		sum.Stats = statsOf(idx)
+		return err
+	})
+	return sum, err
+}
