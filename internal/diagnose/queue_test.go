@@ -105,6 +105,9 @@ func TestCheckOpensTheQueueStore(t *testing.T) {
 		{"not created, a path too long", func(t *testing.T) string {
 			return "file://" + createsNothing(t, strings.Repeat(strings.Repeat("c", 200)+"/", 21))
 		}, "queue.store:", true, ""},
+		{"not created, a control socket path too long", func(t *testing.T) string {
+			return "file://" + filepath.Join(t.TempDir(), strings.Repeat("s", 110))
+		}, "longer than a unix socket's path", false, ""},
 		{"an empty queue.db a failed serve left", func(t *testing.T) string {
 			dir := filepath.Join(t.TempDir(), "q")
 			if err := os.Mkdir(dir, 0o700); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/tokengate/tokengate/config"
@@ -66,8 +67,28 @@ func notCreated(out io.Writer, dir string, maxBytes int64) []string {
 			line += fmt.Sprintf(", less than queue.max_bytes (%s): once the disk is full, queued routes answer 503", mib(maxBytes))
 		}
 	}
-	fmt.Fprintln(out, line)
+	fmt.Fprintln(out, line+socketTooLong(dir))
 	return nil
+}
+
+// maxSocketPath is the longest path a unix socket takes: sun_path holds
+// 108 bytes with its NUL on Linux, 104 on darwin and the BSDs.
+func maxSocketPath() int {
+	if runtime.GOOS == "linux" {
+		return 107
+	}
+	return 103
+}
+
+// socketTooLong warns when the control socket's path in dir is longer
+// than a unix socket takes: serve then runs without it (a warning in its
+// log), and `tokengate queue` cannot reach the running gate (an outside
+// attack: check said OK, and queue commands said the store was in use).
+func socketTooLong(dir string) string {
+	if p := filepath.Join(dir, queue.ControlSocket); len(p) > maxSocketPath() {
+		return fmt.Sprintf("\n         warning: %s is %d bytes, longer than a unix socket's path (%d): serve runs without its control socket, and `tokengate queue` cannot reach the running gate", p, len(p), maxSocketPath())
+	}
+	return ""
 }
 
 // inspected says what the file store in dir holds, read without writing
@@ -97,6 +118,6 @@ func inspected(out io.Writer, dir string) []string {
 	if room, _ := diskRoom(dir); room >= 0 && room < int64(config.MessageOverhead) {
 		line += fmt.Sprintf("; only %s free on its disk: new messages get 503 once the store's free pages are used", mib(room))
 	}
-	fmt.Fprintln(out, line)
+	fmt.Fprintln(out, line+socketTooLong(dir))
 	return nil
 }
