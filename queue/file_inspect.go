@@ -27,7 +27,7 @@ type FileSummary struct {
 // opened read-only under a shared lock, so a running gate's store is
 // ErrInUse. The directory is checked as OpenFile checks it.
 func InspectFile(dir string, lockTimeout time.Duration) (FileSummary, error) {
-	if err := safePlace(dir); err != nil {
+	if err := CheckPlace(dir); err != nil {
 		return FileSummary{}, err
 	}
 	path := filepath.Join(dir, FileName)

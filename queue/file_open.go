@@ -22,7 +22,7 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	if err := safePlace(o.Dir); err != nil {
+	if err := CheckPlace(o.Dir); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(o.Dir, FileName)
@@ -51,17 +51,13 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 	return s, nil
 }
 
-// CheckPlace reports why OpenFile would refuse dir as it is (not a
-// directory, writable by every local user, a queue.db that is not a plain
-// file), creating nothing: `check` asks it for a store not created yet.
-func CheckPlace(dir string) error { return safePlace(dir) }
-
-// safePlace refuses a store directory anyone may write into (another
+// CheckPlace reports, creating nothing, why OpenFile would refuse dir as
+// it is: not a directory, a directory anyone may write into (another
 // local user could plant a database of forged messages while the gate is
-// stopped) and a store file that is not a plain file (a symbolic link
-// would make the gate, and check, write where it points).
-
-func safePlace(dir string) error {
+// stopped), or a store file that is not a plain file (a symbolic link
+// would make the gate, and check, write where it points). `check` asks it
+// too.
+func CheckPlace(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)

@@ -54,7 +54,7 @@ func (s *FileStore) Check(ctx context.Context) error {
 			s.unfit.Store(0)
 			// The probe's pages are freed for the message that needs them;
 			// if this fails, the next check removes the probe.
-			_ = s.commits.do(func(tx *bolt.Tx) error { return probe(tx, 0) })
+			_ = s.commits.do(dropProbe)
 		}
 		done <- err
 	}()
@@ -103,16 +103,21 @@ func probe(tx *bolt.Tx, need int64) error {
 		}
 	}
 	if need == 0 {
-		if tx.Bucket(bucketHealth) == nil {
-			return nil
-		}
-		return tx.DeleteBucket(bucketHealth)
+		return dropProbe(tx)
 	}
 	h, err := tx.CreateBucketIfNotExists(bucketHealth)
 	if err != nil {
 		return err
 	}
 	return h.Put(probeKey, make([]byte, need))
+}
+
+// dropProbe removes the check's probe, if one is stored.
+func dropProbe(tx *bolt.Tx) error {
+	if tx.Bucket(bucketHealth) == nil {
+		return nil
+	}
+	return tx.DeleteBucket(bucketHealth)
 }
 
 // noteUnfit remembers that a value of size bytes could not be written:

@@ -18,9 +18,10 @@ import (
 // store in dir: the nearest directory that exists on its path is one (not
 // a file, not a symbolic link to nothing) that this process may write,
 // the store's directory, if it exists, is one OpenFile accepts, and its
-// disk has room and inodes for the store's first message (a full disk, a read-only mount, a world-writable
-// directory or a dangling link was "not created yet" and no problem, and
-// serve then failed or answered every queued message 503).
+// disk has room and inodes for the store's first message (a full disk, a
+// read-only mount, a world-writable directory or a dangling link was "not
+// created yet" and no problem, and serve then failed or answered every
+// queued message 503).
 func notCreated(out io.Writer, dir string, maxBytes int64) []string {
 	cant := func(format string, args ...any) []string {
 		return []string{fmt.Sprintf("queue.store: %s cannot be created: ", dir) + fmt.Sprintf(format, args...)}
