@@ -241,3 +241,21 @@ func runBareProxy(ctx context.Context, listen, upstream string) error {
 	}
 	return nil
 }
+
+// selfCPU is the bench process's own CPU seconds so far (its load
+// generator and receiver), user and system.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// per10k is seconds per 10,000 of n (0 when n is 0).
+func per10k(seconds float64, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return seconds / float64(n) * 1e4
+}

@@ -77,62 +77,6 @@ func emit(report *strings.Builder, format string, args ...any) {
 	report.WriteString(s)
 }
 
-// throughput alternates rounds: the queued gate for d (then the wait for
-// its backlog to drain), then the bare proxy for d under the same load.
-func (q *queuedEnv) throughput(ctx context.Context, report *strings.Builder) error {
-	emit(report, "## throughput: %d rounds of %v, queued route vs bare httputil.ReverseProxy\n\n", q.o.rounds, q.d())
-	emit(report, "| round | queued ack/s | bare req/s | ratio | p99 queued | p99 bare | delivered/s during load | backlog at end | drain | CPU s/10k queued (load + drain) | CPU s/10k bare | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	var ratios, cpuRatios []float64
-	for k := range q.o.rounds {
-		led := newLedger()
-		q.recv.led.Store(led)
-		cfg, err := q.queuedConfig(fmt.Sprintf("tp%d", k))
-		if err != nil {
-			return err
-		}
-		p, err := startTokengate(q.bin, cfg)
-		if err != nil {
-			return err
-		}
-		cpu0 := p.cpuSeconds()
-		lctx, cancel := context.WithTimeout(ctx, q.d())
-		st, _ := queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, q.o.conns, q.o.cpuRate, led)
-		cancel()
-		during := led.tally()
-		drain, ok := waitDrain(led, q.o.drain)
-		cpu := p.cpuSeconds() - cpu0
-		p.stop()
-		acked := float64(during.acked) / st.elapsed.Seconds()
-		b, err := q.runBare(loadSpec{conns: q.o.conns, d: q.d(), next: paced(q.o.cpuRate, q.d(), func(int64) (request, bool) {
-			return request{path: "/hooks/q", token: q.token}, true
-		})})
-		if err != nil {
-			return err
-		}
-		ratio := 0.0
-		if b.rps > 0 {
-			ratio = acked / b.rps
-		}
-		ratios = append(ratios, ratio)
-		drained := drain.Round(time.Millisecond).String()
-		if !ok {
-			drained = "NOT drained in " + q.o.drain.String()
-		}
-		cpuPer10k := 0.0
-		if during.acked > 0 {
-			cpuPer10k = cpu / float64(during.acked) * 1e4
-		}
-		if b.cpuPer10k > 0 {
-			cpuRatios = append(cpuRatios, cpuPer10k/b.cpuPer10k)
-		}
-		emit(report, "| %d | %.0f | %.0f | %.2f× | %v | %v | %.0f | %d | %s | %.2f | %.2f | %v |\n", k+1, acked, b.rps, ratio,
-			st.percentile(0.99, nil).Round(time.Microsecond), b.p99.Round(time.Microsecond),
-			float64(during.distinct)/st.elapsed.Seconds(), during.missing, drained, cpuPer10k, b.cpuPer10k, st.statuses())
-	}
-	emit(report, "\nmedian ratio %.2f× (acknowledged req/s over the bare proxy's req/s, each round against its neighbour); gate CPU per message %.2f× the bare proxy's (median)\n\n", median(ratios), median(cpuRatios))
-	return nil
-}
-
 func (q *queuedEnv) d() time.Duration { return q.o.d }
 
 // paced makes next wait for a shared limiter of perSecond requests a

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// queuedSide is one queued half of a throughput round.
+type queuedSide struct {
+	acked, distinct, missing   int
+	rps, cpuPer10k, selfPer10k float64
+	p99, drain                 time.Duration
+	drained                    bool
+	statuses                   map[int]int
+	idle                       float64
+}
+
+// bareSideRound is one bare half of a throughput round.
+type bareSideRound struct {
+	row
+	selfPer10k, idle float64
+}
+
+// throughput alternates rounds: the queued gate for d (then the wait for
+// its backlog to drain), and the bare proxy for d under the same load.
+// Rounds alternate which runs first (queued, bare, then bare, queued), so
+// that a drift of the machine's speed during the run does not favour
+// either; each round's ratio compares neighbours.
+func (q *queuedEnv) throughput(ctx context.Context, report *strings.Builder) error {
+	emit(report, "## throughput: %d rounds of %v, queued route vs bare httputil.ReverseProxy\n\n", q.o.rounds, q.d())
+	emit(report, "| round | first | queued ack/s | bare req/s | ratio | p99 queued | p99 bare | delivered/s during load | backlog at end | drain | CPU s/10k queued (load + drain) | CPU s/10k bare | bench's own CPU s/10k queued / bare | machine idle queued / bare | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	var ratios, cpuRatios []float64
+	for k := range q.o.rounds {
+		var qs queuedSide
+		var b bareSideRound
+		var err error
+		first := "queued"
+		if k%2 == 0 {
+			if qs, err = q.queuedHalf(ctx, k); err == nil {
+				b, err = q.bareHalf()
+			}
+		} else {
+			first = "bare"
+			if b, err = q.bareHalf(); err == nil {
+				qs, err = q.queuedHalf(ctx, k)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		ratio := 0.0
+		if b.rps > 0 {
+			ratio = qs.rps / b.rps
+		}
+		ratios = append(ratios, ratio)
+		if b.cpuPer10k > 0 {
+			cpuRatios = append(cpuRatios, qs.cpuPer10k/b.cpuPer10k)
+		}
+		drained := qs.drain.Round(time.Millisecond).String()
+		if !qs.drained {
+			drained = "NOT drained in " + q.o.drain.String()
+		}
+		emit(report, "| %d | %s | %.0f | %.0f | %.2f× | %v | %v | %.0f | %d | %s | %.2f | %.2f | %.2f / %.2f | %.0f %% / %.0f %% | %v |\n",
+			k+1, first, qs.rps, b.rps, ratio, qs.p99.Round(time.Microsecond), b.p99.Round(time.Microsecond),
+			float64(qs.distinct)/q.d().Seconds(), qs.missing, drained, qs.cpuPer10k, b.cpuPer10k,
+			qs.selfPer10k, b.selfPer10k, qs.idle, b.idle, qs.statuses)
+	}
+	emit(report, "\nmedian ratio %.2f× (acknowledged req/s over the bare proxy's req/s, each round against its neighbour); gate CPU per message %.2f× the bare proxy's (median). Machine idle is the share of both cores idle or waiting for the disk during the load: well above 0 %%, the load, not the CPUs, limited that side.\n\n", median(ratios), median(cpuRatios))
+	return nil
+}
+
+// queuedHalf runs the queued gate of round k on a fresh store for d, and
+// waits for its backlog to drain.
+func (q *queuedEnv) queuedHalf(ctx context.Context, k int) (queuedSide, error) {
+	led := newLedger()
+	q.recv.led.Store(led)
+	cfg, err := q.queuedConfig(fmt.Sprintf("tp%d", k))
+	if err != nil {
+		return queuedSide{}, err
+	}
+	p, err := startTokengate(q.bin, cfg)
+	if err != nil {
+		return queuedSide{}, err
+	}
+	defer p.stop()
+	cpu0, self0, idle0 := p.cpuSeconds(), selfCPU(), readIdle()
+	lctx, cancel := context.WithTimeout(ctx, q.d())
+	st, _ := queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, q.o.conns, q.o.cpuRate, led)
+	cancel()
+	idle := idle0.share(readIdle())
+	during := led.tally()
+	drain, ok := waitDrain(led, q.o.drain)
+	cpu, self := p.cpuSeconds()-cpu0, selfCPU()-self0
+	return queuedSide{acked: during.acked, distinct: during.distinct, missing: during.missing,
+		rps: float64(during.acked) / st.elapsed.Seconds(), cpuPer10k: per10k(cpu, during.acked), selfPer10k: per10k(self, during.acked),
+		p99: st.percentile(0.99, nil), drain: drain, drained: ok, statuses: st.statuses(), idle: idle}, nil
+}
+
+// bareHalf runs the bare proxy for d under the queued half's load.
+func (q *queuedEnv) bareHalf() (bareSideRound, error) {
+	self0, idle0 := selfCPU(), readIdle()
+	b, err := q.runBare(loadSpec{conns: q.o.conns, d: q.d(), next: paced(q.o.cpuRate, q.d(), func(int64) (request, bool) {
+		return request{path: "/hooks/q", token: q.token}, true
+	})})
+	if err != nil {
+		return bareSideRound{}, err
+	}
+	return bareSideRound{row: b, selfPer10k: per10k(selfCPU()-self0, b.requests), idle: idle0.share(readIdle())}, nil
+}
+
+// idleTicks are the machine's CPU ticks from /proc/stat: idle (with
+// iowait) and all.
+type idleTicks struct{ idle, total float64 }
+
+// readIdle reads the "cpu" line of /proc/stat (zero when unreadable).
+func readIdle() idleTicks {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return idleTicks{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return idleTicks{}
+	}
+	var t idleTicks
+	for i, s := range f[1:] {
+		v, _ := strconv.ParseFloat(s, 64)
+		if i < 8 { // user nice system idle iowait irq softirq steal (guest is in user)
+			t.total += v
+		}
+		if i == 3 || i == 4 {
+			t.idle += v
+		}
+	}
+	return t
+}
+
+// share is the percentage of ticks idle between t and later.
+func (t idleTicks) share(later idleTicks) float64 {
+	if d := later.total - t.total; d > 0 {
+		return 100 * (later.idle - t.idle) / d
+	}
+	return 0
+}
