@@ -33,6 +33,7 @@ type queuedOpts struct {
 	store         string // file | redis
 	drain         time.Duration
 	out, only     string
+	sweep         string // connection counts of the throughput rounds (empty: conns)
 }
 
 // receiver is the counting webhook receiver in the bench process: every

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,38 +26,94 @@ type bareSideRound struct {
 	selfPer10k, idle float64
 }
 
-// throughput alternates rounds: the queued gate for d (then the wait for
-// its backlog to drain), and the bare proxy for d under the same load.
-// Rounds alternate which runs first (queued, bare, then bare, queued), so
-// that a drift of the machine's speed during the run does not favour
-// either; each round's ratio compares neighbours.
+// sweepLevel is what the rounds at one connection count came to.
+type sweepLevel struct {
+	conns                     int
+	ratio, ratioMin, ratioMax float64
+	queued, bare              float64 // median acknowledged req/s and bare req/s
+	p99Diff                   time.Duration
+	idleQueued, idleBare      float64
+}
+
+// throughput runs the throughput rounds at -c connections, or at each
+// count of -sweep, and then compares each side's best level: the queued
+// route's answer waits for a disk commit, so at few connections the
+// closed loop is bound by that wait, not by the CPUs (the idle share
+// says so), and a sweep shows where each side's capacity lies.
 func (q *queuedEnv) throughput(ctx context.Context, report *strings.Builder) error {
-	emit(report, "## throughput: %d rounds of %v, queued route vs bare httputil.ReverseProxy\n\n", q.o.rounds, q.d())
+	levels := []int{q.o.conns}
+	if q.o.sweep != "" {
+		levels = levels[:0]
+		for _, f := range strings.Split(q.o.sweep, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("-sweep %q: connection counts, comma-separated", q.o.sweep)
+			}
+			levels = append(levels, n)
+		}
+	}
+	var done []sweepLevel
+	for _, conns := range levels {
+		l, err := q.throughputAt(ctx, report, conns)
+		if err != nil {
+			return err
+		}
+		done = append(done, l)
+	}
+	if len(done) < 2 {
+		return nil
+	}
+	emit(report, "## throughput by connections (medians of the rounds above)\n\n| connections | queued ack/s | bare req/s | ratio (min–max) | p99 queued − bare | machine idle queued / bare |\n|---|---|---|---|---|---|\n")
+	var bestQ, bestB sweepLevel
+	for _, l := range done {
+		emit(report, "| %d | %.0f | %.0f | %.2f× (%.2f–%.2f) | %+.1f ms | %.0f %% / %.0f %% |\n", l.conns, l.queued, l.bare, l.ratio, l.ratioMin, l.ratioMax,
+			float64(l.p99Diff)/float64(time.Millisecond), l.idleQueued, l.idleBare)
+		if l.queued > bestQ.queued {
+			bestQ = l
+		}
+		if l.bare > bestB.bare {
+			bestB = l
+		}
+	}
+	emit(report, "\ncapacity: the queued route's best median %.0f ack/s (%d connections) over the bare proxy's best median %.0f req/s (%d connections) = %.2f×\n\n",
+		bestQ.queued, bestQ.conns, bestB.bare, bestB.conns, bestQ.queued/bestB.bare)
+	return nil
+}
+
+// throughputAt alternates rounds at conns connections: the queued gate
+// for d (then the wait for its backlog to drain), and the bare proxy for
+// d under the same load. Rounds alternate which runs first (queued, bare,
+// then bare, queued), so that a drift of the machine's speed during the
+// run does not favour either; each round's ratio compares neighbours.
+func (q *queuedEnv) throughputAt(ctx context.Context, report *strings.Builder, conns int) (sweepLevel, error) {
+	emit(report, "## throughput: %d rounds of %v at %d connections, queued route vs bare httputil.ReverseProxy\n\n", q.o.rounds, q.d(), conns)
 	emit(report, "| round | first | queued ack/s | bare req/s | ratio | p99 queued | p99 bare | delivered/s during load | backlog at end | drain | CPU s/10k queued (load + drain) | CPU s/10k bare | bench's own CPU s/10k queued / bare | machine idle queued / bare | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	var ratios, cpuRatios []float64
+	var ratios, cpuRatios, qrps, brps, p99d, qidle, bidle []float64
 	for k := range q.o.rounds {
 		var qs queuedSide
 		var b bareSideRound
 		var err error
 		first := "queued"
 		if k%2 == 0 {
-			if qs, err = q.queuedHalf(ctx, k); err == nil {
-				b, err = q.bareHalf()
+			if qs, err = q.queuedHalf(ctx, k, conns); err == nil {
+				b, err = q.bareHalf(conns)
 			}
 		} else {
 			first = "bare"
-			if b, err = q.bareHalf(); err == nil {
-				qs, err = q.queuedHalf(ctx, k)
+			if b, err = q.bareHalf(conns); err == nil {
+				qs, err = q.queuedHalf(ctx, k, conns)
 			}
 		}
 		if err != nil {
-			return err
+			return sweepLevel{}, err
 		}
 		ratio := 0.0
 		if b.rps > 0 {
 			ratio = qs.rps / b.rps
 		}
-		ratios = append(ratios, ratio)
+		ratios, qrps, brps = append(ratios, ratio), append(qrps, qs.rps), append(brps, b.rps)
+		p99d = append(p99d, float64(qs.p99-b.p99))
+		qidle, bidle = append(qidle, qs.idle), append(bidle, b.idle)
 		if b.cpuPer10k > 0 {
 			cpuRatios = append(cpuRatios, qs.cpuPer10k/b.cpuPer10k)
 		}
@@ -69,16 +126,18 @@ func (q *queuedEnv) throughput(ctx context.Context, report *strings.Builder) err
 			float64(qs.distinct)/q.d().Seconds(), qs.missing, drained, qs.cpuPer10k, b.cpuPer10k,
 			qs.selfPer10k, b.selfPer10k, qs.idle, b.idle, qs.statuses)
 	}
-	emit(report, "\nmedian ratio %.2f× (acknowledged req/s over the bare proxy's req/s, each round against its neighbour); gate CPU per message %.2f× the bare proxy's (median). Machine idle is the share of both cores idle or waiting for the disk during the load: well above 0 %%, the load, not the CPUs, limited that side.\n\n", median(ratios), median(cpuRatios))
-	return nil
+	emit(report, "\nmedian ratio %.2f× (acknowledged req/s over the bare proxy's req/s, each round against its neighbour); gate CPU per message %.2f× the bare proxy's (median). Machine idle is the share of both cores idle or waiting for the disk during the load: where one side's is well above the other's, the wait for answers, not the CPUs, limited that side.\n\n", median(ratios), median(cpuRatios))
+	return sweepLevel{conns: conns, ratio: median(ratios), ratioMin: slices.Min(ratios), ratioMax: slices.Max(ratios),
+		queued: median(qrps), bare: median(brps), p99Diff: time.Duration(median(p99d)), idleQueued: median(qidle), idleBare: median(bidle)}, nil
 }
 
-// queuedHalf runs the queued gate of round k on a fresh store for d, and
+// queuedHalf runs the queued gate of round k on a fresh store for d at
+// conns connections, and
 // waits for its backlog to drain.
-func (q *queuedEnv) queuedHalf(ctx context.Context, k int) (queuedSide, error) {
+func (q *queuedEnv) queuedHalf(ctx context.Context, k, conns int) (queuedSide, error) {
 	led := newLedger()
 	q.recv.led.Store(led)
-	cfg, err := q.queuedConfig(fmt.Sprintf("tp%d", k))
+	cfg, err := q.queuedConfig(fmt.Sprintf("tp%d-%d", conns, k))
 	if err != nil {
 		return queuedSide{}, err
 	}
@@ -89,7 +148,7 @@ func (q *queuedEnv) queuedHalf(ctx context.Context, k int) (queuedSide, error) {
 	defer p.stop()
 	cpu0, self0, idle0 := p.cpuSeconds(), selfCPU(), readIdle()
 	lctx, cancel := context.WithTimeout(ctx, q.d())
-	st, _ := queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, q.o.conns, q.o.cpuRate, led)
+	st, _ := queuedLoad(lctx, func() string { return "http://" + p.addr }, q.token, conns, q.o.cpuRate, led)
 	cancel()
 	idle := idle0.share(readIdle())
 	during := led.tally()
@@ -101,9 +160,9 @@ func (q *queuedEnv) queuedHalf(ctx context.Context, k int) (queuedSide, error) {
 }
 
 // bareHalf runs the bare proxy for d under the queued half's load.
-func (q *queuedEnv) bareHalf() (bareSideRound, error) {
+func (q *queuedEnv) bareHalf(conns int) (bareSideRound, error) {
 	self0, idle0 := selfCPU(), readIdle()
-	b, err := q.runBare(loadSpec{conns: q.o.conns, d: q.d(), next: paced(q.o.cpuRate, q.d(), func(int64) (request, bool) {
+	b, err := q.runBare(loadSpec{conns: conns, d: q.d(), next: paced(q.o.cpuRate, q.d(), func(int64) (request, bool) {
 		return request{path: "/hooks/q", token: q.token}, true
 	})})
 	if err != nil {
