@@ -8,6 +8,7 @@ import (
 func TestLedgerTally(t *testing.T) {
 	cases := []struct {
 		name      string
+		early     []string // delivered before the load generator saw their 202
 		acked     []string
 		delivered []string
 		want      tally
@@ -23,12 +24,17 @@ func TestLedgerTally(t *testing.T) {
 			want: tally{acked: 1, takes: 4, distinct: 2, duplicates: 2, unacked: 1}},
 		{name: "acked twice counts once", acked: []string{"a", "a"}, delivered: nil,
 			want: tally{acked: 1, missing: 1, lost: []string{"a"}}},
+		{name: "delivered before the 202 was read", early: []string{"a", "b"}, acked: []string{"a", "b", "c"}, delivered: []string{"b"},
+			want: tally{acked: 3, takes: 3, distinct: 2, duplicates: 1, missing: 1, lost: []string{"c"}}},
 		{name: "lost ids: the first five, sorted", acked: []string{"g", "f", "e", "d", "c", "b", "a"},
 			want: tally{acked: 7, missing: 7, lost: []string{"a", "b", "c", "d", "e"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			l := newLedger()
+			for _, id := range c.early {
+				l.deliver(id)
+			}
 			for _, id := range c.acked {
 				l.ack(id)
 			}
