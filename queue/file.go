@@ -21,6 +21,21 @@ const FileName = "queue.db"
 // earlier layout, two buckets, is moved into it at open: migrate).
 var bucketMessages = []byte("messages")
 
+// messagesFill is how full bbolt packs the messages bucket's pages when it
+// splits them. Ids grow with time (newID), so new messages go to the right
+// end of the tree and delivered ones leave from the left: at bbolt's
+// default of 0.5 every page stays half empty, and a group commit writes,
+// and a backlog takes on disk, about twice the pages it needs.
+const messagesFill = 0.9
+
+// messages is the messages bucket of a write transaction, packed to
+// messagesFill when its pages split.
+func messages(tx *bolt.Tx) *bolt.Bucket {
+	b := tx.Bucket(bucketMessages)
+	b.FillPercent = messagesFill
+	return b
+}
+
 // record is what the file store keeps of a message beside its payload:
 // small, read whole at open to rebuild the in-memory index.
 type record struct {
@@ -145,7 +160,7 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 			id := tx.ID() // after the commit the transaction has no id
 			tx.OnCommit(func() { s.onCommit(id) })
 		}
-		return tx.Bucket(bucketMessages).Put([]byte(m.ID), value)
+		return messages(tx).Put([]byte(m.ID), value)
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()

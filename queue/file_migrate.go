@@ -35,6 +35,7 @@ func migrate(db *bolt.DB) error {
 			if err != nil {
 				return err
 			}
+			msgs.FillPercent = messagesFill
 			if idx != nil {
 				c := idx.Cursor()
 				n := 0

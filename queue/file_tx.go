@@ -62,7 +62,7 @@ func readInto(tx *bolt.Tx, id string, withBody bool) (*Message, error) {
 
 // putProgress rewrites a message's record with p (its payload unchanged).
 func putProgress(tx *bolt.Tx, id string, p func(*Progress)) error {
-	b := tx.Bucket(bucketMessages)
+	b := messages(tx)
 	v := b.Get([]byte(id))
 	if v == nil {
 		return ErrNotFound
@@ -76,7 +76,7 @@ func putProgress(tx *bolt.Tx, id string, p func(*Progress)) error {
 }
 
 func deleteMessage(tx *bolt.Tx, id string) error {
-	b := tx.Bucket(bucketMessages)
+	b := messages(tx)
 	if b.Get([]byte(id)) == nil {
 		return ErrNotFound
 	}
