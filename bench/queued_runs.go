@@ -46,7 +46,11 @@ func queuedBench(ctx context.Context, o queuedOpts) error {
 	if o.cpuRate > 0 {
 		load += fmt.Sprintf("; %.0f req/s offered in the throughput rounds", o.cpuRate)
 	}
-	fmt.Fprintf(&report, "# queued delivery: store %s, %d connections (%s), route concurrency %d, backoff 200ms..2s, max_attempts 1000 (the default 25 at this compressed backoff spans about 40 s: a longer outage would make messages dead letters, kept but not delivered)\n\n", o.store, o.conns, load, o.concurrency)
+	conns := fmt.Sprintf("%d connections", o.conns)
+	if o.sweep != "" {
+		conns = "connections " + o.sweep + " in the throughput rounds, " + conns + " in the others"
+	}
+	fmt.Fprintf(&report, "# queued delivery: store %s, %s (%s), route concurrency %d, backoff 200ms..2s, max_attempts 1000 (the default 25 at this compressed backoff spans about 40 s: a longer outage would make messages dead letters, kept but not delivered)\n\n", o.store, conns, load, o.concurrency)
 	for _, m := range []struct {
 		name string
 		run  func(context.Context, *strings.Builder) error
