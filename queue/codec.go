@@ -64,9 +64,10 @@ func appendBytes(b, p []byte) []byte {
 // decodePayload reads a payload in either form into m.
 func decodePayload(p []byte, m *Message) error { return decodePayloadInto(p, m, true) }
 
-// decodePayloadInto reads a payload into m, its body only if withBody (a
-// listing's summary: the body is checked, not copied).
-func decodePayloadInto(p []byte, m *Message, withBody bool) error {
+// decodePayloadInto reads a payload into m, its head and body only if
+// whole (a listing's summary: they are checked, not copied; a sender sets
+// both, up to the head limit and max_body_size each).
+func decodePayloadInto(p []byte, m *Message, whole bool) error {
 	if len(p) > 0 && p[0] == '{' {
 		if err := json.Unmarshal(p, m); err != nil {
 			return fmt.Errorf("queue: stored message: %w", err)
@@ -81,10 +82,17 @@ func decodePayloadInto(p []byte, m *Message, withBody bool) error {
 		*s = r.string()
 	}
 	nh := r.count()
-	if nh > 0 {
+	if nh > 0 && whole {
 		m.Header = make(http.Header, nh)
 	}
 	for range nh {
+		if !whole {
+			r.bytes() // the name
+			for range r.count() {
+				r.bytes()
+			}
+			continue
+		}
 		k := r.string()
 		nv := r.count()
 		vs := make([]string, 0, nv)
@@ -103,7 +111,7 @@ func decodePayloadInto(p []byte, m *Message, withBody bool) error {
 	for _, s := range []*string{&m.Identity.Subject, &m.Identity.ClientID, &m.Identity.Issuer, &m.Identity.Signature, &m.Trace} {
 		*s = r.string()
 	}
-	if body := r.bytes(); withBody {
+	if body := r.bytes(); whole {
 		m.Body = append([]byte(nil), body...) // the caller's buffer may be the database's memory
 	}
 	if r.err != nil || len(r.b) != 0 {

@@ -42,8 +42,8 @@ func decodeValue(id string, v []byte) (record, []byte, error) {
 // read loads one message in a transaction.
 func read(tx *bolt.Tx, id string) (*Message, error) { return readInto(tx, id, true) }
 
-// readInto loads one message, its body only if withBody.
-func readInto(tx *bolt.Tx, id string, withBody bool) (*Message, error) {
+// readInto loads one message, its head and body only if whole.
+func readInto(tx *bolt.Tx, id string, whole bool) (*Message, error) {
 	v := tx.Bucket(bucketMessages).Get([]byte(id))
 	if v == nil {
 		return nil, ErrNotFound
@@ -53,7 +53,7 @@ func readInto(tx *bolt.Tx, id string, withBody bool) (*Message, error) {
 		return nil, err
 	}
 	m := &Message{}
-	if err := decodePayloadInto(payload, m, withBody); err != nil {
+	if err := decodePayloadInto(payload, m, whole); err != nil {
 		return nil, err
 	}
 	m.Progress = r.Progress

@@ -95,7 +95,7 @@ func (r *RedisStore) List(ctx context.Context, route string, state State, limit 
 		if err != nil {
 			return nil, err
 		}
-		m.Body = nil // a summary: one message's body at a time is held, never a listing's
+		m.Header, m.Body = nil, nil // a summary: one message's head and body at a time are held, never a listing's
 		out = append(out, m)
 	}
 	return out, nil

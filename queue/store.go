@@ -48,8 +48,8 @@ type Store interface {
 	// Get returns one message, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Message, error)
 	// List returns up to limit messages of route in state, oldest first,
-	// without their bodies (a listing is a summary whatever the bodies'
-	// size; Get reads one message whole).
+	// without their heads and bodies (a listing is a summary whatever a
+	// sender put in them; Get reads one message whole).
 	List(ctx context.Context, route string, state State, limit int) ([]*Message, error)
 	// Revive makes a dead letter pending again with p, or makes a pending
 	// message that is not leased due at p.Next (keeping its attempts);
