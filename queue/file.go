@@ -24,8 +24,8 @@ var bucketMessages = []byte("messages")
 // messagesFill is how full bbolt packs the messages bucket's pages when it
 // splits them. Ids grow with time (newID), so new messages go to the right
 // end of the tree and delivered ones leave from the left: at bbolt's
-// default of 0.5 every page stays half empty, and a group commit writes,
-// and a backlog takes on disk, about twice the pages it needs.
+// default of 0.5 every page stays about half empty, and a backlog of small
+// messages takes about twice the pages it needs (TestFileStorePacksItsPages).
 const messagesFill = 0.9
 
 // messages is the messages bucket of a write transaction, packed to

@@ -11,8 +11,8 @@ import (
 
 // TestFileStorePacksItsPages: messages arrive in id order and leave from
 // the oldest, so the messages bucket's leaf pages are packed to
-// messagesFill, not to bbolt's default half (a backlog took twice the
-// disk, and each group commit wrote about twice the pages).
+// messagesFill, not to bbolt's default half (a backlog of small messages
+// took twice the pages: 600 of 100 bytes, 149 leaf pages 43 % full).
 func TestFileStorePacksItsPages(t *testing.T) {
 	cases := []struct {
 		name       string
