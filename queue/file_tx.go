@@ -75,10 +75,12 @@ func putProgress(tx *bolt.Tx, id string, p func(*Progress)) error {
 	return b.Put([]byte(id), joinValue(encodeRecord(r), payload))
 }
 
+// deleteMessage removes id's message, found by one search of the tree
+// (a Get, then a Delete, searched it twice).
 func deleteMessage(tx *bolt.Tx, id string) error {
-	b := messages(tx)
-	if b.Get([]byte(id)) == nil {
+	c := messages(tx).Cursor()
+	if k, _ := c.Seek([]byte(id)); string(k) != id {
 		return ErrNotFound
 	}
-	return b.Delete([]byte(id))
+	return c.Delete()
 }
