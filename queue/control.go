@@ -146,6 +146,12 @@ func (c *ControlClient) call(ctx context.Context, method, path string, q url.Val
 	}
 	resp, err := c.c.Do(req)
 	if err != nil {
+		var op *net.OpError
+		if method != http.MethodGet && !(errors.As(err, &op) && op.Op == "dial") {
+			// Sent, and no answer came back (the gate was killed, say): the
+			// change may have been made before the connection broke.
+			return fmt.Errorf("queue: the gate's control socket broke before it answered (%w): the change may have been made; see tokengate queue list", err)
+		}
 		return fmt.Errorf("queue: the gate's control socket: %w", err)
 	}
 	defer resp.Body.Close()

@@ -1,11 +1,14 @@
 package queue
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +90,51 @@ func TestOperatorsReachARunningGateOverItsSocket(t *testing.T) {
 	}
 	if st, err := op.Stats(ctx); err != nil || len(st) != 0 {
 		t.Fatalf("stats: %+v, %v", st, err)
+	}
+}
+
+// TestControlClientSaysWhenAChangeMayHaveBeenMade: a drop or a retry whose
+// connection breaks after the request went out (the gate killed while it
+// answered) may have been made, and the error says so; a socket nobody
+// answers on, and a read, fail plainly.
+func TestControlClientSaysWhenAChangeMayHaveBeenMade(t *testing.T) {
+	dir := t.TempDir()
+	l, err := net.Listen("unix", filepath.Join(dir, ControlSocket))
+	must(t, err)
+	defer l.Close()
+	go func() { // reads each request whole, then hangs up without an answer
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = http.ReadRequest(bufio.NewReader(c))
+			c.Close()
+		}
+	}()
+	gone := DialControl(filepath.Join(dir, "nobody"))
+	hangs := DialControl(dir)
+	ctx := context.Background()
+	cases := []struct {
+		name    string
+		call    func() error
+		mayHave bool
+	}{
+		{"drop, hung up after the request", func() error { return hangs.Drop(ctx, "x") }, true},
+		{"retry, hung up after the request", func() error { return hangs.Retry(ctx, "x") }, true},
+		{"retry --dead, hung up after the request", func() error { _, err := hangs.RetryDead(ctx, "gh"); return err }, true},
+		{"list, hung up after the request", func() error { _, err := hangs.List(ctx, "gh", Pending, 1); return err }, false},
+		{"drop, no gate on the socket", func() error { return gone.Drop(ctx, "x") }, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.call()
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got := strings.Contains(err.Error(), "may have been made"); got != c.mayHave {
+				t.Fatalf("error %q: says the change may have been made: %v, want %v", err, got, c.mayHave)
+			}
+		})
 	}
 }
