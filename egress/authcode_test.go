@@ -229,7 +229,13 @@ func TestRotatedTokenWriteFails(t *testing.T) {
 		t.Fatal("the file changed although the write failed")
 	}
 	failing.Store(false)
+	// The stored write is retried in the background (10-20 ms backoff);
+	// each Token waits WaitTimeout for it, so a busy machine gets more
+	// than one wait (CI once failed a single 300 ms one), bounded.
 	tok, err := s.Token(context.Background())
+	for end := time.Now().Add(10 * time.Second); err != nil && time.Now().Before(end); {
+		tok, err = s.Token(context.Background())
+	}
 	if err != nil || !srv.Valid(tok.Value) {
 		t.Fatalf("after the write works again: %v", err)
 	}
