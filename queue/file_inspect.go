@@ -50,14 +50,7 @@ func InspectFile(dir string, lockTimeout time.Duration) (FileSummary, error) {
 			return nil
 		}
 		idx := map[string]*entry{}
-		err := b.ForEach(func(k, v []byte) error {
-			r, _, err := decodeValue(string(k), v)
-			if err != nil {
-				return err
-			}
-			idx[string(k)] = &entry{route: r.Route, received: r.Received, size: r.Size, state: r.Progress.State}
-			return nil
-		})
+		err := eachEntry(b, func(id string, e *entry) { idx[id] = e })
 		sum.Stats = statsOf(idx)
 		return err
 	})

@@ -87,18 +87,26 @@ func (s *FileStore) load() error {
 		if err != nil {
 			return err
 		}
-		return b.ForEach(func(k, v []byte) error {
-			r, _, err := decodeValue(string(k), v)
-			if err != nil {
-				return err
-			}
-			e := &entry{route: r.Route, received: r.Received, size: r.Size, state: r.Progress.State, next: r.Progress.Next}
-			s.idx[string(k)] = e
-			s.bytes += r.Size
+		return eachEntry(b, func(id string, e *entry) {
+			s.idx[id] = e
+			s.bytes += e.size
 			if e.state == Pending {
-				s.push(string(k), e)
+				s.push(id, e)
 			}
-			return nil
 		})
+	})
+}
+
+// eachEntry reads every message's record in b (not its payload) into an
+// index entry and hands it to fn: load and InspectFile both rebuild the
+// index this way.
+func eachEntry(b *bolt.Bucket, fn func(id string, e *entry)) error {
+	return b.ForEach(func(k, v []byte) error {
+		r, _, err := decodeValue(string(k), v)
+		if err != nil {
+			return err
+		}
+		fn(string(k), &entry{route: r.Route, received: r.Received, size: r.Size, state: r.Progress.State, next: r.Progress.Next})
+		return nil
 	})
 }

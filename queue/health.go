@@ -45,13 +45,16 @@ func (s *FileStore) Check(ctx context.Context) error {
 	if !s.checking.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: the last write check is still waiting on the disk", ErrUnavailable)
 	}
-	need := min(s.unfit.Load(), ProbeMax)
+	unfit := s.unfit.Load()
+	need := min(unfit, ProbeMax)
 	done := make(chan error, 1)
 	go func() {
 		defer s.checking.Store(false)
 		err := s.commits.do(func(tx *bolt.Tx) error { return probe(tx, need) })
 		if err == nil && need > 0 {
-			s.unfit.Store(0)
+			// Forgotten only if no larger write failed meanwhile (that one
+			// the next check asks room for).
+			s.unfit.CompareAndSwap(unfit, 0)
 			// The probe's pages are freed for the message that needs them;
 			// if this fails, the next check removes the probe.
 			_ = s.commits.do(dropProbe)

@@ -135,3 +135,29 @@ func TestFileCheckAfterAFailedWriteNeedsRoomForIt(t *testing.T) {
 		})
 	}
 }
+
+// TestFileCheckKeepsAFailureNotedDuringItsProbe: a larger write that fails
+// while a check's probe commits is not forgotten by that check's success:
+// the next check asks room for it.
+func TestFileCheckKeepsAFailureNotedDuringItsProbe(t *testing.T) {
+	var s *FileStore
+	var during atomic.Bool
+	s, err := OpenFile(FileOptions{Dir: t.TempDir(), fault: func() error {
+		if during.CompareAndSwap(true, false) {
+			s.noteUnfit(8 << 10) // a larger message failed meanwhile
+		}
+		return nil
+	}})
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	s.noteUnfit(1 << 10)
+	during.Store(true)
+	must(t, s.Check(context.Background()))
+	if got := s.unfit.Load(); got != 8<<10 {
+		t.Fatalf("after the check: room asked for %d bytes, want the later failure's 8192", got)
+	}
+	must(t, s.Check(context.Background()))
+	if got := s.unfit.Load(); got != 0 {
+		t.Fatalf("after a second check with room: %d, want 0", got)
+	}
+}
