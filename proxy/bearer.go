@@ -44,13 +44,8 @@ func bearerToken(h http.Header) (string, error) {
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func isB64Token(s string) bool {
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
-			continue
-		}
-		break
+	for i < len(s) && b64TokenChar[s[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
@@ -62,6 +57,15 @@ func isB64Token(s string) bool {
 	}
 	return true
 }
+
+// b64TokenChar marks the bytes of a b64token before its padding: every
+// request's token is scanned, so one table look-up per byte.
+var b64TokenChar = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("-._~+/", rune(c))
+	}
+	return t
+}()
 
 // TokenID is the short token fingerprint for logs: the first 8 hex
 // characters of its SHA-256. The token itself is never logged.

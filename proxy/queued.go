@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.uber.org/zap"
@@ -39,9 +38,6 @@ var (
 	errQueueFull        = errors.New("delivery queue full")
 	errQueueUnavailable = errors.New("delivery queue cannot store the message")
 )
-
-// enqueueTimeout bounds storing one message.
-const enqueueTimeout = 10 * time.Second
 
 // queuedRoute is a compiled routes[].delivery with mode queued.
 type queuedRoute struct {
@@ -124,9 +120,10 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 			m.DeliveryID = st.receipt.MessageID
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), enqueueTimeout)
-	defer cancel()
-	if err := h.store(sctx, m); err != nil {
+	// A sender that goes away does not undo storing; the store bounds
+	// its own write (the file store's commit by the disk, Redis's by
+	// its timeouts), so no deadline (a timer per message) is added here.
+	if err := h.store(context.WithoutCancel(r.Context()), m); err != nil {
 		if !errors.Is(err, queue.ErrFull) {
 			h.log.Warn("queue: a verified message could not be stored; the sender gets 503 and retries", zap.String("route", st.route.name), zap.Error(err))
 			return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueUnavailable, err))
@@ -137,12 +134,27 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 	hd := w.Header()
 	hd["Content-Type"], hd["Cache-Control"], hd["X-Content-Type-Options"] = ackContentType, ackNoStore, ackNoSniff
 	w.WriteHeader(q.ack)
-	b, _ := json.Marshal(struct {
-		Result     string `json:"result"`
-		DeliveryID string `json:"delivery_id"`
-	}{"queued", m.DeliveryID})
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(ackBody(m.DeliveryID))
 	return DecisionQueued
+}
+
+// ackBody is the acknowledgement's JSON, {"result":"queued",
+// "delivery_id":…}, as encoding/json writes it; an id (generated, or a
+// sender's that matched deliveryIDRE) is plain ASCII and is written as
+// is, without reflection.
+func ackBody(id string) []byte {
+	for i := range len(id) {
+		if c := id[i]; c < 0x20 || c >= 0x7f || strings.IndexByte(`"\<>&`, c) >= 0 {
+			b, _ := json.Marshal(struct {
+				Result     string `json:"result"`
+				DeliveryID string `json:"delivery_id"`
+			}{"queued", id})
+			return append(b, '\n')
+		}
+	}
+	const head, tail = `{"result":"queued","delivery_id":"`, "\"}\n"
+	b := make([]byte, 0, len(head)+len(id)+len(tail))
+	return append(append(append(b, head...), id...), tail...)
 }
 
 // forwardedQuery is a raw query as ReverseProxy forwards it on a direct

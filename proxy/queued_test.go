@@ -396,3 +396,22 @@ func TestHalfClosedShortBodyIsNeverAcknowledged(t *testing.T) {
 		t.Fatalf("stored %+v", st)
 	}
 }
+
+// TestAckBodyIsWhatJSONWrites: the acknowledgement written without
+// reflection is byte for byte encoding/json's, for generated and sender
+// ids and for an id with every byte (the slow path).
+func TestAckBodyIsWhatJSONWrites(t *testing.T) {
+	ids := []string{"", "019a2b3c4d5e6f708192a3b4c5d6e7f8", "msg_2Kx.9:a-b", `a"b`, `a\b`, "<x>&", "é", "\x00\x1f\x7f"}
+	for c := range 256 {
+		ids = append(ids, "id"+string([]byte{byte(c)}))
+	}
+	for _, id := range ids {
+		want, _ := json.Marshal(struct {
+			Result     string `json:"result"`
+			DeliveryID string `json:"delivery_id"`
+		}{"queued", id})
+		if got := string(ackBody(id)); got != string(want)+"\n" {
+			t.Errorf("ackBody(%q) = %q, want %q", id, got, string(want)+"\n")
+		}
+	}
+}

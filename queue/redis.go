@@ -97,11 +97,19 @@ func unavailable(err error) error {
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
+// writeBound bounds one write of a message, its commands and their
+// retry: the gate passes contexts without a deadline (a sender that goes
+// away must not undo storing its message; the file store's writes are
+// bounded by the disk).
+const writeBound = 10 * time.Second
+
 // Add stores m; it is due at m.Next.
 func (r *RedisStore) Add(ctx context.Context, m *Message) error {
 	if !validID(m.ID) {
 		return fmt.Errorf("queue: invalid message id %q", m.ID)
 	}
+	ctx, cancel := context.WithTimeout(ctx, writeBound)
+	defer cancel()
 	if err := r.ensureGroup(ctx, m.Route); err != nil {
 		return unavailable(err)
 	}
@@ -150,6 +158,8 @@ func (r *RedisStore) removeKeys(route string) []string {
 
 // Ack removes a delivered message.
 func (r *RedisStore) Ack(ctx context.Context, m *Message) error {
+	ctx, cancel := context.WithTimeout(ctx, writeBound)
+	defer cancel()
 	n, err := removeScript.Run(ctx, r.c, r.removeKeys(m.Route), m.ID, m.lease, group, m.Route).Int()
 	if err == nil && n == 0 {
 		err = ErrNotFound
@@ -163,6 +173,8 @@ func (r *RedisStore) settle(ctx context.Context, m *Message, mode string, score 
 		return err
 	}
 	keys := []string{r.key("m"), r.key("p"), r.rkey(m.Route, "s"), r.rkey(m.Route, "z"), r.rkey(m.Route, "d"), r.rkey(m.Route, "a")}
+	ctx, cancel := context.WithTimeout(ctx, writeBound)
+	defer cancel()
 	n, err := settleScript.Run(ctx, r.c, keys, m.ID, m.lease, group, progress, mode, score).Int()
 	if err == nil && n == 0 {
 		err = ErrNotFound

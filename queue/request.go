@@ -32,8 +32,8 @@ func (q *Queue) request(ctx context.Context, m *Message) *http.Request {
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = []string{""} // as the reverse proxy: no Go default
 	}
-	h[HeaderDeliveryID] = []string{m.DeliveryID}
-	h[HeaderAttempt] = []string{strconv.Itoa(m.Attempts)}
+	vs := []string{m.DeliveryID, strconv.Itoa(m.Attempts)} // one allocation for both
+	h[HeaderDeliveryID], h[HeaderAttempt] = vs[:1:1], vs[1:]
 	q.injectTrace(ctx, h)
 	out.Method, out.Header = m.Method, h                         // Host stays empty: the target's, as the reverse proxy sends
 	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1 // as http.NewRequest (an Expect: 100-continue is honoured)

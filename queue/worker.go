@@ -193,22 +193,15 @@ func (q *Queue) try(ctx context.Context, ro *RouteOptions, m *Message) string {
 	return outcome
 }
 
-// settle stores an attempt's outcome.
+// settle stores an attempt's outcome. Its first write has no deadline of
+// its own (each store bounds its writes: the file store's commit by the
+// disk, Redis by writeBound), so the common case costs no timer; a
+// write the store could not take is tried again within settleTimeout.
 func (q *Queue) settle(ctx context.Context, m *Message, outcome string) {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
-	err := q.record(sctx, m, outcome)
-	for deadline := time.Now().Add(settleRetryFor); errors.Is(err, ErrUnavailable) && time.Now().Before(deadline); {
-		// A blip (Redis restarting, a full disk freed): write the outcome
-		// again rather than leave the message to be attempted again.
-		select {
-		case <-sctx.Done():
-		case <-time.After(settleRetryEvery):
-		}
-		if sctx.Err() != nil {
-			break
-		}
-		err = q.record(sctx, m, outcome)
+	ctx, start := context.WithoutCancel(ctx), time.Now()
+	err := q.record(ctx, m, outcome)
+	if errors.Is(err, ErrUnavailable) {
+		err = q.settleAgain(ctx, m, outcome, err, start)
 	}
 	switch {
 	case err != nil && !errors.Is(err, ErrNotFound): // not found: dropped by an operator meanwhile
@@ -221,6 +214,26 @@ func (q *Queue) settle(ctx context.Context, m *Message, outcome string) {
 	if q.obs != nil {
 		q.obs.ObserveAttempt(m.Route, outcome)
 	}
+}
+
+// settleAgain writes an outcome the store could not take (err) again,
+// every settleRetryEvery until settleRetryFor, all within settleTimeout,
+// both from start: a blip (Redis restarting, a full disk freed) is
+// outlasted rather than the message attempted again.
+func (q *Queue) settleAgain(ctx context.Context, m *Message, outcome string, err error, start time.Time) error {
+	sctx, cancel := context.WithDeadline(ctx, start.Add(settleTimeout))
+	defer cancel()
+	for deadline := start.Add(settleRetryFor); errors.Is(err, ErrUnavailable) && time.Now().Before(deadline); {
+		select {
+		case <-sctx.Done():
+		case <-time.After(settleRetryEvery):
+		}
+		if sctx.Err() != nil {
+			break
+		}
+		err = q.record(sctx, m, outcome)
+	}
+	return err
 }
 
 // record writes an attempt's outcome once.
@@ -293,13 +306,19 @@ func (q *Queue) attempt(ctx context.Context, ro *RouteOptions, m *Message) (Answ
 		return Answer{Error: shortError(err), At: q.now()}, -1
 	}
 	defer resp.Body.Close()
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, MaxExcerpt))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	head, err := io.ReadAll(io.LimitReader(resp.Body, MaxExcerpt))
+	if err == nil && len(head) == MaxExcerpt { // more may follow
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	}
+	ans := Answer{Status: resp.StatusCode, At: q.now()}
+	if !ro.Success.Has(resp.StatusCode) { // a taken message's answer is not kept
+		ans.Body = excerpt(head)
+	}
 	wait := time.Duration(-1)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		wait = retryAfter(resp.Header.Get("Retry-After"), q.now())
 	}
-	return Answer{Status: resp.StatusCode, Body: excerpt(head), At: q.now()}, wait
+	return ans, wait
 }
 
 // retryAfter parses seconds or an HTTP date; -1 when absent or invalid.
