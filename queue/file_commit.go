@@ -23,6 +23,16 @@ const maxGroup = 512
 // p50 and about 1,450 messages/s in both.
 const groupLinger = 500 * time.Microsecond
 
+// settleLinger is how long a commit of writes that no sender waits on
+// (settled attempts, whose delivery slot is already free: SettleWindow)
+// waits for a sender's write to share it.
+const settleLinger = 2 * time.Millisecond
+
+// settleEnough ends that wait: a group of this many settlings commits at
+// once, so a route draining a backlog with no sender writing is not held
+// to SettleWindow settlings per linger.
+const settleEnough = SettleWindow / 2
+
 // errStoreClosed answers a write that arrives after Close.
 var errStoreClosed = errors.New("queue: store closed")
 
@@ -36,14 +46,17 @@ var errStoreClosed = errors.New("queue: store closed")
 // CPU, is what limits (BenchmarkFileStoreAddAck: 32 writers in a closed
 // loop, nothing else on the CPUs) any linger costs throughput.
 type committer struct {
-	db      *bolt.DB
-	reqs    chan commitReq // unbuffered: a sender is either taken or told closed
-	linger  time.Duration  // groupLinger; tests set their own
-	last    int            // the senders' writes the last commit took (gather's)
-	stop    chan struct{}
-	stopped chan struct{}
-	once    sync.Once
-	fault   func() error // tests: a commit fails while it returns an error
+	db     *bolt.DB
+	reqs   chan commitReq // unbuffered: a sender is either taken or told closed
+	linger time.Duration  // groupLinger; tests set their own
+	// settleLinger is how long a group of writes no sender waits on
+	// waits for a sender's (settleLinger; tests set their own).
+	settleLinger time.Duration
+	last         int // the senders' writes the last commit took (gather's)
+	stop         chan struct{}
+	stopped      chan struct{}
+	once         sync.Once
+	fault        func() error // tests: a commit fails while it returns an error
 	// durable, when set, is asked after every commit whether what was
 	// committed will be found again (the file is still the store's); if
 	// not, the group's writes fail: nothing is acknowledged on it.
@@ -57,7 +70,7 @@ type commitReq struct {
 }
 
 func newCommitter(db *bolt.DB, fault, durable func() error) *committer {
-	c := &committer{db: db, reqs: make(chan commitReq), linger: groupLinger, stop: make(chan struct{}), stopped: make(chan struct{}),
+	c := &committer{db: db, reqs: make(chan commitReq), linger: groupLinger, settleLinger: settleLinger, stop: make(chan struct{}), stopped: make(chan struct{}),
 		fault: fault, durable: durable}
 	go c.run()
 	return c
@@ -99,41 +112,69 @@ func (c *committer) run() {
 // it does not, so one sender writing in turn pays no linger (an outside
 // attack: +0.9 ms per message and half the throughput of a single sender;
 // the settling of its last delivery may share the commit, but is not a
-// sender).
+// sender). A group of writes no sender waits on (settled attempts)
+// waits up to c.settleLinger for a sender's, to share its commit, unless
+// it holds settleEnough: a commit of settlings alone would make the
+// senders that come meanwhile wait for it and then for their own, and
+// costs its own fsyncs.
 func (c *committer) gather(first commitReq) []commitReq {
-	group := []commitReq{first}
+	group, senders := []commitReq{first}, 0
+	if first.sender {
+		senders = 1
+	}
+	defer func() { c.last = senders }()
+	var timer *time.Timer
 	defer func() {
-		c.last = 0
-		for _, r := range group {
-			if r.sender {
-				c.last++
-			}
+		if timer != nil {
+			timer.Stop()
 		}
 	}()
-	var wait <-chan time.Time
+	counting := time.Duration(0) // the linger the timer counts
 	for len(group) < maxGroup {
 		select {
 		case r := <-c.reqs:
 			group = append(group, r)
+			senders += b2i(r.sender)
 			continue
 		default:
 		}
-		if c.linger <= 0 || c.last < 2 {
+		linger := c.settleLinger
+		if senders == 0 && len(group) >= settleEnough {
 			return group
 		}
-		if wait == nil {
-			t := time.NewTimer(c.linger)
-			defer t.Stop()
-			wait = t.C
+		if senders > 0 {
+			if c.last < 2 {
+				return group
+			}
+			linger = c.linger
+		}
+		if linger <= 0 {
+			return group
+		}
+		if linger != counting { // the first wait, or a sender's now: it waits at most c.linger
+			if timer == nil {
+				timer = time.NewTimer(linger)
+			} else {
+				timer.Reset(linger)
+			}
+			counting = linger
 		}
 		select {
 		case r := <-c.reqs:
 			group = append(group, r)
-		case <-wait:
+			senders += b2i(r.sender)
+		case <-timer.C:
 			return group
 		}
 	}
 	return group
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // commit writes group in one transaction; when one write fails, the

@@ -107,10 +107,58 @@ func TestGroupCommitLingerGathersLateWrites(t *testing.T) {
 		cm := &committer{reqs: make(chan commitReq), linger: time.Millisecond, last: 2}
 		go func() {
 			time.Sleep(300 * time.Microsecond)
-			cm.reqs <- commitReq{done: make(chan error, 1)}
+			cm.reqs <- commitReq{done: make(chan error, 1), sender: true}
 		}()
-		if group := cm.gather(commitReq{done: make(chan error, 1)}); len(group) != 2 {
+		if group := cm.gather(commitReq{done: make(chan error, 1), sender: true}); len(group) != 2 {
 			t.Fatalf("a group of %d, want the late write in it (2)", len(group))
 		}
 	})
+}
+
+// TestGroupCommitSettlingsWaitForASender: a group of settled attempts
+// waits up to settleLinger for a sender's write to share its commit
+// (none once it holds settleEnough);
+// once one joins, that sender waits no more than a sender's linger (none
+// after a lone sender's commit).
+func TestGroupCommitSettlingsWaitForASender(t *testing.T) {
+	const settle, linger = 2 * time.Millisecond, 500 * time.Microsecond
+	for _, c := range []struct {
+		name     string
+		waiting  int           // settlings waiting beside the first
+		senderAt time.Duration // 0: no sender comes
+		last     int
+		wait     time.Duration
+		size     int
+	}{
+		{"no sender comes", 2, 0, 5, settle, 3},
+		{"enough settlings", settleEnough - 1, 0, 5, 0, settleEnough},
+		{"one settling short of enough", settleEnough - 2, 0, 5, settle, settleEnough - 1},
+		{"a sender after a shared commit", 2, 300 * time.Microsecond, 5, 300*time.Microsecond + linger, 4},
+		{"a lone sender", 2, 300 * time.Microsecond, 1, 300 * time.Microsecond, 4},
+		{"a sender at the end of the wait", 2, settle - time.Microsecond, 0, settle - time.Microsecond, 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cm := &committer{reqs: make(chan commitReq), linger: linger, settleLinger: settle, last: c.last}
+				for range c.waiting {
+					go func() { cm.reqs <- commitReq{done: make(chan error, 1)} }()
+				}
+				if c.senderAt > 0 {
+					go func() {
+						time.Sleep(c.senderAt)
+						cm.reqs <- commitReq{done: make(chan error, 1), sender: true}
+					}()
+				}
+				synctest.Wait()
+				start := time.Now()
+				group := cm.gather(commitReq{done: make(chan error, 1)})
+				if waited := time.Since(start); waited != c.wait {
+					t.Fatalf("the commit waited %s, want %s", waited, c.wait)
+				}
+				if len(group) != c.size {
+					t.Fatalf("a group of %d, want %d", len(group), c.size)
+				}
+			})
+		})
+	}
 }
