@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string) error {
 			fs.IntVar(&o.rounds, "rounds", 3, "throughput rounds, each against the bare proxy")
 			fs.IntVar(&o.conns, "c", 32, "connections of the closed-loop generator")
 			fs.StringVar(&o.sweep, "sweep", "", "connection counts for the throughput rounds, comma-separated (e.g. 32,64,128): the rounds at each, then each side's best median; empty: -c")
-			fs.IntVar(&o.concurrency, "concurrency", 4, "the queued route's delivery concurrency")
+			fs.IntVar(&o.concurrency, "concurrency", 4, "the queued route's delivery concurrency; 0: the connection count of the run (the receiver then sees at most as many requests at once as the bare proxy sends it)")
 			fs.Float64Var(&o.rate, "rate", 0, "steady offered load (req/s) of the receiver-down and kill runs; 0: closed loop, as fast as the gate answers")
 			fs.Float64Var(&o.cpuRate, "cpu-rate", 0, "steady offered load (req/s) of the throughput rounds, the same for the queued route and the bare proxy, to compare their CPU per message; 0: closed loop")
 			fs.StringVar(&o.store, "store", "file", "queue store: file or redis (a redis-server the bench starts, appendfsync always)")

@@ -114,7 +114,7 @@ type queuedEnv struct {
 // the bench's redis-server. Backoff is compressed (200ms..2s) so that an
 // outage drains in seconds; max_attempts is raised to match, since the
 // default 25 attempts at this backoff span about 40 s.
-func (q *queuedEnv) queuedConfig(name string) (string, error) {
+func (q *queuedEnv) queuedConfig(name string, conns int) (string, error) {
 	store := "file://" + filepath.Join(q.dir, "queue-"+name)
 	if q.redis != nil {
 		store = q.redis.URL(map[string]int{"down": 2, "kill": 3}[name]) // a database per run: no run delivers another's leftovers
@@ -132,8 +132,17 @@ routes:
   - name: %s
     path_prefix: /hooks/q
     delivery: { mode: queued, concurrency: %d, timeout: 5s, max_attempts: 1000, backoff: { initial: 200ms, max: 2s } }
-`, freePort(), freePort(), q.recv.URL(), q.idp.Issuer(), benchAud, store, "q"+strings.ReplaceAll(name, "-", ""), q.o.concurrency)
+`, freePort(), freePort(), q.recv.URL(), q.idp.Issuer(), benchAud, store, "q"+strings.ReplaceAll(name, "-", ""), q.routeConcurrency(conns))
 	return path, os.WriteFile(path, []byte(cfg), 0o600)
+}
+
+// routeConcurrency is the queued route's delivery concurrency in a run at
+// conns connections: -concurrency, or conns when it is 0.
+func (q *queuedEnv) routeConcurrency(conns int) int {
+	if q.o.concurrency > 0 {
+		return q.o.concurrency
+	}
+	return conns
 }
 
 // ackResult is one answer to the queued load.

@@ -50,7 +50,11 @@ func queuedBench(ctx context.Context, o queuedOpts) error {
 	if o.sweep != "" {
 		conns = "connections " + o.sweep + " in the throughput rounds, " + conns + " in the others"
 	}
-	fmt.Fprintf(&report, "# queued delivery: store %s, %s (%s), route concurrency %d, backoff 200ms..2s, max_attempts 1000 (the default 25 at this compressed backoff spans about 40 s: a longer outage would make messages dead letters, kept but not delivered)\n\n", o.store, conns, load, o.concurrency)
+	concurrency := fmt.Sprint(o.concurrency)
+	if o.concurrency <= 0 {
+		concurrency = "= connections"
+	}
+	fmt.Fprintf(&report, "# queued delivery: store %s, %s (%s), route concurrency %s, backoff 200ms..2s, max_attempts 1000 (the default 25 at this compressed backoff spans about 40 s: a longer outage would make messages dead letters, kept but not delivered)\n\n", o.store, conns, load, concurrency)
 	for _, m := range []struct {
 		name string
 		run  func(context.Context, *strings.Builder) error
@@ -108,7 +112,7 @@ func paced(perSecond float64, d time.Duration, next func(int64) (request, bool))
 func (q *queuedEnv) receiverDown(ctx context.Context, report *strings.Builder) error {
 	led := newLedger()
 	q.recv.led.Store(led)
-	cfg, err := q.queuedConfig("down")
+	cfg, err := q.queuedConfig("down", q.o.conns)
 	if err != nil {
 		return err
 	}
@@ -164,7 +168,7 @@ func (q *queuedEnv) receiverDown(ctx context.Context, report *strings.Builder) e
 func (q *queuedEnv) killNine(ctx context.Context, report *strings.Builder) error {
 	led := newLedger()
 	q.recv.led.Store(led)
-	cfg, err := q.queuedConfig("kill")
+	cfg, err := q.queuedConfig("kill", q.o.conns)
 	if err != nil {
 		return err
 	}
@@ -209,11 +213,12 @@ func (q *queuedEnv) killNine(ctx context.Context, report *strings.Builder) error
 	drain, ok := waitDrain(led, q.o.drain)
 	p.stop()
 	t := led.tally()
-	bound := int64(q.o.kills * (q.o.concurrency + queue.SettleWindow)) // attempts in flight + answered ones being written
+	conc := q.routeConcurrency(q.o.conns)
+	bound := int64(q.o.kills * (conc + queue.SettleWindow)) // attempts in flight + answered ones being written
 	emit(report, "acknowledged %d (statuses %v, transport errors while the gate was down %d); restart to ready %v\n",
 		t.acked, st.statuses(), errs, restarts)
 	emit(report, "receiver requests in flight at each kill: %v; at most %d per kill (route concurrency %d in flight + %d answered whose outcome is being written) → duplicate bound %d\n",
-		inFlight, q.o.concurrency+queue.SettleWindow, q.o.concurrency, queue.SettleWindow, bound)
+		inFlight, conc+queue.SettleWindow, conc, queue.SettleWindow, bound)
 	emit(report, "delivered: %d taken, %d distinct ids, %d duplicates, %d taken but never acknowledged (no 202 reached the sender: allowed); backlog when the load ended %d\n",
 		t.takes, t.distinct, t.duplicates, t.unacked, endLoad.missing)
 	emit(report, "drain after the load ended: %v; drained: %v\n", drain.Round(time.Millisecond), ok)

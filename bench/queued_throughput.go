@@ -142,7 +142,7 @@ func (q *queuedEnv) throughputAt(ctx context.Context, report *strings.Builder, c
 func (q *queuedEnv) queuedHalf(ctx context.Context, k, conns int) (queuedSide, error) {
 	led := newLedger()
 	q.recv.led.Store(led)
-	cfg, err := q.queuedConfig(fmt.Sprintf("tp%d-%d", conns, k))
+	cfg, err := q.queuedConfig(fmt.Sprintf("tp%d-%d", conns, k), conns)
 	if err != nil {
 		return queuedSide{}, err
 	}
