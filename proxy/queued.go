@@ -120,10 +120,15 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 			m.DeliveryID = st.receipt.MessageID
 		}
 	}
-	// A sender that goes away does not undo storing; the store bounds
-	// its own write (the file store's commit by the disk, Redis's by
-	// its timeouts), so no deadline (a timer per message) is added here.
-	if err := h.store(context.WithoutCancel(r.Context()), m); err != nil {
+	// The store bounds its own write (the file store's commit by the
+	// disk, Redis's by its timeouts), so no deadline (a timer per
+	// message) is added here. A sender that goes away while the store is
+	// busy is let go with nothing stored; once the store took the write,
+	// it finishes (queue.Store.Add).
+	if err := h.store(r.Context(), m); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueUnavailable, err)) // nobody reads it
+		}
 		if !errors.Is(err, queue.ErrFull) {
 			h.log.Warn("queue: a verified message could not be stored; the sender gets 503 and retries", zap.String("route", st.route.name), zap.Error(err))
 			return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueUnavailable, err))

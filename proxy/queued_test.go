@@ -415,3 +415,55 @@ func TestAckBodyIsWhatJSONWrites(t *testing.T) {
 		}
 	}
 }
+
+// waitingEnqueuer stands for a store whose disk does not answer: Enqueue
+// returns only when its context ends, and says so.
+type waitingEnqueuer struct {
+	ended   chan error
+	release chan struct{} // the test's end: no request is left held
+}
+
+func (w waitingEnqueuer) Enqueue(ctx context.Context, _ *queue.Message) error {
+	select {
+	case <-ctx.Done():
+	case <-w.release:
+		return queue.ErrUnavailable
+	}
+	w.ended <- ctx.Err()
+	return ctx.Err()
+}
+
+// TestQueuedSenderThatGoesAwayIsLetGo: the store gets the request's own
+// context, so a sender that goes away while the store is busy frees its
+// request (the store decides what is already taken: queue.Store.Add).
+func TestQueuedSenderThatGoesAwayIsLetGo(t *testing.T) {
+	t.Setenv("TG_TEST_GH", ghSecret)
+	w := waitingEnqueuer{ended: make(chan error, 1), release: make(chan struct{})}
+	sig, err := signature.New(signature.Options{Scheme: signature.GitHub, Route: "gh-queued", Secrets: []string{ghSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOpts(t, queuedRoutesYAML, Options{Queue: w, Signatures: []SignatureVerifier{nil, nil, nil, nil, nil, nil, sig}})
+	t.Cleanup(func() { close(w.release) }) // before the env's: its server waits for its requests
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.front.URL+"/hooks/queued/x", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer "+e.token("webhooks:write"))
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		if resp, err := e.front.Client().Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // the request reaches the store (not required for what is checked)
+	cancel()
+	<-sent
+	select {
+	case err := <-w.ended:
+		if err == nil {
+			t.Fatal("the store's wait ended without an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the store still holds a sender that went away 10 s ago")
+	}
+}

@@ -26,7 +26,9 @@ func checkPath(u *url.URL) error {
 // tokenInQuery reports whether any query parameter names access_token as
 // a lenient framework would read it: percent-decoded, in any case, with
 // ".", "-", " " or "[" standing for "_" (PHP turns "access.token" into
-// "access_token") and anything from "[" on ignored ("access_token[]").
+// "access_token"), anything from "[" on ignored ("access_token[]"),
+// spaces and control bytes around it trimmed (PHP drops leading spaces:
+// "?+access_token=") and anything from a NUL on ignored (a C string).
 func tokenInQuery(rawQuery string) bool {
 	const want = "access_token"
 	for rawQuery != "" {
@@ -39,6 +41,10 @@ func tokenInQuery(rawQuery string) bool {
 		if k, err := url.QueryUnescape(key); err == nil {
 			key = k
 		}
+		if i := strings.IndexByte(key, 0); i >= 0 {
+			key = key[:i]
+		}
+		key = strings.TrimFunc(key, func(r rune) bool { return r <= ' ' || r == 0x7f })
 		if i := strings.IndexByte(key, '['); i > 0 && strings.IndexByte(key[i:], ']') > 0 {
 			key = key[:i]
 		}

@@ -77,12 +77,20 @@ type FileStore struct {
 	checking atomic.Bool  // a Check's write is waiting on the disk
 	unfit    atomic.Int64 // the largest value a commit failed to write since a check fit one
 
-	mu    sync.Mutex
-	idx   map[string]*entry
-	due   map[string]*dueHeap
-	bytes int64 // stored payloads, plus those being added
-	hot   int64 // payload bytes of the messages kept in memory (entry.hot)
+	mu      sync.Mutex
+	idx     map[string]*entry
+	due     map[string]*dueHeap
+	bytes   int64 // stored payloads, plus those being added
+	waiting int   // Adds waiting for their commit (maxWaitingAdds)
+	hot     int64 // payload bytes of the messages kept in memory (entry.hot)
 }
+
+// maxWaitingAdds bounds the new messages waiting for their commit at
+// once. A healthy disk takes them in a commit or two (maxGroup each);
+// when it hangs, each waiting sender holds a connection, a goroutine and
+// its body until it answers, so past this bound senders get 503 (not
+// stored, retried later) rather than exhaust the gate's descriptors.
+const maxWaitingAdds = 2 * maxGroup
 
 // hotBudget bounds the payload bytes of new messages the file store keeps
 // in memory for their first lease, which then reads nothing back from the
@@ -152,10 +160,15 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 		s.mu.Unlock()
 		return ErrFull
 	}
+	if s.waiting >= maxWaitingAdds {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %d messages already wait for the disk", ErrUnavailable, maxWaitingAdds)
+	}
 	s.bytes += size // reserved while the commit runs
+	s.waiting++
 	s.mu.Unlock()
 	value := joinValue(rec, payload)
-	err = s.commits.doForSender(func(tx *bolt.Tx) error {
+	err = s.commits.doForSender(ctx, func(tx *bolt.Tx) error {
 		if s.onCommit != nil {
 			id := tx.ID() // after the commit the transaction has no id
 			tx.OnCommit(func() { s.onCommit(id) })
@@ -164,8 +177,12 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.waiting--
 	if err != nil {
 		s.bytes -= size
+		if errors.Is(err, errSenderGone) {
+			return err // nothing was written: not the store's failure
+		}
 		if !errors.Is(err, errStoreClosed) {
 			s.noteUnfit(int64(len(value)))
 		}

@@ -1,7 +1,9 @@
 package queue
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -35,6 +37,10 @@ const settleEnough = SettleWindow / 2
 
 // errStoreClosed answers a write that arrives after Close.
 var errStoreClosed = errors.New("queue: store closed")
+
+// errSenderGone answers a sender that went away before its write was
+// taken: nothing was written.
+var errSenderGone = fmt.Errorf("queue: the sender went away before its message was stored: %w", context.Canceled)
 
 // committer is the file store's group commit: one goroutine runs every
 // write transaction. Writes that arrive while a commit (and its fsyncs)
@@ -79,18 +85,26 @@ func newCommitter(db *bolt.DB, fault, durable func() error) *committer {
 // do runs fn in a group commit and returns once that commit is on disk
 // (or failed). fn may run twice: in the group, and alone after another
 // write of the group failed; it must be idempotent.
-func (c *committer) do(fn func(*bolt.Tx) error) error { return c.send(fn, false) }
 
-// doForSender is do for a new message, whose sender waits for its answer.
-func (c *committer) doForSender(fn func(*bolt.Tx) error) error { return c.send(fn, true) }
+// doForSender is do for a new message, whose sender waits for its
+// answer; a sender whose ctx ends before the committer took its write
+// (a disk that hangs holds every commit) gets ctx's error, nothing
+// written.
+func (c *committer) doForSender(ctx context.Context, fn func(*bolt.Tx) error) error {
+	return c.send(ctx.Done(), fn, true)
+}
 
-func (c *committer) send(fn func(*bolt.Tx) error, sender bool) error {
+func (c *committer) do(fn func(*bolt.Tx) error) error { return c.send(nil, fn, false) }
+
+func (c *committer) send(gone <-chan struct{}, fn func(*bolt.Tx) error, sender bool) error {
 	req := commitReq{fn: fn, done: make(chan error, 1), sender: sender}
 	select {
 	case c.reqs <- req:
 		return <-req.done // the commit is bounded by the disk, not by a caller
 	case <-c.stop:
 		return errStoreClosed
+	case <-gone:
+		return errSenderGone
 	}
 }
 

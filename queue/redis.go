@@ -108,7 +108,9 @@ func (r *RedisStore) Add(ctx context.Context, m *Message) error {
 	if !validID(m.ID) {
 		return fmt.Errorf("queue: invalid message id %q", m.ID)
 	}
-	ctx, cancel := context.WithTimeout(ctx, writeBound)
+	// A sender that goes away does not cut a write short: it may have
+	// been stored, and a failure here would speak for the store's health.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeBound)
 	defer cancel()
 	if err := r.ensureGroup(ctx, m.Route); err != nil {
 		return unavailable(err)

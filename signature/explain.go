@@ -59,7 +59,7 @@ func Read(scheme string, h http.Header) (*Reading, error) {
 	if !ok {
 		return nil, fmt.Errorf("signature: unknown scheme %q (one of %v)", scheme, Schemes)
 	}
-	o, err := sch.parse(h)
+	o, err := sch.read(h)
 	r := &Reading{Err: err, scheme: scheme, o: o, ID: o.id, Timestamp: o.ts, SignedAt: o.at, Signed: h.Get(signatureHeader(scheme)) != ""}
 	switch scheme {
 	case StandardWebhooks:

@@ -86,13 +86,27 @@ type offered struct {
 type scheme struct {
 	parse  func(http.Header) (offered, error)
 	verify func(keys, offered, []byte) ([][]byte, bool)
+	// headers are those parse reads: each must come once (read).
+	headers []string
 }
 
 var schemes = map[string]scheme{
-	StandardWebhooks: {parseStandard, verifyStandard},
-	GitHub:           {parseGitHub, verifyBody},
-	Stripe:           {parseStripe, verifyStripe},
-	Shopify:          {parseShopify, verifyBody},
+	StandardWebhooks: {parseStandard, verifyStandard, []string{"Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"}},
+	GitHub:           {parseGitHub, verifyBody, []string{"X-Hub-Signature-256"}},
+	Stripe:           {parseStripe, verifyStripe, []string{"Stripe-Signature"}},
+	Shopify:          {parseShopify, verifyBody, []string{"X-Shopify-Hmac-Sha256"}},
+}
+
+// read parses the scheme's headers, refusing a request that sends one of
+// them more than once: parse reads the first, and a second one, never
+// verified, would be stored and forwarded beside it (an outside attack).
+func (s scheme) read(h http.Header) (offered, error) {
+	for _, name := range s.headers {
+		if len(h[name]) > 1 {
+			return offered{}, refused(ReasonMalformed)
+		}
+	}
+	return s.parse(h)
 }
 
 // parseStandard reads Standard Webhooks: webhook-id, webhook-timestamp,

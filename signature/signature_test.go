@@ -399,3 +399,29 @@ func TestCheckHeadersBeforeTheBody(t *testing.T) {
 		}
 	}
 }
+
+// TestSignedHeaderSentTwice: a request that sends a header its scheme
+// reads twice is refused as malformed, even when the first one is a
+// valid signature (the second, never verified, would be forwarded).
+func TestSignedHeaderSentTwice(t *testing.T) {
+	for _, v := range vectors {
+		for _, name := range schemes[v.scheme].headers {
+			if len(v.header[name]) == 0 {
+				continue
+			}
+			for _, second := range []string{v.header[name][0], "x"} {
+				t.Run(v.name+"/"+name+"/"+second, func(t *testing.T) {
+					h := v.header.Clone()
+					h[name] = append(h[name], second)
+					ver := newAt(t, v, v.at, nil)
+					if _, err := ver.Verify(context.Background(), h, []byte(v.body)); reason(err) != ReasonMalformed {
+						t.Fatalf("Verify = %v, want %q", err, ReasonMalformed)
+					}
+					if err := ver.CheckHeaders(h); reason(err) != ReasonMalformed {
+						t.Fatalf("CheckHeaders = %v, want %q", err, ReasonMalformed)
+					}
+				})
+			}
+		}
+	}
+}

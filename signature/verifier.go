@@ -99,7 +99,7 @@ func New(o Options) (*Verifier, error) {
 // timestamp is within the tolerance. The error is an *Error matching
 // ErrRefused.
 func (v *Verifier) CheckHeaders(h http.Header) error {
-	o, err := v.sch.parse(h)
+	o, err := v.sch.read(h)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func (v *Verifier) checkTime(o offered) error {
 // it. The error is an *Error matching ErrRefused, ErrDuplicate,
 // ErrInFlight or ErrStoreUnavailable.
 func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) (*Receipt, error) {
-	o, err := v.sch.parse(h)
+	o, err := v.sch.read(h)
 	if err != nil {
 		return nil, err
 	}

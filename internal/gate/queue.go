@@ -101,6 +101,25 @@ func (r *queueRunner) start(ctx context.Context, timeouts listener.Timeouts) {
 // stopped: nothing enqueues any more.
 func (r *queueRunner) stop() { r.once.Do(r.close) }
 
+// stopBy is stop, waited for until deadline at most: a store whose disk
+// does not answer holds its commit, and its Close, for as long as the
+// disk does. It reports whether the queue stopped; if not, the process
+// may exit anyway: what the held commit writes was not acknowledged, and
+// the store recovers its file at the next start as after a crash.
+func (r *queueRunner) stopBy(deadline time.Time) bool {
+	done := make(chan struct{})
+	go func() { r.stop(); close(done) }()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		r.log.Warn("the queue store did not close in time (its disk does not answer); exiting without it: nothing acknowledged is lost")
+		return false
+	}
+}
+
 // beginStop tells the worker to take no new deliveries; its attempts in
 // flight get their grace while the public listener drains, so a shutdown
 // takes one shutdown_grace, not two. stop waits for it.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/queue"
 )
@@ -370,6 +372,47 @@ func TestOnlyMessagesReadinessSpeaksForMakeTheGateUnready(t *testing.T) {
 			m := &queue.Message{Body: make([]byte, c.body)}
 			if got := speaksForReadiness(m, c.err); got != c.want {
 				t.Fatalf("speaksForReadiness = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// closeHangs is a queue store whose Close waits for release, as one
+// whose disk holds a commit does.
+type closeHangs struct {
+	queue.Store
+	release chan struct{}
+}
+
+func (s closeHangs) Close() error { <-s.release; return nil }
+
+// TestQueueStopGivesUpOnAStoreThatHangs: a shutdown does not wait past
+// its deadline for a store whose disk does not answer, and waits for one
+// that closes.
+func TestQueueStopGivesUpOnAStoreThatHangs(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		hangs bool
+	}{{"a store that closes", false}, {"a store that hangs", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			s := closeHangs{release: make(chan struct{})}
+			if !c.hangs {
+				close(s.release)
+			}
+			r := &queueRunner{log: zap.NewNop(), store: s}
+			stopped := make(chan bool, 1)
+			go func() { stopped <- r.stopBy(time.Now().Add(50 * time.Millisecond)) }()
+			select {
+			case ok := <-stopped:
+				if ok == c.hangs {
+					t.Fatalf("stopBy = %v, want %v", ok, !c.hangs)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("stopBy still waits 10 s after its deadline")
+			}
+			if c.hangs {
+				close(s.release) // the disk answers: the stop finishes (no goroutine left)
+				r.stop()
 			}
 		})
 	}

@@ -7,13 +7,17 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tokengate/tokengate/config"
 )
 
 // Shutdown stops accepting connections at once, lets requests in flight
 // finish within the configuration's shutdown_grace (and ctx), waits for a
 // refresh-token refresh at the vendor so its rotated token is stored,
 // stops the delivery queue (its attempts in flight get shutdown_grace
-// beside the public drain, not after it; what is left stays stored), then
+// beside the public drain, not after it; what is left stays stored; a
+// store whose disk does not answer is left config.ShutdownOverrun past
+// the grace, its unfinished commit unacknowledged), then
 // stops the admin listener, closes the replay store and exports the spans
 // still queued (at most config.ShutdownOverrun past the grace). Later calls
 // return the first call's result. An error says what was cut off.
@@ -46,8 +50,9 @@ func (g *Gate) stop(ctx context.Context) error {
 		err = g.pubLn.Shutdown(ctx) // what is still in flight at the deadline is cut off
 	}
 	<-egressDone
-	if q != nil {
-		q.stop() // after the public listener: nothing enqueues any more
+	queueStopped := true
+	if q != nil { // after the public listener: nothing enqueues any more
+		queueStopped = q.stopBy(graceEnd.Add(config.ShutdownOverrun))
 	}
 	if g.adminLn != nil {
 		_ = g.adminLn.Close()
@@ -57,6 +62,9 @@ func (g *Gate) stop(ctx context.Context) error {
 	}
 	g.b.Close()
 	g.stopTracing(graceEnd) // after the queue: its last attempts' spans are exported
+	if err == nil && !queueStopped {
+		err = errors.New("the queue store did not close: its disk does not answer")
+	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("requests still in flight after the %v grace period were cut off", grace)
