@@ -13,7 +13,6 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/pinger"
-	"github.com/tokengate/tokengate/internal/procs"
 	"github.com/tokengate/tokengate/internal/telemetry"
 	"github.com/tokengate/tokengate/listener"
 	"github.com/tokengate/tokengate/queue"
@@ -54,11 +53,6 @@ func openQueue(cfg *config.Config, rt http.RoundTripper, m *telemetry.Metrics, t
 		return nil, err
 	}
 	r := &queueRunner{log: log.Named("queue"), store: store, cfg: cfg.Queue, every: every}
-	if _, file := cfg.Queue.FileDir(); file {
-		if n, raised := procs.OneMoreForFsync(); raised {
-			r.log.Info("one Go processor more than the CPUs: senders of queued routes wait on the store's fsyncs", zap.Int("gomaxprocs", n))
-		}
-	}
 	if r.every <= 0 {
 		r.every = DefaultQueueCheckEvery
 	}
