@@ -85,16 +85,15 @@ func newCommitter(db *bolt.DB, fault, durable func() error) *committer {
 // do runs fn in a group commit and returns once that commit is on disk
 // (or failed). fn may run twice: in the group, and alone after another
 // write of the group failed; it must be idempotent.
+func (c *committer) do(fn func(*bolt.Tx) error) error { return c.send(nil, fn, false) }
 
 // doForSender is do for a new message, whose sender waits for its
 // answer; a sender whose ctx ends before the committer took its write
-// (a disk that hangs holds every commit) gets ctx's error, nothing
+// (a disk that hangs holds every commit) gets errSenderGone, nothing
 // written.
 func (c *committer) doForSender(ctx context.Context, fn func(*bolt.Tx) error) error {
 	return c.send(ctx.Done(), fn, true)
 }
-
-func (c *committer) do(fn func(*bolt.Tx) error) error { return c.send(nil, fn, false) }
 
 func (c *committer) send(gone <-chan struct{}, fn func(*bolt.Tx) error, sender bool) error {
 	req := commitReq{fn: fn, done: make(chan error, 1), sender: sender}
@@ -132,10 +131,15 @@ func (c *committer) run() {
 // senders that come meanwhile wait for it and then for their own, and
 // costs its own fsyncs.
 func (c *committer) gather(first commitReq) []commitReq {
-	group, senders := []commitReq{first}, 0
-	if first.sender {
-		senders = 1
+	var group []commitReq
+	senders := 0
+	take := func(r commitReq) {
+		group = append(group, r)
+		if r.sender {
+			senders++
+		}
 	}
+	take(first)
 	defer func() { c.last = senders }()
 	var timer *time.Timer
 	defer func() {
@@ -147,8 +151,7 @@ func (c *committer) gather(first commitReq) []commitReq {
 	for len(group) < maxGroup {
 		select {
 		case r := <-c.reqs:
-			group = append(group, r)
-			senders += b2i(r.sender)
+			take(r)
 			continue
 		default:
 		}
@@ -175,20 +178,12 @@ func (c *committer) gather(first commitReq) []commitReq {
 		}
 		select {
 		case r := <-c.reqs:
-			group = append(group, r)
-			senders += b2i(r.sender)
+			take(r)
 		case <-timer.C:
 			return group
 		}
 	}
 	return group
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // commit writes group in one transaction; when one write fails, the
