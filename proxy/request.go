@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -24,7 +26,8 @@ func checkPath(u *url.URL) error {
 }
 
 // tokenInQuery reports whether any query parameter names access_token as
-// a lenient framework would read it: percent-decoded, in any case, with
+// a lenient framework would read it: percent-decoded, in any case
+// (Unicode case folding, and ß as "ss": foldQueryName), with
 // ".", "-", " " or "[" standing for "_" (PHP turns "access.token" into
 // "access_token"), anything from "[" on ignored ("access_token[]"),
 // spaces and control bytes around it trimmed (PHP drops leading spaces:
@@ -48,23 +51,41 @@ func tokenInQuery(rawQuery string) bool {
 		if i := strings.IndexByte(key, '['); i > 0 && strings.IndexByte(key[i:], ']') > 0 {
 			key = key[:i]
 		}
-		if len(key) != len(want) {
-			continue
-		}
-		match := true
-		for i := 0; i < len(key) && match; i++ {
-			c := key[i] | 0x20 // ASCII lower case
-			switch key[i] {
-			case '.', '-', ' ', '[', '_':
-				c = '_'
-			}
-			match = c == want[i]
-		}
-		if match {
+		if foldQueryName(key) == want {
 			return true
 		}
 	}
 	return false
+}
+
+// foldQueryName is how a receiver may read a query parameter's name,
+// folded to ASCII lower case: PHP's separators ('.', '-', ' ', '[') read
+// as '_'; any letter whose Unicode case folding (strings.EqualFold, Go's
+// ToLower, Java's equalsIgnoreCase) holds an ASCII letter reads as it
+// (KELVIN SIGN as 'k', LONG S as 's'); and ß and ẞ read as "ss", as
+// JavaScript's toUpperCase and Python's upper and casefold read them.
+func foldQueryName(key string) string {
+	var b strings.Builder
+	b.Grow(len(key))
+	for _, r := range key {
+		switch r {
+		case '.', '-', ' ', '[':
+			r = '_'
+		case 'ß', 'ẞ':
+			b.WriteString("ss")
+			continue
+		}
+		if r >= utf8.RuneSelf {
+			for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+				if f < utf8.RuneSelf {
+					r = f
+					break
+				}
+			}
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
 }
 
 // upgradeOf returns the protocol a request asks to switch to ("" for
