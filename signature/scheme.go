@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,9 +101,17 @@ var schemes = map[string]scheme{
 // read parses the scheme's headers, refusing a request that sends one of
 // them more than once: parse reads the first, and a second one, never
 // verified, would be stored and forwarded beside it (an outside attack).
+// An underscore spelling ("Webhook_id", "X_Hub_Signature_256") counts as
+// the header sent again: CGI-style receivers (HTTP_WEBHOOK_ID) read both
+// spellings as one, joined or one over the other.
 func (s scheme) read(h http.Header) (offered, error) {
 	for _, name := range s.headers {
 		if len(h[name]) > 1 {
+			return offered{}, refused(ReasonMalformed)
+		}
+	}
+	for k := range h {
+		if strings.IndexByte(k, '_') >= 0 && slices.Contains(s.headers, http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))) {
 			return offered{}, refused(ReasonMalformed)
 		}
 	}

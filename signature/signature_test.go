@@ -422,6 +422,31 @@ func TestSignedHeaderSentTwice(t *testing.T) {
 					}
 				})
 			}
+			// An underscore spelling beside it is the header sent again:
+			// CGI-style receivers read both as one variable.
+			under := strings.ReplaceAll(name, "-", "_")
+			last := strings.LastIndexByte(name, '-')
+			for _, alias := range []string{under, http.CanonicalHeaderKey(under), strings.ToLower(under), name[:last] + "_" + name[last+1:]} {
+				t.Run(v.name+"/"+alias, func(t *testing.T) {
+					h := v.header.Clone()
+					h[alias] = []string{"x"}
+					ver := newAt(t, v, v.at, nil)
+					if _, err := ver.Verify(context.Background(), h, []byte(v.body)); reason(err) != ReasonMalformed {
+						t.Fatalf("Verify = %v, want %q", err, ReasonMalformed)
+					}
+					if err := ver.CheckHeaders(h); reason(err) != ReasonMalformed {
+						t.Fatalf("CheckHeaders = %v, want %q", err, ReasonMalformed)
+					}
+				})
+			}
+		}
+	}
+	// Other underscore headers are no signature header's spelling.
+	for _, v := range vectors {
+		h := v.header.Clone()
+		h["X_custom_header"] = []string{"x"}
+		if _, err := newAt(t, v, v.at, nil).Verify(context.Background(), h, []byte(v.body)); err != nil {
+			t.Errorf("%s with X_custom_header: %v, want verified", v.name, err)
 		}
 	}
 }
