@@ -35,11 +35,19 @@ const settleLinger = 2 * time.Millisecond
 // to SettleWindow settlings per linger.
 const settleEnough = SettleWindow / 2
 
+// stallAfter is how long a commit runs before the committer counts as
+// stalled (a disk that does not answer): only then is a sender that went
+// away let go. A healthy commit takes milliseconds; until one stalls, a
+// sender whose request context ended (Go's server ends it when a client
+// half-closes after a whole request, and such a client still reads its
+// answer) is stored and answered like any other.
+const stallAfter = time.Second
+
 // errStoreClosed answers a write that arrives after Close.
 var errStoreClosed = errors.New("queue: store closed")
 
-// errSenderGone answers a sender that went away before its write was
-// taken: nothing was written.
+// errSenderGone answers a sender that went away while its write waited
+// on a stalled commit, before the committer took it: nothing was written.
 var errSenderGone = fmt.Errorf("queue: the sender went away before its message was stored: %w", context.Canceled)
 
 // committer is the file store's group commit: one goroutine runs every
@@ -67,6 +75,13 @@ type committer struct {
 	// committed will be found again (the file is still the store's); if
 	// not, the group's writes fail: nothing is acknowledged on it.
 	durable func() error
+	// stallAfter is stallAfter; tests set their own.
+	stallAfter time.Duration
+	stallMu    sync.Mutex
+	commitGen  uint64        // counts commits; a stall watch names its own
+	busy       bool          // a commit runs
+	stalled    chan struct{} // closed while the running commit has run past stallAfter
+	isStalled  bool
 }
 
 type commitReq struct {
@@ -77,7 +92,7 @@ type commitReq struct {
 
 func newCommitter(db *bolt.DB, fault, durable func() error) *committer {
 	c := &committer{db: db, reqs: make(chan commitReq), linger: groupLinger, settleLinger: settleLinger, stop: make(chan struct{}), stopped: make(chan struct{}),
-		fault: fault, durable: durable}
+		fault: fault, durable: durable, stallAfter: stallAfter, stalled: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -88,22 +103,71 @@ func newCommitter(db *bolt.DB, fault, durable func() error) *committer {
 func (c *committer) do(fn func(*bolt.Tx) error) error { return c.send(nil, fn, false) }
 
 // doForSender is do for a new message, whose sender waits for its
-// answer; a sender whose ctx ends before the committer took its write
-// (a disk that hangs holds every commit) gets errSenderGone, nothing
-// written.
+// answer. A sender whose ctx has ended is let go with errSenderGone,
+// nothing written, only while its write waits on a stalled commit (a disk
+// that hangs, stallAfter): with a disk that answers it is stored as any
+// other, since Go ends a request's context also when the client only
+// half-closes its side after sending the whole request.
 func (c *committer) doForSender(ctx context.Context, fn func(*bolt.Tx) error) error {
 	return c.send(ctx.Done(), fn, true)
 }
 
 func (c *committer) send(gone <-chan struct{}, fn func(*bolt.Tx) error, sender bool) error {
 	req := commitReq{fn: fn, done: make(chan error, 1), sender: sender}
+	var stalled <-chan struct{}
+	if gone != nil {
+		stalled = c.stall()
+	}
 	select {
 	case c.reqs <- req:
 		return <-req.done // the commit is bounded by the disk, not by a caller
 	case <-c.stop:
 		return errStoreClosed
+	case <-stalled:
+	}
+	// The disk holds the running commit: a sender that went away is let go.
+	select {
+	case c.reqs <- req:
+		return <-req.done
+	case <-c.stop:
+		return errStoreClosed
 	case <-gone:
 		return errSenderGone
+	}
+}
+
+// stall returns the channel closed while the running commit is stalled.
+func (c *committer) stall() <-chan struct{} {
+	c.stallMu.Lock()
+	defer c.stallMu.Unlock()
+	return c.stalled
+}
+
+// watch marks a commit running until the returned func ends it; past
+// c.stallAfter the committer counts as stalled until then.
+func (c *committer) watch() (end func()) {
+	c.stallMu.Lock()
+	c.commitGen++
+	gen := c.commitGen
+	c.busy = true
+	c.stallMu.Unlock()
+	t := time.AfterFunc(c.stallAfter, func() {
+		c.stallMu.Lock()
+		defer c.stallMu.Unlock()
+		if c.busy && c.commitGen == gen && !c.isStalled {
+			close(c.stalled)
+			c.isStalled = true
+		}
+	})
+	return func() {
+		t.Stop()
+		c.stallMu.Lock()
+		defer c.stallMu.Unlock()
+		c.busy = false
+		if c.isStalled {
+			c.stalled = make(chan struct{})
+			c.isStalled = false
+		}
 	}
 }
 
@@ -112,7 +176,10 @@ func (c *committer) run() {
 	for {
 		select {
 		case first := <-c.reqs:
-			c.commit(c.gather(first))
+			group := c.gather(first)
+			end := c.watch()
+			c.commit(group)
+			end()
 		case <-c.stop:
 			return
 		}

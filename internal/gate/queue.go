@@ -38,6 +38,11 @@ type queueRunner struct {
 	once   sync.Once       // of stop
 }
 
+// openSlowAfter is how long opening the queue store may take before the
+// gate says it waits: on a disk that hangs, bbolt's open waits with it,
+// and the gate would otherwise neither listen nor log (an outside attack).
+var openSlowAfter = 5 * time.Second
+
 // openQueue opens cfg's queue store and builds the queue over it; nil
 // when no route is queued. rt sends every attempt.
 func openQueue(cfg *config.Config, rt http.RoundTripper, m *telemetry.Metrics, tr *telemetry.Tracing, log *zap.Logger, every time.Duration) (*queueRunner, error) {
@@ -48,7 +53,11 @@ func openQueue(cfg *config.Config, rt http.RoundTripper, m *telemetry.Metrics, t
 	if err != nil {
 		return nil, fmt.Errorf("upstream.url: %w", err)
 	}
+	slow := time.AfterFunc(openSlowAfter, func() {
+		log.Warn("the queue store is still opening: its disk (or Redis) does not answer; the gate listens once it opens", zap.Duration("waited", openSlowAfter))
+	})
 	store, err := queue.OpenFromConfig(cfg) // a file store: its lock, or an error after 1s
+	slow.Stop()
 	if err != nil {
 		return nil, err
 	}

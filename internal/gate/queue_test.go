@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/queue"
@@ -415,5 +417,32 @@ func TestQueueStopGivesUpOnAStoreThatHangs(t *testing.T) {
 				r.stop()
 			}
 		})
+	}
+}
+
+// TestOpeningAQueueStoreThatWaitsSaysSo: a store that does not open at
+// once (here its lock is held; in an outside attack its disk was frozen,
+// and the gate neither listened nor logged for 40 s) gets a warning while
+// the gate waits for it.
+func TestOpeningAQueueStoreThatWaitsSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	held, err := queue.OpenFile(queue.FileOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cfg, err := config.Load(queuedConfig(t, "127.0.0.1:1", dir), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { openSlowAfter = d }(openSlowAfter)
+	openSlowAfter = 50 * time.Millisecond
+	core, logs := observer.New(zapcore.WarnLevel)
+	if r, err := openQueue(cfg, http.DefaultTransport, nil, nil, zap.New(core), 0); err == nil {
+		r.stop()
+		t.Fatal("opened a store whose lock another holds")
+	}
+	if n := logs.FilterMessageSnippet("still opening").Len(); n != 1 {
+		t.Fatalf("%d warnings that the store is still opening, want 1; logs: %v", n, logs.All())
 	}
 }
