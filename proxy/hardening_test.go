@@ -185,7 +185,10 @@ func TestFoldedAccessTokenQueryNamesAreRefused(t *testing.T) {
 	for _, q := range []string{"access_token=x", "ACCESS_TOKEN=x", "Access_Token=x", "access.token=x", "access%5Ftoken=x", "access%5ftoken=x", "access-token=x", "access+token=x", "access_token[]=x", "a=1&access_token[0]=x", "access[token=x",
 		"+access_token=x", "%20access_token=x", "access_token%20=x", "access_token%00=x", "access_token%00junk=x", "%09ACCESS.TOKEN%0A=x", "+access_token[]=x",
 		// Unicode case folding: KELVIN SIGN, LONG S, ß and ẞ as "ss".
-		"access_to%E2%84%AAen=x", "acce%C5%BF%C5%BF_token=x", "acce%C5%BFs_token=x", "acce%C3%9F_token=x", "ACCE%E1%BA%9E_TOKEN=x"} {
+		"access_to%E2%84%AAen=x", "acce%C5%BF%C5%BF_token=x", "acce%C5%BFs_token=x", "acce%C3%9F_token=x", "ACCE%E1%BA%9E_TOKEN=x",
+		// Brackets as Express's qs and Rack read them.
+		"[access_token]=x", "%5Baccess_token%5D=x", "[access_token]]=x", "[access_token][]=x", "[access_token][0]=x", "[ACCESS_TOKEN]=x",
+		"[access_token=x", "]access_token=x", "access_token]=x", "[]access_token=x", "[[access_token]]=x", "[acce%C3%9F_token]=x"} {
 		t.Run(q, func(t *testing.T) {
 			resp := e.do(http.MethodPost, "/hooks/aftership?"+q, "{}", "Authorization", "Bearer "+tok)
 			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(resp.Header.Get("WWW-Authenticate"), invalidRequest) {
@@ -193,7 +196,7 @@ func TestFoldedAccessTokenQueryNamesAreRefused(t *testing.T) {
 			}
 		})
 	}
-	for _, q := range []string{"token=x", "access_tokens=x", "my_access_token=x", "%00access_token=x", "+access+_token=x", "acce%C3%9Fs_token=x", "access_t%C3%B6ken=x"} {
+	for _, q := range []string{"token=x", "access_tokens=x", "my_access_token=x", "%00access_token=x", "+access+_token=x", "acce%C3%9Fs_token=x", "access_t%C3%B6ken=x", "a[access_token]=x", "[a]access_token=x"} {
 		if resp := e.do(http.MethodPost, "/hooks/aftership?"+q, "{}", "Authorization", "Bearer "+tok); resp.StatusCode != http.StatusOK {
 			t.Errorf("?%s: status %d, want 200 (not a token parameter)", q, resp.StatusCode)
 		}

@@ -27,11 +27,11 @@ func checkPath(u *url.URL) error {
 
 // tokenInQuery reports whether any query parameter names access_token as
 // a lenient framework would read it: percent-decoded, in any case
-// (Unicode case folding, and ß as "ss": foldQueryName), with
-// ".", "-", " " or "[" standing for "_" (PHP turns "access.token" into
-// "access_token"), anything from "[" on ignored ("access_token[]"),
-// spaces and control bytes around it trimmed (PHP drops leading spaces:
-// "?+access_token=") and anything from a NUL on ignored (a C string).
+// (Unicode case folding, and ß as "ss": foldQueryName), spaces and control
+// bytes around it trimmed (PHP drops leading spaces: "?+access_token=")
+// and anything from a NUL on ignored (a C string), and then either as PHP
+// reads brackets and separators (phpName) or as Express's qs and Rack read
+// them (bracketName).
 func tokenInQuery(rawQuery string) bool {
 	const want = "access_token"
 	for rawQuery != "" {
@@ -48,14 +48,33 @@ func tokenInQuery(rawQuery string) bool {
 			key = key[:i]
 		}
 		key = strings.TrimFunc(key, func(r rune) bool { return r <= ' ' || r == 0x7f })
-		if i := strings.IndexByte(key, '['); i > 0 && strings.IndexByte(key[i:], ']') > 0 {
-			key = key[:i]
-		}
-		if foldQueryName(key) == want {
+		if foldQueryName(phpName(key)) == want || foldQueryName(bracketName(key)) == want {
 			return true
 		}
 	}
 	return false
+}
+
+// phpName is a parameter name as PHP reads it: anything from a "[" that a
+// "]" follows on ignored ("access_token[]", "access_token[0]"), and ".",
+// "-", " " or a lone "[" standing for "_" (foldQueryName maps those).
+func phpName(key string) string {
+	if i := strings.IndexByte(key, '['); i > 0 && strings.IndexByte(key[i:], ']') > 0 {
+		return key[:i]
+	}
+	return key
+}
+
+// bracketName is a parameter name as Express's qs and Rack read it:
+// leading brackets dropped ("[access_token]", "[]access_token"), then
+// only the first segment, up to the next bracket ("access_token]",
+// "[access_token][0]").
+func bracketName(key string) string {
+	key = strings.TrimLeft(key, "[]")
+	if i := strings.IndexAny(key, "[]"); i >= 0 {
+		key = key[:i]
+	}
+	return key
 }
 
 // foldQueryName is how a receiver may read a query parameter's name,
