@@ -89,13 +89,20 @@ type scheme struct {
 	verify func(keys, offered, []byte) ([][]byte, bool)
 	// headers are those parse reads: each must come once (read).
 	headers []string
+	// aliases are other names receivers read for headers (alias → the
+	// header parse reads): sent beside it, each must hold its value.
+	aliases map[string]string
 }
 
 var schemes = map[string]scheme{
-	StandardWebhooks: {parseStandard, verifyStandard, []string{"Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"}},
-	GitHub:           {parseGitHub, verifyBody, []string{"X-Hub-Signature-256"}},
-	Stripe:           {parseStripe, verifyStripe, []string{"Stripe-Signature"}},
-	Shopify:          {parseShopify, verifyBody, []string{"X-Shopify-Hmac-Sha256"}},
+	// Svix's libraries read svix-id, svix-timestamp and svix-signature
+	// before the webhook-* headers (Svix sends its branded names unless
+	// white-labelled).
+	StandardWebhooks: {parseStandard, verifyStandard, []string{"Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"},
+		map[string]string{"Svix-Id": "Webhook-Id", "Svix-Timestamp": "Webhook-Timestamp", "Svix-Signature": "Webhook-Signature"}},
+	GitHub:  {parseGitHub, verifyBody, []string{"X-Hub-Signature-256"}, nil},
+	Stripe:  {parseStripe, verifyStripe, []string{"Stripe-Signature"}, nil},
+	Shopify: {parseShopify, verifyBody, []string{"X-Shopify-Hmac-Sha256"}, nil},
 }
 
 // read parses the scheme's headers, refusing a request that sends one of
@@ -103,15 +110,27 @@ var schemes = map[string]scheme{
 // verified, would be stored and forwarded beside it (an outside attack).
 // An underscore spelling ("Webhook_id", "X_Hub_Signature_256") counts as
 // the header sent again: CGI-style receivers (HTTP_WEBHOOK_ID) read both
-// spellings as one, joined or one over the other.
+// spellings as one, joined or one over the other. An alias (Svix's
+// svix-id beside webhook-id) sent beside its header must hold the same
+// value: a receiver whose library reads the alias first would otherwise
+// read a value nothing verified.
 func (s scheme) read(h http.Header) (offered, error) {
 	for _, name := range s.headers {
 		if len(h[name]) > 1 {
 			return offered{}, refused(ReasonMalformed)
 		}
 	}
+	for alias, name := range s.aliases {
+		if v, ok := h[alias]; ok && (len(v) > 1 || len(h[name]) == 1 && v[0] != h[name][0]) {
+			return offered{}, refused(ReasonMalformed)
+		}
+	}
 	for k := range h {
-		if strings.IndexByte(k, '_') >= 0 && slices.Contains(s.headers, http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))) {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		n := http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))
+		if _, alias := s.aliases[n]; alias || slices.Contains(s.headers, n) {
 			return offered{}, refused(ReasonMalformed)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -448,5 +449,56 @@ func TestSignedHeaderSentTwice(t *testing.T) {
 		if _, err := newAt(t, v, v.at, nil).Verify(context.Background(), h, []byte(v.body)); err != nil {
 			t.Errorf("%s with X_custom_header: %v, want verified", v.name, err)
 		}
+	}
+}
+
+// TestSvixHeadersBesideStandardOnes: Svix's libraries read svix-id,
+// svix-timestamp and svix-signature before the webhook-* headers, so an
+// svix-* header beside the verified one must hold its value (an outside
+// attack had "svix-id: evil" stored and forwarded beside a verified
+// webhook-id); alone, they are not read.
+func TestSvixHeadersBesideStandardOnes(t *testing.T) {
+	var v vector
+	for _, c := range vectors {
+		if c.scheme == StandardWebhooks && len(c.header["Webhook-Signature"]) == 1 {
+			v = c
+			break
+		}
+	}
+	if v.scheme == "" {
+		t.Fatal("no Standard Webhooks vector")
+	}
+	same := func(h http.Header) {
+		for _, n := range []string{"Id", "Timestamp", "Signature"} {
+			h["Svix-"+n] = slices.Clone(h["Webhook-"+n])
+		}
+	}
+	for _, c := range []struct {
+		name string
+		edit func(h http.Header)
+		want string // "" verified, else the reason
+	}{
+		{"svix-* equal to webhook-*", same, ""},
+		{"svix-id differs", func(h http.Header) { same(h); h.Set("Svix-Id", "evil") }, ReasonMalformed},
+		{"svix-timestamp differs", func(h http.Header) { same(h); h.Set("Svix-Timestamp", "1000000000") }, ReasonMalformed},
+		{"svix-signature differs", func(h http.Header) { same(h); h.Set("Svix-Signature", "v1,AAAA") }, ReasonMalformed},
+		{"svix-id alone beside webhook-*", func(h http.Header) { h.Set("Svix-Id", "evil") }, ReasonMalformed},
+		{"svix-id twice", func(h http.Header) { same(h); h.Add("Svix-Id", h.Get("Webhook-Id")) }, ReasonMalformed},
+		{"svix_id underscore", func(h http.Header) { h["Svix_id"] = []string{"evil"} }, ReasonMalformed},
+		{"svix-* alone", func(h http.Header) {
+			same(h)
+			for _, n := range []string{"Id", "Timestamp", "Signature"} {
+				h.Del("Webhook-" + n)
+			}
+		}, ReasonMissing},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := v.header.Clone()
+			c.edit(h)
+			_, err := newAt(t, v, v.at, nil).Verify(context.Background(), h, []byte(v.body))
+			if c.want == "" && err != nil || c.want != "" && reason(err) != c.want {
+				t.Fatalf("Verify = %v, want %q", err, c.want)
+			}
+		})
 	}
 }
