@@ -176,10 +176,7 @@ func (c *committer) run() {
 	for {
 		select {
 		case first := <-c.reqs:
-			group := c.gather(first)
-			end := c.watch()
-			c.commit(group)
-			end()
+			c.commit(c.gather(first))
 		case <-c.stop:
 			return
 		}
@@ -253,16 +250,30 @@ func (c *committer) gather(first commitReq) []commitReq {
 	return group
 }
 
-// commit writes group in one transaction; when one write fails, the
-// transaction is rolled back and each write is made alone, so one bad
-// write fails only itself.
+// commit writes group (write) and then answers each of its writers,
+// after ending the commit's stall watch: a writer that hears its answer
+// finds the committer no longer stalled.
 func (c *committer) commit(group []commitReq) {
+	end := c.watch()
+	alone, all := c.write(group)
+	end()
+	for i, r := range group {
+		if alone != nil {
+			r.done <- alone[i]
+		} else {
+			r.done <- all
+		}
+	}
+}
+
+// write writes group in one transaction and returns its error (all);
+// when one write fails, the transaction is rolled back and each write is
+// made alone, so one bad write fails only itself: then alone holds each
+// write's error.
+func (c *committer) write(group []commitReq) (alone []error, all error) {
 	if c.fault != nil {
 		if err := c.fault(); err != nil {
-			for _, r := range group {
-				r.done <- err
-			}
-			return
+			return nil, err
 		}
 	}
 	err := c.db.Update(func(tx *bolt.Tx) error {
@@ -275,25 +286,21 @@ func (c *committer) commit(group []commitReq) {
 	})
 	if err == nil && c.durable != nil {
 		if derr := c.durable(); derr != nil {
-			for _, r := range group {
-				r.done <- derr
-			}
-			return
+			return nil, derr
 		}
 	}
 	if err == nil || len(group) == 1 {
-		for _, r := range group {
-			r.done <- err
-		}
-		return
+		return nil, err
 	}
-	for _, r := range group {
+	alone = make([]error, len(group))
+	for i, r := range group {
 		err := c.db.Update(r.fn)
 		if err == nil && c.durable != nil {
 			err = c.durable()
 		}
-		r.done <- err
+		alone[i] = err
 	}
+	return alone, nil
 }
 
 // close stops the committer once the commit running has finished; later
