@@ -75,7 +75,8 @@ type committer struct {
 	// committed will be found again (the file is still the store's); if
 	// not, the group's writes fail: nothing is acknowledged on it.
 	durable func() error
-	// stallAfter is stallAfter; tests set their own.
+	// stallAfter is the const stallAfter, kept per committer so that a
+	// test can set its own.
 	stallAfter time.Duration
 	stallMu    sync.Mutex
 	commitGen  uint64        // counts commits; a stall watch names its own
