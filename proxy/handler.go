@@ -380,6 +380,10 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// a public route nothing checked it.
 	keepAuth := st.route.keepAuth && st.principal != nil
 	h.headers.apply(pr.Out.Header, st.principal, keepAuth, trusted)
+	// A request's trailers are not forwarded: a receiver that merges them
+	// into its headers (Apache's MergeTrailers, older Tomcat) would read,
+	// beside the headers checked and set here, values nothing checked.
+	pr.Out.Trailer = nil
 	h.headers.clientCert(pr.Out.Header, pr.In.TLS)
 	h.fwd.apply(pr, trusted)
 	h.injectTrace(pr)

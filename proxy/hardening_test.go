@@ -432,3 +432,38 @@ func TestScopeHeaderCarriesOnlyValidScopeTokens(t *testing.T) {
 		t.Fatalf("X-Auth-Scope = %q: a scope holding a space would read as two scopes", s)
 	}
 }
+
+// TestRequestTrailersAreNotForwarded: a request's trailers never reach
+// the receiver. A receiver that merges trailers into its headers
+// (Apache's MergeTrailers, older Tomcat) would read, beside the headers
+// the gate checked and set, values nothing checked: an outside attack
+// sent a signed message whose trailers held "svix-id: evil" and
+// "Webhook-Id: evil".
+func TestRequestTrailersAreNotForwarded(t *testing.T) {
+	e := newEnv(t, "")
+	got := make(chan http.Header, 1)
+	e.up.mu.Lock()
+	e.up.handle = func(w http.ResponseWriter, r *http.Request) { got <- r.Trailer.Clone() }
+	e.up.mu.Unlock()
+	tok := e.token("webhooks:write")
+	conn, br := rawRequest(t, e, "POST /hooks/aftership HTTP/1.1\r\nHost: gate\r\nAuthorization: Bearer "+tok+
+		"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nTrailer: X-Auth-Subject, Webhook-Id, Svix-Id, X-Custom\r\n\r\n"+
+		"2\r\n{}\r\n0\r\nX-Auth-Subject: evil\r\nWebhook-Id: evil\r\nSvix-Id: evil\r\nX-Custom: evil\r\n\r\n")
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	select {
+	case tr := <-got:
+		if len(tr) != 0 {
+			t.Fatalf("the receiver got trailers %v, want none", tr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request never reached the receiver")
+	}
+}
