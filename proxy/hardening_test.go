@@ -188,7 +188,9 @@ func TestFoldedAccessTokenQueryNamesAreRefused(t *testing.T) {
 		"access_to%E2%84%AAen=x", "acce%C5%BF%C5%BF_token=x", "acce%C5%BFs_token=x", "acce%C3%9F_token=x", "ACCE%E1%BA%9E_TOKEN=x",
 		// Brackets as Express's qs and Rack read them.
 		"[access_token]=x", "%5Baccess_token%5D=x", "[access_token]]=x", "[access_token][]=x", "[access_token][0]=x", "[ACCESS_TOKEN]=x",
-		"[access_token=x", "]access_token=x", "access_token]=x", "[]access_token=x", "[[access_token]]=x", "[acce%C3%9F_token]=x"} {
+		"[access_token=x", "]access_token=x", "access_token]=x", "[]access_token=x", "[[access_token]]=x", "[acce%C3%9F_token]=x",
+		// ";" as Rails splits, and escapes decoded leniently as qs does.
+		"x=1;access_token=x", ";access_token=x", "x;ACCESS_TOKEN=x", "access_token%5B%5D%=x"} {
 		t.Run(q, func(t *testing.T) {
 			resp := e.do(http.MethodPost, "/hooks/aftership?"+q, "{}", "Authorization", "Bearer "+tok)
 			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(resp.Header.Get("WWW-Authenticate"), invalidRequest) {

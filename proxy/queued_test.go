@@ -336,9 +336,10 @@ func TestQueuedDeliveryIDIsTheSignedMessages(t *testing.T) {
 // route and to its queued twin reaches the receiver with the same query:
 // parameters ReverseProxy drops (after a semicolon, a malformed escape)
 // are not stored and delivered by the queue either (an outside attack
-// had "a=1;access_token=…" delivered on a queued route).
+// had "a=1;access_token=…" delivered on a queued route; such a token is
+// now refused before, TestFoldedAccessTokenQueryNamesAreRefused).
 func TestQueuedQueryIsTheForwardedOne(t *testing.T) {
-	for _, query := range []string{"b=c", "a=1;access_token=SECRET", ";access_token=X", "x;ACCESS_TOKEN=X", "a=%zz&b=1", "a=%4&b=2", "z=1&a=2&a=1", "q=%C3%BC+x"} {
+	for _, query := range []string{"b=c", "a=1;b=SECRET", ";b=X", "x;B=X", "a=%zz&b=1", "a=%4&b=2", "z=1&a=2&a=1", "q=%C3%BC+x"} {
 		t.Run(query, func(t *testing.T) {
 			qe := newQueuedEnvYAML(t, "", 0, "")
 			qe.q = mustQueue(t, qe.store, qe.up.URL)

@@ -36,14 +36,18 @@ func tokenInQuery(rawQuery string) bool {
 	const want = "access_token"
 	for rawQuery != "" {
 		var kv string
-		kv, rawQuery, _ = strings.Cut(rawQuery, "&")
+		// Rails and older stacks also split on ";" (the forwarded query
+		// drops such pairs, but the check does not rely on it).
+		if i := strings.IndexAny(rawQuery, "&;"); i >= 0 {
+			kv, rawQuery = rawQuery[:i], rawQuery[i+1:]
+		} else {
+			kv, rawQuery = rawQuery, ""
+		}
 		key, _, _ := strings.Cut(kv, "=")
 		if len(key) < len("access") {
 			continue
 		}
-		if k, err := url.QueryUnescape(key); err == nil {
-			key = k
-		}
+		key = lenientUnescape(key)
 		if i := strings.IndexByte(key, 0); i >= 0 {
 			key = key[:i]
 		}
@@ -53,6 +57,39 @@ func tokenInQuery(rawQuery string) bool {
 		}
 	}
 	return false
+}
+
+// lenientUnescape percent-decodes s as lenient parsers do (Express's qs):
+// "+" as a space, each valid %XX as its byte, and an invalid escape
+// ("%", "%zz") kept as it is.
+func lenientUnescape(s string) string {
+	if k, err := url.QueryUnescape(s); err == nil {
+		return k
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b.WriteByte(' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
 }
 
 // phpName is a parameter name as PHP reads it: anything from a "[" that a
