@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.uber.org/zap"
@@ -122,15 +123,19 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 	}
 	// The store bounds its own write (the file store's commit by the
 	// disk, Redis's by its timeouts), so no deadline (a timer per
-	// message) is added here. A sender that goes away while the store is
-	// busy is let go with nothing stored; once the store took the write,
-	// it finishes (queue.Store.Add).
+	// message) is added here. A sender that goes away while the store's
+	// commit has stalled is let go with nothing stored; once the store
+	// took the write, it finishes (queue.Store.Add). The warning for a
+	// store that cannot be written is written at most once a second.
 	if err := h.store(r.Context(), m); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueUnavailable, err)) // nobody reads it
 		}
 		if !errors.Is(err, queue.ErrFull) {
-			h.log.Warn("queue: a verified message could not be stored; the sender gets 503 and retries", zap.String("route", st.route.name), zap.Error(err))
+			if ok, skipped := h.storeWarn.allow(time.Now()); ok {
+				h.log.Warn("queue: a verified message could not be stored; the sender gets 503 and retries", zap.String("route", st.route.name),
+					zap.Int("earlier_ones_not_logged", skipped), zap.Error(err))
+			}
 			return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueUnavailable, err))
 		}
 		return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueFull, err))

@@ -15,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/tokengate/tokengate/queue"
 	"github.com/tokengate/tokengate/signature"
 )
@@ -521,4 +525,36 @@ func halfClosedDelivery(front, body string) error {
 		return fmt.Errorf("%s: status %d %s, want 202", body, resp.StatusCode, b)
 	}
 	return nil
+}
+
+// failingEnqueuer stands for a store that cannot be written.
+type failingEnqueuer struct{}
+
+func (failingEnqueuer) Enqueue(context.Context, *queue.Message) error { return queue.ErrUnavailable }
+
+// TestStoreFailureWarningIsThrottled: while the store cannot be written,
+// every sender gets 503, but the warning is written at most once a
+// second (with how many were not), not once per request: under load that
+// was a line, and a flush, per message.
+func TestStoreFailureWarningIsThrottled(t *testing.T) {
+	t.Setenv("TG_TEST_GH", ghSecret)
+	core, logs := observer.New(zapcore.WarnLevel)
+	sig, err := signature.New(signature.Options{Scheme: signature.GitHub, Route: "gh-queued", Secrets: []string{ghSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOpts(t, queuedRoutesYAML, Options{Queue: failingEnqueuer{}, Logger: zap.New(core), Signatures: []SignatureVerifier{nil, nil, nil, nil, nil, nil, sig}})
+	tok := e.token("webhooks:write")
+	const n = 20
+	start := time.Now()
+	for range n {
+		if resp := e.do(http.MethodPost, "/hooks/queued/x", "{}", "Authorization", "Bearer "+tok); resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("status %d, want 503", resp.StatusCode)
+		}
+	}
+	most := 1 + int(time.Since(start)/warnEvery)
+	warned := logs.FilterMessageSnippet("could not be stored").All()
+	if len(warned) == 0 || len(warned) > most || len(warned) >= n {
+		t.Fatalf("%d warnings for %d refused messages in %v, want 1 to %d", len(warned), n, time.Since(start), most)
+	}
 }
