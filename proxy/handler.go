@@ -75,7 +75,7 @@ type Handler struct {
 	bodyRead   time.Duration
 	headers    headerPolicy
 	log        *zap.Logger
-	storeWarn  *throttle // the store-unavailable warning, once per warnEvery
+	storeWarn  *storeWarning
 	obs        Observer
 	now        func() time.Time
 	fwd        *Forwarding
@@ -131,7 +131,7 @@ func New(cfg *config.Config, v Verifier, o Options) (*Handler, error) {
 		bodyRead:     cfg.BodyReadTimeout.D(),
 		headers:      newHeaderPolicy(cfg.Headers),
 		log:          o.Logger,
-		storeWarn:    &throttle{every: warnEvery},
+		storeWarn:    newStoreWarning(),
 		obs:          o.Observer,
 		now:          o.Now,
 		fwd:          o.Forwarding,

@@ -11,10 +11,12 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/spans"
@@ -129,13 +131,12 @@ func (h *Handler) enqueue(w *recorder, r *http.Request, st *state, q *queuedRout
 	// store that cannot be written is written at most once a second.
 	if err := h.store(r.Context(), m); err != nil {
 		if errors.Is(err, context.Canceled) {
-			return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueUnavailable, err)) // nobody reads it
+			// The sender went away while the store stalled: its 503 is
+			// not the store's warning to log once more.
+			return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueUnavailable, err))
 		}
 		if !errors.Is(err, queue.ErrFull) {
-			if ok, skipped := h.storeWarn.allow(time.Now()); ok {
-				h.log.Warn("queue: a verified message could not be stored; the sender gets 503 and retries", zap.String("route", st.route.name),
-					zap.Int("earlier_ones_not_logged", skipped), zap.Error(err))
-			}
+			h.storeWarn.log(h.log, st.route.name, err)
 			return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueUnavailable, err))
 		}
 		return h.refuseQueued(w, st, fmt.Errorf("%w: %w", errQueueFull, err))
@@ -195,6 +196,30 @@ var (
 	ackNoStore     = []string{"no-store"}
 	ackNoSniff     = []string{"nosniff"}
 )
+
+// storeWarnEvery is how often the warning for a store that cannot be
+// written is written at most.
+const storeWarnEvery = time.Second
+
+// storeWarning writes that warning at most once per storeWarnEvery,
+// saying how many refusals it did not log: under load it was a line, and
+// a flush, per refused message.
+type storeWarning struct {
+	every   rate.Sometimes
+	refused atomic.Int64 // since the last line written
+}
+
+func newStoreWarning() *storeWarning {
+	return &storeWarning{every: rate.Sometimes{Interval: storeWarnEvery}}
+}
+
+func (s *storeWarning) log(log *zap.Logger, route string, err error) {
+	s.refused.Add(1)
+	s.every.Do(func() {
+		log.Warn("queue: a verified message could not be stored; the sender gets 503 and retries", zap.String("route", route),
+			zap.Int64("earlier_ones_not_logged", s.refused.Swap(0)-1), zap.Error(err))
+	})
+}
 
 // refuseQueued answers a queued request that was not stored.
 func (h *Handler) refuseQueued(w *recorder, st *state, err error) string {

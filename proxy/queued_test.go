@@ -552,7 +552,7 @@ func TestStoreFailureWarningIsThrottled(t *testing.T) {
 			t.Fatalf("status %d, want 503", resp.StatusCode)
 		}
 	}
-	most := 1 + int(time.Since(start)/warnEvery)
+	most := 1 + int(time.Since(start)/storeWarnEvery)
 	warned := logs.FilterMessageSnippet("could not be stored").All()
 	if len(warned) == 0 || len(warned) > most || len(warned) >= n {
 		t.Fatalf("%d warnings for %d refused messages in %v, want 1 to %d", len(warned), n, time.Since(start), most)

@@ -52,7 +52,11 @@ func tokenInQuery(rawQuery string) bool {
 			key = key[:i]
 		}
 		key = strings.TrimFunc(key, func(r rune) bool { return r <= ' ' || r == 0x7f })
-		if foldQueryName(phpName(key)) == want || foldQueryName(bracketName(key)) == want {
+		php := phpName(key)
+		if foldQueryName(php) == want {
+			return true
+		}
+		if b := bracketName(key); b != php && foldQueryName(b) == want {
 			return true
 		}
 	}

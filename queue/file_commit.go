@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -78,11 +79,10 @@ type committer struct {
 	// stallAfter is the const stallAfter, kept per committer so that a
 	// test can set its own.
 	stallAfter time.Duration
-	stallMu    sync.Mutex
-	commitGen  uint64        // counts commits; a stall watch names its own
-	busy       bool          // a commit runs
-	stalled    chan struct{} // closed while the running commit has run past stallAfter
-	isStalled  bool
+	// writing is when the running commit began to write (Unix ns), 0
+	// while none writes: a sender that went away is let go only once it
+	// has written for stallAfter (send).
+	writing atomic.Int64
 }
 
 type commitReq struct {
@@ -93,7 +93,7 @@ type commitReq struct {
 
 func newCommitter(db *bolt.DB, fault, durable func() error) *committer {
 	c := &committer{db: db, reqs: make(chan commitReq), linger: groupLinger, settleLinger: settleLinger, stop: make(chan struct{}), stopped: make(chan struct{}),
-		fault: fault, durable: durable, stallAfter: stallAfter, stalled: make(chan struct{})}
+		fault: fault, durable: durable, stallAfter: stallAfter}
 	go c.run()
 	return c
 }
@@ -115,59 +115,32 @@ func (c *committer) doForSender(ctx context.Context, fn func(*bolt.Tx) error) er
 
 func (c *committer) send(gone <-chan struct{}, fn func(*bolt.Tx) error, sender bool) error {
 	req := commitReq{fn: fn, done: make(chan error, 1), sender: sender}
-	var stalled <-chan struct{}
-	if gone != nil {
-		stalled = c.stall()
-	}
 	select {
 	case c.reqs <- req:
 		return <-req.done // the commit is bounded by the disk, not by a caller
 	case <-c.stop:
 		return errStoreClosed
-	case <-stalled:
-	}
-	// The disk holds the running commit: a sender that went away is let go.
-	select {
-	case c.reqs <- req:
-		return <-req.done
-	case <-c.stop:
-		return errStoreClosed
 	case <-gone:
-		return errSenderGone
 	}
-}
-
-// stall returns the channel closed while the running commit is stalled.
-func (c *committer) stall() <-chan struct{} {
-	c.stallMu.Lock()
-	defer c.stallMu.Unlock()
-	return c.stalled
-}
-
-// watch marks a commit running until the returned func ends it; past
-// c.stallAfter the committer counts as stalled until then.
-func (c *committer) watch() (end func()) {
-	c.stallMu.Lock()
-	c.commitGen++
-	gen := c.commitGen
-	c.busy = true
-	c.stallMu.Unlock()
-	t := time.AfterFunc(c.stallAfter, func() {
-		c.stallMu.Lock()
-		defer c.stallMu.Unlock()
-		if c.busy && c.commitGen == gen && !c.isStalled {
-			close(c.stalled)
-			c.isStalled = true
+	// The sender went away, or only half-closed: its write is taken as
+	// any other unless the running commit has stalled, which holds every
+	// write behind it for as long as the disk does.
+	for {
+		wait := c.stallAfter
+		if began := c.writing.Load(); began != 0 {
+			if wait -= time.Since(time.Unix(0, began)); wait <= 0 {
+				return errSenderGone
+			}
 		}
-	})
-	return func() {
-		t.Stop()
-		c.stallMu.Lock()
-		defer c.stallMu.Unlock()
-		c.busy = false
-		if c.isStalled {
-			c.stalled = make(chan struct{})
-			c.isStalled = false
+		t := time.NewTimer(wait)
+		select {
+		case c.reqs <- req:
+			t.Stop()
+			return <-req.done
+		case <-c.stop:
+			t.Stop()
+			return errStoreClosed
+		case <-t.C:
 		}
 	}
 }
@@ -251,13 +224,13 @@ func (c *committer) gather(first commitReq) []commitReq {
 	return group
 }
 
-// commit writes group (write) and then answers each of its writers,
-// after ending the commit's stall watch: a writer that hears its answer
-// finds the committer no longer stalled.
+// commit writes group (write), marked as writing while it does, and then
+// answers each of its writers: a writer that hears its answer finds no
+// commit writing.
 func (c *committer) commit(group []commitReq) {
-	end := c.watch()
+	c.writing.Store(time.Now().UnixNano())
 	alone, all := c.write(group)
-	end()
+	c.writing.Store(0)
 	for i, r := range group {
 		if alone != nil {
 			r.done <- alone[i]

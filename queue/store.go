@@ -31,10 +31,11 @@ type Store interface {
 	// once it is durable. It refuses with ErrFull when the stored bytes
 	// would pass the store's bound. The store may keep m.Header (never
 	// changed): the caller hands it over and does not change it after;
-	// m.Body stays the caller's. When ctx ends before the store has
-	// taken the write (the sender went away while the store was busy),
-	// Add may return ctx's error with nothing stored; once taken, the
-	// write is finished whatever ctx does, within the store's own bound.
+	// m.Body stays the caller's. When ctx has ended and the store's
+	// write has stalled (a disk that hangs) before it took this one, Add
+	// may return ctx's error with nothing stored; otherwise, and once
+	// taken, the write is finished whatever ctx does, within the store's
+	// own bound.
 	Add(ctx context.Context, m *Message) error
 	// Lease hands out up to n pending messages of route that are due at
 	// now and not leased already; each stays leased until Ack, Retry or
