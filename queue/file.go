@@ -63,6 +63,11 @@ type FileOptions struct {
 	// fault, for tests, fails every commit while it returns an error (a
 	// full disk).
 	fault func() error
+	// applyFault, for tests, replaces fault for the commits of the store
+	// file (the journal's still ask fault).
+	applyFault func() error
+	// journalMax, for tests, replaces journalMax.
+	journalMax int64
 }
 
 // FileStore is the embedded Store: one bbolt file, written in group
@@ -70,8 +75,13 @@ type FileOptions struct {
 // in-memory index of what is due. One process opens it at a time.
 type FileStore struct {
 	db       *bolt.DB
-	commits  *committer
+	commits  *committer  // the store file's commits
+	journal  *committer  // the journal's: senders' new messages
+	j        *journal    // written by journal's goroutine only
+	apply    *applyQueue // what the journal holds that the store file does not
+	groups   int         // the journal's groups (onCommit)
 	opened   os.FileInfo // the file opened, for Check
+	jopened  os.FileInfo // the journal opened
 	max      int64
 	onCommit func(int)
 	checking atomic.Bool  // a Check's write is waiting on the disk
@@ -108,6 +118,7 @@ type entry struct {
 	leased   bool
 	gone     bool   // removed; a writer waiting on mu must not bring it back
 	gen      uint64 // bumped whenever next changes: older heap items are stale
+	seq      uint64 // its journal record (0: in the store file when opened)
 	// hot is a private copy of the message as stored, kept for its first
 	// lease while the store's hotBudget allows; any write drops it.
 	hot *Message
@@ -144,7 +155,8 @@ func (s *FileStore) push(id string, e *entry) {
 	h.push(dueItem{next: e.next, id: id, gen: e.gen})
 }
 
-// Add stores m in a group commit and returns once it is on disk.
+// Add stores m in a group commit of the journal and returns once it is
+// on disk.
 func (s *FileStore) Add(ctx context.Context, m *Message) error {
 	if !validID(m.ID) {
 		return fmt.Errorf("queue: invalid message id %q", m.ID)
@@ -168,13 +180,8 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 	s.waiting++
 	s.mu.Unlock()
 	value := joinValue(rec, payload)
-	err = s.commits.doForSender(ctx, func(tx *bolt.Tx) error {
-		if s.onCommit != nil {
-			id := tx.ID() // after the commit the transaction has no id
-			tx.OnCommit(func() { s.onCommit(id) })
-		}
-		return messages(tx).Put([]byte(m.ID), value)
-	})
+	jr := &journalRecord{id: m.ID, value: value}
+	err = s.journal.doForSender(ctx, jr)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.waiting--
@@ -188,7 +195,7 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 		}
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	e := &entry{route: m.Route, received: m.Received, size: size, state: m.State, next: m.Next}
+	e := &entry{route: m.Route, received: m.Received, size: size, state: m.State, next: m.Next, seq: jr.seq}
 	s.idx[m.ID] = e
 	if e.state == Pending {
 		s.push(m.ID, e)
@@ -201,6 +208,7 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 // memory at once, the others read from the file.
 func (s *FileStore) Lease(ctx context.Context, route string, now time.Time, n int) ([]*Message, error) {
 	var ids []string
+	var seq uint64 // the newest journal record of ids
 	out := make([]*Message, 0, n)
 	s.mu.Lock()
 	if h := s.due[route]; h != nil {
@@ -222,25 +230,29 @@ func (s *FileStore) Lease(ctx context.Context, route string, now time.Time, n in
 				continue
 			}
 			ids = append(ids, top.id)
+			seq = max(seq, e.seq)
 		}
 	}
 	s.mu.Unlock()
 	if len(ids) == 0 {
 		return out, nil
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		for _, id := range ids {
-			m, err := read(tx, id)
-			if errors.Is(err, ErrNotFound) {
-				continue // dropped meanwhile
+	err := s.waitApplied(ctx, seq)
+	if err == nil {
+		err = s.db.View(func(tx *bolt.Tx) error {
+			for _, id := range ids {
+				m, err := read(tx, id)
+				if errors.Is(err, ErrNotFound) {
+					continue // dropped meanwhile
+				}
+				if err != nil {
+					return err
+				}
+				out = append(out, m)
 			}
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		s.mu.Lock()
 		for _, id := range ids {
@@ -265,6 +277,7 @@ func (s *FileStore) Has(ctx context.Context, id string) (bool, error) {
 
 // Get returns one message.
 func (s *FileStore) Get(ctx context.Context, id string) (*Message, error) {
+	_ = s.waitApplied(ctx, s.apply.last()) // failing: what the store file holds is still read
 	var m *Message
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
@@ -279,6 +292,7 @@ func (s *FileStore) List(ctx context.Context, route string, state State, limit i
 	s.mu.Lock()
 	ids := oldestFirst(s.idx, func(e *entry) bool { return e.route == route && e.state == state }, limit)
 	s.mu.Unlock()
+	_ = s.waitApplied(ctx, s.apply.last())
 	var out []*Message
 	err := s.db.View(func(tx *bolt.Tx) error {
 		for _, id := range ids {
@@ -303,11 +317,15 @@ func (s *FileStore) Stats(ctx context.Context) ([]RouteStats, error) {
 	return statsOf(s.idx), nil
 }
 
-// Close lets the commit running finish and closes the file; a write
-// after Close fails.
+// Close lets the commits running finish, writes into the store file
+// what the journal holds that it does not (if that fails, the next open
+// does) and closes the files; a write after Close fails.
 func (s *FileStore) Close() error {
+	s.journal.close()
+	_ = s.commits.flush()
 	s.commits.close()
-	return s.db.Close()
+	jerr := s.j.f.Close()
+	return errors.Join(s.db.Close(), jerr)
 }
 
 var _ Store = (*FileStore)(nil)

@@ -26,6 +26,9 @@ const maxGroup = 512
 // p50 and about 1,450 messages/s in both.
 const groupLinger = 500 * time.Microsecond
 
+// journalLinger is groupLinger for the journal's groups.
+var journalLinger = groupLinger
+
 // settleLinger is how long a commit of writes that no sender waits on
 // (settled attempts, whose delivery slot is already free: SettleWindow)
 // waits for a sender's write to share it.
@@ -83,17 +86,44 @@ type committer struct {
 	// while none writes: a sender that went away is let go only once it
 	// has written for stallAfter (send).
 	writing atomic.Int64
+	// writeGroup writes a group: writeTx for the store file, the
+	// journal's write for the journal's committer.
+	writeGroup func([]commitReq) (alone []error, all error)
+	// apply is what the journal holds that the store file does not yet:
+	// every commit of the store file writes it first (writeTx).
+	apply *applyQueue
+	// kicked asks for a commit of the store file with no write of its
+	// own, to write apply's records (buffered: one asks for all).
+	kicked chan struct{}
+	// flushAsked makes the next commit write every journal record
+	// queued, not only those older than applyAfter.
+	flushAsked atomic.Bool
 }
 
 type commitReq struct {
 	fn     func(*bolt.Tx) error
+	rec    *journalRecord // a sender's new message, for the journal
 	done   chan error
-	sender bool // a sender waits on it for its answer (a new message)
+	sender bool   // a sender waits on it for its answer (a new message)
+	id     string // the message fn changes: its journal record is written first
+	drops  bool   // fn removes it: its journal record, if queued, need not be written
+	flush  bool   // the commit writes every journal record queued (writeTx)
 }
 
-func newCommitter(db *bolt.DB, fault, durable func() error) *committer {
+// newCommitter starts the store file's committer.
+func newCommitter(db *bolt.DB, apply *applyQueue, fault, durable func() error) *committer {
 	c := &committer{db: db, reqs: make(chan commitReq), linger: groupLinger, settleLinger: settleLinger, stop: make(chan struct{}), stopped: make(chan struct{}),
-		fault: fault, durable: durable, stallAfter: stallAfter}
+		fault: fault, durable: durable, stallAfter: stallAfter, apply: apply, kicked: make(chan struct{}, 1)}
+	c.writeGroup = c.writeTx
+	go c.run()
+	return c
+}
+
+// newJournalCommitter starts the journal's committer: groups of senders'
+// messages, each written by write.
+func newJournalCommitter(fault func() error, write func([]commitReq) ([]error, error)) *committer {
+	c := &committer{reqs: make(chan commitReq), linger: journalLinger, stop: make(chan struct{}), stopped: make(chan struct{}),
+		fault: fault, stallAfter: stallAfter, writeGroup: write}
 	go c.run()
 	return c
 }
@@ -101,20 +131,41 @@ func newCommitter(db *bolt.DB, fault, durable func() error) *committer {
 // do runs fn in a group commit and returns once that commit is on disk
 // (or failed). fn may run twice: in the group, and alone after another
 // write of the group failed; it must be idempotent.
-func (c *committer) do(fn func(*bolt.Tx) error) error { return c.send(nil, fn, false) }
+func (c *committer) do(fn func(*bolt.Tx) error) error { return c.send(nil, commitReq{fn: fn}) }
 
-// doForSender is do for a new message, whose sender waits for its
-// answer. A sender whose ctx has ended is let go with errSenderGone,
+// doOn is do for a write that changes message id (drops: removes it).
+func (c *committer) doOn(id string, drops bool, fn func(*bolt.Tx) error) error {
+	return c.send(nil, commitReq{fn: fn, id: id, drops: drops})
+}
+
+// flush returns once a commit has written every journal record queued
+// when it was called into the store file.
+func (c *committer) flush() error { return c.send(nil, commitReq{fn: nop, flush: true}) }
+
+// kick asks for a commit of the store file soon, if none is asked yet;
+// with all, one that writes every journal record queued.
+func (c *committer) kick(all bool) {
+	if all {
+		c.flushAsked.Store(true)
+	}
+	select {
+	case c.kicked <- struct{}{}:
+	default:
+	}
+}
+
+// doForSender writes a new message, whose sender waits for its answer,
+// in a group. A sender whose ctx has ended is let go with errSenderGone,
 // nothing written, only while its write waits on a stalled commit (a disk
 // that hangs, stallAfter): with a disk that answers it is stored as any
 // other, since Go ends a request's context also when the client only
 // half-closes its side after sending the whole request.
-func (c *committer) doForSender(ctx context.Context, fn func(*bolt.Tx) error) error {
-	return c.send(ctx.Done(), fn, true)
+func (c *committer) doForSender(ctx context.Context, rec *journalRecord) error {
+	return c.send(ctx.Done(), commitReq{rec: rec, sender: true})
 }
 
-func (c *committer) send(gone <-chan struct{}, fn func(*bolt.Tx) error, sender bool) error {
-	req := commitReq{fn: fn, done: make(chan error, 1), sender: sender}
+func (c *committer) send(gone <-chan struct{}, req commitReq) error {
+	req.done = make(chan error, 1)
 	select {
 	case c.reqs <- req:
 		return <-req.done // the commit is bounded by the disk, not by a caller
@@ -147,12 +198,40 @@ func (c *committer) send(gone <-chan struct{}, fn func(*bolt.Tx) error, sender b
 
 func (c *committer) run() {
 	defer close(c.stopped)
+	// The journal's records not written into the store file by the
+	// commits that come (those take the records older than applyAfter)
+	// are written when later fires: a kick arms it, and so does a commit
+	// that leaves records queued.
+	var later *time.Timer
+	var laterC <-chan time.Time
+	armed := false
+	if c.apply != nil {
+		later = time.NewTimer(applyAfter)
+		later.Stop()
+		laterC = later.C
+	}
 	for {
 		select {
 		case first := <-c.reqs:
 			c.commit(c.gather(first))
+		case <-c.kicked:
+			if !c.flushAsked.Load() {
+				if !armed {
+					later.Reset(applyAfter)
+					armed = true
+				}
+				continue
+			}
+			c.commit(c.gatherFrom(nil))
+		case <-laterC:
+			armed = false
+			c.commit(c.gatherFrom(nil))
 		case <-c.stop:
 			return
+		}
+		if later != nil && !armed && c.apply.pending() > 0 {
+			later.Reset(applyAfter)
+			armed = true
 		}
 	}
 }
@@ -169,7 +248,12 @@ func (c *committer) run() {
 // senders that come meanwhile wait for it and then for their own, and
 // costs its own fsyncs.
 func (c *committer) gather(first commitReq) []commitReq {
-	var group []commitReq
+	return c.gatherFrom([]commitReq{first})
+}
+
+// gatherFrom is gather from the writes in group (none for a kicked
+// commit, which waits as a group of settlings does).
+func (c *committer) gatherFrom(group []commitReq) []commitReq {
 	senders := 0
 	take := func(r commitReq) {
 		group = append(group, r)
@@ -177,7 +261,11 @@ func (c *committer) gather(first commitReq) []commitReq {
 			senders++
 		}
 	}
-	take(first)
+	for _, r := range group {
+		if r.sender {
+			senders++
+		}
+	}
 	defer func() { c.last = senders }()
 	var timer *time.Timer
 	defer func() {
@@ -238,43 +326,6 @@ func (c *committer) commit(group []commitReq) {
 			r.done <- all
 		}
 	}
-}
-
-// write writes group in one transaction and returns its error (all);
-// when one write fails, the transaction is rolled back and each write is
-// made alone, so one bad write fails only itself: then alone holds each
-// write's error.
-func (c *committer) write(group []commitReq) (alone []error, all error) {
-	if c.fault != nil {
-		if err := c.fault(); err != nil {
-			return nil, err
-		}
-	}
-	err := c.db.Update(func(tx *bolt.Tx) error {
-		for _, r := range group {
-			if err := r.fn(tx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err == nil && c.durable != nil {
-		if derr := c.durable(); derr != nil {
-			return nil, derr
-		}
-	}
-	if err == nil || len(group) == 1 {
-		return nil, err
-	}
-	alone = make([]error, len(group))
-	for i, r := range group {
-		err := c.db.Update(r.fn)
-		if err == nil && c.durable != nil {
-			err = c.durable()
-		}
-		alone[i] = err
-	}
-	return alone, nil
 }
 
 // close stops the committer once the commit running has finished; later

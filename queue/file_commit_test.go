@@ -19,7 +19,7 @@ func TestGroupCommitOneFailedWriteFailsOnlyItself(t *testing.T) {
 	must(t, err)
 	defer db.Close()
 	must(t, db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }))
-	c := newCommitter(db, nil, nil)
+	c := newCommitter(db, newApplyQueue(0), nil, nil)
 	defer c.close()
 	bad := errors.New("this write fails")
 	put := func(k string) func(*bolt.Tx) error {

@@ -53,6 +53,7 @@ func TestFileStorePacksItsPages(t *testing.T) {
 			for _, m := range ms[:c.acked] {
 				must(t, s.Ack(ctx, m))
 			}
+			must(t, s.commits.flush()) // what the journal holds is in the store file
 			must(t, s.db.View(func(tx *bolt.Tx) error {
 				st := tx.Bucket(bucketMessages).Stats()
 				if st.KeyN != c.n-c.acked {

@@ -3,6 +3,7 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -50,9 +51,37 @@ func InspectFile(dir string, lockTimeout time.Duration) (FileSummary, error) {
 			return nil
 		}
 		idx := map[string]*entry{}
-		err := eachEntry(b, func(id string, e *entry) { idx[id] = e })
+		if err := eachEntry(b, func(id string, e *entry) { idx[id] = e }); err != nil {
+			return err
+		}
+		err := eachJournaled(dir, appliedSeq(tx), func(id string, e *entry) { idx[id] = e })
 		sum.Stats = statsOf(idx)
 		return err
 	})
 	return sum, err
+}
+
+// eachJournaled reads, without writing, the messages dir's journal holds
+// past applied (which the next OpenFile writes into the store file), as
+// eachEntry reads the store file's.
+func eachJournaled(dir string, applied uint64, fn func(id string, e *entry)) error {
+	f, _, err := openJournalFile(dir, true)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	return scanJournal(f, fi.Size(), applied, func(jr journalRecord) error {
+		r, _, err := decodeValue(jr.id, jr.value)
+		if err == nil {
+			fn(jr.id, &entry{route: r.Route, received: r.Received, size: r.Size, state: r.Progress.State, next: r.Progress.Next})
+		}
+		return err
+	})
 }

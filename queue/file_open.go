@@ -43,11 +43,19 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	s := &FileStore{db: db, opened: fi, max: o.MaxBytes, onCommit: o.onCommit, idx: map[string]*entry{}, due: map[string]*dueHeap{}}
-	if err := s.load(); err != nil {
+	if err := s.load(o.Dir, o.journalMax); err != nil {
+		if s.j != nil {
+			s.j.f.Close()
+		}
 		db.Close()
 		return nil, err
 	}
-	s.commits = newCommitter(db, o.fault, s.stillOpened)
+	applyFault := o.fault
+	if o.applyFault != nil {
+		applyFault = o.applyFault
+	}
+	s.commits = newCommitter(db, s.apply, applyFault, s.stillOpened)
+	s.journal = newJournalCommitter(o.fault, s.writeJournal)
 	return s, nil
 }
 
@@ -68,26 +76,40 @@ func CheckPlace(dir string) error {
 	if fi.Mode().Perm()&0o002 != 0 {
 		return fmt.Errorf("queue: %s is writable by every local user (mode %04o): `chmod o-w` it (0700 is what the gate creates)", dir, fi.Mode().Perm())
 	}
-	path := filepath.Join(dir, FileName)
-	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
-		return fmt.Errorf("queue: %s is not a plain file (a symbolic link?): the store must be a regular file", path)
+	for _, name := range []string{FileName, JournalName} {
+		path := filepath.Join(dir, name)
+		if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+			return fmt.Errorf("queue: %s is not a plain file (a symbolic link?): the store must be a regular file", path)
+		}
 	}
 	return nil
 }
 
-// load creates the bucket and rebuilds the index from the records (the
-// payloads are not read): every pending message is due again (an attempt
-// cut short by a crash is made again).
-func (s *FileStore) load() error {
+// load creates the buckets, writes into the store file what the journal
+// in dir holds that it does not (openJournal), and rebuilds the index
+// from the records (the payloads are not read): every pending message is
+// due again (an attempt cut short by a crash is made again).
+func (s *FileStore) load(dir string, journalMax int64) error {
 	if err := migrate(s.db); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketMessages)
-		if err != nil {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketMessages); err != nil {
 			return err
 		}
-		return eachEntry(b, func(id string, e *entry) {
+		_, err := tx.CreateBucketIfNotExists(bucketJournal)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	j, jfi, applied, err := openJournal(dir, s.db, journalMax)
+	if err != nil {
+		return err
+	}
+	s.j, s.jopened, s.apply = j, jfi, newApplyQueue(applied)
+	return s.db.View(func(tx *bolt.Tx) error {
+		return eachEntry(tx.Bucket(bucketMessages), func(id string, e *entry) {
 			s.idx[id] = e
 			s.bytes += e.size
 			if e.state == Pending {

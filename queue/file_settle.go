@@ -13,6 +13,17 @@ import (
 // writes the transaction (ErrNotFound when the message is gone), apply
 // then updates the index under s.mu.
 func (s *FileStore) write(id string, update func(tx *bolt.Tx) error, apply func(e *entry)) error {
+	return s.writeOn(id, false, update, apply)
+}
+
+// drop is write for a change that removes id's message: its journal
+// record, if still queued, is then not written either.
+func (s *FileStore) drop(id string, update func(tx *bolt.Tx) error, apply func(e *entry)) error {
+	return s.writeOn(id, true, update, apply)
+}
+
+// writeOn is write, or drop with drops.
+func (s *FileStore) writeOn(id string, drops bool, update func(tx *bolt.Tx) error, apply func(e *entry)) error {
 	s.mu.Lock()
 	e := s.idx[id]
 	s.mu.Unlock()
@@ -24,7 +35,7 @@ func (s *FileStore) write(id string, update func(tx *bolt.Tx) error, apply func(
 	if e.gone {
 		return ErrNotFound
 	}
-	if err := s.commits.do(update); err != nil {
+	if err := s.commits.doOn(id, drops, update); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return err
 		}
@@ -69,7 +80,7 @@ func (s *FileStore) remove(id string, e *entry) {
 
 // Ack removes a delivered message.
 func (s *FileStore) Ack(ctx context.Context, m *Message) error {
-	return s.write(m.ID, func(tx *bolt.Tx) error { return deleteMessage(tx, m.ID) },
+	return s.drop(m.ID, func(tx *bolt.Tx) error { return deleteMessage(tx, m.ID) },
 		func(e *entry) { s.remove(m.ID, e) })
 }
 
@@ -127,6 +138,6 @@ func (s *FileStore) Revive(ctx context.Context, id string, p Progress) error {
 
 // Drop removes a message, whatever its state.
 func (s *FileStore) Drop(ctx context.Context, id string) error {
-	return s.write(id, func(tx *bolt.Tx) error { return deleteMessage(tx, id) },
+	return s.drop(id, func(tx *bolt.Tx) error { return deleteMessage(tx, id) },
 		func(e *entry) { s.remove(id, e) })
 }

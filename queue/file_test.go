@@ -54,8 +54,8 @@ func TestFileStoreGroupCommit(t *testing.T) {
 	t.Logf("%d messages in %d commits", n, len(commits))
 }
 
-// TestFileStoreModesAndLock: the directory is 0700, the file 0600 (also
-// one that existed with a looser mode), and a second process (here, a
+// TestFileStoreModesAndLock: the directory is 0700, the file and the
+// journal 0600 (also ones that existed with a looser mode), and a second process (here, a
 // second open) is told the file is in use instead of waiting forever.
 func TestFileStoreModesAndLock(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "queue")
@@ -70,14 +70,18 @@ func TestFileStoreModesAndLock(t *testing.T) {
 		t.Fatalf("second open: %v, want in use", err)
 	}
 	must(t, s.Close())
-	must(t, os.Chmod(filepath.Join(dir, FileName), 0o644))
+	for _, name := range []string{FileName, JournalName} {
+		must(t, os.Chmod(filepath.Join(dir, name), 0o644))
+	}
 	s, err = OpenFile(FileOptions{Dir: dir})
 	must(t, err)
 	defer s.Close()
-	fi, err = os.Stat(filepath.Join(dir, FileName))
-	must(t, err)
-	if fi.Mode().Perm() != 0o600 {
-		t.Fatalf("file mode %v, want 0600", fi.Mode().Perm())
+	for _, name := range []string{FileName, JournalName} {
+		fi, err = os.Stat(filepath.Join(dir, name))
+		must(t, err)
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s mode %v, want 0600", name, fi.Mode().Perm())
+		}
 	}
 }
 
@@ -202,19 +206,24 @@ func TestFileStoreRefusesAnUnsafePlace(t *testing.T) {
 	if _, err := OpenFile(FileOptions{Dir: open}); err == nil || !strings.Contains(err.Error(), "chmod o-w") {
 		t.Fatalf("a world-writable directory: %v, want refused", err)
 	}
-	linked := t.TempDir()
-	target := filepath.Join(t.TempDir(), "elsewhere")
-	if err := os.WriteFile(target, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(target, filepath.Join(linked, FileName)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := OpenFile(FileOptions{Dir: linked}); err == nil || !strings.Contains(err.Error(), "not a plain file") {
-		t.Fatalf("a symbolic link as the store: %v, want refused", err)
-	}
-	if fi, err := os.Stat(target); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o644 {
-		t.Fatalf("the link's target was written or changed: %v %v", fi, err)
+	for _, name := range []string{FileName, JournalName} {
+		linked := t.TempDir()
+		target := filepath.Join(t.TempDir(), "elsewhere")
+		if err := os.WriteFile(target, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(linked, name)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := OpenFile(FileOptions{Dir: linked}); err == nil || !strings.Contains(err.Error(), "not a plain file") {
+			t.Fatalf("a symbolic link as %s: %v, want refused", name, err)
+		}
+		if _, err := InspectFile(linked, time.Second); err == nil || !strings.Contains(err.Error(), "not a plain file") {
+			t.Fatalf("check: a symbolic link as %s: %v, want refused", name, err)
+		}
+		if fi, err := os.Stat(target); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o644 {
+			t.Fatalf("the link's target was written or changed: %v %v", fi, err)
+		}
 	}
 }
 
@@ -234,6 +243,13 @@ func TestFileStoreAcknowledgesNothingOnceItsFileIsGone(t *testing.T) {
 		{"file replaced", func(t *testing.T, dir string) {
 			must(t, os.WriteFile(filepath.Join(dir, "new.db"), nil, 0o600))
 			must(t, os.Rename(filepath.Join(dir, "new.db"), filepath.Join(dir, FileName)))
+		}},
+		{"journal moved away", func(t *testing.T, dir string) {
+			must(t, os.Rename(filepath.Join(dir, JournalName), filepath.Join(dir, "elsewhere.journal")))
+		}},
+		{"journal replaced", func(t *testing.T, dir string) {
+			must(t, os.WriteFile(filepath.Join(dir, "new.journal"), nil, 0o600))
+			must(t, os.Rename(filepath.Join(dir, "new.journal"), filepath.Join(dir, JournalName)))
 		}},
 	}
 	for _, tc := range cases {

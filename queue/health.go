@@ -142,12 +142,17 @@ func (s *FileStore) noteUnfit(size int64) {
 // writes are reported durable, so no message is acknowledged on such a
 // file (a removal between this stat and the answer is the window left).
 func (s *FileStore) stillOpened() error {
-	fi, err := os.Stat(s.db.Path())
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	if !os.SameFile(fi, s.opened) {
-		return fmt.Errorf("%w: %s was replaced or removed since it was opened", ErrUnavailable, s.db.Path())
+	for _, f := range []struct {
+		path   string
+		opened os.FileInfo
+	}{{s.db.Path(), s.opened}, {s.j.f.Name(), s.jopened}} {
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if !os.SameFile(fi, f.opened) {
+			return fmt.Errorf("%w: %s was replaced or removed since it was opened", ErrUnavailable, f.path)
+		}
 	}
 	return nil
 }

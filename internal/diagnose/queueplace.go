@@ -103,10 +103,14 @@ func inspected(out io.Writer, dir string) []string {
 	if err != nil {
 		return []string{fmt.Sprintf("queue.store: %v", err)}
 	}
+	journal := filepath.Join(dir, queue.JournalName)
 	for _, p := range []struct {
 		path string
 		may  func(string) error
-	}{{dir, mayCreateIn}, {filepath.Join(dir, queue.FileName), mayWrite}} {
+	}{{dir, mayCreateIn}, {filepath.Join(dir, queue.FileName), mayWrite}, {journal, mayWrite}} {
+		if _, err := os.Lstat(p.path); p.path == journal && errors.Is(err, os.ErrNotExist) {
+			continue // an earlier version's store: serve creates it
+		}
 		if err := p.may(p.path); err != nil {
 			return []string{fmt.Sprintf("queue.store: %s is not writable: %v", p.path, err)}
 		}

@@ -1,0 +1,116 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// writeJournal is the journal committer's write: it makes a group of
+// senders' messages durable in the journal (one write, one flush), hands
+// them to the store file's committer (apply) and kicks it. First, while
+// the store file could not take the last ones (a full disk), or holds
+// too many unapplied, or the journal must start again from its first
+// byte, it waits for a commit of the store file, and fails the group if
+// that fails: nothing new is acknowledged that the store file may never
+// hold.
+func (s *FileStore) writeJournal(group []commitReq) ([]error, error) {
+	recs := make([]*journalRecord, len(group))
+	size := int64(0)
+	for i, r := range group {
+		recs[i] = r.rec
+		size += journalRecordSize(r.rec)
+	}
+	unapplied, _, failing := s.apply.state()
+	wrap := s.j.mustWrap(size)
+	if failing != nil || wrap || unapplied > maxUnapplied {
+		if err := s.commits.flush(); err != nil {
+			return nil, err
+		}
+		if wrap {
+			if err := s.j.newLap(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := s.j.write(recs); err != nil {
+		return nil, err
+	}
+	if err := s.stillOpened(); err != nil {
+		return nil, err
+	}
+	s.apply.add(recs)
+	s.commits.kick(unapplied > maxUnapplied/2)
+	if s.onCommit != nil {
+		s.groups++
+		for range recs {
+			s.onCommit(s.groups)
+		}
+	}
+	return nil, nil
+}
+
+// nop is a write of nothing: a commit of the store file that writes only
+// the journal's records it does not hold yet.
+func nop(*bolt.Tx) error { return nil }
+
+// journalRecordSize is the bytes r takes in the journal.
+func journalRecordSize(r *journalRecord) int64 {
+	return int64(journalHeader + len(appendString(nil, r.id)) + len(r.value))
+}
+
+// waitApplied returns once the store file holds the journal's record
+// seq (and those before it), or fails as the store file's last commit
+// did, or ctx ends.
+func (s *FileStore) waitApplied(ctx context.Context, seq uint64) error {
+	return s.apply.wait(ctx, seq, s.commits.kick)
+}
+
+// openJournal replays dir's journal into db and readies it for writing,
+// up to limit bytes (0: journalMax).
+func openJournal(dir string, db *bolt.DB, limit int64) (*journal, os.FileInfo, uint64, error) {
+	if limit <= 0 {
+		limit = journalMax
+	}
+	f, created, err := openJournalFile(dir, false)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	fail := func(err error) (*journal, os.FileInfo, uint64, error) {
+		f.Close()
+		return nil, nil, 0, err
+	}
+	applied, err := replayJournal(db, f)
+	if err != nil {
+		return fail(err)
+	}
+	j, err := startJournal(f, applied, limit)
+	if err != nil {
+		return fail(err)
+	}
+	if created { // the new file's name must outlive a crash as its records do
+		if err := syncDir(dir); err != nil {
+			return fail(err)
+		}
+	}
+	fi, err := os.Stat(f.Name())
+	if err != nil {
+		return fail(fmt.Errorf("queue: %w", err))
+	}
+	return j, fi, applied, nil
+}
+
+// syncDir flushes dir's entries.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("queue: flushing %s: %w", dir, err)
+	}
+	return nil
+}

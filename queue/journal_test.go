@@ -1,0 +1,298 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// jrec is one record of a hand-made journal.
+type jrec struct {
+	lap, seq uint64
+	value    []byte // nil: a real message's
+}
+
+// seqID is a valid message id that names seq.
+func seqID(seq uint64) string { return fmt.Sprintf("%028x", seq) }
+
+func journalBytes(t *testing.T, recs ...jrec) []byte {
+	t.Helper()
+	var b []byte
+	for _, r := range recs {
+		v := r.value
+		if v == nil {
+			m := msg("gh", t0, fmt.Sprint(r.seq))
+			p, err := encodePayload(m)
+			must(t, err)
+			v = joinValue(encodeRecord(record{Route: m.Route, Received: m.Received, Size: int64(len(p)), Progress: m.Progress}), p)
+		}
+		b = appendJournalRecord(b, r.lap, &journalRecord{seq: r.seq, id: seqID(r.seq), value: v})
+	}
+	return b
+}
+
+// TestScanJournalStopsWhereNoSenderWasAnswered: a scan hands over the
+// records of the head's lap in rising order and stops, without error, at
+// what a crash or an earlier lap left: a torn record, a flipped byte, the
+// zeros ahead, a record of an earlier lap, the leftover of a failed
+// group (a lower number), a length past the file. A record whose
+// checksum holds but whose body does not decode is an error.
+func TestScanJournalStopsWhereNoSenderWasAnswered(t *testing.T) {
+	a := journalBytes(t, jrec{lap: 7, seq: 1}, jrec{lap: 7, seq: 2}, jrec{lap: 7, seq: 3})
+	two := len(journalBytes(t, jrec{lap: 7, seq: 1}, jrec{lap: 7, seq: 2}))
+	flipped := bytes.Clone(a)
+	flipped[len(flipped)-3] ^= 1
+	long := bytes.Clone(a[:two])
+	long = append(long, journalBytes(t, jrec{lap: 7, seq: 3})...)
+	long[two+4] = 0xff // the third record's length: past the file
+	cases := []struct {
+		name  string
+		file  []byte
+		after uint64
+		want  []uint64
+		err   error
+	}{
+		{"whole, then zeros", append(bytes.Clone(a), make([]byte, 100)...), 0, []uint64{1, 2, 3}, nil},
+		{"torn last record", a[:len(a)-5], 0, []uint64{1, 2}, nil},
+		{"a flipped byte in the last", flipped, 0, []uint64{1, 2}, nil},
+		{"a length past the file", long, 0, []uint64{1, 2}, nil},
+		{"only what is past applied", a, 2, []uint64{3}, nil},
+		{"an earlier lap after this one", append(journalBytes(t, jrec{lap: 9, seq: 8}, jrec{lap: 9, seq: 9}), a[two:]...), 0, []uint64{8, 9}, nil},
+		{"a failed group's leftover", append(journalBytes(t, jrec{lap: 7, seq: 5}, jrec{lap: 7, seq: 6}), journalBytes(t, jrec{lap: 7, seq: 4})...), 0, []uint64{5, 6}, nil},
+		{"the same number twice", journalBytes(t, jrec{lap: 7, seq: 5}, jrec{lap: 7, seq: 5}), 0, []uint64{5}, nil},
+		{"zeros only", make([]byte, 4096), 0, nil, nil},
+		{"a valid checksum on a body that does not decode", journalBytes(t, jrec{lap: 7, seq: 1}, jrec{lap: 7, seq: 2, value: []byte("junk")}), 0, []uint64{1}, errJournalCorrupt},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var got []uint64
+			err := scanJournal(bytes.NewReader(c.file), int64(len(c.file)), c.after, func(r journalRecord) error {
+				got = append(got, r.seq)
+				if want := seqID(r.seq); r.id != want {
+					t.Errorf("record %d has id %q, want %q", r.seq, r.id, want)
+				}
+				return nil
+			})
+			if !errors.Is(err, c.err) || (c.err == nil && err != nil) {
+				t.Fatalf("scan error %v, want %v", err, c.err)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("scanned %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// crashImage copies the store's files in dir as a crash would leave
+// them (no commit of the store file runs: the caller holds them) into a
+// new directory.
+func crashImage(t *testing.T, dir string) string {
+	t.Helper()
+	img := t.TempDir()
+	for _, name := range []string{FileName, JournalName} {
+		src, err := os.Open(filepath.Join(dir, name))
+		must(t, err)
+		dst, err := os.OpenFile(filepath.Join(img, name), os.O_CREATE|os.O_WRONLY, 0o600)
+		must(t, err)
+		_, err = io.Copy(dst, src)
+		must(t, err)
+		src.Close()
+		must(t, dst.Close())
+	}
+	return img
+}
+
+// heldApply opens a file store in dir whose commits of the store file
+// wait while held (the journal's do not): what senders are told is then
+// only in the journal. hold(true) returns once a commit waits, so no
+// commit of the store file runs until hold(false).
+func heldApply(t *testing.T, dir string, journalMax int64) (*FileStore, func(bool)) {
+	t.Helper()
+	var mu sync.Mutex
+	held, parked := false, 0
+	cond := sync.NewCond(&mu)
+	s, err := OpenFile(FileOptions{Dir: dir, journalMax: journalMax, applyFault: func() error {
+		mu.Lock()
+		for held {
+			parked++
+			cond.Broadcast()
+			cond.Wait()
+			parked--
+		}
+		mu.Unlock()
+		return nil
+	}})
+	must(t, err)
+	hold := func(h bool) {
+		mu.Lock()
+		held = h
+		cond.Broadcast()
+		mu.Unlock()
+		if !h {
+			return
+		}
+		go s.commits.flush() // a commit that waits until hold(false)
+		mu.Lock()
+		for parked == 0 {
+			cond.Wait()
+		}
+		mu.Unlock()
+	}
+	t.Cleanup(func() { hold(false); s.Close() })
+	return s, hold
+}
+
+func pendingIDs(t *testing.T, s *FileStore) []string {
+	t.Helper()
+	ms, err := s.List(context.Background(), "gh", Pending, 0)
+	must(t, err)
+	out := ids(ms)
+	slices.Sort(out)
+	return out
+}
+
+// TestFileStoreReplaysItsJournalAfterACrash: messages a sender was told
+// of while the store file had not taken them (held) are in a crash's
+// image of the files; opening it writes them into the store file, once
+// (a second open finds the same), and check's read-only summary counts
+// them before that open. Messages delivered before the crash do not come
+// back, also after the journal started again from its first byte (a
+// small journal: several laps).
+func TestFileStoreReplaysItsJournalAfterACrash(t *testing.T) {
+	for _, journalMax := range []int64{0, 4 << 10} {
+		t.Run(fmt.Sprint("journal max ", journalMax), func(t *testing.T) {
+			dir := t.TempDir()
+			s, hold := heldApply(t, dir, journalMax)
+			ctx := context.Background()
+			var delivered, kept []string
+			for i := range 60 { // 60 of about 400 bytes: several laps of 4 KiB
+				m := msg("gh", t0, fmt.Sprintf("early-%02d-%0300d", i, 0))
+				must(t, s.Add(ctx, m))
+				if i%2 == 0 {
+					delivered = append(delivered, m.ID)
+				} else {
+					kept = append(kept, m.ID)
+				}
+			}
+			for _, m := range lease(t, s, "gh", t0, 100) {
+				if slices.Contains(delivered, m.ID) {
+					must(t, s.Ack(ctx, m))
+				} else {
+					m.Next = t0
+					must(t, s.Retry(ctx, m))
+				}
+			}
+			// The journal starts a lap (everything before it is in the store
+			// file) so that what follows fits in it while the store file is
+			// held: a lap's start waits for the store file.
+			must(t, s.commits.flush())
+			must(t, s.j.newLap())
+			hold(true)
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			for i := range 8 {
+				wg.Go(func() {
+					m := msg("gh", t0, fmt.Sprintf("late-%02d", i))
+					must(t, s.Add(ctx, m))
+					mu.Lock()
+					kept = append(kept, m.ID)
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			img := crashImage(t, dir)
+			hold(false)
+			slices.Sort(kept)
+
+			sum, err := InspectFile(img, time.Second)
+			must(t, err)
+			if len(sum.Stats) != 1 || sum.Stats[0].Pending != int64(len(kept)) {
+				t.Fatalf("check's summary of the crash image: %+v, want %d pending", sum.Stats, len(kept))
+			}
+			for range 2 {
+				r, err := OpenFile(FileOptions{Dir: img, journalMax: journalMax})
+				must(t, err)
+				if got := pendingIDs(t, r); !slices.Equal(got, kept) {
+					t.Fatalf("after the crash: %d pending %v, want %d %v", len(got), got, len(kept), kept)
+				}
+				must(t, r.Close())
+			}
+		})
+	}
+}
+
+// TestFileStoreKeepsWhatItAcknowledgedWhileTheStoreFileFails: while the
+// store file cannot be written (a full disk), the message the journal
+// already acknowledged stays (in memory and in the journal) and new
+// senders are refused (503, nothing acknowledged the store file may never
+// hold); once it can be written again, the first message is in it and
+// new ones are taken.
+func TestFileStoreKeepsWhatItAcknowledgedWhileTheStoreFileFails(t *testing.T) {
+	dir := t.TempDir()
+	var full atomic.Bool
+	s, err := OpenFile(FileOptions{Dir: dir, applyFault: func() error {
+		if full.Load() {
+			return errors.New("no space left on device")
+		}
+		return nil
+	}})
+	must(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	full.Store(true)
+	first := msg("gh", t0, "first")
+	must(t, s.Add(ctx, first))
+	waitFor(t, "the store file's commit fails", func() bool { _, _, err := s.apply.state(); return err != nil })
+	if err := s.Add(ctx, msg("gh", t0, "refused")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("an Add while the store file cannot be written: %v, want ErrUnavailable", err)
+	}
+	full.Store(false)
+	last := msg("gh", t0, "last")
+	must(t, s.Add(ctx, last))
+	must(t, s.Close())
+	r, err := OpenFile(FileOptions{Dir: dir})
+	must(t, err)
+	defer r.Close()
+	want := []string{first.ID, last.ID}
+	slices.Sort(want)
+	if got := pendingIDs(t, r); !slices.Equal(got, want) {
+		t.Fatalf("stored %v, want %v (the acknowledged ones, not the refused one)", got, want)
+	}
+}
+
+// TestFileStoreDeliveredMessageDoesNotComeBackFromTheJournal: a message
+// delivered soon after it was acknowledged (its journal record perhaps
+// never written into the store file) stays delivered after a crash:
+// opening the crash's image does not bring it back from the journal,
+// while the message not yet delivered is there.
+func TestFileStoreDeliveredMessageDoesNotComeBackFromTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	s, hold := heldApply(t, dir, 0)
+	ctx := context.Background()
+	delivered, kept := msg("gh", t0, "delivered"), msg("gh", t0, "kept")
+	must(t, s.Add(ctx, delivered))
+	must(t, s.Add(ctx, kept))
+	for _, m := range lease(t, s, "gh", t0, 2) {
+		if m.ID == delivered.ID {
+			must(t, s.Ack(ctx, m))
+		}
+	}
+	hold(true) // no commit of the store file runs while the image is taken
+	img := crashImage(t, dir)
+	hold(false)
+	r, err := OpenFile(FileOptions{Dir: img})
+	must(t, err)
+	defer r.Close()
+	if got := pendingIDs(t, r); !slices.Equal(got, []string{kept.ID}) {
+		t.Fatalf("after the crash: %v, want only %s (%s was delivered)", got, kept.ID, delivered.ID)
+	}
+}
