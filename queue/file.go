@@ -277,7 +277,7 @@ func (s *FileStore) Has(ctx context.Context, id string) (bool, error) {
 
 // Get returns one message.
 func (s *FileStore) Get(ctx context.Context, id string) (*Message, error) {
-	_ = s.waitApplied(ctx, s.apply.last()) // failing: what the store file holds is still read
+	s.readable(ctx)
 	var m *Message
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
@@ -292,7 +292,7 @@ func (s *FileStore) List(ctx context.Context, route string, state State, limit i
 	s.mu.Lock()
 	ids := oldestFirst(s.idx, func(e *entry) bool { return e.route == route && e.state == state }, limit)
 	s.mu.Unlock()
-	_ = s.waitApplied(ctx, s.apply.last())
+	s.readable(ctx)
 	var out []*Message
 	err := s.db.View(func(tx *bolt.Tx) error {
 		for _, id := range ids {

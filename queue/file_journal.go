@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -66,6 +67,20 @@ func journalRecordSize(r *journalRecord) int64 {
 // did, or ctx ends.
 func (s *FileStore) waitApplied(ctx context.Context, seq uint64) error {
 	return s.apply.wait(ctx, seq, s.commits.kick)
+}
+
+// readWait bounds how long an operator's read (Get, List) waits for
+// the store file to take what the journal acknowledged.
+const readWait = time.Second
+
+// readable waits, up to readWait, until the store file holds every
+// message acknowledged so far, so that a read finds them; if it fails
+// or takes longer (a full or hung disk), the read goes on with what the
+// store file holds.
+func (s *FileStore) readable(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, readWait)
+	defer cancel()
+	_ = s.waitApplied(ctx, s.apply.last())
 }
 
 // openJournal replays dir's journal into db and readies it for writing,

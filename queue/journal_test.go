@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -294,5 +295,39 @@ func TestFileStoreDeliveredMessageDoesNotComeBackFromTheJournal(t *testing.T) {
 	defer r.Close()
 	if got := pendingIDs(t, r); !slices.Equal(got, []string{kept.ID}) {
 		t.Fatalf("after the crash: %v, want only %s (%s was delivered)", got, kept.ID, delivered.ID)
+	}
+}
+
+// TestFileStoreReadsAMessageOnlyInTheJournal: a message too large to be
+// kept in memory for its first lease, leased (and shown, and listed) at
+// once after its Add, while the store file has not taken it yet, is read
+// whole: the read waits for the store file instead of finding nothing
+// (the lease would hold it forever).
+func TestFileStoreReadsAMessageOnlyInTheJournal(t *testing.T) {
+	s, err := OpenFile(FileOptions{Dir: t.TempDir()})
+	must(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	big, small := msg("gh", t0, strings.Repeat("b", hotBudget+1)), msg("gh", t0, "small")
+	must(t, s.Add(ctx, big))
+	must(t, s.Add(ctx, small))
+	ms := lease(t, s, "gh", t0, 2)
+	if len(ms) != 2 {
+		t.Fatalf("leased %d messages at once after their Adds, want 2", len(ms))
+	}
+	for _, m := range ms {
+		if m.ID == big.ID && !bytes.Equal(m.Body, big.Body) {
+			t.Fatalf("the large message leased with %d bytes, want %d", len(m.Body), len(big.Body))
+		}
+	}
+	other := msg("other", t0, "shown")
+	must(t, s.Add(ctx, other))
+	if got, err := s.Get(ctx, other.ID); err != nil || !bytes.Equal(got.Body, other.Body) {
+		t.Fatalf("show at once: %v, want the message whole", err)
+	}
+	third := msg("third", t0, "listed")
+	must(t, s.Add(ctx, third))
+	if ms, err := s.List(ctx, "third", Pending, 0); err != nil || len(ms) != 1 {
+		t.Fatalf("list at once: %d messages, %v; want 1", len(ms), err)
 	}
 }
