@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -65,40 +64,44 @@ func appendJournalRecord(b []byte, lap uint64, r *journalRecord) []byte {
 // not decode: not a torn write, which fails its checksum.
 var errJournalCorrupt = errors.New("queue: a journal record with a valid checksum does not decode")
 
-// scanJournal reads the records at the head of r: those of the first
-// record's lap, each with a valid checksum and a sequence number above
-// the one before. It stops, without error, at the first record that is
-// not: a torn write (the last group, whose senders were not answered),
-// the zeros ahead of the records, or a record of an earlier lap (laps
-// start at the file's first byte, and a lap starts only once everything
-// before it is in the store file). It hands fn the records above after.
-// size bounds a record's length.
-func scanJournal(r io.Reader, size int64, after uint64, fn func(journalRecord) error) error {
-	br := bufio.NewReaderSize(r, 64<<10)
+// scanJournal reads the records at the head of r (size bytes): those of
+// the first record's lap, each with a valid checksum and a sequence
+// number above the one before. It stops, without error, at the first
+// record that is not: a torn write (the last group, whose senders were
+// not answered), the zeros ahead of the records, or a record of an
+// earlier lap (laps start at the file's first byte, and a lap starts
+// only once everything before it is in the store file). It hands fn the
+// records above after. A record's checksum is checked before its body is
+// held in memory: a length that only claims a large body costs a read,
+// not an allocation.
+func scanJournal(r io.ReaderAt, size int64, after uint64, fn func(journalRecord) error) error {
 	var h [journalHeader]byte
 	var lap, last uint64
-	for first := true; ; first = false {
-		if _, err := io.ReadFull(br, h[:]); err != nil {
+	for off, first := int64(0), true; ; first = false {
+		if _, err := r.ReadAt(h[:], off); err != nil {
 			return nil // the end of the file
 		}
 		n := int64(binary.LittleEndian.Uint32(h[4:]))
 		rl, seq := binary.LittleEndian.Uint64(h[8:]), binary.LittleEndian.Uint64(h[16:])
-		if n == 0 || n > size || (!first && (rl != lap || seq <= last)) {
+		if n == 0 || n > size-off-journalHeader || (!first && (rl != lap || seq <= last)) {
 			return nil
 		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(br, body); err != nil {
-			return nil
-		}
-		crc := crc32.Update(crc32.Checksum(h[4:], castagnoli), castagnoli, body)
-		if crc != binary.LittleEndian.Uint32(h[0:]) {
+		body := io.NewSectionReader(r, off+journalHeader, n)
+		crc := crc32.New(castagnoli)
+		crc.Write(h[4:])
+		if _, err := io.Copy(crc, body); err != nil || crc.Sum32() != binary.LittleEndian.Uint32(h[0:]) {
 			return nil
 		}
 		lap, last = rl, seq
+		off += journalHeader + n
 		if seq <= after {
 			continue
 		}
-		d := reader{b: body}
+		b := make([]byte, n)
+		if _, err := body.ReadAt(b, 0); err != nil {
+			return fmt.Errorf("queue: reading the journal: %w", err)
+		}
+		d := reader{b: b}
 		id := d.string()
 		if d.err != nil || !validID(id) {
 			return fmt.Errorf("%w (sequence %d)", errJournalCorrupt, seq)
