@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -65,20 +66,25 @@ func appendJournalRecord(b []byte, lap uint64, r *journalRecord) []byte {
 var errJournalCorrupt = errors.New("queue: a journal record with a valid checksum does not decode")
 
 // scanJournal reads the records at the head of r (size bytes): those of
-// the first record's lap, each with a valid checksum and a sequence
-// number above the one before. It stops, without error, at the first
-// record that is not: a torn write (the last group, whose senders were
-// not answered), the zeros ahead of the records, or a record of an
-// earlier lap (laps start at the file's first byte, and a lap starts
-// only once everything before it is in the store file). It hands fn the
-// records above after. A record's checksum is checked before its body is
-// held in memory: a length that only claims a large body costs a read,
-// not an allocation.
+// the first record's lap, each with a sequence number above the one
+// before and, past after, a valid checksum. It stops, without error, at
+// the first record that is not: a torn write (the last group, whose
+// senders were not answered), the zeros ahead of the records, or a
+// record of an earlier lap (laps start at the file's first byte, and a
+// lap starts only once everything before it is in the store file). It
+// hands fn the records past after. Records up to after (already in the
+// store file) are skipped by their heads: a torn record is the last of
+// its lap, so whatever follows one is of an earlier lap or a lower
+// number. A record's checksum is checked before its body is held in
+// memory: a length that only claims a large body costs a read, not an
+// allocation.
 func scanJournal(r io.ReaderAt, size int64, after uint64, fn func(journalRecord) error) error {
 	var h [journalHeader]byte
 	var lap, last uint64
-	for off, first := int64(0), true; ; first = false {
-		if _, err := r.ReadAt(h[:], off); err != nil {
+	off := int64(0)
+	br := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 64<<10)
+	for first := true; ; first = false {
+		if _, err := io.ReadFull(br, h[:]); err != nil {
 			return nil // the end of the file
 		}
 		n := int64(binary.LittleEndian.Uint32(h[4:]))
@@ -86,16 +92,19 @@ func scanJournal(r io.ReaderAt, size int64, after uint64, fn func(journalRecord)
 		if n == 0 || n > size-off-journalHeader || (!first && (rl != lap || seq <= last)) {
 			return nil
 		}
+		lap, last = rl, seq
+		if seq <= after {
+			if _, err := br.Discard(int(n)); err != nil {
+				return nil
+			}
+			off += journalHeader + n
+			continue
+		}
 		body := io.NewSectionReader(r, off+journalHeader, n)
 		crc := crc32.New(castagnoli)
 		crc.Write(h[4:])
 		if _, err := io.Copy(crc, body); err != nil || crc.Sum32() != binary.LittleEndian.Uint32(h[0:]) {
 			return nil
-		}
-		lap, last = rl, seq
-		off += journalHeader + n
-		if seq <= after {
-			continue
 		}
 		b := make([]byte, n)
 		if _, err := body.ReadAt(b, 0); err != nil {
@@ -112,6 +121,8 @@ func scanJournal(r io.ReaderAt, size int64, after uint64, fn func(journalRecord)
 		if err := fn(journalRecord{seq: seq, id: id, value: d.b}); err != nil {
 			return err
 		}
+		off += journalHeader + n
+		br.Reset(io.NewSectionReader(r, off, size-off))
 	}
 }
 

@@ -67,6 +67,11 @@ func TestScanJournalStopsWhereNoSenderWasAnswered(t *testing.T) {
 		{"a flipped byte in the last", flipped, 0, []uint64{1, 2}, nil},
 		{"a length past the file", long, 0, []uint64{1, 2}, nil},
 		{"only what is past applied", a, 2, []uint64{3}, nil},
+		{"a record up to applied is skipped by its head", func() []byte {
+			b := bytes.Clone(a)
+			b[two-3] ^= 1 // the second record's body
+			return b
+		}(), 2, []uint64{3}, nil},
 		{"an earlier lap after this one", append(journalBytes(t, jrec{lap: 9, seq: 8}, jrec{lap: 9, seq: 9}), a[two:]...), 0, []uint64{8, 9}, nil},
 		{"a failed group's leftover", append(journalBytes(t, jrec{lap: 7, seq: 5}, jrec{lap: 7, seq: 6}), journalBytes(t, jrec{lap: 7, seq: 4})...), 0, []uint64{5, 6}, nil},
 		{"the same number twice", journalBytes(t, jrec{lap: 7, seq: 5}, jrec{lap: 7, seq: 5}), 0, []uint64{5}, nil},
