@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,24 +69,31 @@ type FileOptions struct {
 	applyFault func() error
 	// journalMax, for tests, replaces journalMax.
 	journalMax int64
+	// freeSpace, for tests, replaces the free space of the disk.
+	freeSpace func() int64
+	// recordFault, for tests, fails the commits of the store file that
+	// write journal records while it returns an error.
+	recordFault func() error
 }
 
 // FileStore is the embedded Store: one bbolt file, written in group
 // commits (concurrent Adds share one transaction and one fsync), with an
 // in-memory index of what is due. One process opens it at a time.
 type FileStore struct {
-	db       *bolt.DB
-	commits  *committer  // the store file's commits
-	journal  *committer  // the journal's: senders' new messages
-	j        *journal    // written by journal's goroutine only
-	apply    *applyQueue // what the journal holds that the store file does not
-	groups   int         // the journal's groups (onCommit)
-	opened   os.FileInfo // the file opened, for Check
-	jopened  os.FileInfo // the journal opened
-	max      int64
-	onCommit func(int)
-	checking atomic.Bool  // a Check's write is waiting on the disk
-	unfit    atomic.Int64 // the largest value a commit failed to write since a check fit one
+	db        *bolt.DB
+	commits   *committer   // the store file's commits
+	journal   *committer   // the journal's: senders' new messages
+	j         *journal     // written by journal's goroutine only
+	apply     *applyQueue  // what the journal holds that the store file does not
+	groups    int          // the journal's groups (onCommit)
+	opened    os.FileInfo  // the file opened, for Check
+	jopened   os.FileInfo  // the journal opened
+	jwritten  atomic.Int64 // the journal's bytes written in this lap (stillOpened)
+	max       int64
+	onCommit  func(int)
+	freeSpace func() int64 // FileOptions.freeSpace
+	checking  atomic.Bool  // a Check's write is waiting on the disk
+	unfit     atomic.Int64 // the largest value a commit failed to write since a check fit one
 
 	mu      sync.Mutex
 	idx     map[string]*entry
@@ -208,7 +216,7 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 // memory at once, the others read from the file.
 func (s *FileStore) Lease(ctx context.Context, route string, now time.Time, n int) ([]*Message, error) {
 	var ids []string
-	var seq uint64 // the newest journal record of ids
+	var seqs []uint64 // each id's journal record
 	out := make([]*Message, 0, n)
 	s.mu.Lock()
 	if h := s.due[route]; h != nil {
@@ -230,29 +238,27 @@ func (s *FileStore) Lease(ctx context.Context, route string, now time.Time, n in
 				continue
 			}
 			ids = append(ids, top.id)
-			seq = max(seq, e.seq)
+			seqs = append(seqs, e.seq)
 		}
 	}
 	s.mu.Unlock()
 	if len(ids) == 0 {
 		return out, nil
 	}
-	err := s.waitApplied(ctx, seq)
-	if err == nil {
-		err = s.db.View(func(tx *bolt.Tx) error {
-			for _, id := range ids {
-				m, err := read(tx, id)
-				if errors.Is(err, ErrNotFound) {
-					continue // dropped meanwhile
-				}
-				if err != nil {
-					return err
-				}
-				out = append(out, m)
+	ids, unwritten := s.written(ctx, ids, seqs)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			m, err := read(tx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue // dropped meanwhile
 			}
-			return nil
-		})
-	}
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
 	if err != nil {
 		s.mu.Lock()
 		for _, id := range ids {
@@ -264,7 +270,34 @@ func (s *FileStore) Lease(ctx context.Context, route string, now time.Time, n in
 		s.mu.Unlock()
 		return out, fmt.Errorf("%w: %w", ErrUnavailable, err) // those kept in memory are leased: attempt them
 	}
+	if unwritten != nil && len(out) == 0 {
+		return out, fmt.Errorf("%w: %w", ErrUnavailable, unwritten)
+	}
 	return out, nil
+}
+
+// written waits until the store file holds the journal records (seqs)
+// of the leased ids, and returns them. If it cannot take them (a full
+// disk), it returns those it holds, with why the others are not: they
+// are due again in writeFailedRetry, while those the store file holds
+// are attempted (removing them may free the pages the others need).
+func (s *FileStore) written(ctx context.Context, ids []string, seqs []uint64) ([]string, error) {
+	err := s.waitApplied(ctx, slices.Max(seqs))
+	if err == nil {
+		return ids, nil
+	}
+	applied := s.apply.appliedSeq()
+	held := ids[:0:0]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, id := range ids {
+		if seqs[i] <= applied {
+			held = append(held, id)
+		} else if e := s.idx[id]; e != nil {
+			s.unlease(id, e)
+		}
+	}
+	return held, err
 }
 
 // Has reports whether a message is stored (an in-memory look-up).
@@ -281,9 +314,21 @@ func (s *FileStore) Get(ctx context.Context, id string) (*Message, error) {
 	var m *Message
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		m, err = read(tx, id)
+		m, err = s.readAny(tx, id, true)
 		return err
 	})
+	return m, err
+}
+
+// readAny is readInto, or, for a message only in the journal (a full
+// disk), its record held in memory.
+func (s *FileStore) readAny(tx *bolt.Tx, id string, whole bool) (*Message, error) {
+	m, err := readInto(tx, id, whole)
+	if errors.Is(err, ErrNotFound) {
+		if v := s.apply.lookup(id); v != nil {
+			return decodeStored(id, v, whole)
+		}
+	}
 	return m, err
 }
 
@@ -296,7 +341,7 @@ func (s *FileStore) List(ctx context.Context, route string, state State, limit i
 	var out []*Message
 	err := s.db.View(func(tx *bolt.Tx) error {
 		for _, id := range ids {
-			m, err := readInto(tx, id, false)
+			m, err := s.readAny(tx, id, false)
 			if errors.Is(err, ErrNotFound) {
 				continue
 			}

@@ -95,6 +95,10 @@ type committer struct {
 	// kicked asks for a commit of the store file with no write of its
 	// own, to write apply's records (buffered: one asks for all).
 	kicked chan struct{}
+	// recordFault, for tests, fails every commit that writes journal
+	// records while it returns an error (records that do not fit where
+	// a removal does).
+	recordFault func() error
 	// flushAsked makes the next commit write every journal record
 	// queued, not only those older than applyAfter.
 	flushAsked atomic.Bool

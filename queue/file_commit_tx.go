@@ -52,29 +52,35 @@ func (c *committer) writeTx(group []commitReq) (alone []error, all error) {
 	if len(group) == 0 && len(recs) == 0 {
 		return nil, nil
 	}
-	err := c.update(func(tx *bolt.Tx) error {
-		if err := putRecords(tx, recs, dropped); err != nil {
-			return err
-		}
-		for _, r := range group {
-			if r.drops && dropped[r.id] {
-				continue
-			}
-			if err := r.fn(tx); err != nil {
+	err := c.recordsFault(recs)
+	if err == nil {
+		err = c.update(func(tx *bolt.Tx) error {
+			if err := putRecords(tx, recs, dropped); err != nil {
 				return err
 			}
-		}
-		return nil
-	})
+			for _, r := range group {
+				if r.drops && dropped[r.id] {
+					continue
+				}
+				if err := r.fn(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err == nil {
 		c.apply.done(recs, nil)
 		return nil, nil
 	}
 	if len(recs) > 0 {
-		err := c.update(func(tx *bolt.Tx) error { return putRecords(tx, recs, nil) })
+		err := c.recordsFault(recs)
+		if err == nil {
+			err = c.update(func(tx *bolt.Tx) error { return putRecords(tx, recs, nil) })
+		}
 		c.apply.done(recs, err)
 		if err != nil {
-			return nil, err
+			return c.writeWithout(group, recs, err), nil
 		}
 	} else if len(group) == 1 {
 		return nil, err
@@ -84,6 +90,34 @@ func (c *committer) writeTx(group []commitReq) (alone []error, all error) {
 		alone[i] = c.update(r.fn)
 	}
 	return alone, nil
+}
+
+// writeWithout makes alone each write of group on a message the store
+// file already holds (removing one may free the pages the records need),
+// and fails the others, and those on no message (a flush, a check), with
+// err: the journal's records, recs, could not be written.
+func (c *committer) writeWithout(group []commitReq, recs []*journalRecord, err error) []error {
+	unwritten := map[string]bool{}
+	for _, r := range recs {
+		unwritten[r.id] = true
+	}
+	alone := make([]error, len(group))
+	for i, r := range group {
+		if r.id == "" || unwritten[r.id] {
+			alone[i] = err
+			continue
+		}
+		alone[i] = c.update(r.fn)
+	}
+	return alone
+}
+
+// recordsFault is the test's recordFault for a commit that writes recs.
+func (c *committer) recordsFault(recs []*journalRecord) error {
+	if c.recordFault == nil || len(recs) == 0 {
+		return nil
+	}
+	return c.recordFault()
 }
 
 // update commits fn and asks durable whether it will be found again.

@@ -77,11 +77,12 @@ func eachJournaled(dir string, applied uint64, fn func(id string, e *entry)) err
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	return scanJournal(f, fi.Size(), applied, func(jr journalRecord) error {
+	_, err = scanJournal(f, fi.Size(), applied, func(jr journalRecord) error {
 		r, _, err := decodeValue(jr.id, jr.value)
 		if err == nil {
 			fn(jr.id, &entry{route: r.Route, received: r.Received, size: r.Size, state: r.Progress.State, next: r.Progress.Next})
 		}
 		return err
 	})
+	return err
 }

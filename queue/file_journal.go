@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -36,9 +37,13 @@ func (s *FileStore) writeJournal(group []commitReq) ([]error, error) {
 			}
 		}
 	}
+	if free := s.free(); free >= 0 && free < diskReserve {
+		return nil, errNoReserve(free)
+	}
 	if err := s.j.write(recs); err != nil {
 		return nil, err
 	}
+	s.jwritten.Store(s.j.pos)
 	if err := s.stillOpened(); err != nil {
 		return nil, err
 	}
@@ -51,6 +56,29 @@ func (s *FileStore) writeJournal(group []commitReq) ([]error, error) {
 		}
 	}
 	return nil, nil
+}
+
+// diskReserve is the free space the file store keeps on its disk: past
+// it new messages get 503, so that deliveries can still be recorded and
+// removed (a bbolt commit needs new pages even to remove a message, and
+// bbolt grows its file 16 MiB at a time) and the journal's messages
+// written into the store file. A queue that filled its own disk
+// otherwise stopped for good: nothing delivered, nothing removable, and
+// no restart.
+const diskReserve = 32 << 20
+
+// errNoReserve is why a new message is refused when the disk has only
+// free bytes left.
+func errNoReserve(free int64) error {
+	return fmt.Errorf("%w: the store's disk has %d MiB free, less than the %d MiB kept free for deliveries to be recorded", ErrUnavailable, free>>20, diskReserve>>20)
+}
+
+// free is the space left on the store's disk (-1: unknown).
+func (s *FileStore) free() int64 {
+	if s.freeSpace != nil {
+		return s.freeSpace()
+	}
+	return diskFree(filepath.Dir(s.db.Path()))
 }
 
 // nop is a write of nothing: a commit of the store file that writes only
@@ -83,25 +111,30 @@ func (s *FileStore) readable(ctx context.Context) {
 	_ = s.waitApplied(ctx, s.apply.last())
 }
 
-// openJournal replays dir's journal into db and readies it for writing,
-// up to limit bytes (0: journalMax).
-func openJournal(dir string, db *bolt.DB, limit int64) (*journal, os.FileInfo, uint64, error) {
+// openJournal replays dir's journal into db (fault, for tests, fails
+// that) and readies it for writing, up to limit bytes (0: journalMax).
+func openJournal(dir string, db *bolt.DB, limit int64, fault func() error) (*journal, os.FileInfo, replayed, error) {
 	if limit <= 0 {
 		limit = journalMax
 	}
 	f, created, err := openJournalFile(dir, false)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, replayed{}, err
 	}
-	fail := func(err error) (*journal, os.FileInfo, uint64, error) {
+	fail := func(err error) (*journal, os.FileInfo, replayed, error) {
 		f.Close()
-		return nil, nil, 0, err
+		return nil, nil, replayed{}, err
 	}
-	applied, err := replayJournal(db, f)
+	r, err := replayJournal(db, f, fault)
 	if err != nil {
 		return fail(err)
 	}
-	j, err := startJournal(f, applied, limit)
+	var j *journal
+	if len(r.pending) > 0 {
+		j, err = resumeJournal(f, r.chain, limit)
+	} else {
+		j, err = startJournal(f, r.applied, limit)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -110,11 +143,11 @@ func openJournal(dir string, db *bolt.DB, limit int64) (*journal, os.FileInfo, u
 			return fail(err)
 		}
 	}
-	fi, err := os.Stat(f.Name())
+	fi, err := os.Lstat(f.Name())
 	if err != nil {
 		return fail(fmt.Errorf("queue: %w", err))
 	}
-	return j, fi, applied, nil
+	return j, fi, r, nil
 }
 
 // syncDir flushes dir's entries.

@@ -42,20 +42,24 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	s := &FileStore{db: db, opened: fi, max: o.MaxBytes, onCommit: o.onCommit, idx: map[string]*entry{}, due: map[string]*dueHeap{}}
-	if err := s.load(o.Dir, o.journalMax); err != nil {
+	s := &FileStore{db: db, opened: fi, max: o.MaxBytes, onCommit: o.onCommit, freeSpace: o.freeSpace, idx: map[string]*entry{}, due: map[string]*dueHeap{}}
+	applyFault := o.fault
+	if o.applyFault != nil {
+		applyFault = o.applyFault
+	}
+	if err := s.load(o.Dir, o.journalMax, applyFault); err != nil {
 		if s.j != nil {
 			s.j.f.Close()
 		}
 		db.Close()
 		return nil, err
 	}
-	applyFault := o.fault
-	if o.applyFault != nil {
-		applyFault = o.applyFault
-	}
 	s.commits = newCommitter(db, s.apply, applyFault, s.stillOpened)
+	s.commits.recordFault = o.recordFault
 	s.journal = newJournalCommitter(o.fault, s.writeJournal)
+	if s.apply.pending() > 0 {
+		s.commits.kick(false) // the records the open could not write are tried again
+	}
 	return s, nil
 }
 
@@ -89,7 +93,7 @@ func CheckPlace(dir string) error {
 // in dir holds that it does not (openJournal), and rebuilds the index
 // from the records (the payloads are not read): every pending message is
 // due again (an attempt cut short by a crash is made again).
-func (s *FileStore) load(dir string, journalMax int64) error {
+func (s *FileStore) load(dir string, journalMax int64, fault func() error) error {
 	if err := migrate(s.db); err != nil {
 		return err
 	}
@@ -103,11 +107,28 @@ func (s *FileStore) load(dir string, journalMax int64) error {
 	if err != nil {
 		return err
 	}
-	j, jfi, applied, err := openJournal(dir, s.db, journalMax)
+	j, jfi, r, err := openJournal(dir, s.db, journalMax, fault)
 	if err != nil {
 		return err
 	}
-	s.j, s.jopened, s.apply = j, jfi, newApplyQueue(applied)
+	s.j, s.jopened, s.apply = j, jfi, newApplyQueue(r.applied)
+	s.jwritten.Store(j.pos)
+	if len(r.pending) > 0 {
+		s.apply.add(r.pending)
+		s.apply.done(nil, r.failed)
+		for _, jr := range r.pending {
+			rec, _, err := decodeValue(jr.id, jr.value) // scanJournal decoded it
+			if err != nil {
+				return err
+			}
+			e := &entry{route: rec.Route, received: rec.Received, size: rec.Size, state: rec.Progress.State, next: rec.Progress.Next, seq: jr.seq}
+			s.idx[jr.id] = e
+			s.bytes += e.size
+			if e.state == Pending {
+				s.push(jr.id, e)
+			}
+		}
+	}
 	return s.db.View(func(tx *bolt.Tx) error {
 		return eachEntry(tx.Bucket(bucketMessages), func(id string, e *entry) {
 			s.idx[id] = e

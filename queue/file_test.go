@@ -247,6 +247,10 @@ func TestFileStoreAcknowledgesNothingOnceItsFileIsGone(t *testing.T) {
 		{"journal moved away", func(t *testing.T, dir string) {
 			must(t, os.Rename(filepath.Join(dir, JournalName), filepath.Join(dir, "elsewhere.journal")))
 		}},
+		{"journal replaced by a link to itself", func(t *testing.T, dir string) {
+			must(t, os.Rename(filepath.Join(dir, JournalName), filepath.Join(dir, "real.journal")))
+			must(t, os.Symlink("real.journal", filepath.Join(dir, JournalName)))
+		}},
 		{"journal replaced", func(t *testing.T, dir string) {
 			must(t, os.WriteFile(filepath.Join(dir, "new.journal"), nil, 0o600))
 			must(t, os.Rename(filepath.Join(dir, "new.journal"), filepath.Join(dir, JournalName)))

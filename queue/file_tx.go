@@ -48,6 +48,12 @@ func readInto(tx *bolt.Tx, id string, whole bool) (*Message, error) {
 	if v == nil {
 		return nil, ErrNotFound
 	}
+	return decodeStored(id, v, whole)
+}
+
+// decodeStored is the message a stored value holds, its head and body
+// only if whole.
+func decodeStored(id string, v []byte, whole bool) (*Message, error) {
 	r, payload, err := decodeValue(id, v)
 	if err != nil {
 		return nil, err

@@ -42,6 +42,9 @@ func (s *FileStore) Check(ctx context.Context) error {
 	if err := s.stillOpened(); err != nil {
 		return err
 	}
+	if free := s.free(); free >= 0 && free < diskReserve {
+		return errNoReserve(free)
+	}
 	if !s.checking.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: the last write check is still waiting on the disk", ErrUnavailable)
 	}
@@ -145,13 +148,17 @@ func (s *FileStore) stillOpened() error {
 	for _, f := range []struct {
 		path   string
 		opened os.FileInfo
-	}{{s.db.Path(), s.opened}, {s.j.f.Name(), s.jopened}} {
-		fi, err := os.Stat(f.path)
+		length int64 // the bytes written into it
+	}{{s.db.Path(), s.opened, 0}, {s.j.f.Name(), s.jopened, s.jwritten.Load()}} {
+		fi, err := os.Lstat(f.path) // a link, even to the same file, is refused at the next open
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		if !os.SameFile(fi, f.opened) {
 			return fmt.Errorf("%w: %s was replaced or removed since it was opened", ErrUnavailable, f.path)
+		}
+		if fi.Size() < f.length {
+			return fmt.Errorf("%w: %s was cut to %d bytes since it was written up to %d", ErrUnavailable, f.path, fi.Size(), f.length)
 		}
 	}
 	return nil

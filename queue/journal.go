@@ -78,52 +78,57 @@ var errJournalCorrupt = errors.New("queue: a journal record with a valid checksu
 // number. A record's checksum is checked before its body is held in
 // memory: a length that only claims a large body costs a read, not an
 // allocation.
-func scanJournal(r io.ReaderAt, size int64, after uint64, fn func(journalRecord) error) error {
+func scanJournal(r io.ReaderAt, size int64, after uint64, fn func(journalRecord) error) (journalChain, error) {
 	var h [journalHeader]byte
-	var lap, last uint64
-	off := int64(0)
+	var c journalChain
 	br := bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 64<<10)
 	for first := true; ; first = false {
 		if _, err := io.ReadFull(br, h[:]); err != nil {
-			return nil // the end of the file
+			return c, nil // the end of the file
 		}
 		n := int64(binary.LittleEndian.Uint32(h[4:]))
-		rl, seq := binary.LittleEndian.Uint64(h[8:]), binary.LittleEndian.Uint64(h[16:])
-		if n == 0 || n > size-off-journalHeader || (!first && (rl != lap || seq <= last)) {
-			return nil
+		lap, seq := binary.LittleEndian.Uint64(h[8:]), binary.LittleEndian.Uint64(h[16:])
+		if n == 0 || n > size-c.end-journalHeader || (!first && (lap != c.lap || seq <= c.last)) {
+			return c, nil
 		}
-		lap, last = rl, seq
 		if seq <= after {
 			if _, err := br.Discard(int(n)); err != nil {
-				return nil
+				return c, nil
 			}
-			off += journalHeader + n
+			c.end, c.lap, c.last = c.end+journalHeader+n, lap, seq
 			continue
 		}
-		body := io.NewSectionReader(r, off+journalHeader, n)
+		body := io.NewSectionReader(r, c.end+journalHeader, n)
 		crc := crc32.New(castagnoli)
 		crc.Write(h[4:])
 		if _, err := io.Copy(crc, body); err != nil || crc.Sum32() != binary.LittleEndian.Uint32(h[0:]) {
-			return nil
+			return c, nil
 		}
 		b := make([]byte, n)
 		if _, err := body.ReadAt(b, 0); err != nil {
-			return fmt.Errorf("queue: reading the journal: %w", err)
+			return c, fmt.Errorf("queue: reading the journal: %w", err)
 		}
 		d := reader{b: b}
 		id := d.string()
 		if d.err != nil || !validID(id) {
-			return fmt.Errorf("%w (sequence %d)", errJournalCorrupt, seq)
+			return c, fmt.Errorf("%w (sequence %d)", errJournalCorrupt, seq)
 		}
 		if _, _, err := decodeValue(id, d.b); err != nil {
-			return fmt.Errorf("%w (sequence %d): %w", errJournalCorrupt, seq, err)
+			return c, fmt.Errorf("%w (sequence %d): %w", errJournalCorrupt, seq, err)
 		}
 		if err := fn(journalRecord{seq: seq, id: id, value: d.b}); err != nil {
-			return err
+			return c, err
 		}
-		off += journalHeader + n
-		br.Reset(io.NewSectionReader(r, off, size-off))
+		c.end, c.lap, c.last = c.end+journalHeader+n, lap, seq
+		br.Reset(io.NewSectionReader(r, c.end, size-c.end))
 	}
+}
+
+// journalChain is where a scan of the journal stopped: the end of the
+// last record it took, that record's lap and sequence number.
+type journalChain struct {
+	end       int64
+	lap, last uint64
 }
 
 // journal is the journal file as the store writes it: one goroutine (the
@@ -188,6 +193,17 @@ func startJournal(f *os.File, applied uint64, limit int64) (*journal, error) {
 	return j, nil
 }
 
+// resumeJournal readies f for writing after the records of chain, in
+// its lap: the journal holds records the store file could not take when
+// it was opened (a full disk), which a new lap would overwrite.
+func resumeJournal(f *os.File, chain journalChain, limit int64) (*journal, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return &journal{f: f, size: fi.Size(), pos: chain.end, lap: chain.lap, next: chain.last + 1, max: limit}, nil
+}
+
 // newLap starts writing from the file's first byte under a new lap
 // number.
 func (j *journal) newLap() error {
@@ -235,6 +251,12 @@ func (j *journal) write(recs []*journalRecord) error {
 		j.buf = appendJournalRecord(j.buf, j.lap, r)
 	}
 	n := int64(len(j.buf))
+	if fi, err := j.f.Stat(); err != nil || fi.Size() < j.size {
+		// Cut under the running store: the records acknowledged in it
+		// would be lost at a crash (they are still written into the
+		// store file from memory).
+		return fmt.Errorf("%w: %s was cut shorter since it was written", ErrUnavailable, j.f.Name())
+	}
 	if j.pos+n > j.size {
 		if err := j.grow(max(min(2*j.size, j.max), j.pos+n)); err != nil {
 			return err

@@ -113,6 +113,25 @@ func (q *applyQueue) state() (bytes int64, added uint64, err error) {
 	return q.bytes, q.added, q.err
 }
 
+// lookup returns the value of id's record if it is queued.
+func (q *applyQueue) lookup(id string) []byte {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, r := range q.recs {
+		if r.id == id {
+			return r.value
+		}
+	}
+	return nil
+}
+
+// appliedSeq is the last record the store file holds.
+func (q *applyQueue) appliedSeq() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.applied
+}
+
 // last is the last record added.
 func (q *applyQueue) last() uint64 {
 	q.mu.Lock()
@@ -177,31 +196,49 @@ func appliedSeq(tx *bolt.Tx) uint64 {
 	return 0
 }
 
+// replayed is what opening the store found in its journal.
+type replayed struct {
+	applied uint64           // the last record the store file holds
+	pending []*journalRecord // records it could not take (failed says why)
+	failed  error
+	chain   journalChain // where the journal's records end
+}
+
 // replayJournal writes into the store file, in one commit, the records
 // of f it does not hold yet (a crash came between a group's flush and
-// its commit), and returns the last sequence number it holds.
-func replayJournal(db *bolt.DB, f *os.File) (uint64, error) {
-	var applied uint64
-	if err := db.View(func(tx *bolt.Tx) error { applied = appliedSeq(tx); return nil }); err != nil {
-		return 0, err
+// its commit). If that commit fails (fault, for tests, fails it too),
+// the records are returned pending: the store opens with them in
+// memory, as on a disk that filled up while it ran.
+func replayJournal(db *bolt.DB, f *os.File, fault func() error) (replayed, error) {
+	var r replayed
+	if err := db.View(func(tx *bolt.Tx) error { r.applied = appliedSeq(tx); return nil }); err != nil {
+		return r, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("queue: %w", err)
+		return r, fmt.Errorf("queue: %w", err)
 	}
 	var recs []*journalRecord
-	err = scanJournal(f, fi.Size(), applied, func(r journalRecord) error {
-		recs = append(recs, &r)
+	r.chain, err = scanJournal(f, fi.Size(), r.applied, func(jr journalRecord) error {
+		recs = append(recs, &jr)
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("queue: replaying %s: %w (move it aside to open the store without the messages it holds)", f.Name(), err)
+		return r, fmt.Errorf("queue: replaying %s: %w (move it aside to open the store without the messages it holds)", f.Name(), err)
 	}
 	if len(recs) == 0 {
-		return applied, nil
+		return r, nil
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return putRecords(tx, recs, nil) }); err != nil {
-		return 0, fmt.Errorf("queue: replaying %s: %w", f.Name(), err)
+	if fault != nil {
+		r.failed = fault()
 	}
-	return recs[len(recs)-1].seq, nil
+	if r.failed == nil {
+		r.failed = db.Update(func(tx *bolt.Tx) error { return putRecords(tx, recs, nil) })
+	}
+	if r.failed != nil {
+		r.pending = recs
+		return r, nil
+	}
+	r.applied = recs[len(recs)-1].seq
+	return r, nil
 }

@@ -81,7 +81,7 @@ func TestScanJournalStopsWhereNoSenderWasAnswered(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var got []uint64
-			err := scanJournal(bytes.NewReader(c.file), int64(len(c.file)), c.after, func(r journalRecord) error {
+			_, err := scanJournal(bytes.NewReader(c.file), int64(len(c.file)), c.after, func(r journalRecord) error {
 				got = append(got, r.seq)
 				if want := seqID(r.seq); r.id != want {
 					t.Errorf("record %d has id %q, want %q", r.seq, r.id, want)
@@ -334,5 +334,150 @@ func TestFileStoreReadsAMessageOnlyInTheJournal(t *testing.T) {
 	must(t, s.Add(ctx, third))
 	if ms, err := s.List(ctx, "third", Pending, 0); err != nil || len(ms) != 1 {
 		t.Fatalf("list at once: %d messages, %v; want 1", len(ms), err)
+	}
+}
+
+// TestFileStoreKeepsSpaceFree: with less than diskReserve free on its
+// disk, the store refuses new messages (503) and reports itself
+// unavailable, so that deliveries can still be recorded and removed; with
+// room again it takes them.
+func TestFileStoreKeepsSpaceFree(t *testing.T) {
+	var free atomic.Int64
+	free.Store(diskReserve - 1)
+	s, err := OpenFile(FileOptions{Dir: t.TempDir(), freeSpace: free.Load})
+	must(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Add(ctx, msg("gh", t0, "refused")); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "kept free") {
+		t.Fatalf("Add with %d bytes free: %v, want ErrUnavailable (kept free)", free.Load(), err)
+	}
+	if err := s.Check(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Check with %d bytes free: %v, want ErrUnavailable", free.Load(), err)
+	}
+	free.Store(diskReserve)
+	must(t, s.Add(ctx, msg("gh", t0, "taken")))
+	must(t, s.Check(ctx))
+	if n := len(pendingIDs(t, s)); n != 1 {
+		t.Fatalf("%d stored, want 1", n)
+	}
+}
+
+// TestFileStoreDrainsWhileItsJournalRecordsDoNotFit: while the journal's
+// records cannot be written into the store file (a full disk: recordFault),
+// the messages it already holds are still leased, delivered and removed
+// (a removal may free the pages the records need), and those only in the
+// journal wait; once the records fit, they are leased too.
+func TestFileStoreDrainsWhileItsJournalRecordsDoNotFit(t *testing.T) {
+	var full atomic.Bool
+	s, err := OpenFile(FileOptions{Dir: t.TempDir(), recordFault: func() error {
+		if full.Load() {
+			return errors.New("no space left on device")
+		}
+		return nil
+	}})
+	must(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	held := msg("gh", t0, strings.Repeat("h", hotBudget+1)) // too large to be kept in memory: leased from the file
+	must(t, s.Add(ctx, held))
+	must(t, s.commits.flush())
+	full.Store(true)
+	waiting := msg("gh", t0, strings.Repeat("w", hotBudget+1))
+	must(t, s.Add(ctx, waiting))
+	ms, err := s.Lease(ctx, "gh", t0, 2)
+	if err != nil || len(ms) != 1 || ms[0].ID != held.ID {
+		t.Fatalf("lease while the journal's record does not fit: %v %v, want only the message the store file holds", ids(ms), err)
+	}
+	time.Sleep(2 * applyAfter) // the waiting record is old enough for every commit to write it first
+	must(t, s.Ack(ctx, ms[0]))
+	if ok, _ := s.Has(ctx, held.ID); ok {
+		t.Fatal("the delivered message is still stored")
+	}
+	full.Store(false)
+	ms = lease(t, s, "gh", time.Now().Add(time.Minute), 2) // due again writeFailedRetry after its failed lease
+	if len(ms) != 1 || ms[0].ID != waiting.ID || len(ms[0].Body) != len(waiting.Body) {
+		t.Fatalf("once the record fits: leased %v, want %s whole", ids(ms), waiting.ID)
+	}
+}
+
+// TestFileStoreOpensWhenItsJournalDoesNotFit: a crash left messages only
+// in the journal, and the store file cannot take them when the store is
+// opened (a full disk): the store opens anyway (a gate that refused to
+// start took its direct routes and Token URL down too) with them pending
+// in memory, refuses new messages, and writes them once it can.
+func TestFileStoreOpensWhenItsJournalDoesNotFit(t *testing.T) {
+	dir := t.TempDir()
+	s, hold := heldApply(t, dir, 0)
+	ctx := context.Background()
+	var want []string
+	for i := range 5 {
+		m := msg("gh", t0, fmt.Sprint("before-", i))
+		must(t, s.Add(ctx, m))
+		want = append(want, m.ID)
+	}
+	must(t, s.commits.flush())
+	hold(true)
+	for i := range 5 {
+		m := msg("gh", t0, fmt.Sprint("journal-only-", i))
+		must(t, s.Add(ctx, m))
+		want = append(want, m.ID)
+	}
+	img := crashImage(t, dir)
+	hold(false)
+	slices.Sort(want)
+
+	var full atomic.Bool
+	full.Store(true)
+	r, err := OpenFile(FileOptions{Dir: img, applyFault: func() error {
+		if full.Load() {
+			return errors.New("no space left on device")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatalf("opening with a journal the store file cannot take: %v, want open", err)
+	}
+	defer r.Close()
+	if got := pendingIDs(t, r); !slices.Equal(got, want) {
+		t.Fatalf("open on a full disk: %d pending listed, want %d", len(got), len(want))
+	}
+	if st, _ := r.Stats(ctx); len(st) != 1 || st[0].Pending != int64(len(want)) {
+		t.Fatalf("open on a full disk: %+v, want %d pending", st, len(want))
+	}
+	if err := r.Add(ctx, msg("gh", t0, "refused")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Add while the journal's records do not fit: %v, want ErrUnavailable", err)
+	}
+	full.Store(false)
+	waitFor(t, "the journal's records written", func() bool { return r.apply.pending() == 0 })
+	last := msg("gh", t0, "after")
+	must(t, r.Add(ctx, last))
+	want = append(want, last.ID)
+	slices.Sort(want)
+	must(t, r.Close())
+	r, err = OpenFile(FileOptions{Dir: img})
+	must(t, err)
+	if got := pendingIDs(t, r); !slices.Equal(got, want) {
+		t.Fatalf("reopened: %d pending, want %d", len(got), len(want))
+	}
+	must(t, r.Close())
+}
+
+// TestFileStoreNoticesItsJournalCut: a journal cut shorter under the
+// running store (same file: a rename would be noticed as a replacement)
+// would lose its acknowledged records at the next crash: new messages
+// are refused and the store reports itself unavailable.
+func TestFileStoreNoticesItsJournalCut(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenFile(FileOptions{Dir: dir})
+	must(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	must(t, s.Add(ctx, msg("gh", t0, "before")))
+	must(t, os.Truncate(filepath.Join(dir, JournalName), 0))
+	if err := s.Add(ctx, msg("gh", t0, "after")); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "cut") {
+		t.Fatalf("Add after the journal was cut: %v, want ErrUnavailable", err)
+	}
+	if err := s.Check(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Check after the journal was cut: %v, want ErrUnavailable", err)
 	}
 }
