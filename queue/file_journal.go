@@ -37,7 +37,7 @@ func (s *FileStore) writeJournal(group []commitReq) ([]error, error) {
 			}
 		}
 	}
-	if free := s.free(); free >= 0 && free < diskReserve {
+	if free := s.free(); free >= 0 && free < DiskReserve {
 		return nil, errNoReserve(free)
 	}
 	if err := s.j.write(recs); err != nil {
@@ -58,19 +58,19 @@ func (s *FileStore) writeJournal(group []commitReq) ([]error, error) {
 	return nil, nil
 }
 
-// diskReserve is the free space the file store keeps on its disk: past
-// it new messages get 503, so that deliveries can still be recorded and
+// DiskReserve is the free space the file store keeps on its disk: with
+// less, new messages get 503, so that deliveries can still be recorded and
 // removed (a bbolt commit needs new pages even to remove a message, and
 // bbolt grows its file 16 MiB at a time) and the journal's messages
 // written into the store file. A queue that filled its own disk
 // otherwise stopped for good: nothing delivered, nothing removable, and
 // no restart.
-const diskReserve = 32 << 20
+const DiskReserve = 32 << 20
 
 // errNoReserve is why a new message is refused when the disk has only
 // free bytes left.
 func errNoReserve(free int64) error {
-	return fmt.Errorf("%w: the store's disk has %d MiB free, less than the %d MiB kept free for deliveries to be recorded", ErrUnavailable, free>>20, diskReserve>>20)
+	return fmt.Errorf("%w: the store's disk has %d MiB free, less than the %d MiB kept free for deliveries to be recorded", ErrUnavailable, free>>20, DiskReserve>>20)
 }
 
 // free is the space left on the store's disk (-1: unknown).

@@ -42,7 +42,7 @@ func (s *FileStore) Check(ctx context.Context) error {
 	if err := s.stillOpened(); err != nil {
 		return err
 	}
-	if free := s.free(); free >= 0 && free < diskReserve {
+	if free := s.free(); free >= 0 && free < DiskReserve {
 		return errNoReserve(free)
 	}
 	if !s.checking.CompareAndSwap(false, true) {

@@ -337,13 +337,13 @@ func TestFileStoreReadsAMessageOnlyInTheJournal(t *testing.T) {
 	}
 }
 
-// TestFileStoreKeepsSpaceFree: with less than diskReserve free on its
+// TestFileStoreKeepsSpaceFree: with less than DiskReserve free on its
 // disk, the store refuses new messages (503) and reports itself
 // unavailable, so that deliveries can still be recorded and removed; with
 // room again it takes them.
 func TestFileStoreKeepsSpaceFree(t *testing.T) {
 	var free atomic.Int64
-	free.Store(diskReserve - 1)
+	free.Store(DiskReserve - 1)
 	s, err := OpenFile(FileOptions{Dir: t.TempDir(), freeSpace: free.Load})
 	must(t, err)
 	defer s.Close()
@@ -354,7 +354,7 @@ func TestFileStoreKeepsSpaceFree(t *testing.T) {
 	if err := s.Check(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Check with %d bytes free: %v, want ErrUnavailable", free.Load(), err)
 	}
-	free.Store(diskReserve)
+	free.Store(DiskReserve)
 	must(t, s.Add(ctx, msg("gh", t0, "taken")))
 	must(t, s.Check(ctx))
 	if n := len(pendingIDs(t, s)); n != 1 {

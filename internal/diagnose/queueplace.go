@@ -55,10 +55,10 @@ func notCreated(out io.Writer, dir string, maxBytes int64) []string {
 	if err := mayCreateIn(base); err != nil {
 		return cant("%s is not writable: %v", base, err)
 	}
-	line := fmt.Sprintf("queue    file store %s: not created yet (serve creates %s; check creates nothing)", dir, queue.FileName)
+	line := fmt.Sprintf("queue    file store %s: not created yet (serve creates %s and %s; check creates nothing)", dir, queue.FileName, queue.JournalName)
 	if room, inodes := diskRoom(base); room >= 0 {
-		if room < int64(config.MessageOverhead) {
-			return []string{fmt.Sprintf("queue.store: the disk holding %s has %s free; the store needs at least %s", dir, mib(room), mib(int64(config.MessageOverhead)))}
+		if need := int64(queue.DiskReserve + config.MessageOverhead); room < need {
+			return []string{fmt.Sprintf("queue.store: the disk holding %s has %s free; the store needs at least %s (it keeps %s free so that deliveries can be recorded)", dir, mib(room), mib(need), mib(queue.DiskReserve))}
 		}
 		if need := int64(missing + 1); inodes >= 0 && inodes < need {
 			return []string{fmt.Sprintf("queue.store: the disk holding %s has %d free inodes; the store needs %d", dir, inodes, need)}
@@ -120,8 +120,8 @@ func inspected(out io.Writer, dir string) []string {
 		what = "writable; an earlier version's layout: serve converts it when it opens it, and earlier versions do not read the converted file"
 	}
 	line := fmt.Sprintf("queue    file store %s: %s", dir, what)
-	if room, _ := diskRoom(dir); room >= 0 && room < int64(config.MessageOverhead) {
-		line += fmt.Sprintf("; only %s free on its disk: new messages get 503 once the store's free pages are used", mib(room))
+	if room, _ := diskRoom(dir); room >= 0 && room < queue.DiskReserve {
+		line += fmt.Sprintf("; only %s free on its disk, less than the %s the store keeps free: queued routes answer 503 until there is more", mib(room), mib(queue.DiskReserve))
 	}
 	fmt.Fprintln(out, line+socketTooLong(dir))
 	return nil
