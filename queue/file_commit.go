@@ -15,18 +15,21 @@ import (
 const maxGroup = 512
 
 // groupLinger is how long a commit waits, from its first write, for more
-// writes to share it, when senders write concurrently (gather). Each bbolt
-// commit writes its pages and fsyncs twice (data, then meta), so the
-// gate's CPU per message falls with fewer, larger commits, while each
-// sender waits up to the linger more. Gate CPU per 10k queued messages at
-// a steady offered rate (signed 230-byte bodies, 48 connections, two
-// cores), without a linger and with this one: 2,000/s: 3.83 s and
-// 2.07–2.12 s (p50 answer 0.8 and 1.9 ms); 4,000/s: 2.37–2.42 and
-// 1.51–1.55 (p50 1.2–1.3 and 1.9 ms). One sender writing in turn: 650 µs
-// p50 and about 1,450 messages/s in both.
+// writes to share it, when senders write concurrently (gather). It was
+// measured when senders waited on bbolt commits (pages, then the meta
+// page, each fsynced): the gate's CPU per message fell with fewer, larger
+// commits, while each sender waited up to the linger more. Gate CPU per
+// 10k queued messages at a steady offered rate (signed 230-byte bodies,
+// 48 connections, two cores), without a linger and with this one:
+// 2,000/s: 3.83 s and 2.07–2.12 s (p50 answer 0.8 and 1.9 ms); 4,000/s:
+// 2.37–2.42 and 1.51–1.55 (p50 1.2–1.3 and 1.9 ms). One sender writing in
+// turn: 650 µs p50 and about 1,450 messages/s in both. The journal's
+// groups (one write, one fdatasync) keep it: none did not measure
+// differently in BenchmarkFileStoreAddAck.
 const groupLinger = 500 * time.Microsecond
 
-// journalLinger is groupLinger for the journal's groups.
+// journalLinger is groupLinger for the journal's groups (a variable:
+// experiments set their own).
 var journalLinger = groupLinger
 
 // settleLinger is how long a commit of writes that no sender waits on
@@ -54,10 +57,12 @@ var errStoreClosed = errors.New("queue: store closed")
 // on a stalled commit, before the committer took it: nothing was written.
 var errSenderGone = fmt.Errorf("queue: the sender went away before its message was stored: %w", context.Canceled)
 
-// committer is the file store's group commit: one goroutine runs every
-// write transaction. Writes that arrive while a commit (and its fsyncs)
-// is running, or within groupLinger of a commit's first write, share it,
-// so under load many messages pay one commit. The linger is short
+// committer is a group commit of the file store, one goroutine each:
+// the journal's (senders' new messages, writeJournal) and the store
+// file's (every bbolt write transaction, writeTx). Writes that arrive
+// while a commit (and its flushes) is running, or within groupLinger of
+// a commit's first write, share it, so under load many messages pay one
+// commit. The linger is short
 // (bbolt's own Batch waits MaxBatchDelay, 10 ms): every sender of a
 // queued route waits on a commit, so the linger is added to its answer;
 // 3 ms made the queued bench slower than none. Where the disk, not the
