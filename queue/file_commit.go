@@ -24,8 +24,8 @@ const maxGroup = 512
 // 2,000/s: 3.83 s and 2.07–2.12 s (p50 answer 0.8 and 1.9 ms); 4,000/s:
 // 2.37–2.42 and 1.51–1.55 (p50 1.2–1.3 and 1.9 ms). One sender writing in
 // turn: 650 µs p50 and about 1,450 messages/s in both. The journal's
-// groups (one write, one fdatasync) keep it: none did not measure
-// differently in BenchmarkFileStoreAddAck.
+// groups (one write, one fdatasync) keep it: without it
+// BenchmarkFileStoreAddAck was no faster.
 const groupLinger = 500 * time.Microsecond
 
 // journalLinger is groupLinger for the journal's groups (a variable:
