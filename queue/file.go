@@ -92,6 +92,7 @@ type FileStore struct {
 	max       int64
 	onCommit  func(int)
 	freeSpace func() int64 // FileOptions.freeSpace
+	pageSize  int64        // queue.db's (db.Info races with a commit that grows the file)
 	checking  atomic.Bool  // a Check's write is waiting on the disk
 	unfit     atomic.Int64 // the largest value a commit failed to write since a check fit one
 

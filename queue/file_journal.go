@@ -37,7 +37,7 @@ func (s *FileStore) writeJournal(group []commitReq) ([]error, error) {
 			}
 		}
 	}
-	if free := s.free(); free >= 0 && free < DiskReserve {
+	if free := s.free(); free >= 0 && free-size < DiskReserve { // the group itself counts
 		return nil, errNoReserve(free)
 	}
 	if err := s.j.write(recs); err != nil {
@@ -58,8 +58,8 @@ func (s *FileStore) writeJournal(group []commitReq) ([]error, error) {
 	return nil, nil
 }
 
-// DiskReserve is the free space the file store keeps on its disk: with
-// less, new messages get 503, so that deliveries can still be recorded and
+// DiskReserve is the room the file store keeps (free space on its disk
+// and free pages in queue.db): with less, new messages get 503, so that deliveries can still be recorded and
 // removed (a bbolt commit needs new pages even to remove a message, and
 // bbolt grows its file 16 MiB at a time) and the journal's messages
 // written into the store file. A queue that filled its own disk
@@ -70,15 +70,23 @@ const DiskReserve = 32 << 20
 // errNoReserve is why a new message is refused when the disk has only
 // free bytes left.
 func errNoReserve(free int64) error {
-	return fmt.Errorf("%w: the store's disk has %d MiB free, less than the %d MiB kept free for deliveries to be recorded", ErrUnavailable, free>>20, DiskReserve>>20)
+	return fmt.Errorf("the store has %d MiB of room (free on its disk and free pages in queue.db), less than the %d MiB kept free for deliveries to be recorded", free>>20, DiskReserve>>20)
 }
 
-// free is the space left on the store's disk (-1: unknown).
+// free is the room left for the store: the free space on its disk and
+// queue.db's free pages, which a drained queue keeps (the file never
+// shrinks) and new messages reuse (-1: unknown).
 func (s *FileStore) free() int64 {
+	disk := int64(-1)
 	if s.freeSpace != nil {
-		return s.freeSpace()
+		disk = s.freeSpace()
+	} else {
+		disk = diskFree(filepath.Dir(s.db.Path()))
 	}
-	return diskFree(filepath.Dir(s.db.Path()))
+	if disk < 0 {
+		return disk
+	}
+	return disk + int64(s.db.Stats().FreePageN)*s.pageSize
 }
 
 // nop is a write of nothing: a commit of the store file that writes only

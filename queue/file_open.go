@@ -42,7 +42,7 @@ func OpenFile(o FileOptions) (*FileStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	s := &FileStore{db: db, opened: fi, max: o.MaxBytes, onCommit: o.onCommit, freeSpace: o.freeSpace, idx: map[string]*entry{}, due: map[string]*dueHeap{}}
+	s := &FileStore{db: db, opened: fi, max: o.MaxBytes, onCommit: o.onCommit, freeSpace: o.freeSpace, pageSize: int64(db.Info().PageSize), idx: map[string]*entry{}, due: map[string]*dueHeap{}}
 	applyFault := o.fault
 	if o.applyFault != nil {
 		applyFault = o.applyFault

@@ -43,7 +43,7 @@ func (s *FileStore) Check(ctx context.Context) error {
 		return err
 	}
 	if free := s.free(); free >= 0 && free < DiskReserve {
-		return errNoReserve(free)
+		return fmt.Errorf("%w: %w", ErrUnavailable, errNoReserve(free))
 	}
 	if !s.checking.CompareAndSwap(false, true) {
 		return fmt.Errorf("%w: the last write check is still waiting on the disk", ErrUnavailable)

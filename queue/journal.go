@@ -255,7 +255,7 @@ func (j *journal) write(recs []*journalRecord) error {
 		// Cut under the running store: the records acknowledged in it
 		// would be lost at a crash (they are still written into the
 		// store file from memory).
-		return fmt.Errorf("%w: %s was cut shorter since it was written", ErrUnavailable, j.f.Name())
+		return fmt.Errorf("%s was cut shorter since it was written", j.f.Name())
 	}
 	if j.pos+n > j.size {
 		if err := j.grow(max(min(2*j.size, j.max), j.pos+n)); err != nil {

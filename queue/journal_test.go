@@ -343,7 +343,7 @@ func TestFileStoreReadsAMessageOnlyInTheJournal(t *testing.T) {
 // room again it takes them.
 func TestFileStoreKeepsSpaceFree(t *testing.T) {
 	var free atomic.Int64
-	free.Store(DiskReserve - 1)
+	free.Store(DiskReserve - 1<<20)
 	s, err := OpenFile(FileOptions{Dir: t.TempDir(), freeSpace: free.Load})
 	must(t, err)
 	defer s.Close()
@@ -354,12 +354,41 @@ func TestFileStoreKeepsSpaceFree(t *testing.T) {
 	if err := s.Check(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Check with %d bytes free: %v, want ErrUnavailable", free.Load(), err)
 	}
-	free.Store(DiskReserve)
+	free.Store(DiskReserve + 1<<20)
 	must(t, s.Add(ctx, msg("gh", t0, "taken")))
 	must(t, s.Check(ctx))
 	if n := len(pendingIDs(t, s)); n != 1 {
 		t.Fatalf("%d stored, want 1", n)
 	}
+}
+
+// TestFileStoreCountsItsFreePagesAsRoom: a queue that took its disk
+// below the reserve and then drained keeps the pages it freed (queue.db
+// never shrinks); new messages reuse them, so they count as room: the
+// gate stayed unready for good, with an empty queue, even after a
+// restart (an outside attack).
+func TestFileStoreCountsItsFreePagesAsRoom(t *testing.T) {
+	var free atomic.Int64
+	free.Store(1 << 40)
+	s, err := OpenFile(FileOptions{Dir: t.TempDir(), freeSpace: free.Load})
+	must(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	var ms []*Message
+	for i := range 64 { // 4 MiB, then delivered: its pages are free
+		m := msg("gh", t0, fmt.Sprintf("%d-%s", i, strings.Repeat("x", 64<<10)))
+		must(t, s.Add(ctx, m))
+		ms = append(ms, m)
+	}
+	must(t, s.commits.flush())
+	for _, m := range ms {
+		must(t, s.Ack(ctx, m))
+	}
+	free.Store(DiskReserve - 1<<20) // the disk is below the reserve; queue.db's free pages are not
+	if err := s.Add(ctx, msg("gh", t0, "small")); err != nil {
+		t.Fatalf("Add with %d MiB free in queue.db's pages: %v, want stored", int64(s.db.Stats().FreePageN)*s.pageSize>>20, err)
+	}
+	must(t, s.Check(ctx))
 }
 
 // TestFileStoreDrainsWhileItsJournalRecordsDoNotFit: while the journal's
