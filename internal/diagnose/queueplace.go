@@ -121,7 +121,7 @@ func inspected(out io.Writer, dir string) []string {
 	}
 	line := fmt.Sprintf("queue    file store %s: %s", dir, what)
 	if room, _ := diskRoom(dir); room >= 0 && room < queue.DiskReserve {
-		line += fmt.Sprintf("; only %s free on its disk, less than the %s the store keeps free: queued routes answer 503 until there is more", mib(room), mib(queue.DiskReserve))
+		line += fmt.Sprintf("; only %s free on its disk, less than the %s of room the store keeps: queued routes answer 503 unless queue.db's free pages make up the rest", mib(room), mib(queue.DiskReserve))
 	}
 	fmt.Fprintln(out, line+socketTooLong(dir))
 	return nil
