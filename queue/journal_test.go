@@ -22,6 +22,16 @@ type jrec struct {
 	value    []byte // nil: a real message's
 }
 
+// diskFull is a fault that fails as a full disk does while full is set.
+func diskFull(full *atomic.Bool) func() error {
+	return func() error {
+		if full.Load() {
+			return errors.New("no space left on device")
+		}
+		return nil
+	}
+}
+
 // seqID is a valid message id that names seq.
 func seqID(seq uint64) string { return fmt.Sprintf("%028x", seq) }
 
@@ -245,12 +255,7 @@ func TestFileStoreReplaysItsJournalAfterACrash(t *testing.T) {
 func TestFileStoreKeepsWhatItAcknowledgedWhileTheStoreFileFails(t *testing.T) {
 	dir := t.TempDir()
 	var full atomic.Bool
-	s, err := OpenFile(FileOptions{Dir: dir, applyFault: func() error {
-		if full.Load() {
-			return errors.New("no space left on device")
-		}
-		return nil
-	}})
+	s, err := OpenFile(FileOptions{Dir: dir, applyFault: diskFull(&full)})
 	must(t, err)
 	defer s.Close()
 	ctx := context.Background()
@@ -398,12 +403,7 @@ func TestFileStoreCountsItsFreePagesAsRoom(t *testing.T) {
 // journal wait; once the records fit, they are leased too.
 func TestFileStoreDrainsWhileItsJournalRecordsDoNotFit(t *testing.T) {
 	var full atomic.Bool
-	s, err := OpenFile(FileOptions{Dir: t.TempDir(), recordFault: func() error {
-		if full.Load() {
-			return errors.New("no space left on device")
-		}
-		return nil
-	}})
+	s, err := OpenFile(FileOptions{Dir: t.TempDir(), recordFault: diskFull(&full)})
 	must(t, err)
 	defer s.Close()
 	ctx := context.Background()
@@ -457,12 +457,7 @@ func TestFileStoreOpensWhenItsJournalDoesNotFit(t *testing.T) {
 
 	var full atomic.Bool
 	full.Store(true)
-	r, err := OpenFile(FileOptions{Dir: img, applyFault: func() error {
-		if full.Load() {
-			return errors.New("no space left on device")
-		}
-		return nil
-	}})
+	r, err := OpenFile(FileOptions{Dir: img, applyFault: diskFull(&full)})
 	if err != nil {
 		t.Fatalf("opening with a journal the store file cannot take: %v, want open", err)
 	}
