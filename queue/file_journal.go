@@ -37,8 +37,8 @@ func (s *FileStore) writeJournal(group []commitReq) ([]error, error) {
 			}
 		}
 	}
-	if free := s.free(); free >= 0 && free-size < DiskReserve { // the group itself counts
-		return nil, errNoReserve(free)
+	if err := s.roomFor(size); err != nil {
+		return nil, err
 	}
 	if err := s.j.write(recs); err != nil {
 		return nil, err
@@ -73,20 +73,50 @@ func errNoReserve(free int64) error {
 	return fmt.Errorf("the store has %d MiB of room (free on its disk and free pages in queue.db), less than the %d MiB kept free for deliveries to be recorded", free>>20, DiskReserve>>20)
 }
 
+// largeGroup is the size past which a group must fit on the disk
+// itself: bbolt stores a large value in a run of contiguous pages, which
+// the free pages a drained queue left seldom hold, and grows its file
+// instead (an outside attack: 9 MB bodies took a disk with 30 MiB free
+// and 66 MiB of free pages to 0).
+const largeGroup = 1 << 20
+
+// roomFor refuses a group of size bytes that would leave the store less
+// than DiskReserve of room, or, for a large group, less than half of it
+// free on the disk itself.
+func (s *FileStore) roomFor(size int64) error {
+	disk, pages := s.room()
+	if disk < 0 {
+		return nil
+	}
+	if left := disk + pages - size; left < DiskReserve {
+		return errNoReserve(left)
+	}
+	if left := disk - size; size > largeGroup && left < DiskReserve/2 {
+		return fmt.Errorf("a group of %d MiB would leave %d MiB free on the store's disk, less than the %d MiB kept for large messages (free pages in queue.db seldom hold them)", size>>20, left>>20, DiskReserve>>21)
+	}
+	return nil
+}
+
 // free is the room left for the store: the free space on its disk and
 // queue.db's free pages, which a drained queue keeps (the file never
 // shrinks) and new messages reuse (-1: unknown).
 func (s *FileStore) free() int64 {
-	disk := int64(-1)
+	disk, pages := s.room()
+	if disk < 0 {
+		return disk
+	}
+	return disk + pages
+}
+
+// room is the free space on the store's disk (-1: unknown) and the
+// bytes of queue.db's free pages.
+func (s *FileStore) room() (disk, pages int64) {
 	if s.freeSpace != nil {
 		disk = s.freeSpace()
 	} else {
 		disk = diskFree(filepath.Dir(s.db.Path()))
 	}
-	if disk < 0 {
-		return disk
-	}
-	return disk + int64(s.db.Stats().FreePageN)*s.pageSize
+	return disk, int64(s.db.Stats().FreePageN) * s.pageSize
 }
 
 // nop is a write of nothing: a commit of the store file that writes only

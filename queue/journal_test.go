@@ -505,3 +505,33 @@ func TestFileStoreNoticesItsJournalCut(t *testing.T) {
 		t.Fatalf("Check after the journal was cut: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestFileStoreWantsDiskForLargeMessages: free pages in queue.db count
+// as room for small messages, but a large group must fit on the disk
+// itself (bbolt stores a large value in contiguous pages and grows its
+// file rather than use scattered free ones: an outside attack filled the
+// disk to 0 so).
+func TestFileStoreWantsDiskForLargeMessages(t *testing.T) {
+	var free atomic.Int64
+	free.Store(1 << 40)
+	s, err := OpenFile(FileOptions{Dir: t.TempDir(), freeSpace: free.Load})
+	must(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	var ms []*Message
+	for i := range 96 { // 24 MiB, then delivered: its pages are free
+		m := msg("gh", t0, fmt.Sprintf("%d-%s", i, strings.Repeat("x", 256<<10)))
+		must(t, s.Add(ctx, m))
+		ms = append(ms, m)
+	}
+	must(t, s.commits.flush())
+	for _, m := range ms {
+		must(t, s.Ack(ctx, m))
+	}
+	free.Store(DiskReserve/2 + 1<<20) // room with the free pages: past the reserve; the disk alone: not for 2 MiB
+	if err := s.Add(ctx, msg("gh", t0, strings.Repeat("L", 2<<20))); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a 2 MiB message with %d MiB free on the disk: %v, want ErrUnavailable", free.Load()>>20, err)
+	}
+	free.Store(DiskReserve - 1<<20)
+	must(t, s.Add(ctx, msg("gh", t0, "small"))) // small: the free pages take it
+}
