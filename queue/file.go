@@ -196,8 +196,8 @@ func (s *FileStore) Add(ctx context.Context, m *Message) error {
 	s.waiting--
 	if err != nil {
 		s.bytes -= size
-		if errors.Is(err, errSenderGone) {
-			return err // nothing was written: not the store's failure
+		if errors.Is(err, errSenderGone) || errors.Is(err, ErrFull) {
+			return err // nothing was written: not the store's failure (ErrFull: its room, this message)
 		}
 		if !errors.Is(err, errStoreClosed) {
 			s.noteUnfit(int64(len(value)))
