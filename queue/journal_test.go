@@ -367,21 +367,20 @@ func TestFileStoreKeepsSpaceFree(t *testing.T) {
 	}
 }
 
-// TestFileStoreCountsItsFreePagesAsRoom: a queue that took its disk
-// below the reserve and then drained keeps the pages it freed (queue.db
-// never shrinks); new messages reuse them, so they count as room: the
-// gate stayed unready for good, with an empty queue, even after a
-// restart (an outside attack).
-func TestFileStoreCountsItsFreePagesAsRoom(t *testing.T) {
-	var free atomic.Int64
+// drainedStore opens a file store whose disk's free space is what free
+// holds (plenty, at first) and stores and delivers n messages of size
+// bytes, so that queue.db holds their pages free.
+func drainedStore(t *testing.T, n, size int) (*FileStore, *atomic.Int64) {
+	t.Helper()
+	free := new(atomic.Int64)
 	free.Store(1 << 40)
 	s, err := OpenFile(FileOptions{Dir: t.TempDir(), freeSpace: free.Load})
 	must(t, err)
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	ctx := context.Background()
 	var ms []*Message
-	for i := range 64 { // 4 MiB, then delivered: its pages are free
-		m := msg("gh", t0, fmt.Sprintf("%d-%s", i, strings.Repeat("x", 64<<10)))
+	for i := range n {
+		m := msg("gh", t0, fmt.Sprintf("%d-%s", i, strings.Repeat("x", size)))
 		must(t, s.Add(ctx, m))
 		ms = append(ms, m)
 	}
@@ -389,6 +388,17 @@ func TestFileStoreCountsItsFreePagesAsRoom(t *testing.T) {
 	for _, m := range ms {
 		must(t, s.Ack(ctx, m))
 	}
+	return s, free
+}
+
+// TestFileStoreCountsItsFreePagesAsRoom: a queue that took its disk
+// below the reserve and then drained keeps the pages it freed (queue.db
+// never shrinks); new messages reuse them, so they count as room: the
+// gate stayed unready for good, with an empty queue, even after a
+// restart (an outside attack).
+func TestFileStoreCountsItsFreePagesAsRoom(t *testing.T) {
+	s, free := drainedStore(t, 64, 64<<10) // 4 MiB of free pages
+	ctx := context.Background()
 	free.Store(DiskReserve - 1<<20) // the disk is below the reserve; queue.db's free pages are not
 	if err := s.Add(ctx, msg("gh", t0, "small")); err != nil {
 		t.Fatalf("Add with %d MiB free in queue.db's pages: %v, want stored", int64(s.db.Stats().FreePageN)*s.pageSize>>20, err)
@@ -512,22 +522,8 @@ func TestFileStoreNoticesItsJournalCut(t *testing.T) {
 // file rather than use scattered free ones: an outside attack filled the
 // disk to 0 so).
 func TestFileStoreWantsDiskForLargeMessages(t *testing.T) {
-	var free atomic.Int64
-	free.Store(1 << 40)
-	s, err := OpenFile(FileOptions{Dir: t.TempDir(), freeSpace: free.Load})
-	must(t, err)
-	defer s.Close()
+	s, free := drainedStore(t, 96, 256<<10) // 24 MiB of free pages
 	ctx := context.Background()
-	var ms []*Message
-	for i := range 96 { // 24 MiB, then delivered: its pages are free
-		m := msg("gh", t0, fmt.Sprintf("%d-%s", i, strings.Repeat("x", 256<<10)))
-		must(t, s.Add(ctx, m))
-		ms = append(ms, m)
-	}
-	must(t, s.commits.flush())
-	for _, m := range ms {
-		must(t, s.Ack(ctx, m))
-	}
 	free.Store(DiskReserve/2 + 1<<20) // room with the free pages: past the reserve; the disk alone: not for 2 MiB
 	if err := s.Add(ctx, msg("gh", t0, strings.Repeat("L", 2<<20))); !errors.Is(err, ErrFull) || errors.Is(err, ErrUnavailable) {
 		t.Fatalf("a 2 MiB message with %d MiB free on the disk: %v, want ErrFull (this message; the store is not failing)", free.Load()>>20, err)
