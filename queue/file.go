@@ -311,25 +311,25 @@ func (s *FileStore) Has(ctx context.Context, id string) (bool, error) {
 
 // Get returns one message.
 func (s *FileStore) Get(ctx context.Context, id string) (*Message, error) {
-	s.readable(ctx)
+	return s.readAny(id, true)
+}
+
+// readAny reads a message only in the journal from its record held in
+// memory (until queue.db takes it: a write on the message waits for
+// that, so the record is current), else from queue.db. Memory first, and
+// before the read transaction begins: a record written into queue.db
+// meanwhile has left memory, and a transaction begun before that would
+// miss it.
+func (s *FileStore) readAny(id string, whole bool) (*Message, error) {
+	if v := s.apply.lookup(id); v != nil {
+		return decodeStored(id, v, whole)
+	}
 	var m *Message
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
-		m, err = s.readAny(tx, id, true)
+		m, err = readInto(tx, id, whole)
 		return err
 	})
-	return m, err
-}
-
-// readAny is readInto, or, for a message only in the journal (a full
-// disk), its record held in memory.
-func (s *FileStore) readAny(tx *bolt.Tx, id string, whole bool) (*Message, error) {
-	m, err := readInto(tx, id, whole)
-	if errors.Is(err, ErrNotFound) {
-		if v := s.apply.lookup(id); v != nil {
-			return decodeStored(id, v, whole)
-		}
-	}
 	return m, err
 }
 
@@ -338,22 +338,18 @@ func (s *FileStore) List(ctx context.Context, route string, state State, limit i
 	s.mu.Lock()
 	ids := oldestFirst(s.idx, func(e *entry) bool { return e.route == route && e.state == state }, limit)
 	s.mu.Unlock()
-	s.readable(ctx)
 	var out []*Message
-	err := s.db.View(func(tx *bolt.Tx) error {
-		for _, id := range ids {
-			m, err := s.readAny(tx, id, false)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
+	for _, id := range ids {
+		m, err := s.readAny(id, false)
+		if errors.Is(err, ErrNotFound) {
+			continue
 		}
-		return nil
-	})
-	return out, err
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // Stats counts the stored messages per route.

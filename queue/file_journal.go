@@ -2,10 +2,10 @@ package queue
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -134,7 +134,8 @@ func nop(*bolt.Tx) error { return nil }
 
 // journalRecordSize is the bytes r takes in the journal.
 func journalRecordSize(r *journalRecord) int64 {
-	return int64(journalHeader + len(appendString(nil, r.id)) + len(r.value))
+	var v [binary.MaxVarintLen64]byte
+	return int64(journalHeader + binary.PutUvarint(v[:], uint64(len(r.id))) + len(r.id) + len(r.value))
 }
 
 // waitApplied returns once the store file holds the journal's record
@@ -142,20 +143,6 @@ func journalRecordSize(r *journalRecord) int64 {
 // did, or ctx ends.
 func (s *FileStore) waitApplied(ctx context.Context, seq uint64) error {
 	return s.apply.wait(ctx, seq, s.commits.kick)
-}
-
-// readWait bounds how long an operator's read (Get, List) waits for
-// the store file to take what the journal acknowledged.
-const readWait = time.Second
-
-// readable waits, up to readWait, until the store file holds every
-// message acknowledged so far, so that a read finds them; if it fails
-// or takes longer (a full or hung disk), the read goes on with what the
-// store file holds.
-func (s *FileStore) readable(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, readWait)
-	defer cancel()
-	_ = s.waitApplied(ctx, s.apply.last())
 }
 
 // openJournal replays dir's journal into db (fault, for tests, fails

@@ -132,13 +132,6 @@ func (q *applyQueue) appliedSeq() uint64 {
 	return q.applied
 }
 
-// last is the last record added.
-func (q *applyQueue) last() uint64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.added
-}
-
 // wait returns once the store file holds record seq, or fails as the
 // store file's next commit (which kick asks for) does, or when ctx ends.
 func (q *applyQueue) wait(ctx context.Context, seq uint64, kick func(all bool)) error {
